@@ -1,0 +1,73 @@
+/* json.h — strict decoding helpers and number encoding over jansson.
+ *
+ * json_t stops at api/: handlers decode a request body into a plain C struct with these
+ * helpers, which check types and ranges and name the offending field in the error
+ * (XD_EINVAL, field "num_samples"). Unknown keys are errors (xd_json_check_keys).
+ * All helpers are thread-safe on distinct json_t values.
+ */
+#ifndef XD_API_JSON_H
+#define XD_API_JSON_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/model.h"
+#include "core/status.h"
+
+/* Limits on what one request may ask for; set from the server configuration. */
+typedef struct xd_limits {
+  size_t max_rows;          /* instances per request (default 10000) */
+  size_t max_samples;       /* LIME num_samples, SmoothGrad samples (default 100000) */
+  size_t max_steps;         /* IG steps (default 1024) */
+  uint64_t max_work_rows;   /* model rows one request may evaluate (default 50,000,000) */
+  size_t max_background;    /* background rows for SHAP / data rows (default 10000) */
+  size_t max_nsamples;      /* Kernel SHAP coalitions (default 100000) */
+  size_t max_repeats;       /* LIME repeats, permutation n_repeats (default 100) */
+  size_t max_grid;          /* PDP grid_resolution (default 1000) */
+} xd_limits_t;
+
+void xd_limits_default(xd_limits_t *l);
+
+/* Fails with XD_EINVAL naming "<prefix>.<key>" (or "<key>") for any key of obj not in
+ * allowed (NULL-terminated). Keys starting "x-" are not allowed in requests. */
+int xd_json_check_keys(const json_t *obj, const char *const *allowed, const char *prefix, xd_error_t *err);
+
+/* Optional getters: leave *out untouched when the key is absent or null; otherwise check
+ * type and range [min, max] and fail naming key. */
+int xd_json_opt_size(const json_t *obj, const char *key, size_t min, size_t max, size_t *out, xd_error_t *err);
+int xd_json_opt_double(const json_t *obj, const char *key, double min, double max, double *out, xd_error_t *err);
+int xd_json_opt_bool(const json_t *obj, const char *key, int *out, xd_error_t *err);
+/* String among names (NULL-terminated); *out is the index. */
+int xd_json_opt_enum(const json_t *obj, const char *key, const char *const *names, int *out, xd_error_t *err);
+/* "seed": unsigned 64-bit integer. *given set to 1 when present. */
+int xd_json_opt_seed(const json_t *obj, const char *key, uint64_t *out, int *given, xd_error_t *err);
+
+/* A finite number (integer or real) at v; field names it in errors. */
+int xd_json_number(const json_t *v, const char *field, double *out, xd_error_t *err);
+
+/* Decodes one raw row for model m: an array of n_features values in feature order, or an
+ * object naming every feature. Categorical values are category names or integer codes.
+ * Writes n_features doubles to row. field is the row's path ("instances[3]"). */
+int xd_json_row(const xd_model_t *m, const json_t *v, const char *field, double *row, xd_error_t *err);
+
+/* Decodes body's "instances" (a non-empty list of rows) or, when allow_single,
+ * "instance" (one row); exactly one of them must be present. At most max_rows rows
+ * (XD_ETOOBIG beyond). *X (n, n_features) is allocated with xd_malloc; caller frees. */
+int xd_json_instances(const xd_model_t *m, const json_t *body, int allow_single, size_t max_rows, double **X,
+                      size_t *n, xd_error_t *err);
+
+/* A label: class index or class name (classification), or 0 (regression). */
+int xd_json_label(const xd_model_t *m, const json_t *v, const char *field, size_t *out, xd_error_t *err);
+
+/* New reference to a JSON number for x; non-finite x becomes null (callers that must
+ * not emit null check first). Reals print with 17 significant digits. */
+json_t *xd_json_real(double x);
+/* New JSON array of n numbers. */
+json_t *xd_json_reals(const double *x, size_t n);
+/* New JSON array of rows x cols numbers (row-major). */
+json_t *xd_json_matrix(const double *x, size_t rows, size_t cols);
+/* New JSON string for a feature value of m (category name for categorical features). */
+json_t *xd_json_feature_value(const xd_model_t *m, size_t j, double v);
+
+#endif

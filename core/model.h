@@ -1,0 +1,118 @@
+/* model.h — a trained model in memory: features, encoding, a network family, background.
+ *
+ * The model is an interface: every family (the dense network today; tree ensembles
+ * next) maps an *encoded* input row to outputs, and may offer the gradient of one output
+ * with respect to the encoded input. Everything around the family is shared: raw
+ * features -> encoded inputs (numeric: (x-mean)/scale; categorical: one-hot of its code,
+ * in feature order), output semantics (classification: probabilities of every class;
+ * regression: one value), background data and its statistics.
+ *
+ * A model is immutable after xd_model_new and may be used by any number of threads at
+ * once. Explanation code talks to it only through this header.
+ */
+#ifndef XD_MODEL_H
+#define XD_MODEL_H
+
+#include <stddef.h>
+
+#include "core/dataset.h"
+#include "core/dense.h"
+#include "core/stats.h"
+#include "core/status.h"
+
+typedef enum xd_task { XD_TASK_CLASSIFICATION = 0, XD_TASK_REGRESSION = 1 } xd_task_t;
+
+/* What gradients differentiate: the model's final output (probability or regression
+ * value) or the last layer's pre-activation (logit). */
+typedef enum xd_output_kind { XD_OUTPUT_PROBABILITY = 0, XD_OUTPUT_LOGIT = 1 } xd_output_kind_t;
+
+/* ---- the decoded bundle: a plain description that xd_model_new validates --------- */
+
+typedef struct xd_layer_spec {
+  size_t in, out;
+  double *weights; /* (out, in) */
+  double *bias;    /* (out) */
+  xd_act_t act;
+} xd_layer_spec_t;
+
+typedef struct xd_model_spec {
+  xd_task_t task;
+  size_t n_features;
+  xd_feature_t *features;
+  size_t n_classes;
+  char **classes;
+  double *pre_mean, *pre_scale; /* n_features each, or NULL (no preprocess) */
+  size_t n_layers;
+  xd_layer_spec_t *layers;
+  xd_dataset_t background; /* n == 0: none */
+} xd_model_spec_t;
+
+/* Frees everything a spec owns (decoders build specs with xd_malloc). */
+void xd_model_spec_deinit(xd_model_spec_t *spec);
+
+/* ---- the model ------------------------------------------------------------------- */
+
+typedef struct xd_model xd_model_t;
+
+/* Validates spec (every shape and number; errors name the exact path, e.g.
+ * "layers[1].weights[2]") and builds a model. Takes ownership of the spec's contents on
+ * success and on failure (the spec is left zeroed either way). Computes background
+ * statistics. Returns XD_OK with *out owned by the caller (xd_model_free), or an error. */
+int xd_model_new(xd_model_spec_t *spec, xd_model_t **out, xd_error_t *err);
+void xd_model_free(xd_model_t *m);
+
+/* Metadata (borrowed pointers, valid for the model's lifetime). */
+xd_task_t xd_model_task(const xd_model_t *m);
+const char *xd_model_family(const xd_model_t *m);       /* "dense" */
+size_t xd_model_n_features(const xd_model_t *m);        /* raw features */
+const xd_feature_t *xd_model_features(const xd_model_t *m);
+size_t xd_model_n_inputs(const xd_model_t *m);          /* encoded inputs */
+size_t xd_model_n_outputs(const xd_model_t *m);         /* classes, or 1 for regression */
+char *const *xd_model_classes(const xd_model_t *m);     /* NULL for regression */
+/* First encoded column of feature j and its width (1, or the category count). */
+size_t xd_model_input_offset(const xd_model_t *m, size_t j);
+size_t xd_model_input_width(const xd_model_t *m, size_t j);
+/* Preprocess of feature j (mean 0, scale 1 without one). */
+double xd_model_pre_mean(const xd_model_t *m, size_t j);
+double xd_model_pre_scale(const xd_model_t *m, size_t j);
+/* The background (n == 0 when the bundle has none) and its statistics (NULL then). */
+const xd_dataset_t *xd_model_background(const xd_model_t *m);
+const xd_stats_t *xd_model_stats(const xd_model_t *m);
+/* Dense layers of the network, or NULL for a family that has none (n set to 0). */
+const xd_dense_t *xd_model_dense_layers(const xd_model_t *m, size_t *n);
+/* 1 when the family can compute input gradients. */
+int xd_model_has_gradient(const xd_model_t *m);
+
+/* ---- evaluation -------------------------------------------------------------------- */
+
+/* Rows per internal batch: large enough that every layer is one efficient GEMM,
+ * small enough that scratch memory stays bounded for huge requests. */
+#define XD_MODEL_BATCH 8192
+
+/* Raw rows X (n, n_features) -> encoded rows E (n, n_inputs). Categorical codes must be
+ * valid (callers validate input); an invalid code encodes as all zeros. */
+void xd_model_encode_f(const xd_model_t *m, const double *X, size_t n, float *E);
+void xd_model_encode_d(const xd_model_t *m, const double *X, size_t n, double *E);
+
+/* Raw rows X (n, n_features) -> outputs (n, n_outputs): class probabilities or the
+ * regression value, computed in float GEMMs with the output stage in double. Works in
+ * batches of XD_MODEL_BATCH rows, checking cancel between them. Allocates its scratch
+ * once per call. Returns XD_OK, XD_ENOMEM, XD_ECANCELED or XD_ETIMEDOUT. */
+int xd_model_predict(const xd_model_t *m, const double *X, size_t n, double *out, const xd_cancel_t *cancel,
+                     xd_error_t *err);
+
+/* Encoded rows E (n, n_inputs), double precision end to end:
+ *   f[i]      = output target[i] of row i (probability/value, or logit), and
+ *   G[i, :]   = d f[i] / d E[i, :]   (n, n_inputs).
+ * target may be NULL (all 0). out_all (n, n_outputs) receives every output when
+ * non-NULL. Output-layer derivatives are formed from the logits in double (1-p as the
+ * sum of the other classes), so saturated rows keep their digits.
+ * For a single sigmoid unit, class 1's logit is z and class 0's is -z.
+ * Returns XD_OK, XD_EUNSUPPORTED (no gradient), XD_ENOMEM or a cancel status. */
+int xd_model_gradient(const xd_model_t *m, const double *E, size_t n, const size_t *target, xd_output_kind_t kind,
+                      double *f, double *G, double *out_all, const xd_cancel_t *cancel, xd_error_t *err);
+
+/* Predicted class of a row of outputs (argmax; first on ties), or 0 for regression. */
+size_t xd_model_argmax(const xd_model_t *m, const double *outputs_row);
+
+#endif
