@@ -59,6 +59,13 @@ void xd_api_free(xd_api_t *api);
 void xd_api_set_ready(xd_api_t *api, int ready);
 int xd_api_ready(const xd_api_t *api);
 xd_registry_t *xd_api_registry(xd_api_t *api);
+const xd_api_config_t *xd_api_config(const xd_api_t *api);
+
+/* Loads every bundle of the model directory into the registry: DIR/NAME.json and
+ * DIR/NAME/model.json. A bundle that fails is reported through log (file and reason)
+ * and skipped. Returns the number of models loaded. Call before serving or from one
+ * thread at a time. */
+int xd_api_load_dir(xd_api_t *api, const char *dir, void (*log)(void *ctx, const char *msg), void *ctx);
 const xd_limits_t *xd_api_limits(const xd_api_t *api);
 
 /* Routes and decodes req. Either fills resp (XD_API_RESPOND) or fills work and returns

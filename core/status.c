@@ -37,10 +37,14 @@ int xd_error_set(xd_error_t *err, int code, const char *field, const char *fmt, 
 
 void xd_error_prefix_field(xd_error_t *err, const char *prefix) {
   if (!err || !prefix || !*prefix) return;
-  char buf[XD_ERROR_FIELD_MAX];
+  char buf[2 * XD_ERROR_FIELD_MAX + 2];
   const char *sep = (err->field[0] == '\0' || err->field[0] == '[') ? "" : ".";
   snprintf(buf, sizeof buf, "%s%s%s", prefix, sep, err->field);
-  memcpy(err->field, buf, sizeof buf);
+  /* An absurdly deep path is truncated, keeping its start. */
+  size_t n = strlen(buf);
+  if (n >= sizeof err->field) n = sizeof err->field - 1;
+  memcpy(err->field, buf, n);
+  err->field[n] = '\0';
 }
 
 int64_t xd_now_ns(void) {

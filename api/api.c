@@ -1,0 +1,240 @@
+/* api.c — routing, body parsing, the error table, response helpers.
+ *
+ * One table maps every status code to its HTTP status and API error code; no handler
+ * builds error JSON by hand. */
+#include "api/api.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/routes.h"
+#include "api/service.h"
+#include "core/alloc.h"
+
+struct xd_api {
+  xd_api_config_t cfg;
+  xd_registry_t *reg;
+  atomic_int ready;
+};
+
+/* ---- errors ---------------------------------------------------------------------------- */
+
+static const struct {
+  int code, http;
+  const char *name;
+} error_table[] = {
+    {XD_EINVAL, 400, "invalid_argument"},     {XD_EFORMAT, 400, "invalid_argument"},
+    {XD_EUNSUPPORTED, 400, "invalid_argument"}, {XD_EJSON, 400, "invalid_json"},
+    {XD_EUNAUTH, 401, "unauthenticated"},     {XD_EPERM, 403, "permission_denied"},
+    {XD_ENOTFOUND, 404, "not_found"},         {XD_EMETHOD, 405, "method_not_allowed"},
+    {XD_ECONFLICT, 409, "conflict"},          {XD_ETOOBIG, 413, "payload_too_large"},
+    {XD_EMEDIA, 415, "unsupported_media_type"}, {XD_EOVERLOAD, 503, "overloaded"},
+    {XD_ECANCELED, 503, "overloaded"},        {XD_ETIMEDOUT, 504, "deadline_exceeded"},
+    {XD_EIO, 500, "internal"},                {XD_ENOMEM, 500, "internal"},
+    {XD_EINTERNAL, 500, "internal"},
+};
+
+int xd_api_http_status(int code) {
+  for (size_t i = 0; i < sizeof error_table / sizeof *error_table; i++)
+    if (error_table[i].code == code) return error_table[i].http;
+  return 500;
+}
+
+const char *xd_api_error_code(int code) {
+  for (size_t i = 0; i < sizeof error_table / sizeof *error_table; i++)
+    if (error_table[i].code == code) return error_table[i].name;
+  return "internal";
+}
+
+/* ---- responses ------------------------------------------------------------------------- */
+
+void xd_api_add_header(xd_api_response_t *resp, const char *name, const char *fmt, ...) {
+  if (resp->n_headers >= XD_API_MAX_HEADERS) return;
+  resp->header_names[resp->n_headers] = name;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(resp->header_values[resp->n_headers], sizeof resp->header_values[0], fmt, ap);
+  va_end(ap);
+  resp->n_headers++;
+}
+
+static void set_body(xd_api_response_t *resp, int status, char *body) {
+  xd_free(resp->body);
+  resp->status = status;
+  resp->content_type = "application/json";
+  resp->body = body;
+  resp->body_len = body ? strlen(body) : 0;
+}
+
+void xd_api_error(const xd_error_t *err, xd_api_response_t *resp) {
+  int code = err && err->code ? err->code : XD_EINTERNAL;
+  int http = xd_api_http_status(code);
+  json_t *e = json_pack("{s:s, s:s}", "code", xd_api_error_code(code), "message",
+                        err && err->text[0] ? err->text : xd_strerror(code));
+  if (e && err && err->field[0]) json_object_set_new(e, "field", json_string(err->field));
+  json_t *body = e ? json_pack("{s:o}", "error", e) : NULL;
+  char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
+  json_decref(body);
+  /* jansson allocates with malloc; hand the API a buffer from our allocator. Under an
+   * allocation failure fall back to a static body so the client still gets its status. */
+  char *copy = s ? xd_strdup(s) : NULL;
+  free(s);
+  if (!copy) copy = xd_strdup("{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}");
+  set_body(resp, http, copy);
+  if (code == XD_EOVERLOAD || code == XD_ECANCELED) xd_api_add_header(resp, "Retry-After", "1");
+}
+
+void xd_api_json(xd_api_response_t *resp, int status, json_t *body) {
+  char *s = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+  json_decref(body);
+  char *copy = s ? xd_strdup(s) : NULL;
+  free(s);
+  if (!copy) {
+    xd_error_t err;
+    xd_error_set(&err, XD_ENOMEM, NULL, "out of memory encoding the response");
+    xd_api_error(&err, resp);
+    return;
+  }
+  set_body(resp, status, copy);
+}
+
+void xd_api_finish(json_t *body, const xd_error_t *err, xd_api_response_t *resp) {
+  if (body)
+    xd_api_json(resp, 200, body);
+  else
+    xd_api_error(err, resp);
+}
+
+void xd_api_response_deinit(xd_api_response_t *resp) {
+  xd_free(resp->body);
+  resp->body = NULL;
+}
+
+/* ---- the API object ---------------------------------------------------------------------- */
+
+int xd_api_new(const xd_api_config_t *cfg, xd_registry_t *reg, xd_api_t **out) {
+  xd_api_t *api = xd_calloc(1, sizeof *api);
+  if (!api) return XD_ENOMEM;
+  api->cfg = *cfg;
+  api->reg = reg;
+  atomic_init(&api->ready, 0);
+  *out = api;
+  return XD_OK;
+}
+
+void xd_api_free(xd_api_t *api) { xd_free(api); }
+void xd_api_set_ready(xd_api_t *api, int ready) { atomic_store(&api->ready, ready); }
+int xd_api_ready(const xd_api_t *api) { return atomic_load(&((xd_api_t *)api)->ready); }
+xd_registry_t *xd_api_registry(xd_api_t *api) { return api->reg; }
+const xd_limits_t *xd_api_limits(const xd_api_t *api) { return &api->cfg.limits; }
+const xd_api_config_t *xd_api_config(const xd_api_t *api) { return &api->cfg; }
+
+xd_model_entry_t *xd_api_model(xd_api_t *api, const json_t *body, xd_error_t *err) {
+  json_t *v = json_object_get(body, "model");
+  if (!v) {
+    xd_error_set(err, XD_EINVAL, "model", "required: the name of a model");
+    return NULL;
+  }
+  if (!json_is_string(v) || !xd_model_name_valid(json_string_value(v))) {
+    xd_error_set(err, XD_EINVAL, "model", "must be a model name matching ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$");
+    return NULL;
+  }
+  xd_model_entry_t *e = xd_registry_get(api->reg, json_string_value(v));
+  if (!e) xd_error_set(err, XD_ENOTFOUND, "model", "model '%s' is not loaded", json_string_value(v));
+  return e;
+}
+
+int xd_api_timeout(const json_t *body, int64_t *timeout_ms, xd_error_t *err) {
+  size_t t = 0;
+  int rc = xd_json_opt_size(body, "timeout_ms", 1, 3600000, &t, err);
+  if (rc == XD_OK) *timeout_ms = (int64_t)t;
+  return rc;
+}
+
+json_t *xd_work_run_inline(const xd_work_t *w, const xd_cancel_t *cancel, xd_error_t *err) {
+  for (size_t p = 0; p < w->n_parts; p++)
+    if (w->ops->run(w->state, p, cancel, err) != XD_OK) return NULL;
+  return w->ops->encode(w->state, err);
+}
+
+/* ---- routing ------------------------------------------------------------------------------ */
+
+/* Bodies are JSON. curl -d sends application/x-www-form-urlencoded unless told otherwise,
+ * so that (and a missing type) is read as JSON too; any other type is refused. */
+static int content_type_ok(const xd_api_request_t *req) {
+  const char *ct = req->header ? req->header(req->header_ctx, "Content-Type") : NULL;
+  if (!ct || !*ct) return 1;
+  static const char *const ok[] = {"application/json", "application/x-www-form-urlencoded", "text/plain"};
+  for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+    size_t n = strlen(ok[i]);
+    if (strncasecmp(ct, ok[i], n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ')) return 1;
+  }
+  return 0;
+}
+
+static void respond_error(xd_api_response_t *resp, int code, const char *field, const char *fmt, const char *arg) {
+  xd_error_t err;
+  xd_error_set(&err, code, field, fmt, arg);
+  xd_api_error(&err, resp);
+}
+
+xd_api_outcome_t xd_api_handle(xd_api_t *api, const xd_api_request_t *req, xd_api_response_t *resp,
+                               xd_work_t *work) {
+  memset(work, 0, sizeof *work);
+  resp->endpoint = "other";
+  resp->model[0] = '\0';
+  if (xd_service_handle(api, req, resp)) return XD_API_RESPOND;
+
+  int known = 0;
+  char allow[64];
+  const xd_route_t *r = xd_routes_find(req->method, req->path, &known, allow, sizeof allow);
+  if (!r) {
+    if (known) {
+      respond_error(resp, XD_EMETHOD, NULL, "method %s is not allowed here", req->method);
+      xd_api_add_header(resp, "Allow", "%s", allow);
+    } else {
+      respond_error(resp, XD_ENOTFOUND, NULL, "no such path: %.200s", req->path);
+    }
+    return XD_API_RESPOND;
+  }
+  resp->endpoint = r->endpoint;
+  if (!content_type_ok(req)) {
+    respond_error(resp, XD_EMEDIA, NULL, "send the body as %s", "application/json");
+    return XD_API_RESPOND;
+  }
+  json_error_t jerr;
+  json_t *body = json_loadb(req->body ? req->body : "", req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+  if (!body || !json_is_object(body)) {
+    xd_error_t err;
+    if (!body)
+      xd_error_set(&err, XD_EJSON, NULL, "body is not valid JSON: %s (line %d, column %d)", jerr.text, jerr.line,
+                   jerr.column);
+    else
+      xd_error_set(&err, XD_EJSON, NULL, "body must be a JSON object");
+    json_decref(body);
+    xd_api_error(&err, resp);
+    return XD_API_RESPOND;
+  }
+  json_t *model = json_object_get(body, "model");
+  if (json_is_string(model)) snprintf(resp->model, sizeof resp->model, "%s", json_string_value(model));
+  xd_error_t err;
+  xd_error_clear(&err);
+  int rc = r->decode(api, body, work, &err);
+  json_decref(body);
+  if (rc != XD_OK) {
+    if (!err.code) err.code = rc;
+    xd_api_error(&err, resp);
+    return XD_API_RESPOND;
+  }
+  /* Small predictions are cheaper to answer here than to hand over to a worker. */
+  if (r->decode == xd_predict_decode && work->cost_rows <= api->cfg.inline_predict_rows) {
+    json_t *out = xd_work_run_inline(work, NULL, &err);
+    xd_api_finish(out, &err, resp);
+    work->ops->free(work->state);
+    memset(work, 0, sizeof *work);
+    return XD_API_RESPOND;
+  }
+  return XD_API_QUEUE;
+}

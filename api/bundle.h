@@ -1,0 +1,36 @@
+/* bundle.h — the JSON model bundle (format explaind.model/v1, see docs/MODEL_FORMAT.md)
+ * decoded into a core model.
+ *
+ * Decoding is strict: unknown keys are errors (except "x-..." keys, free for users), and
+ * every error names the exact path of the offending value ("layers[1].weights[2]").
+ * Shapes and numbers are then validated by xd_model_new. Any thread.
+ */
+#ifndef XD_API_BUNDLE_H
+#define XD_API_BUNDLE_H
+
+#include <stddef.h>
+
+#include "core/model.h"
+
+/* Bounds on what a bundle may declare. */
+#define XD_BUNDLE_MAX_BYTES (256u << 20)
+#define XD_BUNDLE_MAX_FEATURES 4096
+#define XD_BUNDLE_MAX_CATEGORIES 1024
+#define XD_BUNDLE_MAX_CLASSES 1024
+#define XD_BUNDLE_MAX_LAYERS 64
+#define XD_BUNDLE_MAX_WIDTH 16384
+#define XD_BUNDLE_MAX_BACKGROUND 100000
+
+/* Decodes bundle bytes. dir is the folder that relative file names (background CSV)
+ * are resolved against, or NULL to allow only inline data. On success *out is a new
+ * model owned by the caller. */
+int xd_bundle_decode(const char *data, size_t len, const char *dir, xd_model_t **out, xd_error_t *err);
+
+/* Reads and decodes a bundle file; sha256 (may be NULL) receives the hex digest of its
+ * bytes. */
+int xd_bundle_load_file(const char *path, xd_model_t **out, char sha256[65], xd_error_t *err);
+
+/* Reads a whole file (at most max bytes) into an xd_malloc'd NUL-terminated buffer. */
+int xd_read_file(const char *path, size_t max, char **data, size_t *len, xd_error_t *err);
+
+#endif

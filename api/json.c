@@ -1,0 +1,283 @@
+/* json.c — strict request decoding helpers and number encoding. */
+#include "api/json.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/alloc.h"
+
+void xd_limits_default(xd_limits_t *l) {
+  l->max_rows = 10000;
+  l->max_samples = 100000;
+  l->max_steps = 1024;
+  l->max_work_rows = 50000000ULL;
+  l->max_background = 10000;
+  l->max_nsamples = 100000;
+  l->max_repeats = 100;
+  l->max_grid = 1000;
+}
+
+static void join(char *out, size_t cap, const char *prefix, const char *key) {
+  if (prefix && *prefix)
+    snprintf(out, cap, "%s.%s", prefix, key);
+  else
+    snprintf(out, cap, "%s", key);
+}
+
+int xd_json_check_keys(const json_t *obj, const char *const *allowed, const char *prefix, xd_error_t *err) {
+  const char *key;
+  json_t *v;
+  json_object_foreach((json_t *)obj, key, v) {
+    int ok = 0;
+    for (const char *const *a = allowed; *a && !ok; a++) ok = strcmp(*a, key) == 0;
+    if (!ok) {
+      char f[XD_ERROR_FIELD_MAX];
+      join(f, sizeof f, prefix, key);
+      return xd_error_set(err, XD_EINVAL, f, "unknown field '%.100s'", key);
+    }
+  }
+  return XD_OK;
+}
+
+int xd_json_number(const json_t *v, const char *field, double *out, xd_error_t *err) {
+  if (!json_is_number(v)) return xd_error_set(err, XD_EINVAL, field, "must be a number");
+  double x = json_number_value(v);
+  if (!isfinite(x)) return xd_error_set(err, XD_EINVAL, field, "must be a finite number");
+  *out = x;
+  return XD_OK;
+}
+
+int xd_json_opt_size(const json_t *obj, const char *key, size_t min, size_t max, size_t *out, xd_error_t *err) {
+  json_t *v = json_object_get(obj, key);
+  if (!v || json_is_null(v)) return XD_OK;
+  if (!json_is_integer(v)) return xd_error_set(err, XD_EINVAL, key, "must be an integer");
+  json_int_t x = json_integer_value(v);
+  if (x < 0 || (unsigned long long)x < min || (unsigned long long)x > max)
+    return xd_error_set(err, XD_EINVAL, key, "must be between %zu and %zu", min, max);
+  *out = (size_t)x;
+  return XD_OK;
+}
+
+int xd_json_opt_double(const json_t *obj, const char *key, double min, double max, double *out, xd_error_t *err) {
+  json_t *v = json_object_get(obj, key);
+  if (!v || json_is_null(v)) return XD_OK;
+  double x;
+  int rc = xd_json_number(v, key, &x, err);
+  if (rc != XD_OK) return rc;
+  if (x < min || x > max) return xd_error_set(err, XD_EINVAL, key, "must be between %g and %g", min, max);
+  *out = x;
+  return XD_OK;
+}
+
+int xd_json_opt_bool(const json_t *obj, const char *key, int *out, xd_error_t *err) {
+  json_t *v = json_object_get(obj, key);
+  if (!v || json_is_null(v)) return XD_OK;
+  if (!json_is_boolean(v)) return xd_error_set(err, XD_EINVAL, key, "must be true or false");
+  *out = json_is_true(v);
+  return XD_OK;
+}
+
+int xd_json_opt_enum(const json_t *obj, const char *key, const char *const *names, int *out, xd_error_t *err) {
+  json_t *v = json_object_get(obj, key);
+  if (!v || json_is_null(v)) return XD_OK;
+  if (json_is_string(v))
+    for (int i = 0; names[i]; i++)
+      if (strcmp(names[i], json_string_value(v)) == 0) {
+        *out = i;
+        return XD_OK;
+      }
+  char list[256] = "";
+  for (int i = 0; names[i]; i++) {
+    size_t l = strlen(list);
+    snprintf(list + l, sizeof list - l, "%s\"%s\"", i ? ", " : "", names[i]);
+  }
+  return xd_error_set(err, XD_EINVAL, key, "must be one of %s", list);
+}
+
+int xd_json_opt_seed(const json_t *obj, const char *key, uint64_t *out, int *given, xd_error_t *err) {
+  json_t *v = json_object_get(obj, key);
+  if (!v || json_is_null(v)) return XD_OK;
+  if (json_is_integer(v) && json_integer_value(v) >= 0) {
+    *out = (uint64_t)json_integer_value(v);
+    if (given) *given = 1;
+    return XD_OK;
+  }
+  /* jansson holds integers as int64: seeds above 2^63-1 arrive as reals when exact, or
+   * can be sent as a decimal string. */
+  if (json_is_real(v)) {
+    double d = json_real_value(v);
+    if (d >= 0 && d < 18446744073709551616.0 && d == floor(d)) {
+      *out = (uint64_t)d;
+      if (given) *given = 1;
+      return XD_OK;
+    }
+  }
+  if (json_is_string(v)) {
+    const char *s = json_string_value(v);
+    char *end;
+    if (*s >= '0' && *s <= '9') {
+      unsigned long long x = strtoull(s, &end, 10);
+      if (*end == '\0' && strlen(s) <= 20) {
+        *out = x;
+        if (given) *given = 1;
+        return XD_OK;
+      }
+    }
+  }
+  return xd_error_set(err, XD_EINVAL, key, "must be an unsigned 64-bit integer");
+}
+
+int xd_json_row(const xd_model_t *m, const json_t *v, const char *field, double *row, xd_error_t *err) {
+  size_t d = xd_model_n_features(m);
+  const xd_feature_t *fs = xd_model_features(m);
+  char f[XD_ERROR_FIELD_MAX];
+  if (json_is_array(v)) {
+    if (json_array_size(v) != d)
+      return xd_error_set(err, XD_EINVAL, field, "%s has %zu values, model expects %zu", field,
+                          json_array_size(v), d);
+  } else if (json_is_object(v)) {
+    const char *key;
+    json_t *x;
+    json_object_foreach((json_t *)v, key, x) {
+      size_t j = 0;
+      while (j < d && strcmp(fs[j].name, key) != 0) j++;
+      if (j == d) {
+        snprintf(f, sizeof f, "%s.%s", field, key);
+        return xd_error_set(err, XD_EINVAL, f, "'%.100s' is not a feature of the model", key);
+      }
+    }
+  } else {
+    return xd_error_set(err, XD_EINVAL, field, "a row must be an array of values or an object by feature name");
+  }
+  for (size_t j = 0; j < d; j++) {
+    json_t *x;
+    if (json_is_array(v)) {
+      x = json_array_get(v, j);
+      snprintf(f, sizeof f, "%s[%zu]", field, j);
+    } else {
+      x = json_object_get(v, fs[j].name);
+      snprintf(f, sizeof f, "%s.%s", field, fs[j].name);
+      if (!x) return xd_error_set(err, XD_EINVAL, f, "feature '%s' is missing", fs[j].name);
+    }
+    if (fs[j].kind == XD_FEAT_CATEGORICAL) {
+      long k = -1;
+      if (json_is_string(x)) {
+        for (size_t c = 0; c < fs[j].n_categories && k < 0; c++)
+          if (strcmp(fs[j].categories[c], json_string_value(x)) == 0) k = (long)c;
+      } else if (json_is_integer(x)) {
+        json_int_t c = json_integer_value(x);
+        if (c >= 0 && (size_t)c < fs[j].n_categories) k = (long)c;
+      }
+      if (k < 0)
+        return xd_error_set(err, XD_EINVAL, f, "must be a category of '%s' (a name or a code 0..%zu)", fs[j].name,
+                            fs[j].n_categories - 1);
+      row[j] = (double)k;
+    } else {
+      int rc = xd_json_number(x, f, &row[j], err);
+      if (rc != XD_OK) return rc;
+    }
+  }
+  return XD_OK;
+}
+
+int xd_json_instances(const xd_model_t *m, const json_t *body, int allow_single, size_t max_rows, double **X,
+                      size_t *n, xd_error_t *err) {
+  *X = NULL;
+  *n = 0;
+  json_t *many = json_object_get(body, "instances");
+  json_t *one = allow_single ? json_object_get(body, "instance") : NULL;
+  if (many && one) return xd_error_set(err, XD_EINVAL, "instance", "give either instances or instance, not both");
+  if (!many && !one)
+    return xd_error_set(err, XD_EINVAL, "instances", "required%s", allow_single ? " (or instance)" : "");
+  size_t rows = 1;
+  if (many) {
+    if (!json_is_array(many)) return xd_error_set(err, XD_EINVAL, "instances", "must be a list of rows");
+    rows = json_array_size(many);
+    if (rows == 0) return xd_error_set(err, XD_EINVAL, "instances", "must not be empty");
+    if (rows > max_rows)
+      return xd_error_set(err, XD_ETOOBIG, "instances", "%zu rows is more than the limit of %zu", rows, max_rows);
+  }
+  size_t d = xd_model_n_features(m);
+  double *x = xd_malloc(xd_mul_size(rows, d) * sizeof *x);
+  if (!x) return xd_error_set(err, XD_ENOMEM, "instances", "out of memory");
+  char f[XD_ERROR_FIELD_MAX];
+  for (size_t i = 0; i < rows; i++) {
+    const json_t *r = many ? json_array_get(many, i) : one;
+    if (many)
+      snprintf(f, sizeof f, "instances[%zu]", i);
+    else
+      snprintf(f, sizeof f, "instance");
+    int rc = xd_json_row(m, r, f, x + i * d, err);
+    if (rc != XD_OK) {
+      xd_free(x);
+      return rc;
+    }
+  }
+  *X = x;
+  *n = rows;
+  return XD_OK;
+}
+
+int xd_json_label(const xd_model_t *m, const json_t *v, const char *field, size_t *out, xd_error_t *err) {
+  size_t k = xd_model_n_outputs(m);
+  if (xd_model_task(m) == XD_TASK_REGRESSION) {
+    if (json_is_integer(v) && json_integer_value(v) == 0) {
+      *out = 0;
+      return XD_OK;
+    }
+    return xd_error_set(err, XD_EINVAL, field, "a regression model has the single output 0");
+  }
+  if (json_is_integer(v)) {
+    json_int_t i = json_integer_value(v);
+    if (i >= 0 && (size_t)i < k) {
+      *out = (size_t)i;
+      return XD_OK;
+    }
+    return xd_error_set(err, XD_EINVAL, field, "class index must be between 0 and %zu", k - 1);
+  }
+  if (json_is_string(v)) {
+    char *const *cls = xd_model_classes(m);
+    for (size_t i = 0; i < k; i++)
+      if (strcmp(cls[i], json_string_value(v)) == 0) {
+        *out = i;
+        return XD_OK;
+      }
+    return xd_error_set(err, XD_EINVAL, field, "unknown label '%.100s'", json_string_value(v));
+  }
+  return xd_error_set(err, XD_EINVAL, field, "a label is a class index or a class name");
+}
+
+json_t *xd_json_real(double x) {
+  if (!isfinite(x)) return json_null();
+  return json_real(x);
+}
+
+json_t *xd_json_reals(const double *x, size_t n) {
+  json_t *a = json_array();
+  if (!a) return NULL;
+  for (size_t i = 0; i < n; i++)
+    if (json_array_append_new(a, xd_json_real(x[i])) != 0) {
+      json_decref(a);
+      return NULL;
+    }
+  return a;
+}
+
+json_t *xd_json_matrix(const double *x, size_t rows, size_t cols) {
+  json_t *a = json_array();
+  if (!a) return NULL;
+  for (size_t i = 0; i < rows; i++)
+    if (json_array_append_new(a, xd_json_reals(x + i * cols, cols)) != 0) {
+      json_decref(a);
+      return NULL;
+    }
+  return a;
+}
+
+json_t *xd_json_feature_value(const xd_model_t *m, size_t j, double v) {
+  const xd_feature_t *f = &xd_model_features(m)[j];
+  if (f->kind == XD_FEAT_CATEGORICAL && v >= 0 && v < (double)f->n_categories)
+    return json_string(f->categories[(size_t)v]);
+  return xd_json_real(v);
+}

@@ -1,0 +1,537 @@
+/* model.c — validation of a decoded bundle, the encoding of raw features, and the dense
+ * network family: batched forward in float, forward+backward in double.
+ *
+ * The family interface (struct family) is what a new model family implements; the
+ * rest of this file (features, encoding, output semantics, background) is shared. */
+#include "core/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/alloc.h"
+
+/* ---- family interface --------------------------------------------------------------- */
+
+typedef struct family {
+  const char *name;
+  /* E (n, n_inputs) float -> out (n, n_outputs) in the model's output semantics. */
+  int (*forward)(const xd_model_t *m, const float *E, size_t n, double *out);
+  /* see xd_model_gradient; NULL if the family has no gradient */
+  int (*gradient)(const xd_model_t *m, const double *E, size_t n, const size_t *target, xd_output_kind_t kind,
+                  double *f, double *G, double *out_all);
+} family_t;
+
+struct xd_model {
+  const family_t *fam;
+  xd_task_t task;
+  size_t n_features, n_inputs, n_outputs, n_classes;
+  xd_feature_t *features;
+  char **classes;
+  size_t *in_off, *in_width; /* per feature */
+  double *pre_mean, *pre_scale;
+  size_t n_layers;
+  xd_dense_t *layers;
+  size_t max_width; /* widest layer output, for scratch sizing */
+  xd_dataset_t background;
+  xd_stats_t stats;
+  int has_stats;
+};
+
+/* ---- spec ------------------------------------------------------------------------------ */
+
+static void features_free(xd_feature_t *f, size_t n) {
+  if (!f) return;
+  for (size_t j = 0; j < n; j++) {
+    xd_free(f[j].name);
+    for (size_t k = 0; k < f[j].n_categories; k++) xd_free(f[j].categories[k]);
+    xd_free(f[j].categories);
+  }
+  xd_free(f);
+}
+
+static void strings_free(char **s, size_t n) {
+  if (!s) return;
+  for (size_t i = 0; i < n; i++) xd_free(s[i]);
+  xd_free(s);
+}
+
+void xd_model_spec_deinit(xd_model_spec_t *spec) {
+  if (!spec) return;
+  features_free(spec->features, spec->n_features);
+  strings_free(spec->classes, spec->n_classes);
+  xd_free(spec->pre_mean);
+  xd_free(spec->pre_scale);
+  if (spec->layers)
+    for (size_t l = 0; l < spec->n_layers; l++) {
+      xd_free(spec->layers[l].weights);
+      xd_free(spec->layers[l].bias);
+    }
+  xd_free(spec->layers);
+  xd_dataset_deinit(&spec->background);
+  memset(spec, 0, sizeof *spec);
+}
+
+void xd_model_free(xd_model_t *m) {
+  if (!m) return;
+  features_free(m->features, m->n_features);
+  strings_free(m->classes, m->n_classes);
+  xd_free(m->in_off);
+  xd_free(m->in_width);
+  xd_free(m->pre_mean);
+  xd_free(m->pre_scale);
+  if (m->layers)
+    for (size_t l = 0; l < m->n_layers; l++) xd_dense_deinit(&m->layers[l]);
+  xd_free(m->layers);
+  xd_dataset_deinit(&m->background);
+  if (m->has_stats) xd_stats_deinit(&m->stats);
+  xd_free(m);
+}
+
+/* ---- validation --------------------------------------------------------------------- */
+
+static int check_finite(const double *v, size_t n, const char *field, xd_error_t *err) {
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite(v[i])) {
+      char f[XD_ERROR_FIELD_MAX];
+      snprintf(f, sizeof f, "%s[%zu]", field, i);
+      return xd_error_set(err, XD_EFORMAT, f, "value is not a finite number");
+    }
+  return XD_OK;
+}
+
+static int validate(const xd_model_spec_t *s, size_t *n_inputs, xd_error_t *err) {
+  char f[XD_ERROR_FIELD_MAX];
+  if (s->n_features == 0) return xd_error_set(err, XD_EFORMAT, "features", "at least one feature is required");
+  size_t in = 0;
+  for (size_t j = 0; j < s->n_features; j++) {
+    const xd_feature_t *ft = &s->features[j];
+    snprintf(f, sizeof f, "features[%zu].name", j);
+    if (!ft->name || !ft->name[0]) return xd_error_set(err, XD_EFORMAT, f, "feature name is empty");
+    for (size_t k = 0; k < j; k++)
+      if (strcmp(s->features[k].name, ft->name) == 0)
+        return xd_error_set(err, XD_EFORMAT, f, "duplicate feature name '%s'", ft->name);
+    if (ft->kind == XD_FEAT_CATEGORICAL) {
+      snprintf(f, sizeof f, "features[%zu].categories", j);
+      if (ft->n_categories < 2) return xd_error_set(err, XD_EFORMAT, f, "a categorical feature needs at least 2 categories");
+      for (size_t a = 0; a < ft->n_categories; a++)
+        for (size_t b = 0; b < a; b++)
+          if (strcmp(ft->categories[a], ft->categories[b]) == 0) {
+            snprintf(f, sizeof f, "features[%zu].categories[%zu]", j, a);
+            return xd_error_set(err, XD_EFORMAT, f, "duplicate category '%s'", ft->categories[a]);
+          }
+      in += ft->n_categories;
+    } else {
+      in += 1;
+    }
+  }
+  if (s->task == XD_TASK_CLASSIFICATION) {
+    if (s->n_classes < 2) return xd_error_set(err, XD_EFORMAT, "classes", "classification needs at least 2 class names");
+    for (size_t a = 0; a < s->n_classes; a++)
+      for (size_t b = 0; b < a; b++)
+        if (strcmp(s->classes[a], s->classes[b]) == 0) {
+          snprintf(f, sizeof f, "classes[%zu]", a);
+          return xd_error_set(err, XD_EFORMAT, f, "duplicate class name '%s'", s->classes[a]);
+        }
+  } else if (s->n_classes != 0) {
+    return xd_error_set(err, XD_EFORMAT, "classes", "a regression model has no classes");
+  }
+  if ((s->pre_mean == NULL) != (s->pre_scale == NULL))
+    return xd_error_set(err, XD_EFORMAT, "preprocess", "mean and scale must both be given");
+  if (s->pre_mean) {
+    int rc = check_finite(s->pre_mean, s->n_features, "preprocess.mean", err);
+    if (rc == XD_OK) rc = check_finite(s->pre_scale, s->n_features, "preprocess.scale", err);
+    if (rc != XD_OK) return rc;
+    for (size_t j = 0; j < s->n_features; j++) {
+      if (s->features[j].kind == XD_FEAT_CATEGORICAL) {
+        if (s->pre_mean[j] != 0 || s->pre_scale[j] != 1) {
+          snprintf(f, sizeof f, "preprocess.mean[%zu]", j);
+          if (s->pre_mean[j] == 0) snprintf(f, sizeof f, "preprocess.scale[%zu]", j);
+          return xd_error_set(err, XD_EFORMAT, f, "categorical feature '%s' must have mean 0 and scale 1",
+                              s->features[j].name);
+        }
+      } else if (s->pre_scale[j] == 0) {
+        snprintf(f, sizeof f, "preprocess.scale[%zu]", j);
+        return xd_error_set(err, XD_EFORMAT, f, "scale must be non-zero");
+      }
+    }
+  }
+  if (s->n_layers == 0) return xd_error_set(err, XD_EFORMAT, "layers", "at least one layer is required");
+  size_t prev = in;
+  for (size_t l = 0; l < s->n_layers; l++) {
+    const xd_layer_spec_t *L = &s->layers[l];
+    snprintf(f, sizeof f, "layers[%zu].weights", l);
+    if (L->in != prev)
+      return xd_error_set(err, XD_EFORMAT, f, "expected %zu inputs per row (%s), got %zu", prev,
+                          l == 0 ? "numeric features plus categories" : "previous layer's outputs", L->in);
+    if (L->out == 0) return xd_error_set(err, XD_EFORMAT, f, "a layer needs at least one output");
+    int rc = check_finite(L->weights, L->in * L->out, f, err);
+    if (rc != XD_OK) return rc;
+    snprintf(f, sizeof f, "layers[%zu].bias", l);
+    if ((rc = check_finite(L->bias, L->out, f, err)) != XD_OK) return rc;
+    if (L->act == XD_ACT_SOFTMAX && l + 1 != s->n_layers) {
+      snprintf(f, sizeof f, "layers[%zu].activation", l);
+      return xd_error_set(err, XD_EFORMAT, f, "softmax is allowed on the last layer only");
+    }
+    prev = L->out;
+  }
+  const xd_layer_spec_t *last = &s->layers[s->n_layers - 1];
+  snprintf(f, sizeof f, "layers[%zu]", s->n_layers - 1);
+  if (s->task == XD_TASK_CLASSIFICATION) {
+    if (last->act == XD_ACT_SIGMOID) {
+      if (last->out != 1 || s->n_classes != 2)
+        return xd_error_set(err, XD_EFORMAT, f,
+                            "a sigmoid output layer is a binary classifier: 1 output and 2 classes (got %zu outputs, %zu classes)",
+                            last->out, s->n_classes);
+    } else if (last->act == XD_ACT_SOFTMAX) {
+      if (last->out != s->n_classes)
+        return xd_error_set(err, XD_EFORMAT, f, "expected %zu outputs (one per class), got %zu", s->n_classes,
+                            last->out);
+    } else {
+      snprintf(f, sizeof f, "layers[%zu].activation", s->n_layers - 1);
+      return xd_error_set(err, XD_EFORMAT, f, "a classifier's last layer must be softmax or sigmoid, not %s",
+                          xd_act_name(last->act));
+    }
+  } else {
+    if (last->out != 1) return xd_error_set(err, XD_EFORMAT, f, "a regression model has 1 output, got %zu", last->out);
+    if (last->act == XD_ACT_SOFTMAX) {
+      snprintf(f, sizeof f, "layers[%zu].activation", s->n_layers - 1);
+      return xd_error_set(err, XD_EFORMAT, f, "softmax makes no sense on a single regression output");
+    }
+  }
+  const xd_dataset_t *bg = &s->background;
+  if (bg->n > 0) {
+    if (bg->d != s->n_features)
+      return xd_error_set(err, XD_EFORMAT, "background", "rows have %zu values, model has %zu features", bg->d,
+                          s->n_features);
+    for (size_t i = 0; i < bg->n; i++)
+      for (size_t j = 0; j < bg->d; j++) {
+        double v = bg->X[i * bg->d + j];
+        int bad = !isfinite(v);
+        if (!bad && s->features[j].kind == XD_FEAT_CATEGORICAL)
+          bad = v != floor(v) || v < 0 || v >= (double)s->features[j].n_categories;
+        if (bad) {
+          snprintf(f, sizeof f, "background.rows[%zu][%zu]", i, j);
+          return xd_error_set(err, XD_EFORMAT, f, "not a valid value of feature '%s'", s->features[j].name);
+        }
+      }
+    if (bg->y)
+      for (size_t i = 0; i < bg->n; i++) {
+        double v = bg->y[i];
+        int bad = !isfinite(v);
+        if (!bad && s->task == XD_TASK_CLASSIFICATION) bad = v != floor(v) || v < 0 || v >= (double)s->n_classes;
+        if (bad) {
+          snprintf(f, sizeof f, "background.targets[%zu]", i);
+          return xd_error_set(err, XD_EFORMAT, f, "not a valid target");
+        }
+      }
+  }
+  *n_inputs = in;
+  return XD_OK;
+}
+
+/* ---- the dense family ---------------------------------------------------------------- */
+
+/* Output stage in double from the last layer's pre-activations z (n, out):
+ * classification probabilities or the regression value. */
+static void output_stage(const xd_model_t *m, const float *zf, const double *zd, size_t n, double *out) {
+  const xd_dense_t *L = &m->layers[m->n_layers - 1];
+  size_t k = L->out;
+  for (size_t i = 0; i < n; i++) {
+    double *o = out + i * m->n_outputs;
+#define Z(j) (zf ? (double)zf[i * k + (j)] : zd[i * k + (j)])
+    if (L->act == XD_ACT_SOFTMAX) {
+      double mx = -INFINITY, s = 0;
+      for (size_t j = 0; j < k; j++) mx = Z(j) > mx ? Z(j) : mx;
+      for (size_t j = 0; j < k; j++) s += (o[j] = exp(Z(j) - mx));
+      for (size_t j = 0; j < k; j++) o[j] /= s;
+    } else if (m->task == XD_TASK_CLASSIFICATION) { /* single sigmoid unit */
+      double z = Z(0);
+      o[1] = xd_act_apply(XD_ACT_SIGMOID, z);
+      o[0] = xd_act_apply(XD_ACT_SIGMOID, -z); /* not 1-p: keeps tiny p0's digits */
+    } else {
+      o[0] = xd_act_apply(L->act, Z(0));
+    }
+#undef Z
+  }
+}
+
+/* E (n, n_inputs) -> out (n, n_outputs). Scratch: two ping-pong buffers (n, max_width). */
+static int dense_forward(const xd_model_t *m, const float *E, size_t n, double *out) {
+  size_t w = m->max_width;
+  float *buf = xd_malloc(xd_mul_size(2 * n, w) * sizeof *buf);
+  if (!buf) return XD_ENOMEM;
+  const float *x = E;
+  float *bufs[2] = {buf, buf + n * w};
+  for (size_t l = 0; l < m->n_layers; l++) {
+    float *z = bufs[l & 1];
+    int last = l + 1 == m->n_layers;
+    xd_dense_forward_f(&m->layers[l], x, n, z, !last);
+    x = z;
+  }
+  output_stage(m, x, NULL, n, out);
+  xd_free(buf);
+  return XD_OK;
+}
+
+/* Derivative of the explained output with respect to the last layer's pre-activations,
+ * for one row: z (k) logits, t target. Writes dz (k) and returns f. Everything in double
+ * from the logits, so 1-p is the sum of the other classes and never a cancellation. */
+static double output_deriv(const xd_model_t *m, const double *z, size_t t, xd_output_kind_t kind, double *dz,
+                           double *all) {
+  const xd_dense_t *L = &m->layers[m->n_layers - 1];
+  size_t k = L->out;
+  for (size_t j = 0; j < k; j++) dz[j] = 0;
+  if (L->act == XD_ACT_SOFTMAX) {
+    double mx = -INFINITY, s = 0, p[64], *pp = k <= 64 ? p : all; /* all is (k) when k > 64 */
+    for (size_t j = 0; j < k; j++) mx = z[j] > mx ? z[j] : mx;
+    for (size_t j = 0; j < k; j++) s += (pp[j] = exp(z[j] - mx));
+    for (size_t j = 0; j < k; j++) pp[j] /= s;
+    if (all && pp != all) memcpy(all, pp, k * sizeof *all);
+    if (kind == XD_OUTPUT_LOGIT) {
+      dz[t] = 1;
+      return z[t];
+    }
+    double rest = 0; /* 1 - p_t, summed from the other classes */
+    for (size_t j = 0; j < k; j++)
+      if (j != t) rest += pp[j];
+    for (size_t j = 0; j < k; j++) dz[j] = j == t ? pp[t] * rest : -pp[t] * pp[j];
+    return pp[t];
+  }
+  if (m->task == XD_TASK_CLASSIFICATION) { /* single sigmoid unit: class 1 is z, class 0 is -z */
+    double sgn = t == 1 ? 1.0 : -1.0;
+    double p1 = xd_act_apply(XD_ACT_SIGMOID, z[0]), p0 = xd_act_apply(XD_ACT_SIGMOID, -z[0]);
+    if (all) {
+      all[0] = p0;
+      all[1] = p1;
+    }
+    if (kind == XD_OUTPUT_LOGIT) {
+      dz[0] = sgn;
+      return sgn * z[0];
+    }
+    dz[0] = sgn * p1 * p0;
+    return t == 1 ? p1 : p0;
+  }
+  double v = xd_act_apply(L->act, z[0]);
+  if (all) all[0] = v;
+  if (kind == XD_OUTPUT_LOGIT) {
+    dz[0] = 1;
+    return z[0];
+  }
+  dz[0] = xd_act_deriv(L->act, z[0]);
+  return v;
+}
+
+/* E (n, n_inputs) double -> f (n), G (n, n_inputs). Keeps every layer's pre-activation
+ * Z_l and activation A_l (n, out_l) for the backward walk, which visits the layers in
+ * exactly the reverse order of the forward one. */
+static int dense_gradient(const xd_model_t *m, const double *E, size_t n, const size_t *target,
+                          xd_output_kind_t kind, double *f, double *G, double *out_all) {
+  size_t nl = m->n_layers, tot = 0;
+  for (size_t l = 0; l < nl; l++) tot += m->layers[l].out;
+  size_t w = m->max_width > m->n_inputs ? m->max_width : m->n_inputs;
+  double *Z = xd_malloc(xd_mul_size(n, 2 * tot + 2 * w) * sizeof *Z);
+  size_t k = m->layers[nl - 1].out;
+  double *tmp_all = k > 64 ? xd_malloc(k * sizeof *tmp_all) : NULL;
+  if (!Z || (k > 64 && !tmp_all)) {
+    xd_free(Z);
+    xd_free(tmp_all);
+    return XD_ENOMEM;
+  }
+  double *A = Z + n * tot;           /* activations, same layout as Z */
+  double *d1 = A + n * tot, *d2 = d1 + n * w;
+  size_t off[64 + 1], *offs = off;
+  size_t *heap_off = NULL;
+  if (nl + 1 > 65) {
+    heap_off = xd_malloc((nl + 1) * sizeof *heap_off);
+    if (!heap_off) {
+      xd_free(Z);
+      xd_free(tmp_all);
+      return XD_ENOMEM;
+    }
+    offs = heap_off;
+  }
+  offs[0] = 0;
+  for (size_t l = 0; l < nl; l++) offs[l + 1] = offs[l] + n * m->layers[l].out;
+  const double *x = E;
+  for (size_t l = 0; l < nl; l++) {
+    const xd_dense_t *L = &m->layers[l];
+    double *z = Z + offs[l], *a = A + offs[l];
+    xd_dense_forward_d(L, x, n, z, 0);
+    for (size_t i = 0; i < n * L->out; i++) a[i] = xd_act_apply(L->act, z[i]);
+    x = a;
+  }
+  /* output layer: dZ_L per row */
+  const double *zl = Z + offs[nl - 1];
+  for (size_t i = 0; i < n; i++) {
+    size_t t = target ? target[i] : 0;
+    double *all = out_all ? out_all + i * m->n_outputs : (k > 64 ? tmp_all : NULL);
+    double fv = output_deriv(m, zl + i * k, t, kind, d1 + i * k, all);
+    if (f) f[i] = fv;
+  }
+  for (size_t l = nl; l-- > 0;) {
+    const xd_dense_t *L = &m->layers[l];
+    double *dx = l == 0 ? G : d2;
+    xd_dense_backward_d(L, Z + offs[l], d1, n, dx, l + 1 != nl);
+    if (l > 0) {
+      double *t = d1;
+      d1 = d2;
+      d2 = t;
+    }
+  }
+  xd_free(heap_off);
+  xd_free(tmp_all);
+  xd_free(Z);
+  return XD_OK;
+}
+
+static const family_t dense_family = {"dense", dense_forward, dense_gradient};
+
+/* ---- construction ------------------------------------------------------------------- */
+
+int xd_model_new(xd_model_spec_t *spec, xd_model_t **out, xd_error_t *err) {
+  *out = NULL;
+  size_t n_inputs = 0;
+  int rc = validate(spec, &n_inputs, err);
+  if (rc != XD_OK) {
+    xd_model_spec_deinit(spec);
+    return rc;
+  }
+  xd_model_t *m = xd_calloc(1, sizeof *m);
+  if (!m) goto nomem;
+  m->fam = &dense_family;
+  m->task = spec->task;
+  m->n_features = spec->n_features;
+  m->n_inputs = n_inputs;
+  m->n_classes = spec->n_classes;
+  m->n_outputs = spec->task == XD_TASK_CLASSIFICATION ? spec->n_classes : 1;
+  m->features = spec->features;
+  spec->features = NULL;
+  m->classes = spec->classes;
+  spec->classes = NULL;
+  m->background = spec->background;
+  memset(&spec->background, 0, sizeof spec->background);
+  m->in_off = xd_malloc(m->n_features * sizeof *m->in_off);
+  m->in_width = xd_malloc(m->n_features * sizeof *m->in_width);
+  m->pre_mean = xd_malloc(m->n_features * sizeof *m->pre_mean);
+  m->pre_scale = xd_malloc(m->n_features * sizeof *m->pre_scale);
+  m->layers = xd_calloc(spec->n_layers, sizeof *m->layers);
+  if (!m->in_off || !m->in_width || !m->pre_mean || !m->pre_scale || !m->layers) goto nomem;
+  size_t o = 0;
+  for (size_t j = 0; j < m->n_features; j++) {
+    m->in_off[j] = o;
+    m->in_width[j] = m->features[j].kind == XD_FEAT_CATEGORICAL ? m->features[j].n_categories : 1;
+    o += m->in_width[j];
+    m->pre_mean[j] = spec->pre_mean ? spec->pre_mean[j] : 0;
+    m->pre_scale[j] = spec->pre_scale ? spec->pre_scale[j] : 1;
+  }
+  for (size_t l = 0; l < spec->n_layers; l++) {
+    xd_layer_spec_t *L = &spec->layers[l];
+    if (xd_dense_init(&m->layers[l], L->in, L->out, L->act, L->weights, L->bias) != 0) goto nomem;
+    m->n_layers = l + 1;
+    if (L->out > m->max_width) m->max_width = L->out;
+  }
+  if (m->background.n > 0) {
+    rc = xd_stats_compute(&m->background, m->features, m->task == XD_TASK_CLASSIFICATION ? m->n_classes : 0,
+                          &m->stats, err);
+    if (rc != XD_OK) goto fail;
+    m->has_stats = 1;
+  }
+  xd_model_spec_deinit(spec);
+  *out = m;
+  return XD_OK;
+nomem:
+  rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory building the model");
+fail:
+  xd_model_free(m);
+  xd_model_spec_deinit(spec);
+  return rc;
+}
+
+/* ---- metadata --------------------------------------------------------------------------- */
+
+xd_task_t xd_model_task(const xd_model_t *m) { return m->task; }
+const char *xd_model_family(const xd_model_t *m) { return m->fam->name; }
+size_t xd_model_n_features(const xd_model_t *m) { return m->n_features; }
+const xd_feature_t *xd_model_features(const xd_model_t *m) { return m->features; }
+size_t xd_model_n_inputs(const xd_model_t *m) { return m->n_inputs; }
+size_t xd_model_n_outputs(const xd_model_t *m) { return m->n_outputs; }
+char *const *xd_model_classes(const xd_model_t *m) { return m->classes; }
+size_t xd_model_input_offset(const xd_model_t *m, size_t j) { return m->in_off[j]; }
+size_t xd_model_input_width(const xd_model_t *m, size_t j) { return m->in_width[j]; }
+double xd_model_pre_mean(const xd_model_t *m, size_t j) { return m->pre_mean[j]; }
+double xd_model_pre_scale(const xd_model_t *m, size_t j) { return m->pre_scale[j]; }
+const xd_dataset_t *xd_model_background(const xd_model_t *m) { return &m->background; }
+const xd_stats_t *xd_model_stats(const xd_model_t *m) { return m->has_stats ? &m->stats : NULL; }
+int xd_model_has_gradient(const xd_model_t *m) { return m->fam->gradient != NULL; }
+
+const xd_dense_t *xd_model_dense_layers(const xd_model_t *m, size_t *n) {
+  *n = m->fam == &dense_family ? m->n_layers : 0;
+  return *n ? m->layers : NULL;
+}
+
+size_t xd_model_argmax(const xd_model_t *m, const double *o) {
+  size_t best = 0;
+  if (m->task != XD_TASK_CLASSIFICATION) return 0;
+  for (size_t j = 1; j < m->n_outputs; j++)
+    if (o[j] > o[best]) best = j;
+  return best;
+}
+
+/* ---- evaluation ------------------------------------------------------------------------ */
+
+#define ENCODE_BODY(T)                                                               \
+  for (size_t i = 0; i < n; i++) {                                                   \
+    const double *x = X + i * m->n_features;                                         \
+    T *e = E + i * m->n_inputs;                                                      \
+    for (size_t j = 0; j < m->n_features; j++) {                                     \
+      size_t o = m->in_off[j];                                                       \
+      if (m->in_width[j] == 1 && m->features[j].kind == XD_FEAT_NUMERIC) {           \
+        e[o] = (T)((x[j] - m->pre_mean[j]) / m->pre_scale[j]);                       \
+      } else {                                                                       \
+        for (size_t k = 0; k < m->in_width[j]; k++) e[o + k] = 0;                    \
+        double c = x[j];                                                             \
+        if (c >= 0 && c < (double)m->in_width[j]) e[o + (size_t)c] = 1;              \
+      }                                                                              \
+    }                                                                                \
+  }
+
+void xd_model_encode_f(const xd_model_t *m, const double *X, size_t n, float *E) { ENCODE_BODY(float) }
+void xd_model_encode_d(const xd_model_t *m, const double *X, size_t n, double *E) { ENCODE_BODY(double) }
+
+int xd_model_predict(const xd_model_t *m, const double *X, size_t n, double *out, const xd_cancel_t *cancel,
+                     xd_error_t *err) {
+  size_t b = n < XD_MODEL_BATCH ? n : XD_MODEL_BATCH;
+  if (n == 0) return XD_OK;
+  float *E = xd_malloc(xd_mul_size(b, m->n_inputs) * sizeof *E);
+  if (!E) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory evaluating the model");
+  int rc = XD_OK;
+  for (size_t s = 0; s < n; s += b) {
+    size_t c = n - s < b ? n - s : b;
+    if ((rc = xd_cancel_check(cancel)) != XD_OK) {
+      xd_error_set(err, rc, NULL, "%s", rc == XD_ETIMEDOUT ? "deadline exceeded" : "canceled");
+      break;
+    }
+    xd_model_encode_f(m, X + s * m->n_features, c, E);
+    if ((rc = m->fam->forward(m, E, c, out + s * m->n_outputs)) != XD_OK) {
+      xd_error_set(err, rc, NULL, "out of memory evaluating the model");
+      break;
+    }
+  }
+  xd_free(E);
+  return rc;
+}
+
+int xd_model_gradient(const xd_model_t *m, const double *E, size_t n, const size_t *target, xd_output_kind_t kind,
+                      double *f, double *G, double *out_all, const xd_cancel_t *cancel, xd_error_t *err) {
+  if (!m->fam->gradient) return xd_error_set(err, XD_EUNSUPPORTED, NULL, "this model family has no gradient");
+  for (size_t s = 0; s < n; s += XD_MODEL_BATCH) {
+    size_t c = n - s < XD_MODEL_BATCH ? n - s : XD_MODEL_BATCH;
+    int rc = xd_cancel_check(cancel);
+    if (rc != XD_OK) return xd_error_set(err, rc, NULL, "%s", rc == XD_ETIMEDOUT ? "deadline exceeded" : "canceled");
+    rc = m->fam->gradient(m, E + s * m->n_inputs, c, target ? target + s : NULL, kind, f ? f + s : NULL,
+                          G + s * m->n_inputs, out_all ? out_all + s * m->n_outputs : NULL);
+    if (rc != XD_OK) return xd_error_set(err, rc, NULL, "out of memory computing gradients");
+  }
+  return XD_OK;
+}
