@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api/admin.h"
 #include "api/routes.h"
 #include "api/service.h"
 #include "core/alloc.h"
@@ -185,6 +186,22 @@ xd_api_outcome_t xd_api_handle(xd_api_t *api, const xd_api_request_t *req, xd_ap
   memset(work, 0, sizeof *work);
   resp->endpoint = "other";
   resp->model[0] = '\0';
+  /* Probes never need a key: an orchestrator must be able to ask. */
+  int probe = strcmp(req->path, "/healthz") == 0 || strcmp(req->path, "/readyz") == 0;
+  if (!probe) {
+    xd_error_t aerr;
+    if (xd_auth_check(api, req, 0, &aerr) != XD_OK) {
+      xd_api_error(&aerr, resp);
+      return XD_API_RESPOND;
+    }
+  }
+  if (strncmp(req->path, "/models/", 8) == 0 && !strchr(req->path + 8, '/') &&
+      (strcmp(req->method, "PUT") == 0 || strcmp(req->method, "DELETE") == 0)) {
+    resp->endpoint = "model_admin";
+    snprintf(resp->model, sizeof resp->model, "%.64s", req->path + 8);
+    xd_admin_models(api, req, req->path + 8, resp);
+    return XD_API_RESPOND;
+  }
   if (xd_service_handle(api, req, resp)) return XD_API_RESPOND;
 
   int known = 0;

@@ -22,7 +22,15 @@ typedef struct xd_api xd_api_t;
 typedef struct xd_api_config {
   xd_limits_t limits;
   const char *model_dir;       /* for PUT/DELETE persistence; may be NULL */
-  uint64_t inline_predict_rows; /* /predict cost (rows x inputs) below which it runs inline */
+  uint64_t inline_predict_rows; /* /predict rows at or below which it runs inline */
+  /* Authentication (Authorization: Bearer KEY). With no api_keys every read endpoint is
+   * open; with some, each request must carry one of them (or the admin key). Model
+   * management needs admin_key; when it is NULL those endpoints answer 403. Health
+   * probes (/healthz, /readyz, /v2/health/...) never need a key. Keys are compared in
+   * constant time. Borrowed: they must outlive the API. */
+  const char *const *api_keys;
+  size_t n_api_keys;
+  const char *admin_key;
 } xd_api_config_t;
 
 typedef struct xd_api_request {
@@ -63,7 +71,7 @@ const xd_api_config_t *xd_api_config(const xd_api_t *api);
 
 /* Loads every bundle of the model directory into the registry: DIR/NAME.json and
  * DIR/NAME/model.json. A bundle that fails is reported through log (file and reason)
- * and skipped. Returns the number of models loaded. Call before serving or from one
+ * and skipped. Returns the number of models loaded, or -1 when DIR cannot be read. Call before serving or from one
  * thread at a time. */
 int xd_api_load_dir(xd_api_t *api, const char *dir, void (*log)(void *ctx, const char *msg), void *ctx);
 const xd_limits_t *xd_api_limits(const xd_api_t *api);

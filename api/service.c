@@ -9,6 +9,7 @@
 
 #include "api/bundle.h"
 #include "core/alloc.h"
+#include "core/sha256.h"
 
 static void method_not_allowed(xd_api_response_t *resp, const char *method, const char *allow) {
   xd_error_t err;
@@ -128,7 +129,7 @@ int xd_service_handle(xd_api_t *api, const xd_api_request_t *req, xd_api_respons
     resp->endpoint = "model";
     const char *name = p + 8;
     snprintf(resp->model, sizeof resp->model, "%.64s", name);
-    if (!get) return method_not_allowed(resp, req->method, "GET, HEAD"), 1;
+    if (!get) return method_not_allowed(resp, req->method, "GET, HEAD, PUT, DELETE"), 1;
     xd_model_entry_t *e = xd_model_name_valid(name) ? xd_registry_get(xd_api_registry(api), name) : NULL;
     if (!e) {
       xd_error_t err;
@@ -145,23 +146,54 @@ int xd_service_handle(xd_api_t *api, const xd_api_request_t *req, xd_api_respons
 
 /* ---- model directory ------------------------------------------------------------------- */
 
+/* The version a bundle written by PUT carries ("x-explaind-version"), or 0. */
+static uint64_t stored_version(const char *data, size_t len) {
+  json_t *doc = json_loadb(data, len, 0, NULL);
+  json_t *v = json_object_get(doc, "x-explaind-version");
+  uint64_t ver = json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
+  json_decref(doc);
+  return ver;
+}
+
 static int load_one(xd_api_t *api, const char *name, const char *path, void (*log)(void *, const char *), void *ctx) {
   xd_model_t *m = NULL;
-  char sha[65];
+  char sha[65], msg[1024];
   xd_error_t err;
   xd_error_clear(&err);
-  char msg[1024];
   if (!xd_model_name_valid(name)) {
     snprintf(msg, sizeof msg, "skipping %s: '%s' is not a valid model name", path, name);
     if (log) log(ctx, msg);
     return 0;
   }
-  if (xd_bundle_load_file(path, &m, sha, &err) != XD_OK) {
+  char *data = NULL;
+  size_t len = 0;
+  if (xd_read_file(path, XD_BUNDLE_MAX_BYTES, &data, &len, &err) != XD_OK) {
+    snprintf(msg, sizeof msg, "skipping %s: %s", path, err.text);
+    if (log) log(ctx, msg);
+    return 0;
+  }
+  xd_sha256_hex(data, len, sha);
+  /* A rescan (SIGHUP) leaves unchanged bundles alone: same bytes, same version. */
+  xd_model_entry_t *cur = xd_registry_get(xd_api_registry(api), name);
+  int same = cur && strcmp(cur->sha256, sha) == 0;
+  xd_model_entry_release(cur);
+  if (same) {
+    xd_free(data);
+    return 1;
+  }
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (slash) *slash = '\0';
+  int rc = xd_bundle_decode(data, len, slash ? dir : ".", &m, &err);
+  uint64_t version = rc == XD_OK ? stored_version(data, len) : 0;
+  xd_free(data);
+  if (rc != XD_OK) {
     snprintf(msg, sizeof msg, "skipping %s: %s%s%s", path, err.field, err.field[0] ? ": " : "", err.text);
     if (log) log(ctx, msg);
     return 0;
   }
-  if (xd_registry_put(xd_api_registry(api), name, m, sha, path, 0, NULL) != XD_OK) {
+  if (xd_registry_put(xd_api_registry(api), name, m, sha, path, version, NULL) != XD_OK) {
     snprintf(msg, sizeof msg, "skipping %s: out of memory", path);
     if (log) log(ctx, msg);
     return 0;
@@ -171,31 +203,37 @@ static int load_one(xd_api_t *api, const char *name, const char *path, void (*lo
   return 1;
 }
 
+/* Two passes: folders (DIR/NAME/model.json) first, then files (DIR/NAME.json), so that a
+ * bundle uploaded with PUT, which is always written as DIR/NAME.json, wins over a
+ * folder of the same name whatever order readdir returns. */
 int xd_api_load_dir(xd_api_t *api, const char *dir, void (*log)(void *ctx, const char *msg), void *ctx) {
-  DIR *d = opendir(dir);
   char msg[1024];
-  if (!d) {
-    snprintf(msg, sizeof msg, "cannot open model directory %s", dir);
-    if (log) log(ctx, msg);
-    return 0;
-  }
   int loaded = 0;
-  struct dirent *de;
-  while ((de = readdir(d)) != NULL) {
-    const char *n = de->d_name;
-    if (n[0] == '.') continue;
-    char path[4096], name[256];
-    size_t len = strlen(n);
-    if (len > 5 && strcmp(n + len - 5, ".json") == 0) {
-      snprintf(name, sizeof name, "%.*s", (int)(len - 5), n);
-      snprintf(path, sizeof path, "%s/%s", dir, n);
-      loaded += load_one(api, name, path, log, ctx);
-      continue;
+  for (int pass = 0; pass < 2; pass++) {
+    DIR *d = opendir(dir);
+    if (!d) {
+      snprintf(msg, sizeof msg, "cannot open model directory %s", dir);
+      if (log) log(ctx, msg);
+      return -1;
     }
-    snprintf(path, sizeof path, "%s/%s/model.json", dir, n);
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) loaded += load_one(api, n, path, log, ctx);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+      const char *n = de->d_name;
+      if (n[0] == '.') continue; /* also skips PUT's temporary files */
+      char path[4096], name[256];
+      size_t len = strlen(n);
+      int is_json = len > 5 && strcmp(n + len - 5, ".json") == 0;
+      if (pass == 1 && is_json) {
+        snprintf(name, sizeof name, "%.*s", (int)(len - 5), n);
+        snprintf(path, sizeof path, "%s/%s", dir, n);
+        loaded += load_one(api, name, path, log, ctx);
+      } else if (pass == 0 && !is_json) {
+        snprintf(path, sizeof path, "%s/%s/model.json", dir, n);
+        struct stat st;
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) loaded += load_one(api, n, path, log, ctx);
+      }
+    }
+    closedir(d);
   }
-  closedir(d);
   return loaded;
 }
