@@ -11,6 +11,7 @@
 
 #include "api/admin.h"
 #include "api/routes.h"
+#include "api/v2.h"
 #include "api/service.h"
 #include "core/alloc.h"
 
@@ -72,10 +73,21 @@ static void set_body(xd_api_response_t *resp, int status, char *body) {
 void xd_api_error(const xd_error_t *err, xd_api_response_t *resp) {
   int code = err && err->code ? err->code : XD_EINTERNAL;
   int http = xd_api_http_status(code);
-  json_t *e = json_pack("{s:s, s:s}", "code", xd_api_error_code(code), "message",
-                        err && err->text[0] ? err->text : xd_strerror(code));
-  if (e && err && err->field[0]) json_object_set_new(e, "field", json_string(err->field));
-  json_t *body = e ? json_pack("{s:o}", "error", e) : NULL;
+  const char *msg = err && err->text[0] ? err->text : xd_strerror(code);
+  json_t *body;
+  if (resp->oip_errors) {
+    /* The V2 protocol's shape: one string; the field goes into it. */
+    char line[XD_ERROR_TEXT_MAX + XD_ERROR_FIELD_MAX + 4];
+    if (err && err->field[0])
+      snprintf(line, sizeof line, "%s: %s", err->field, msg);
+    else
+      snprintf(line, sizeof line, "%s", msg);
+    body = json_pack("{s:s}", "error", line);
+  } else {
+    json_t *e = json_pack("{s:s, s:s}", "code", xd_api_error_code(code), "message", msg);
+    if (e && err && err->field[0]) json_object_set_new(e, "field", json_string(err->field));
+    body = e ? json_pack("{s:o}", "error", e) : NULL;
+  }
   char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
   json_decref(body);
   /* jansson allocates with malloc; hand the API a buffer from our allocator. Under an
@@ -186,8 +198,11 @@ xd_api_outcome_t xd_api_handle(xd_api_t *api, const xd_api_request_t *req, xd_ap
   memset(work, 0, sizeof *work);
   resp->endpoint = "other";
   resp->model[0] = '\0';
+  int v2 = strncmp(req->path, "/v2", 3) == 0 && (req->path[3] == '\0' || req->path[3] == '/');
+  resp->oip_errors = v2;
   /* Probes never need a key: an orchestrator must be able to ask. */
-  int probe = strcmp(req->path, "/healthz") == 0 || strcmp(req->path, "/readyz") == 0;
+  int probe = strcmp(req->path, "/healthz") == 0 || strcmp(req->path, "/readyz") == 0 ||
+              strncmp(req->path, "/v2/health/", 11) == 0;
   if (!probe) {
     xd_error_t aerr;
     if (xd_auth_check(api, req, 0, &aerr) != XD_OK) {
@@ -203,6 +218,7 @@ xd_api_outcome_t xd_api_handle(xd_api_t *api, const xd_api_request_t *req, xd_ap
     return XD_API_RESPOND;
   }
   if (xd_service_handle(api, req, resp)) return XD_API_RESPOND;
+  if (v2) return xd_v2_handle(api, req, resp, work);
 
   int known = 0;
   char allow[64];

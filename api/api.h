@@ -56,6 +56,7 @@ typedef struct xd_api_response {
   size_t n_headers;
   char model[XD_MODEL_NAME_MAX + 1]; /* for the access log and metrics; "" if none */
   const char *endpoint;              /* static route label */
+  int oip_errors; /* errors in the Open Inference Protocol's shape {"error": "..."} */
 } xd_api_response_t;
 
 typedef enum xd_api_outcome { XD_API_RESPOND = 0, XD_API_QUEUE = 1 } xd_api_outcome_t;
