@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "api/bundle.h"
+#include "api/metrics.h"
 #include "core/alloc.h"
 #include "core/sha256.h"
 
@@ -103,6 +104,12 @@ int xd_service_handle(xd_api_t *api, const xd_api_request_t *req, xd_api_respons
       xd_error_set(&err, XD_EOVERLOAD, NULL, "not ready: loading models or shutting down");
       xd_api_error(&err, resp);
     }
+    return 1;
+  }
+  if (strcmp(p, "/metrics") == 0) {
+    resp->endpoint = "metrics";
+    if (!get) return method_not_allowed(resp, req->method, "GET, HEAD"), 1;
+    xd_metrics_render(api, resp);
     return 1;
   }
   if (strcmp(p, "/models") == 0) {

@@ -50,7 +50,7 @@ static long read_record(const char *t, size_t len, size_t *pos, char ***cells, s
       for (;;) {
         if (p >= len) {
           xd_error_set(err, XD_EINVAL, NULL, "line %zu: unterminated quoted field", line);
-          return -1;
+          goto fail;
         }
         if (t[p] == '"') {
           if (p + 1 < len && t[p + 1] == '"') {
@@ -69,18 +69,18 @@ static long read_record(const char *t, size_t len, size_t *pos, char ***cells, s
     while (p < len && t[p] != ',' && t[p] != '\n' && t[p] != '\r') {
       if (quoted) {
         xd_error_set(err, XD_EINVAL, NULL, "line %zu: characters after a closing quote", line);
-        return -1;
+        goto fail;
       }
       if (t[p] == '\0') {
         xd_error_set(err, XD_EINVAL, NULL, "line %zu: NUL byte in CSV", line);
-        return -1;
+        goto fail;
       }
       if (bl >= XD_CSV_MAX_CELL) goto too_long;
       buf[bl++] = t[p++];
     }
     if (n >= XD_CSV_MAX_COLS) {
       xd_error_set(err, XD_ETOOBIG, NULL, "line %zu: more than %d columns", line, XD_CSV_MAX_COLS);
-      return -1;
+      goto fail;
     }
     if (n == *cap) {
       size_t nc = *cap ? *cap * 2 : 16;

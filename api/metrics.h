@@ -1,0 +1,43 @@
+/* metrics.h — Prometheus metrics (text exposition format 0.0.4), names as SERVING.md §3:
+ *
+ *   explaind_requests_total{endpoint,model,code}             counter
+ *   explaind_request_duration_seconds{endpoint,model}        histogram (whole request)
+ *   explaind_queue_duration_seconds{endpoint}                histogram (admitted -> started)
+ *   explaind_compute_duration_seconds{endpoint,model}        histogram (worker time)
+ *   explaind_rejected_total{endpoint,reason}                 counter (queue_full|draining|too_large)
+ *   explaind_model_rows_total{endpoint}                      counter (model rows evaluated, estimated)
+ *   explaind_inflight_jobs, explaind_queue_capacity          gauges (from the server)
+ *   explaind_model_info{model,version,sha256}, explaind_models_loaded, explaind_ready
+ *   explaind_build_info{version,openblas_config,mhd_version}
+ *   process_resident_memory_bytes, process_cpu_seconds_total, process_open_fds,
+ *   process_start_time_seconds
+ *
+ * Recording is thread-safe and cheap (a mutex-protected lookup of a small series table;
+ * label values are bounded: models not in the registry are recorded as model="").
+ */
+#ifndef XD_API_METRICS_H
+#define XD_API_METRICS_H
+
+#include <stddef.h>
+
+#include "api/api.h"
+
+/* Gauges the server owns; the metrics page asks for them when it renders. */
+typedef struct xd_metrics_gauges {
+  unsigned (*inflight)(void *ctx);
+  unsigned (*capacity)(void *ctx);
+  void *ctx;
+  const char *mhd_version;
+} xd_metrics_gauges_t;
+
+void xd_metrics_set_gauges(const xd_metrics_gauges_t *g);
+
+void xd_metrics_request(const char *endpoint, const char *model, int status, double seconds);
+void xd_metrics_queue(const char *endpoint, double seconds);
+void xd_metrics_compute(const char *endpoint, const char *model, double seconds, unsigned long long rows);
+void xd_metrics_rejected(const char *endpoint, const char *reason);
+
+/* Renders the exposition text into resp (text/plain; version=0.0.4). */
+void xd_metrics_render(xd_api_t *api, xd_api_response_t *resp);
+
+#endif

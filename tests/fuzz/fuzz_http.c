@@ -1,0 +1,98 @@
+/* fuzz_http.c — the router as the HTTP layer drives it, with synthetic requests:
+ * "METHOD PATH\n(Header: value\n)*\nBODY". Covers routing, 404/405, auth (an admin key
+ * "k" and a read key "r" are configured), model management without a model folder (no
+ * disk writes), the service endpoints, metrics and the V2 routes. */
+#include <string.h>
+#include <strings.h>
+
+#include "api/api.h"
+#include "core/mat.h"
+#include "tests/fuzz/fuzz.h"
+
+typedef struct hdrs {
+  char names[8][64], values[8][256];
+  int n;
+} hdrs_t;
+
+static const char *lookup(void *ctx, const char *name) {
+  hdrs_t *h = ctx;
+  for (int i = 0; i < h->n; i++)
+    if (strcasecmp(h->names[i], name) == 0) return h->values[i];
+  return NULL;
+}
+
+static xd_api_t *setup(void) {
+  static xd_api_t *api;
+  static const char *const keys[] = {"r"};
+  if (api) return api;
+  xd_blas_init();
+  xd_api_config_t cfg;
+  memset(&cfg, 0, sizeof cfg);
+  xd_limits_default(&cfg.limits);
+  cfg.limits.max_rows = 8;
+  cfg.limits.max_samples = 300;
+  cfg.limits.max_steps = 32;
+  cfg.limits.max_work_rows = 200000;
+  cfg.limits.max_background = 50;
+  cfg.limits.max_nsamples = 300;
+  cfg.limits.max_repeats = 3;
+  cfg.limits.max_grid = 20;
+  cfg.inline_predict_rows = 8;
+  cfg.api_keys = keys;
+  cfg.n_api_keys = 1;
+  cfg.admin_key = "k";
+  xd_registry_t *reg;
+  xd_registry_new(&reg);
+  xd_api_new(&cfg, reg, &api);
+  xd_api_load_dir(api, "models", NULL, NULL);
+  xd_api_set_ready(api, 1);
+  return api;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  xd_api_t *api = setup();
+  char line[512];
+  const char *p = (const char *)data, *end = p + size;
+  const char *nl = memchr(p, '\n', size);
+  size_t ll = nl ? (size_t)(nl - p) : size;
+  if (ll >= sizeof line || memchr(p, '\0', ll)) return 0;
+  memcpy(line, p, ll);
+  line[ll] = '\0';
+  char *sp = strchr(line, ' ');
+  if (!sp) return 0;
+  *sp = '\0';
+  const char *method = line, *path = sp + 1;
+  hdrs_t h = {.n = 0};
+  p = nl ? nl + 1 : end;
+  while (p < end && *p != '\n' && h.n < 8) {
+    const char *e = memchr(p, '\n', (size_t)(end - p));
+    size_t l = e ? (size_t)(e - p) : (size_t)(end - p);
+    const char *colon = memchr(p, ':', l);
+    if (colon && (size_t)(colon - p) < 64 && l - (size_t)(colon - p) < 256) {
+      memcpy(h.names[h.n], p, (size_t)(colon - p));
+      h.names[h.n][colon - p] = '\0';
+      const char *v = colon + 1;
+      while (v < p + l && *v == ' ') v++;
+      memcpy(h.values[h.n], v, (size_t)(p + l - v));
+      h.values[h.n][p + l - v] = '\0';
+      h.n++;
+    }
+    p = e ? e + 1 : end;
+  }
+  if (p < end && *p == '\n') p++;
+  xd_api_request_t req = {method, path, NULL, p, (size_t)(end - p), lookup, &h};
+  xd_api_response_t resp;
+  memset(&resp, 0, sizeof resp);
+  xd_work_t work;
+  if (xd_api_handle(api, &req, &resp, &work) == XD_API_QUEUE) {
+    xd_error_t err;
+    xd_error_clear(&err);
+    xd_cancel_t cancel = {NULL, xd_now_ns() + 2000000000LL};
+    json_t *body = xd_work_run_inline(&work, &cancel, &err);
+    xd_api_finish(body, &err, &resp);
+    work.ops->free(work.state);
+  }
+  if (resp.status == 500) __builtin_trap();
+  xd_api_response_deinit(&resp);
+  return 0;
+}

@@ -1,0 +1,61 @@
+/* fuzz_request.c — request decoding and validation for every endpoint, against the demo
+ * models: the first byte picks the route, the rest is the JSON body. Model work runs
+ * inline under small limits and a short deadline, as a worker would run it. */
+#include <string.h>
+
+#include "api/api.h"
+#include "core/mat.h"
+#include "tests/fuzz/fuzz.h"
+
+static const char *const routes[][2] = {
+    {"POST", "/predict"},         {"POST", "/explain/lime"}, {"POST", "/explain/gradient"},
+    {"POST", "/explain/shap"},    {"POST", "/importance"},   {"POST", "/explain/pdp"},
+    {"POST", "/v2/models/iris/infer"}, {"POST", "/v2/models/credit/infer"},
+};
+
+static xd_api_t *setup(void) {
+  static xd_api_t *api;
+  if (api) return api;
+  xd_blas_init();
+  xd_api_config_t cfg;
+  memset(&cfg, 0, sizeof cfg);
+  xd_limits_default(&cfg.limits);
+  /* Small limits keep each input fast; the decoders must enforce them. */
+  cfg.limits.max_rows = 8;
+  cfg.limits.max_samples = 300;
+  cfg.limits.max_steps = 32;
+  cfg.limits.max_work_rows = 200000;
+  cfg.limits.max_background = 50;
+  cfg.limits.max_nsamples = 300;
+  cfg.limits.max_repeats = 3;
+  cfg.limits.max_grid = 20;
+  cfg.inline_predict_rows = 8;
+  xd_registry_t *reg;
+  xd_registry_new(&reg);
+  xd_api_new(&cfg, reg, &api);
+  xd_api_load_dir(api, "models", NULL, NULL);
+  xd_api_set_ready(api, 1);
+  return api;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  if (size < 1) return 0;
+  xd_api_t *api = setup();
+  size_t r = data[0] % (sizeof routes / sizeof *routes);
+  xd_api_request_t req = {routes[r][0], routes[r][1], NULL, (const char *)data + 1, size - 1, NULL, NULL};
+  xd_api_response_t resp;
+  memset(&resp, 0, sizeof resp);
+  xd_work_t work;
+  if (xd_api_handle(api, &req, &resp, &work) == XD_API_QUEUE) {
+    xd_error_t err;
+    xd_error_clear(&err);
+    xd_cancel_t cancel = {NULL, xd_now_ns() + 2000000000LL};
+    json_t *body = xd_work_run_inline(&work, &cancel, &err);
+    xd_api_finish(body, &err, &resp);
+    work.ops->free(work.state);
+  }
+  /* Every answer is a status and a body; a 500 from input would be a bug. */
+  if (resp.status == 500) __builtin_trap();
+  xd_api_response_deinit(&resp);
+  return 0;
+}
