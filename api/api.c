@@ -11,6 +11,7 @@
 
 #include "api/admin.h"
 #include "api/routes.h"
+#include "api/train.h"
 #include "api/v2.h"
 #include "api/service.h"
 #include "core/alloc.h"
@@ -216,6 +217,32 @@ xd_api_outcome_t xd_api_handle(xd_api_t *api, const xd_api_request_t *req, xd_ap
     snprintf(resp->model, sizeof resp->model, "%.64s", req->path + 8);
     xd_admin_models(api, req, req->path + 8, resp);
     return XD_API_RESPOND;
+  }
+  if (strncmp(req->path, "/models/", 8) == 0) {
+    const char *slash = strchr(req->path + 8, '/');
+    if (slash && strcmp(slash, "/train") == 0) {
+      /* An over-long name is cut to 65 characters, which the name check then refuses. */
+      char name[XD_MODEL_NAME_MAX + 2];
+      size_t nl = (size_t)(slash - (req->path + 8));
+      if (nl > XD_MODEL_NAME_MAX + 1) nl = XD_MODEL_NAME_MAX + 1;
+      memcpy(name, req->path + 8, nl);
+      name[nl] = '\0';
+      resp->endpoint = "train";
+      snprintf(resp->model, sizeof resp->model, "%.64s", name);
+      xd_error_t terr;
+      xd_error_clear(&terr);
+      if (strcmp(req->method, "POST") != 0) {
+        xd_error_set(&terr, XD_EMETHOD, NULL, "method %s is not allowed here", req->method);
+        xd_api_error(&terr, resp);
+        xd_api_add_header(resp, "Allow", "POST");
+        return XD_API_RESPOND;
+      }
+      if (xd_auth_check(api, req, 1, &terr) != XD_OK || xd_train_decode(api, req, name, work, &terr) != XD_OK) {
+        xd_api_error(&terr, resp);
+        return XD_API_RESPOND;
+      }
+      return XD_API_QUEUE;
+    }
   }
   if (xd_service_handle(api, req, resp)) return XD_API_RESPOND;
   if (v2) return xd_v2_handle(api, req, resp, work);

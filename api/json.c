@@ -16,6 +16,8 @@ void xd_limits_default(xd_limits_t *l) {
   l->max_nsamples = 100000;
   l->max_repeats = 100;
   l->max_grid = 1000;
+  l->max_train_rows = 100000;
+  l->train_background = 1000;
 }
 
 static void join(char *out, size_t cap, const char *prefix, const char *key) {

@@ -25,6 +25,8 @@ typedef struct xd_limits {
   size_t max_nsamples;      /* Kernel SHAP coalitions (default 100000) */
   size_t max_repeats;       /* LIME repeats, permutation n_repeats (default 100) */
   size_t max_grid;          /* PDP grid_resolution (default 1000) */
+  size_t max_train_rows;    /* rows of a training CSV (default 100000) */
+  size_t train_background;  /* background rows kept with a trained model (default 1000) */
 } xd_limits_t;
 
 void xd_limits_default(xd_limits_t *l);

@@ -1,0 +1,226 @@
+/* explain_pdp.c — POST /explain/pdp: partial dependence and ICE (scikit-learn
+ * partial_dependence, method="brute"; core/pdp.h).
+ *
+ * The decoder validates every field, builds the grids (sorting the data column is cheap;
+ * no model evaluation) so that a degenerate grid is a 400 before anything is queued, and
+ * splits the grid points into parts for the worker pool. The response follows
+ * scikit-learn's shapes: average (outputs, g0[, g1]) and individual (outputs, rows,
+ * g0[, g1]). */
+#include <stdio.h>
+#include <string.h>
+
+#include "api/endpoints.h"
+#include "api/importance.h"
+#include "core/alloc.h"
+#include "core/pdp.h"
+
+/* ICE values one response may carry: beyond this the JSON alone would be hundreds of MB. */
+#define XD_PDP_MAX_INDIVIDUAL 5000000ULL
+
+enum { KIND_AVERAGE, KIND_INDIVIDUAL, KIND_BOTH };
+static const char *const kind_names[] = {"average", "individual", "both", NULL};
+
+typedef struct pdp_state {
+  xd_model_entry_t *entry;
+  const xd_model_t *m;
+  int kind;
+  xd_imp_data_t data;
+  xd_pdp_t pdp;
+} pdp_state_t;
+
+static void pdp_free(void *state) {
+  pdp_state_t *s = state;
+  if (!s) return;
+  xd_pdp_deinit(&s->pdp);
+  xd_imp_data_deinit(&s->data);
+  if (s->entry) xd_model_entry_release(s->entry);
+  xd_free(s);
+}
+
+static int pdp_run(void *state, size_t part, const xd_cancel_t *cancel, xd_error_t *err) {
+  pdp_state_t *s = state;
+  return xd_pdp_run(&s->pdp, part, cancel, err);
+}
+
+/* values (n_points) as g0 numbers, or g0 lists of g1 numbers for a pair. */
+static json_t *grid_block(const xd_pdp_t *p, const double *values) {
+  if (p->n_feat == 1) return xd_json_reals(values, p->n_points);
+  return xd_json_matrix(values, p->n_grid[0], p->n_grid[1]);
+}
+
+static json_t *pdp_encode(void *state, xd_error_t *err) {
+  pdp_state_t *s = state;
+  const xd_pdp_t *p = &s->pdp;
+  const xd_feature_t *fs = xd_model_features(s->m);
+  json_t *body = json_object(), *names = json_array(), *idx = json_array(), *grids = json_array(),
+         *outs = json_array();
+  json_t *avg = NULL, *ind = NULL;
+  if (!body || !names || !idx || !grids || !outs) goto nomem;
+  int bad = 0;
+  for (size_t f = 0; f < p->n_feat; f++) {
+    size_t j = p->feat[f];
+    bad |= json_array_append_new(names, json_string(fs[j].name));
+    bad |= json_array_append_new(idx, json_integer((json_int_t)j));
+    json_t *g = json_array();
+    if (!g) goto nomem;
+    for (size_t q = 0; q < p->n_grid[f]; q++)
+      bad |= json_array_append_new(g, xd_json_feature_value(s->m, j, p->grid[f][q]));
+    bad |= json_array_append_new(grids, g);
+  }
+  char *const *classes = xd_model_classes(s->m);
+  for (size_t o = 0; o < p->n_out; o++)
+    bad |= json_array_append_new(outs, classes ? json_string(classes[p->out_first + o]) : json_string("value"));
+  if (s->kind != KIND_INDIVIDUAL) {
+    avg = json_array();
+    if (!avg) goto nomem;
+    for (size_t o = 0; o < p->n_out; o++)
+      bad |= json_array_append_new(avg, grid_block(p, p->average + o * p->n_points));
+  }
+  if (s->kind != KIND_AVERAGE) {
+    ind = json_array();
+    if (!ind) goto nomem;
+    for (size_t o = 0; o < p->n_out; o++) {
+      json_t *rows = json_array();
+      if (!rows) goto nomem;
+      for (size_t i = 0; i < p->n; i++)
+        bad |= json_array_append_new(rows, grid_block(p, p->individual + (o * p->n + i) * p->n_points));
+      bad |= json_array_append_new(ind, rows);
+    }
+  }
+  bad |= json_object_set_new(body, "model", json_string(s->entry->name));
+  bad |= json_object_set_new(body, "features", names);
+  bad |= json_object_set_new(body, "feature_indices", idx);
+  bad |= json_object_set_new(body, "kind", json_string(kind_names[s->kind]));
+  bad |= json_object_set_new(body, "grid_values", grids);
+  bad |= json_object_set_new(body, "outputs", outs);
+  names = idx = grids = outs = NULL;
+  if (avg) bad |= json_object_set_new(body, "average", avg);
+  if (ind) bad |= json_object_set_new(body, "individual", ind);
+  avg = ind = NULL;
+  bad |= json_object_set_new(body, "n_rows", json_integer((json_int_t)p->n));
+  if (bad) goto nomem;
+  return body;
+nomem:
+  json_decref(body);
+  json_decref(names);
+  json_decref(idx);
+  json_decref(grids);
+  json_decref(outs);
+  json_decref(avg);
+  json_decref(ind);
+  xd_error_set(err, XD_ENOMEM, NULL, "out of memory encoding the response");
+  return NULL;
+}
+
+static const xd_job_ops_t pdp_ops = {"explain_pdp", pdp_run, pdp_encode, pdp_free};
+
+/* One feature reference: a name or an index. */
+static int decode_feature(const xd_model_t *m, const json_t *v, const char *field, size_t *out, xd_error_t *err) {
+  const size_t d = xd_model_n_features(m);
+  if (json_is_integer(v)) {
+    json_int_t j = json_integer_value(v);
+    if (j < 0 || (size_t)j >= d)
+      return xd_error_set(err, XD_EINVAL, field, "feature index %lld is out of range (%zu features)", (long long)j, d);
+    *out = (size_t)j;
+    return XD_OK;
+  }
+  if (json_is_string(v)) {
+    const xd_feature_t *fs = xd_model_features(m);
+    for (size_t j = 0; j < d; j++)
+      if (strcmp(fs[j].name, json_string_value(v)) == 0) {
+        *out = j;
+        return XD_OK;
+      }
+    return xd_error_set(err, XD_EINVAL, field, "unknown feature '%.100s'", json_string_value(v));
+  }
+  return xd_error_set(err, XD_EINVAL, field, "must be a feature name or index");
+}
+
+/* "features": one feature, or a list of one or two distinct features. */
+static int decode_features(const xd_model_t *m, const json_t *body, size_t *feats, size_t *n_feat, xd_error_t *err) {
+  const json_t *v = json_object_get(body, "features");
+  if (!v || json_is_null(v))
+    return xd_error_set(err, XD_EINVAL, "features", "required: one feature or a pair, by name or index");
+  if (!json_is_array(v)) {
+    *n_feat = 1;
+    return decode_feature(m, v, "features", &feats[0], err);
+  }
+  size_t k = json_array_size(v);
+  if (k < 1 || k > 2) return xd_error_set(err, XD_EINVAL, "features", "must name one feature or a pair (got %zu)", k);
+  char f[32];
+  for (size_t i = 0; i < k; i++) {
+    snprintf(f, sizeof f, "features[%zu]", i);
+    int rc = decode_feature(m, json_array_get(v, i), f, &feats[i], err);
+    if (rc != XD_OK) return rc;
+  }
+  if (k == 2 && feats[0] == feats[1])
+    return xd_error_set(err, XD_EINVAL, "features[1]", "the pair must name two different features");
+  *n_feat = k;
+  return XD_OK;
+}
+
+static int decode_percentiles(const json_t *body, double *lo, double *hi, xd_error_t *err) {
+  const json_t *v = json_object_get(body, "percentiles");
+  if (!v || json_is_null(v)) return XD_OK;
+  if (!json_is_array(v) || json_array_size(v) != 2)
+    return xd_error_set(err, XD_EINVAL, "percentiles", "must be a pair [low, high] of fractions in [0, 1]");
+  double p[2];
+  for (size_t i = 0; i < 2; i++) {
+    char f[32];
+    snprintf(f, sizeof f, "percentiles[%zu]", i);
+    int rc = xd_json_number(json_array_get(v, i), f, &p[i], err);
+    if (rc != XD_OK) return rc;
+    if (p[i] < 0 || p[i] > 1) return xd_error_set(err, XD_EINVAL, f, "must be in [0, 1]");
+  }
+  if (!(p[0] < p[1]))
+    return xd_error_set(err, XD_EINVAL, "percentiles", "percentiles[0] must be less than percentiles[1]");
+  *lo = p[0];
+  *hi = p[1];
+  return XD_OK;
+}
+
+int xd_pdp_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err) {
+  static const char *const keys[] = {"model", "features", "data", "grid_resolution", "percentiles", "kind",
+                                     "timeout_ms", NULL};
+  const xd_limits_t *lim = xd_api_limits(api);
+  int rc = xd_json_check_keys(body, keys, NULL, err);
+  if (rc != XD_OK) return rc;
+  pdp_state_t *s = xd_calloc(1, sizeof *s);
+  if (!s) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+  s->entry = xd_api_model(api, body, err);
+  if (!s->entry) {
+    rc = err->code ? err->code : XD_ENOTFOUND;
+    goto fail;
+  }
+  s->m = s->entry->model;
+  size_t feats[2], n_feat = 0, resolution = 100;
+  double lo = 0.05, hi = 0.95;
+  if ((rc = decode_features(s->m, body, feats, &n_feat, err)) != XD_OK) goto fail;
+  if ((rc = xd_json_opt_size(body, "grid_resolution", 2, lim->max_grid, &resolution, err)) != XD_OK) goto fail;
+  if ((rc = decode_percentiles(body, &lo, &hi, err)) != XD_OK) goto fail;
+  s->kind = KIND_AVERAGE;
+  if ((rc = xd_json_opt_enum(body, "kind", kind_names, &s->kind, err)) != XD_OK) goto fail;
+  if ((rc = xd_api_timeout(body, &work->timeout_ms, err)) != XD_OK) goto fail;
+  if ((rc = xd_imp_data_decode(api, s->m, s->entry->name, body, 0, &s->data, err)) != XD_OK) goto fail;
+  rc = xd_pdp_init(&s->pdp, s->m, s->data.X, s->data.n, feats, n_feat, resolution, lo, hi, s->kind != KIND_AVERAGE,
+                   lim->max_work_rows, err);
+  if (rc != XD_OK) goto fail;
+  if (s->kind != KIND_AVERAGE &&
+      (uint64_t)s->pdp.n_out * s->pdp.n * s->pdp.n_points > XD_PDP_MAX_INDIVIDUAL) {
+    rc = xd_error_set(err, XD_ETOOBIG, "kind",
+                      "ICE curves would hold %llu values (outputs x rows x grid points), over the limit of %llu: "
+                      "use kind \"average\", fewer rows or a coarser grid",
+                      (unsigned long long)s->pdp.n_out * s->pdp.n * s->pdp.n_points,
+                      (unsigned long long)XD_PDP_MAX_INDIVIDUAL);
+    goto fail;
+  }
+  work->ops = &pdp_ops;
+  work->state = s;
+  work->n_parts = xd_pdp_parts(&s->pdp);
+  work->cost_rows = xd_pdp_work_rows(&s->pdp);
+  work->model = s->entry->name;
+  return XD_OK;
+fail:
+  pdp_free(s);
+  return rc;
+}

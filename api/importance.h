@@ -1,0 +1,34 @@
+/* importance.h — the "data" field shared by the global-explanation endpoints
+ * (POST /importance, POST /explain/pdp): rows and targets to explain over.
+ *
+ * `"data": {"instances": [...], "targets": [...]}` (targets: class names or indices for a
+ * classifier, numbers for a regressor), or, when "data" is absent, the model's background
+ * with its targets. Network thread (decoders); the result is read by workers.
+ */
+#ifndef XD_API_IMPORTANCE_H
+#define XD_API_IMPORTANCE_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "api/api.h"
+
+typedef struct xd_imp_data {
+  const double *X; /* (n, n_features): owned copy or the model's background (borrowed:
+                      valid while the request holds its model reference) */
+  const double *y; /* (n) or NULL when no targets are known */
+  size_t n;
+  int from_background;
+  double *X_owned, *y_owned;
+} xd_imp_data_t;
+
+/* Decodes body's optional "data" for model m. need_targets: fail (XD_EINVAL, field
+ * "data.targets", or "data" for the background) when no targets are available. Rows are
+ * bounded by limits->max_background (XD_ETOOBIG). Errors name the field
+ * ("data.instances[3]", "data.targets[0]"). Returns XD_OK (out filled; deinit it) or an
+ * error (out left empty). */
+int xd_imp_data_decode(const xd_api_t *api, const xd_model_t *m, const char *model_name, const json_t *body,
+                       int need_targets, xd_imp_data_t *out, xd_error_t *err);
+void xd_imp_data_deinit(xd_imp_data_t *d);
+
+#endif
