@@ -9,6 +9,7 @@
 
 #include "api/json.h"
 #include "core/alloc.h"
+#include "core/onnx.h"
 #include "core/sha256.h"
 
 static int check_keys(const json_t *obj, const char *const *allowed, const char *prefix, xd_error_t *err) {
@@ -155,9 +156,51 @@ static int decode_layers(const json_t *v, xd_model_spec_t *s, xd_error_t *err) {
     snprintf(f, sizeof f, "layers[%zu].activation", l);
     if (!json_is_string(a) || xd_act_parse(json_string_value(a), &L->act) != 0)
       return xd_error_set(err, XD_EFORMAT, f,
-                          "must be one of identity, relu, leaky_relu, tanh, sigmoid, softplus, gelu, softmax");
+                          "must be one of identity, relu, leaky_relu, tanh, sigmoid, softplus, gelu, gelu_erf, "
+                          "softmax");
   }
   return XD_OK;
+}
+
+/* The layers from an ONNX graph: bytes when given (an upload), else the file that v names
+ * (relative to dir, as background.csv). The graph's input is layer 1's: the numeric
+ * features plus the one-hot categories. */
+static int decode_onnx(const json_t *v, const char *dir, const void *bytes, size_t len, xd_model_spec_t *s,
+                       xd_error_t *err) {
+  char *data = NULL;
+  int rc;
+  if (!bytes) {
+    if (!json_is_string(v)) return xd_error_set(err, XD_EFORMAT, "onnx", "must be a file name");
+    const char *name = json_string_value(v);
+    if (!dir) return xd_error_set(err, XD_EFORMAT, "onnx", "a file is not allowed here: upload the ONNX graph");
+    if (name[0] == '/' || strstr(name, "..") || !name[0])
+      return xd_error_set(err, XD_EFORMAT, "onnx", "must be a relative file name inside the model folder");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if ((rc = xd_read_file(path, XD_BUNDLE_MAX_BYTES, &data, &len, err)) != XD_OK) {
+      xd_error_prefix_field(err, "onnx");
+      return err ? (err->code = XD_EFORMAT) : XD_EFORMAT;
+    }
+    bytes = data;
+  }
+  size_t n_inputs = 0;
+  for (size_t j = 0; j < s->n_features; j++)
+    n_inputs += s->features[j].kind == XD_FEAT_CATEGORICAL ? s->features[j].n_categories : 1;
+  rc = xd_onnx_to_layers(bytes, len, n_inputs, &s->layers, &s->n_layers, err);
+  xd_free(data);
+  return rc;
+}
+
+/* xd_model_new names the converted layers ("layers[1].activation"), which an ONNX bundle
+ * does not have: point at "onnx" and keep the layer's path in the text. */
+static void onnx_error_path(xd_error_t *err) {
+  if (!err || strncmp(err->field, "layers", 6) != 0) return;
+  char text[XD_ERROR_TEXT_MAX];
+  snprintf(text, sizeof text, "%s", err->text);
+  int code = err->code;
+  char field[XD_ERROR_FIELD_MAX];
+  snprintf(field, sizeof field, "%s", err->field);
+  xd_error_set(err, code, "onnx", "converted %s: %s", field, text);
 }
 
 static int decode_background(const json_t *v, const char *dir, xd_model_spec_t *s, xd_error_t *err) {
@@ -252,7 +295,9 @@ static int decode_background(const json_t *v, const char *dir, xd_model_spec_t *
   return XD_OK;
 }
 
-int xd_bundle_decode(const char *data, size_t len, const char *dir, xd_model_t **out, xd_error_t *err) {
+/* The bundle in data; the network from its "layers", its "onnx" file, or onnx bytes. */
+static int decode(const char *data, size_t len, const char *dir, const void *onnx, size_t onnx_len,
+                  xd_model_t **out, xd_error_t *err) {
   *out = NULL;
   xd_model_spec_t s;
   memset(&s, 0, sizeof s);
@@ -324,22 +369,44 @@ int xd_bundle_decode(const char *data, size_t len, const char *dir, xd_model_t *
         (rc = numbers(json_object_get(pre, "scale"), "preprocess.scale", s.n_features, s.pre_scale, err)) != XD_OK)
       goto done;
   }
-  if (json_object_get(root, "onnx")) {
-    rc = xd_error_set(err, XD_EUNSUPPORTED, "onnx", "ONNX bundles are not supported by this build: give dense layers");
+  json_t *jonnx = json_object_get(root, "onnx"), *jlayers = json_object_get(root, "layers");
+  int from_onnx = onnx || jonnx;
+  if (onnx && (jonnx || jlayers)) {
+    rc = xd_error_set(err, XD_EFORMAT, jonnx ? "onnx" : "layers",
+                      "the ONNX graph comes with the upload: leave out layers and onnx");
     goto done;
   }
-  if ((rc = decode_layers(json_object_get(root, "layers"), &s, err)) != XD_OK) goto done;
+  if (jonnx && jlayers) {
+    rc = xd_error_set(err, XD_EFORMAT, "onnx", "give either layers or onnx, not both");
+    goto done;
+  }
+  if (from_onnx ? (rc = decode_onnx(jonnx, dir, onnx, onnx_len, &s, err)) != XD_OK
+                : (rc = decode_layers(jlayers, &s, err)) != XD_OK)
+    goto done;
   json_t *bg = json_object_get(root, "background");
   if (bg && (rc = decode_background(bg, dir, &s, err)) != XD_OK) goto done;
   json_decref(root);
   root = NULL;
-  return xd_model_new(&s, out, err); /* takes the spec's contents either way */
+  rc = xd_model_new(&s, out, err); /* takes the spec's contents either way */
+  if (rc != XD_OK && from_onnx) onnx_error_path(err);
+  return rc;
 done:
   if (root) json_decref(root);
   xd_model_spec_deinit(&s);
   if (rc == XD_EINVAL) rc = XD_EFORMAT;
   if (err) err->code = rc;
   return rc;
+}
+
+int xd_bundle_decode(const char *data, size_t len, const char *dir, xd_model_t **out, xd_error_t *err) {
+  return decode(data, len, dir, NULL, 0, out, err);
+}
+
+int xd_bundle_decode_onnx(const char *json_meta, size_t meta_len, const void *onnx, size_t onnx_len, const char *dir,
+                          xd_model_t **out, xd_error_t *err) {
+  *out = NULL;
+  if (!onnx) return xd_error_set(err, XD_EFORMAT, "onnx", "no ONNX graph was uploaded");
+  return decode(json_meta, meta_len, dir, onnx, onnx_len, out, err);
 }
 
 int xd_read_file(const char *path, size_t max, char **data, size_t *len, xd_error_t *err) {

@@ -21,10 +21,19 @@
 #define XD_BUNDLE_MAX_WIDTH 16384
 #define XD_BUNDLE_MAX_BACKGROUND 100000
 
-/* Decodes bundle bytes. dir is the folder that relative file names (background CSV)
- * are resolved against, or NULL to allow only inline data. On success *out is a new
- * model owned by the caller. */
+/* Decodes bundle bytes. dir is the folder that relative file names (background CSV, the
+ * "onnx" graph that may replace "layers") are resolved against, or NULL to allow only
+ * inline data. On success *out is a new model owned by the caller. */
 int xd_bundle_decode(const char *data, size_t len, const char *dir, xd_model_t **out, xd_error_t *err);
+
+/* Decodes a bundle whose network is an uploaded ONNX graph (PUT /models/NAME with an
+ * ONNX body): json_meta is a bundle without "layers" and "onnx" (features, classes,
+ * preprocess, background: as in a file bundle), onnx[0..onnx_len) the serialized
+ * ModelProto, whose input is what layer 1 sees (after preprocess and one-hot encoding).
+ * dir as for xd_bundle_decode. ONNX errors have field "onnx" and name the node
+ * (core/onnx.h). On success *out is a new model owned by the caller. Any thread. */
+int xd_bundle_decode_onnx(const char *json_meta, size_t meta_len, const void *onnx, size_t onnx_len, const char *dir,
+                          xd_model_t **out, xd_error_t *err);
 
 /* Reads and decodes a bundle file; sha256 (may be NULL) receives the hex digest of its
  * bytes. */

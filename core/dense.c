@@ -8,7 +8,8 @@
 #include "core/mat.h"
 
 static const char *act_names[] = {"identity", "relu",     "leaky_relu", "tanh",
-                                  "sigmoid",  "softplus", "gelu",       "softmax"};
+                                  "sigmoid",  "softplus", "gelu",       "softmax",
+                                  "gelu_erf"};
 
 int xd_act_parse(const char *name, xd_act_t *out) {
   for (size_t i = 0; i < sizeof act_names / sizeof *act_names; i++)
@@ -23,6 +24,8 @@ const char *xd_act_name(xd_act_t a) { return act_names[a]; }
 
 #define GELU_K 0.7978845608028654 /* sqrt(2/pi) */
 #define GELU_C 0.044715
+#define SQRT1_2 0.7071067811865476     /* 1/sqrt(2) */
+#define INV_SQRT_2PI 0.3989422804014327 /* 1/sqrt(2 pi) */
 
 static double sigmoid(double z) {
   /* Branch so that exp never overflows and tiny outputs keep their digits. */
@@ -39,6 +42,7 @@ double xd_act_apply(xd_act_t a, double z) {
   case XD_ACT_SIGMOID: return sigmoid(z);
   case XD_ACT_SOFTPLUS: return z > 0 ? z + log1p(exp(-z)) : log1p(exp(z));
   case XD_ACT_GELU: return 0.5 * z * (1 + tanh(GELU_K * (z + GELU_C * z * z * z)));
+  case XD_ACT_GELU_ERF: return 0.5 * z * erfc(-z * SQRT1_2); /* erfc keeps Φ's digits for z << 0 */
   case XD_ACT_IDENTITY:
   case XD_ACT_SOFTMAX: break;
   }
@@ -60,6 +64,7 @@ double xd_act_deriv(xd_act_t a, double z) {
     double t = tanh(u);
     return 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * GELU_K * (1 + 3 * GELU_C * z * z);
   }
+  case XD_ACT_GELU_ERF: return 0.5 * erfc(-z * SQRT1_2) + z * INV_SQRT_2PI * exp(-0.5 * z * z); /* Φ(z) + z·φ(z) */
   case XD_ACT_IDENTITY:
   case XD_ACT_SOFTMAX: break;
   }
@@ -102,14 +107,21 @@ void xd_dense_deinit(xd_dense_t *L) {
 
 /* ---- forward ------------------------------------------------------------------------ */
 
+/* ReLU over a whole activation matrix. Written as a max so it compiles to branch-free
+ * (and, with the vectorizer on for this function, packed) instructions: a branch per
+ * element mispredicts on half of them and cost more than the layer's GEMM. */
+__attribute__((optimize("tree-vectorize"))) static void relu_inplace(float *z, size_t m) {
+  for (size_t i = 0; i < m; i++) z[i] = fmaxf(z[i], 0.0f);
+}
+
 /* X is (n,in), W is (out,in), Z is (n,out). Bias rows first, then one GEMM with beta=1. */
 void xd_dense_forward_f(const xd_dense_t *L, const float *X, size_t n, float *Z, int apply_act) {
   for (size_t i = 0; i < n; i++) memcpy(Z + i * L->out, L->bf, L->out * sizeof *Z);
   xd_sgemm_nt(n, L->out, L->in, X, L->wf, 1.0f, Z);
   if (apply_act && L->act != XD_ACT_IDENTITY && L->act != XD_ACT_SOFTMAX) {
     size_t m = n * L->out;
-    if (L->act == XD_ACT_RELU) { /* the common case, kept branch-free for the compiler */
-      for (size_t i = 0; i < m; i++) Z[i] = Z[i] > 0 ? Z[i] : 0;
+    if (L->act == XD_ACT_RELU) {
+      relu_inplace(Z, m);
     } else {
       for (size_t i = 0; i < m; i++) Z[i] = (float)xd_act_apply(L->act, Z[i]);
     }

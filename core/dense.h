@@ -19,7 +19,9 @@ typedef enum xd_act {
   XD_ACT_SIGMOID,
   XD_ACT_SOFTPLUS,
   XD_ACT_GELU, /* tanh approximation */
-  XD_ACT_SOFTMAX /* last layer only; applied by the model's output stage */
+  XD_ACT_SOFTMAX, /* last layer only; applied by the model's output stage */
+  XD_ACT_GELU_ERF /* exact GELU z·Φ(z) = z/2·(1 + erf(z/√2)): PyTorch's nn.GELU() default and
+                     the form ONNX exports (Div, Erf, Add, Mul, Mul); name "gelu_erf" */
 } xd_act_t;
 
 /* Parses an activation name; returns 0 or -1. */
