@@ -8,24 +8,39 @@ CC       ?= cc
 BLAS_INC := /usr/include/x86_64-linux-gnu/openblas-pthread
 BLAS_LIB := /usr/lib/x86_64-linux-gnu/openblas-pthread
 PKGS     := libmicrohttpd-dev libjansson-dev libopenblas-dev libopenblas0-pthread libopenblas-pthread-dev \
-            libuv1-dev pkg-config
+            libuv1-dev pkg-config protobuf-c-compiler libprotobuf-c-dev libonnx-dev
 OPT      ?= -O2
 SAN      ?=
 CFLAGS   += -std=gnu11 $(OPT) -g -Wall -Wextra -Wshadow -Wno-unused-parameter -I. -I$(BLAS_INC) \
             -D_GNU_SOURCE -pthread $(SAN)
 LDFLAGS  += -pthread $(SAN)
 LDLIBS   += -lmicrohttpd -ljansson -luv -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB) -lopenblas -lm
+# ONNX import (core/onnx.c): protobuf-c code generated at build time from Debian's onnx.proto.
+ONNX_PROTO := /usr/include/onnx/onnx.proto
+CFLAGS   += -I$(BUILD)/gen
+LDLIBS   += -lprotobuf-c
 
 CORE_SRC   := $(wildcard core/*.c)
 API_SRC    := $(wildcard api/*.c)
 SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
 LIB_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) $(API_SRC) $(SERVER_SRC))
+# web/ (the dashboard and openapi.json) is embedded in the binary: see api/static.h.
+WEB_FILES  := $(wildcard web/*.html web/*.js web/*.css web/*.json web/*.svg)
+LIB_OBJ    += $(BUILD)/gen/web_assets.o
+GEN_OBJ    := $(BUILD)/gen/onnx.pb-c.o
+LIB_OBJ    += $(GEN_OBJ)
 TEST_SRC   := $(wildcard tests/test_*.c)
 TEST_BIN   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 TEST_HELPERS := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out $(TEST_SRC),$(wildcard tests/*.c)))
 
-.PHONY: all deps run test asan tsan valgrind bench clean fmt models
-all: $(BUILD)/explaind $(TEST_BIN)
+# Fuzz targets (tests/fuzz/fuzz_*.c): `make test` replays their corpora through
+# tests/fuzz/replay.c as ordinary test programs; `make fuzz` runs libFuzzer on them.
+FUZZ_SRC    := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES  := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRC))
+FUZZ_REPLAY := $(patsubst %,$(BUILD)/tests/test_fuzz_%,$(FUZZ_NAMES))
+
+.PHONY: all deps run test asan tsan valgrind bench clean fmt models web-deps fuzz deploy-deps
+all: $(BUILD)/explaind $(TEST_BIN) $(FUZZ_REPLAY)
 
 # ---- dependencies ------------------------------------------------------------------
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -33,6 +48,38 @@ deps:
 	@missing=""; for p in $(PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; fi
+
+# Tools of the web tests (tests/test_web.c): Debian's chromium and node, and the npm
+# packages pinned in tests/web/package-lock.json (npm ci, only when the lock changed).
+# A failure here only warns: those tests then report themselves skipped.
+WEB_NODE_MODULES := tests/web/node_modules/.package-lock.json
+web-deps:
+	@missing=""; dpkg -s chromium >/dev/null 2>&1 || missing=" chromium"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; } || \
+	  echo "warning: could not install$$missing; the web tests will be skipped"; fi
+	@$(MAKE) -s --no-print-directory $(WEB_NODE_MODULES) || echo "warning: npm ci failed; the web tests will be skipped"
+
+$(WEB_NODE_MODULES): tests/web/package.json tests/web/package-lock.json
+	cd tests/web && npm ci --no-audit --no-fund --loglevel=error
+
+# Tools of the deployment tests (tests/test_deploy.c, tests/test_lb.c): Debian's nginx and
+# docker-compose (no recommends: validating a compose file needs no Docker daemon), node,
+# and the npm packages pinned in tests/deploy/package-lock.json (npm ci, only when the
+# lock changed). A failure here only warns: those tests then skip, or fail under CI=true.
+DEPLOY_PKGS := nginx docker-compose
+DEPLOY_NODE_MODULES := tests/deploy/node_modules/.package-lock.json
+deploy-deps:
+	@missing=""; for p in $(DEPLOY_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; } || \
+	  echo "warning: could not install$$missing; the deployment tests will skip"; fi
+	@$(MAKE) --no-print-directory $(DEPLOY_NODE_MODULES) || echo "warning: npm ci failed; the deployment tests will skip"
+
+$(DEPLOY_NODE_MODULES): tests/deploy/package.json tests/deploy/package-lock.json
+	cd tests/deploy && npm ci --no-audit --no-fund --loglevel=error
 
 # ---- build ---------------------------------------------------------------------------
 $(BUILD)/obj/%.o: %.c
@@ -43,12 +90,35 @@ $(BUILD)/libxd.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# No Python and no xxd at build time: tools/embed_web.sh uses od, sed and cksum.
+$(BUILD)/gen/web_assets.c: $(WEB_FILES) tools/embed_web.sh
+	@mkdir -p $(dir $@)
+	sh tools/embed_web.sh $(WEB_FILES) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/web_assets.o: $(BUILD)/gen/web_assets.c api/static.h
+	$(CC) $(CFLAGS) -c $< -o $@
+
+# protoc-c writes onnx.pb-c.c and onnx.pb-c.h in one run (a grouped target).
+$(BUILD)/gen/onnx.pb-c.c $(BUILD)/gen/onnx.pb-c.h &: $(ONNX_PROTO)
+	@mkdir -p $(BUILD)/gen
+	protoc-c --proto_path=$(dir $(ONNX_PROTO)) --c_out=$(BUILD)/gen $(ONNX_PROTO)
+
+$(GEN_OBJ): $(BUILD)/gen/onnx.pb-c.c $(BUILD)/gen/onnx.pb-c.h
+	$(CC) $(CFLAGS) -c $< -o $@
+
+# The ONNX importer includes the generated header: generate it before compiling.
+$(BUILD)/obj/core/onnx.o $(BUILD)/obj/core/onnx_ops.o: | $(BUILD)/gen/onnx.pb-c.h
+
 $(BUILD)/explaind: $(BUILD)/obj/server/main.o $(BUILD)/libxd.a
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_HELPERS) $(BUILD)/libxd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(FUZZ_REPLAY): $(BUILD)/tests/test_fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h $(BUILD)/libxd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DXD_FUZZ_TARGET=\"$*\" tests/fuzz/fuzz_$*.c tests/fuzz/replay.c $(BUILD)/libxd.a -o $@ $(LDFLAGS) $(LDLIBS)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
@@ -57,7 +127,7 @@ LISTEN ?= 127.0.0.1:8080
 run: deps $(BUILD)/explaind
 	./$(BUILD)/explaind --listen $(LISTEN) --model-dir models
 
-test: deps all
+test: deps web-deps deploy-deps all
 	@BUILD=$(BUILD) sh tests/run.sh
 
 # Sanitizer builds live in their own folders so they never mix objects with the normal build.
@@ -76,8 +146,23 @@ bench: deps all
 models:
 	/usr/bin/python3 tools/make_models.py
 
+# libFuzzer: the library is rebuilt with clang and coverage instrumentation in build-fuzz/;
+# new inputs go to build-fuzz/corpus/<target>, crashes to build-fuzz/crashes/ (copy a
+# crash into tests/fuzz/crashes/<target>/ to keep it as a regression replayed by make test).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	$(MAKE) BUILD=build-fuzz CC=clang OPT=-O1 SAN="-fsanitize=fuzzer-no-link,address,undefined" build-fuzz/libxd.a
+	@set -e; for t in $(FUZZ_NAMES); do \
+	  clang -std=gnu11 -O1 -g -I. -Ibuild-fuzz/gen -fsanitize=fuzzer,address,undefined tests/fuzz/fuzz_$$t.c \
+	    build-fuzz/libxd.a -o build-fuzz/fuzz_$$t $(LDLIBS); \
+	  mkdir -p build-fuzz/corpus/$$t build-fuzz/crashes; \
+	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
+	  ./build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	    -artifact_prefix=build-fuzz/crashes/$$t- build-fuzz/corpus/$$t tests/fuzz/corpus/$$t 2>&1 | tail -n 3; \
+	done
+
 fmt:
 	clang-format -i core/*.[ch] api/*.[ch] server/*.[ch] tests/*.[ch]
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz

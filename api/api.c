@@ -11,6 +11,7 @@
 
 #include "api/admin.h"
 #include "api/routes.h"
+#include "api/static.h"
 #include "api/train.h"
 #include "api/v2.h"
 #include "api/service.h"
@@ -199,6 +200,9 @@ xd_api_outcome_t xd_api_handle(xd_api_t *api, const xd_api_request_t *req, xd_ap
   memset(work, 0, sizeof *work);
   resp->endpoint = "other";
   resp->model[0] = '\0';
+  /* The dashboard and the API description hold no data and a browser cannot send a
+   * Bearer header when it opens a page: they are served before the key check. */
+  if (xd_static_handle(req, resp)) return XD_API_RESPOND;
   int v2 = strncmp(req->path, "/v2", 3) == 0 && (req->path[3] == '\0' || req->path[3] == '/');
   resp->oip_errors = v2;
   /* Probes never need a key: an orchestrator must be able to ask. */

@@ -304,6 +304,7 @@ fail:
 xd_api_outcome_t xd_v2_handle(xd_api_t *api, const xd_api_request_t *req, xd_api_response_t *resp, xd_work_t *work) {
   const char *p = req->path;
   int get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+  char name[XD_MODEL_NAME_MAX + 2] = "", ver[32] = "", verb[16] = ""; /* before any goto method */
   resp->endpoint = "v2";
   if (strcmp(p, "/v2") == 0 || strcmp(p, "/v2/") == 0) {
     if (!get) goto method;
@@ -328,7 +329,6 @@ xd_api_outcome_t xd_v2_handle(xd_api_t *api, const xd_api_request_t *req, xd_api
     return XD_API_RESPOND;
   }
   /* /v2/models/{name}[/versions/{v}][/ready|/infer] */
-  char name[XD_MODEL_NAME_MAX + 2] = "", ver[32] = "", verb[16] = "";
   const char *s = p + 11, *slash = strchr(s, '/');
   size_t nl = slash ? (size_t)(slash - s) : strlen(s);
   if (nl == 0 || nl > XD_MODEL_NAME_MAX) {
