@@ -22,6 +22,8 @@ xd_model_entry_t *xd_api_model(xd_api_t *api, const json_t *body, xd_error_t *er
 int xd_api_timeout(const json_t *body, int64_t *timeout_ms, xd_error_t *err);
 
 int xd_predict_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err);
+int xd_gradient_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err);
+int xd_shap_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err);
 int xd_importance_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err);
 int xd_pdp_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err);
 

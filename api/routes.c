@@ -7,6 +7,8 @@
 
 static const xd_route_t routes[] = {
     {"POST", "/predict", "predict", xd_predict_decode},
+    {"POST", "/explain/gradient", "explain_gradient", xd_gradient_decode},
+    {"POST", "/explain/shap", "explain_shap", xd_shap_decode},
     {"POST", "/importance", "importance", xd_importance_decode},
     {"POST", "/explain/pdp", "explain_pdp", xd_pdp_decode},
 };
