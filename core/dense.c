@@ -147,8 +147,11 @@ void xd_dense_forward_d(const xd_dense_t *L, const double *X, size_t n, double *
 
 /* Z, dA are (n,out), W is (out,in), dX is (n,in). */
 void xd_dense_backward_d(const xd_dense_t *L, const double *Z, double *dA, size_t n, double *dX, int apply_act) {
-  if (apply_act && L->act != XD_ACT_IDENTITY && L->act != XD_ACT_SOFTMAX)
+  if (apply_act && L->act == XD_ACT_RELU) { /* the common case, without a call per element */
+    for (size_t i = 0; i < n * L->out; i++) dA[i] = Z[i] > 0 ? dA[i] : 0;
+  } else if (apply_act && L->act != XD_ACT_IDENTITY && L->act != XD_ACT_SOFTMAX) {
     for (size_t i = 0; i < n * L->out; i++) dA[i] *= xd_act_deriv(L->act, Z[i]);
+  }
   xd_dgemm_nn(n, L->in, L->out, dA, L->wd, 0.0, dX);
 }
 

@@ -358,7 +358,10 @@ static int dense_gradient(const xd_model_t *m, const double *E, size_t n, const 
     const xd_dense_t *L = &m->layers[l];
     double *z = Z + offs[l], *a = A + offs[l];
     xd_dense_forward_d(L, x, n, z, 0);
-    for (size_t i = 0; i < n * L->out; i++) a[i] = xd_act_apply(L->act, z[i]);
+    if (L->act == XD_ACT_RELU)
+      for (size_t i = 0; i < n * L->out; i++) a[i] = z[i] > 0 ? z[i] : 0;
+    else
+      for (size_t i = 0; i < n * L->out; i++) a[i] = xd_act_apply(L->act, z[i]);
     x = a;
   }
   /* output layer: dZ_L per row */
