@@ -26,5 +26,6 @@ int xd_gradient_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_er
 int xd_shap_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err);
 int xd_importance_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err);
 int xd_pdp_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err);
+int xd_lime_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err);
 
 #endif

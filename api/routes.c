@@ -11,6 +11,7 @@ static const xd_route_t routes[] = {
     {"POST", "/explain/shap", "explain_shap", xd_shap_decode},
     {"POST", "/importance", "importance", xd_importance_decode},
     {"POST", "/explain/pdp", "explain_pdp", xd_pdp_decode},
+    {"POST", "/explain/lime", "explain_lime", xd_lime_decode},
 };
 
 const xd_route_t *xd_routes_find(const char *method, const char *path, int *path_known, char *allow,

@@ -107,11 +107,11 @@ void xd_dense_deinit(xd_dense_t *L) {
 
 /* ---- forward ------------------------------------------------------------------------ */
 
-/* ReLU over a whole activation matrix. Written as a max so it compiles to branch-free
- * (and, with the vectorizer on for this function, packed) instructions: a branch per
- * element mispredicts on half of them and cost more than the layer's GEMM. */
+/* ReLU over a whole activation matrix. With the vectorizer on for this function the
+ * select compiles to packed max instructions: a branch per element mispredicts on half
+ * of them and cost more than the layer's GEMM, and fmaxf would be a libm call. */
 __attribute__((optimize("tree-vectorize"))) static void relu_inplace(float *z, size_t m) {
-  for (size_t i = 0; i < m; i++) z[i] = fmaxf(z[i], 0.0f);
+  for (size_t i = 0; i < m; i++) z[i] = z[i] > 0.0f ? z[i] : 0.0f;
 }
 
 /* X is (n,in), W is (out,in), Z is (n,out). Bias rows first, then one GEMM with beta=1. */

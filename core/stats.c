@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/entropy.h"
 
 double xd_percentile_sorted(const double *s, size_t n, double q) {
   if (n == 0) return NAN;
@@ -128,6 +129,11 @@ int xd_stats_compute(const xd_dataset_t *ds, const xd_feature_t *features, size_
     xd_bins_fill(&f->bins[XD_DISC_QUARTILE], col, n, edges, ne);
     ne = percentile_edges(sorted, n, deciles, 9, edges);
     xd_bins_fill(&f->bins[XD_DISC_DECILE], col, n, edges, ne);
+    if (ds->y && n_classes > 0) { /* lime's entropy discretizer (core/entropy.c) */
+      int erc = xd_entropy_bins(col, ds->y, n, n_classes, &f->bins[XD_DISC_ENTROPY]);
+      if (erc == XD_ENOMEM) goto nomem;
+      f->has_entropy = erc == XD_OK;
+    }
   }
   (void)n_classes;
   xd_free(col);
