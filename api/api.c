@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "api/admin.h"
+#include "api/metrics.h"
 #include "api/routes.h"
 #include "api/static.h"
 #include "api/train.h"
@@ -135,6 +136,7 @@ int xd_api_new(const xd_api_config_t *cfg, xd_registry_t *reg, xd_api_t **out) {
   api->cfg = *cfg;
   api->reg = reg;
   atomic_init(&api->ready, 0);
+  xd_metrics_set_registry(reg);
   *out = api;
   return XD_OK;
 }

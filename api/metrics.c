@@ -2,6 +2,7 @@
 #include "api/metrics.h"
 
 #include <dirent.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,7 +39,10 @@ static size_t n_series;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static xd_metrics_gauges_t gauges;
 static double start_time;
-static xd_registry_t *known_models; /* set at render time; used to bound model labels */
+/* The registry whose names may appear as model labels (set once by xd_api_new). */
+static _Atomic(xd_registry_t *) known_models;
+
+void xd_metrics_set_registry(xd_registry_t *reg) { atomic_store(&known_models, reg); }
 
 void xd_metrics_set_gauges(const xd_metrics_gauges_t *g) {
   pthread_mutex_lock(&mu);
@@ -75,8 +79,9 @@ static void observe(hist_t *h, double v) {
 
 /* Model labels only for served models, so a client cannot grow the table with names. */
 static const char *model_label(const char *model) {
-  if (!model || !*model || !known_models) return "";
-  xd_model_entry_t *e = xd_registry_get(known_models, model);
+  xd_registry_t *reg = atomic_load(&known_models);
+  if (!model || !*model || !reg) return "";
+  xd_model_entry_t *e = xd_registry_get(reg, model);
   if (!e) return "";
   xd_model_entry_release(e);
   return model;
@@ -220,7 +225,6 @@ void xd_metrics_render(xd_api_t *api, xd_api_response_t *resp) {
   buf_t b = {xd_malloc(16384), 0, 16384, 0};
   if (!b.p) b.oom = 1;
   char e1[128], e2[160], e3[160], lab[512];
-  known_models = xd_api_registry(api);
   pthread_mutex_lock(&mu);
   static const struct {
     int kind;

@@ -31,6 +31,8 @@ typedef struct xd_metrics_gauges {
 } xd_metrics_gauges_t;
 
 void xd_metrics_set_gauges(const xd_metrics_gauges_t *g);
+/* Names the registry whose models may appear as label values (xd_api_new calls it). */
+void xd_metrics_set_registry(xd_registry_t *reg);
 
 void xd_metrics_request(const char *endpoint, const char *model, int status, double seconds);
 void xd_metrics_queue(const char *endpoint, double seconds);

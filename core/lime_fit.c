@@ -88,7 +88,21 @@ static void transpose64(uint64_t a[64]) {
 
 /* cnt[j·d+k] (j <= k) += rows of the transposed block a that have both j and k. Cloned
  * for CPUs with POPCNT (without it, popcount is a dozen instructions). */
-__attribute__((target_clones("popcnt", "default"))) static void pair_counts(const uint64_t *a, size_t d,
+/* The popcnt clone's ifunc resolver runs before ThreadSanitizer's runtime is ready and
+ * crashes the process, so TSan builds take the portable version only. */
+#if defined(__SANITIZE_THREAD__)
+#define XD_NO_CLONES 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define XD_NO_CLONES 1
+#endif
+#endif
+#ifdef XD_NO_CLONES
+#define XD_POPCNT_CLONES
+#else
+#define XD_POPCNT_CLONES __attribute__((target_clones("popcnt", "default")))
+#endif
+XD_POPCNT_CLONES static void pair_counts(const uint64_t *a, size_t d,
                                                                            uint32_t *cnt) {
   for (size_t j = 0; j < d; j++) {
     uint64_t tj = a[63 - j];

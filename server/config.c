@@ -1,0 +1,348 @@
+/* config.c — flags and EXPLAIND_* variables, from one table (see config.h).
+ *
+ * Order: defaults, then the environment, then argv, so a flag always wins. --help and
+ * --version are looked for first, so `explaind --help` works whatever else is wrong. */
+#include "server/config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "server/log.h"
+
+/* ---- the table ------------------------------------------------------------------- */
+
+typedef enum kind { K_LISTEN, K_PATH, K_UINT, K_SIZE, K_U64, K_BYTES, K_MS, K_LEVEL, K_KEYS, K_KEY } kind_t;
+
+typedef struct option {
+  const char *flag; /* without the leading "--" */
+  const char *env;
+  kind_t kind;
+  size_t offset;    /* into xd_config_t */
+  uint64_t min, max;
+  const char *defval; /* shown by --help; NULL = computed, see help_default() */
+  const char *help;
+} option_t;
+
+#define OFF(f) offsetof(xd_config_t, f)
+#define LIM(f) (offsetof(xd_config_t, limits) + offsetof(xd_limits_t, f))
+#define DAY_MS 86400000ULL
+
+static const option_t options[] = {
+    {"listen", "EXPLAIND_LISTEN", K_LISTEN, 0, 0, 0, "127.0.0.1:8080",
+     "address to serve on: HOST:PORT, :PORT (every IPv4 address) or [V6ADDR]:PORT"},
+    {"model-dir", "EXPLAIND_MODEL_DIR", K_PATH, OFF(model_dir), 0, 0, "./models",
+     "folder of model bundles loaded at start-up"},
+    {"threads", "EXPLAIND_THREADS", K_UINT, OFF(threads), 1, 256, "2", "network (libmicrohttpd) threads"},
+    /* <= 64: Debian's OpenBLAS has buffers for 64 concurrent callers (SERVING.md 6.4) */
+    {"workers", "EXPLAIND_WORKERS", K_UINT, OFF(workers), 1, 64, NULL, "worker threads for model work"},
+    {"queue-size", "EXPLAIND_QUEUE_SIZE", K_UINT, OFF(queue_size), 1, 1000000, NULL,
+     "jobs admitted at once (queued + running); more are answered 503"},
+    {"max-body", "EXPLAIND_MAX_BODY", K_BYTES, OFF(max_body), 1, 1ULL << 30, "8MiB",
+     "largest request body (bytes; suffixes k, M, G)"},
+    {"request-timeout", "EXPLAIND_REQUEST_TIMEOUT", K_MS, OFF(request_timeout_ms), 1, DAY_MS, "30000",
+     "default deadline of a request (ms); past it the answer is 504"},
+    {"drain-timeout", "EXPLAIND_DRAIN_TIMEOUT", K_MS, OFF(drain_timeout_ms), 0, DAY_MS, "30000",
+     "on SIGTERM, longest wait for in-flight requests (ms)"},
+    {"shutdown-delay", "EXPLAIND_SHUTDOWN_DELAY", K_MS, OFF(shutdown_delay_ms), 0, DAY_MS, "0",
+     "on SIGTERM, keep accepting connections this long with /readyz 503 (ms)"},
+    {"conn-timeout", "EXPLAIND_CONN_TIMEOUT", K_UINT, OFF(conn_timeout_s), 1, 86400, "75",
+     "idle connection timeout (s); keep above the load balancer's keep-alive"},
+    {"log-level", "EXPLAIND_LOG_LEVEL", K_LEVEL, OFF(log_level), 0, 0, "info", "debug, info, warn or error"},
+    {"inline-predict-rows", "EXPLAIND_INLINE_PREDICT_ROWS", K_U64, OFF(inline_predict_rows), 0, UINT64_MAX,
+     "256", "/predict batches of at most this many rows run on the network thread (0: never)"},
+    {"api-keys", "EXPLAIND_API_KEYS", K_KEYS, 0, 0, 0, "none (open)",
+     "comma-separated keys accepted as 'Authorization: Bearer KEY' (prefer the variable: flags show in ps)"},
+    {"admin-key", "EXPLAIND_ADMIN_KEY", K_KEY, OFF(admin_key), 0, 0, "none",
+     "key for model management (PUT/DELETE /models); without it those answer 403"},
+    {"max-rows", "EXPLAIND_MAX_ROWS", K_SIZE, LIM(max_rows), 1, 100000000, NULL, "instances per request"},
+    {"max-samples", "EXPLAIND_MAX_SAMPLES", K_SIZE, LIM(max_samples), 1, 100000000, NULL,
+     "LIME num_samples, SmoothGrad samples"},
+    {"max-steps", "EXPLAIND_MAX_STEPS", K_SIZE, LIM(max_steps), 1, 1000000, NULL, "integrated-gradients steps"},
+    {"max-work-rows", "EXPLAIND_MAX_WORK_ROWS", K_U64, LIM(max_work_rows), 1, UINT64_MAX, NULL,
+     "model rows one request may evaluate"},
+};
+#define N_OPTIONS (sizeof options / sizeof options[0])
+
+static void help_default(const option_t *o, const xd_limits_t *lim, char *buf, size_t cap) {
+  if (o->defval) snprintf(buf, cap, "%s", o->defval);
+  else if (strcmp(o->flag, "workers") == 0) snprintf(buf, cap, "nproc (%ld)", sysconf(_SC_NPROCESSORS_ONLN));
+  else if (strcmp(o->flag, "queue-size") == 0) snprintf(buf, cap, "4 x workers");
+  else if (o->offset == LIM(max_rows)) snprintf(buf, cap, "%zu", lim->max_rows);
+  else if (o->offset == LIM(max_samples)) snprintf(buf, cap, "%zu", lim->max_samples);
+  else if (o->offset == LIM(max_steps)) snprintf(buf, cap, "%zu", lim->max_steps);
+  else if (o->offset == LIM(max_work_rows)) snprintf(buf, cap, "%" PRIu64, lim->max_work_rows);
+  else snprintf(buf, cap, "-");
+}
+
+void xd_config_help(FILE *out) {
+  xd_limits_t lim;
+  xd_limits_default(&lim);
+  fprintf(out,
+          "explaind %s: serves neural-network models and their explanations over HTTP.\n\n"
+          "usage: explaind [--flag VALUE | --flag=VALUE]...\n"
+          "       explaind --healthcheck PORT|URL   GET PORT's /healthz (or URL); exit 0 on 200\n\n",
+          XD_VERSION);
+  fprintf(out, "  %-28s %-30s %s\n", "flag", "environment", "default");
+  for (size_t i = 0; i < N_OPTIONS; i++) {
+    char flag[64], def[64];
+    snprintf(flag, sizeof flag, "--%s", options[i].flag);
+    help_default(&options[i], &lim, def, sizeof def);
+    fprintf(out, "  %-28s %-30s %s\n      %s\n", flag, options[i].env, def, options[i].help);
+  }
+  fprintf(out, "  %-28s %-30s %s\n      %s\n", "--healthcheck", "-", "-", "see above");
+  fprintf(out, "  %-28s %-30s %s\n      %s\n", "--help", "-", "-", "print this table");
+  fprintf(out, "  %-28s %-30s %s\n      %s\n", "--version", "-", "-", "print the version");
+  fprintf(out,
+          "\nThe flag wins over the environment variable. EXPLAIND_TEST_PART_DELAY_MS (tests only)\n"
+          "makes every worker part sleep that long first, to hold jobs in flight.\n");
+}
+
+/* ---- value parsers ------------------------------------------------------------- */
+
+/* Decimal unsigned integer, no sign, no trailing text. */
+static int parse_u64(const char *s, uint64_t *out) {
+  if (!s || *s < '0' || *s > '9') return -1;
+  errno = 0;
+  char *end;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || *end) return -1;
+  *out = v;
+  return 0;
+}
+
+/* "8388608", "64k", "8M", "8MiB", "1G": binary multiples, as sizes are usually meant. */
+static int parse_bytes(const char *s, uint64_t *out) {
+  if (!s || *s < '0' || *s > '9') return -1;
+  errno = 0;
+  char *end;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno) return -1;
+  unsigned shift = 0;
+  switch (*end) {
+    case '\0': break;
+    case 'k': case 'K': shift = 10; end++; break;
+    case 'm': case 'M': shift = 20; end++; break;
+    case 'g': case 'G': shift = 30; end++; break;
+    default: return -1;
+  }
+  if (shift && (strcmp(end, "") == 0 || strcmp(end, "B") == 0 || strcmp(end, "iB") == 0)) end += strlen(end);
+  if (*end || (shift && v > (UINT64_MAX >> shift))) return -1;
+  *out = (uint64_t)v << shift;
+  return 0;
+}
+
+int xd_config_parse_listen(const char *s, char *host, size_t host_cap, int *port) {
+  const char *colon, *h = s;
+  size_t hlen;
+  if (!s) return -1;
+  if (s[0] == '[') {
+    const char *close = strchr(s, ']');
+    if (!close || close[1] != ':') return -1;
+    h = s + 1;
+    hlen = (size_t)(close - h);
+    colon = close + 1;
+    if (hlen == 0) return -1;
+  } else {
+    colon = strrchr(s, ':');
+    if (!colon || memchr(s, ':', (size_t)(colon - s))) return -1; /* bare IPv6 needs brackets */
+    hlen = (size_t)(colon - s);
+  }
+  uint64_t p;
+  if (hlen >= host_cap || parse_u64(colon + 1, &p) || p > 65535) return -1;
+  memcpy(host, h, hlen);
+  host[hlen] = '\0';
+  *port = (int)p;
+  return 0;
+}
+
+/* A key: printable ASCII, no spaces or commas (it travels in a header). */
+static int key_ok(const char *k, size_t n) {
+  if (n == 0) return 0;
+  for (size_t i = 0; i < n; i++)
+    if (k[i] <= 0x20 || k[i] >= 0x7f || k[i] == ',') return 0;
+  return 1;
+}
+
+/* "k1,k2,..." into cfg->api_keys (pointers into cfg->api_keys_buf). The value is never
+ * echoed in messages: it is a secret. */
+static int set_keys(xd_config_t *cfg, const char *value, const char *source, FILE *err) {
+  if (strlen(value) >= sizeof cfg->api_keys_buf) {
+    fprintf(err, "explaind: %s: the key list is too long\n", source);
+    return -1;
+  }
+  snprintf(cfg->api_keys_buf, sizeof cfg->api_keys_buf, "%s", value);
+  cfg->n_api_keys = 0;
+  char *k = cfg->api_keys_buf;
+  while (*k) {
+    char *comma = strchr(k, ',');
+    size_t n = comma ? (size_t)(comma - k) : strlen(k);
+    if (!key_ok(k, n) || cfg->n_api_keys == XD_CONFIG_MAX_KEYS) {
+      fprintf(err, "explaind: %s: expected up to %d comma-separated keys of printable characters\n", source,
+              XD_CONFIG_MAX_KEYS);
+      cfg->n_api_keys = 0;
+      return -1;
+    }
+    cfg->api_keys[cfg->n_api_keys++] = k;
+    if (!comma) break;
+    *comma = '\0';
+    k = comma + 1;
+  }
+  return 0;
+}
+
+/* Applies value to option o; on error prints "<source>: <why>" to err. */
+static int apply(xd_config_t *cfg, const option_t *o, const char *value, const char *source, FILE *err) {
+  char *base = (char *)cfg;
+  uint64_t v = 0;
+  switch (o->kind) {
+    case K_LISTEN:
+      if (xd_config_parse_listen(value, cfg->host, sizeof cfg->host, &cfg->port) == 0) return 0;
+      fprintf(err, "explaind: %s: '%s' is not HOST:PORT, :PORT or [V6ADDR]:PORT\n", source, value);
+      return -1;
+    case K_PATH:
+      if (value[0] && strlen(value) < XD_CONFIG_PATH_MAX) {
+        snprintf(base + o->offset, XD_CONFIG_PATH_MAX, "%s", value);
+        return 0;
+      }
+      fprintf(err, "explaind: %s: path is empty or too long\n", source);
+      return -1;
+    case K_LEVEL: {
+      int l = xd_log_level_parse(value);
+      if (l >= 0) {
+        *(int *)(base + o->offset) = l;
+        return 0;
+      }
+      fprintf(err, "explaind: %s: '%s' is not debug, info, warn or error\n", source, value);
+      return -1;
+    }
+    case K_KEYS: return set_keys(cfg, value, source, err);
+    case K_KEY:
+      if (key_ok(value, strlen(value)) && strlen(value) < XD_CONFIG_KEY_MAX) {
+        snprintf(base + o->offset, XD_CONFIG_KEY_MAX, "%s", value);
+        return 0;
+      }
+      fprintf(err, "explaind: %s: a key is 1..%d printable characters without spaces or commas\n", source,
+              XD_CONFIG_KEY_MAX - 1);
+      return -1;
+    default: break;
+  }
+  int bad = o->kind == K_BYTES ? parse_bytes(value, &v) : parse_u64(value, &v);
+  if (bad || v < o->min || v > o->max) {
+    fprintf(err, "explaind: %s: '%s' is not an integer in [%" PRIu64 ", %" PRIu64 "]\n", source, value, o->min,
+            o->max);
+    return -1;
+  }
+  switch (o->kind) {
+    case K_UINT: *(unsigned *)(base + o->offset) = (unsigned)v; break;
+    case K_SIZE:
+    case K_BYTES: *(size_t *)(base + o->offset) = (size_t)v; break;
+    case K_U64: *(uint64_t *)(base + o->offset) = v; break;
+    case K_MS: *(int64_t *)(base + o->offset) = (int64_t)v; break;
+    default: break;
+  }
+  return 0;
+}
+
+static const option_t *find(const char *flag, size_t len) {
+  for (size_t i = 0; i < N_OPTIONS; i++)
+    if (strlen(options[i].flag) == len && strncmp(options[i].flag, flag, len) == 0) return &options[i];
+  return NULL;
+}
+
+/* ---- loading ---------------------------------------------------------------------- */
+
+static void set_defaults(xd_config_t *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  xd_config_parse_listen("127.0.0.1:8080", cfg->host, sizeof cfg->host, &cfg->port);
+  snprintf(cfg->model_dir, sizeof cfg->model_dir, "./models");
+  cfg->threads = 2;
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  cfg->workers = n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
+  cfg->queue_size = 0; /* 4 x workers, once workers is known */
+  cfg->max_body = 8u << 20;
+  cfg->request_timeout_ms = 30000;
+  cfg->drain_timeout_ms = 30000;
+  cfg->conn_timeout_s = 75;
+  cfg->log_level = XD_LOG_INFO;
+  cfg->inline_predict_rows = 256;
+  xd_limits_default(&cfg->limits);
+}
+
+int xd_config_load(xd_config_t *cfg, int argc, char **argv, FILE *out, FILE *err) {
+  set_defaults(cfg);
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      xd_config_help(out);
+      return XD_CONFIG_EXIT_OK;
+    }
+    if (strcmp(argv[i], "--version") == 0) {
+      fprintf(out, "explaind %s\n", XD_VERSION);
+      return XD_CONFIG_EXIT_OK;
+    }
+  }
+  for (size_t i = 0; i < N_OPTIONS; i++) {
+    const char *v = getenv(options[i].env);
+    if (v && apply(cfg, &options[i], v, options[i].env, err)) return XD_CONFIG_EXIT_USAGE;
+  }
+  const char *v = getenv("EXPLAIND_TEST_PART_DELAY_MS");
+  uint64_t delay;
+  if (v && *v) {
+    if (parse_u64(v, &delay) || delay > DAY_MS) {
+      fprintf(err, "explaind: EXPLAIND_TEST_PART_DELAY_MS: '%s' is not a number of ms\n", v);
+      return XD_CONFIG_EXIT_USAGE;
+    }
+    cfg->test_part_delay_ms = (int64_t)delay;
+  }
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strncmp(a, "--", 2) != 0) {
+      fprintf(err, "explaind: unexpected argument '%s' (see --help)\n", a);
+      return XD_CONFIG_EXIT_USAGE;
+    }
+    const char *name = a + 2, *eq = strchr(name, '=');
+    size_t len = eq ? (size_t)(eq - name) : strlen(name);
+    const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[i + 1] : NULL);
+    int is_hc = len == 11 && strncmp(name, "healthcheck", 11) == 0;
+    const option_t *o = is_hc ? NULL : find(name, len);
+    if (!o && !is_hc) {
+      fprintf(err, "explaind: unknown flag '%.*s' (see --help)\n", (int)len + 2, a);
+      return XD_CONFIG_EXIT_USAGE;
+    }
+    if (!value) {
+      fprintf(err, "explaind: %s needs a value\n", a);
+      return XD_CONFIG_EXIT_USAGE;
+    }
+    if (!eq) i++;
+    char source[80];
+    snprintf(source, sizeof source, "--%.*s", (int)len, name);
+    if (is_hc) {
+      if (!value[0] || strlen(value) >= sizeof cfg->healthcheck) {
+        fprintf(err, "explaind: --healthcheck needs a port or a URL\n");
+        return XD_CONFIG_EXIT_USAGE;
+      }
+      snprintf(cfg->healthcheck, sizeof cfg->healthcheck, "%s", value);
+    } else if (apply(cfg, o, value, source, err)) {
+      return XD_CONFIG_EXIT_USAGE;
+    }
+  }
+  if (cfg->queue_size == 0) cfg->queue_size = 4 * cfg->workers;
+  return XD_CONFIG_RUN;
+}
+
+void xd_config_describe(const xd_config_t *c, char *buf, size_t cap) {
+  snprintf(buf, cap,
+           "listen=%s%s%s:%d model_dir=%s threads=%u workers=%u queue_size=%u max_body=%zu "
+           "request_timeout_ms=%" PRId64 " drain_timeout_ms=%" PRId64 " shutdown_delay_ms=%" PRId64
+           " conn_timeout_s=%u log_level=%s inline_predict_rows=%" PRIu64 " max_rows=%zu max_samples=%zu "
+           "max_steps=%zu max_work_rows=%" PRIu64 " api_keys=%zu admin_key=%s%s",
+           strchr(c->host, ':') ? "[" : "", c->host[0] ? c->host : "0.0.0.0", strchr(c->host, ':') ? "]" : "",
+           c->port, c->model_dir, c->threads, c->workers, c->queue_size, c->max_body, c->request_timeout_ms,
+           c->drain_timeout_ms, c->shutdown_delay_ms, c->conn_timeout_s, xd_log_level_name(c->log_level),
+           c->inline_predict_rows, c->limits.max_rows, c->limits.max_samples, c->limits.max_steps,
+           c->limits.max_work_rows, c->n_api_keys, c->admin_key[0] ? "set" : "none",
+           c->test_part_delay_ms ? " TEST_PART_DELAY" : "");
+}

@@ -1,0 +1,69 @@
+/* config.h — the server's configuration: command-line flags and EXPLAIND_* variables.
+ *
+ * Every setting has a flag (--queue-size N or --queue-size=N) and an environment variable
+ * (EXPLAIND_QUEUE_SIZE); the flag wins over the variable, which wins over the default.
+ * One table in config.c lists them all and also prints --help, so the two cannot drift.
+ * Invalid values are reported with the flag or variable that carried them. Main thread,
+ * before any other thread exists (reads the environment).
+ */
+#ifndef XD_SERVER_CONFIG_H
+#define XD_SERVER_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "api/json.h"
+
+#define XD_CONFIG_HOST_MAX 256
+#define XD_CONFIG_PATH_MAX 4096
+#define XD_CONFIG_KEYS_MAX 4096 /* all API keys, comma-separated */
+#define XD_CONFIG_MAX_KEYS 32
+#define XD_CONFIG_KEY_MAX 256
+
+typedef struct xd_config {
+  char host[XD_CONFIG_HOST_MAX]; /* numeric or name; "" = every IPv4 address */
+  int port;                      /* 0 = any free port (tests) */
+  char model_dir[XD_CONFIG_PATH_MAX];
+  unsigned threads;              /* MHD network threads */
+  unsigned workers;              /* worker threads (libuv pool size) */
+  unsigned queue_size;           /* admitted jobs (queued + running) */
+  size_t max_body;               /* bytes */
+  int64_t request_timeout_ms;    /* default job deadline */
+  int64_t drain_timeout_ms;      /* shutdown: longest wait for in-flight jobs */
+  int64_t shutdown_delay_ms;     /* shutdown: keep accepting (readiness 503) this long */
+  unsigned conn_timeout_s;       /* idle connection timeout */
+  int log_level;                 /* XD_LOG_* */
+  uint64_t inline_predict_rows;  /* /predict rows at or below which it runs inline; 0 = never */
+  xd_limits_t limits;
+  /* Authentication: the keys point into api_keys_buf, so use cfg in place (do not copy
+   * the struct) for as long as the API borrows them. Never logged. */
+  char api_keys_buf[XD_CONFIG_KEYS_MAX];
+  const char *api_keys[XD_CONFIG_MAX_KEYS];
+  size_t n_api_keys;
+  char admin_key[XD_CONFIG_KEY_MAX]; /* "" = none: model management answers 403 */
+  int64_t test_part_delay_ms;    /* EXPLAIND_TEST_PART_DELAY_MS: tests only, see pool.h */
+  char healthcheck[XD_CONFIG_PATH_MAX]; /* --healthcheck target, "" when not asked */
+} xd_config_t;
+
+enum { XD_CONFIG_RUN = 0, XD_CONFIG_EXIT_OK = 1, XD_CONFIG_EXIT_USAGE = 2 };
+
+/* Fills cfg from defaults, the environment and argv. Returns XD_CONFIG_RUN to start the
+ * server, XD_CONFIG_EXIT_OK after printing --help or --version to out, or
+ * XD_CONFIG_EXIT_USAGE after printing a message naming the bad flag to err (the caller
+ * exits with that value: 0 or 2). */
+int xd_config_load(xd_config_t *cfg, int argc, char **argv, FILE *out, FILE *err);
+
+/* Prints the table of flags, variables and defaults. */
+void xd_config_help(FILE *out);
+
+/* Parses "HOST:PORT", ":PORT" (every address) or "[V6ADDR]:PORT" into host (without
+ * brackets) and port (0..65535). Returns 0, or -1 for a malformed value. */
+int xd_config_parse_listen(const char *s, char *host, size_t host_cap, int *port);
+
+/* One line describing cfg, for the start-up log. */
+void xd_config_describe(const xd_config_t *cfg, char *buf, size_t cap);
+
+#define XD_VERSION "0.1.0"
+
+#endif

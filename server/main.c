@@ -1,0 +1,213 @@
+/* main.c — explaind: configuration, start-up, signals and graceful shutdown.
+ *
+ * Start-up: parse the configuration; set OpenBLAS to one thread and refuse a BLAS that
+ * is unsafe for concurrent callers; seed jansson's hash before we start any thread; block
+ * SIGTERM/SIGINT/SIGHUP so every thread created later inherits the mask and the main
+ * thread alone handles them (sigwait; see forward_to_main for OpenBLAS's own threads).
+ * The HTTP server starts before the models load, so /healthz answers and /readyz says
+ * 503 while they load.
+ *
+ * Shutdown on SIGTERM/SIGINT (SERVING.md 5.2, 7.4): /readyz goes 503 at once; after the
+ * optional --shutdown-delay (the load balancer notices) the daemon stops accepting and
+ * the pool stops admitting; in-flight jobs finish within --drain-timeout (then they are
+ * canceled) and their answers are sent; MHD is stopped only once no connection is
+ * suspended. Exit 0. SIGHUP loads the model folder again (new versions of changed
+ * bundles; in-flight requests keep the version they started with).
+ */
+#include <jansson.h>
+#include <malloc.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+#include "api/api.h"
+#include "api/metrics.h"
+#include "core/mat.h"
+#include "server/config.h"
+#include "server/healthcheck.h"
+#include "server/http.h"
+#include "server/log.h"
+#include "server/pool.h"
+
+/* xd_api_load_dir reports each bundle, loaded or skipped (with the reason). */
+static void log_load(void *ctx, const char *msg) {
+  (void)ctx;
+  xd_log(XD_LOG_INFO, "model folder: %s", msg);
+}
+
+static int load_models(xd_api_t *api, const char *dir) {
+  int64_t t0 = xd_now_ns();
+  int n = xd_api_load_dir(api, dir, log_load, NULL);
+  if (n < 0) {
+    xd_log(XD_LOG_ERROR, "cannot read the model folder %s", dir);
+    return n;
+  }
+  xd_log(n ? XD_LOG_INFO : XD_LOG_WARN, "loaded %d model(s) from %s in %.1f ms; serving %zu", n, dir,
+         (double)(xd_now_ns() - t0) / 1e6, xd_registry_count(xd_api_registry(api)));
+  return n;
+}
+
+/* Threads that exist before main() runs (OpenBLAS starts its pool in a library
+ * constructor) did not inherit our signal mask, so the kernel may hand them a SIGTERM;
+ * with the default action that would kill the process mid-drain. This handler only sends
+ * the signal on to the main thread, where it waits blocked for sigwait: one place still
+ * handles every signal. pthread_kill is async-signal-safe. */
+static pthread_t main_thread;
+static void forward_to_main(int sig) { pthread_kill(main_thread, sig); }
+
+/* ---- metrics wiring: the pool and the pool's size feed api/metrics -------------- */
+
+static void observe_queue(const xd_work_t *w, double s) { xd_metrics_queue(w->ops->endpoint, s); }
+static void observe_compute(const xd_work_t *w, double s) {
+  xd_metrics_compute(w->ops->endpoint, w->model, s, (unsigned long long)w->cost_rows);
+}
+static unsigned gauge_inflight(void *pool) { return xd_pool_inflight(pool); }
+static unsigned queue_capacity;
+static unsigned gauge_capacity(void *pool) {
+  (void)pool;
+  return queue_capacity;
+}
+
+static void sleep_ms(int64_t ms) {
+  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0) { /* EINTR: sleep the rest */
+  }
+}
+
+/* Waits for SIGTERM or SIGINT; SIGHUP reloads the models and goes on waiting. */
+static int wait_for_stop(const sigset_t *set, xd_api_t *api, const char *model_dir) {
+  for (;;) {
+    int sig = 0;
+    if (sigwait(set, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      xd_log(XD_LOG_INFO, "SIGHUP: reloading models from %s", model_dir);
+      load_models(api, model_dir);
+      continue;
+    }
+    return sig;
+  }
+}
+
+static void shutdown_gracefully(const xd_config_t *cfg, xd_api_t *api, xd_http_t *http, xd_pool_t *pool) {
+  xd_api_set_ready(api, 0);
+  xd_log(XD_LOG_INFO, "draining: readiness is 503; %u job(s) in flight", xd_pool_inflight(pool));
+  if (cfg->shutdown_delay_ms > 0) sleep_ms(cfg->shutdown_delay_ms);
+  xd_http_quiesce(http);
+  xd_pool_close(pool); /* requests on open keep-alive connections now get 503 + Retry-After */
+  int64_t t0 = xd_now_ns();
+  if (xd_pool_drain(pool, cfg->drain_timeout_ms) != XD_OK) {
+    xd_log(XD_LOG_WARN, "drain timeout: canceling %u job(s)", xd_pool_inflight(pool));
+    xd_pool_cancel_all(pool);
+    xd_pool_drain(pool, INT32_MAX); /* canceled parts stop at their next cancel check */
+  }
+  /* Every job's connection is resumed now; give their answers a moment to go out. */
+  int64_t left = cfg->drain_timeout_ms - (xd_now_ns() - t0) / 1000000;
+  if (xd_http_drain(http, left > 1000 ? left : 1000) != XD_OK)
+    xd_log(XD_LOG_WARN, "%u answer(s) not sent before stopping", xd_http_pending(http));
+}
+
+int main(int argc, char **argv) {
+  xd_config_t cfg;
+  int rc = xd_config_load(&cfg, argc, argv, stdout, stderr);
+  if (rc == XD_CONFIG_EXIT_OK) return 0;
+  if (rc != XD_CONFIG_RUN) return 2;
+  if (cfg.healthcheck[0]) return xd_healthcheck(cfg.healthcheck, 3000) == 200 ? 0 : 1;
+  xd_log_set_level(cfg.log_level);
+
+  /* Every explanation allocates a few MB of scratch and frees it at the end. With
+   * glibc's defaults those blocks are mmap'd and returned to the kernel each time, so the
+   * next request faults them back in page by page (over 1 ms per LIME explanation).
+   * Keep freed memory in the heap instead; RSS stays bounded by the peak working set. */
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+
+  /* Before we start any thread, so all inherit the mask (MHD, libuv pool, loop). */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  main_thread = pthread_self();
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = forward_to_main;
+  sa.sa_flags = SA_RESTART;
+  sigfillset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+
+  xd_blas_init();
+  xd_log(XD_LOG_INFO, "OpenBLAS: %s", xd_blas_config());
+  if (!xd_blas_threadsafe()) {
+    xd_log(XD_LOG_ERROR, "the linked OpenBLAS is the serial build, which returns wrong results under concurrent "
+                         "callers; install libopenblas0-pthread");
+    return 1;
+  }
+  json_object_seed(0); /* jansson's hash seed, once, before threads (its portability notes) */
+
+  char desc[1024];
+  xd_config_describe(&cfg, desc, sizeof desc);
+  xd_log(XD_LOG_INFO, "explaind %s starting: %s", XD_VERSION, desc);
+  if (cfg.test_part_delay_ms) xd_log(XD_LOG_WARN, "EXPLAIND_TEST_PART_DELAY_MS=%lld: for tests only",
+                                     (long long)cfg.test_part_delay_ms);
+
+  xd_registry_t *reg = NULL;
+  xd_api_t *api = NULL;
+  xd_pool_t *pool = NULL;
+  xd_http_t *http = NULL;
+  int status = 1;
+  xd_api_config_t acfg = {.limits = cfg.limits, .model_dir = cfg.model_dir,
+                          .inline_predict_rows = cfg.inline_predict_rows,
+                          .api_keys = cfg.api_keys, .n_api_keys = cfg.n_api_keys,
+                          .admin_key = cfg.admin_key[0] ? cfg.admin_key : NULL};
+  if (xd_registry_new(&reg) != XD_OK || xd_api_new(&acfg, reg, &api) != XD_OK) {
+    xd_log(XD_LOG_ERROR, "cannot create the API (out of memory)");
+    goto done;
+  }
+  xd_api_set_ready(api, 0);
+  xd_pool_config_t pcfg = {.workers = cfg.workers, .capacity = cfg.queue_size,
+                           .default_timeout_ms = cfg.request_timeout_ms,
+                           .test_part_delay_ms = cfg.test_part_delay_ms,
+                           .observe_queue = observe_queue, .observe_compute = observe_compute};
+  if (xd_pool_new(&pcfg, &pool) != XD_OK) {
+    xd_log(XD_LOG_ERROR, "cannot start the worker pool");
+    goto done;
+  }
+  queue_capacity = cfg.queue_size;
+  xd_metrics_gauges_t gauges = {.inflight = gauge_inflight, .capacity = gauge_capacity, .ctx = pool,
+                                .mhd_version = MHD_get_version()};
+  xd_metrics_set_gauges(&gauges);
+  if (xd_http_start(&cfg, api, pool, &http) != XD_OK) goto done; /* logged */
+  xd_log(XD_LOG_INFO, "listening on port %d", xd_http_port(http));
+
+  if (load_models(api, cfg.model_dir) < 0) goto done;
+  xd_api_set_ready(api, 1);
+  xd_log(XD_LOG_INFO, "ready");
+
+  int sig = wait_for_stop(&set, api, cfg.model_dir);
+  xd_log(XD_LOG_INFO, "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  shutdown_gracefully(&cfg, api, http, pool);
+  status = 0;
+
+done:
+  if (http && status != 0) { /* failed start-up: resume anything suspended before stopping */
+    xd_http_quiesce(http);
+    xd_pool_close(pool);
+    xd_pool_cancel_all(pool);
+    xd_pool_drain(pool, INT32_MAX);
+  }
+  xd_http_stop(http); /* only after every suspended connection was resumed */
+  xd_pool_free(pool);
+  xd_api_free(api);
+  xd_registry_free(reg);
+  uv_library_shutdown(); /* joins libuv's pool threads, so valgrind sees no leak */
+  xd_log(XD_LOG_INFO, "stopped (exit %d)", status);
+  return status;
+}

@@ -1,0 +1,465 @@
+/* pool.c — see pool.h for the design.
+ *
+ * Who touches what:
+ *  - p->mu guards the inbox, the list of every submitted job (for cancel_all), the
+ *    in-flight count, the closed/cancelled/stopping flags and each job's err.
+ *  - The loop thread alone owns the round-robin ring, next_part of each job, the free
+ *    work items and `outstanding`; it never blocks on a job.
+ *  - job->remaining counts parts not yet accounted for (run or skipped). Whoever takes it
+ *    to zero (a worker after its part, or the loop thread when it skips the rest)
+ *    finishes the job, and nobody else touches the job after their own decrement.
+ */
+#include "server/pool.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+#include "server/log.h"
+
+struct xd_pool_job {
+  xd_pool_t *pool;
+  xd_work_t work;
+  xd_pool_done_fn done;
+  void *ctx;
+  int64_t deadline_ns;
+  int64_t timeout_ms;
+  int64_t submit_ns;
+  atomic_int started;       /* a part has begun (for the queue-time observer) */
+  atomic_int_fast64_t compute_ns; /* summed run time of the parts */
+  atomic_int cancel;        /* set by the first error or cancel_all; read by running parts */
+  atomic_size_t remaining;  /* parts not yet run or skipped */
+  xd_error_t err;           /* first error; under pool->mu */
+  size_t next_part;         /* loop thread */
+  xd_pool_job_t *rr_next, *rr_prev;   /* loop thread: the active ring */
+  xd_pool_job_t *all_next, *all_prev; /* pool->mu: every submitted job */
+  xd_pool_job_t *inbox_next;          /* pool->mu */
+};
+
+/* One uv work item runs one part. There are never more than `workers` of them, so they
+ * are allocated once with the pool. */
+typedef struct item {
+  uv_work_t req;
+  xd_pool_job_t *job;
+  size_t part;
+  struct item *next_free;
+} item_t;
+
+struct xd_pool {
+  xd_pool_config_t cfg;
+  uv_loop_t loop;
+  uv_async_t wake;
+  uv_timer_t timer; /* fires at the earliest deadline of a job still waiting for parts */
+  pthread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t idle;
+  xd_pool_job_t *inbox_head, *inbox_tail;
+  xd_pool_job_t *all;
+  unsigned inflight; /* jobs not yet answered: drain waits for 0 */
+  unsigned admitted; /* jobs holding an admission slot (<= inflight): released before the
+                        answer goes out, so a client that sends its next request as soon as
+                        it reads this one's answer never meets its own old slot */
+  int closed, cancelled, stopping;
+  /* loop thread only */
+  xd_pool_job_t *ring; /* next job to take a part from */
+  unsigned outstanding;
+  item_t *items, *free_items;
+  int loop_closing;
+};
+
+/* ---- errors and completion (any thread) ------------------------------------------ */
+
+/* Records err as the job's error unless one is set already (the first wins) and raises
+ * the cancel flag so the job's other running parts stop early. */
+static void job_fail(xd_pool_job_t *j, const xd_error_t *err) {
+  xd_pool_t *p = j->pool;
+  pthread_mutex_lock(&p->mu);
+  if (j->err.code == XD_OK) j->err = *err;
+  pthread_mutex_unlock(&p->mu);
+  atomic_store(&j->cancel, 1);
+}
+
+static void job_fail_code(xd_pool_job_t *j, int code) {
+  xd_error_t e;
+  if (code == XD_ETIMEDOUT)
+    xd_error_set(&e, code, NULL, "the request's deadline (%lld ms) passed before its work finished",
+                 (long long)j->timeout_ms);
+  else if (code == XD_EOVERLOAD)
+    xd_error_set(&e, code, NULL, "the server is shutting down; retry on another instance");
+  else
+    xd_error_set(&e, code, NULL, "%s", xd_strerror(code));
+  job_fail(j, &e);
+}
+
+/* Encodes (unless a part failed), frees the work state, calls done, releases the
+ * admission slot. Runs on whichever thread accounted for the job's last part. */
+static void job_finish(xd_pool_job_t *j) {
+  xd_pool_t *p = j->pool;
+  xd_error_t err;
+  pthread_mutex_lock(&p->mu);
+  err = j->err;
+  pthread_mutex_unlock(&p->mu);
+  json_t *body = NULL;
+  if (err.code == XD_OK) {
+    body = j->work.ops->encode(j->work.state, &err);
+    if (!body && err.code == XD_OK) xd_error_set(&err, XD_EINTERNAL, NULL, "encoding the answer failed");
+  }
+  if (p->cfg.observe_compute && atomic_load(&j->started))
+    p->cfg.observe_compute(&j->work, (double)atomic_load(&j->compute_ns) / 1e9);
+  j->work.ops->free(j->work.state);
+  pthread_mutex_lock(&p->mu);
+  p->admitted--;
+  pthread_mutex_unlock(&p->mu);
+  j->done(j->ctx, body, body ? NULL : &err);
+
+  pthread_mutex_lock(&p->mu);
+  if (j->all_prev) j->all_prev->all_next = j->all_next;
+  else p->all = j->all_next;
+  if (j->all_next) j->all_next->all_prev = j->all_prev;
+  if (--p->inflight == 0) pthread_cond_broadcast(&p->idle);
+  pthread_mutex_unlock(&p->mu);
+  free(j);
+}
+
+/* ---- workers --------------------------------------------------------------------- */
+
+/* Tests only: hold the part for ms, waking every 10 ms to honour cancel and deadline. */
+static int test_delay(const xd_cancel_t *c, int64_t ms) {
+  int64_t end = xd_now_ns() + ms * 1000000;
+  for (;;) {
+    int rc = xd_cancel_check(c);
+    if (rc) return rc;
+    int64_t left = end - xd_now_ns();
+    if (left <= 0) return XD_OK;
+    if (left > 10000000) left = 10000000;
+    struct timespec ts = {0, (long)left};
+    nanosleep(&ts, NULL);
+  }
+}
+
+static void work_cb(uv_work_t *req) {
+  item_t *it = req->data;
+  xd_pool_job_t *j = it->job;
+  xd_cancel_t cancel = {&j->cancel, j->deadline_ns};
+  xd_error_t err;
+  xd_error_clear(&err);
+  const xd_pool_config_t *cfg = &j->pool->cfg;
+  int rc = xd_cancel_check(&cancel); /* a part not started by the deadline is skipped */
+  if (rc == XD_OK && cfg->test_part_delay_ms > 0) rc = test_delay(&cancel, cfg->test_part_delay_ms);
+  if (rc == XD_OK) {
+    int64_t t0 = xd_now_ns();
+    if (atomic_exchange(&j->started, 1) == 0 && cfg->observe_queue)
+      cfg->observe_queue(&j->work, (double)(t0 - j->submit_ns) / 1e9);
+    rc = j->work.ops->run(j->work.state, it->part, &cancel, &err);
+    atomic_fetch_add(&j->compute_ns, xd_now_ns() - t0);
+  }
+  if (rc == XD_ETIMEDOUT || (rc != XD_OK && err.code == XD_OK)) job_fail_code(j, rc);
+  else if (rc != XD_OK) job_fail(j, &err);
+  if (atomic_fetch_sub(&j->remaining, 1) == 1) job_finish(j);
+  /* j may be gone now */
+}
+
+/* ---- the loop thread: ring, scheduling, deadlines -------------------------------- */
+
+static void ring_insert_tail(xd_pool_t *p, xd_pool_job_t *j) {
+  if (!p->ring) {
+    j->rr_next = j->rr_prev = j;
+    p->ring = j;
+  } else { /* just before the head: served after every job already waiting */
+    j->rr_next = p->ring;
+    j->rr_prev = p->ring->rr_prev;
+    j->rr_prev->rr_next = j;
+    p->ring->rr_prev = j;
+  }
+}
+
+static void ring_remove(xd_pool_t *p, xd_pool_job_t *j) {
+  if (j->rr_next == j) {
+    p->ring = NULL;
+  } else {
+    j->rr_prev->rr_next = j->rr_next;
+    j->rr_next->rr_prev = j->rr_prev;
+    if (p->ring == j) p->ring = j->rr_next;
+  }
+  j->rr_next = j->rr_prev = NULL;
+}
+
+/* Skips the job's undispatched parts (deadline passed, or it failed/was cancelled). */
+static void retire(xd_pool_t *p, xd_pool_job_t *j, int code) {
+  size_t skipped = j->work.n_parts - j->next_part;
+  j->next_part = j->work.n_parts;
+  ring_remove(p, j);
+  if (code) job_fail_code(j, code);
+  if (atomic_fetch_sub(&j->remaining, skipped) == skipped) job_finish(j);
+}
+
+static void after_work_cb(uv_work_t *req, int status);
+static void timer_cb(uv_timer_t *t);
+
+/* Hands parts to free workers, round robin over the ring, and re-arms the deadline
+ * timer. Called whenever something changed: new jobs, a finished part, a deadline. */
+static void pump(xd_pool_t *p) {
+  if (p->loop_closing) return;
+  int64_t now = xd_now_ns();
+  /* Retire jobs that can no longer succeed, so their clients get an answer now rather
+   * than when a worker frees up. */
+  if (p->ring) {
+    xd_pool_job_t *j = p->ring, *stop = p->ring->rr_prev;
+    for (;;) {
+      xd_pool_job_t *next = j->rr_next;
+      int last = j == stop;
+      if (atomic_load(&j->cancel)) retire(p, j, 0);
+      else if (now > j->deadline_ns) retire(p, j, XD_ETIMEDOUT);
+      if (last || !p->ring) break;
+      j = next;
+    }
+  }
+  while (p->outstanding < p->cfg.workers && p->ring) {
+    xd_pool_job_t *j = p->ring;
+    item_t *it = p->free_items;
+    p->free_items = it->next_free;
+    it->job = j;
+    it->part = j->next_part++;
+    if (j->next_part == j->work.n_parts) ring_remove(p, j); /* last part handed out */
+    else p->ring = j->rr_next;                              /* next item: next job */
+    it->req.data = it;
+    p->outstanding++;
+    int rc = uv_queue_work(&p->loop, &it->req, work_cb, after_work_cb);
+    if (rc != 0) { /* cannot happen with valid arguments; fail the part rather than hang */
+      xd_log(XD_LOG_ERROR, "uv_queue_work: %s", uv_strerror(rc));
+      p->outstanding--;
+      it->next_free = p->free_items;
+      p->free_items = it;
+      job_fail_code(j, XD_EINTERNAL);
+      if (atomic_fetch_sub(&j->remaining, 1) == 1) job_finish(j);
+    }
+  }
+  if (p->ring) {
+    int64_t first = INT64_MAX;
+    xd_pool_job_t *j = p->ring;
+    do {
+      if (j->deadline_ns < first) first = j->deadline_ns;
+      j = j->rr_next;
+    } while (j != p->ring);
+    int64_t ms = (first - now) / 1000000 + 1;
+    uv_timer_start(&p->timer, timer_cb, ms > 0 ? (uint64_t)ms : 0, 0);
+  } else {
+    uv_timer_stop(&p->timer);
+  }
+}
+
+static void after_work_cb(uv_work_t *req, int status) {
+  (void)status; /* never canceled: we do not call uv_cancel */
+  item_t *it = req->data;
+  xd_pool_t *p = req->loop->data;
+  it->job = NULL; /* the job may be freed already; the item no longer refers to it */
+  p->outstanding--;
+  it->next_free = p->free_items;
+  p->free_items = it;
+  pump(p);
+}
+
+static void timer_cb(uv_timer_t *t) { pump(t->loop->data); }
+
+static void async_cb(uv_async_t *a) {
+  xd_pool_t *p = a->loop->data;
+  pthread_mutex_lock(&p->mu);
+  xd_pool_job_t *j = p->inbox_head;
+  p->inbox_head = p->inbox_tail = NULL;
+  int stopping = p->stopping;
+  pthread_mutex_unlock(&p->mu);
+  while (j) { /* uv_async_send coalesces: take the whole inbox */
+    xd_pool_job_t *next = j->inbox_next;
+    ring_insert_tail(p, j);
+    j = next;
+  }
+  pump(p);
+  if (stopping && !p->loop_closing) {
+    /* xd_pool_free waited for every job, so the ring is empty; in-flight uv work items
+     * (their after_work_cb) still keep uv_run going until they are done. */
+    p->loop_closing = 1;
+    uv_close((uv_handle_t *)&p->timer, NULL);
+    uv_close((uv_handle_t *)&p->wake, NULL);
+  }
+}
+
+static void *loop_main(void *arg) {
+  xd_pool_t *p = arg;
+  uv_run(&p->loop, UV_RUN_DEFAULT);
+  return NULL;
+}
+
+/* ---- public ---------------------------------------------------------------------- */
+
+int xd_pool_new(const xd_pool_config_t *cfg, xd_pool_t **out) {
+  *out = NULL;
+  if (!cfg || cfg->workers < 1 || cfg->workers > 1024 || cfg->capacity < 1 || cfg->default_timeout_ms < 1)
+    return XD_EINVAL;
+  char n[16];
+  snprintf(n, sizeof n, "%u", cfg->workers);
+  setenv("UV_THREADPOOL_SIZE", n, 1);
+
+  xd_pool_t *p = calloc(1, sizeof *p);
+  if (!p) return XD_ENOMEM;
+  p->cfg = *cfg;
+  p->items = calloc(cfg->workers, sizeof *p->items);
+  if (!p->items) goto fail_alloc;
+  for (unsigned i = 0; i < cfg->workers; i++) {
+    p->items[i].next_free = p->free_items;
+    p->free_items = &p->items[i];
+  }
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* drain timeouts ignore wall-clock jumps */
+  pthread_cond_init(&p->idle, &ca);
+  pthread_condattr_destroy(&ca);
+  pthread_mutex_init(&p->mu, NULL);
+  if (uv_loop_init(&p->loop) != 0) goto fail_sync;
+  p->loop.data = p;
+  /* both before the loop thread runs: uv_async_init is not thread-safe */
+  uv_async_init(&p->loop, &p->wake, async_cb);
+  uv_timer_init(&p->loop, &p->timer);
+  if (pthread_create(&p->thread, NULL, loop_main, p) != 0) {
+    uv_close((uv_handle_t *)&p->wake, NULL);
+    uv_close((uv_handle_t *)&p->timer, NULL);
+    uv_run(&p->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&p->loop);
+    goto fail_sync;
+  }
+  *out = p;
+  return XD_OK;
+fail_sync:
+  pthread_mutex_destroy(&p->mu);
+  pthread_cond_destroy(&p->idle);
+fail_alloc:
+  free(p->items);
+  free(p);
+  return XD_ENOMEM;
+}
+
+int xd_pool_admit(xd_pool_t *p, xd_pool_job_t **out) {
+  *out = NULL;
+  pthread_mutex_lock(&p->mu);
+  if (p->closed || p->admitted >= p->cfg.capacity) {
+    pthread_mutex_unlock(&p->mu);
+    return XD_EOVERLOAD;
+  }
+  p->inflight++;
+  p->admitted++;
+  pthread_mutex_unlock(&p->mu);
+  xd_pool_job_t *j = calloc(1, sizeof *j);
+  if (!j) {
+    pthread_mutex_lock(&p->mu);
+    p->admitted--;
+    if (--p->inflight == 0) pthread_cond_broadcast(&p->idle);
+    pthread_mutex_unlock(&p->mu);
+    return XD_ENOMEM;
+  }
+  j->pool = p;
+  *out = j;
+  return XD_OK;
+}
+
+void xd_pool_submit(xd_pool_t *p, xd_pool_job_t *j, const xd_work_t *work, int64_t start_ns,
+                    xd_pool_done_fn done, void *ctx) {
+  j->work = *work;
+  if (j->work.n_parts == 0) j->work.n_parts = 1; /* job.h promises >= 1; be safe */
+  j->done = done;
+  j->ctx = ctx;
+  j->timeout_ms = work->timeout_ms > 0 ? work->timeout_ms : p->cfg.default_timeout_ms;
+  j->deadline_ns = start_ns + j->timeout_ms * 1000000;
+  j->submit_ns = xd_now_ns();
+  atomic_init(&j->cancel, 0);
+  atomic_init(&j->started, 0);
+  atomic_init(&j->compute_ns, 0);
+  atomic_init(&j->remaining, j->work.n_parts);
+  xd_error_clear(&j->err);
+  pthread_mutex_lock(&p->mu);
+  if (p->cancelled) {
+    xd_error_set(&j->err, XD_EOVERLOAD, NULL, "the server is shutting down; retry on another instance");
+    atomic_store(&j->cancel, 1);
+  }
+  j->all_next = p->all;
+  if (p->all) p->all->all_prev = j;
+  p->all = j;
+  if (p->inbox_tail) p->inbox_tail->inbox_next = j;
+  else p->inbox_head = j;
+  p->inbox_tail = j;
+  pthread_mutex_unlock(&p->mu);
+  uv_async_send(&p->wake);
+}
+
+void xd_pool_close(xd_pool_t *p) {
+  pthread_mutex_lock(&p->mu);
+  p->closed = 1;
+  pthread_mutex_unlock(&p->mu);
+}
+
+int xd_pool_closed(xd_pool_t *p) {
+  pthread_mutex_lock(&p->mu);
+  int c = p->closed;
+  pthread_mutex_unlock(&p->mu);
+  return c;
+}
+
+int xd_pool_drain(xd_pool_t *p, int64_t timeout_ms) {
+  struct timespec until;
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  until.tv_sec += timeout_ms / 1000;
+  until.tv_nsec += (timeout_ms % 1000) * 1000000;
+  if (until.tv_nsec >= 1000000000) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000;
+  }
+  int rc = XD_OK;
+  pthread_mutex_lock(&p->mu);
+  while (p->inflight > 0)
+    if (pthread_cond_timedwait(&p->idle, &p->mu, &until) != 0 && p->inflight > 0) {
+      rc = XD_ETIMEDOUT;
+      break;
+    }
+  pthread_mutex_unlock(&p->mu);
+  return rc;
+}
+
+void xd_pool_cancel_all(xd_pool_t *p) {
+  pthread_mutex_lock(&p->mu);
+  p->cancelled = 1;
+  for (xd_pool_job_t *j = p->all; j; j = j->all_next) {
+    if (j->err.code == XD_OK)
+      xd_error_set(&j->err, XD_EOVERLOAD, NULL, "the server is shutting down; retry on another instance");
+    atomic_store(&j->cancel, 1);
+  }
+  pthread_mutex_unlock(&p->mu);
+  uv_async_send(&p->wake); /* the loop retires jobs still waiting for parts */
+}
+
+unsigned xd_pool_inflight(xd_pool_t *p) {
+  pthread_mutex_lock(&p->mu);
+  unsigned n = p->inflight;
+  pthread_mutex_unlock(&p->mu);
+  return n;
+}
+
+void xd_pool_free(xd_pool_t *p) {
+  if (!p) return;
+  xd_pool_close(p);
+  if (xd_pool_drain(p, 0) != XD_OK) {
+    xd_pool_cancel_all(p);
+    xd_pool_drain(p, INT32_MAX); /* canceled parts end at their next cancel check */
+  }
+  pthread_mutex_lock(&p->mu);
+  p->stopping = 1;
+  pthread_mutex_unlock(&p->mu);
+  uv_async_send(&p->wake);
+  pthread_join(p->thread, NULL);
+  if (uv_loop_close(&p->loop) != 0) xd_log(XD_LOG_WARN, "pool: libuv loop still busy at close");
+  pthread_mutex_destroy(&p->mu);
+  pthread_cond_destroy(&p->idle);
+  free(p->items);
+  free(p);
+}

@@ -1,0 +1,300 @@
+/* test_pool.c — the worker pool (server/pool.h) with synthetic jobs: every part runs
+ * once, encode once, free once; fair round robin between a huge job and a later small
+ * one; deadlines for queued and running parts; first error wins; admission capacity;
+ * drain, close, cancel_all, and free with work in flight. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+
+#include "server/pool.h"
+#include "tests/harness.h"
+#include "tests/test.h"
+
+/* What a job did, owned by the test (the job's state is freed by the pool). */
+typedef struct probe {
+  atomic_int ran, encoded, freed, done_calls;
+  int sleep_ms;      /* per part */
+  int check_cancel;  /* sleep in 1 ms slices, returning at cancel */
+  long fail_part;    /* -1: none */
+  atomic_int *watch; /* another job's `ran`, read when this one completes */
+  int watch_at_done;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int done;
+  int code;
+  char field[XD_ERROR_FIELD_MAX];
+  long long value; /* encoded body's integer */
+  double t_done;
+} probe_t;
+
+typedef struct state {
+  probe_t *p;
+} state_t;
+
+static void probe_init(probe_t *p, int sleep_ms) {
+  memset(p, 0, sizeof *p);
+  p->sleep_ms = sleep_ms;
+  p->fail_part = -1;
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_cond_init(&p->cv, NULL);
+}
+
+static void probe_deinit(probe_t *p) {
+  pthread_mutex_destroy(&p->mu);
+  pthread_cond_destroy(&p->cv);
+}
+
+static int run(void *s, size_t part, const xd_cancel_t *c, xd_error_t *err) {
+  probe_t *p = ((state_t *)s)->p;
+  atomic_fetch_add(&p->ran, 1);
+  if (p->check_cancel) {
+    for (int i = 0; i < p->sleep_ms; i++) {
+      int rc = xd_cancel_check(c);
+      if (rc) return rc;
+      xd_sleep_ms(1);
+    }
+  } else if (p->sleep_ms) {
+    xd_sleep_ms(p->sleep_ms);
+  }
+  if ((long)part == p->fail_part) return xd_error_set(err, XD_EINVAL, "instances[3]", "part %zu failed", part);
+  return XD_OK;
+}
+
+static json_t *encode(void *s, xd_error_t *err) {
+  probe_t *p = ((state_t *)s)->p;
+  atomic_fetch_add(&p->encoded, 1);
+  return json_integer(atomic_load(&p->ran));
+}
+
+static void free_state(void *s) {
+  atomic_fetch_add(&((state_t *)s)->p->freed, 1);
+  free(s);
+}
+
+static const xd_job_ops_t ops = {"test", run, encode, free_state};
+
+static void on_done(void *ctx, json_t *body, const xd_error_t *err) {
+  probe_t *p = ctx;
+  atomic_fetch_add(&p->done_calls, 1);
+  pthread_mutex_lock(&p->mu);
+  p->code = body ? XD_OK : err->code;
+  if (err) snprintf(p->field, sizeof p->field, "%s", err->field);
+  p->value = body ? json_integer_value(body) : -1;
+  json_decref(body);
+  if (p->watch) p->watch_at_done = atomic_load(p->watch);
+  p->t_done = xd_ms_now();
+  p->done = 1;
+  pthread_cond_broadcast(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+}
+
+static int wait_done(probe_t *p, int timeout_ms) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += timeout_ms / 1000 + 1;
+  pthread_mutex_lock(&p->mu);
+  while (!p->done)
+    if (pthread_cond_timedwait(&p->cv, &p->mu, &until) != 0) break;
+  int d = p->done;
+  pthread_mutex_unlock(&p->mu);
+  return d;
+}
+
+/* Admits and submits a job of n parts (timeout 0 = the pool's default). */
+static int submit(xd_pool_t *pool, probe_t *p, size_t n, int64_t timeout_ms) {
+  xd_pool_job_t *job;
+  int rc = xd_pool_admit(pool, &job);
+  if (rc != XD_OK) return rc;
+  state_t *s = malloc(sizeof *s);
+  s->p = p;
+  xd_work_t w = {.ops = &ops, .state = s, .n_parts = n, .timeout_ms = timeout_ms};
+  xd_pool_submit(pool, job, &w, xd_now_ns(), on_done, p);
+  return XD_OK;
+}
+
+static xd_pool_t *new_pool(unsigned workers, unsigned cap, int64_t timeout_ms) {
+  xd_pool_config_t c = {.workers = workers, .capacity = cap, .default_timeout_ms = timeout_ms};
+  xd_pool_t *p = NULL;
+  return xd_pool_new(&c, &p) == XD_OK ? p : NULL;
+}
+
+TEST(every_part_once_then_encode_once) {
+  xd_pool_t *pool = new_pool(4, 64, 60000);
+  CHECK(pool != NULL);
+  enum { JOBS = 40 };
+  static probe_t p[JOBS];
+  for (int i = 0; i < JOBS; i++) {
+    probe_init(&p[i], 0);
+    CHECK(submit(pool, &p[i], (size_t)(1 + i * 7 % 23), 0) == XD_OK);
+  }
+  for (int i = 0; i < JOBS; i++) {
+    CHECK(wait_done(&p[i], 10000));
+    CHECK(p[i].code == XD_OK);
+    CHECK(p[i].value == 1 + i * 7 % 23);
+    CHECK(atomic_load(&p[i].encoded) == 1);
+    CHECK(atomic_load(&p[i].freed) == 1);
+    CHECK(atomic_load(&p[i].done_calls) == 1);
+  }
+  CHECK(xd_pool_drain(pool, 1000) == XD_OK);
+  CHECK(xd_pool_inflight(pool) == 0);
+  xd_pool_free(pool);
+  for (int i = 0; i < JOBS; i++) probe_deinit(&p[i]);
+}
+
+TEST(round_robin_lets_a_small_job_through) {
+  xd_pool_t *pool = new_pool(1, 8, 60000); /* one work item at a time */
+  probe_t big, small;
+  probe_init(&big, 2);
+  probe_init(&small, 2);
+  small.watch = &big.ran;
+  CHECK(submit(pool, &big, 400, 0) == XD_OK);
+  xd_sleep_ms(20);
+  CHECK(submit(pool, &small, 3, 0) == XD_OK);
+  CHECK(wait_done(&small, 10000));
+  CHECK(small.code == XD_OK);
+  /* FIFO would make the small job wait for all 400 parts (0.8 s) */
+  CHECK_MSG(small.watch_at_done < 40, "the big job ran %d parts before the small one finished", small.watch_at_done);
+  CHECK(wait_done(&big, 20000));
+  CHECK(big.code == XD_OK && big.value == 400);
+  xd_pool_free(pool);
+  probe_deinit(&big);
+  probe_deinit(&small);
+}
+
+TEST(deadline_skips_parts_not_started) {
+  xd_pool_t *pool = new_pool(1, 8, 60000);
+  probe_t p;
+  probe_init(&p, 20);
+  double t0 = xd_ms_now();
+  CHECK(submit(pool, &p, 100, 100) == XD_OK); /* 100 x 20 ms, deadline 100 ms */
+  CHECK(wait_done(&p, 5000));
+  CHECK(p.code == XD_ETIMEDOUT);
+  CHECK(atomic_load(&p.ran) < 20);
+  CHECK(atomic_load(&p.encoded) == 0);
+  CHECK(atomic_load(&p.freed) == 1);
+  CHECK(p.t_done - t0 < 1000);
+  xd_pool_free(pool);
+  probe_deinit(&p);
+}
+
+TEST(deadline_of_a_queued_job_answers_on_time) {
+  xd_pool_t *pool = new_pool(1, 8, 60000);
+  probe_t hog, waiting;
+  probe_init(&hog, 600); /* one part that ignores cancellation */
+  probe_init(&waiting, 0);
+  double t0 = xd_ms_now();
+  CHECK(submit(pool, &hog, 1, 0) == XD_OK);
+  xd_sleep_ms(20);
+  CHECK(submit(pool, &waiting, 1, 50) == XD_OK);
+  CHECK(wait_done(&waiting, 5000));
+  CHECK(waiting.code == XD_ETIMEDOUT);
+  CHECK(atomic_load(&waiting.ran) == 0);
+  CHECK_MSG(waiting.t_done - t0 < 400, "answered after %.0f ms, not at its 50 ms deadline", waiting.t_done - t0);
+  CHECK(wait_done(&hog, 5000) && hog.code == XD_OK);
+  xd_pool_free(pool);
+  probe_deinit(&hog);
+  probe_deinit(&waiting);
+}
+
+TEST(first_error_wins_and_cancels) {
+  xd_pool_t *pool = new_pool(2, 8, 60000);
+  probe_t p;
+  probe_init(&p, 1);
+  p.fail_part = 3;
+  CHECK(submit(pool, &p, 200, 0) == XD_OK);
+  CHECK(wait_done(&p, 5000));
+  CHECK(p.code == XD_EINVAL);
+  CHECK(strcmp(p.field, "instances[3]") == 0);
+  CHECK(atomic_load(&p.ran) < 200); /* the rest was skipped */
+  CHECK(atomic_load(&p.encoded) == 0);
+  CHECK(atomic_load(&p.freed) == 1);
+  xd_pool_free(pool);
+  probe_deinit(&p);
+}
+
+TEST(admission_capacity_then_recovery) {
+  xd_pool_t *pool = new_pool(2, 2, 60000);
+  probe_t a, b, c;
+  probe_init(&a, 200);
+  probe_init(&b, 200);
+  probe_init(&c, 0);
+  CHECK(submit(pool, &a, 1, 0) == XD_OK);
+  CHECK(submit(pool, &b, 1, 0) == XD_OK);
+  CHECK(xd_pool_inflight(pool) == 2);
+  CHECK(submit(pool, &c, 1, 0) == XD_EOVERLOAD); /* at once, not after a wait */
+  CHECK(wait_done(&a, 5000) && wait_done(&b, 5000));
+  CHECK(xd_pool_drain(pool, 1000) == XD_OK);
+  CHECK(submit(pool, &c, 1, 0) == XD_OK);
+  CHECK(wait_done(&c, 5000) && c.code == XD_OK);
+  xd_pool_close(pool);
+  probe_t d;
+  probe_init(&d, 0);
+  CHECK(submit(pool, &d, 1, 0) == XD_EOVERLOAD);
+  xd_pool_free(pool);
+  probe_deinit(&a);
+  probe_deinit(&b);
+  probe_deinit(&c);
+  probe_deinit(&d);
+}
+
+TEST(drain_cancel_all_and_free_with_work_in_flight) {
+  xd_pool_t *pool = new_pool(2, 8, 60000);
+  probe_t a, b, c;
+  probe_init(&a, 10000);
+  a.check_cancel = 1;
+  probe_init(&b, 10);
+  probe_init(&c, 10000);
+  c.check_cancel = 1;
+  CHECK(submit(pool, &a, 1, 0) == XD_OK);
+  CHECK(submit(pool, &b, 50, 0) == XD_OK);
+  CHECK(xd_pool_drain(pool, 50) == XD_ETIMEDOUT);
+  double t0 = xd_ms_now();
+  xd_pool_cancel_all(pool);
+  CHECK(wait_done(&a, 5000) && wait_done(&b, 5000));
+  CHECK(a.code == XD_EOVERLOAD && b.code == XD_EOVERLOAD);
+  CHECK(xd_ms_now() - t0 < 1000);
+  CHECK(xd_pool_drain(pool, 1000) == XD_OK);
+  /* a job submitted after cancel_all fails at once too */
+  CHECK(submit(pool, &c, 1, 0) == XD_OK);
+  CHECK(wait_done(&c, 5000) && c.code == XD_EOVERLOAD);
+  xd_pool_free(pool);
+
+  /* free with a job still running: it is canceled, answered and freed */
+  pool = new_pool(2, 8, 60000);
+  probe_t d;
+  probe_init(&d, 10000);
+  d.check_cancel = 1;
+  CHECK(submit(pool, &d, 3, 0) == XD_OK);
+  xd_sleep_ms(20);
+  t0 = xd_ms_now();
+  xd_pool_free(pool);
+  CHECK(d.done && d.code == XD_EOVERLOAD && atomic_load(&d.freed) == 1);
+  CHECK(xd_ms_now() - t0 < 1000);
+  probe_deinit(&a);
+  probe_deinit(&b);
+  probe_deinit(&c);
+  probe_deinit(&d);
+}
+
+TEST(rejects_bad_config) {
+  xd_pool_t *p = (xd_pool_t *)1;
+  xd_pool_config_t c = {.workers = 0, .capacity = 1, .default_timeout_ms = 1};
+  CHECK(xd_pool_new(&c, &p) == XD_EINVAL && p == NULL);
+  c.workers = 1;
+  c.capacity = 0;
+  CHECK(xd_pool_new(&c, &p) == XD_EINVAL);
+  xd_pool_free(NULL);
+}
+
+int main(void) {
+  RUN(every_part_once_then_encode_once); /* first: sizes libuv's pool to 4 threads */
+  RUN(round_robin_lets_a_small_job_through);
+  RUN(deadline_skips_parts_not_started);
+  RUN(deadline_of_a_queued_job_answers_on_time);
+  RUN(first_error_wins_and_cancels);
+  RUN(admission_capacity_then_recovery);
+  RUN(drain_cancel_all_and_free_with_work_in_flight);
+  RUN(rejects_bad_config);
+  return TEST_REPORT();
+}
