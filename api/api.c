@@ -170,6 +170,17 @@ int xd_api_timeout(const json_t *body, int64_t *timeout_ms, xd_error_t *err) {
   return rc;
 }
 
+xd_api_outcome_t xd_api_maybe_inline(const xd_api_t *api, xd_work_t *work, xd_api_response_t *resp) {
+  if (work->cost_rows > api->cfg.inline_predict_rows) return XD_API_QUEUE;
+  xd_error_t err;
+  xd_error_clear(&err);
+  json_t *out = xd_work_run_inline(work, NULL, &err);
+  xd_api_finish(out, &err, resp);
+  work->ops->free(work->state);
+  memset(work, 0, sizeof *work);
+  return XD_API_RESPOND;
+}
+
 json_t *xd_work_run_inline(const xd_work_t *w, const xd_cancel_t *cancel, xd_error_t *err) {
   for (size_t p = 0; p < w->n_parts; p++)
     if (w->ops->run(w->state, p, cancel, err) != XD_OK) return NULL;
@@ -295,12 +306,6 @@ xd_api_outcome_t xd_api_handle(xd_api_t *api, const xd_api_request_t *req, xd_ap
     return XD_API_RESPOND;
   }
   /* Small predictions are cheaper to answer here than to hand over to a worker. */
-  if (r->decode == xd_predict_decode && work->cost_rows <= api->cfg.inline_predict_rows) {
-    json_t *out = xd_work_run_inline(work, NULL, &err);
-    xd_api_finish(out, &err, resp);
-    work->ops->free(work->state);
-    memset(work, 0, sizeof *work);
-    return XD_API_RESPOND;
-  }
+  if (r->decode == xd_predict_decode) return xd_api_maybe_inline(api, work, resp);
   return XD_API_QUEUE;
 }

@@ -31,6 +31,10 @@ typedef struct xd_api_config {
   const char *const *api_keys;
   size_t n_api_keys;
   const char *admin_key;
+  /* CORS (api/cors.h): origins whose pages may call the API ("https://host[:port]",
+   * lower case, or "*"); none = same origin only. Borrowed, like the keys. */
+  const char *const *cors_origins;
+  size_t n_cors_origins;
 } xd_api_config_t;
 
 typedef struct xd_api_request {
@@ -81,6 +85,11 @@ const xd_limits_t *xd_api_limits(const xd_api_t *api);
  * XD_API_QUEUE; resp->endpoint and resp->model are set in both cases. Network thread;
  * never blocks on model work. */
 xd_api_outcome_t xd_api_handle(xd_api_t *api, const xd_api_request_t *req, xd_api_response_t *resp, xd_work_t *work);
+
+/* Runs work on the calling thread and answers into resp when it is at most
+ * inline_predict_rows model rows (cheaper than handing it to a worker): returns
+ * XD_API_RESPOND with work consumed; otherwise XD_API_QUEUE with work untouched. */
+xd_api_outcome_t xd_api_maybe_inline(const xd_api_t *api, xd_work_t *work, xd_api_response_t *resp);
 
 /* Turns a finished job into a response: body (a new reference, consumed) on success,
  * or the error. Any thread. */

@@ -386,14 +386,7 @@ xd_api_outcome_t xd_v2_handle(xd_api_t *api, const xd_api_request_t *req, xd_api
     xd_api_error(&err, resp);
     return XD_API_RESPOND;
   }
-  if (work->cost_rows <= xd_api_config(api)->inline_predict_rows) {
-    json_t *out = xd_work_run_inline(work, NULL, &err);
-    xd_api_finish(out, &err, resp);
-    work->ops->free(work->state);
-    memset(work, 0, sizeof *work);
-    return XD_API_RESPOND;
-  }
-  return XD_API_QUEUE;
+  return xd_api_maybe_inline(api, work, resp);
 method:
   oip_error(resp, XD_EMETHOD, "method %s is not allowed here", req->method);
   xd_api_add_header(resp, "Allow", "%s", strcmp(verb, "infer") == 0 ? "POST" : "GET, HEAD");
