@@ -39,7 +39,7 @@ FUZZ_SRC    := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_NAMES  := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRC))
 FUZZ_REPLAY := $(patsubst %,$(BUILD)/tests/test_fuzz_%,$(FUZZ_NAMES))
 
-.PHONY: all deps run test asan tsan valgrind bench clean fmt models web-deps fuzz deploy-deps
+.PHONY: all deps run test asan tsan valgrind bench bench-deps clean fmt models web-deps fuzz deploy-deps
 all: $(BUILD)/explaind $(TEST_BIN) $(FUZZ_REPLAY)
 
 # ---- dependencies ------------------------------------------------------------------
@@ -82,6 +82,9 @@ $(DEPLOY_NODE_MODULES): tests/deploy/package.json tests/deploy/package-lock.json
 	cd tests/deploy && npm ci --no-audit --no-fund --loglevel=error
 
 # ---- build ---------------------------------------------------------------------------
+# Keep test objects (make would delete them as intermediates and rebuild them each time).
+.SECONDARY:
+
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
@@ -140,7 +143,21 @@ tsan: deps
 valgrind: deps all
 	@BUILD=$(BUILD) VALGRIND=1 sh tests/run.sh
 
-bench: deps all
+# Benchmarks (bench/): in-process microbenchmarks (bench_core), the report writer
+# (bench_report) and HTTP load with wrk against the real server; bench/run.sh writes
+# bench/RESULTS.md. BENCH_SCALE=0.2 shortens every measurement (development runs).
+BENCH_PKGS := wrk
+BENCH_BIN  := $(BUILD)/bench/bench_core $(BUILD)/bench/bench_report
+bench-deps:
+	@missing=""; for p in $(BENCH_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; fi
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libxd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+bench: deps bench-deps $(BUILD)/explaind $(BENCH_BIN)
 	@BUILD=$(BUILD) sh bench/run.sh
 
 models:

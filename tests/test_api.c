@@ -1,5 +1,6 @@
 /* test_api.c — the router without sockets: every case of the request suite through
  * xd_api_handle (model work run inline), plus the error table and registry rules. */
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -116,7 +117,49 @@ TEST(registry_replacement_keeps_old_entry_alive) {
   CHECK(xd_registry_remove(reg, "nope") == XD_ENOTFOUND);
 }
 
+
 static void quiet(void *ctx, const char *msg) { (void)ctx, (void)msg; }
+
+static void collect(void *ctx, const char *msg) {
+  char *buf = ctx;
+  size_t l = strlen(buf);
+  snprintf(buf + l, 8192 - l, "%s\n", msg);
+}
+
+TEST(model_dir_skips_broken_bundles_and_names_them) {
+  char dir[] = "/tmp/xd-models-XXXXXX";
+  CHECK(mkdtemp(dir) != NULL);
+  char path[512], cmd[1024];
+  /* a good folder bundle, a broken file bundle, a file whose name is not a model name */
+  snprintf(cmd, sizeof cmd, "cp -r models/iris %s/good && printf '{\"format\":\"explaind.model/v1\",\"task\":\"x\"}' > %s/broken.json && cp models/iris/model.json '%s/bad name.json'", dir, dir, dir);
+  CHECK(system(cmd) == 0);
+  xd_registry_t *r2;
+  xd_api_t *a2;
+  xd_api_config_t cfg;
+  memset(&cfg, 0, sizeof cfg);
+  xd_limits_default(&cfg.limits);
+  xd_registry_new(&r2);
+  xd_api_new(&cfg, r2, &a2);
+  char log[8192] = "";
+  CHECK(xd_api_load_dir(a2, dir, collect, log) == 1);
+  CHECK(xd_registry_count(r2) == 1);
+  xd_model_entry_t *e = xd_registry_get(r2, "good");
+  CHECK(e != NULL);
+  xd_model_entry_release(e);
+  snprintf(path, sizeof path, "%s/broken.json", dir);
+  CHECK_MSG(strstr(log, path) && strstr(log, "task"), "log: %s", log);
+  CHECK_MSG(strstr(log, "bad name") && strstr(log, "not a valid model name"), "log: %s", log);
+  /* a rescan of unchanged files keeps the version */
+  CHECK(xd_api_load_dir(a2, dir, quiet, NULL) == 1);
+  e = xd_registry_get(r2, "good");
+  CHECK(e && e->version == 1);
+  xd_model_entry_release(e);
+  CHECK(xd_api_load_dir(a2, "/nonexistent/dir", quiet, NULL) == -1);
+  xd_api_free(a2);
+  xd_registry_free(r2);
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  CHECK(system(cmd) == 0);
+}
 
 int main(void) {
   xd_blas_init();
@@ -135,6 +178,7 @@ int main(void) {
   RUN(error_table_maps_codes);
   RUN(model_names);
   RUN(registry_replacement_keeps_old_entry_alive);
+  RUN(model_dir_skips_broken_bundles_and_names_them);
   xd_api_free(api);
   xd_registry_free(reg);
   return TEST_REPORT();
