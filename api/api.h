@@ -86,6 +86,12 @@ const xd_limits_t *xd_api_limits(const xd_api_t *api);
  * never blocks on model work. */
 xd_api_outcome_t xd_api_handle(xd_api_t *api, const xd_api_request_t *req, xd_api_response_t *resp, xd_work_t *work);
 
+/* Routes req and answers it entirely on the calling thread, running any model work
+ * inline under cancel (may be NULL): what a worker pool would do, without one. For tests,
+ * fuzzers and tools. resp must be zeroed by the caller; deinit it after. */
+void xd_api_handle_sync(xd_api_t *api, const xd_api_request_t *req, xd_api_response_t *resp,
+                        const xd_cancel_t *cancel);
+
 /* Runs work on the calling thread and answers into resp when it is at most
  * inline_predict_rows model rows (cheaper than handing it to a worker): returns
  * XD_API_RESPOND with work consumed; otherwise XD_API_QUEUE with work untouched. */

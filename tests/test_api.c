@@ -32,14 +32,7 @@ static int run_case(xd_case_t *c) {
                           c};
   xd_api_response_t resp;
   memset(&resp, 0, sizeof resp);
-  xd_work_t work;
-  if (xd_api_handle(api, &req, &resp, &work) == XD_API_QUEUE) {
-    xd_error_t err;
-    xd_error_clear(&err);
-    json_t *body = xd_work_run_inline(&work, NULL, &err);
-    xd_api_finish(body, &err, &resp);
-    work.ops->free(work.state);
-  }
+  xd_api_handle_sync(api, &req, &resp, NULL);
   int ok = xd_case_check(c, resp.status, resp.body, resp.body_len);
   if (resp.status == 405) {
     int allow = 0;

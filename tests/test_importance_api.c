@@ -21,14 +21,7 @@ static int post(const char *path, const char *body, json_t **out) {
   xd_api_request_t req = {"POST", path, NULL, body, strlen(body), NULL, NULL};
   xd_api_response_t resp;
   memset(&resp, 0, sizeof resp);
-  xd_work_t work;
-  if (xd_api_handle(api, &req, &resp, &work) == XD_API_QUEUE) {
-    xd_error_t err;
-    xd_error_clear(&err);
-    json_t *b = xd_work_run_inline(&work, NULL, &err);
-    xd_api_finish(b, &err, &resp);
-    work.ops->free(work.state);
-  }
+  xd_api_handle_sync(api, &req, &resp, NULL);
   int st = resp.status;
   if (out) *out = json_loadb(resp.body ? resp.body : "", resp.body_len, 0, NULL);
   xd_api_response_deinit(&resp);
