@@ -20,6 +20,6 @@ USER 10001:10001
 EXPOSE 8080
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=2s --start-period=30s --retries=3 \
-  CMD ["/usr/local/bin/explaind", "--healthcheck", "http://127.0.0.1:8080/healthz"]
+  CMD ["/usr/local/bin/explaind", "--healthcheck", "8080"]
 ENTRYPOINT ["/usr/local/bin/explaind"]
 CMD ["--listen", "0.0.0.0:8080", "--model-dir", "/models"]

@@ -10,6 +10,8 @@
 #include <strings.h>
 
 #include "api/admin.h"
+#include "api/alloc.h"
+#include "api/cors.h"
 #include "api/metrics.h"
 #include "api/routes.h"
 #include "api/static.h"
@@ -77,6 +79,7 @@ void xd_api_error(const xd_error_t *err, xd_api_response_t *resp) {
   int code = err && err->code ? err->code : XD_EINTERNAL;
   int http = xd_api_http_status(code);
   const char *msg = err && err->text[0] ? err->text : xd_strerror(code);
+  unsigned long mark = xd_json_oom_mark(); /* see below */
   json_t *body;
   if (resp->oip_errors) {
     /* The V2 protocol's shape: one string; the field goes into it. */
@@ -91,29 +94,41 @@ void xd_api_error(const xd_error_t *err, xd_api_response_t *resp) {
     if (e && err && err->field[0]) json_object_set_new(e, "field", json_string(err->field));
     body = e ? json_pack("{s:o}", "error", e) : NULL;
   }
-  char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
+  /* jansson allocates with xd_malloc (api/alloc.h), so its text is the response body. A
+   * failed JSON allocation may have left the document without a member: then answer with
+   * a fixed body instead. */
+  char *s = body && xd_json_oom_mark() == mark ? xd_json_dumps(body, JSON_COMPACT) : NULL;
   json_decref(body);
-  /* jansson allocates with malloc; hand the API a buffer from our allocator. Under an
-   * allocation failure fall back to a static body so the client still gets its status. */
-  char *copy = s ? xd_strdup(s) : NULL;
-  free(s);
-  if (!copy) copy = xd_strdup("{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}");
-  set_body(resp, http, copy);
+  if (!s) {
+    /* No body: either an allocation failed (the answer is then about the memory: a 500),
+     * or the text is not valid UTF-8 (a method or path echoed from the request), which
+     * jansson refuses: the status stands, with the code's generic message. */
+    if (xd_json_oom_mark() != mark) http = 500, code = XD_ENOMEM;
+    char fixed[256];
+    if (resp->oip_errors)
+      snprintf(fixed, sizeof fixed, "{\"error\":\"%s\"}", xd_strerror(code));
+    else
+      snprintf(fixed, sizeof fixed, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", xd_api_error_code(code),
+               xd_strerror(code));
+    s = xd_strdup(fixed);
+  }
+  set_body(resp, http, s);
   if (code == XD_EOVERLOAD || code == XD_ECANCELED) xd_api_add_header(resp, "Retry-After", "1");
 }
 
 void xd_api_json(xd_api_response_t *resp, int status, json_t *body) {
-  char *s = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+  /* json_dumps allocates with xd_malloc (api/alloc.h): its text is the body as is. When
+   * one of its buffer allocations fails, jansson 2.14 may still return text with a piece
+   * missing ("label_indices:[0]"): never send that, answer 500. */
+  char *s = body ? xd_json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
   json_decref(body);
-  char *copy = s ? xd_strdup(s) : NULL;
-  free(s);
-  if (!copy) {
+  if (!s) {
     xd_error_t err;
     xd_error_set(&err, XD_ENOMEM, NULL, "out of memory encoding the response");
     xd_api_error(&err, resp);
     return;
   }
-  set_body(resp, status, copy);
+  set_body(resp, status, s);
 }
 
 void xd_api_finish(json_t *body, const xd_error_t *err, xd_api_response_t *resp) {
@@ -131,6 +146,7 @@ void xd_api_response_deinit(xd_api_response_t *resp) {
 /* ---- the API object ---------------------------------------------------------------------- */
 
 int xd_api_new(const xd_api_config_t *cfg, xd_registry_t *reg, xd_api_t **out) {
+  xd_api_alloc_init(); /* jansson on xd_malloc: injected failures reach JSON too */
   xd_api_t *api = xd_calloc(1, sizeof *api);
   if (!api) return XD_ENOMEM;
   api->cfg = *cfg;
@@ -219,11 +235,31 @@ static void respond_error(xd_api_response_t *resp, int code, const char *field, 
   xd_api_error(&err, resp);
 }
 
+static xd_api_outcome_t handle(xd_api_t *api, const xd_api_request_t *req, xd_api_response_t *resp,
+                               xd_work_t *work);
+
+/* A response built while a JSON allocation failed may lack a member (api/alloc.h): answer
+ * 500 instead of a partial success. Queued work is checked by its own encode step. */
 xd_api_outcome_t xd_api_handle(xd_api_t *api, const xd_api_request_t *req, xd_api_response_t *resp,
+                               xd_work_t *work) {
+  unsigned long mark = xd_json_oom_mark();
+  xd_api_outcome_t out = handle(api, req, resp, work);
+  if (out == XD_API_RESPOND && resp->status < 400 && xd_json_oom_mark() != mark) {
+    xd_error_t err;
+    xd_error_set(&err, XD_ENOMEM, NULL, "out of memory building the response");
+    xd_api_error(&err, resp);
+  }
+  return out;
+}
+
+static xd_api_outcome_t handle(xd_api_t *api, const xd_api_request_t *req, xd_api_response_t *resp,
                                xd_work_t *work) {
   memset(work, 0, sizeof *work);
   resp->endpoint = "other";
   resp->model[0] = '\0';
+  /* A CORS preflight carries no credentials (browsers never send Authorization on one):
+   * it is answered here, on any path, before the key check (api/cors.h). */
+  if (xd_cors_preflight(api, req, resp)) return XD_API_RESPOND;
   /* The dashboard and the API description hold no data and a browser cannot send a
    * Bearer header when it opens a page: they are served before the key check. */
   if (xd_static_handle(req, resp)) return XD_API_RESPOND;
@@ -293,10 +329,13 @@ xd_api_outcome_t xd_api_handle(xd_api_t *api, const xd_api_request_t *req, xd_ap
     return XD_API_RESPOND;
   }
   json_error_t jerr;
-  json_t *body = json_loadb(req->body ? req->body : "", req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+  int oom = 0;
+  json_t *body = xd_json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr, &oom);
   if (!body || !json_is_object(body)) {
     xd_error_t err;
-    if (!body)
+    if (oom)
+      xd_error_set(&err, XD_ENOMEM, NULL, "out of memory reading the body"); /* not the client's fault */
+    else if (!body)
       xd_error_set(&err, XD_EJSON, NULL, "body is not valid JSON: %s (line %d, column %d)", jerr.text, jerr.line,
                    jerr.column);
     else

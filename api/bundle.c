@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "api/alloc.h"
 #include "api/json.h"
 #include "core/alloc.h"
 #include "core/onnx.h"
@@ -179,6 +180,8 @@ static int decode_onnx(const json_t *v, const char *dir, const void *bytes, size
     snprintf(path, sizeof path, "%s/%s", dir, name);
     if ((rc = xd_read_file(path, XD_BUNDLE_MAX_BYTES, &data, &len, err)) != XD_OK) {
       xd_error_prefix_field(err, "onnx");
+      /* Out of memory stays a 500 (not the bundle's fault); the rest is the bundle's. */
+      if (rc == XD_ENOMEM) return rc;
       return err ? (err->code = XD_EFORMAT) : XD_EFORMAT;
     }
     bytes = data;
@@ -227,19 +230,24 @@ static int decode_background(const json_t *v, const char *dir, xd_model_spec_t *
     size_t len = 0;
     if ((rc = xd_read_file(path, XD_BUNDLE_MAX_BYTES, &data, &len, err)) != XD_OK) {
       xd_error_prefix_field(err, "background.csv");
+      if (rc == XD_ENOMEM) return rc; /* out of memory stays a 500 */
       return err ? (err->code = XD_EFORMAT) : XD_EFORMAT;
     }
     xd_csv_t table;
     rc = xd_csv_parse(data, len, XD_BUNDLE_MAX_BACKGROUND, &table, err);
     xd_free(data);
     if (rc != XD_OK) {
-      xd_error_set(err, XD_EFORMAT, "background.csv", "%s: %s", name, err ? err->text : "invalid CSV");
-      return XD_EFORMAT;
+      /* Copy the parser's text first: formatting err->text into itself garbled it. */
+      char why[XD_ERROR_TEXT_MAX];
+      snprintf(why, sizeof why, "%s", err ? err->text : "invalid CSV");
+      if (rc != XD_ENOMEM) rc = XD_EFORMAT;
+      xd_error_set(err, rc, "background.csv", "%s: %s", name, why);
+      return rc;
     }
     rc = xd_dataset_from_csv(&table, s->features, s->n_features, t ? json_string_value(t) : NULL,
                              cls ? s->classes : NULL, cls ? s->n_classes : 0, "background.csv", &s->background, err);
     xd_csv_deinit(&table);
-    if (rc != XD_OK && err) err->code = rc = XD_EFORMAT;
+    if (rc != XD_OK && rc != XD_ENOMEM && err) err->code = rc = XD_EFORMAT;
     return rc;
   }
   if (json_object_get(v, "target")) return xd_error_set(err, XD_EFORMAT, "background.target", "target names a CSV column; use targets with rows");
@@ -302,8 +310,10 @@ static int decode(const char *data, size_t len, const char *dir, const void *onn
   xd_model_spec_t s;
   memset(&s, 0, sizeof s);
   json_error_t jerr;
-  json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+  int oom = 0;
+  json_t *root = xd_json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr, &oom);
   int rc = XD_OK;
+  if (oom) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory reading the bundle");
   if (!root) return xd_error_set(err, XD_EFORMAT, "", "not valid JSON: %s (line %d, column %d)", jerr.text, jerr.line, jerr.column);
   static const char *const keys[] = {"format", "task", "features", "classes", "preprocess", "layers", "onnx", "background", NULL};
   if (!json_is_object(root)) {
@@ -409,6 +419,46 @@ int xd_bundle_decode_onnx(const char *json_meta, size_t meta_len, const void *on
   return decode(json_meta, meta_len, dir, onnx, onnx_len, out, err);
 }
 
+/* Bytes of the valid UTF-8 sequence at p (at most n bytes available), or 0. Rejects
+ * overlong forms, surrogates and code points above U+10FFFF, as jansson does. */
+static size_t utf8_seq(const unsigned char *p, size_t n) {
+  unsigned c = p[0];
+  if (c < 0x80) return 1;
+  size_t k = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+  if (!k || k > n) return 0;
+  for (size_t i = 1; i < k; i++)
+    if ((p[i] & 0xc0) != 0x80) return 0;
+  if (c == 0xe0 && p[1] < 0xa0) return 0; /* overlong */
+  if (c == 0xed && p[1] > 0x9f) return 0; /* surrogates */
+  if (c == 0xf0 && p[1] < 0x90) return 0; /* overlong */
+  if (c == 0xf4 && p[1] > 0x8f) return 0; /* above U+10FFFF */
+  return k;
+}
+
+size_t xd_utf8_valid_prefix(const char *s, size_t len) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t i = 0;
+  while (i < len) {
+    size_t k = utf8_seq(p + i, len - i);
+    if (!k) return i;
+    i += k;
+  }
+  return len;
+}
+
+void xd_utf8_sanitize(char *s) {
+  unsigned char *p = (unsigned char *)s;
+  size_t n = strlen(s), i = 0;
+  while (i < n) {
+    size_t k = utf8_seq(p + i, n - i);
+    if (!k) {
+      p[i] = '?';
+      k = 1;
+    }
+    i += k;
+  }
+}
+
 int xd_read_file(const char *path, size_t max, char **data, size_t *len, xd_error_t *err) {
   *data = NULL;
   *len = 0;
@@ -441,13 +491,41 @@ int xd_read_file(const char *path, size_t max, char **data, size_t *len, xd_erro
   return XD_OK;
 }
 
+/* Adds the named file's bytes to the digest (same path rules as decoding). */
+static void digest_file(xd_sha256_t *c, const char *dir, const json_t *name) {
+  if (!dir || !json_is_string(name)) return;
+  const char *n = json_string_value(name);
+  if (!n[0] || n[0] == '/' || strstr(n, "..")) return;
+  char path[4096], *data = NULL;
+  size_t len = 0;
+  snprintf(path, sizeof path, "%s/%s", dir, n);
+  if (xd_read_file(path, XD_BUNDLE_MAX_BYTES, &data, &len, NULL) != XD_OK) return;
+  xd_sha256_update(c, data, len);
+  xd_free(data);
+}
+
+void xd_bundle_digest(const char *data, size_t len, const char *dir, char sha256[65]) {
+  xd_sha256_t c;
+  xd_sha256_init(&c);
+  xd_sha256_update(&c, data, len);
+  if (dir) {
+    json_t *root = json_loadb(data, len, 0, NULL);
+    if (json_is_object(root)) {
+      digest_file(&c, dir, json_object_get(root, "onnx"));
+      json_t *bg = json_object_get(root, "background");
+      if (json_is_object(bg)) digest_file(&c, dir, json_object_get(bg, "csv"));
+    }
+    json_decref(root);
+  }
+  xd_sha256_final_hex(&c, sha256);
+}
+
 int xd_bundle_load_file(const char *path, xd_model_t **out, char sha256[65], xd_error_t *err) {
   char *data;
   size_t len;
   *out = NULL;
   int rc = xd_read_file(path, XD_BUNDLE_MAX_BYTES, &data, &len, err);
   if (rc != XD_OK) return rc;
-  if (sha256) xd_sha256_hex(data, len, sha256);
   char dir[4096];
   snprintf(dir, sizeof dir, "%s", path);
   char *slash = strrchr(dir, '/');
@@ -455,6 +533,7 @@ int xd_bundle_load_file(const char *path, xd_model_t **out, char sha256[65], xd_
     *slash = '\0';
   else
     snprintf(dir, sizeof dir, ".");
+  if (sha256) xd_bundle_digest(data, len, dir, sha256);
   rc = xd_bundle_decode(data, len, dir, out, err);
   xd_free(data);
   return rc;

@@ -35,9 +35,24 @@ int xd_bundle_decode(const char *data, size_t len, const char *dir, xd_model_t *
 int xd_bundle_decode_onnx(const char *json_meta, size_t meta_len, const void *onnx, size_t onnx_len, const char *dir,
                           xd_model_t **out, xd_error_t *err);
 
-/* Reads and decodes a bundle file; sha256 (may be NULL) receives the hex digest of its
- * bytes. */
+/* The model's digest (its sha256 and ETag): SHA-256 over the bundle bytes followed by
+ * the bytes of the files it names, the "onnx" graph first, then "background.csv"
+ * (resolved against dir; skipped when dir is NULL or a file cannot be read, which
+ * decoding then reports). So the digest changes when an ONNX graph or a background file
+ * changes under an unchanged bundle, and an upload (bundle text + the ONNX bytes it
+ * stores) gets the same digest back when the folder is loaded again. Any thread. */
+void xd_bundle_digest(const char *data, size_t len, const char *dir, char sha256[65]);
+
+/* Reads and decodes a bundle file; sha256 (may be NULL) receives xd_bundle_digest. */
 int xd_bundle_load_file(const char *path, xd_model_t **out, char sha256[65], xd_error_t *err);
+
+/* Length of the longest prefix of s[0..len) that is valid UTF-8 (len when all of it is):
+ * text that ends up in JSON (bundles, answers) must be UTF-8. */
+size_t xd_utf8_valid_prefix(const char *s, size_t len);
+
+/* Replaces every byte of s (NUL-terminated) that is not part of valid UTF-8 by '?', in
+ * place: for error texts that quote names from binary input (ONNX node names). */
+void xd_utf8_sanitize(char *s);
 
 /* Reads a whole file (at most max bytes) into an xd_malloc'd NUL-terminated buffer. */
 int xd_read_file(const char *path, size_t max, char **data, size_t *len, xd_error_t *err);

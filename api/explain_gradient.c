@@ -10,6 +10,7 @@
 
 #include "api/endpoints.h"
 #include "api/explain_common.h"
+#include "api/alloc.h"
 #include "core/alloc.h"
 #include "core/gradient.h"
 
@@ -127,7 +128,10 @@ static void grad_free(void *state) {
   xd_free(j);
 }
 
-static const xd_job_ops_t grad_ops = {"explain_gradient", grad_run, grad_encode, grad_free};
+/* A JSON allocation failure while encoding turns the answer into a 500, a non-finite
+ * result into a 400 (api/alloc.h). */
+XD_JSON_RESULT_GUARDED(grad_encode_checked, grad_encode)
+static const xd_job_ops_t grad_ops = {"explain_gradient", grad_run, grad_encode_checked, grad_free};
 
 /* "baseline": "mean" | "zeros" | a row. */
 static int decode_baseline(grad_job_t *j, const json_t *body, xd_error_t *err) {

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "api/endpoints.h"
+#include "api/alloc.h"
 #include "core/alloc.h"
 #include "core/importance.h"
 #include "core/shap.h"
@@ -312,7 +313,10 @@ done:
   return body;
 }
 
-static const xd_job_ops_t imp_ops = {"importance", imp_run, imp_encode, imp_free};
+/* A JSON allocation failure while encoding turns the answer into a 500, a non-finite
+ * result into a 400 (api/alloc.h). */
+XD_JSON_RESULT_GUARDED(imp_encode_checked, imp_encode)
+static const xd_job_ops_t imp_ops = {"importance", imp_run, imp_encode_checked, imp_free};
 
 /* ==== decoding ============================================================================= */
 

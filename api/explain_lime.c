@@ -15,6 +15,7 @@
 
 #include "api/endpoints.h"
 #include "api/explain_common.h"
+#include "api/alloc.h"
 #include "core/alloc.h"
 #include "core/lime.h"
 
@@ -106,7 +107,12 @@ static json_t *lime_encode(void *state, xd_error_t *err) {
   for (size_t i = 0; i < j->n; i++) {
     const xd_lime_result_t *r = &j->res[i];
     json_t *e = json_object(), *labels = json_array();
-    if (!e || !labels || json_array_append_new(exps, e)) {
+    if (!e || !labels) { /* drop whichever was made: e leaked when only labels failed */
+      json_decref(e);
+      json_decref(labels);
+      goto nomem;
+    }
+    if (json_array_append_new(exps, e)) { /* consumes e even when it fails */
       json_decref(labels);
       goto nomem;
     }
@@ -148,7 +154,10 @@ static void lime_free(void *state) {
   xd_free(j);
 }
 
-static const xd_job_ops_t lime_ops = {"explain_lime", lime_run, lime_encode, lime_free};
+/* A JSON allocation failure while encoding turns the answer into a 500, a non-finite
+ * result into a 400 (api/alloc.h). */
+XD_JSON_RESULT_GUARDED(lime_encode_checked, lime_encode)
+static const xd_job_ops_t lime_ops = {"explain_lime", lime_run, lime_encode_checked, lime_free};
 
 /* ---- decode ------------------------------------------------------------------------ */
 

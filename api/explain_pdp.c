@@ -11,6 +11,7 @@
 
 #include "api/endpoints.h"
 #include "api/importance.h"
+#include "api/alloc.h"
 #include "core/alloc.h"
 #include "core/pdp.h"
 
@@ -112,7 +113,10 @@ nomem:
   return NULL;
 }
 
-static const xd_job_ops_t pdp_ops = {"explain_pdp", pdp_run, pdp_encode, pdp_free};
+/* A JSON allocation failure while encoding turns the answer into a 500, a non-finite
+ * result into a 400 (api/alloc.h). */
+XD_JSON_RESULT_GUARDED(pdp_encode_checked, pdp_encode)
+static const xd_job_ops_t pdp_ops = {"explain_pdp", pdp_run, pdp_encode_checked, pdp_free};
 
 /* One feature reference: a name or an index. */
 static int decode_feature(const xd_model_t *m, const json_t *v, const char *field, size_t *out, xd_error_t *err) {

@@ -24,6 +24,7 @@
 
 #include "api/endpoints.h"
 #include "api/explain_common.h"
+#include "api/alloc.h"
 #include "core/alloc.h"
 #include "core/shap.h"
 
@@ -143,8 +144,15 @@ static int shap_run(void *state, size_t part, const xd_cancel_t *cancel, xd_erro
     while ((r = atomic_fetch_add(&j->km_next, 1)) < XD_SHAP_KMEANS_RUNS) {
       xd_error_t e;
       xd_error_clear(&e);
-      int rc = xd_shap_kmeans_run(mb->X, mb->n, d, j->km_k, j->o.seed, r, j->km_C[r], j->km_cnt[r],
-                                  &j->km_inertia[r], &e);
+      /* A k-means run does not look at the deadline (core/shap.h); check it between runs,
+       * so a summary of a large background stops within one run of its deadline. */
+      int rc = xd_cancel_check(cancel);
+      if (rc != XD_OK)
+        xd_error_set(&e, rc, NULL, "%s while summarizing the background",
+                     rc == XD_ETIMEDOUT ? "deadline exceeded" : "canceled");
+      else
+        rc = xd_shap_kmeans_run(mb->X, mb->n, d, j->km_k, j->o.seed, r, j->km_C[r], j->km_cnt[r],
+                                &j->km_inertia[r], &e);
       pthread_mutex_lock(&j->lock);
       if (rc != XD_OK && j->km_rc == XD_OK) j->km_rc = rc, j->km_err = e;
       if (++j->km_done == XD_SHAP_KMEANS_RUNS) pthread_cond_broadcast(&j->km_cond);
@@ -266,7 +274,10 @@ static void shap_free(void *state) {
   xd_free(j);
 }
 
-static const xd_job_ops_t shap_ops = {"explain_shap", shap_run, shap_encode, shap_free};
+/* A JSON allocation failure while encoding turns the answer into a 500, a non-finite
+ * result into a 400 (api/alloc.h). */
+XD_JSON_RESULT_GUARDED(shap_encode_checked, shap_encode)
+static const xd_job_ops_t shap_ops = {"explain_shap", shap_run, shap_encode_checked, shap_free};
 
 /* ---- decoding -------------------------------------------------------------------------- */
 

@@ -1,6 +1,8 @@
 /* json.c — strict request decoding helpers and number encoding. */
 #include "api/json.h"
 
+#include "api/alloc.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -251,7 +253,10 @@ int xd_json_label(const xd_model_t *m, const json_t *v, const char *field, size_
 }
 
 json_t *xd_json_real(double x) {
-  if (!isfinite(x)) return json_null();
+  if (!isfinite(x)) {
+    xd_json_nonfinite_note(); /* explanation endpoints refuse such a result (api/alloc.h) */
+    return json_null();
+  }
   return json_real(x);
 }
 

@@ -4,7 +4,7 @@
  *   explaind_request_duration_seconds{endpoint,model}        histogram (whole request)
  *   explaind_queue_duration_seconds{endpoint}                histogram (admitted -> started)
  *   explaind_compute_duration_seconds{endpoint,model}        histogram (worker time)
- *   explaind_rejected_total{endpoint,reason}                 counter (queue_full|draining|too_large)
+ *   explaind_rejected_total{endpoint,reason}                 counter (queue_full|draining|too_large|no_memory)
  *   explaind_model_rows_total{endpoint}                      counter (model rows evaluated, estimated)
  *   explaind_inflight_jobs, explaind_queue_capacity          gauges (from the server)
  *   explaind_model_info{model,version,sha256}, explaind_models_loaded, explaind_ready

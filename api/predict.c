@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "api/endpoints.h"
+#include "api/alloc.h"
 #include "core/alloc.h"
 
 #define PART_ROWS 2048
@@ -60,7 +61,10 @@ static void predict_free(void *state) {
   xd_free(j);
 }
 
-static const xd_job_ops_t predict_ops = {"predict", predict_run, predict_encode, predict_free};
+/* A JSON allocation failure while encoding turns the answer into a 500, a non-finite
+ * result into a 400 (api/alloc.h). */
+XD_JSON_RESULT_GUARDED(predict_encode_checked, predict_encode)
+static const xd_job_ops_t predict_ops = {"predict", predict_run, predict_encode_checked, predict_free};
 
 int xd_predict_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err) {
   static const char *const keys[] = {"model", "instances", "timeout_ms", NULL};

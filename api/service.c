@@ -145,6 +145,7 @@ int xd_service_handle(xd_api_t *api, const xd_api_request_t *req, xd_api_respons
       return 1;
     }
     xd_api_json(resp, 200, model_detail(e));
+    xd_api_add_header(resp, "ETag", "\"%s\"", e->sha256); /* for If-Match on PUT */
     xd_model_entry_release(e);
     return 1;
   }
@@ -179,7 +180,13 @@ static int load_one(xd_api_t *api, const char *name, const char *path, void (*lo
     if (log) log(ctx, msg);
     return 0;
   }
-  xd_sha256_hex(data, len, sha);
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (slash) *slash = '\0';
+  /* The bundle and the files it names (an ONNX graph, a background CSV): what PUT
+   * reports as sha256 for an ONNX upload, and a change to any of them is a new version. */
+  xd_bundle_digest(data, len, slash ? dir : ".", sha);
   /* A rescan (SIGHUP) leaves unchanged bundles alone: same bytes, same version. */
   xd_model_entry_t *cur = xd_registry_get(xd_api_registry(api), name);
   int same = cur && strcmp(cur->sha256, sha) == 0;
@@ -188,10 +195,6 @@ static int load_one(xd_api_t *api, const char *name, const char *path, void (*lo
     xd_free(data);
     return 1;
   }
-  char dir[4096];
-  snprintf(dir, sizeof dir, "%s", path);
-  char *slash = strrchr(dir, '/');
-  if (slash) *slash = '\0';
   int rc = xd_bundle_decode(data, len, slash ? dir : ".", &m, &err);
   uint64_t version = rc == XD_OK ? stored_version(data, len) : 0;
   xd_free(data);
@@ -199,6 +202,15 @@ static int load_one(xd_api_t *api, const char *name, const char *path, void (*lo
     snprintf(msg, sizeof msg, "skipping %s: %s%s%s", path, err.field, err.field[0] ? ": " : "", err.text);
     if (log) log(ctx, msg);
     return 0;
+  }
+  /* A rescan that read a bundle while a PUT of the same name landed may hold the older
+   * version: PUT's bundles carry theirs, so never go back to an older one. */
+  cur = version ? xd_registry_get(xd_api_registry(api), name) : NULL;
+  int stale = cur && cur->version > version;
+  xd_model_entry_release(cur);
+  if (stale) {
+    xd_model_free(m);
+    return 1;
   }
   if (xd_registry_put(xd_api_registry(api), name, m, sha, path, version, NULL) != XD_OK) {
     snprintf(msg, sizeof msg, "skipping %s: out of memory", path);

@@ -11,6 +11,7 @@
 #include "api/bundle.h"
 #include "api/bundle_write.h"
 #include "api/endpoints.h"
+#include "api/alloc.h"
 #include "core/alloc.h"
 #include "core/sha256.h"
 #include "core/train.h"
@@ -49,35 +50,24 @@ static json_t *train_encode(void *state, xd_error_t *err) {
     xd_model_free(m);
     return NULL;
   }
-  xd_model_entry_t *cur = xd_registry_get(xd_api_registry(j->api), j->name);
-  uint64_t version = cur ? cur->version + 1 : 1;
-  xd_model_entry_release(cur);
-  /* Keep the version inside the stored bundle, as PUT does. */
-  json_t *doc = json_loads(text, 0, NULL);
+  /* Stored like an upload (same version sequence, same lock, same file layout). */
+  /* xd_json_loadb: jansson may return a document missing a member when an allocation
+   * fails while parsing, and this one is stored. */
+  int oom = 0;
+  json_t *doc = xd_json_loadb(text, strlen(text), 0, NULL, &oom);
   xd_free(text);
   text = NULL;
-  if (doc) json_object_set_new(doc, "x-explaind-version", json_integer((json_int_t)version));
-  char *out = doc ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
-  json_decref(doc);
-  if (!out) {
+  if (!doc) {
     xd_model_free(m);
     xd_error_set(err, XD_ENOMEM, NULL, "out of memory encoding the model");
     return NULL;
   }
-  char file[128], sha[65], path[4096];
-  snprintf(file, sizeof file, "%s.json", j->name);
-  snprintf(path, sizeof path, "%s/%s", dir, file);
-  xd_sha256_hex(out, strlen(out), sha);
-  if (xd_write_atomic(dir, file, out, strlen(out), err) != XD_OK) {
-    free(out);
-    xd_model_free(m);
-    return NULL;
-  }
-  free(out);
-  if (xd_registry_put(xd_api_registry(j->api), j->name, m, sha, path, version, NULL) != XD_OK) {
-    xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
-    return NULL;
-  }
+  xd_admin_stored_t st;
+  int rc = xd_admin_store(j->api, j->name, doc, NULL, 0, m, NULL, NULL, &st, err);
+  json_decref(doc);
+  if (rc != XD_OK) return NULL;
+  uint64_t version = st.version;
+  const char *sha = st.sha256;
   const xd_train_result_t *r = &j->res;
   int cls = r->task == XD_TASK_CLASSIFICATION;
   json_t *o = json_pack("{s:s, s:I, s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "name", j->name, "version",
@@ -104,16 +94,29 @@ static void train_free(void *state) {
   xd_free(j);
 }
 
-static const xd_job_ops_t train_ops = {"train", train_run, train_encode, train_free};
+/* Any JSON allocation failure while encoding turns the answer into a 500 (api/alloc.h). */
+XD_JSON_OOM_GUARDED(train_encode_checked, train_encode)
+static const xd_job_ops_t train_ops = {"train", train_run, train_encode_checked, train_free};
 
 /* ---- options ---------------------------------------------------------------------------- */
 
 /* Query strings carry every option as text: turn "a=1&hidden=16,8&b=x" into JSON values
  * so that one decoder reads both forms. */
 static json_t *query_to_json(const char *q, xd_error_t *err) {
+  /* Any JSON allocation that fails below would silently drop an option: watch them all. */
+  unsigned long mark = xd_json_oom_mark();
   json_t *o = json_object();
   char buf[2048];
+  if (!o) {
+    xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+    return NULL;
+  }
   if (!q) return o;
+  if (xd_utf8_valid_prefix(q, strlen(q)) != strlen(q)) { /* jansson would drop such a key silently */
+    json_decref(o);
+    xd_error_set(err, XD_EINVAL, "query", "the query string is not valid UTF-8");
+    return NULL;
+  }
   if (strlen(q) >= sizeof buf) {
     json_decref(o);
     xd_error_set(err, XD_EINVAL, "query", "the query string is too long");
@@ -149,7 +152,7 @@ static json_t *query_to_json(const char *q, xd_error_t *err) {
     }
     json_object_set_new(o, kv, jv ? jv : json_null());
   }
-  return o;
+  return xd_json_oom_check(o, mark, err);
 }
 
 static int decode_options(const json_t *o, xd_train_options_t *opt, char *target, size_t tcap, xd_error_t *err) {
@@ -270,13 +273,25 @@ int xd_train_decode(xd_api_t *api, const xd_api_request_t *req, const char *name
     static const char *const keys[] = {"target", "task", "hidden", "activation", "epochs", "batch_size",
                                        "learning_rate", "l2", "validation_split", "seed", "timeout_ms", NULL};
     if ((rc = xd_json_check_keys(o, keys, NULL, err)) != XD_OK) goto fail;
+    /* Names and categories become JSON strings (the bundle, the answer): UTF-8 only.
+     * (A CSV inside a JSON body is UTF-8 already.) */
+    size_t ok = xd_utf8_valid_prefix(req->body ? req->body : "", req->body_len);
+    if (ok != req->body_len) {
+      rc = xd_error_set(err, XD_EINVAL, "csv", "the CSV is not valid UTF-8 (byte %zu)", ok);
+      goto fail;
+    }
     if ((rc = xd_csv_parse(req->body, req->body_len, j->opt.max_rows, &j->csv, err)) != XD_OK) {
       snprintf(err->field, sizeof err->field, "csv");
       goto fail;
     }
   } else {
     json_error_t jerr;
-    o = json_loadb(req->body ? req->body : "", req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    int oom = 0;
+    o = xd_json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr, &oom);
+    if (oom) {
+      rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory reading the body");
+      goto fail;
+    }
     if (!o || !json_is_object(o)) {
       rc = xd_error_set(err, XD_EJSON, NULL, "body is not a JSON object (send CSV as text/csv)");
       goto fail;
@@ -313,6 +328,10 @@ int xd_train_decode(xd_api_t *api, const xd_api_request_t *req, const char *name
   work->model = j->name;
   return XD_OK;
 fail:
+  if (err) { /* the query string is raw bytes, and errors quote its names */
+    xd_utf8_sanitize(err->text);
+    xd_utf8_sanitize(err->field);
+  }
   json_decref(o);
   train_free(j);
   return rc;

@@ -7,6 +7,7 @@
  * (BYTES [n]) and "label_index" (INT64 [n]); regression "predictions" (FP64 [n, 1]).
  * "outputs" in the request selects among them. The model version is the registry's. */
 #include "api/v2.h"
+#include "api/alloc.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -136,7 +137,10 @@ static void v2_free(void *state) {
   xd_free(j);
 }
 
-static const xd_job_ops_t v2_ops = {"v2_infer", v2_run, v2_encode, v2_free};
+/* A JSON allocation failure while encoding turns the answer into a 500, a non-finite
+ * result into a 400 (api/alloc.h). */
+XD_JSON_RESULT_GUARDED(v2_encode_checked, v2_encode)
+static const xd_job_ops_t v2_ops = {"v2_infer", v2_run, v2_encode_checked, v2_free};
 
 /* Decodes "inputs" into j->X; returns XD_OK or an error naming the input. */
 static int decode_inputs(xd_api_t *api, const json_t *inputs, v2_job_t *j, xd_error_t *err) {
@@ -239,10 +243,12 @@ static int decode_inputs(xd_api_t *api, const json_t *inputs, v2_job_t *j, xd_er
 
 static int decode_infer(xd_api_t *api, const xd_api_request_t *req, xd_model_entry_t *e, xd_work_t *work, xd_error_t *err) {
   json_error_t jerr;
-  json_t *body = json_loadb(req->body ? req->body : "", req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+  int oom = 0;
+  json_t *body = xd_json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr, &oom);
   if (!body || !json_is_object(body)) {
     json_decref(body);
     xd_model_entry_release(e);
+    if (oom) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory reading the body");
     return xd_error_set(err, XD_EJSON, NULL, "body is not a JSON object: %s", body ? "" : jerr.text);
   }
   v2_job_t *j = xd_calloc(1, sizeof *j);

@@ -40,25 +40,53 @@ static void block(uint32_t h[8], const uint8_t *p) {
   h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e, h[5] += f, h[6] += g, h[7] += k;
 }
 
-void xd_sha256_hex(const void *data, size_t len, char hex[65]) {
-  uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+void xd_sha256_init(xd_sha256_t *c) {
+  static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+  memcpy(c->h, h0, sizeof h0);
+  c->n_buf = 0;
+  c->len = 0;
+}
+
+void xd_sha256_update(xd_sha256_t *c, const void *data, size_t len) {
   const uint8_t *p = data;
-  size_t n = len;
-  for (; n >= 64; n -= 64, p += 64) block(h, p);
+  c->len += len;
+  if (c->n_buf) { /* top up the pending block first */
+    size_t k = 64 - c->n_buf < len ? 64 - c->n_buf : len;
+    memcpy(c->buf + c->n_buf, p, k);
+    c->n_buf += k, p += k, len -= k;
+    if (c->n_buf < 64) return;
+    block(c->h, c->buf);
+    c->n_buf = 0;
+  }
+  for (; len >= 64; len -= 64, p += 64) block(c->h, p);
+  memcpy(c->buf, p, len);
+  c->n_buf = len;
+}
+
+void xd_sha256_final_hex(xd_sha256_t *c, char hex[65]) {
   uint8_t tail[128] = {0};
-  memcpy(tail, p, n);
+  size_t n = c->n_buf;
+  memcpy(tail, c->buf, n);
   tail[n] = 0x80;
   size_t tl = n + 9 <= 64 ? 64 : 128;
-  uint64_t bits = (uint64_t)len * 8;
+  uint64_t bits = c->len * 8;
   for (int i = 0; i < 8; i++) tail[tl - 1 - i] = (uint8_t)(bits >> (8 * i));
-  block(h, tail);
-  if (tl == 128) block(h, tail + 64);
+  block(c->h, tail);
+  if (tl == 128) block(c->h, tail + 64);
   static const char *hx = "0123456789abcdef";
   for (int i = 0; i < 8; i++)
     for (int j = 0; j < 4; j++) {
-      uint8_t byte = (uint8_t)(h[i] >> (24 - 8 * j));
+      uint8_t byte = (uint8_t)(c->h[i] >> (24 - 8 * j));
       hex[8 * i + 2 * j] = hx[byte >> 4];
       hex[8 * i + 2 * j + 1] = hx[byte & 15];
     }
   hex[64] = '\0';
+}
+
+void xd_sha256_hex(const void *data, size_t len, char hex[65]) {
+  xd_sha256_t c;
+  xd_sha256_init(&c);
+  xd_sha256_update(&c, data, len);
+  xd_sha256_final_hex(&c, hex);
 }

@@ -11,11 +11,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/cors.h"
 #include "server/log.h"
 
 /* ---- the table ------------------------------------------------------------------- */
 
-typedef enum kind { K_LISTEN, K_PATH, K_UINT, K_SIZE, K_U64, K_BYTES, K_MS, K_LEVEL, K_KEYS, K_KEY } kind_t;
+typedef enum kind { K_LISTEN, K_PATH, K_UINT, K_SIZE, K_U64, K_BYTES, K_MS, K_LEVEL, K_KEYS, K_KEY, K_ORIGINS } kind_t;
 
 typedef struct option {
   const char *flag; /* without the leading "--" */
@@ -58,12 +59,35 @@ static const option_t options[] = {
      "comma-separated keys accepted as 'Authorization: Bearer KEY' (prefer the variable: flags show in ps)"},
     {"admin-key", "EXPLAIND_ADMIN_KEY", K_KEY, OFF(admin_key), 0, 0, "none",
      "key for model management (PUT/DELETE /models); without it those answer 403"},
+    {"api-key-file", "EXPLAIND_API_KEY_FILE", K_PATH, OFF(api_key_file), 0, 0, "none",
+     "file of API keys, one a line (# comments, blank lines ignored); added to --api-keys"},
+    {"admin-key-file", "EXPLAIND_ADMIN_KEY_FILE", K_PATH, OFF(admin_key_file), 0, 0, "none",
+     "file holding the admin key (one line; # comments ignored); instead of --admin-key"},
+    {"cors-origin", "EXPLAIND_CORS_ORIGINS", K_ORIGINS, 0, 0, 0, "none (same origin only)",
+     "origin allowed to call the API from a browser, e.g. https://dash.example.com (repeat or comma-separate; * = any)"},
+    {"tls-cert", "EXPLAIND_TLS_CERT", K_PATH, OFF(tls_cert), 0, 0, "none (plain HTTP)",
+     "PEM certificate (chain) to serve HTTPS with; needs --tls-key"},
+    {"tls-key", "EXPLAIND_TLS_KEY", K_PATH, OFF(tls_key), 0, 0, "none",
+     "PEM private key of --tls-cert (unencrypted)"},
     {"max-rows", "EXPLAIND_MAX_ROWS", K_SIZE, LIM(max_rows), 1, 100000000, NULL, "instances per request"},
     {"max-samples", "EXPLAIND_MAX_SAMPLES", K_SIZE, LIM(max_samples), 1, 100000000, NULL,
      "LIME num_samples, SmoothGrad samples"},
     {"max-steps", "EXPLAIND_MAX_STEPS", K_SIZE, LIM(max_steps), 1, 1000000, NULL, "integrated-gradients steps"},
     {"max-work-rows", "EXPLAIND_MAX_WORK_ROWS", K_U64, LIM(max_work_rows), 1, UINT64_MAX, NULL,
      "model rows one request may evaluate"},
+    /* The rest of xd_limits_t (api/json.h), so that every bound on what a request may ask
+     * for can be set (docs/limits.md). */
+    {"max-background", "EXPLAIND_MAX_BACKGROUND", K_SIZE, LIM(max_background), 1, 100000000, NULL,
+     "background rows a request may send or summarize to (SHAP), data rows (importance, PDP)"},
+    {"max-nsamples", "EXPLAIND_MAX_NSAMPLES", K_SIZE, LIM(max_nsamples), 1, 100000000, NULL,
+     "Kernel SHAP coalitions (nsamples)"},
+    {"max-repeats", "EXPLAIND_MAX_REPEATS", K_SIZE, LIM(max_repeats), 1, 1000000, NULL,
+     "LIME repeats, permutation-importance n_repeats"},
+    {"max-grid", "EXPLAIND_MAX_GRID", K_SIZE, LIM(max_grid), 2, 1000000, NULL, "PDP grid_resolution"},
+    {"max-train-rows", "EXPLAIND_MAX_TRAIN_ROWS", K_SIZE, LIM(max_train_rows), 1, 100000000, NULL,
+     "rows of a training table (POST /models/{name}/train)"},
+    {"train-background", "EXPLAIND_TRAIN_BACKGROUND", K_SIZE, LIM(train_background), 1, 100000, NULL,
+     "background rows kept with a trained model"},
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
 
@@ -75,6 +99,12 @@ static void help_default(const option_t *o, const xd_limits_t *lim, char *buf, s
   else if (o->offset == LIM(max_samples)) snprintf(buf, cap, "%zu", lim->max_samples);
   else if (o->offset == LIM(max_steps)) snprintf(buf, cap, "%zu", lim->max_steps);
   else if (o->offset == LIM(max_work_rows)) snprintf(buf, cap, "%" PRIu64, lim->max_work_rows);
+  else if (o->offset == LIM(max_background)) snprintf(buf, cap, "%zu", lim->max_background);
+  else if (o->offset == LIM(max_nsamples)) snprintf(buf, cap, "%zu", lim->max_nsamples);
+  else if (o->offset == LIM(max_repeats)) snprintf(buf, cap, "%zu", lim->max_repeats);
+  else if (o->offset == LIM(max_grid)) snprintf(buf, cap, "%zu", lim->max_grid);
+  else if (o->offset == LIM(max_train_rows)) snprintf(buf, cap, "%zu", lim->max_train_rows);
+  else if (o->offset == LIM(train_background)) snprintf(buf, cap, "%zu", lim->train_background);
   else snprintf(buf, cap, "-");
 }
 
@@ -194,6 +224,121 @@ static int set_keys(xd_config_t *cfg, const char *value, const char *source, FIL
   return 0;
 }
 
+/* "o1,o2" added to cfg->cors_origins; the first flag drops what the environment set. */
+static int add_origins(xd_config_t *cfg, const char *value, const char *source, FILE *err) {
+  if (strncmp(source, "--", 2) == 0 && !cfg->cors_from_flag) {
+    cfg->cors_from_flag = 1;
+    cfg->n_cors_origins = 0;
+  }
+  size_t used = 0;
+  if (cfg->n_cors_origins) {
+    const char *last = cfg->cors_origins[cfg->n_cors_origins - 1];
+    used = (size_t)(last - cfg->cors_buf) + strlen(last) + 1;
+  }
+  const char *o = value;
+  for (;;) {
+    const char *comma = strchr(o, ',');
+    size_t n = comma ? (size_t)(comma - o) : strlen(o);
+    while (n && (*o == ' ' || *o == '\t')) o++, n--;
+    while (n && (o[n - 1] == ' ' || o[n - 1] == '\t')) n--;
+    const char *why = "too many origins";
+    if (cfg->n_cors_origins == XD_CONFIG_MAX_ORIGINS ||
+        xd_cors_origin_parse(o, n, cfg->cors_buf + used, sizeof cfg->cors_buf - used, &why) != 0) {
+      fprintf(err, "explaind: %s: '%.*s': %s\n", source, (int)n, o, why);
+      return -1;
+    }
+    cfg->cors_origins[cfg->n_cors_origins++] = cfg->cors_buf + used;
+    used += n + 1;
+    if (!comma) return 0;
+    o = comma + 1;
+  }
+}
+
+/* Reads the keys of a key file: one a line, leading and trailing blanks dropped, blank
+ * lines and lines starting with # skipped, "KEY # note" allowed. api keys are appended
+ * to cfg->api_keys; the admin file must hold exactly one key. Messages name the file and
+ * the line, never its text: it is a secret. */
+static int load_key_file(xd_config_t *cfg, const char *path, int admin, FILE *err) {
+  const char *what = admin ? "--admin-key-file" : "--api-key-file";
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    fprintf(err, "explaind: %s %s: cannot read it: %s\n", what, path, strerror(errno));
+    return -1;
+  }
+  size_t used = 0;
+  if (cfg->n_api_keys) {
+    const char *last = cfg->api_keys[cfg->n_api_keys - 1];
+    used = (size_t)(last - cfg->api_keys_buf) + strlen(last) + 1;
+  }
+  char line[1024];
+  int lineno = 0, found = 0, rc = 0;
+  while (rc == 0 && fgets(line, sizeof line, f)) {
+    lineno++;
+    size_t len = strlen(line);
+    if (len == sizeof line - 1 && line[len - 1] != '\n') {
+      fprintf(err, "explaind: %s %s: line %d is too long\n", what, path, lineno);
+      rc = -1;
+      break;
+    }
+    char *k = line;
+    while (*k == ' ' || *k == '\t') k++;
+    size_t n = strcspn(k, " \t\r\n");
+    const char *rest = k + n;
+    while (*rest == ' ' || *rest == '\t' || *rest == '\r' || *rest == '\n') rest++;
+    if (n == 0 || *k == '#') continue;
+    if ((*rest && *rest != '#') || !key_ok(k, n) || n >= XD_CONFIG_KEY_MAX) {
+      fprintf(err, "explaind: %s %s: line %d is not a key (1..%d printable characters without spaces or commas)\n",
+              what, path, lineno, XD_CONFIG_KEY_MAX - 1);
+      rc = -1;
+    } else if (admin) {
+      if (found || cfg->admin_key[0]) {
+        fprintf(err, "explaind: %s %s: one admin key only (line %d is another; or --admin-key is set too)\n", what,
+                path, lineno);
+        rc = -1;
+      } else {
+        memcpy(cfg->admin_key, k, n);
+        cfg->admin_key[n] = '\0';
+      }
+    } else if (cfg->n_api_keys == XD_CONFIG_MAX_KEYS || used + n + 1 > sizeof cfg->api_keys_buf) {
+      fprintf(err, "explaind: %s %s: more than %d keys in all\n", what, path, XD_CONFIG_MAX_KEYS);
+      rc = -1;
+    } else {
+      memcpy(cfg->api_keys_buf + used, k, n);
+      cfg->api_keys_buf[used + n] = '\0';
+      cfg->api_keys[cfg->n_api_keys++] = cfg->api_keys_buf + used;
+      used += n + 1;
+    }
+    found += rc == 0;
+  }
+  if (rc == 0 && ferror(f)) {
+    fprintf(err, "explaind: %s %s: cannot read it: %s\n", what, path, strerror(errno));
+    rc = -1;
+  }
+  if (rc == 0 && !found) {
+    fprintf(err, "explaind: %s %s: holds no key\n", what, path);
+    rc = -1;
+  }
+  explicit_bzero(line, sizeof line);
+  fclose(f);
+  return rc;
+}
+
+/* A TLS file must exist and be readable now, so a typo fails at start with exit 2. */
+static int check_readable(const char *path, const char *what, FILE *err) {
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    fprintf(err, "explaind: %s %s: cannot read it: %s\n", what, path, strerror(errno));
+    return -1;
+  }
+  int c = fgetc(f);
+  fclose(f);
+  if (c == EOF) {
+    fprintf(err, "explaind: %s %s: the file is empty\n", what, path);
+    return -1;
+  }
+  return 0;
+}
+
 /* Applies value to option o; on error prints "<source>: <why>" to err. */
 static int apply(xd_config_t *cfg, const option_t *o, const char *value, const char *source, FILE *err) {
   char *base = (char *)cfg;
@@ -220,6 +365,7 @@ static int apply(xd_config_t *cfg, const option_t *o, const char *value, const c
       return -1;
     }
     case K_KEYS: return set_keys(cfg, value, source, err);
+    case K_ORIGINS: return add_origins(cfg, value, source, err);
     case K_KEY:
       if (key_ok(value, strlen(value)) && strlen(value) < XD_CONFIG_KEY_MAX) {
         snprintf(base + o->offset, XD_CONFIG_KEY_MAX, "%s", value);
@@ -330,6 +476,15 @@ int xd_config_load(xd_config_t *cfg, int argc, char **argv, FILE *out, FILE *err
     }
   }
   if (cfg->queue_size == 0) cfg->queue_size = 4 * cfg->workers;
+  if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
+    fprintf(err, "explaind: --tls-cert and --tls-key go together (give both, or neither for plain HTTP)\n");
+    return XD_CONFIG_EXIT_USAGE;
+  }
+  if (cfg->healthcheck[0]) return XD_CONFIG_RUN; /* a probe needs no keys */
+  if (cfg->tls_cert[0] && (check_readable(cfg->tls_cert, "--tls-cert", err) || check_readable(cfg->tls_key, "--tls-key", err)))
+    return XD_CONFIG_EXIT_USAGE;
+  if (cfg->api_key_file[0] && load_key_file(cfg, cfg->api_key_file, 0, err)) return XD_CONFIG_EXIT_USAGE;
+  if (cfg->admin_key_file[0] && load_key_file(cfg, cfg->admin_key_file, 1, err)) return XD_CONFIG_EXIT_USAGE;
   return XD_CONFIG_RUN;
 }
 
@@ -338,11 +493,12 @@ void xd_config_describe(const xd_config_t *c, char *buf, size_t cap) {
            "listen=%s%s%s:%d model_dir=%s threads=%u workers=%u queue_size=%u max_body=%zu "
            "request_timeout_ms=%" PRId64 " drain_timeout_ms=%" PRId64 " shutdown_delay_ms=%" PRId64
            " conn_timeout_s=%u log_level=%s inline_predict_rows=%" PRIu64 " max_rows=%zu max_samples=%zu "
-           "max_steps=%zu max_work_rows=%" PRIu64 " api_keys=%zu admin_key=%s%s",
+           "max_steps=%zu max_work_rows=%" PRIu64 " api_keys=%zu admin_key=%s cors_origins=%zu tls=%s%s",
            strchr(c->host, ':') ? "[" : "", c->host[0] ? c->host : "0.0.0.0", strchr(c->host, ':') ? "]" : "",
            c->port, c->model_dir, c->threads, c->workers, c->queue_size, c->max_body, c->request_timeout_ms,
            c->drain_timeout_ms, c->shutdown_delay_ms, c->conn_timeout_s, xd_log_level_name(c->log_level),
            c->inline_predict_rows, c->limits.max_rows, c->limits.max_samples, c->limits.max_steps,
-           c->limits.max_work_rows, c->n_api_keys, c->admin_key[0] ? "set" : "none",
+           c->limits.max_work_rows, c->n_api_keys, c->admin_key[0] ? "set" : "none", c->n_cors_origins,
+           c->tls_cert[0] ? "on" : "off",
            c->test_part_delay_ms ? " TEST_PART_DELAY" : "");
 }

@@ -20,6 +20,7 @@
 #define XD_CONFIG_KEYS_MAX 4096 /* all API keys, comma-separated */
 #define XD_CONFIG_MAX_KEYS 32
 #define XD_CONFIG_KEY_MAX 256
+#define XD_CONFIG_MAX_ORIGINS 32
 
 typedef struct xd_config {
   char host[XD_CONFIG_HOST_MAX]; /* numeric or name; "" = every IPv4 address */
@@ -42,6 +43,21 @@ typedef struct xd_config {
   const char *api_keys[XD_CONFIG_MAX_KEYS];
   size_t n_api_keys;
   char admin_key[XD_CONFIG_KEY_MAX]; /* "" = none: model management answers 403 */
+  /* --api-key-file / --admin-key-file: read once the flags are parsed, their keys added
+   * to the above (one key a line, # comments); "" = none. An unreadable or keyless file
+   * is a usage error (exit 2). */
+  char api_key_file[XD_CONFIG_PATH_MAX];
+  char admin_key_file[XD_CONFIG_PATH_MAX];
+  /* --cors-origin: allowed origins (normalized, see api/cors.h), pointers into cors_buf;
+   * the flag replaces EXPLAIND_CORS_ORIGINS, repeated flags add up. Use cfg in place. */
+  char cors_buf[XD_CONFIG_KEYS_MAX];
+  const char *cors_origins[XD_CONFIG_MAX_ORIGINS];
+  size_t n_cors_origins;
+  int cors_from_flag;
+  /* --tls-cert / --tls-key: PEM files (both or neither; checked readable here, read by
+   * server/http.c). "" = plain HTTP. */
+  char tls_cert[XD_CONFIG_PATH_MAX];
+  char tls_key[XD_CONFIG_PATH_MAX];
   int64_t test_part_delay_ms;    /* EXPLAIND_TEST_PART_DELAY_MS: tests only, see pool.h */
   char healthcheck[XD_CONFIG_PATH_MAX]; /* --healthcheck target, "" when not asked */
 } xd_config_t;

@@ -116,7 +116,17 @@ int main(int argc, char **argv) {
   int rc = xd_config_load(&cfg, argc, argv, stdout, stderr);
   if (rc == XD_CONFIG_EXIT_OK) return 0;
   if (rc != XD_CONFIG_RUN) return 2;
-  if (cfg.healthcheck[0]) return xd_healthcheck(cfg.healthcheck, 3000) == 200 ? 0 : 1;
+  if (cfg.healthcheck[0]) {
+    /* With TLS configured (EXPLAIND_TLS_CERT in the container's environment), a bare port
+     * means the HTTPS health endpoint: the image's HEALTHCHECK works either way. */
+    char url[64];
+    const char *t = cfg.healthcheck;
+    if (cfg.tls_cert[0] && strspn(t, "0123456789") == strlen(t)) {
+      snprintf(url, sizeof url, "https://127.0.0.1:%.8s/healthz", t);
+      t = url;
+    }
+    return xd_healthcheck(t, 3000) == 200 ? 0 : 1;
+  }
   xd_log_set_level(cfg.log_level);
 
   /* Every explanation allocates a few MB of scratch and frees it at the end. With
@@ -166,7 +176,8 @@ int main(int argc, char **argv) {
   xd_api_config_t acfg = {.limits = cfg.limits, .model_dir = cfg.model_dir,
                           .inline_predict_rows = cfg.inline_predict_rows,
                           .api_keys = cfg.api_keys, .n_api_keys = cfg.n_api_keys,
-                          .admin_key = cfg.admin_key[0] ? cfg.admin_key : NULL};
+                          .admin_key = cfg.admin_key[0] ? cfg.admin_key : NULL,
+                          .cors_origins = cfg.cors_origins, .n_cors_origins = cfg.n_cors_origins};
   if (xd_registry_new(&reg) != XD_OK || xd_api_new(&acfg, reg, &api) != XD_OK) {
     xd_log(XD_LOG_ERROR, "cannot create the API (out of memory)");
     goto done;

@@ -438,6 +438,11 @@ void xd_pool_cancel_all(xd_pool_t *p) {
   uv_async_send(&p->wake); /* the loop retires jobs still waiting for parts */
 }
 
+void xd_pool_cancel_job(xd_pool_t *p, xd_pool_job_t *j, const xd_error_t *err) {
+  job_fail(j, err);        /* first error wins; raises the flag running parts check */
+  uv_async_send(&p->wake); /* the loop retires the parts not started yet (pump) */
+}
+
 unsigned xd_pool_inflight(xd_pool_t *p) {
   pthread_mutex_lock(&p->mu);
   unsigned n = p->inflight;

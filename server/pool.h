@@ -13,8 +13,8 @@
  * answer (ops->encode), frees the work state and calls the job's completion callback.
  *
  * Threads: xd_pool_admit / xd_pool_submit / xd_pool_close / xd_pool_drain /
- * xd_pool_cancel_all / xd_pool_inflight from any thread; xd_pool_new and xd_pool_free
- * from the owning (main) thread.
+ * xd_pool_cancel_all / xd_pool_cancel_job / xd_pool_inflight from any thread;
+ * xd_pool_new and xd_pool_free from the owning (main) thread.
  */
 #ifndef XD_SERVER_POOL_H
 #define XD_SERVER_POOL_H
@@ -76,6 +76,13 @@ int xd_pool_drain(xd_pool_t *p, int64_t timeout_ms);
 /* Fails every job in flight with err code XD_EOVERLOAD ("shutting down"): parts not
  * started are skipped, running parts see their cancel flag. */
 void xd_pool_cancel_all(xd_pool_t *p);
+
+/* Fails one submitted job with err (code and sentence; e.g. XD_ECANCELED when its
+ * client went away): parts not started are skipped, running parts see their cancel
+ * flag at their next check. An earlier error is kept. The caller must know
+ * that the job is still alive, i.e. its done callback has not returned yet (http.c
+ * knows: on_done takes the same lock as its caller). Any thread. */
+void xd_pool_cancel_job(xd_pool_t *p, xd_pool_job_t *job, const xd_error_t *err);
 
 /* Jobs admitted and not yet completed. */
 unsigned xd_pool_inflight(xd_pool_t *p);

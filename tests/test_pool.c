@@ -1,7 +1,7 @@
 /* test_pool.c — the worker pool (server/pool.h) with synthetic jobs: every part runs
  * once, encode once, free once; fair round robin between a huge job and a later small
  * one; deadlines for queued and running parts; first error wins; admission capacity;
- * drain, close, cancel_all, and free with work in flight. */
+ * drain, close, cancel_all, cancel of one job, and free with work in flight. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -213,6 +213,39 @@ TEST(first_error_wins_and_cancels) {
   probe_deinit(&p);
 }
 
+/* xd_pool_cancel_job (used when a client disconnects): the job ends early with the given
+ * error, its running part stops at the cancel check, and another job is untouched. */
+TEST(cancel_one_job) {
+  xd_pool_t *pool = new_pool(1, 8, 60000);
+  probe_t p, other;
+  probe_init(&p, 20);
+  probe_init(&other, 1);
+  p.check_cancel = 1;
+  xd_pool_job_t *job;
+  CHECK(xd_pool_admit(pool, &job) == XD_OK);
+  state_t *s = malloc(sizeof *s);
+  s->p = &p;
+  xd_work_t w = {.ops = &ops, .state = s, .n_parts = 50}; /* 50 x 20 ms */
+  xd_pool_submit(pool, job, &w, xd_now_ns(), on_done, &p);
+  CHECK(submit(pool, &other, 3, 0) == XD_OK);
+  xd_sleep_ms(100);
+  double t0 = xd_ms_now();
+  xd_error_t e;
+  xd_error_set(&e, XD_ECANCELED, NULL, "the client closed the connection");
+  xd_pool_cancel_job(pool, job, &e); /* alive: its done has not run (it needs ~1 s) */
+  CHECK(wait_done(&p, 5000));
+  CHECK(p.code == XD_ECANCELED);
+  CHECK_MSG(p.t_done - t0 < 200, "ended %.0f ms after the cancel", p.t_done - t0);
+  CHECK(atomic_load(&p.ran) < 20);
+  CHECK(atomic_load(&p.encoded) == 0);
+  CHECK(atomic_load(&p.freed) == 1);
+  CHECK(atomic_load(&p.done_calls) == 1);
+  CHECK(wait_done(&other, 5000) && other.code == XD_OK && other.value == 3);
+  xd_pool_free(pool);
+  probe_deinit(&p);
+  probe_deinit(&other);
+}
+
 TEST(admission_capacity_then_recovery) {
   xd_pool_t *pool = new_pool(2, 2, 60000);
   probe_t a, b, c;
@@ -293,6 +326,7 @@ int main(void) {
   RUN(deadline_skips_parts_not_started);
   RUN(deadline_of_a_queued_job_answers_on_time);
   RUN(first_error_wins_and_cancels);
+  RUN(cancel_one_job);
   RUN(admission_capacity_then_recovery);
   RUN(drain_cancel_all_and_free_with_work_in_flight);
   RUN(rejects_bad_config);

@@ -1,0 +1,398 @@
+/* bench_report.c — turns the JSON lines of bench/run.sh (machine, bench_core, wrk) into
+ * bench/RESULTS.md: tables of our figures beside their floors and beside the Python
+ * reference figures of issues #3-#6, speedups, and whether each goal is met. It reports;
+ * it never fails a goal. Usage: bench_report results.jsonl > RESULTS.md */
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static json_t *lines; /* every parsed line */
+
+/* ---- lookups ------------------------------------------------------------------------------ */
+
+static json_t *by_kind(const char *kind) {
+  size_t i;
+  json_t *l;
+  json_array_foreach(lines, i, l) {
+    const char *k = json_string_value(json_object_get(l, "kind"));
+    if (k && strcmp(k, kind) == 0) return l;
+  }
+  return NULL;
+}
+
+static json_t *by_id(const char *id) {
+  size_t i;
+  json_t *l;
+  json_array_foreach(lines, i, l) {
+    const char *v = json_string_value(json_object_get(l, "id"));
+    if (v && strcmp(v, id) == 0) return l;
+  }
+  return NULL;
+}
+
+static json_t *http(const char *target, int conns, int workers) {
+  size_t i;
+  json_t *l;
+  json_array_foreach(lines, i, l) {
+    const char *k = json_string_value(json_object_get(l, "kind")), *t = json_string_value(json_object_get(l, "target"));
+    if (k && t && strcmp(k, "http") == 0 && strcmp(t, target) == 0 &&
+        json_integer_value(json_object_get(l, "conns")) == conns &&
+        json_integer_value(json_object_get(l, "workers")) == workers)
+      return l;
+  }
+  return NULL;
+}
+
+/* Best req/s of a target over every connection count (2xx only: errors subtracted). */
+static double best_rps(const char *target, int workers, int *at) {
+  size_t i;
+  json_t *l;
+  double best = NAN;
+  json_array_foreach(lines, i, l) {
+    const char *k = json_string_value(json_object_get(l, "kind")), *t = json_string_value(json_object_get(l, "target"));
+    if (!k || !t || strcmp(k, "http") || strcmp(t, target) || json_integer_value(json_object_get(l, "workers")) != workers)
+      continue;
+    double req = json_number_value(json_object_get(l, "requests")), dur = json_number_value(json_object_get(l, "duration_s"));
+    double bad = json_number_value(json_object_get(l, "non2xx")) + json_number_value(json_object_get(l, "socket_errors"));
+    double r = dur > 0 ? (req - bad) / dur : NAN;
+    if (isnan(best) || r > best) {
+      best = r;
+      if (at) *at = (int)json_integer_value(json_object_get(l, "conns"));
+    }
+  }
+  return best;
+}
+
+static double num(json_t *l, const char *key) {
+  json_t *v = l ? json_object_get(l, key) : NULL;
+  return v && json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+static const char *str(json_t *l, const char *key) {
+  const char *s = l ? json_string_value(json_object_get(l, key)) : NULL;
+  return s ? s : "?";
+}
+
+/* ---- formatting ----------------------------------------------------------------------------- */
+
+/* A number with 3 significant digits (or "—" when missing), in one of 32 rotating buffers
+ * (a printf may take a dozen of them). */
+static const char *f3(double v) {
+  static char buf[32][32];
+  static int k;
+  char *b = buf[k++ & 31];
+  if (isnan(v) || isinf(v)) return "—";
+  double a = fabs(v);
+  if (a >= 100) snprintf(b, 32, "%.0f", v);
+  else if (a >= 10) snprintf(b, 32, "%.1f", v);
+  else if (a >= 1) snprintf(b, 32, "%.2f", v);
+  else if (a >= 0.01) snprintf(b, 32, "%.3f", v);
+  else snprintf(b, 32, "%.2g", v);
+  return b;
+}
+
+static const char *fx(double v) { /* speedup / ratio "12.3×" */
+  static char buf[8][32];
+  static int k;
+  char *b = buf[k++ & 7];
+  if (isnan(v) || isinf(v)) return "—";
+  snprintf(b, 32, "%s×", f3(v));
+  return b;
+}
+
+static const char *met(int ok, int known) { return !known ? "not measured" : ok ? "**met**" : "not met"; }
+
+static double peak_s, peak_d;
+
+/* ---- sections ------------------------------------------------------------------------------- */
+
+static void machine(void) {
+  json_t *m = by_kind("machine"), *b = by_kind("blas"), *p = by_kind("params"), *e = by_kind("end");
+  printf("## Machine\n\n| | |\n|---|---|\n");
+  printf("| CPU | %s (`/proc/cpuinfo` model name) |\n", str(m, "cpu"));
+  printf("| cores | %d (`nproc`); threads per core %s; hypervisor %s (a guest's vCPUs may share physical cores) |\n",
+         (int)num(m, "cores"), str(m, "threads_per_core"), str(m, "hypervisor"));
+  printf("| memory | %s |\n| kernel | %s |\n| ISA extensions seen | %s |\n", str(m, "memory"), str(m, "kernel"),
+         str(m, "isa"));
+  printf("| OpenBLAS | `%s`, safe for concurrent callers: %s (openblas_get_config, linked as the server links it) |\n",
+         str(b, "openblas_config"), num(b, "openblas_threadsafe") == 1 ? "yes" : "NO");
+  printf("| OPENBLAS_CORETYPE | %s (recorded, never set by the suite) |\n", str(m, "coretype"));
+  printf("| OPENBLAS_NUM_THREADS | %s (the code calls openblas_set_num_threads(1)) |\n", str(m, "openblas_num_threads"));
+  printf("| compiler | %s |\n| wrk | %s |\n| source | %s |\n", str(m, "cc"), str(m, "wrk"), str(m, "git"));
+  printf("| load average (1, 5, 15 min) | before %s, after %s |\n", str(m, "load_before"), str(e, "load_after"));
+  printf("| date, duration | %s, %s s |\n\n", str(m, "date"), f3(num(e, "seconds")));
+  printf("A 2-core machine: during the HTTP runs wrk, the server's network threads and its workers share the "
+         "same two cores, so HTTP figures include the load generator's own CPU use.\n\n");
+  printf("## Commands\n\n```\nmake BUILD=%s bench      # = BUILD=%s sh bench/run.sh\n", str(p, "build"), str(p, "build"));
+  printf("BENCH_SCALE=%g %s/bench/bench_core     # in-process, from the repository root\n", num(p, "scale"),
+         str(p, "build"));
+  printf("%s/bench/bench_core --bodies DIR       # the request bodies, shared with the HTTP runs\n", str(p, "build"));
+  printf("%s/explaind --listen 127.0.0.1:PORT --model-dir models --workers 2 --queue-size 256 --log-level warn\n",
+         str(p, "build"));
+  printf("%s\n", str(by_kind("wrk_cmd"), "cmd"));
+  printf("wrk -t1 -c<conns> -d%gs --timeout 10s -s bench/wrk/get.lua http://127.0.0.1:PORT/healthz\n```\n\n",
+         num(p, "duration"));
+  printf("Connection counts: %s; %g s per wrk run; the LIME scaling run repeats /explain/lime with `--workers 1`. "
+         "`--queue-size 256` keeps admission control (503) out of the throughput figures; "
+         "it is tested on its own in tests/. The server is stopped with SIGTERM and its exit status checked.\n\n",
+         str(p, "conns"), num(p, "duration"));
+}
+
+static void peak(void) {
+  json_t *s = by_id("peak_sgemm"), *d = by_id("peak_dgemm");
+  peak_s = fmax(num(s, "gflops"), num(s, "gflops_cpu"));
+  peak_d = fmax(num(d, "gflops"), num(d, "gflops_cpu"));
+  printf("## Machine peak\n\nSingle-thread OpenBLAS (openblas_set_num_threads(1), as in the server), C = A·Bᵀ "
+         "with square 2048×2048 matrices (cblas_?gemm RowMajor, NoTrans/Trans), 2·2048³ FLOP per call, one "
+         "warm-up call then %d timed calls. The peak used below is the larger of the best call's wall-clock "
+         "rate and the rate from the mean process CPU time per call (on a busy machine the wall clock also counts "
+         "time the thread was not running; on a quiet one the two agree).\n\n", (int)num(s, "runs"));
+  printf("| kernel | best GFLOP/s (wall) | median GFLOP/s (wall) | GFLOP/s (CPU time) | peak used |\n|---|---|---|---|---|\n");
+  printf("| sgemm (float) | %s | %s | %s | **%s** |\n", f3(num(s, "gflops")), f3(num(s, "gflops_median")),
+         f3(num(s, "gflops_cpu")), f3(peak_s));
+  printf("| dgemm (double) | %s | %s | %s | **%s** |\n\n", f3(num(d, "gflops")), f3(num(d, "gflops_median")),
+         f3(num(d, "gflops_cpu")), f3(peak_d));
+}
+
+static void forward(void) {
+  printf("## Dense forward pass (breast_cancer, 30 → 64 → 32 → 2 ReLU MLP, float GEMMs)\n\n");
+  printf("`xd_model_predict` from raw double rows (background rows, cycled) to probabilities, one thread; "
+         "8,064 FLOP per row.\n\n");
+  printf("| rows | median ms | p99 ms | CPU ms | µs per row | GFLOP/s (median) | %% of sgemm peak | GFLOP/s (CPU time) |\n"
+         "|---|---|---|---|---|---|---|---|\n");
+  static const int rows[] = {1, 100, 5000, 105400};
+  for (size_t i = 0; i < 4; i++) {
+    char id[32];
+    snprintf(id, sizeof id, "forward_%d", rows[i]);
+    json_t *l = by_id(id);
+    double med = num(l, "median_ms"), gf = num(l, "flop") / (med * 1e6);
+    printf("| %d | %s | %s | %s | %s | %s | %s%% | %s |\n", rows[i], f3(med), f3(num(l, "p99_ms")), f3(num(l, "cpu_ms")),
+           f3(med * 1e3 / rows[i]), f3(gf), f3(100 * gf / peak_s), f3(num(l, "flop") / (num(l, "cpu_ms") * 1e6)));
+  }
+  printf("\nWhere the 5,000-row pass goes (each part alone, one thread):\n\n| part | median ms | GFLOP/s |\n|---|---|---|\n");
+  const char *parts[] = {"part_encode_5000", "part_gemms_5000", "part_layers_5000", "forward_5000"};
+  for (size_t i = 0; i < 4; i++) {
+    json_t *l = by_id(parts[i]);
+    printf("| %s | %s | %s |\n", str(l, "label"), f3(num(l, "median_ms")), f3(num(l, "flop") / (num(l, "median_ms") * 1e6)));
+  }
+  printf("\n");
+}
+
+/* Python reference per benchmark id prefix (ms per explanation), or NAN. */
+static double reference(const char *id, const char **what) {
+  static const struct { const char *id, *what; double ms; } r[] = {
+      {"lime_disc", "lime 0.2 discretized", 27}, {"lime_cont", "lime 0.2 continuous", 8},
+      {"ig_1", "Captum IG", 3.2}, {"ig_100", "Captum IG (chunked)", 50}, {"saliency", "Captum Saliency", 0.15},
+      {"smoothgrad", "Captum NoiseTunnel", 2.0}, {"shap", "shap KernelExplainer", 212},
+      {"perm", "sklearn permutation_importance", 33}, {"lime", "lime 0.2 discretized", 27},
+      {"lime_continuous", "lime 0.2 continuous", 8}, {"importance", "sklearn permutation_importance", 33},
+  };
+  /* the longest entry that is id itself or a prefix of it followed by '_' */
+  size_t best = SIZE_MAX, blen = 0;
+  for (size_t i = 0; i < sizeof r / sizeof *r; i++) {
+    size_t n = strlen(r[i].id);
+    if (n > blen && strncmp(id, r[i].id, n) == 0 && (id[n] == '\0' || id[n] == '_')) best = i, blen = n;
+  }
+  if (best != SIZE_MAX) {
+    if (what) *what = r[best].what;
+    return r[best].ms;
+  }
+  if (what) *what = "—";
+  return NAN;
+}
+
+static void explain_row(const char *id) {
+  json_t *l = by_id(id);
+  if (!l) return;
+  json_t *f = by_id(str(l, "floor"));
+  double med = num(l, "median_ms"), fl = num(f, "median_ms");
+  int grad = strcmp(str(f, "kind"), "gradient") == 0;
+  double at_peak = num(f, "flop") / ((grad ? peak_d : peak_s) * 1e6);
+  const char *what;
+  double ref = reference(id, &what);
+  printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", str(l, "label"), f3(med), f3(num(l, "p99_ms")),
+         f3(num(l, "cpu_ms")), f3(num(l, "per_s")), f3(fl), fx(med / fl), f3(med - fl), f3(at_peak),
+         isnan(ref) ? "—" : f3(ref), fx(ref / med));
+}
+
+static void explanations(void) {
+  printf("## In-process explanations beside their floors\n\n");
+  printf("Each case is the real request for breast_cancer run as the server runs it minus HTTP (decode, the "
+         "parts on 1 or 2 persistent workers pulling from a shared counter, encode, `json_dumps`), except the "
+         "`xd_lime_explain` lines, which call the core directly (2 = two explanations at once from two "
+         "threads). The floor is the batched model evaluation the method cannot avoid, on the same number of "
+         "threads: `xd_model_predict` over the same number of rows (sampling methods), or the double-precision "
+         "forward+backward `xd_model_gradient` (gradient methods). \"above floor\" is everything but the model "
+         "evaluation. \"floor at peak\" is the floor's FLOPs at the single-core GEMM peak (sgemm, or dgemm for "
+         "gradients). \"CPU ms\" is the process CPU time per operation (all threads), which other load on the "
+         "machine does not inflate. Python: the reference figures of issues #3–#5 (in-process, same MLP in PyTorch, one "
+         "core).\n\n");
+  printf("| case | median ms | p99 ms | CPU ms | per s | floor ms | × floor | above floor ms | floor at peak ms | "
+         "Python ms | speedup |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+  const char *ids[] = {"predict_1_t1", "predict_100_t1", "lime_disc_core_t1", "lime_disc_core_t2", "lime_disc_job",
+                       "lime_cont_core_t1", "lime_cont_core_t2", "lime_cont_job", "ig_1_t1", "ig_100_t1", "ig_100_t2",
+                       "saliency_t1", "smoothgrad_t1", "shap_t1", "shap_t2", "perm_t1", "perm_t2", "pdp_t1", "pdp_t2"};
+  for (size_t i = 0; i < sizeof ids / sizeof *ids; i++) explain_row(ids[i]);
+  printf("\nThe floors (2 threads: the rows split in halves, or for LIME two forwards at once):\n\n"
+         "| floor | median ms | p99 ms | CPU ms | GFLOP/s (median) |\n|---|---|---|---|---|\n");
+  size_t i;
+  json_t *l;
+  json_array_foreach(lines, i, l) {
+    const char *g = json_string_value(json_object_get(l, "group"));
+    if (g && strcmp(g, "floor") == 0)
+      printf("| %s | %s | %s | %s | %s |\n", str(l, "label"), f3(num(l, "median_ms")), f3(num(l, "p99_ms")),
+             f3(num(l, "cpu_ms")), f3(num(l, "flop") / (num(l, "median_ms") * 1e6)));
+  }
+  printf("\n");
+}
+
+static void http_tables(void) {
+  printf("## HTTP load (wrk, real server, 127.0.0.1)\n\n");
+  printf("req/s counts every answer in the run; non-2xx are answers with status ≥ 400 (wrk's status errors); "
+         "socket errors are connect/read/write errors and timeouts.\n\n");
+  printf("| target | workers | conns | req/s | p50 ms | p99 ms | mean ms | non-2xx | socket errors |\n"
+         "|---|---|---|---|---|---|---|---|---|\n");
+  size_t i;
+  json_t *l;
+  json_array_foreach(lines, i, l) {
+    const char *k = json_string_value(json_object_get(l, "kind"));
+    if (!k || strcmp(k, "http")) continue;
+    printf("| %s %s | %d | %d | %s | %s | %s | %s | %d | %d |\n", str(l, "path"), str(l, "target"),
+           (int)num(l, "workers"), (int)num(l, "conns"), f3(num(l, "rps")), f3(num(l, "p50_ms")), f3(num(l, "p99_ms")),
+           f3(num(l, "mean_ms")), (int)num(l, "non2xx"), (int)num(l, "socket_errors"));
+  }
+  printf("\nOver HTTP beside the Python references (one connection, 2 workers, p50):\n\n"
+         "| target | p50 ms | Python | Python ms | speedup |\n|---|---|---|---|---|\n");
+  const char *t[] = {"lime", "lime_continuous", "ig_1", "ig_100", "saliency", "smoothgrad", "shap", "importance", "pdp"};
+  for (size_t j = 0; j < sizeof t / sizeof *t; j++) {
+    json_t *h = http(t[j], 1, 2);
+    if (!h) continue;
+    const char *what;
+    double ref = reference(t[j], &what), p50 = num(h, "p50_ms");
+    printf("| %s | %s | %s | %s | %s |\n", t[j], f3(p50), what, f3(ref), fx(ref / p50));
+  }
+  printf("\n");
+}
+
+static void goal(const char *what, const char *measured, int ok, int known) {
+  printf("| %s | %s | %s |\n", what, measured, met(ok, known));
+}
+
+static void goals(void) {
+  char m[512];
+  printf("## Goals (reported, not asserted)\n\n| goal | measured | |\n|---|---|---|\n");
+  /* issue 6 */
+  int ch = 0, cp = 0;
+  double hz = best_rps("healthz", 2, &ch), p1 = best_rps("predict_1", 2, &cp);
+  snprintf(m, sizeof m, "best 2xx req/s: /predict %s (c=%d) vs /healthz %s (c=%d) = %s%%", f3(p1), cp, f3(hz), ch,
+           f3(100 * p1 / hz));
+  goal("#6: /predict 1 row ≥ 70% of /healthz req/s, same run", m, p1 >= 0.7 * hz, !isnan(hz) && !isnan(p1));
+  int c1 = 0, c2 = 0;
+  double w1 = best_rps("lime", 1, &c1), w2 = best_rps("lime", 2, &c2);
+  json_t *a = by_id("lime_disc_core_t1"), *b = by_id("lime_disc_core_t2");
+  snprintf(m, sizeof m,
+           "HTTP: %s/s (2 workers, c=%d) vs %s/s (1 worker, c=%d) = %s; in-process: %s vs %s/s = %s "
+           "(CPU per explanation %s ms on 2 threads vs %s ms on 1: %s on two idle cores)",
+           f3(w2), c2, f3(w1), c1, fx(w2 / w1), f3(num(b, "per_s")), f3(num(a, "per_s")),
+           fx(num(b, "per_s") / num(a, "per_s")), f3(num(b, "cpu_ms")), f3(num(a, "cpu_ms")),
+           fx(2 * num(a, "cpu_ms") / num(b, "cpu_ms")));
+  goal("#6: LIME explanations/s, 2 workers ≥ 1.8× 1 worker", m, w2 >= 1.8 * w1, !isnan(w1) && !isnan(w2));
+  json_t *fw = by_id("forward_5000");
+  double gf = num(fw, "flop") / (num(fw, "median_ms") * 1e6);
+  snprintf(m, sizeof m, "%s GFLOP/s (median wall time) = %s%% of %s (sgemm 2048³, 1 thread); by CPU time %s%%", f3(gf),
+           f3(100 * gf / peak_s), f3(peak_s), f3(100 * num(fw, "flop") / (num(fw, "cpu_ms") * 1e6) / peak_s));
+  goal("#6: forward pass, 5,000 rows ≥ 50% of single-core peak", m, gf >= 0.5 * peak_s, !isnan(gf) && !isnan(peak_s));
+  /* issue 3 */
+  json_t *hl = http("lime", 1, 2);
+  double lp = num(hl, "p50_ms");
+  snprintf(m, sizeof m, "p50 %s ms over HTTP (c=1) = %s faster than 27 ms (stretch 20×: ≤ 1.35 ms)", f3(lp), fx(27 / lp));
+  goal("#3: LIME ≥ 10× lime end to end over HTTP (≤ 2.7 ms)", m, lp <= 2.7, !isnan(lp));
+  json_t *fl = by_id("floor_lime_t1");
+  double ex = num(a, "median_ms"), flm = num(fl, "median_ms");
+  snprintf(m, sizeof m, "explanation %s ms − forward %s ms = %s ms beside %s ms of evaluation", f3(ex), f3(flm),
+           f3(ex - flm), f3(flm));
+  goal("#3: LIME: everything but model evaluation < the evaluation", m, ex - flm < flm, !isnan(ex) && !isnan(flm));
+  /* issue 4 */
+  const char *gt[] = {"ig_1", "ig_100", "saliency", "smoothgrad"};
+  for (size_t i = 0; i < 4; i++) {
+    json_t *h = http(gt[i], 1, 2);
+    const char *what;
+    double ref = reference(gt[i], &what), p = num(h, "p50_ms");
+    snprintf(m, sizeof m, "p50 %s ms over HTTP (c=1) vs %s %s ms = %s", f3(p), what, f3(ref), fx(ref / p));
+    char g[128];
+    snprintf(g, sizeof g, "#4: %s ≥ 10× Captum end to end over HTTP (stretch 20×)", gt[i]);
+    goal(g, m, ref / p >= 10, !isnan(p));
+  }
+  json_t *s2 = by_id("shap_t2"), *f2 = by_id("floor_shap_t2"), *f1 = by_id("floor_shap_t1");
+  double sm = num(s2, "median_ms");
+  snprintf(m, sizeof m, "2 workers %s ms; floor %s ms on 2 threads (%s), %s ms on 1 (%s); %s faster than SHAP's 212 ms",
+           f3(sm), f3(num(f2, "median_ms")), fx(sm / num(f2, "median_ms")), f3(num(f1, "median_ms")),
+           fx(sm / num(f1, "median_ms")), fx(212 / sm));
+  goal("#4: Kernel SHAP within 1.5× of its floor using both cores", m, sm <= 1.5 * num(f2, "median_ms"), !isnan(sm));
+  /* issue 5 */
+  json_t *hi = http("importance", 1, 2), *pt2 = by_id("perm_t2"), *pf2 = by_id("floor_perm_t2");
+  double ip = num(hi, "p50_ms");
+  snprintf(m, sizeof m, "p50 %s ms over HTTP (c=1) = %s faster than 33 ms (stretch 8×: ≤ 4.1 ms)", f3(ip), fx(33 / ip));
+  goal("#5: permutation importance ≥ 4× sklearn end to end over HTTP", m, 33 / ip >= 4, !isnan(ip));
+  snprintf(m, sizeof m, "in-process, 2 workers: %s ms vs floor %s ms = %s", f3(num(pt2, "median_ms")),
+           f3(num(pf2, "median_ms")), fx(num(pt2, "median_ms") / num(pf2, "median_ms")));
+  goal("#5: permutation importance within 1.5× of its floor", m,
+       num(pt2, "median_ms") <= 1.5 * num(pf2, "median_ms"), !isnan(num(pt2, "median_ms")));
+  printf("\n");
+}
+
+static void status(void) {
+  printf("## Server stops and errors\n\n");
+  size_t i, n = 0;
+  json_t *l;
+  json_array_foreach(lines, i, l) {
+    const char *k = json_string_value(json_object_get(l, "kind"));
+    if (k && strcmp(k, "server_stop") == 0)
+      printf("- server with --workers %d: SIGTERM, exit status %d after %d s%s\n", (int)num(l, "workers"),
+             (int)num(l, "exit"), (int)num(l, "seconds"), num(l, "exit") == 0 ? "" : " (**not 0**)");
+    if (k && strcmp(k, "error") == 0) {
+      printf("- error: %s\n", str(l, "what"));
+      n++;
+    }
+  }
+  if (!n) printf("- no errors recorded by the suite\n");
+  printf("\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: bench_report results.jsonl > RESULTS.md\n");
+    return 2;
+  }
+  FILE *f = fopen(argv[1], "r");
+  if (!f) {
+    perror(argv[1]);
+    return 1;
+  }
+  lines = json_array();
+  char *buf = NULL;
+  size_t cap = 0;
+  ssize_t len;
+  while ((len = getline(&buf, &cap, f)) > 0) {
+    json_t *l = json_loads(buf, 0, NULL);
+    if (json_is_object(l)) json_array_append_new(lines, l);
+    else json_decref(l);
+  }
+  free(buf);
+  fclose(f);
+  printf("# explaind benchmark results\n\nWritten by `make bench` (bench/run.sh → bench/bench_report.c); "
+         "every figure below comes from the run described here. Medians and p99s are over repeated runs "
+         "(in-process: as many as fit the time budget; HTTP: every request of the wrk run).\n\n");
+  machine();
+  peak();
+  goals();
+  forward();
+  explanations();
+  http_tables();
+  status();
+  json_decref(lines);
+  return 0;
+}

@@ -1,0 +1,192 @@
+#!/bin/sh
+# bench/run.sh — explaind's benchmark suite (`make bench`): records the machine, runs the
+# in-process microbenchmarks ($BUILD/bench/bench_core) and HTTP load with wrk against the
+# real server on a free loopback port, then writes bench/RESULTS.md ($BUILD/bench/bench_report).
+#
+# Environment:
+#   BUILD              build folder with explaind and bench/ (default: build)
+#   BENCH_SCALE        multiplies every in-process time budget (default 1; 0.2 for a quick run)
+#   BENCH_DURATION     seconds per wrk run (default 3)
+#   BENCH_CONNS        connection counts of the main HTTP targets (default "1 4 16 64")
+#   BENCH_OUT          where the report goes (default bench/RESULTS.md)
+# Only 127.0.0.1 traffic; every run is bounded; the server is stopped with SIGTERM and its
+# exit status recorded, also when something fails. OPENBLAS_CORETYPE is recorded, never set.
+set -u
+BUILD=${BUILD:-build}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT" || exit 1
+SCALE=${BENCH_SCALE:-1}
+DUR=${BENCH_DURATION:-3}
+CONNS=${BENCH_CONNS:-"1 4 16 64"}
+OUT=${BENCH_OUT:-bench/RESULTS.md}
+BIN=$BUILD/explaind
+CORE=$BUILD/bench/bench_core
+REPORT=$BUILD/bench/bench_report
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/explaind-bench.XXXXXX") || exit 1
+RES=$WORK/results.jsonl
+SERVER_PID=""
+START=$(date +%s)
+
+for f in "$BIN" "$CORE" "$REPORT"; do
+  [ -x "$f" ] || { echo "bench: $f is missing; run 'make BUILD=$BUILD bench'" >&2; exit 1; }
+done
+command -v wrk >/dev/null 2>&1 || { echo "bench: wrk is missing (Debian package wrk)" >&2; exit 1; }
+command -v curl >/dev/null 2>&1 || { echo "bench: curl is missing" >&2; exit 1; }
+
+# JSON string escaping for the few free-text fields (CPU model, kernel, config strings).
+jstr() { printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g' | tr -d '\n'; }
+note() { printf '%s\n' "$1" >> "$RES"; }
+log() { printf '[bench %3ds] %s\n' "$(( $(date +%s) - START ))" "$*" >&2; }
+
+stop_server() {
+  [ -n "$SERVER_PID" ] || return 0
+  t0=$(date +%s)
+  kill -TERM "$SERVER_PID" 2>/dev/null
+  # bounded: SIGKILL after 40 s (the drain timeout is 30 s), then reap it for its status
+  i=0
+  while kill -0 "$SERVER_PID" 2>/dev/null && [ $i -lt 400 ]; do
+    sleep 0.1
+    i=$((i + 1))
+  done
+  kill -0 "$SERVER_PID" 2>/dev/null && { log "server did not stop in 40 s: SIGKILL"; kill -KILL "$SERVER_PID"; }
+  wait "$SERVER_PID"
+  rc=$?
+  note "{\"kind\":\"server_stop\",\"workers\":$SERVER_WORKERS,\"exit\":$rc,\"seconds\":$(( $(date +%s) - t0 ))}"
+  log "server (workers $SERVER_WORKERS) stopped with SIGTERM: exit status $rc"
+  SERVER_PID=""
+}
+
+cleanup() {
+  stop_server
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- the machine ---------------------------------------------------------------------
+CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+CORES=$(nproc)
+MEM=$(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
+KERNEL=$(uname -srm)
+FLAGS=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|avx512f|avx512_bf16|amx_tile)$' | tr '\n' ' ')
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+HYP=$(lscpu 2>/dev/null | sed -n 's/^Hypervisor vendor:[[:space:]]*//p')
+TPC=$(lscpu 2>/dev/null | sed -n 's/^Thread(s) per core:[[:space:]]*//p')
+note "{\"kind\":\"machine\",\"cpu\":\"$(jstr "$CPU")\",\"cores\":$CORES,\"memory\":\"$MEM\",\"kernel\":\"$(jstr "$KERNEL")\",\"isa\":\"$(jstr "$FLAGS")\",\"hypervisor\":\"$(jstr "${HYP:-none}")\",\"threads_per_core\":\"$(jstr "${TPC:-?}")\",\"load_before\":\"$LOAD\",\"date\":\"$(date -u '+%Y-%m-%d %H:%M UTC')\",\"coretype\":\"$(jstr "${OPENBLAS_CORETYPE-(unset)}")\",\"openblas_num_threads\":\"$(jstr "${OPENBLAS_NUM_THREADS-(unset)}")\",\"cc\":\"$(jstr "$(${CC:-cc} --version 2>/dev/null | head -n 1)")\",\"wrk\":\"$(jstr "$(wrk -v 2>&1 | head -n 1)")\",\"git\":\"$(jstr "$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo ' (with local changes)')")\"}"
+"$CORE" --machine | sed 's/^{/{"kind":"blas",/' >> "$RES"
+note "{\"kind\":\"params\",\"scale\":$SCALE,\"duration\":$DUR,\"conns\":\"$CONNS\",\"build\":\"$(jstr "$BUILD")\"}"
+log "machine: $CPU, $CORES cores, $MEM, load $LOAD"
+
+# ---- 1. in-process microbenchmarks -------------------------------------------------------
+log "in-process microbenchmarks (BENCH_SCALE=$SCALE)"
+if ! BENCH_SCALE=$SCALE "$CORE" >> "$RES" 2> "$WORK/core.err"; then
+  note "{\"kind\":\"error\",\"what\":\"bench_core failed: $(jstr "$(tail -n 3 "$WORK/core.err")")\"}"
+  log "bench_core failed: $(tail -n 3 "$WORK/core.err")"
+fi
+
+# ---- 2. HTTP load ------------------------------------------------------------------------
+BODIES=$WORK/bodies
+mkdir -p "$BODIES" && "$CORE" --bodies "$BODIES"
+
+# start_server WORKERS: the real server on a free loopback port, waits for /readyz.
+start_server() {
+  SERVER_WORKERS=$1
+  PORT=$("$CORE" --free-port)
+  URL=http://127.0.0.1:$PORT
+  "$BIN" --listen "127.0.0.1:$PORT" --model-dir models --workers "$1" --queue-size 256 --log-level warn \
+    > "$WORK/server-$1.log" 2>&1 &
+  SERVER_PID=$!
+  i=0
+  while [ $i -lt 300 ]; do
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$URL/readyz")" = 200 ]; then
+      log "server pid $SERVER_PID ready on $URL with --workers $1 after $((i / 10)).$((i % 10)) s"
+      return 0
+    fi
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+    i=$((i + 1))
+  done
+  note "{\"kind\":\"error\",\"what\":\"server with --workers $1 was not ready: $(jstr "$(tail -n 3 "$WORK/server-$1.log")")\"}"
+  log "server not ready; log: $(tail -n 3 "$WORK/server-$1.log")"
+  stop_server
+  return 1
+}
+
+# target NAME PATH BODY(or -): checks one request answers 200, then sets TPATH/TBODY.
+check_target() {
+  if [ "$3" = - ]; then
+    code=$(curl -s -o "$WORK/answer" -w '%{http_code}' --max-time 30 "$URL$2")
+  else
+    code=$(curl -s -o "$WORK/answer" -w '%{http_code}' --max-time 30 -H 'Content-Type: application/json' \
+      --data-binary "@$BODIES/$3.json" "$URL$2")
+  fi
+  if [ "$code" != 200 ]; then
+    note "{\"kind\":\"error\",\"what\":\"$1 answered $code: $(jstr "$(head -c 300 "$WORK/answer")")\"}"
+    log "$1 answered $code: $(head -c 300 "$WORK/answer")"
+    return 1
+  fi
+  return 0
+}
+
+# load NAME PATH BODY CONNS...: one bounded wrk run per connection count.
+load() {
+  name=$1 path=$2 body=$3
+  shift 3
+  check_target "$name" "$path" "$body" || return 0
+  for c in "$@"; do
+    tag="\"kind\":\"http\",\"target\":\"$name\",\"path\":\"$path\",\"conns\":$c,\"workers\":$SERVER_WORKERS"
+    if [ "$body" = - ]; then
+      line=$(WRK_TAG=$tag timeout $((DUR + 30)) wrk -t1 -c"$c" -d"${DUR}s" --timeout 10s \
+        -s bench/wrk/get.lua "$URL$path" 2> "$WORK/wrk.err" | sed -n 's/^WRK //p')
+    else
+      line=$(WRK_TAG=$tag timeout $((DUR + 30)) wrk -t1 -c"$c" -d"${DUR}s" --timeout 10s \
+        -s bench/wrk/post.lua "$URL$path" -- "$BODIES/$body.json" 2> "$WORK/wrk.err" | sed -n 's/^WRK //p')
+    fi
+    if [ -n "$line" ]; then
+      printf '%s\n' "$line" >> "$RES"
+      log "$name c=$c: $(printf '%s' "$line" | sed 's/.*"rps":\([0-9.]*\).*"p50_ms":\([0-9.]*\).*"p99_ms":\([0-9.]*\).*"non2xx":\([0-9]*\).*"socket_errors":\([0-9]*\).*/\1 req\/s, p50 \2 ms, p99 \3 ms, non-2xx \4, socket errors \5/')"
+    else
+      note "{\"kind\":\"error\",\"what\":\"wrk $name c=$c printed no result: $(jstr "$(tail -n 2 "$WORK/wrk.err")")\"}"
+    fi
+  done
+}
+
+echo "wrk -t1 -c<conns> -d${DUR}s --timeout 10s -s bench/wrk/post.lua <url> -- <body.json>" > "$WORK/wrk_cmd"
+note "{\"kind\":\"wrk_cmd\",\"cmd\":\"$(jstr "$(cat "$WORK/wrk_cmd")")\"}"
+
+if start_server 2; then
+  log "HTTP load, --workers 2, ${DUR} s per run, connections: $CONNS"
+  load healthz /healthz - $CONNS
+  load predict_1 /predict predict_1 $CONNS
+  load predict_100 /predict predict_100 $CONNS
+  load lime /explain/lime lime $CONNS
+  load ig_1 /explain/gradient ig_1 $CONNS
+  load ig_100 /explain/gradient ig_100 $CONNS
+  # one connection (and two) for the other reference comparisons
+  load lime_continuous /explain/lime lime_continuous 1 2
+  load saliency /explain/gradient saliency 1
+  load smoothgrad /explain/gradient smoothgrad 1
+  load shap /explain/shap shap 1 2
+  load importance /importance importance 1 2
+  load pdp /explain/pdp pdp 1 2
+  stop_server
+fi
+if start_server 1; then
+  log "HTTP load, --workers 1 (LIME scaling)"
+  load lime /explain/lime lime 1 4 16
+  stop_server
+fi
+for w in 2 1; do
+  [ -s "$WORK/server-$w.log" ] && note "{\"kind\":\"server_log\",\"workers\":$w,\"tail\":\"$(jstr "$(tail -n 5 "$WORK/server-$w.log")")\"}"
+done
+
+# ---- 3. the report -------------------------------------------------------------------------
+note "{\"kind\":\"end\",\"seconds\":$(( $(date +%s) - START )),\"load_after\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
+cp "$RES" "$BUILD/bench/results.jsonl"
+if "$REPORT" "$RES" > "$WORK/RESULTS.md"; then
+  mv "$WORK/RESULTS.md" "$OUT"
+  log "wrote $OUT (raw lines: $BUILD/bench/results.jsonl) in $(( $(date +%s) - START )) s"
+else
+  log "bench_report failed; raw lines kept in $BUILD/bench/results.jsonl"
+  exit 1
+fi
