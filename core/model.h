@@ -85,8 +85,9 @@ int xd_model_has_gradient(const xd_model_t *m);
 
 /* ---- evaluation -------------------------------------------------------------------- */
 
-/* Rows per internal batch: large enough that every layer is one efficient GEMM,
- * small enough that scratch memory stays bounded for huge requests. */
+/* Rows per cancellation check: between two checks the model evaluates at most this many
+ * rows (internally in smaller cache-sized blocks), so scratch memory stays bounded and a
+ * cancelled or expired job stops within one such batch. */
 #define XD_MODEL_BATCH 8192
 
 /* Raw rows X (n, n_features) -> encoded rows E (n, n_inputs). Categorical codes must be
@@ -95,9 +96,10 @@ void xd_model_encode_f(const xd_model_t *m, const double *X, size_t n, float *E)
 void xd_model_encode_d(const xd_model_t *m, const double *X, size_t n, double *E);
 
 /* Raw rows X (n, n_features) -> outputs (n, n_outputs): class probabilities or the
- * regression value, computed in float GEMMs with the output stage in double. Works in
- * batches of XD_MODEL_BATCH rows, checking cancel between them. Allocates its scratch
- * once per call. Returns XD_OK, XD_ENOMEM, XD_ECANCELED or XD_ETIMEDOUT. */
+ * regression value, computed in float GEMMs with the output stage in double, in
+ * cache-sized blocks. Checks cancel between blocks (so at least every XD_MODEL_BATCH
+ * rows). Allocates its scratch once per call. Returns XD_OK, XD_ENOMEM, XD_ECANCELED or
+ * XD_ETIMEDOUT. */
 int xd_model_predict(const xd_model_t *m, const double *X, size_t n, double *out, const xd_cancel_t *cancel,
                      xd_error_t *err);
 
