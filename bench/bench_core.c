@@ -19,8 +19,7 @@
  *   bench_core --machine       the OpenBLAS configuration as one JSON line
  *   bench_core --free-port     a free loopback TCP port (bound, then released)
  * Built by `make bench` into $(BUILD)/bench/bench_core. Single-threaded OpenBLAS
- * (xd_blas_init), as in the server. This file supersedes bench_importance.c and
- * bench_gradient_shap.c (same cases, same floors). */
+ * (xd_blas_init), as in the server. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
