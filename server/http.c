@@ -1,5 +1,6 @@
 /* http.c — see http.h. The per-request state lives in *con_cls from the URI callback
  * (which also gives us the raw query string) until NOTIFY_COMPLETED frees it. */
+#include "server/wait.h"
 #include "server/http.h"
 
 #include <errno.h>
@@ -584,23 +585,7 @@ unsigned xd_http_pending(xd_http_t *h) {
 }
 
 int xd_http_drain(xd_http_t *h, int64_t timeout_ms) {
-  struct timespec until;
-  clock_gettime(CLOCK_MONOTONIC, &until);
-  until.tv_sec += timeout_ms / 1000;
-  until.tv_nsec += (timeout_ms % 1000) * 1000000;
-  if (until.tv_nsec >= 1000000000) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000;
-  }
-  int rc = XD_OK;
-  pthread_mutex_lock(&h->mu);
-  while (h->pending > 0)
-    if (pthread_cond_timedwait(&h->drained, &h->mu, &until) != 0 && h->pending > 0) {
-      rc = XD_ETIMEDOUT;
-      break;
-    }
-  pthread_mutex_unlock(&h->mu);
-  return rc;
+  return xd_wait_zero(&h->mu, &h->drained, &h->pending, timeout_ms);
 }
 
 void xd_http_stop(xd_http_t *h) {

@@ -9,6 +9,7 @@
  *    to zero (a worker after its part, or the loop thread when it skips the rest)
  *    finishes the job, and nobody else touches the job after their own decrement.
  */
+#include "server/wait.h"
 #include "server/pool.h"
 
 #include <pthread.h>
@@ -407,23 +408,7 @@ int xd_pool_closed(xd_pool_t *p) {
 }
 
 int xd_pool_drain(xd_pool_t *p, int64_t timeout_ms) {
-  struct timespec until;
-  clock_gettime(CLOCK_MONOTONIC, &until);
-  until.tv_sec += timeout_ms / 1000;
-  until.tv_nsec += (timeout_ms % 1000) * 1000000;
-  if (until.tv_nsec >= 1000000000) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000;
-  }
-  int rc = XD_OK;
-  pthread_mutex_lock(&p->mu);
-  while (p->inflight > 0)
-    if (pthread_cond_timedwait(&p->idle, &p->mu, &until) != 0 && p->inflight > 0) {
-      rc = XD_ETIMEDOUT;
-      break;
-    }
-  pthread_mutex_unlock(&p->mu);
-  return rc;
+  return xd_wait_zero(&p->mu, &p->idle, &p->inflight, timeout_ms);
 }
 
 void xd_pool_cancel_all(xd_pool_t *p) {
