@@ -37,14 +37,7 @@ static int one(const char *method, const char *path, const char *body) {
   xd_api_request_t req = {method, path, NULL, body, body ? strlen(body) : 0, NULL, NULL};
   xd_api_response_t resp;
   memset(&resp, 0, sizeof resp);
-  xd_work_t work;
-  if (xd_api_handle(api, &req, &resp, &work) == XD_API_QUEUE) {
-    xd_error_t err;
-    xd_error_clear(&err);
-    json_t *out = xd_work_run_inline(&work, NULL, &err);
-    xd_api_finish(out, &err, &resp);
-    work.ops->free(work.state);
-  }
+  xd_api_handle_sync(api, &req, &resp, NULL);
   int st = resp.status;
   xd_api_response_deinit(&resp);
   return st;

@@ -83,14 +83,7 @@ static int edge(const char *path, const char *body) {
   xd_api_request_t req = {"POST", path, NULL, body, strlen(body), NULL, NULL};
   xd_api_response_t resp;
   memset(&resp, 0, sizeof resp);
-  xd_work_t work;
-  if (xd_api_handle(api, &req, &resp, &work) == XD_API_QUEUE) {
-    xd_error_t err;
-    xd_error_clear(&err);
-    json_t *out = xd_work_run_inline(&work, NULL, &err);
-    xd_api_finish(out, &err, &resp);
-    work.ops->free(work.state);
-  }
+  xd_api_handle_sync(api, &req, &resp, NULL);
   int st = resp.status;
   json_t *j = json_loadb(resp.body ? resp.body : "", resp.body_len, 0, NULL);
   CHECK_MSG(j != NULL, "%s %s: the answer is not JSON: %.200s", path, body, resp.body);
