@@ -144,7 +144,7 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_HELPERS) $(BUILD)/libxd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
-$(FUZZ_REPLAY): $(BUILD)/tests/test_fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h $(BUILD)/libxd.a
+$(FUZZ_REPLAY): $(BUILD)/tests/test_fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h tests/fuzz/fuzz_api.h $(BUILD)/libxd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DXD_FUZZ_TARGET=\"$*\" tests/fuzz/fuzz_$*.c tests/fuzz/replay.c $(BUILD)/libxd.a -o $@ $(LDFLAGS) $(LDLIBS)
 

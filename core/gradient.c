@@ -27,6 +27,18 @@ const char *const xd_grad_integration_names[] = {"gausslegendre", "riemann_left"
 
 /* ---- quadrature ------------------------------------------------------------------- */
 
+/* P_n(z) by the three-term recurrence; *dp gets P_n'(z). */
+static double legendre(size_t n, double z, double *dp) {
+  double p1 = 1, p2 = 0;
+  for (size_t j = 1; j <= n; j++) {
+    double p3 = p2;
+    p2 = p1;
+    p1 = ((2.0 * (double)j - 1) * z * p2 - ((double)j - 1) * p3) / (double)j;
+  }
+  *dp = (double)n * (z * p1 - p2) / (z * z - 1);
+  return p1;
+}
+
 /* Gauss–Legendre nodes x (n, ascending, on [-1,1]) and weights w (n, sum 2) by Newton's
  * method on P_n from the classical guesses cos(π(i-1/4)/(n+1/2)); the weight 2/((1-x²)P_n'(x)²) is taken
  * at the converged root. Symmetric roots are mirrored so the rule is exactly symmetric. */
@@ -34,26 +46,12 @@ static void gauss_legendre(size_t n, double *x, double *w) {
   for (size_t i = 0; i < (n + 1) / 2; i++) {
     double z = cos(M_PI * ((double)i + 0.75) / ((double)n + 0.5)), pp = 1;
     for (int it = 0; it < 100; it++) {
-      double p1 = 1, p2 = 0;
-      for (size_t j = 1; j <= n; j++) {
-        double p3 = p2;
-        p2 = p1;
-        p1 = ((2.0 * (double)j - 1) * z * p2 - ((double)j - 1) * p3) / (double)j;
-      }
-      pp = (double)n * (z * p1 - p2) / (z * z - 1);
-      double dz = p1 / pp;
+      double p = legendre(n, z, &pp);
+      double dz = p / pp;
       z -= dz;
       if (fabs(dz) <= 1e-16) break;
     }
-    { /* derivative at the converged root, for the weight */
-      double p1 = 1, p2 = 0;
-      for (size_t j = 1; j <= n; j++) {
-        double p3 = p2;
-        p2 = p1;
-        p1 = ((2.0 * (double)j - 1) * z * p2 - ((double)j - 1) * p3) / (double)j;
-      }
-      pp = (double)n * (z * p1 - p2) / (z * z - 1);
-    }
+    legendre(n, z, &pp); /* the derivative at the converged root, for the weight */
     double wi = 2 / ((1 - z * z) * pp * pp);
     x[i] = -z;
     x[n - 1 - i] = z;

@@ -574,6 +574,11 @@ void xd_model_encode_f(const xd_model_t *m, const double *X, size_t n, float *E)
 }
 void xd_model_encode_d(const xd_model_t *m, const double *X, size_t n, double *E) { ENCODE_BODY(double) }
 
+/* Fills err for a stop asked by xd_cancel_check (rc: XD_ECANCELED or XD_ETIMEDOUT). */
+static void stopped(xd_error_t *err, int rc) {
+  xd_error_set(err, rc, NULL, "%s", rc == XD_ETIMEDOUT ? "deadline exceeded" : "canceled");
+}
+
 int xd_model_predict(const xd_model_t *m, const double *X, size_t n, double *out, const xd_cancel_t *cancel,
                      xd_error_t *err) {
   /* Blocks of FWD_BLOCK rows (see there), the cancel check between them, and one
@@ -587,7 +592,7 @@ int xd_model_predict(const xd_model_t *m, const double *X, size_t n, double *out
   for (size_t s = 0; s < n; s += b) {
     size_t c = n - s < b ? n - s : b;
     if ((rc = xd_cancel_check(cancel)) != XD_OK) {
-      xd_error_set(err, rc, NULL, "%s", rc == XD_ETIMEDOUT ? "deadline exceeded" : "canceled");
+      stopped(err, rc);
       break;
     }
     xd_model_encode_f(m, X + s * m->n_features, c, E);
@@ -612,7 +617,7 @@ int xd_model_gradient(const xd_model_t *m, const double *E, size_t n, const size
   for (size_t s = 0; s < n; s += b) {
     size_t c = n - s < b ? n - s : b;
     if ((rc = xd_cancel_check(cancel)) != XD_OK) {
-      xd_error_set(err, rc, NULL, "%s", rc == XD_ETIMEDOUT ? "deadline exceeded" : "canceled");
+      stopped(err, rc);
       break;
     }
     rc = m->fam->gradient(m, E + s * m->n_inputs, c, target ? target + s : NULL, kind, f ? f + s : NULL,

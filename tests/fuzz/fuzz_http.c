@@ -8,6 +8,7 @@
 #include "api/api.h"
 #include "core/mat.h"
 #include "tests/fuzz/fuzz.h"
+#include "tests/fuzz/fuzz_api.h"
 
 typedef struct hdrs {
   char names[8][64], values[8][256];
@@ -21,33 +22,9 @@ static const char *lookup(void *ctx, const char *name) {
   return NULL;
 }
 
-static xd_api_t *setup(void) {
-  static xd_api_t *api;
-  static const char *const keys[] = {"r"};
-  if (api) return api;
-  xd_blas_init();
-  xd_api_config_t cfg;
-  memset(&cfg, 0, sizeof cfg);
-  xd_limits_default(&cfg.limits);
-  cfg.limits.max_rows = 8;
-  cfg.limits.max_samples = 300;
-  cfg.limits.max_steps = 32;
-  cfg.limits.max_work_rows = 200000;
-  cfg.limits.max_background = 50;
-  cfg.limits.max_nsamples = 300;
-  cfg.limits.max_repeats = 3;
-  cfg.limits.max_grid = 20;
-  cfg.inline_predict_rows = 8;
-  cfg.api_keys = keys;
-  cfg.n_api_keys = 1;
-  cfg.admin_key = "k";
-  xd_registry_t *reg;
-  xd_registry_new(&reg);
-  xd_api_new(&cfg, reg, &api);
-  xd_api_load_dir(api, "models", NULL, NULL);
-  xd_api_set_ready(api, 1);
-  return api;
-}
+static const char *const keys[] = {"r"};
+
+static xd_api_t *setup(void) { return xd_fuzz_api(keys, 1, "k"); }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   xd_api_t *api = setup();

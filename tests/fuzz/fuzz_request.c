@@ -6,6 +6,7 @@
 #include "api/api.h"
 #include "core/mat.h"
 #include "tests/fuzz/fuzz.h"
+#include "tests/fuzz/fuzz_api.h"
 
 static const char *const routes[][2] = {
     {"POST", "/predict"},         {"POST", "/explain/lime"}, {"POST", "/explain/gradient"},
@@ -13,30 +14,7 @@ static const char *const routes[][2] = {
     {"POST", "/v2/models/iris/infer"}, {"POST", "/v2/models/credit/infer"},
 };
 
-static xd_api_t *setup(void) {
-  static xd_api_t *api;
-  if (api) return api;
-  xd_blas_init();
-  xd_api_config_t cfg;
-  memset(&cfg, 0, sizeof cfg);
-  xd_limits_default(&cfg.limits);
-  /* Small limits keep each input fast; the decoders must enforce them. */
-  cfg.limits.max_rows = 8;
-  cfg.limits.max_samples = 300;
-  cfg.limits.max_steps = 32;
-  cfg.limits.max_work_rows = 200000;
-  cfg.limits.max_background = 50;
-  cfg.limits.max_nsamples = 300;
-  cfg.limits.max_repeats = 3;
-  cfg.limits.max_grid = 20;
-  cfg.inline_predict_rows = 8;
-  xd_registry_t *reg;
-  xd_registry_new(&reg);
-  xd_api_new(&cfg, reg, &api);
-  xd_api_load_dir(api, "models", NULL, NULL);
-  xd_api_set_ready(api, 1);
-  return api;
-}
+static xd_api_t *setup(void) { return xd_fuzz_api(NULL, 0, NULL); }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1) return 0;
