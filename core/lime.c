@@ -1,7 +1,7 @@
 /* lime.c — LIME tabular: plan, neighbourhood sampling, per-instance explanation.
  *
  * Reference: marcotcr/lime @ fd7eb2e6, lime/lime_tabular.py (__data_inverse,
- * explain_instance) and lime/discretize.py (undiscretize); ../shared/ALGORITHMS.md §1.
+ * explain_instance) and lime/discretize.py (undiscretize); docs/algorithms.md §1.
  * The surrogate (feature selection, ridge, R²) is in lime_fit.c.
  *
  * Sampling is the hot part besides the model: num_samples·d draws per neighbourhood.

@@ -1,7 +1,7 @@
 /* shap.c — Kernel SHAP, exact Shapley values and the linear closed form.
  *
  * Reference: shap/shap @ df974a19, shap/explainers/_kernel.py (KernelExplainer.explain,
- * .solve), _exact.py, _linear.py; ALGORITHMS.md §4. The coalition schedule (complete
+ * .solve), _exact.py, _linear.py; docs/algorithms.md §4. The coalition schedule (complete
  * subset sizes first, greedily while the budget allows; then paired kernel-weighted
  * sampling with duplicate masks accumulating weight; random weights rescaled to the
  * unenumerated mass) and the efficiency-constrained weighted least squares follow

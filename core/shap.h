@@ -1,5 +1,5 @@
 /* shap.h — Kernel SHAP, exact Shapley values and the linear closed form (SHAP's
- * KernelExplainer, ExactExplainer and LinearExplainer; ALGORITHMS.md §4).
+ * KernelExplainer, ExactExplainer and LinearExplainer; docs/algorithms.md §4).
  *
  * The value function is the interventional one of KernelExplainer:
  *   v(S) = link( Σ_j w_j · f_t(x_S, bg_{j,S̄}) )

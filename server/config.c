@@ -38,7 +38,7 @@ static const option_t options[] = {
     {"model-dir", "EXPLAIND_MODEL_DIR", K_PATH, OFF(model_dir), 0, 0, "./models",
      "folder of model bundles loaded at start-up"},
     {"threads", "EXPLAIND_THREADS", K_UINT, OFF(threads), 1, 256, "2", "network (libmicrohttpd) threads"},
-    /* <= 64: Debian's OpenBLAS has buffers for 64 concurrent callers (SERVING.md 6.4) */
+    /* <= 64: Debian's OpenBLAS has buffers for 64 concurrent callers (docs/serving.md §6.4) */
     {"workers", "EXPLAIND_WORKERS", K_UINT, OFF(workers), 1, 64, NULL, "worker threads for model work"},
     {"queue-size", "EXPLAIND_QUEUE_SIZE", K_UINT, OFF(queue_size), 1, 1000000, NULL,
      "jobs admitted at once (queued + running); more are answered 503"},

@@ -150,7 +150,7 @@ static enum MHD_Result send_error(req_t *r, int code, const char *fmt, ...) {
 /* ---- disconnect watch ---------------------------------------------------------------- */
 
 /* libmicrohttpd does not read a suspended connection, so it never notices that the
- * client went away, and the job would run to its end for nobody (SERVING.md 4.4). One
+ * client went away, and the job would run to its end for nobody (docs/serving.md §4.4). One
  * small thread looks at the socket of every request whose job is in the pool, every
  * WATCH_PERIOD_MS: recv(MSG_PEEK) returning 0 means the peer closed (FIN), an error
  * such as ECONNRESET means it is gone too. Then the job is canceled through the pool

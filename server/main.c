@@ -7,7 +7,7 @@
  * The HTTP server starts before the models load, so /healthz answers and /readyz says
  * 503 while they load.
  *
- * Shutdown on SIGTERM/SIGINT (SERVING.md 5.2, 7.4): /readyz goes 503 at once; after the
+ * Shutdown on SIGTERM/SIGINT (docs/serving.md §5.2, 7.4): /readyz goes 503 at once; after the
  * optional --shutdown-delay (the load balancer notices) the daemon stops accepting and
  * the pool stops admitting; in-flight jobs finish within --drain-timeout (then they are
  * canceled) and their answers are sent; MHD is stopped only once no connection is

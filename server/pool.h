@@ -1,6 +1,6 @@
 /* pool.h — the worker pool: model work (api/job.h xd_work_t) on libuv's thread pool.
  *
- * Design (SERVING.md 5.2). Network threads admit a job against a fixed capacity and hand
+ * Design (docs/serving.md §5.2). Network threads admit a job against a fixed capacity and hand
  * it over through a mutex-protected inbox and uv_async_send; one loop thread owns the
  * scheduling. Jobs are split into parts, and parts are scheduled fairly: the loop keeps
  * a round-robin ring of active jobs and each uv work item takes the next part of the
