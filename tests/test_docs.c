@@ -67,6 +67,9 @@ static int skip_dir(const char *rel) {
   base = base ? base + 1 : rel;
   if (!strcmp(base, ".git") || !strcmp(base, "node_modules")) return 1;
   if (!strchr(rel, '/') && !strncmp(rel, "build", 5)) return 1; /* build, build-asan, ... */
+  const char *b = getenv("BUILD"); /* the build folder tests/run.sh was given, if inside */
+  if (b && !strncmp(b, "./", 2)) b += 2;
+  if (b && *b && !strncmp(rel, b, strlen(b)) && (rel[strlen(b)] == '\0' || !strcmp(b + strlen(b) - 1, "/"))) return 1;
   for (size_t i = 0; i < sizeof skip / sizeof *skip; i++)
     if (!strcmp(rel, skip[i])) return 1;
   return 0;
