@@ -162,7 +162,7 @@ int main(int argc, char **argv) {
   }
   json_object_seed(0); /* jansson's hash seed, once, before threads (its portability notes) */
 
-  char desc[1024];
+  char desc[1536];
   xd_config_describe(&cfg, desc, sizeof desc);
   xd_log(XD_LOG_INFO, "explaind %s starting: %s", XD_VERSION, desc);
   if (cfg.test_part_delay_ms) xd_log(XD_LOG_WARN, "EXPLAIND_TEST_PART_DELAY_MS=%lld: for tests only",
