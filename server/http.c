@@ -282,16 +282,30 @@ typedef struct head_scan {
   int n_length, chunked_or_te;
   char length[32];
   const char *why;
+  const char *prev_end; /* just past the previous header's value, in MHD's read buffer */
 } head_scan_t;
+
+/* libmicrohttpd hands header values out as C strings, so "Bearer k1\0junk" reads as
+ * "Bearer k1". But the values point into its read buffer, where it replaced each line's
+ * CR LF by NULs: between the end of one value and the start of the next header's name,
+ * or the end of the header block, there is nothing but those NULs. Any other byte there
+ * sat behind a NUL inside the line. 1 when [from, to) holds only NULs. */
+static int only_nuls(const char *from, const char *to) {
+  if (!from || !to || to < from || to - from > 65536) return 1; /* not laid out as expected: no verdict */
+  for (const char *p = from; p < to; p++)
+    if (*p) return 0;
+  return 1;
+}
 
 static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
                                    const char *value, size_t value_size) {
   (void)kind;
   head_scan_t *s = cls;
-  if (strlen(key) != key_size || (value && strlen(value) != value_size)) {
+  if (strlen(key) != key_size || (value && strlen(value) != value_size) || !only_nuls(s->prev_end, key)) {
     s->why = "a header holds a NUL byte";
     return MHD_NO;
   }
+  s->prev_end = value ? value + value_size : key + key_size;
   for (size_t i = 0; value && i < value_size; i++) {
     unsigned char ch = (unsigned char)value[i];
     if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
@@ -326,11 +340,15 @@ static int hexval(char c) {
 
 /* NULL when the request's framing and bytes are acceptable, else why not (-> 400). Path:
  * no control byte, raw or %-encoded; query: no %00 (names and values are C strings). */
-static const char *strict_check(const req_t *r) {
+static const char *strict_check(const req_t *r, const char *method) {
   head_scan_t s;
   memset(&s, 0, sizeof s);
   MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, scan_header, &s);
   if (s.why) return s.why;
+  /* after the last header: its line end and the blank line, all NULs now (method points
+   * at the start of the request in the same buffer; the header block's size is known) */
+  const union MHD_ConnectionInfo *hs = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+  if (hs && s.prev_end && !only_nuls(s.prev_end, method + hs->header_size)) return "a header holds a NUL byte";
   if (s.n_length && s.chunked_or_te) return "Content-Length together with Transfer-Encoding";
   int in_query = 0;
   for (const char *p = r->uri ? r->uri : ""; *p; p++) {
@@ -353,7 +371,7 @@ static enum MHD_Result first_call(xd_http_t *h, req_t *r, const char *url, const
   xd_conns_body(h->conns, r->conn, 0); /* the headers are progress */
   /* Every answer from here on is sent before the body is read: MHD skips "100 Continue",
    * discards the body and we close the connection. */
-  const char *bad = strict_check(r);
+  const char *bad = strict_check(r, method);
   if (bad) {
     r->close = 1;
     xd_metrics_rejected(NULL, "bad_request");
