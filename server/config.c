@@ -42,6 +42,8 @@ static const option_t options[] = {
     {"workers", "EXPLAIND_WORKERS", K_UINT, OFF(workers), 1, 64, NULL, "worker threads for model work"},
     {"queue-size", "EXPLAIND_QUEUE_SIZE", K_UINT, OFF(queue_size), 1, 1000000, NULL,
      "jobs admitted at once (queued + running); more are answered 503"},
+    {"queue-work-rows", "EXPLAIND_QUEUE_WORK_ROWS", K_U64, OFF(queue_work_rows), 1, UINT64_MAX, NULL,
+     "model rows (work units) admitted at once; requests over 1/64 of it are heavy and share 3/4 of it"},
     {"max-body", "EXPLAIND_MAX_BODY", K_BYTES, OFF(max_body), 1, 1ULL << 30, "8MiB",
      "largest request body (bytes; suffixes k, M, G)"},
     {"request-timeout", "EXPLAIND_REQUEST_TIMEOUT", K_MS, OFF(request_timeout_ms), 1, DAY_MS, "30000",
@@ -488,6 +490,8 @@ int xd_config_load(xd_config_t *cfg, int argc, char **argv, FILE *out, FILE *err
     }
   }
   if (cfg->queue_size == 0) cfg->queue_size = 4 * cfg->workers;
+  if (cfg->queue_work_rows == 0) /* four requests at --max-work-rows */
+    cfg->queue_work_rows = cfg->limits.max_work_rows > UINT64_MAX / 4 ? UINT64_MAX : 4 * cfg->limits.max_work_rows;
   if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
     fprintf(err, "explaind: --tls-cert and --tls-key go together (give both, or neither for plain HTTP)\n");
     return XD_CONFIG_EXIT_USAGE;
@@ -502,13 +506,13 @@ int xd_config_load(xd_config_t *cfg, int argc, char **argv, FILE *out, FILE *err
 
 void xd_config_describe(const xd_config_t *c, char *buf, size_t cap) {
   snprintf(buf, cap,
-           "listen=%s%s%s:%d model_dir=%s threads=%u workers=%u queue_size=%u max_body=%zu "
+           "listen=%s%s%s:%d model_dir=%s threads=%u workers=%u queue_size=%u queue_work_rows=%" PRIu64 " max_body=%zu "
            "request_timeout_ms=%" PRId64 " drain_timeout_ms=%" PRId64 " shutdown_delay_ms=%" PRId64
            " conn_timeout_s=%u max_connections=%u max_connections_per_ip=%u read_timeout_s=%u max_inflight_body=%zu"
            " log_level=%s inline_predict_rows=%" PRIu64 " max_rows=%zu max_samples=%zu "
            "max_steps=%zu max_work_rows=%" PRIu64 " api_keys=%zu admin_key=%s cors_origins=%zu tls=%s%s",
            strchr(c->host, ':') ? "[" : "", c->host[0] ? c->host : "0.0.0.0", strchr(c->host, ':') ? "]" : "",
-           c->port, c->model_dir, c->threads, c->workers, c->queue_size, c->max_body, c->request_timeout_ms,
+           c->port, c->model_dir, c->threads, c->workers, c->queue_size, c->queue_work_rows, c->max_body, c->request_timeout_ms,
            c->drain_timeout_ms, c->shutdown_delay_ms, c->conn_timeout_s, c->max_connections, c->max_connections_per_ip,
            c->read_timeout_s, c->max_inflight_body, xd_log_level_name(c->log_level),
            c->inline_predict_rows, c->limits.max_rows, c->limits.max_samples, c->limits.max_steps,

@@ -29,6 +29,7 @@ typedef struct xd_config {
   unsigned threads;              /* MHD network threads */
   unsigned workers;              /* worker threads (libuv pool size) */
   unsigned queue_size;           /* admitted jobs (queued + running) */
+  uint64_t queue_work_rows;      /* admitted work units (cost_rows); 0 = 4 x max_work_rows */
   size_t max_body;               /* bytes */
   int64_t request_timeout_ms;    /* default job deadline */
   int64_t drain_timeout_ms;      /* shutdown: longest wait for in-flight jobs */

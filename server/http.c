@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -405,6 +406,30 @@ static enum MHD_Result first_call(xd_http_t *h, req_t *r, const char *url, const
   return MHD_YES;
 }
 
+/* Who a request is for admission's fairness: its API key when it sends one (clients
+ * behind one proxy are told apart by their keys), else its address. A 64-bit hash. */
+static uint64_t client_of(struct MHD_Connection *c) {
+  uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+  const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+  if (auth && *auth) {
+    for (const char *p = auth; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    return h | 1;
+  }
+  const union MHD_ConnectionInfo *ai = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  const struct sockaddr *sa = ai ? ai->client_addr : NULL;
+  const unsigned char *b = NULL;
+  size_t n = 0;
+  if (sa && sa->sa_family == AF_INET) {
+    b = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+    n = 4;
+  } else if (sa && sa->sa_family == AF_INET6) {
+    b = (const unsigned char *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+    n = 16;
+  }
+  for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ULL;
+  return h & ~(uint64_t)1; /* keys and addresses never collide */
+}
+
 /* 1 when the body will be decoded as JSON (not a CSV or ONNX upload). */
 static int body_is_json(struct MHD_Connection *c) {
   const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
@@ -455,7 +480,7 @@ static enum MHD_Result final_call(xd_http_t *h, req_t *r, const char *url, const
     return send_error(r, XD_EINTERNAL, "internal error: no work to queue");
 
   xd_pool_job_t *job;
-  int rc = xd_pool_admit(h->pool, &job);
+  int rc = xd_pool_admit_work(h->pool, &work, client_of(r->conn), &job);
   if (rc != XD_OK) {
     work.ops->free(work.state);
     xd_metrics_rejected(r->endpoint, rc != XD_EOVERLOAD ? "no_memory" : xd_pool_closed(h->pool) ? "draining" : "queue_full");
@@ -533,6 +558,16 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap) {
   vsnprintf(buf, sizeof buf, fmt, ap);
   size_t n = strlen(buf);
   while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = '\0';
+  /* Per-connection events a client causes at will (it leaves mid-request, a refused
+   * connection): a flood of them must not flood the log. Debug level; counted in metrics. */
+  static const char *const noise[] = {"closed by remote side", "connection limit", "rejected by application",
+                                      "disconnected when reading", "closed when reading", "timed out",
+                                      "Failed to send data", "Failed to receive data"};
+  for (size_t i = 0; i < sizeof noise / sizeof noise[0]; i++)
+    if (strstr(buf, noise[i])) {
+      xd_log(XD_LOG_DEBUG, "libmicrohttpd: %s", buf);
+      return;
+    }
   xd_log(XD_LOG_WARN, "libmicrohttpd: %s", buf);
 }
 
