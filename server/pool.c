@@ -157,6 +157,9 @@ static void admission_release(xd_pool_t *p, xd_pool_job_t *j) {
   if (mine) *mine -= j->cost;
 }
 
+/* 1 when the job's deadline has passed (its answer would be a 504 anyway). */
+static int deadline_passed(const xd_pool_job_t *j) { return xd_now_ns() > j->deadline_ns; }
+
 /* The deadline a job gets: the request's own timeout_ms may only shorten the server's. */
 static int64_t job_timeout_ms(const xd_pool_t *p, const xd_work_t *w) {
   int64_t d = p->cfg.default_timeout_ms;
@@ -172,6 +175,12 @@ static void job_finish(xd_pool_job_t *j) {
   err = j->err;
   pthread_mutex_unlock(&p->mu);
   json_t *body = NULL;
+  if (err.code == XD_OK && deadline_passed(j)) { /* the last part ended late: do not encode for nothing */
+    job_fail_code(j, XD_ETIMEDOUT);
+    pthread_mutex_lock(&p->mu);
+    err = j->err;
+    pthread_mutex_unlock(&p->mu);
+  }
   if (err.code == XD_OK) {
     body = j->work.ops->encode(j->work.state, &err);
     if (!body && err.code == XD_OK) xd_error_set(&err, XD_EINTERNAL, NULL, "encoding the answer failed");
