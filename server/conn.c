@@ -239,8 +239,8 @@ static void sweep(xd_conns_t *cs) {
   }
   for (conn_t *n = cs->head; n; n = n->next) {
     if (n->shut || n->fd == MHD_INVALID_SOCKET || n->phase == XD_CONN_BUSY) continue;
-    int drain = cs->draining && (n->phase == XD_CONN_IDLE ||
-                                 (n->phase == XD_CONN_WAITING && t - n->since_ns > XD_CONN_DRAIN_GRACE_MS * 1000000LL));
+    int drain = cs->draining && (n->phase == XD_CONN_IDLE || n->phase == XD_CONN_WAITING) &&
+                t - n->since_ns > XD_CONN_DRAIN_GRACE_MS * 1000000LL;
     if (drain) {
       shutdown(n->fd, SHUT_RDWR);
       n->shut = 1;
@@ -336,9 +336,11 @@ void xd_conns_drain(xd_conns_t *cs) {
 int xd_conns_wait_quiet(xd_conns_t *cs, int64_t timeout_ms) {
   int64_t end = now_ns() + timeout_ms * 1000000LL;
   for (;;) {
+    /* every connection closed, or shut by the sweep: an idle one only once it has been
+     * idle for the grace time (a request sent on it before then is still answered) */
     unsigned busy = 0;
     pthread_mutex_lock(&cs->mu);
-    for (conn_t *n = cs->head; n; n = n->next) busy += !n->shut && n->phase != XD_CONN_IDLE;
+    for (conn_t *n = cs->head; n; n = n->next) busy += !n->shut && n->fd != MHD_INVALID_SOCKET;
     pthread_mutex_unlock(&cs->mu);
     if (busy == 0) return XD_OK;
     if (now_ns() >= end) return XD_ETIMEDOUT;

@@ -67,12 +67,13 @@ void xd_conns_notify(void *cs, struct MHD_Connection *c, void **socket_context, 
 void xd_conns_phase(xd_conns_t *cs, struct MHD_Connection *c, xd_conn_phase_t phase);
 void xd_conns_body(xd_conns_t *cs, struct MHD_Connection *c, size_t bytes);
 
-/* Shutdown: from now on IDLE connections, and WAITING ones older than
- * XD_CONN_DRAIN_GRACE_MS, are closed by the sweep (no request of theirs was accepted);
- * requests arriving or being answered go on. */
+/* Shutdown: from now on IDLE and WAITING connections are closed by the sweep once they
+ * have been so for XD_CONN_DRAIN_GRACE_MS (no request of theirs was accepted; a client
+ * that sends one within the grace is answered, with Connection: close); requests
+ * arriving or being answered go on. */
 void xd_conns_drain(xd_conns_t *cs);
-/* Waits, at most timeout_ms, until no connection has a request arriving or being
- * answered (or waits for its first one). Returns XD_OK or XD_ETIMEDOUT. */
+/* Waits, at most timeout_ms, until every connection is closed or shut down by the
+ * drain: no request is arriving or being answered. Returns XD_OK or XD_ETIMEDOUT. */
 int xd_conns_wait_quiet(xd_conns_t *cs, int64_t timeout_ms);
 
 /* Asks the sweep thread to give freed heap memory back to the system (malloc_trim) soon:
