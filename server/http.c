@@ -603,7 +603,7 @@ int xd_http_start(const xd_config_t *cfg, xd_api_t *api, xd_pool_t *pool, xd_htt
   h->api = api;
   h->pool = pool;
   h->max_body = cfg->max_body;
-  h->max_inflight_body = cfg->max_inflight_body;
+  h->max_inflight_body = cfg->max_inflight_body ? cfg->max_inflight_body : (size_t)256 << 20;
   atomic_init(&h->inflight_body, 0);
   atomic_init(&h->draining, 0);
   h->listen_fd = MHD_INVALID_SOCKET;
@@ -620,13 +620,14 @@ int xd_http_start(const xd_config_t *cfg, xd_api_t *api, xd_pool_t *pool, xd_htt
   /* Our limit decides (refusing at once); libmicrohttpd's, which it divides among its
    * threads and at which it stops accepting, sits above it so it is never reached. */
   unsigned fit = xd_conns_raise_fd_limit(cfg->threads, XD_HTTP_MHD_SLACK);
-  unsigned max_conn = cfg->max_connections;
+  unsigned max_conn = cfg->max_connections ? cfg->max_connections : 4096; /* 0: a config not from xd_config_load */
   if (max_conn > fit) {
     xd_log(XD_LOG_WARN, "--max-connections %u is over what the file-descriptor limit allows; using %u", max_conn, fit);
     max_conn = fit;
   }
   xd_conns_config_t ccfg = {.max_connections = max_conn, .max_per_ip = cfg->max_connections_per_ip,
-                            .read_timeout_s = cfg->read_timeout_s, .idle_timeout_s = cfg->conn_timeout_s};
+                            .read_timeout_s = cfg->read_timeout_s ? cfg->read_timeout_s : 10,
+                            .idle_timeout_s = cfg->conn_timeout_s ? cfg->conn_timeout_s : 75};
   if (xd_tls_load(&h->tls, cfg->tls_cert, cfg->tls_key) != 0 || xd_conns_new(&ccfg, &h->conns) != XD_OK) {
     int rc = h->tls.cert || !cfg->tls_cert[0] ? XD_ENOMEM : XD_EIO;
     xd_tls_free(&h->tls);
