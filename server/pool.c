@@ -51,6 +51,7 @@ typedef struct item {
   uv_work_t req;
   xd_pool_job_t *job;
   size_t part;
+  int long_part; /* counted in pool->long_running (see pick_job) */
   struct item *next_free;
 } item_t;
 
@@ -76,6 +77,7 @@ struct xd_pool {
   /* loop thread only */
   xd_pool_job_t *ring; /* next job to take a part from */
   unsigned outstanding;
+  unsigned long_running; /* outstanding items running a long part */
   item_t *items, *free_items;
   int loop_closing;
 };
@@ -278,6 +280,31 @@ static void retire(xd_pool_t *p, xd_pool_job_t *j, int code) {
 static void after_work_cb(uv_work_t *req, int status);
 static void timer_cb(uv_timer_t *t);
 
+/* ---- the loop thread: a worker kept for short parts -------------------------------- */
+
+/* 1 when j's parts are long: over cost_budget / XD_POOL_LONG_PART_DIV model rows each. */
+static int part_is_long(const xd_pool_t *p, const xd_pool_job_t *j) {
+  if (!p->cfg.cost_budget || p->cfg.workers < 2) return 0;
+  uint64_t per_part = j->work.cost_rows / (j->work.n_parts ? j->work.n_parts : 1);
+  return per_part > p->cfg.cost_budget / XD_POOL_LONG_PART_DIV;
+}
+
+/* The next job in ring order whose part may start now: long parts (which hold a worker
+ * for seconds: one LIME instance with 100 repeats of 100,000 samples is one part) may
+ * occupy at most workers - 1 workers, so one worker always turns over short parts and a
+ * light request never waits behind them. NULL when only long parts wait and their
+ * share is taken (the free worker then waits for short work). */
+static xd_pool_job_t *pick_job(xd_pool_t *p, int *is_long) {
+  xd_pool_job_t *j = p->ring;
+  if (!j) return NULL;
+  do {
+    *is_long = part_is_long(p, j);
+    if (!*is_long || p->long_running + 1 < p->cfg.workers) return j;
+    j = j->rr_next;
+  } while (j != p->ring);
+  return NULL;
+}
+
 /* Hands parts to free workers, round robin over the ring, and re-arms the deadline
  * timer. Called whenever something changed: new jobs, a finished part, a deadline. */
 static void pump(xd_pool_t *p) {
@@ -296,12 +323,16 @@ static void pump(xd_pool_t *p) {
       j = next;
     }
   }
-  while (p->outstanding < p->cfg.workers && p->ring) {
-    xd_pool_job_t *j = p->ring;
+  int is_long = 0;
+  xd_pool_job_t *pj;
+  while (p->outstanding < p->cfg.workers && (pj = pick_job(p, &is_long)) != NULL) {
+    xd_pool_job_t *j = pj;
     item_t *it = p->free_items;
     p->free_items = it->next_free;
     it->job = j;
     it->part = j->next_part++;
+    it->long_part = is_long;
+    p->long_running += is_long;
     if (j->next_part == j->work.n_parts) ring_remove(p, j); /* last part handed out */
     else p->ring = j->rr_next;                              /* next item: next job */
     it->req.data = it;
@@ -310,6 +341,7 @@ static void pump(xd_pool_t *p) {
     if (rc != 0) { /* cannot happen with valid arguments; fail the part rather than hang */
       xd_log(XD_LOG_ERROR, "uv_queue_work: %s", uv_strerror(rc));
       p->outstanding--;
+      p->long_running -= it->long_part;
       it->next_free = p->free_items;
       p->free_items = it;
       job_fail_code(j, XD_EINTERNAL);
@@ -336,6 +368,7 @@ static void after_work_cb(uv_work_t *req, int status) {
   xd_pool_t *p = req->loop->data;
   it->job = NULL; /* the job may be freed already; the item no longer refers to it */
   p->outstanding--;
+  p->long_running -= it->long_part;
   it->next_free = p->free_items;
   p->free_items = it;
   pump(p);

@@ -66,6 +66,9 @@ int xd_pool_new(const xd_pool_config_t *cfg, xd_pool_t **out);
 int xd_pool_admit(xd_pool_t *p, xd_pool_job_t **out);
 
 #define XD_POOL_HEAVY_DIV 64
+/* Parts over cost_budget / XD_POOL_LONG_PART_DIV model rows are "long": with two workers
+ * or more, they run on at most workers - 1 of them at once (pool.c pick_job). */
+#define XD_POOL_LONG_PART_DIV 200
 #define XD_POOL_CLIENTS 256 /* distinct clients holding heavy work tracked at once */
 
 /* As xd_pool_admit, but for w's cost (w->cost_rows) on behalf of client (a hash of the
