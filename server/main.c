@@ -11,8 +11,11 @@
  * optional --shutdown-delay (the load balancer notices) the daemon stops accepting and
  * the pool stops admitting; in-flight jobs finish within --drain-timeout (then they are
  * canceled) and their answers are sent; MHD is stopped only once no connection is
- * suspended. Exit 0. SIGHUP loads the model folder again (new versions of changed
- * bundles; in-flight requests keep the version they started with).
+ * suspended; requests that arrive on open connections meanwhile are answered too (server/
+ * http.c, server/conn.c). Exit 0. SIGHUP loads the model folder again (new versions of
+ * changed bundles; in-flight requests keep the version they started with) and stops
+ * serving models whose bundle file is gone. Start-up removes temporary files that a killed
+ * writer left in the model folder.
  */
 #include <dirent.h>
 #include <errno.h>
