@@ -235,6 +235,45 @@ TEST(every_endpoint_ends_within_its_deadline) {
   CHECK(xd_server_stop(&s) == 0);
 }
 
+/* Training (an admin request) at large options: 20,000 rows, two hidden layers of 512,
+ * 10,000 epochs. The deadline (timeout_ms 1500) is checked between epochs and every 64
+ * mini-batches: a 504 within the deadline + 10%, and nothing is stored. */
+TEST(training_ends_within_its_deadline) {
+  char dir[] = "/tmp/explaind-edge-train-XXXXXX";
+  CHECK(mkdtemp(dir) != NULL);
+  xd_server_t s;
+  const char *args[] = {"--model-dir", dir, "--admin-key", "edge-admin", NULL};
+  if (start(&s, args) != 0) {
+    CHECK(0);
+    return;
+  }
+  size_t rows = 20000, pos = 0;
+  char *b = malloc(rows * 48 + 256);
+  pos += (size_t)sprintf(b, "{\"csv\":\"a,b,c,y\\n");
+  for (size_t i = 0; i < rows; i++)
+    pos += (size_t)sprintf(b + pos, "%zu.5,%zu,%zu.25,%d\\n", i % 97, i % 13, i % 31, (int)(i % 3 == 0));
+  sprintf(b + pos, "\",\"target\":\"y\",\"hidden\":[512,512],\"epochs\":10000,\"timeout_ms\":1500}");
+  xd_http_resp_t r;
+  double t0 = xd_ms_now();
+  int rc = xd_http(s.port, "POST", "/models/edgetrain/train", "Authorization: Bearer edge-admin\r\n", b, strlen(b), &r);
+  double ms = xd_ms_now() - t0;
+  printf("  training 20,000 rows, hidden [512,512], 10,000 epochs, timeout_ms 1500: %d after %.0f ms\n",
+         rc == 0 ? r.status : -1, ms);
+  CHECK(rc == 0 && r.status == 504);
+  CHECK_MSG(ms <= 1500 + scaled(150), "took %.0f ms", ms);
+  if (rc == 0) xd_http_resp_free(&r);
+  char path[128];
+  snprintf(path, sizeof path, "%s/edgetrain.json", dir);
+  struct stat st;
+  CHECK(stat(path, &st) != 0);
+  free(b);
+  CHECK(xd_server_stop(&s) == 0);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  if (system(cmd)) {
+  }
+}
+
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 
 typedef struct keeper {
@@ -391,6 +430,7 @@ int main(int argc, char **argv) {
   if (!only || strstr("heavy_requests_do_not_shut_out_a_light_client", only)) RUN(heavy_requests_do_not_shut_out_a_light_client);
   if (!only || strstr("timeout_ms_cannot_extend_the_server_deadline", only)) RUN(timeout_ms_cannot_extend_the_server_deadline);
   if (!only || strstr("every_endpoint_ends_within_its_deadline", only)) RUN(every_endpoint_ends_within_its_deadline);
+  if (!only || strstr("training_ends_within_its_deadline", only)) RUN(training_ends_within_its_deadline);
   if (!only || strstr("sigterm_answers_every_request_it_accepted", only)) RUN(sigterm_answers_every_request_it_accepted);
   if (!only || strstr("sighup_unloads_deleted_bundles_and_start_removes_stale_temp_files", only)) RUN(sighup_unloads_deleted_bundles_and_start_removes_stale_temp_files);
   return TEST_REPORT();
