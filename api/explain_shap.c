@@ -61,6 +61,8 @@ typedef struct shap_job {
   double *fx;              /* (n, n_outputs) */
   xd_shap_plan_t *plans;   /* (n) when parts_per_row > 1, else NULL */
   size_t *ncoal;           /* (n) coalitions evaluated per instance */
+  xd_cancel_t run_cancel; /* the job's cancel, for the solves in encode (lock) */
+  int have_cancel;
   /* results (encode) */
   double *phi, *expected, *out; /* (n, d), (n), (n) */
 } shap_job_t;
@@ -106,9 +108,9 @@ static int prepare(shap_job_t *j, const xd_cancel_t *cancel, xd_error_t *err) {
 }
 
 /* Solves instance i from its evaluated plan into phi/expected/out. */
-static int solve_row(shap_job_t *j, const xd_shap_plan_t *pl, size_t i, xd_error_t *err) {
+static int solve_row(shap_job_t *j, const xd_shap_plan_t *pl, size_t i, const xd_cancel_t *cancel, xd_error_t *err) {
   size_t d = pl->d, K = xd_model_n_outputs(j->entry->model), t = j->target[i];
-  int rc = xd_shap_plan_solve(pl, j->o.link, j->fx[i * K + t], j->fnull[t], j->o.l1_k, j->phi + i * d, err);
+  int rc = xd_shap_plan_solve(pl, j->o.link, j->fx[i * K + t], j->fnull[t], j->o.l1_k, j->phi + i * d, cancel, err);
   j->expected[i] = xd_shap_link(j->o.link, j->fnull[t]);
   j->out[i] = xd_shap_link(j->o.link, j->fx[i * K + t]);
   return rc;
@@ -128,7 +130,7 @@ static int explain_row(shap_job_t *j, size_t i, const xd_cancel_t *cancel, xd_er
     return rc;
   }
   rc = xd_shap_plan_eval(m, &pl, x, &j->bg, j->target[i], 0, pl.K, cancel, err);
-  if (rc == XD_OK) rc = solve_row(j, &pl, i, err);
+  if (rc == XD_OK) rc = solve_row(j, &pl, i, cancel, err);
   j->ncoal[i] = pl.K;
   xd_shap_plan_deinit(&pl);
   return rc;
@@ -152,7 +154,7 @@ static int shap_run(void *state, size_t part, const xd_cancel_t *cancel, xd_erro
                      rc == XD_ETIMEDOUT ? "deadline exceeded" : "canceled");
       else
         rc = xd_shap_kmeans_run(mb->X, mb->n, d, j->km_k, j->o.seed, r, j->km_C[r], j->km_cnt[r],
-                                &j->km_inertia[r], &e);
+                                &j->km_inertia[r], cancel, &e);
       pthread_mutex_lock(&j->lock);
       if (rc != XD_OK && j->km_rc == XD_OK) j->km_rc = rc, j->km_err = e;
       if (++j->km_done == XD_SHAP_KMEANS_RUNS) pthread_cond_broadcast(&j->km_cond);
@@ -163,6 +165,10 @@ static int shap_run(void *state, size_t part, const xd_cancel_t *cancel, xd_erro
     pthread_mutex_unlock(&j->lock);
   }
   pthread_mutex_lock(&j->lock);
+  if (!j->have_cancel && cancel) { /* the same for every part of the job: kept for encode's solves */
+    j->run_cancel = *cancel;
+    j->have_cancel = 1;
+  }
   if (!j->prepared) {
     xd_error_clear(&j->prep_err);
     j->prep_rc = prepare(j, cancel, &j->prep_err);
@@ -193,7 +199,9 @@ static json_t *shap_encode(void *state, xd_error_t *err) {
   json_t *o = NULL, *t = NULL, *names = NULL, *ns = NULL;
   if (!gap) goto nomem;
   for (size_t i = 0; i < j->n; i++) {
-    if (j->o.method != XD_SHAP_LINEAR && j->plans && solve_row(j, &j->plans[i], i, err) != XD_OK) {
+    /* the parts' deadline still binds the solves done here (the pool's job is alive) */
+    if (j->o.method != XD_SHAP_LINEAR && j->plans &&
+        solve_row(j, &j->plans[i], i, j->have_cancel ? &j->run_cancel : NULL, err) != XD_OK) {
       xd_free(gap);
       return NULL;
     }
