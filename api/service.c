@@ -31,6 +31,21 @@ static json_t *model_summary(const xd_model_entry_t *e) {
                    classes, "version", (json_int_t)e->version);
 }
 
+/* The "x-metrics" object of the bundle file a model came from (training writes it: the
+ * held-out metric, api/train.c), or NULL. Read per request: bundles above 16 MiB are not
+ * opened for it. */
+static json_t *bundle_metrics(const xd_model_entry_t *e) {
+  struct stat st;
+  if (!e->source || stat(e->source, &st) != 0 || st.st_size > (16 << 20)) return NULL;
+  json_error_t jerr;
+  json_t *doc = json_load_file(e->source, 0, &jerr);
+  json_t *m = json_object_get(doc, "x-metrics");
+  if (json_is_object(m)) json_incref(m);
+  else m = NULL;
+  json_decref(doc);
+  return m;
+}
+
 static json_t *model_detail(const xd_model_entry_t *e) {
   const xd_model_t *m = e->model;
   json_t *o = model_summary(e);
@@ -74,6 +89,8 @@ static json_t *model_detail(const xd_model_entry_t *e) {
   gmtime_r(&t, &tm);
   strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
   json_object_set_new(o, "loaded_at", json_string(when));
+  json_t *metrics = bundle_metrics(e);
+  if (metrics) json_object_set_new(o, "metrics", metrics);
   /* A background row, so clients (the dashboard) can prefill an instance. */
   const xd_dataset_t *bg = xd_model_background(m);
   if (bg->n > 0) {

@@ -146,26 +146,33 @@ static int run_readme(void) {
       continue;
     }
     int fence = strncmp(line, "```", 3) == 0, comment = line[0] == '#', blank = line[strspn(line, " \t\n")] == '\0';
-    /* A description continues on "#  " lines; any other line ends the shown output. */
-    if (in_shown && comment && strncmp(line, "#  ", 3) == 0) {
-      trim(line);
-      strncat(shown, line + 1, sizeof shown - strlen(shown) - 1);
-      continue;
-    }
-    in_shown = 0;
-    if (cmd[0] && (fence || comment || blank)) {
-      if (comment && (strncmp(line, "# {", 3) == 0 || strncmp(line, "# [", 3) == 0 || strncmp(line, "# ->", 4) == 0)) {
+    if (in_shown) {
+      /* A description continues on "#  " lines; any other line ends it. */
+      if (comment && strncmp(line, "#  ", 3) == 0) {
         trim(line);
-        snprintf(shown, sizeof shown, "%s", line + (line[2] == '-' ? 4 : 2));
-        in_shown = line[2] == '-';
-        if (in_shown) continue;
+        strncat(shown, line + 1, sizeof shown - strlen(shown) - 1);
+        continue;
       }
-      /* The shown output is complete unless a description may continue. */
       check_command(cmd_line, cmd, shown);
       n++;
       cmd[0] = shown[0] = '\0';
+      in_shown = 0;
     }
-    if (in_shown) continue;
+    if (cmd[0] && (fence || comment || blank)) {
+      int exact = comment && (strncmp(line, "# {", 3) == 0 || strncmp(line, "# [", 3) == 0);
+      if (exact || (comment && strncmp(line, "# ->", 4) == 0)) {
+        trim(line);
+        snprintf(shown, sizeof shown, "%s", line + (exact ? 2 : 4));
+        if (!exact) {
+          in_shown = 1;
+          continue;
+        }
+      }
+      check_command(cmd_line, cmd, shown);
+      n++;
+      cmd[0] = shown[0] = '\0';
+      if (exact) continue;
+    }
     if (fence) {
       in_block = 0;
       continue;
