@@ -46,6 +46,35 @@ static json_t *bundle_metrics(const xd_model_entry_t *e) {
   return m;
 }
 
+/* GET /models/{name}?background=N: up to N background rows (at most 1000), evenly spaced,
+ * categories by name, for clients that explain over the background (the dashboard's SHAP
+ * summary). 0 when the query does not ask; anything but digits counts as not asking. */
+static size_t background_asked(const char *q) {
+  for (const char *p = q; p && *p;) {
+    if (strncmp(p, "background=", 11) == 0) {
+      size_t n = 0, k = 0;
+      for (p += 11; p[k] >= '0' && p[k] <= '9' && k < 5; k++) n = n * 10 + (size_t)(p[k] - '0');
+      return k && (p[k] == '\0' || p[k] == '&') ? (n > 1000 ? 1000 : n) : 0;
+    }
+    const char *amp = strchr(p, '&');
+    p = amp ? amp + 1 : NULL;
+  }
+  return 0;
+}
+
+static json_t *background_rows(const xd_model_t *m, size_t max) {
+  const xd_dataset_t *bg = xd_model_background(m);
+  size_t k = bg->n < max ? bg->n : max;
+  json_t *rows = json_array();
+  for (size_t r = 0; rows && r < k; r++) {
+    const double *x = bg->X + (r * bg->n / k) * bg->d;
+    json_t *row = json_array();
+    for (size_t j = 0; row && j < bg->d; j++) json_array_append_new(row, xd_json_feature_value(m, j, x[j]));
+    json_array_append_new(rows, row);
+  }
+  return rows;
+}
+
 static json_t *model_detail(const xd_model_entry_t *e) {
   const xd_model_t *m = e->model;
   json_t *o = model_summary(e);
@@ -161,7 +190,10 @@ int xd_service_handle(xd_api_t *api, const xd_api_request_t *req, xd_api_respons
       xd_api_error(&err, resp);
       return 1;
     }
-    xd_api_json(resp, 200, model_detail(e));
+    json_t *detail = model_detail(e);
+    size_t nb = background_asked(req->query);
+    if (detail && nb) json_object_set_new(detail, "background", background_rows(e->model, nb));
+    xd_api_json(resp, 200, detail);
     xd_api_add_header(resp, "ETag", "\"%s\"", e->sha256); /* for If-Match on PUT */
     xd_model_entry_release(e);
     return 1;
