@@ -113,7 +113,7 @@ $(PROMTOOL):
 # tests/test_pyclient.c: the Python client in clients/python with numpy, pandas and tqdm).
 # Debian's /usr/bin/python3 and its packages only. A failure only warns: those tests then
 # skip, or fail under CI=true.
-PY_PKGS := python3 python3-setuptools python3-numpy python3-pandas python3-tqdm python3-sklearn \
+PY_PKGS := python3 python3-pip python3-setuptools python3-numpy python3-pandas python3-tqdm python3-sklearn \
            python3-torch python3-onnx
 py-deps:
 	@missing=""; for p in $(PY_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -1,6 +1,8 @@
 /* test_pyclient.c — the Python client (clients/python) against the real server.
  *
- * Starts explaind on a copy of models/ with an admin key (so uploads never touch
+ * First `pip install ./clients/python` into a scratch folder (offline: Debian's pip and
+ * setuptools, --no-build-isolation) must give an importable package. Then it starts
+ * explaind on a copy of models/ with an admin key (so uploads never touch
  * models/), then runs clients/python/tests/run_tests.py with Debian's /usr/bin/python3
  * (numpy, pandas and tqdm from `make py-deps`). The runner prints one line per failed or
  * skipped test and its own "N passed, N failed, N skipped"; those counts are added to
@@ -55,14 +57,42 @@ static void run_suite(int port) {
   n_skipped += ns;
 }
 
+/* `pip install ./clients/python` works offline with Debian's pip and setuptools (into a
+ * scratch --target, from a copy so the tree stays clean), and the installed package is
+ * the client. */
+static void pip_install(void) {
+  xd_test_cur_name = "pip_install";
+  int before = xd_test_cur_failed;
+  char dir[] = "/tmp/xd-pyclient-pip-XXXXXX", cmd[2048];
+  CHECK(mkdtemp(dir) != NULL);
+  snprintf(cmd, sizeof cmd,
+           "cp -R clients/python '%s/src' && rm -rf '%s/src/build' '%s'/src/*.egg-info && cd /tmp && " PY
+           " -m pip install -q --disable-pip-version-check --no-build-isolation --no-index --target '%s/site' '%s/src' "
+           ">/dev/null 2>'%s/pip.log' && PYTHONPATH='%s/site' " PY
+           " -c 'import explaind, sys; assert explaind.__file__.startswith(sys.argv[1]), explaind.__file__; "
+           "assert explaind.Client and explaind.__version__' '%s/site' || { cat '%s/pip.log' >&2; exit 1; }",
+           dir, dir, dir, dir, dir, dir, dir, dir, dir);
+  CHECK_MSG(system(cmd) == 0, "pip install ./clients/python failed (see above)");
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  CHECK(system(cmd) == 0);
+  if (xd_test_cur_failed == before) {
+    xd_test_passed++;
+    fprintf(stderr, "ok   pip_install\n");
+  } else {
+    xd_test_failed++;
+    xd_test_cur_failed = before;
+    fprintf(stderr, "FAIL pip_install\n");
+  }
+}
+
 int main(void) {
   if (access("clients/python/tests/run_tests.py", R_OK) != 0) {
     fprintf(stderr, "run from the repository root\n");
     printf("0 passed, 1 failed\n");
     return 1;
   }
-  if (access(PY, X_OK) != 0 || system(PY " -c 'import numpy, pandas, tqdm' >/dev/null 2>&1") != 0) {
-    const char *why = PY " with numpy, pandas and tqdm is missing (make py-deps)";
+  if (access(PY, X_OK) != 0 || system(PY " -c 'import setuptools, numpy, pandas, tqdm, pip' >/dev/null 2>&1") != 0) {
+    const char *why = PY " with numpy, pandas, tqdm, pip and setuptools is missing (make py-deps)";
     if (under_ci()) {
       fprintf(stderr, "FAIL python_client: %s (a skip is a failure under CI)\n", why);
       xd_test_failed++;
@@ -73,6 +103,7 @@ int main(void) {
     printf("%d passed, %d failed, %d skipped\n", xd_test_passed, xd_test_failed, n_skipped);
     return xd_test_failed ? 1 : 0;
   }
+  pip_install();
   char dir[] = "/tmp/xd-pyclient-XXXXXX", cmd[512];
   CHECK(mkdtemp(dir) != NULL);
   snprintf(cmd, sizeof cmd, "cp -R models/. '%s'/", dir);
