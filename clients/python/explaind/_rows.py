@@ -25,6 +25,11 @@ def _is_series(x):
     return hasattr(x, "index") and hasattr(x, "to_numpy") and not hasattr(x, "columns")
 
 
+def _is_row(v):
+    """True for something that is a row itself: a list, tuple, dict or 1-D array."""
+    return isinstance(v, (list, tuple, dict)) or getattr(v, "ndim", 0) >= 1
+
+
 def _match_columns(columns, features):
     """Indices of the model's features in columns; FeatureMismatch when they differ."""
     cols = [str(c) for c in columns]
@@ -69,8 +74,8 @@ def to_rows(x, features=None):
     if not isinstance(x, (list, tuple)):
         raise TypeError("instances: expected a list of rows, a numpy array or a pandas DataFrame, got %s"
                         % type(x).__name__)
-    if len(x) and not isinstance(x[0], (list, tuple, dict)) and not hasattr(x[0], "tolist"):
-        x = [x]  # a single row of values
+    if len(x) and not _is_row(x[0]):
+        x = [x]  # a single row of values (numbers, strings or numpy scalars)
     rows = []
     for r in x:
         if isinstance(r, dict):
