@@ -19,7 +19,8 @@ class Client:
         self.url = url.rstrip("/")
         self.api_key = api_key
         self.timeout = timeout
-        self._features = {}  # model name -> (version, [feature names])
+        self._features = {}  # model name -> [feature names]
+        self._classes = {}  # model name -> [class names] or None
 
     # ---- HTTP ------------------------------------------------------------------------
     def _open(self, method, path, body=None, headers=None, timeout=None):
@@ -58,6 +59,7 @@ class Client:
         """GET /models/{name}: the model's metadata (features, classes, layers, ...)."""
         info = ModelInfo(self.request("GET", "/models/" + urllib.parse.quote(name, safe="")))
         self._features[name] = info.feature_names
+        self._classes[name] = info.raw.get("classes")
         return info
 
     def feature_names(self, name):
@@ -80,10 +82,12 @@ class Client:
         if if_none_match:
             headers["If-None-Match"] = "*"
         self._features.pop(name, None)
+        self._classes.pop(name, None)
         return Result(self.request("PUT", "/models/" + urllib.parse.quote(name, safe=""), body, headers))
 
     def delete_model(self, name):
         self._features.pop(name, None)
+        self._classes.pop(name, None)
         self.request("DELETE", "/models/" + urllib.parse.quote(name, safe=""))
 
     # ---- rows ------------------------------------------------------------------------
@@ -105,18 +109,15 @@ class Client:
     def predict(self, model, X):
         """POST /predict: labels and probabilities, or regression values."""
         res = self._call("/predict", Prediction, model, X, {})
-        if "probabilities" in res.raw and "classes" not in res.raw:
-            try:
-                res.raw["classes"] = self._model_classes(model)
-            except errors.ExplaindError:
-                pass
+        if "probabilities" in res.raw:
+            # The class names, for .to_frame()'s columns (metadata is fetched once per model).
+            if model not in self._classes:
+                try:
+                    self.model(model)
+                except errors.ExplaindError:
+                    self._classes[model] = None
+            res.classes = self._classes.get(model)  # .raw stays the server's answer
         return res
-
-    def _model_classes(self, model):
-        for m in self.models():
-            if m.name == model:
-                return m.raw.get("classes")
-        return None
 
     def lime(self, model, X, **params):
         """POST /explain/lime (num_samples, num_features, labels, top_labels, discretize,

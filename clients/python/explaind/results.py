@@ -40,7 +40,7 @@ class Prediction(Result):
         pd = _pandas()
         data = {"prediction": self.raw["predictions"]}
         if "probabilities" in self.raw:
-            classes = self.raw.get("classes") or ["p%d" % k for k in range(len(self.raw["probabilities"][0]))]
+            classes = self.__dict__.get("classes") or ["p%d" % k for k in range(len(self.raw["probabilities"][0]))]
             for k, c in enumerate(classes):
                 data[c] = [p[k] for p in self.raw["probabilities"]]
         return pd.DataFrame(data)
