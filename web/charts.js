@@ -378,24 +378,22 @@ async function svgToPng(svgEl, name) {
   const bg = getComputedStyle(document.body).backgroundColor || '#fff';
   // A data: URL (the page's Content-Security-Policy allows images from 'self' and data:).
   const url = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(new XMLSerializer().serializeToString(clone))}`;
-  {
-    const img = new Image();
-    await new Promise((ok, bad) => {
-      img.onload = ok;
-      img.onerror = () => bad(new Error('the chart could not be drawn'));
-      img.src = url;
-    });
-    const c = document.createElement('canvas');
-    c.width = w * 2;
-    c.height = h * 2;
-    const ctx = c.getContext('2d');
-    ctx.fillStyle = bg;
-    ctx.fillRect(0, 0, c.width, c.height);
-    ctx.scale(2, 2);
-    ctx.drawImage(img, 0, 0, w, h);
-    const blob = await new Promise((ok) => c.toBlob(ok, 'image/png'));
-    download(name, blob);
-  }
+  const img = new Image();
+  await new Promise((ok, bad) => {
+    img.onload = ok;
+    img.onerror = () => bad(new Error('the chart could not be drawn'));
+    img.src = url;
+  });
+  const c = document.createElement('canvas');
+  c.width = w * 2;
+  c.height = h * 2;
+  const ctx = c.getContext('2d');
+  ctx.fillStyle = bg;
+  ctx.fillRect(0, 0, c.width, c.height);
+  ctx.scale(2, 2);
+  ctx.drawImage(img, 0, 0, w, h);
+  const blob = await new Promise((ok) => c.toBlob(ok, 'image/png'));
+  download(name, blob);
 }
 
 /* Export buttons under a chart: PNG (the SVG drawn on a canvas) and CSV (csv() gives
