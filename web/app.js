@@ -192,7 +192,7 @@ function clearResults() {
     $(id).textContent = '';
   for (const id of ['predict-error', 'lime-error', 'attr-error', 'imp-error', 'pdp-error', 'summary-error', 'instance-error']) showError(id, null);
   $('lime-warning').hidden = true;
-  for (const p of ['lime', 'attr', 'imp', 'pdp', 'summary']) {
+  for (const p of ['predict', 'lime', 'attr', 'imp', 'pdp', 'summary']) {
     delete state.last[p];
     $(`${p}-code`).hidden = true;
   }
@@ -253,7 +253,9 @@ async function predict() {
     return;
   }
   try {
-    const r = await api('POST', '/predict', { model: state.meta.name, instances: [row] });
+    const req = { model: state.meta.name, instances: [row] };
+    remember('predict', '/predict', req);
+    const r = await api('POST', '/predict', req);
     if (seq !== state.predictSeq) return;
     showError('predict-error', null);
     renderPrediction(r);
@@ -275,7 +277,8 @@ function renderPrediction(r) {
     out.append(el('p', { class: 'big' }, 'Predicted class: ', el('strong', { id: 'predicted-label', text: String(p) }),
       probs.length ? ` (probability ${fmt(probs[k])})` : ''));
     barChart($('proba-chart'), state.meta.classes.map((c, i) => ({ feature: c, label: c, value: probs[i] ?? 0 })),
-      { caption: 'Class probabilities', unsigned: true, labelHeading: 'class', valueHeading: 'probability' });
+      { caption: 'Class probabilities', unsigned: true, labelHeading: 'class', valueHeading: 'probability', axisTitle: 'probability' });
+    chartTools($('proba-chart'), `predict-${state.meta.name}`, () => [['class', 'probability'], state.meta.classes.map((c, i) => [c, probs[i]])]);
   } else {
     out.append(el('p', { class: 'big' }, 'Predicted value: ', el('strong', { id: 'predicted-label', text: fmt(p) })));
     $('proba-chart').textContent = '';
@@ -353,7 +356,7 @@ function asCurl(path, body) {
 }
 
 /* The request as a call of the Python client (clients/python). */
-const PY_METHODS = { '/explain/lime': 'lime', '/explain/gradient': 'gradient', '/explain/shap': 'shap', '/importance': 'importance', '/explain/pdp': 'pdp' };
+const PY_METHODS = { '/predict': 'predict', '/explain/lime': 'lime', '/explain/gradient': 'gradient', '/explain/shap': 'shap', '/importance': 'importance', '/explain/pdp': 'pdp' };
 function asPython(path, body) {
   const fn = PY_METHODS[path];
   const args = [pyLit(body.model)];
@@ -712,7 +715,7 @@ async function start() {
   $('imp-form').addEventListener('submit', importance);
   $('pdp-form').addEventListener('submit', explainPdp);
   $('summary-form').addEventListener('submit', shapSummary);
-  for (const p of ['lime', 'attr', 'imp', 'pdp', 'summary']) codeTools(p);
+  for (const p of ['predict', 'lime', 'attr', 'imp', 'pdp', 'summary']) codeTools(p);
   await loadModels();
   document.body.dataset.ready = '1';
 }

@@ -170,6 +170,19 @@ try {
     `${await page.textContent('#predicted-label')} vs ${want.predictions[0]}`);
   check('probability chart has one bar per class',
     same(await page.$$eval('#proba-chart .bar', (bs) => bs.map((b) => b.dataset.feature)), meta.classes));
+  // The prediction as a Python client call: it runs and prints the same label.
+  await page.click('#predict-python');
+  const pyPredict = await page.textContent('#predict-code');
+  if (existsSync('/usr/bin/python3')) {
+    let pout = '';
+    try {
+      pout = execFileSync('/usr/bin/python3', ['-c', pyPredict.replace('print(r.to_frame())', 'print(r.predictions)')],
+        { encoding: 'utf8', timeout: 120000, env: { ...process.env, PYTHONPATH: resolve('../../clients/python') } });
+    } catch (e) {
+      pout = String(e.stderr || e.message);
+    }
+    check('copy as Python: the prediction', /c\.predict\("breast_cancer", \[\[/.test(pyPredict) && pout.trim() === `['${want.predictions[0]}']`, pout.slice(0, 200));
+  }
 
   // Editing a value re-predicts; a bad value is reported, not sent.
   const wr = names.indexOf('worst radius');
