@@ -45,6 +45,9 @@ typedef struct xd_model_spec {
   size_t n_layers;
   xd_layer_spec_t *layers;
   xd_dataset_t background; /* n == 0: none */
+  /* A tree ensemble instead of layers (core/trees.h; owned, freed with the spec). The
+   * trees see raw feature values: no preprocess, no one-hot; NaN is a missing value. */
+  struct xd_trees_spec *trees;
 } xd_model_spec_t;
 
 /* Frees everything a spec owns (decoders build specs with xd_malloc). */
@@ -82,6 +85,9 @@ const xd_stats_t *xd_model_stats(const xd_model_t *m);
 const xd_dense_t *xd_model_dense_layers(const xd_model_t *m, size_t *n);
 /* 1 when the family can compute input gradients. */
 int xd_model_has_gradient(const xd_model_t *m);
+/* The tree ensemble of a "trees" model (borrowed), or NULL for other families. Tree
+ * models take missing values (NaN) in their rows. */
+const struct xd_trees *xd_model_trees(const xd_model_t *m);
 
 /* ---- evaluation -------------------------------------------------------------------- */
 
