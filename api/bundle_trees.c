@@ -27,8 +27,9 @@ static const struct objective {
   int tasks;
 } objectives[] = {
     {"binary:logistic", XD_TREES_SIGMOID, BASE_LOGIT, TASK_CLS},
-    /* the margin is the log-odds: served as probabilities through the sigmoid */
-    {"binary:logitraw", XD_TREES_SIGMOID, BASE_LOGIT, TASK_CLS},
+    /* the margin is the log-odds, served as probabilities through the sigmoid; its
+     * base_score is a margin already (XGBoost 1.7 does not transform it) */
+    {"binary:logitraw", XD_TREES_SIGMOID, BASE_AS_IS, TASK_CLS},
     {"binary:hinge", XD_TREES_HINGE, BASE_AS_IS, TASK_CLS},
     {"multi:softprob", XD_TREES_SOFTMAX, BASE_AS_IS, TASK_CLS},
     /* XGBoost's predict gives the class index; probabilities are the softmax */

@@ -127,11 +127,13 @@ static void fill_means(xd_trees_t *t, size_t root, size_t *order, size_t *st) {
         t->mean[k * w + c] = t->values[k * w + c];
         continue;
       }
+      /* weighted by child cover / node cover, the fractions TreeSHAP walks with (the
+       * children's covers need not add up to the node's exactly: XGBoost stores float32
+       * sums), so that expected + Σ phi is the margin to rounding; a node without cover
+       * weighs its children equally */
       size_t l = (size_t)nd->left, r = (size_t)nd->right;
-      double cl = t->nodes[l].cover, cr = t->nodes[r].cover, s = cl + cr;
-      /* both children empty (possible after pruning): the plain mean */
-      t->mean[k * w + c] = s > 0 ? (cl * t->mean[l * w + c] + cr * t->mean[r * w + c]) / s
-                                 : 0.5 * (t->mean[l * w + c] + t->mean[r * w + c]);
+      double p = nd->cover, fl = p > 0 ? t->nodes[l].cover / p : 0.5, fr = p > 0 ? t->nodes[r].cover / p : 0.5;
+      t->mean[k * w + c] = fl * t->mean[l * w + c] + fr * t->mean[r * w + c];
     }
   }
 }

@@ -1,0 +1,302 @@
+/* test_trees.c — tree ensembles against the reference libraries' frozen outputs
+ * (tests/golden/trees/, made by tools/make_tree_fixtures.py with XGBoost 1.7 and
+ * scikit-learn): predictions (float32 rounding), margins, XGBoost pred_contribs and
+ * pred_interactions (1e-4), brute-force interventional Shapley values (1e-3), get_score,
+ * NaN routing, categorical splits, the UBJSON form; the efficiency invariant on every
+ * row of every fixture; and load errors naming the tree and node. */
+#include <dirent.h>
+#include <string.h>
+
+#include "api/bundle.h"
+#include "api/bundle_trees.h"
+#include "api/ubjson.h"
+#include "core/alloc.h"
+#include "core/trees.h"
+#include "tests/test.h"
+
+#define GOLDEN "tests/golden/trees"
+
+static size_t n_fixtures;
+
+/* Model from a bundle object (inline). */
+static xd_model_t *load_bundle(const json_t *bundle, xd_error_t *err) {
+  char *s = json_dumps(bundle, JSON_COMPACT);
+  xd_model_t *m = NULL;
+  if (s) xd_bundle_decode(s, strlen(s), NULL, &m, err);
+  free(s);
+  return m;
+}
+
+static double *rows(const json_t *X, size_t d, size_t *n) {
+  *n = json_array_size(X);
+  double *out = malloc(*n * d * sizeof *out);
+  for (size_t i = 0; i < *n; i++)
+    for (size_t j = 0; j < d; j++) {
+      json_t *v = json_array_get(json_array_get(X, i), j);
+      out[i * d + j] = json_is_null(v) ? NAN : json_number_value(v);
+    }
+  return out;
+}
+
+static double num(const json_t *a, size_t i) { return json_number_value(json_array_get(a, i)); }
+
+/* Checks one model against a reference object (outputs, margins, contribs, ...). */
+static void check_reference(const char *name, const xd_model_t *m, const json_t *ref) {
+  const xd_trees_t *t = xd_model_trees(m);
+  CHECK_MSG(t != NULL, "%s: not a tree model", name);
+  if (!t) return;
+  size_t d = xd_model_n_features(m), K = xd_model_n_outputs(m), G = xd_trees_n_groups(t), n;
+  double *X = rows(json_object_get(ref, "X"), d, &n);
+  double *P = malloc(n * K * sizeof *P), *Z = malloc(n * G * sizeof *Z);
+  double *phi = malloc(d * sizeof *phi), *Phi = malloc(d * d * sizeof *Phi);
+  double *scratch = malloc((xd_treeshap_scratch(t) + 3 * d + xd_treeshap_interv_scratch(t, d)) * sizeof *scratch);
+  xd_error_t err;
+  CHECK(xd_model_predict(m, X, n, P, NULL, &err) == XD_OK);
+  xd_trees_margins(t, X, n, d, Z);
+  const json_t *outs = json_object_get(ref, "outputs"), *margins = json_object_get(ref, "margins");
+  const json_t *contribs = json_object_get(ref, "contribs"), *inter = json_object_get(ref, "interactions");
+  int bad = 0;
+  for (size_t i = 0; i < n && !bad; i++) {
+    for (size_t k = 0; k < K; k++) {
+      double want = num(json_array_get(outs, i), k);
+      if (!(fabs(P[i * K + k] - want) <= 2e-6 * fabs(want) + 2e-6)) {
+        CHECK_MSG(0, "%s row %zu output %zu: %.9g vs reference %.9g", name, i, k, P[i * K + k], want);
+        bad = 1;
+      }
+    }
+    for (size_t g = 0; margins && g < G; g++) {
+      double want = num(json_array_get(margins, i), g);
+      if (!(fabs(Z[i * G + g] - want) <= 1e-5 * fabs(want) + 1e-5)) {
+        CHECK_MSG(0, "%s row %zu margin %zu: %.9g vs reference %.9g", name, i, g, Z[i * G + g], want);
+        bad = 1;
+      }
+    }
+    for (size_t g = 0; g < G; g++) {
+      double e;
+      xd_treeshap_path(t, X + i * d, d, g, phi, &e, scratch);
+      /* efficiency: expected + Σ phi == margin */
+      double s = e;
+      for (size_t j = 0; j < d; j++) s += phi[j];
+      if (!(fabs(s - Z[i * G + g]) <= 1e-9 * (1 + fabs(s)))) {
+        CHECK_MSG(0, "%s row %zu group %zu: efficiency gap %.3g", name, i, g, s - Z[i * G + g]);
+        bad = 1;
+      }
+      const json_t *c = json_array_get(json_array_get(contribs, i), g);
+      if (!c) continue;
+      for (size_t j = 0; j <= d; j++) {
+        double got = j < d ? phi[j] : e, want = num(c, j);
+        if (!(fabs(got - want) <= 1e-4)) {
+          CHECK_MSG(0, "%s row %zu group %zu contrib %zu: %.9g vs reference %.9g", name, i, g, j, got, want);
+          bad = 1;
+        }
+      }
+      const json_t *ig = json_array_get(json_array_get(inter, i), g);
+      if (!ig) continue;
+      xd_treeshap_interactions(t, X + i * d, d, g, Phi, phi, &e, scratch);
+      for (size_t a = 0; a < d; a++)
+        for (size_t b = 0; b < d; b++) {
+          double want = num(json_array_get(ig, a), b);
+          if (!(fabs(Phi[a * d + b] - want) <= 1e-4)) {
+            CHECK_MSG(0, "%s row %zu interaction [%zu][%zu]: %.9g vs reference %.9g", name, i, a, b, Phi[a * d + b],
+                      want);
+            bad = 1;
+          }
+        }
+    }
+  }
+  /* get_score */
+  const json_t *scores = json_object_get(ref, "scores");
+  static const char *const types[] = {"weight", "gain", "total_gain", "cover", "total_cover"};
+  for (int ty = 0; scores && ty < 5; ty++) {
+    const json_t *s = json_object_get(scores, types[ty]);
+    xd_trees_importance(t, (xd_trees_imp_t)ty, d, phi);
+    for (size_t j = 0; j < d; j++)
+      CHECK_MSG(fabs(phi[j] - num(s, j)) <= 1e-5 * fabs(num(s, j)) + 1e-6, "%s %s[%zu]: %.9g vs %.9g", name,
+                types[ty], j, phi[j], num(s, j));
+  }
+  /* interventional against brute force */
+  const json_t *iv = json_object_get(ref, "interventional");
+  if (iv) {
+    size_t nb;
+    double *B = rows(json_object_get(iv, "background"), d, &nb), *w = malloc(nb * sizeof *w);
+    for (size_t b = 0; b < nb; b++) w[b] = 1.0 / (double)nb;
+    const json_t *P2 = json_object_get(iv, "phi");
+    for (size_t i = 0; i < json_array_size(P2); i++) {
+      double e;
+      CHECK(xd_treeshap_interventional(t, X + i * d, B, w, nb, d, 0, 0, phi, &e, scratch) == XD_OK);
+      CHECK_MSG(fabs(e - json_number_value(json_object_get(iv, "expected"))) <= 1e-4, "%s interventional expected",
+                name);
+      for (size_t j = 0; j < d; j++)
+        CHECK_MSG(fabs(phi[j] - num(json_array_get(P2, i), j)) <= 1e-3, "%s interventional row %zu [%zu]: %.9g vs %.9g",
+                  name, i, j, phi[j], num(json_array_get(P2, i), j));
+      /* efficiency of the margin game: Σ phi = f(x) - E_b f(b) */
+      double s = 0;
+      for (size_t j = 0; j < d; j++) s += phi[j];
+      CHECK_MSG(fabs(s - (Z[i * G] - e)) <= 1e-9 * (1 + fabs(s)), "%s interventional efficiency row %zu", name, i);
+      /* the probability output sums to link(f(x)) - E_b link(f(b)) */
+      double fx;
+      if (xd_trees_transform(t, Z[i * G], &fx) == XD_OK) {
+        CHECK(xd_treeshap_interventional(t, X + i * d, B, w, nb, d, 0, 1, phi, &e, scratch) == XD_OK);
+        s = 0;
+        for (size_t j = 0; j < d; j++) s += phi[j];
+        CHECK_MSG(fabs(s - (fx - e)) <= 1e-9 * (1 + fabs(fx)), "%s probability efficiency row %zu", name, i);
+      }
+    }
+    free(B);
+    free(w);
+  }
+  free(X);
+  free(P);
+  free(Z);
+  free(phi);
+  free(Phi);
+  free(scratch);
+}
+
+TEST(golden_fixtures) {
+  DIR *dir = opendir(GOLDEN);
+  CHECK(dir != NULL);
+  if (!dir) return;
+  struct dirent *e;
+  while ((e = readdir(dir))) {
+    char path[512];
+    size_t l = strlen(e->d_name);
+    if (e->d_name[0] == '.') continue;
+    if (l > 5 && strcmp(e->d_name + l - 5, ".json") == 0) {
+      snprintf(path, sizeof path, GOLDEN "/%s", e->d_name);
+      json_t *ref = json_load_file(path, 0, NULL);
+      CHECK_MSG(ref != NULL, "%s does not parse", path);
+      if (!ref) continue;
+      xd_error_t err;
+      xd_error_clear(&err);
+      xd_model_t *m = load_bundle(json_object_get(ref, "bundle"), &err);
+      CHECK_MSG(m != NULL, "%s: %s: %s", e->d_name, err.field, err.text);
+      if (m) check_reference(e->d_name, m, ref);
+      xd_model_free(m);
+      json_decref(ref);
+      n_fixtures++;
+    } else { /* a folder: model.json naming a UBJSON model, reference.json */
+      snprintf(path, sizeof path, GOLDEN "/%s/reference.json", e->d_name);
+      json_t *ref = json_load_file(path, 0, NULL);
+      if (!ref) continue;
+      snprintf(path, sizeof path, GOLDEN "/%s/model.json", e->d_name);
+      xd_model_t *m = NULL;
+      xd_error_t err;
+      xd_error_clear(&err);
+      CHECK_MSG(xd_bundle_load_file(path, &m, NULL, &err) == XD_OK, "%s: %s: %s", path, err.field, err.text);
+      if (m) check_reference(e->d_name, m, ref);
+      xd_model_free(m);
+      json_decref(ref);
+      n_fixtures++;
+    }
+  }
+  closedir(dir);
+  CHECK_MSG(n_fixtures >= 20, "only %zu fixtures found", n_fixtures);
+}
+
+/* ---- load errors name the tree and node ------------------------------------------------ */
+
+static const char *tiny_nodes =
+    "{\"format\":\"explaind.model/v1\",\"task\":\"regression\",\"features\":[{\"name\":\"a\"},{\"name\":\"b\"}],"
+    "\"trees\":{\"nodes\":{\"link\":\"identity\",\"split\":\"le_f32\",\"n_groups\":1,\"trees\":["
+    "{\"left\":[1,-1,-1],\"right\":[2,-1,-1],\"feature\":[0,0,0],\"threshold\":[0.5,0,0],\"cover\":[2,1,1],"
+    "\"value\":[0,1,2]},"
+    "{\"left\":[1,-1,-1],\"right\":[2,-1,-1],\"feature\":[%s,0,0],\"threshold\":[%s,0,0],\"cover\":[2,1,1],"
+    "\"value\":[0,10,20]}]}}}";
+
+/* Loads tiny_nodes with the second tree's root feature and threshold, and (when given)
+ * its left and right arrays replaced; expects XD_EFORMAT naming field. */
+static void expect_error(const char *feature, const char *thr, const char *left, const char *right,
+                         const char *field) {
+  char buf[2048], tmpl[2048];
+  snprintf(tmpl, sizeof tmpl, "%s", tiny_nodes);
+  if (left) { /* rewrite the second tree's child arrays */
+    char *p = strstr(tmpl, "{\"left\":[1,-1,-1],\"right\":[2,-1,-1],\"feature\":[%s");
+    if (p) {
+      char tail[2048];
+      snprintf(tail, sizeof tail, "%s", p + strlen("{\"left\":[1,-1,-1],\"right\":[2,-1,-1]"));
+      snprintf(p, sizeof tmpl - (size_t)(p - tmpl), "{\"left\":%s,\"right\":%s%s", left, right, tail);
+    }
+  }
+  snprintf(buf, sizeof buf, tmpl, feature, thr);
+  xd_model_t *m = NULL;
+  xd_error_t err;
+  xd_error_clear(&err);
+  int rc = xd_bundle_decode(buf, strlen(buf), NULL, &m, &err);
+  CHECK_MSG(rc == XD_EFORMAT && strcmp(err.field, field) == 0, "want %s, got rc %d field '%s': %s", field, rc,
+            err.field, err.text);
+  xd_model_free(m);
+}
+
+TEST(valid_tiny_model_predicts) {
+  char buf[2048];
+  snprintf(buf, sizeof buf, tiny_nodes, "1", "0.25");
+  xd_model_t *m = NULL;
+  xd_error_t err;
+  CHECK(xd_bundle_decode(buf, strlen(buf), NULL, &m, &err) == XD_OK);
+  if (!m) return;
+  /* a <= 0.5 -> 1 else 2; b <= 0.25 -> 10 else 20; missing b -> right (no default_left) */
+  double X[8] = {0.5, 0.25, 0.6, 0.3, NAN, 0, 0, NAN}, out[4];
+  CHECK(xd_model_predict(m, X, 4, out, NULL, &err) == XD_OK);
+  CHECK_NEAR(out[0], 11, 0);
+  CHECK_NEAR(out[1], 22, 0);
+  CHECK_NEAR(out[2], 12, 0); /* NaN a: right */
+  CHECK_NEAR(out[3], 21, 0);
+  xd_model_free(m);
+}
+
+TEST(structure_errors) {
+  expect_error("5", "0.25", NULL, NULL, "trees[1].nodes[0].feature");
+  expect_error("1", "null", NULL, NULL, "trees[1].nodes[0].threshold");
+  expect_error("1", "0.25", "[7,-1,-1]", "[2,-1,-1]", "trees[1].left[0]"); /* out of range (decoder's bound) */
+  expect_error("1", "0.25", "[1,0,-1]", "[2,2,-1]", "trees[1].nodes[1].left"); /* back to the root: a cycle */
+  expect_error("1", "0.25", "[1,-1,-1]", "[1,-1,-1]", "trees[1].nodes[0].right"); /* a shared child */
+}
+
+/* ---- UBJSON reader ---------------------------------------------------------------------- */
+
+TEST(ubjson_values_and_bounds) {
+  /* {"a":[$d#i\x02 1.0f 2.5f], "b":S i\x02 "hi", "c": Z} */
+  static const unsigned char ok[] = {'{', 'i', 1, 'a', '[', '$', 'd', '#', 'i', 2, 0x3f, 0x80, 0, 0, 0x40, 0x20, 0, 0,
+                                     'i', 1, 'b', 'S', 'i', 2, 'h', 'i', 'i', 1, 'c', 'Z', '}'};
+  json_t *v = NULL;
+  xd_error_t err;
+  CHECK(xd_ubjson_sniff(ok, sizeof ok));
+  CHECK(xd_ubjson_decode(ok, sizeof ok, &v, &err) == XD_OK);
+  if (v) {
+    CHECK_NEAR(json_real_value(json_array_get(json_object_get(v, "a"), 1)), 2.5, 0);
+    CHECK(strcmp(json_string_value(json_object_get(v, "b")), "hi") == 0);
+    CHECK(json_is_null(json_object_get(v, "c")));
+    json_decref(v);
+  }
+  /* every truncation is an error, never a crash */
+  for (size_t n = 0; n < sizeof ok; n++) {
+    v = NULL;
+    CHECK(xd_ubjson_decode(ok, n, &v, &err) != XD_OK && v == NULL);
+  }
+  /* a count larger than the data */
+  static const unsigned char big[] = {'[', '$', 'd', '#', 'l', 0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0};
+  CHECK(xd_ubjson_decode(big, sizeof big, &v, &err) == XD_EFORMAT);
+  /* nesting bound */
+  unsigned char deep[200];
+  memset(deep, '[', sizeof deep);
+  CHECK(xd_ubjson_decode(deep, sizeof deep, &v, &err) == XD_EFORMAT);
+}
+
+TEST(nan_literals_cleaned) {
+  const char *s = "{\"a\":[NaN,1,-Infinity,Infinity],\"s\":\"NaN\"}";
+  char *o;
+  size_t n;
+  CHECK(xd_json_clean_nonfinite(s, strlen(s), &o, &n) == XD_OK);
+  CHECK(strcmp(o, "{\"a\":[null,1,null,null],\"s\":\"NaN\"}") == 0);
+  xd_free(o);
+}
+
+int main(void) {
+  RUN(golden_fixtures);
+  RUN(valid_tiny_model_predicts);
+  RUN(structure_errors);
+  RUN(ubjson_values_and_bounds);
+  RUN(nan_literals_cleaned);
+  return TEST_REPORT();
+}
