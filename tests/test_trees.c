@@ -3,8 +3,10 @@
  * scikit-learn): predictions (float32 rounding), margins, XGBoost pred_contribs and
  * pred_interactions (1e-4), brute-force interventional Shapley values (1e-3), get_score,
  * NaN routing, categorical splits, the UBJSON form; the efficiency invariant on every
- * row of every fixture; and load errors naming the tree and node. */
+ * row of every fixture; and load errors naming the tree and node. live_reference runs
+ * the same checks on fixtures the installed libraries make now. */
 #include <dirent.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/bundle.h"
@@ -15,8 +17,6 @@
 #include "tests/test.h"
 
 #define GOLDEN "tests/golden/trees"
-
-static size_t n_fixtures;
 
 /* Model from a bundle object (inline). */
 static xd_model_t *load_bundle(const json_t *bundle, xd_error_t *err) {
@@ -153,17 +153,20 @@ static void check_reference(const char *name, const xd_model_t *m, const json_t 
   free(scratch);
 }
 
-TEST(golden_fixtures) {
-  DIR *dir = opendir(GOLDEN);
-  CHECK(dir != NULL);
-  if (!dir) return;
+/* Checks every fixture of folder dir (NAME.json, or NAME/ with model.json and
+ * reference.json); returns how many it checked. */
+static size_t check_folder(const char *golden) {
+  size_t count = 0;
+  DIR *dir = opendir(golden);
+  CHECK_MSG(dir != NULL, "cannot open %s", golden);
+  if (!dir) return 0;
   struct dirent *e;
   while ((e = readdir(dir))) {
     char path[512];
     size_t l = strlen(e->d_name);
     if (e->d_name[0] == '.') continue;
     if (l > 5 && strcmp(e->d_name + l - 5, ".json") == 0) {
-      snprintf(path, sizeof path, GOLDEN "/%s", e->d_name);
+      snprintf(path, sizeof path, "%s/%s", golden, e->d_name);
       json_t *ref = json_load_file(path, 0, NULL);
       CHECK_MSG(ref != NULL, "%s does not parse", path);
       if (!ref) continue;
@@ -174,12 +177,12 @@ TEST(golden_fixtures) {
       if (m) check_reference(e->d_name, m, ref);
       xd_model_free(m);
       json_decref(ref);
-      n_fixtures++;
+      count++;
     } else { /* a folder: model.json naming a UBJSON model, reference.json */
-      snprintf(path, sizeof path, GOLDEN "/%s/reference.json", e->d_name);
+      snprintf(path, sizeof path, "%s/%s/reference.json", golden, e->d_name);
       json_t *ref = json_load_file(path, 0, NULL);
       if (!ref) continue;
-      snprintf(path, sizeof path, GOLDEN "/%s/model.json", e->d_name);
+      snprintf(path, sizeof path, "%s/%s/model.json", golden, e->d_name);
       xd_model_t *m = NULL;
       xd_error_t err;
       xd_error_clear(&err);
@@ -187,11 +190,39 @@ TEST(golden_fixtures) {
       if (m) check_reference(e->d_name, m, ref);
       xd_model_free(m);
       json_decref(ref);
-      n_fixtures++;
+      count++;
     }
   }
   closedir(dir);
-  CHECK_MSG(n_fixtures >= 20, "only %zu fixtures found", n_fixtures);
+  return count;
+}
+
+TEST(golden_fixtures) {
+  size_t n = check_folder(GOLDEN);
+  CHECK_MSG(n >= 20, "only %zu fixtures found", n);
+}
+
+/* The same checks against fixtures made now by the installed XGBoost and scikit-learn
+ * (tools/make_tree_fixtures.py into a temporary folder). Skipped without them, except
+ * under CI=true, where `make test` has installed them and a skip is a failure. */
+TEST(live_reference) {
+  const char *ci = getenv("CI");
+  int under_ci = ci && *ci && strcmp(ci, "false") != 0 && strcmp(ci, "0") != 0;
+  if (system("/usr/bin/python3 -c 'import xgboost, sklearn, pandas' >/dev/null 2>&1") != 0) {
+    if (under_ci)
+      CHECK_MSG(0, "python3-xgboost, python3-sklearn or python3-pandas missing (a skip is a failure under CI)");
+    else
+      fprintf(stderr, "skip live_reference: /usr/bin/python3 lacks xgboost, sklearn or pandas\n");
+    return;
+  }
+  char dir[] = "/tmp/xd-trees-live.XXXXXX", cmd[512];
+  CHECK(mkdtemp(dir) != NULL);
+  snprintf(cmd, sizeof cmd, "/usr/bin/python3 tools/make_tree_fixtures.py %s >/dev/null", dir);
+  CHECK_MSG(system(cmd) == 0, "%s failed", cmd);
+  size_t n = check_folder(dir);
+  CHECK_MSG(n >= 20, "only %zu live fixtures", n);
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
 }
 
 /* ---- load errors name the tree and node ------------------------------------------------ */
@@ -294,6 +325,7 @@ TEST(nan_literals_cleaned) {
 
 int main(void) {
   RUN(golden_fixtures);
+  RUN(live_reference);
   RUN(valid_tiny_model_predicts);
   RUN(structure_errors);
   RUN(ubjson_values_and_bounds);
