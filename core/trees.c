@@ -26,6 +26,8 @@ void xd_trees_spec_deinit(xd_trees_spec_t *s) {
 void xd_trees_free(xd_trees_t *t) {
   if (!t) return;
   xd_free(t->nodes);
+  xd_free(t->walk);
+  xd_free(t->is_cat);
   xd_free(t->values);
   xd_free(t->mean);
   xd_free(t->root);
@@ -268,6 +270,20 @@ int xd_trees_new(xd_trees_spec_t *s, size_t n_features, size_t n_outputs, int cl
     coff += T->n_cats;
   }
   for (size_t i = 0; i < s->n_trees; i++) fill_means(t, t->root[i], stack, stack + maxn + 1);
+  t->walk = xd_malloc(xd_mul_size(total, sizeof *t->walk));
+  t->is_cat = xd_calloc(total, 1);
+  if (!t->walk || !t->is_cat) goto nomem;
+  for (size_t k = 0; k < total; k++) {
+    const xd_tree_node_t *nd = &t->nodes[k];
+    xd_walk_node_t *w = &t->walk[k];
+    w->feat = nd->feature;
+    w->thr = nd->threshold;
+    w->left = nd->feature >= 0 ? nd->left : (int32_t)k;
+    w->right = nd->right;
+    w->dflt = nd->default_left ? nd->left : nd->right;
+    t->is_cat[k] = nd->feature >= 0 && nd->categorical;
+    t->any_cat |= t->is_cat[k];
+  }
   xd_free(seen);
   xd_free(stack);
   xd_trees_spec_deinit(s);
@@ -288,37 +304,87 @@ done:
 /* Rows per block: each tree is walked for a whole block before the next tree, so a tree's
  * nodes stay in cache while the block's rows (converted once) go through it. */
 #define ROW_BLOCK 64
+/* Rows walked in lockstep: their node loads are independent, so the CPU overlaps them
+ * instead of waiting for one row's chain of dependent loads at a time. */
+#define LANES 8
+
+/* Leaf node reached by row x (already through xd_trees_input) from node k. */
+static inline size_t walk_one(const xd_trees_t *t, size_t k, const double *x) {
+  const xd_walk_node_t *W = t->walk;
+  int32_t f;
+  while ((f = W[k].feat) >= 0) {
+    if (t->any_cat && t->is_cat[k]) {
+      k = xd_trees_route(t, &t->nodes[k], x[f]);
+      continue;
+    }
+    double v = x[f];
+    k = (size_t)(v < W[k].thr ? W[k].left : v != v ? W[k].dflt : W[k].right);
+  }
+  return k;
+}
+
+/* Leaves of LANES rows (stride d) in tree tr, walked level by level. */
+static inline void walk_lanes(const xd_trees_t *t, size_t tr, const double *R, size_t d, size_t *leaf) {
+  const xd_walk_node_t *W = t->walk;
+  size_t k[LANES];
+  for (int r = 0; r < LANES; r++) k[r] = t->root[tr];
+  if (t->any_cat) {
+    for (int r = 0; r < LANES; r++) leaf[r] = walk_one(t, k[r], R + (size_t)r * d);
+    return;
+  }
+  for (size_t lv = 0; lv < t->depth[tr]; lv++)
+    for (int r = 0; r < LANES; r++) {
+      const xd_walk_node_t *w = &W[k[r]];
+      /* a leaf points to itself (left), so rows that arrived early stay put */
+      double v = w->feat >= 0 ? R[(size_t)r * d + (size_t)w->feat] : -INFINITY;
+      k[r] = (size_t)(v < w->thr || w->feat < 0 ? w->left : v != v ? w->dflt : w->right);
+    }
+  for (int r = 0; r < LANES; r++) leaf[r] = k[r];
+}
 
 void xd_trees_margins(const xd_trees_t *t, const double *X, size_t n, size_t d, double *Z) {
   size_t G = t->n_groups, W = t->leaf_width;
   double xb[ROW_BLOCK * 64], *xs = xb, *heap = NULL;
-  if (d > 64) xs = heap = xd_malloc(ROW_BLOCK * d * sizeof *xs);
+  if (d > 64 && !(xs = heap = xd_malloc(ROW_BLOCK * d * sizeof *xs))) {
+    /* no scratch: one row at a time, converting as it goes (slow, but correct) */
+    double *row = NULL;
+    for (size_t i = 0; i < n; i++) {
+      for (size_t g = 0; g < G; g++) Z[i * G + g] = 0;
+      for (size_t tr = 0; tr < t->n_trees; tr++) {
+        size_t k = t->root[tr];
+        while (t->nodes[k].feature >= 0)
+          k = xd_trees_route(t, &t->nodes[k], xd_trees_input(t, X[i * d + t->nodes[k].feature]));
+        for (size_t q = 0; q < W; q++) Z[i * G + (W == 1 ? t->group[tr] : q)] += t->values[k * W + q];
+      }
+      for (size_t g = 0; g < G; g++) Z[i * G + g] = t->base[g] + t->scale * Z[i * G + g];
+    }
+    (void)row;
+    return;
+  }
   for (size_t s = 0; s < n; s += ROW_BLOCK) {
     size_t c = n - s < ROW_BLOCK ? n - s : ROW_BLOCK;
     double acc[ROW_BLOCK * 8], *A = G <= 8 ? acc : Z + s * G; /* accumulate in Z for wide models */
     for (size_t i = 0; i < c * G; i++) A[i] = 0;
-    if (xs) {
-      for (size_t i = 0; i < c * d; i++) xs[i] = xd_trees_input(t, X[s * d + i]);
-    }
-    const double *R = xs ? xs : X + s * d; /* no scratch (allocation failed): convert inline */
+    for (size_t i = 0; i < c * d; i++) xs[i] = xd_trees_input(t, X[s * d + i]);
+    size_t full = c / LANES * LANES, leaf[LANES];
     for (size_t tr = 0; tr < t->n_trees; tr++) {
-      size_t root = t->root[tr], g = t->group[tr];
-      for (size_t i = 0; i < c; i++) {
-        const double *x = R + i * d;
-        size_t k = root;
-        while (t->nodes[k].feature >= 0) {
-          const xd_tree_node_t *nd = &t->nodes[k];
-          double v = xs ? x[nd->feature] : xd_trees_input(t, x[nd->feature]);
-          k = xd_trees_route(t, nd, v);
-        }
-        if (W == 1)
-          A[i * G + g] += t->values[k];
+      size_t g = t->group[tr];
+      for (size_t i = 0; i < c; i += LANES) {
+        size_t nl = i < full ? LANES : c - i;
+        if (nl == LANES)
+          walk_lanes(t, tr, xs + i * d, d, leaf);
         else
-          for (size_t q = 0; q < W; q++) A[i * G + q] += t->values[k * W + q];
+          for (size_t r = 0; r < nl; r++) leaf[r] = walk_one(t, t->root[tr], xs + (i + r) * d);
+        for (size_t r = 0; r < nl; r++) {
+          if (W == 1)
+            A[(i + r) * G + g] += t->values[leaf[r]];
+          else
+            for (size_t q = 0; q < W; q++) A[(i + r) * G + q] += t->values[leaf[r] * W + q];
+        }
       }
     }
     for (size_t i = 0; i < c; i++)
-      for (size_t g = 0; g < G; g++) Z[(s + i) * G + g] = t->base[g] + t->scale * A[i * G + g];
+      for (size_t gg = 0; gg < G; gg++) Z[(s + i) * G + gg] = t->base[gg] + t->scale * A[i * G + gg];
   }
   xd_free(heap);
 }

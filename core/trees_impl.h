@@ -7,10 +7,22 @@
 
 #include "core/trees.h"
 
+/* The walk's view of a node, 24 bytes: what prediction reads, packed so that more nodes
+ * share a cache line than with xd_tree_node_t. A leaf has feat -1 and keeps its node
+ * index in left; a categorical split has cat 1 and goes through xd_trees_route. */
+typedef struct xd_walk_node {
+  double thr;
+  int32_t feat;
+  int32_t left, right, dflt;
+} xd_walk_node_t;
+
 struct xd_trees {
   size_t n_trees, n_nodes, n_groups, leaf_width, n_features, n_outputs;
   int classification;
   xd_tree_node_t *nodes; /* every tree's nodes; children are absolute indices */
+  xd_walk_node_t *walk;  /* (n_nodes) the same nodes for prediction */
+  uint8_t *is_cat;       /* (n_nodes) 1 for a categorical split */
+  int any_cat;
   double *values;        /* (n_nodes, leaf_width) leaf values */
   double *mean;          /* (n_nodes, leaf_width) cover-weighted mean leaf value below the node */
   size_t *root;          /* (n_trees) */

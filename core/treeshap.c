@@ -29,6 +29,7 @@
  * All arithmetic is double (XGBoost uses float: the results agree to ~1e-6 relative).
  */
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "core/trees_impl.h"
@@ -38,30 +39,42 @@ typedef struct pel {
   double z, o, w;
 } pel_t;
 
+/* 1/k for the small integers the path formulas divide by (paths hold at most
+ * XD_TREES_MAX_DEPTH + 2 elements): the walk then multiplies instead of dividing, which
+ * more than halved its time. */
+static double inv_k[XD_TREES_MAX_DEPTH + 4];
+static pthread_once_t inv_once = PTHREAD_ONCE_INIT;
+static void inv_init(void) {
+  for (size_t k = 1; k < sizeof inv_k / sizeof *inv_k; k++) inv_k[k] = 1.0 / (double)k;
+}
+
 /* Adds a feature with fractions (z, o) to path m of len elements (len+1 after). */
 static void path_extend(pel_t *m, size_t len, double z, double o, int feat) {
   m[len].feat = feat;
   m[len].z = z;
   m[len].o = o;
   m[len].w = len == 0 ? 1.0 : 0.0;
+  double r = inv_k[len + 1];
   for (size_t i = len; i-- > 0;) {
-    m[i + 1].w += o * m[i].w * (double)(i + 1) / (double)(len + 1);
-    m[i].w = z * m[i].w * (double)(len - i) / (double)(len + 1);
+    m[i + 1].w += o * m[i].w * (double)(i + 1) * r;
+    m[i].w = z * m[i].w * (double)(len - i) * r;
   }
 }
 
 /* Removes element k from path m of len elements (the inverse of extending with it). */
 static void path_unwind(pel_t *m, size_t len, size_t k) {
   size_t l = len - 1;
-  double z = m[k].z, o = m[k].o, next = m[l].w;
-  for (size_t j = l; j-- > 0;) {
-    if (o != 0) {
+  double z = m[k].z, o = m[k].o, next = m[l].w, r = inv_k[l + 1];
+  if (o != 0) {
+    double io = 1 / o;
+    for (size_t j = l; j-- > 0;) {
       double keep = m[j].w;
-      m[j].w = next * (double)(l + 1) / ((double)(j + 1) * o);
-      next = keep - m[j].w * z * (double)(l - j) / (double)(l + 1);
-    } else {
-      m[j].w = m[j].w * (double)(l + 1) / (z * (double)(l - j));
+      m[j].w = next * (double)(l + 1) * inv_k[j + 1] * io;
+      next = keep - m[j].w * z * (double)(l - j) * r;
     }
+  } else {
+    double iz = 1 / z;
+    for (size_t j = l; j-- > 0;) m[j].w = m[j].w * (double)(l + 1) * iz * inv_k[l - j];
   }
   for (size_t j = k; j < l; j++) {
     m[j].feat = m[j + 1].feat;
@@ -73,15 +86,17 @@ static void path_unwind(pel_t *m, size_t len, size_t k) {
 /* Σ of the weights path_unwind(m, len, k) would leave, without changing m. */
 static double path_unwound_sum(const pel_t *m, size_t len, size_t k) {
   size_t l = len - 1;
-  double z = m[k].z, o = m[k].o, next = m[l].w, total = 0;
-  for (size_t j = l; j-- > 0;) {
-    if (o != 0) {
-      double w = next * (double)(l + 1) / ((double)(j + 1) * o);
+  double z = m[k].z, o = m[k].o, next = m[l].w, total = 0, r = inv_k[l + 1];
+  if (o != 0) {
+    double io = (double)(l + 1) / o;
+    for (size_t j = l; j-- > 0;) {
+      double w = next * inv_k[j + 1] * io;
       total += w;
-      next = m[j].w - w * z * (double)(l - j) / (double)(l + 1);
-    } else {
-      total += m[j].w * (double)(l + 1) / (z * (double)(l - j));
+      next = m[j].w - w * z * (double)(l - j) * r;
     }
+  } else {
+    double iz = (double)(l + 1) / z;
+    for (size_t j = l; j-- > 0;) total += m[j].w * iz * inv_k[l - j];
   }
   return total;
 }
@@ -147,6 +162,7 @@ size_t xd_treeshap_scratch(const xd_trees_t *t) {
 /* Adds tree `tree`'s path-dependent values (conditioned as cond/cond_feat) to phi. */
 static void pd_tree(const xd_trees_t *t, size_t tree, const double *x, size_t g, int cond, int cond_feat, double *phi,
                     double *scratch) {
+  pthread_once(&inv_once, inv_init);
   pd_ctx_t c = {t, x, tree, g, cond, cond_feat, phi};
   pd_recurse(&c, t->root[tree], (pel_t *)scratch, 0, 1, 1, -1, 1.0);
 }
