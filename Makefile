@@ -186,7 +186,7 @@ valgrind: deps all
 # Benchmarks (bench/): in-process microbenchmarks (bench_core), the report writer
 # (bench_report) and HTTP load with wrk against the real server; bench/run.sh writes
 # bench/RESULTS.md. BENCH_SCALE=0.2 shortens every measurement (development runs).
-BENCH_PKGS := wrk curl
+BENCH_PKGS := wrk curl python3-xgboost
 BENCH_BIN  := $(BUILD)/bench/bench_core $(BUILD)/bench/bench_report
 bench-deps:
 	@missing=""; for p in $(BENCH_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -18,7 +18,9 @@
 #include "core/alloc.h"
 #include "core/trees.h"
 
-/* Node visits per part (rough): enough to amortize a part, small enough to spread. */
+/* Node visits per part (rough): enough to amortize a part, small enough to spread. The
+ * estimate counts trees x (depth + 1) per row; TreeSHAP's real cost grows with the leaves
+ * and the squared depth, so parts are also capped at an eighth of the rows. */
 #define PART_WORK 2000000
 
 enum { PATH = 0, INTERVENTIONAL = 1 };
@@ -311,7 +313,10 @@ int xd_tree_shap_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_e
                       (unsigned long long)(per_row * j->n), j->perturbation == INTERVENTIONAL ? " or background rows" : "");
     goto fail;
   }
+  /* at most 8 parts' worth of rows per part, so even a modest batch uses every worker */
   j->rows_per_part = per_row >= PART_WORK ? 1 : PART_WORK / per_row;
+  if (j->rows_per_part > (j->n + 7) / 8) j->rows_per_part = (j->n + 7) / 8;
+  if (j->rows_per_part == 0) j->rows_per_part = 1;
   work->ops = &tree_ops;
   work->state = j;
   work->n_parts = (j->n + j->rows_per_part - 1) / j->rows_per_part;
