@@ -3,6 +3,7 @@
 #include "api/bundle_trees.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,7 +174,9 @@ static int read_tree(const json_t *o, const char *prefix, const keys_t *K, size_
     xd_tree_node_t *nd = &T->nodes[k];
     long long l, r, fe, dl = 0;
     double thr, cov, gain = 0;
-    if ((rc = int_at(L, k, -1, (long long)n - 1, prefix, K->left, &l, err)) != XD_OK) return rc;
+    /* child indices: only their type here; range, cycles and sharing are xd_trees_new's
+     * to check, which names the node ("trees[3].nodes[17].left") */
+    if ((rc = int_at(L, k, -1, INT32_MAX, prefix, K->left, &l, err)) != XD_OK) return rc;
     if ((rc = num_at(C, k, 0, prefix, K->cover, &cov, err)) != XD_OK) return rc;
     nd->cover = cov;
     if (l < 0) { /* leaf: XGBoost keeps the value in split_conditions, ours in "value" */
@@ -193,7 +196,7 @@ static int read_tree(const json_t *o, const char *prefix, const keys_t *K, size_
       }
       continue;
     }
-    if ((rc = int_at(R, k, 0, (long long)n - 1, prefix, K->right, &r, err)) != XD_OK) return rc;
+    if ((rc = int_at(R, k, -1, INT32_MAX, prefix, K->right, &r, err)) != XD_OK) return rc;
     if ((rc = int_at(F, k, 0, XD_BUNDLE_MAX_FEATURES, prefix, K->feat, &fe, err)) != XD_OK) return rc;
     if ((rc = num_at(Th, k, 1, prefix, K->thr, &thr, err)) != XD_OK) return rc;
     if (D && (rc = int_at(D, k, 0, 1, prefix, K->dflt, &dl, err)) != XD_OK) return rc;

@@ -279,7 +279,8 @@ TEST(valid_tiny_model_predicts) {
 TEST(structure_errors) {
   expect_error("5", "0.25", NULL, NULL, "trees[1].nodes[0].feature");
   expect_error("1", "null", NULL, NULL, "trees[1].nodes[0].threshold");
-  expect_error("1", "0.25", "[7,-1,-1]", "[2,-1,-1]", "trees[1].left[0]"); /* out of range (decoder's bound) */
+  expect_error("1", "0.25", "[7,-1,-1]", "[2,-1,-1]", "trees[1].nodes[0].left"); /* out of range */
+  expect_error("1", "0.25", "[1,-1,-1]", "[-1,-1,-1]", "trees[1].nodes[0].right"); /* half a leaf */
   expect_error("1", "0.25", "[1,0,-1]", "[2,2,-1]", "trees[1].nodes[1].left"); /* back to the root: a cycle */
   expect_error("1", "0.25", "[1,-1,-1]", "[1,-1,-1]", "trees[1].nodes[0].right"); /* a shared child */
 }
