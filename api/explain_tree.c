@@ -243,7 +243,7 @@ int xd_tree_shap_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_e
   }
   static const char *const keys[] = {"model",  "instances",    "instance",   "target",             "method",
                                      "feature_perturbation", "output", "interactions", "background",
-                                     "background_weights",   "timeout_ms", NULL};
+                                     "background_weights",   "seed", "timeout_ms", NULL};
   const xd_limits_t *lim = xd_api_limits(api);
   tree_job_t *j = xd_calloc(1, sizeof *j);
   int rc;
@@ -256,7 +256,9 @@ int xd_tree_shap_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_e
   j->t = xd_model_trees(j->m);
   j->d = xd_model_n_features(j->m);
   size_t G = xd_trees_n_groups(j->t);
+  uint64_t seed_unused; /* accepted as on every SHAP request; TreeSHAP draws nothing */
   if ((rc = xd_json_check_keys(body, keys, NULL, err)) != XD_OK ||
+      (rc = xd_json_opt_seed(body, "seed", &seed_unused, NULL, err)) != XD_OK ||
       (rc = xd_api_timeout(body, &work->timeout_ms, err)) != XD_OK ||
       (rc = xd_json_opt_enum(body, "feature_perturbation", perturbation_names, &j->perturbation, err)) != XD_OK ||
       (rc = xd_json_opt_enum(body, "output", output_names, &j->output, err)) != XD_OK ||
