@@ -363,7 +363,7 @@ TEST(histograms_cumulative) {
 
 TEST(model_labels_only_for_served_models) {
   CHECK(strstr(after.text, "no-such-model") == NULL);
-  static const char *const served[] = {"", "iris", "wine", "diabetes", "breast_cancer", "credit"};
+  static const char *const served[] = {"", "iris", "wine", "diabetes", "breast_cancer", "credit", "credit_xgb"};
   for (size_t i = 0; i < after.n; i++) {
     char m[128];
     if (label(&after.s[i], "model", m, sizeof m) != 0) continue;
