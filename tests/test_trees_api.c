@@ -210,6 +210,31 @@ TEST(split_importances_equal_get_score) {
   json_decref(o);
 }
 
+/* LIME, Kernel SHAP, permutation importance and PDP go through the model interface, also
+ * with missing values in the background and the instance; gradients are a 400. */
+TEST(model_agnostic_methods_with_missing_values) {
+  static const char *const ok[][2] = {
+      {"/explain/lime", "{\"model\":\"nan\",\"instance\":[0.1,null,1,2],\"seed\":1,\"num_samples\":300}"},
+      {"/explain/shap", "{\"model\":\"nan\",\"instance\":[0.1,null,1,2],\"method\":\"kernel\",\"seed\":1}"},
+      {"/importance", "{\"model\":\"nan\",\"data\":{\"instances\":[[0.1,null,1,2],[1,2,null,0]],\"targets\":[0,1]}}"},
+      {"/explain/pdp", "{\"model\":\"nan\",\"features\":[\"f1\"],\"grid_resolution\":5}"},
+      {"/explain/shap", "{\"model\":\"nan\",\"instance\":[0.1,null,1,2],\"feature_perturbation\":\"interventional\","
+                        "\"output\":\"probability\"}"},
+  };
+  for (size_t q = 0; q < sizeof ok / sizeof *ok; q++) {
+    json_t *o = NULL;
+    int st = post(ok[q][0], ok[q][1], &o);
+    CHECK_MSG(st == 200, "%s %s: %d", ok[q][0], ok[q][1], st);
+    json_t *gap = json_object_get(o, "efficiency_gap");
+    if (gap) CHECK_NEAR(json_number_value(json_array_get(gap, 0)), 0, 1e-12);
+    json_decref(o);
+  }
+  json_t *o = NULL;
+  CHECK(post("/explain/gradient", "{\"model\":\"nan\",\"instance\":[0.1,null,1,2]}", &o) == 400);
+  if (o) CHECK(strcmp(json_string_value(json_object_get(json_object_get(o, "error"), "field")), "model") == 0);
+  json_decref(o);
+}
+
 TEST(allocation_failures_through_the_api) {
   const char *reqs[][2] = {
       {"/explain/shap", "{\"model\":\"multi\",\"instances\":[[0.1,null,2,3],[1,2,3,4]],\"interactions\":true}"},
@@ -262,7 +287,8 @@ int main(void) {
   xd_api_set_ready(api, 1);
   fx_reg = add_model("xgb_reg_squarederror.json", "reg");
   fx_multi = add_model("xgb_multi_softprob.json", "multi");
-  if (!fx_reg || !fx_multi) {
+  json_t *fx_nan = add_model("xgb_nan_heavy.json", "nan"); /* its rows hold nulls */
+  if (!fx_reg || !fx_multi || !fx_nan) {
     printf("0 passed, 1 failed\n");
     return 1;
   }
@@ -270,8 +296,10 @@ int main(void) {
   RUN(interventional_equals_exact_shapley);
   RUN(multiclass_targets_and_interactions);
   RUN(split_importances_equal_get_score);
+  RUN(model_agnostic_methods_with_missing_values);
   RUN(allocation_failures_through_the_api);
   RUN(bundle_allocation_failures);
+  json_decref(fx_nan);
   json_decref(fx_reg);
   json_decref(fx_multi);
   xd_api_free(api);
