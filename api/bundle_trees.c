@@ -301,6 +301,13 @@ static int xgb_decode(const json_t *root, size_t n_features, size_t n_classes, x
     return xd_error_set(err, XD_EFORMAT, "trees.xgboost.learner.gradient_booster.name",
                         "booster '%.40s' is not supported (gbtree only)", json_is_string(gbn) ? json_string_value(gbn) : "?");
   const json_t *model = json_object_get(gb, "model");
+  const json_t *slv = json_object_get(json_object_get(model, "gbtree_model_param"), "size_leaf_vector");
+  double leaf_vector = 0;
+  if (slv && (str_number(slv, "trees.xgboost.learner.gradient_booster.model.gbtree_model_param.size_leaf_vector",
+                         &leaf_vector, err) != XD_OK ||
+              leaf_vector != 0))
+    return ferr(err, "trees.xgboost.learner.gradient_booster.model.gbtree_model_param.size_leaf_vector",
+                "vector leaves (multi-target trees) are not supported%s", "");
   const json_t *trees = json_object_get(model, "trees"), *info = json_object_get(model, "tree_info");
   if (!json_is_array(trees) || json_array_size(trees) == 0 || json_array_size(trees) > XD_TREES_MAX_TREES)
     return xd_error_set(err, XD_EFORMAT, "trees.xgboost.learner.gradient_booster.model.trees",

@@ -23,6 +23,9 @@
  * and the squared depth, so parts are also capped at an eighth of the rows. */
 #define PART_WORK 2000000
 
+/* Interaction values one answer may hold (n x d x d doubles, 128 MiB, before JSON). */
+#define MAX_INTERACTION_VALUES (UINT64_C(1) << 24)
+
 enum { PATH = 0, INTERVENTIONAL = 1 };
 enum { RAW = 0, PROBABILITY = 1 };
 static const char *const perturbation_names[] = {"tree_path_dependent", "interventional", NULL};
@@ -284,6 +287,12 @@ int xd_tree_shap_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_e
     goto fail;
   }
   if ((rc = xd_json_instances(j->m, body, 1, lim->max_rows, &j->X, &j->n, err)) != XD_OK) goto fail;
+  if (j->interactions && (uint64_t)j->n * j->d * j->d > MAX_INTERACTION_VALUES) {
+    rc = xd_error_set(err, XD_ETOOBIG, "interactions",
+                      "%zu instances x %zu x %zu interaction values exceed the limit of %llu: send fewer instances",
+                      j->n, j->d, j->d, (unsigned long long)MAX_INTERACTION_VALUES);
+    goto fail;
+  }
   j->target = xd_malloc(j->n * sizeof *j->target);
   j->phi = xd_calloc(xd_mul_size(j->n, j->d), sizeof *j->phi);
   j->expected = xd_calloc(j->n, sizeof *j->expected);
