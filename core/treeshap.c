@@ -122,7 +122,12 @@ static void pd_recurse(const pd_ctx_t *c, size_t k, pel_t *parent, size_t plen, 
   pel_t *m = parent + plen;
   memcpy(m, parent, plen * sizeof *m);
   size_t len = plen;
-  if (!(c->cond != 0 && pfeat == c->cond_feat)) path_extend(m, len++, pz, po, pfeat);
+  if (!(c->cond != 0 && pfeat == c->cond_feat)) {
+    /* A branch no coalition reaches (x goes the other way and the branch has no cover):
+     * every weight below is 0, and unwinding it would divide 0 by 0. */
+    if (pz == 0 && po == 0) return;
+    path_extend(m, len++, pz, po, pfeat);
+  }
   if (cf == 0) return;
   const xd_tree_node_t *nd = &t->nodes[k];
   if (nd->feature < 0) {

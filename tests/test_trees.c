@@ -13,7 +13,9 @@
 #include "api/bundle_trees.h"
 #include "api/ubjson.h"
 #include "core/alloc.h"
+#include "core/rng.h"
 #include "core/trees.h"
+#include "core/trees_impl.h" /* white-box: the naive twins walk the built nodes */
 #include "tests/test.h"
 
 #define GOLDEN "tests/golden/trees"
@@ -285,6 +287,148 @@ TEST(structure_errors) {
   expect_error("1", "0.25", "[1,-1,-1]", "[1,-1,-1]", "trees[1].nodes[0].right"); /* a shared child */
 }
 
+/* ---- naive twins: brute-force Shapley sums on random trees ------------------------------ */
+
+#define RM 5 /* features */
+
+/* A random tree of depth <= 4 over RM features (features repeat along paths), covers
+ * consistent (a node's cover is its children's sum), some leaves with zero cover. */
+static void random_tree(xd_rng_t *r, xd_tree_spec_t *T) {
+  T->nodes = calloc(31, sizeof *T->nodes);
+  T->values = calloc(31, sizeof *T->values);
+  size_t n = 1;
+  T->nodes[0].feature = -1;
+  for (size_t k = 0; k < n; k++) { /* breadth first: node k splits with probability 0.8 */
+    size_t depth = 0;
+    for (size_t q = k + 1; q > 1; q /= 2) depth++; /* not exact after pruning; bounds n */
+    if (n + 2 > 31 || depth >= 4 || xd_rng_uniform(r) > 0.8) {
+      T->nodes[k].feature = -1;
+      T->values[k] = xd_rng_normal(r);
+      T->nodes[k].cover = xd_rng_uniform(r) < 0.1 ? 0 : 1 + 10 * xd_rng_uniform(r);
+      continue;
+    }
+    T->nodes[k].feature = (int32_t)xd_rng_below(r, RM);
+    T->nodes[k].threshold = xd_rng_normal(r);
+    T->nodes[k].default_left = (uint8_t)xd_rng_below(r, 2);
+    T->nodes[k].left = (int32_t)n;
+    T->nodes[k].right = (int32_t)n + 1;
+    T->nodes[n].feature = T->nodes[n + 1].feature = -1;
+    n += 2;
+  }
+  T->n_nodes = n;
+  for (size_t k = n; k-- > 0;) /* children come after parents: sum covers bottom-up */
+    if (T->nodes[k].feature >= 0) {
+      T->nodes[k].cover = T->nodes[T->nodes[k].left].cover + T->nodes[T->nodes[k].right].cover;
+      if (T->nodes[k].cover == 0) T->nodes[T->nodes[k].left].cover = T->nodes[k].cover = 1;
+    }
+  for (size_t k = n; k-- > 0;)
+    if (T->nodes[k].feature >= 0)
+      T->nodes[k].cover = T->nodes[T->nodes[k].left].cover + T->nodes[T->nodes[k].right].cover;
+}
+
+/* E[f(x) | x_S] of margin g below node k of a built tree, by cover (the paper's
+ * Algorithm 1): features in S follow x, the others average both children. */
+static double expvalue(const xd_trees_t *t, size_t tree, size_t k, const double *x, unsigned S, size_t g) {
+  const xd_tree_node_t *nd = &t->nodes[k];
+  if (nd->feature < 0) return xd_trees_leaf(t, tree, k, g);
+  if (S >> nd->feature & 1) return expvalue(t, tree, xd_trees_route(t, nd, xd_trees_input(t, x[nd->feature])), x, S, g);
+  double p = nd->cover, fl = p > 0 ? t->nodes[nd->left].cover / p : 0.5, fr = p > 0 ? t->nodes[nd->right].cover / p : 0.5;
+  return fl * expvalue(t, tree, (size_t)nd->left, x, S, g) + fr * expvalue(t, tree, (size_t)nd->right, x, S, g);
+}
+
+/* v(S) of the whole ensemble: base + scale * Σ trees. */
+static double v_path(const xd_trees_t *t, const double *x, unsigned S) {
+  double s = 0;
+  for (size_t tr = 0; tr < t->n_trees; tr++) s += expvalue(t, tr, t->root[tr], x, S, 0);
+  return t->base[0] + t->scale * s;
+}
+
+static double fact(int k) { return k <= 1 ? 1 : k * fact(k - 1); }
+
+/* Shapley value of player i and interaction of (i, j) for a set function over RM players. */
+static double shapley_i(double (*v)(void *, unsigned), void *c, int i) {
+  double phi = 0;
+  for (unsigned S = 0; S < 1u << RM; S++) {
+    if (S >> i & 1) continue;
+    int s = __builtin_popcount(S);
+    phi += fact(s) * fact(RM - s - 1) / fact(RM) * (v(c, S | 1u << i) - v(c, S));
+  }
+  return phi;
+}
+
+static double shapley_ij(double (*v)(void *, unsigned), void *c, int i, int j) {
+  double phi = 0;
+  for (unsigned S = 0; S < 1u << RM; S++) {
+    if ((S >> i & 1) || (S >> j & 1)) continue;
+    int s = __builtin_popcount(S);
+    unsigned I = 1u << i, J = 1u << j;
+    phi += fact(s) * fact(RM - s - 2) / (2 * fact(RM - 1)) * (v(c, S | I | J) - v(c, S | I) - v(c, S | J) + v(c, S));
+  }
+  return phi;
+}
+
+typedef struct vctx {
+  const xd_trees_t *t;
+  const double *x, *B;
+  size_t nb;
+} vctx_t;
+
+static double v_path_cb(void *c, unsigned S) {
+  vctx_t *v = c;
+  return v_path(v->t, v->x, S);
+}
+
+/* Interventional: mean over the background of the margin of the hybrid row. */
+static double v_interv_cb(void *c, unsigned S) {
+  vctx_t *v = c;
+  double s = 0, h[RM], z;
+  for (size_t b = 0; b < v->nb; b++) {
+    for (int j = 0; j < RM; j++) h[j] = S >> j & 1 ? v->x[j] : v->B[b * RM + j];
+    xd_trees_margins(v->t, h, 1, RM, &z);
+    s += z;
+  }
+  return s / (double)v->nb;
+}
+
+TEST(random_trees_match_brute_force_shapley) {
+  xd_rng_t r;
+  xd_rng_seed(&r, 7);
+  for (int rep = 0; rep < 30; rep++) {
+    xd_trees_spec_t s;
+    memset(&s, 0, sizeof s);
+    s.n_trees = 1 + xd_rng_below(&r, 3);
+    s.trees = calloc(s.n_trees, sizeof *s.trees);
+    for (size_t i = 0; i < s.n_trees; i++) random_tree(&r, &s.trees[i]);
+    s.n_groups = s.leaf_width = 1;
+    s.base = calloc(1, sizeof *s.base);
+    s.base[0] = 0.25;
+    s.scale = rep % 2 ? 1.0 : 0.5;
+    s.split = XD_TREES_LT_F32;
+    xd_trees_t *t = NULL;
+    xd_error_t err;
+    CHECK_MSG(xd_trees_new(&s, RM, 1, 0, &t, &err) == XD_OK, "%s %s", err.field, err.text);
+    if (!t) continue;
+    double x[RM], B[4 * RM], phi[RM], Phi[RM * RM], e;
+    for (int j = 0; j < RM; j++) x[j] = j == rep % RM ? NAN : xd_rng_normal(&r); /* one missing value */
+    for (int j = 0; j < 4 * RM; j++) B[j] = j % 7 == 3 ? NAN : xd_rng_normal(&r);
+    double *scratch = malloc((xd_treeshap_scratch(t) + 3 * RM + xd_treeshap_interv_scratch(t, RM)) * sizeof *scratch);
+    vctx_t c = {t, x, B, 4};
+    xd_treeshap_interactions(t, x, RM, 0, Phi, phi, &e, scratch);
+    CHECK_NEAR(e, v_path(t, x, 0), 1e-12);
+    for (int i = 0; i < RM; i++) {
+      CHECK_NEAR(phi[i], shapley_i(v_path_cb, &c, i), 1e-10);
+      for (int j = 0; j < RM; j++)
+        if (j != i) CHECK_NEAR(Phi[i * RM + j], shapley_ij(v_path_cb, &c, i, j), 1e-10);
+    }
+    double w[4] = {0.25, 0.25, 0.25, 0.25};
+    CHECK(xd_treeshap_interventional(t, x, B, w, 4, RM, 0, 0, phi, &e, scratch) == XD_OK);
+    CHECK_NEAR(e, v_interv_cb(&c, 0), 1e-12);
+    for (int i = 0; i < RM; i++) CHECK_NEAR(phi[i], shapley_i(v_interv_cb, &c, i), 1e-10);
+    free(scratch);
+    xd_trees_free(t);
+  }
+}
+
 /* ---- UBJSON reader ---------------------------------------------------------------------- */
 
 TEST(ubjson_values_and_bounds) {
@@ -327,6 +471,7 @@ TEST(nan_literals_cleaned) {
 int main(void) {
   RUN(golden_fixtures);
   RUN(live_reference);
+  RUN(random_trees_match_brute_force_shapley);
   RUN(valid_tiny_model_predicts);
   RUN(structure_errors);
   RUN(ubjson_values_and_bounds);
