@@ -1,5 +1,6 @@
-/* model.c — validation of a decoded bundle, the encoding of raw features, and the dense
- * network family: batched forward in float, forward+backward in double.
+/* model.c — validation of a decoded bundle, the encoding of raw features, the dense
+ * network family (batched forward in float, forward+backward in double) and the tree
+ * family's hook into core/trees.h (raw rows, no encoding, no gradient).
  *
  * The family interface (struct family) is what a new model family implements; the
  * rest of this file (features, encoding, output semantics, background) is shared. */

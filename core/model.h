@@ -1,8 +1,8 @@
 /* model.h — a trained model in memory: features, encoding, a network family, background.
  *
- * The model is an interface: every family (the dense network today; tree ensembles
- * next) maps an *encoded* input row to outputs, and may offer the gradient of one output
- * with respect to the encoded input. Everything around the family is shared: raw
+ * The model is an interface: every family (the dense network; tree ensembles, which
+ * read raw values: core/trees.h) maps an input row to outputs, and may offer the gradient
+ * of one output with respect to the encoded input (dense only). Everything around the family is shared: raw
  * features -> encoded inputs (numeric: (x-mean)/scale; categorical: one-hot of its code,
  * in feature order), output semantics (classification: probabilities of every class;
  * regression: one value), background data and its statistics.
@@ -66,10 +66,10 @@ void xd_model_free(xd_model_t *m);
 
 /* Metadata (borrowed pointers, valid for the model's lifetime). */
 xd_task_t xd_model_task(const xd_model_t *m);
-const char *xd_model_family(const xd_model_t *m);       /* "dense" */
+const char *xd_model_family(const xd_model_t *m);       /* "dense" or "trees" */
 size_t xd_model_n_features(const xd_model_t *m);        /* raw features */
 const xd_feature_t *xd_model_features(const xd_model_t *m);
-size_t xd_model_n_inputs(const xd_model_t *m);          /* encoded inputs */
+size_t xd_model_n_inputs(const xd_model_t *m);          /* encoded inputs (trees: the raw features) */
 size_t xd_model_n_outputs(const xd_model_t *m);         /* classes, or 1 for regression */
 char *const *xd_model_classes(const xd_model_t *m);     /* NULL for regression */
 /* First encoded column of feature j and its width (1, or the category count). */
