@@ -4,7 +4,10 @@
  * pred_interactions (1e-4), brute-force interventional Shapley values (1e-3), get_score,
  * NaN routing, categorical splits, the UBJSON form; the efficiency invariant on every
  * row of every fixture; and load errors naming the tree and node. live_reference runs
- * the same checks on fixtures the installed libraries make now. */
+ * the same checks on fixtures the installed libraries make now; export_sklearn_command_line
+ * runs tools/export_sklearn.py on fitted forests and boosting models; the naive twins
+ * compare TreeSHAP, interactions and interventional values with brute-force Shapley sums
+ * on random trees. */
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,6 +226,66 @@ TEST(live_reference) {
   CHECK_MSG(system(cmd) == 0, "%s failed", cmd);
   size_t n = check_folder(dir);
   CHECK_MSG(n >= 20, "only %zu live fixtures", n);
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
+
+/* tools/export_sklearn.py's command line on fitted scikit-learn ensembles (joblib files):
+ * the bundle it writes loads here and reproduces predict_proba / predict on data rows.
+ * Skipped without python3-sklearn, failing under CI=true. */
+TEST(export_sklearn_command_line) {
+  const char *ci = getenv("CI");
+  int under_ci = ci && *ci && strcmp(ci, "false") != 0 && strcmp(ci, "0") != 0;
+  if (system("/usr/bin/python3 -c 'import sklearn, joblib' >/dev/null 2>&1") != 0) {
+    if (under_ci) CHECK_MSG(0, "python3-sklearn missing (a skip is a failure under CI)");
+    else fprintf(stderr, "skip export_sklearn_command_line: no scikit-learn\n");
+    return;
+  }
+  static const char *const cases[][3] = {
+      {"RandomForestClassifier(n_estimators=5, max_depth=4, random_state=0)", "iris", "species"},
+      {"HistGradientBoostingRegressor(max_iter=10, random_state=0)", "diabetes", "progression"},
+      {"GradientBoostingClassifier(n_estimators=6, random_state=0)", "wine", "cultivar"},
+  };
+  char dir[] = "/tmp/xd-trees-export.XXXXXX", cmd[2048], path[256];
+  CHECK(mkdtemp(dir) != NULL);
+  for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c \"import json, joblib, pandas as pd; from sklearn import ensemble as E; "
+             "df = pd.read_csv('data/%s.csv'); X = df.drop(columns=['%s']).values; y = df['%s'].values; "
+             "m = E.%s.fit(X, y); joblib.dump(m, '%s/m.joblib'); "
+             "p = m.predict_proba(X[:40]) if hasattr(m, 'predict_proba') else m.predict(X[:40]).reshape(-1, 1); "
+             "json.dump({'X': X[:40].tolist(), 'out': p.tolist()}, open('%s/ref.json', 'w'))\" && "
+             "/usr/bin/python3 tools/export_sklearn.py %s/m.joblib --data data/%s.csv --target %s --background-rows 50 "
+             "-o %s/bundle.json 2>/dev/null",
+             cases[c][1], cases[c][2], cases[c][2], cases[c][0], dir, dir, dir, cases[c][1], cases[c][2], dir);
+    if (system(cmd) != 0) {
+      CHECK_MSG(0, "export of %s on %s failed", cases[c][0], cases[c][1]);
+      continue;
+    }
+    snprintf(path, sizeof path, "%s/bundle.json", dir);
+    xd_model_t *m = NULL;
+    xd_error_t err;
+    CHECK_MSG(xd_bundle_load_file(path, &m, NULL, &err) == XD_OK, "%s: %s %s", cases[c][0], err.field, err.text);
+    snprintf(path, sizeof path, "%s/ref.json", dir);
+    json_t *ref = json_load_file(path, 0, NULL);
+    if (m && ref) {
+      size_t d = xd_model_n_features(m), k = xd_model_n_outputs(m), n;
+      double *X = rows(json_object_get(ref, "X"), d, &n), *P = malloc(n * k * sizeof *P);
+      CHECK(xd_model_predict(m, X, n, P, NULL, &err) == XD_OK);
+      double worst = 0;
+      for (size_t i = 0; i < n; i++)
+        for (size_t q = 0; q < k; q++) {
+          double want = num(json_array_get(json_object_get(ref, "out"), i), q);
+          double e = fabs(P[i * k + q] - want) / (1 + fabs(want));
+          if (e > worst) worst = e;
+        }
+      CHECK_MSG(worst <= 1e-9, "%s: largest relative error %.3g", cases[c][0], worst);
+      free(X);
+      free(P);
+    }
+    json_decref(ref);
+    xd_model_free(m);
+  }
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
 }
@@ -472,6 +535,7 @@ int main(void) {
   RUN(golden_fixtures);
   RUN(live_reference);
   RUN(random_trees_match_brute_force_shapley);
+  RUN(export_sklearn_command_line);
   RUN(valid_tiny_model_predicts);
   RUN(structure_errors);
   RUN(ubjson_values_and_bounds);
