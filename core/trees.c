@@ -206,6 +206,11 @@ int xd_trees_new(xd_trees_spec_t *s, size_t n_features, size_t n_outputs, int cl
     ncats += T->n_cats;
     if (T->n_nodes > maxn) maxn = T->n_nodes;
   }
+  if (total > XD_TREES_MAX_TOTAL_NODES) {
+    rc = xd_error_set(err, XD_EFORMAT, "trees", "%zu nodes in all: at most %u per ensemble", total,
+                      XD_TREES_MAX_TOTAL_NODES);
+    goto done;
+  }
   t = xd_calloc(1, sizeof *t);
   seen = xd_malloc(maxn ? maxn : 1);
   stack = xd_malloc(xd_mul_size(2 * maxn + 2, sizeof *stack));

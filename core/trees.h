@@ -31,6 +31,7 @@
 /* Bounds on what a spec may hold (decoders check them before allocating). */
 #define XD_TREES_MAX_TREES 100000
 #define XD_TREES_MAX_NODES (1u << 22) /* per tree */
+#define XD_TREES_MAX_TOTAL_NODES (1u << 24) /* per ensemble (about 1.5 GiB built) */
 #define XD_TREES_MAX_DEPTH 128
 #define XD_TREES_MAX_GROUPS 1024
 

@@ -80,7 +80,7 @@ def ref(out):
         fn()  # warm-up
         med, p10, n = timed(fn)
         print(json.dumps({"kind": "trees_ref", "target": name, "median_ms": med, "p10_ms": p10, "runs": n,
-                          "xgboost": xgb.__version__}))
+                          "xgboost": xgb.__version__, "load": "%.2f %.2f %.2f" % os.getloadavg()}))
 
 
 def report(path):
@@ -113,7 +113,9 @@ def report(path):
             h, r = http[t], refs[t]
             print("| %s | %.2f | %.2f | %.2f | %.2fx |" % (label[t], h["p50_ms"], h["p99_ms"], r["median_ms"],
                                                           r["median_ms"] / h["p50_ms"]))
-    print("\nratio = XGBoost time / explaind time (above 1: explaind is faster end to end).")
+    print("\nratio = XGBoost time / explaind time (above 1: explaind is faster end to end). "
+          "Load average (1, 5, 15 min) when XGBoost was timed: %s on %d cores."
+          % (next(iter(refs.values())).get("load", "?"), os.cpu_count() or 0))
 
 
 def main():
