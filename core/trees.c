@@ -352,7 +352,6 @@ void xd_trees_margins(const xd_trees_t *t, const double *X, size_t n, size_t d, 
   double xb[ROW_BLOCK * 64], *xs = xb, *heap = NULL;
   if (d > 64 && !(xs = heap = xd_malloc(ROW_BLOCK * d * sizeof *xs))) {
     /* no scratch: one row at a time, converting as it goes (slow, but correct) */
-    double *row = NULL;
     for (size_t i = 0; i < n; i++) {
       for (size_t g = 0; g < G; g++) Z[i * G + g] = 0;
       for (size_t tr = 0; tr < t->n_trees; tr++) {
@@ -363,7 +362,6 @@ void xd_trees_margins(const xd_trees_t *t, const double *X, size_t n, size_t d, 
       }
       for (size_t g = 0; g < G; g++) Z[i * G + g] = t->base[g] + t->scale * Z[i * G + g];
     }
-    (void)row;
     return;
   }
   for (size_t s = 0; s < n; s += ROW_BLOCK) {
