@@ -264,7 +264,10 @@ static int read_categories(const json_t *o, const char *prefix, xd_tree_spec_t *
 
 /* ---- XGBoost ----------------------------------------------------------------------------- */
 
-static int xgb_decode(const json_t *root, size_t n_features, size_t n_classes, xd_trees_spec_t *s, xd_error_t *err) {
+/* names (may be NULL): the bundle's features, checked against the booster's own names
+ * when it has them (a DataFrame's columns), so that a reordered bundle is caught. */
+static int xgb_decode(const json_t *root, size_t n_features, const xd_feature_t *names, size_t n_classes,
+                      xd_trees_spec_t *s, xd_error_t *err) {
   int rc;
   const json_t *learner = json_object_get(root, "learner");
   if (!json_is_object(learner)) return ferr(err, "trees.xgboost.learner", "an XGBoost model has a 'learner' object%s", "");
@@ -292,6 +295,17 @@ static int xgb_decode(const json_t *root, size_t n_features, size_t n_classes, x
   if (num_feature != (double)n_features)
     return xd_error_set(err, XD_EFORMAT, "trees.xgboost.learner.learner_model_param.num_feature",
                         "the booster was trained on %.0f features, the bundle names %zu", num_feature, n_features);
+  const json_t *fn = json_object_get(learner, "feature_names");
+  if (names && json_is_array(fn) && json_array_size(fn) == n_features)
+    for (size_t j = 0; j < n_features; j++) {
+      const json_t *v = json_array_get(fn, j);
+      if (json_is_string(v) && strcmp(json_string_value(v), names[j].name) != 0) {
+        char f[XD_ERROR_FIELD_MAX];
+        snprintf(f, sizeof f, "trees.xgboost.learner.feature_names[%zu]", j);
+        return xd_error_set(err, XD_EFORMAT, f, "the booster's feature %zu is '%.80s', the bundle's '%.80s'", j,
+                            json_string_value(v), names[j].name);
+      }
+    }
   if (!(num_class >= 0 && num_class <= XD_TREES_MAX_GROUPS))
     return ferr(err, "trees.xgboost.learner.learner_model_param.num_class", "out of range%s", "");
   size_t G = num_class > 1 ? (size_t)num_class : 1;
@@ -352,8 +366,8 @@ static int xgb_decode(const json_t *root, size_t n_features, size_t n_classes, x
   return XD_OK;
 }
 
-int xd_bundle_trees_xgboost_bytes(const void *data, size_t len, size_t n_features, size_t n_classes,
-                                  xd_trees_spec_t *spec, xd_error_t *err) {
+static int xgb_bytes(const void *data, size_t len, size_t n_features, const xd_feature_t *names, size_t n_classes,
+                     xd_trees_spec_t *spec, xd_error_t *err) {
   json_t *root = NULL;
   int rc;
   memset(spec, 0, sizeof *spec);
@@ -376,9 +390,14 @@ int xd_bundle_trees_xgboost_bytes(const void *data, size_t len, size_t n_feature
       return xd_error_set(err, XD_EFORMAT, "trees.xgboost", "not valid JSON or UBJSON: %s (line %d, column %d)",
                           je.text, je.line, je.column);
   }
-  rc = xgb_decode(root, n_features, n_classes, spec, err);
+  rc = xgb_decode(root, n_features, names, n_classes, spec, err);
   json_decref(root);
   return rc;
+}
+
+int xd_bundle_trees_xgboost_bytes(const void *data, size_t len, size_t n_features, size_t n_classes,
+                                  xd_trees_spec_t *spec, xd_error_t *err) {
+  return xgb_bytes(data, len, n_features, NULL, n_classes, spec, err);
 }
 
 /* ---- explaind's node arrays ---------------------------------------------------------------- */
@@ -475,7 +494,7 @@ int xd_bundle_trees_decode(const json_t *v, const char *dir, xd_model_spec_t *s,
   if (nodes) return nodes_decode(nodes, s, s->trees, err);
   if (!x) return ferr(err, "trees", "must be {\"xgboost\": FILE or model} or {\"nodes\": {...}}%s", "");
   if (json_is_object(x)) {
-    rc = xgb_decode(x, s->n_features, n_classes, s->trees, err);
+    rc = xgb_decode(x, s->n_features, s->features, n_classes, s->trees, err);
     return rc;
   }
   if (!json_is_string(x)) return ferr(err, "trees.xgboost", "must be a file name or an inline model%s", "");
@@ -492,7 +511,7 @@ int xd_bundle_trees_decode(const json_t *v, const char *dir, xd_model_spec_t *s,
     return err ? (err->code = XD_EFORMAT) : XD_EFORMAT;
   }
   xd_trees_spec_deinit(s->trees);
-  rc = xd_bundle_trees_xgboost_bytes(data, len, s->n_features, n_classes, s->trees, err);
+  rc = xgb_bytes(data, len, s->n_features, s->features, n_classes, s->trees, err);
   xd_free(data);
   return rc;
 }

@@ -492,6 +492,36 @@ TEST(random_trees_match_brute_force_shapley) {
   }
 }
 
+/* The demo model's booster names its features: a bundle that lists them in another
+ * order is refused, naming the first mismatch. */
+TEST(xgboost_feature_names_checked) {
+  char dir[] = "/tmp/xd-trees-names.XXXXXX", cmd[512], path[256];
+  CHECK(mkdtemp(dir) != NULL);
+  snprintf(cmd, sizeof cmd, "cp models/credit_xgb/model.ubj %s/", dir);
+  CHECK(system(cmd) == 0);
+  static const char *const bundle =
+      "{\"format\":\"explaind.model/v1\",\"task\":\"classification\",\"classes\":[\"no\",\"yes\"],"
+      "\"features\":[{\"name\":\"income\"},{\"name\":\"age\"},{\"name\":\"debt_ratio\"},"
+      "{\"name\":\"employment\",\"type\":\"categorical\",\"categories\":[\"employed\",\"retired\",\"self_employed\",\"unemployed\"]},"
+      "{\"name\":\"region\",\"type\":\"categorical\",\"categories\":[\"east\",\"north\",\"south\",\"west\"]},"
+      "{\"name\":\"late_payments\"}],\"trees\":{\"xgboost\":\"model.ubj\"}}";
+  snprintf(path, sizeof path, "%s/model.json", dir);
+  FILE *f = fopen(path, "w");
+  CHECK(f != NULL);
+  if (f) {
+    fputs(bundle, f);
+    fclose(f);
+  }
+  xd_model_t *m = NULL;
+  xd_error_t err;
+  xd_error_clear(&err);
+  CHECK(xd_bundle_load_file(path, &m, NULL, &err) == XD_EFORMAT);
+  CHECK_MSG(strcmp(err.field, "trees.xgboost.learner.feature_names[0]") == 0, "%s: %s", err.field, err.text);
+  xd_model_free(m);
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
+
 /* ---- UBJSON reader ---------------------------------------------------------------------- */
 
 TEST(ubjson_values_and_bounds) {
@@ -538,6 +568,7 @@ int main(void) {
   RUN(export_sklearn_command_line);
   RUN(valid_tiny_model_predicts);
   RUN(structure_errors);
+  RUN(xgboost_feature_names_checked);
   RUN(ubjson_values_and_bounds);
   RUN(nan_literals_cleaned);
   return TEST_REPORT();
