@@ -132,7 +132,16 @@ static void pd_recurse(const pd_ctx_t *c, size_t k, pel_t *parent, size_t plen, 
   const xd_tree_node_t *nd = &t->nodes[k];
   if (nd->feature < 0) {
     double v = t->scale * xd_trees_leaf(t, c->tree, k, c->g) * cf;
-    for (size_t i = 1; i < len; i++) c->phi[m[i].feat] += path_unwound_sum(m, len, i) * (m[i].o - m[i].z) * v;
+    /* For an element x did not follow (one fraction 0), the unwound sum is
+     * (l+1)/z · Σ_j w_j/(l-j): the sum is the same for all of them, so it is formed once
+     * per leaf and each such element costs O(1) instead of O(depth). */
+    size_t l = len - 1;
+    double s0 = 0;
+    for (size_t j = 0; j < l; j++) s0 += m[j].w * inv_k[l - j];
+    for (size_t i = 1; i < len; i++) {
+      double sum = m[i].o != 0 ? path_unwound_sum(m, len, i) : s0 * (double)(l + 1) / m[i].z;
+      c->phi[m[i].feat] += sum * (m[i].o - m[i].z) * v;
+    }
     return;
   }
   size_t hot = xd_trees_route(t, nd, xd_trees_input(t, c->x[nd->feature]));
