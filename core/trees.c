@@ -28,6 +28,7 @@ void xd_trees_free(xd_trees_t *t) {
   xd_free(t->nodes);
   xd_free(t->walk);
   xd_free(t->is_cat);
+  xd_free(t->cfrac);
   xd_free(t->values);
   xd_free(t->mean);
   xd_free(t->root);
@@ -277,7 +278,16 @@ int xd_trees_new(xd_trees_spec_t *s, size_t n_features, size_t n_outputs, int cl
   for (size_t i = 0; i < s->n_trees; i++) fill_means(t, t->root[i], stack, stack + maxn + 1);
   t->walk = xd_malloc(xd_mul_size(total, sizeof *t->walk));
   t->is_cat = xd_calloc(total, 1);
-  if (!t->walk || !t->is_cat) goto nomem;
+  t->cfrac = xd_malloc(xd_mul_size(total, sizeof *t->cfrac));
+  if (!t->walk || !t->is_cat || !t->cfrac) goto nomem;
+  for (size_t i = 0; i < s->n_trees; i++) t->cfrac[t->root[i]] = 1;
+  for (size_t k = 0; k < total; k++) {
+    const xd_tree_node_t *nd = &t->nodes[k];
+    if (nd->feature < 0) continue;
+    double p = nd->cover;
+    t->cfrac[nd->left] = p > 0 ? t->nodes[nd->left].cover / p : 0.5;
+    t->cfrac[nd->right] = p > 0 ? t->nodes[nd->right].cover / p : 0.5;
+  }
   for (size_t k = 0; k < total; k++) {
     const xd_tree_node_t *nd = &t->nodes[k];
     xd_walk_node_t *w = &t->walk[k];

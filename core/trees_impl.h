@@ -22,6 +22,7 @@ struct xd_trees {
   xd_tree_node_t *nodes; /* every tree's nodes; children are absolute indices */
   xd_walk_node_t *walk;  /* (n_nodes) the same nodes for prediction */
   uint8_t *is_cat;       /* (n_nodes) 1 for a categorical split */
+  double *cfrac;         /* (n_nodes) cover(node) / cover(parent); 0.5 under a node without cover */
   int any_cat;
   double *values;        /* (n_nodes, leaf_width) leaf values */
   double *mean;          /* (n_nodes, leaf_width) cover-weighted mean leaf value below the node */

@@ -112,8 +112,8 @@ typedef struct pd_ctx {
 
 /* Cover fraction of child c under node k (half each when the node has no cover). */
 static double frac(const xd_trees_t *t, size_t k, size_t c) {
-  double p = t->nodes[k].cover;
-  return p > 0 ? t->nodes[c].cover / p : 0.5;
+  (void)k; /* precomputed at build: cover(c) / cover(k), 0.5 when k has none */
+  return t->cfrac[c];
 }
 
 static void pd_recurse(const pd_ctx_t *c, size_t k, pel_t *parent, size_t plen, double pz, double po, int pfeat,
