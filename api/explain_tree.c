@@ -62,21 +62,30 @@ static void tree_free(void *state) {
 
 static int tree_run(void *state, size_t part, const xd_cancel_t *cancel, xd_error_t *err) {
   tree_job_t *j = state;
-  size_t d = j->d, K = xd_model_n_outputs(j->m), G = xd_trees_n_groups(j->t);
+  size_t d = j->d, G = xd_trees_n_groups(j->t);
   size_t r0 = part * j->rows_per_part, nr = j->n - r0 < j->rows_per_part ? j->n - r0 : j->rows_per_part;
   size_t ns = xd_treeshap_scratch(j->t) + 3 * d + xd_treeshap_interv_scratch(j->t, d);
-  double *scratch = xd_malloc(ns * sizeof *scratch), *P = xd_malloc(xd_mul_size(nr, K) * sizeof *P);
-  double *Z = xd_malloc(xd_mul_size(nr, G) * sizeof *Z);
+  double *scratch = xd_malloc(ns * sizeof *scratch), *Z = xd_malloc(xd_mul_size(nr, G) * sizeof *Z);
   int rc = XD_OK;
-  if (!scratch || !P || !Z) {
+  if (!scratch || !Z) {
     rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
     goto done;
   }
-  if ((rc = xd_model_predict(j->m, j->X + r0 * d, nr, P, cancel, err)) != XD_OK) goto done;
+  if ((rc = xd_cancel_check(cancel)) != XD_OK) {
+    xd_error_set(err, rc, NULL, "%s", rc == XD_ETIMEDOUT ? "deadline exceeded" : "canceled");
+    goto done;
+  }
   xd_trees_margins(j->t, j->X + r0 * d, nr, d, Z);
   for (size_t q = 0; q < nr; q++) {
     size_t i = r0 + q;
-    if (j->target[i] == XD_TARGET_PREDICTED) j->target[i] = G == 1 ? 0 : xd_model_argmax(j->m, P + q * K);
+    /* the predicted class: with several margins the link (softmax, or identity for forest
+     * probabilities) keeps their order, so the largest margin is the largest output */
+    if (j->target[i] == XD_TARGET_PREDICTED) {
+      size_t best = 0;
+      for (size_t g = 1; g < G; g++)
+        if (Z[q * G + g] > Z[q * G + best]) best = g;
+      j->target[i] = best;
+    }
     size_t g = j->target[i];
     const double *x = j->X + i * d;
     double *phi = j->phi + i * d;
@@ -98,7 +107,6 @@ static int tree_run(void *state, size_t part, const xd_cancel_t *cancel, xd_erro
   }
 done:
   xd_free(scratch);
-  xd_free(P);
   xd_free(Z);
   return rc;
 }
