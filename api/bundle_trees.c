@@ -8,9 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/bundle.h"
-
 #include "api/alloc.h"
+#include "api/bundle.h"
 #include "api/json.h"
 #include "api/ubjson.h"
 #include "core/alloc.h"
@@ -228,7 +227,8 @@ static int read_categories(const json_t *o, const char *prefix, xd_tree_spec_t *
   const json_t *cz = get_array(o, "categories_sizes", cn ? m : SIZE_MAX, prefix, 0, err, &rc);
   if (rc) return rc;
   size_t nc = cats ? json_array_size(cats) : 0;
-  if (m && (!cs || !cz || !cats)) return ferr(err, prefix, "categorical splits need categories, segments and sizes%s", "");
+  if (m && (!cs || !cz || !cats))
+    return ferr(err, prefix, "categorical splits need categories, segments and sizes%s", "");
   if (nc) {
     T->cats = xd_malloc(nc * sizeof *T->cats);
     if (!T->cats) return xd_error_set(err, XD_ENOMEM, prefix, "out of memory");
@@ -270,7 +270,8 @@ static int xgb_decode(const json_t *root, size_t n_features, const xd_feature_t 
                       xd_trees_spec_t *s, xd_error_t *err) {
   int rc;
   const json_t *learner = json_object_get(root, "learner");
-  if (!json_is_object(learner)) return ferr(err, "trees.xgboost.learner", "an XGBoost model has a 'learner' object%s", "");
+  if (!json_is_object(learner))
+    return ferr(err, "trees.xgboost.learner", "an XGBoost model has a 'learner' object%s", "");
   const json_t *obj = json_object_get(json_object_get(learner, "objective"), "name");
   if (!json_is_string(obj)) return ferr(err, "trees.xgboost.learner.objective", "missing objective name%s", "");
   const struct objective *ob = objectives;
@@ -313,7 +314,8 @@ static int xgb_decode(const json_t *root, size_t n_features, const xd_feature_t 
   const json_t *gbn = json_object_get(gb, "name");
   if (!json_is_string(gbn) || strcmp(json_string_value(gbn), "gbtree") != 0)
     return xd_error_set(err, XD_EFORMAT, "trees.xgboost.learner.gradient_booster.name",
-                        "booster '%.40s' is not supported (gbtree only)", json_is_string(gbn) ? json_string_value(gbn) : "?");
+                        "booster '%.40s' is not supported (gbtree only)",
+                        json_is_string(gbn) ? json_string_value(gbn) : "?");
   const json_t *model = json_object_get(gb, "model");
   const json_t *slv = json_object_get(json_object_get(model, "gbtree_model_param"), "size_leaf_vector");
   double leaf_vector = 0;
@@ -324,19 +326,21 @@ static int xgb_decode(const json_t *root, size_t n_features, const xd_feature_t 
                 "vector leaves (multi-target trees) are not supported%s", "");
   const json_t *trees = json_object_get(model, "trees"), *info = json_object_get(model, "tree_info");
   if (!json_is_array(trees) || json_array_size(trees) == 0 || json_array_size(trees) > XD_TREES_MAX_TREES)
-    return xd_error_set(err, XD_EFORMAT, "trees.xgboost.learner.gradient_booster.model.trees",
-                        "expected 1 to %d trees", XD_TREES_MAX_TREES);
+    return xd_error_set(err, XD_EFORMAT, "trees.xgboost.learner.gradient_booster.model.trees", "expected 1 to %d trees",
+                        XD_TREES_MAX_TREES);
   size_t nt = json_array_size(trees);
   if (!json_is_array(info) || json_array_size(info) != nt)
     return ferr(err, "trees.xgboost.learner.gradient_booster.model.tree_info", "expected one group per tree%s", "");
   double base = base_score;
   if (ob->base == BASE_LOGIT) {
     if (!(base_score > 0 && base_score < 1))
-      return ferr(err, "trees.xgboost.learner.learner_model_param.base_score", "must be in (0, 1) for this objective%s", "");
+      return ferr(err, "trees.xgboost.learner.learner_model_param.base_score", "must be in (0, 1) for this objective%s",
+                  "");
     base = log(base_score / (1 - base_score));
   } else if (ob->base == BASE_LOG) {
     if (!(base_score > 0))
-      return ferr(err, "trees.xgboost.learner.learner_model_param.base_score", "must be positive for this objective%s", "");
+      return ferr(err, "trees.xgboost.learner.learner_model_param.base_score", "must be positive for this objective%s",
+                  "");
     base = log(base_score);
   }
   s->n_groups = G;
@@ -350,7 +354,7 @@ static int xgb_decode(const json_t *root, size_t n_features, const xd_feature_t 
   if (!s->base || !s->trees) return xd_error_set(err, XD_ENOMEM, "trees", "out of memory");
   for (size_t g = 0; g < G; g++) s->base[g] = base;
   static const keys_t K = {"left_children", "right_children", "split_indices", "split_conditions",
-                           "default_left", "sum_hessian", "loss_changes", NULL};
+                           "default_left",  "sum_hessian",    "loss_changes",  NULL};
   for (size_t i = 0; i < nt; i++) {
     char prefix[64];
     snprintf(prefix, sizeof prefix, "trees[%zu]", i);
@@ -406,7 +410,8 @@ static const char *const link_names[] = {"identity", "sigmoid", "softmax", "exp"
 static const char *const split_names[] = {"lt_f32", "le_f32", "le_f64", NULL};
 
 static int nodes_decode(const json_t *v, xd_model_spec_t *ms, xd_trees_spec_t *s, xd_error_t *err) {
-  static const char *const keys[] = {"source", "link", "split", "n_groups", "leaf_width", "base", "scale", "trees", NULL};
+  static const char *const keys[] = {"source", "link",  "split", "n_groups", "leaf_width",
+                                     "base",   "scale", "trees", NULL};
   int rc;
   if (!json_is_object(v)) return ferr(err, "trees.nodes", "must be an object%s", "");
   const char *key;
@@ -430,7 +435,8 @@ static int nodes_decode(const json_t *v, xd_model_spec_t *ms, xd_trees_spec_t *s
   if (split < 0) return ferr(err, "trees.nodes.split", "must be lt_f32, le_f32 or le_f64%s", "");
   const json_t *jg = json_object_get(v, "n_groups"), *jw = json_object_get(v, "leaf_width");
   if (!json_is_integer(jg) || json_integer_value(jg) < 1 || json_integer_value(jg) > XD_TREES_MAX_GROUPS)
-    return xd_error_set(err, XD_EFORMAT, "trees.nodes.n_groups", "must be an integer from 1 to %d", XD_TREES_MAX_GROUPS);
+    return xd_error_set(err, XD_EFORMAT, "trees.nodes.n_groups", "must be an integer from 1 to %d",
+                        XD_TREES_MAX_GROUPS);
   size_t G = (size_t)json_integer_value(jg);
   size_t W = 1;
   if (jw) {

@@ -36,12 +36,12 @@ typedef struct tree_job {
   const xd_model_t *m;
   const xd_trees_t *t;
   int perturbation, output, interactions;
-  double *X;            /* (n, d) */
+  double *X; /* (n, d) */
   size_t n, d, rows_per_part;
-  size_t *target;       /* (n) output explained (XD_TARGET_PREDICTED until resolved) */
-  double *B, *w;        /* interventional background (nb, d), weights (nb) */
+  size_t *target; /* (n) output explained (XD_TARGET_PREDICTED until resolved) */
+  double *B, *w;  /* interventional background (nb, d), weights (nb) */
   size_t nb;
-  int own_bg;           /* B, w allocated by the job */
+  int own_bg;                         /* B, w allocated by the job */
   double *phi, *expected, *out, *Phi; /* (n, d), (n), (n), (n, d, d) */
 } tree_job_t;
 
@@ -128,7 +128,8 @@ static json_t *tree_encode(void *state, xd_error_t *err) {
   if (!bad && j->interactions) {
     inter = json_array();
     bad |= !inter;
-    for (size_t i = 0; !bad && i < j->n; i++) bad |= json_array_append_new(inter, xd_json_matrix(j->Phi + i * d * d, d, d));
+    for (size_t i = 0; !bad && i < j->n; i++)
+      bad |= json_array_append_new(inter, xd_json_matrix(j->Phi + i * d * d, d, d));
   }
   if (bad) goto nomem;
   bad |= json_object_set_new(o, "model", json_string(j->entry->name));
@@ -143,7 +144,8 @@ static json_t *tree_encode(void *state, xd_error_t *err) {
   bad |= json_object_set_new(o, "shap_values", xd_json_matrix(j->phi, j->n, d));
   bad |= json_object_set_new(o, "model_output", xd_json_reals(j->out, j->n));
   bad |= json_object_set_new(o, "efficiency_gap", xd_json_reals(gap, j->n));
-  if (j->perturbation == INTERVENTIONAL) bad |= json_object_set_new(o, "background_size", json_integer((json_int_t)j->nb));
+  if (j->perturbation == INTERVENTIONAL)
+    bad |= json_object_set_new(o, "background_size", json_integer((json_int_t)j->nb));
   if (inter) {
     bad |= json_object_set_new(o, "shap_interaction_values", inter);
     inter = NULL;
@@ -200,7 +202,8 @@ static int decode_background(tree_job_t *j, const json_t *body, size_t max_rows,
       return xd_error_set(err, XD_EINVAL, "background", "expected a non-empty list of rows");
     j->nb = json_array_size(rows);
     if (j->nb > max_rows)
-      return xd_error_set(err, XD_ETOOBIG, "background", "%zu background rows exceed the limit of %zu", j->nb, max_rows);
+      return xd_error_set(err, XD_ETOOBIG, "background", "%zu background rows exceed the limit of %zu", j->nb,
+                          max_rows);
     j->B = xd_malloc(xd_mul_size(j->nb, d) * sizeof *j->B);
     j->own_bg = 1;
     if (!j->B) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
@@ -252,9 +255,13 @@ int xd_tree_shap_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_e
     xd_model_entry_release(entry);
     return rc;
   }
-  static const char *const keys[] = {"model",  "instances",    "instance",   "target",             "method",
-                                     "feature_perturbation", "output", "interactions", "background",
-                                     "background_weights",   "seed", "timeout_ms", NULL};
+  static const char *const keys[] = {"model",      "instances",
+                                     "instance",   "target",
+                                     "method",     "feature_perturbation",
+                                     "output",     "interactions",
+                                     "background", "background_weights",
+                                     "seed",       "timeout_ms",
+                                     NULL};
   const xd_limits_t *lim = xd_api_limits(api);
   tree_job_t *j = xd_calloc(1, sizeof *j);
   int rc;
@@ -291,7 +298,8 @@ int xd_tree_shap_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_e
     }
   }
   if (j->interactions && j->perturbation != PATH) {
-    rc = xd_error_set(err, XD_EINVAL, "interactions", "interaction values need feature_perturbation 'tree_path_dependent'");
+    rc = xd_error_set(err, XD_EINVAL, "interactions",
+                      "interaction values need feature_perturbation 'tree_path_dependent'");
     goto fail;
   }
   if ((rc = xd_json_instances(j->m, body, 1, lim->max_rows, &j->X, &j->n, err)) != XD_OK) goto fail;
@@ -329,7 +337,8 @@ int xd_tree_shap_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_e
   if (rows_equiv > lim->max_work_rows) {
     rc = xd_error_set(err, XD_ETOOBIG, "instances",
                       "%zu instances need about %llu tree walks, over the work limit: send fewer instances%s", j->n,
-                      (unsigned long long)(per_row * j->n), j->perturbation == INTERVENTIONAL ? " or background rows" : "");
+                      (unsigned long long)(per_row * j->n),
+                      j->perturbation == INTERVENTIONAL ? " or background rows" : "");
     goto fail;
   }
   /* at most 8 parts' worth of rows per part, so even a modest batch uses every worker */

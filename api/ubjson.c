@@ -40,11 +40,16 @@ static int read_int(rd_t *r, unsigned char t, int64_t *v) {
   if (need(r, n) != XD_OK) return XD_EFORMAT;
   uint64_t u = be(r->p + r->pos, n);
   r->pos += n;
-  if (t == 'U') *v = (int64_t)u;
-  else if (n == 1) *v = (int8_t)u;
-  else if (n == 2) *v = (int16_t)u;
-  else if (n == 4) *v = (int32_t)u;
-  else *v = (int64_t)u;
+  if (t == 'U')
+    *v = (int64_t)u;
+  else if (n == 1)
+    *v = (int8_t)u;
+  else if (n == 2)
+    *v = (int16_t)u;
+  else if (n == 4)
+    *v = (int32_t)u;
+  else
+    *v = (int64_t)u;
   return XD_OK;
 }
 
@@ -134,61 +139,76 @@ static int value(rd_t *r, unsigned char t, int depth, json_t **out) {
   size_t n;
   *out = NULL;
   switch (t) {
-  case 'Z': *out = json_null(); break;
-  case 'T': *out = json_true(); break;
-  case 'F': *out = json_false(); break;
-  case 'i': case 'U': case 'I': case 'l': case 'L':
-    if (read_int(r, t, &iv) != XD_OK) return XD_EFORMAT;
-    *out = json_integer((json_int_t)iv);
-    break;
-  case 'd': {
-    if (need(r, 4) != XD_OK) return XD_EFORMAT;
-    uint32_t u = (uint32_t)be(r->p + r->pos, 4);
-    float f;
-    memcpy(&f, &u, 4);
-    r->pos += 4;
-    *out = real_or_null((double)f);
-    break;
-  }
-  case 'D': {
-    if (need(r, 8) != XD_OK) return XD_EFORMAT;
-    uint64_t u = be(r->p + r->pos, 8);
-    double x;
-    memcpy(&x, &u, 8);
-    r->pos += 8;
-    *out = real_or_null(x);
-    break;
-  }
-  case 'C': {
-    unsigned char c;
-    if (byte(r, &c) != XD_OK) return XD_EFORMAT;
-    char s[2] = {(char)c, 0};
-    *out = json_stringn(s, 1);
-    if (!*out) return fail(r, "invalid char");
-    break;
-  }
-  case 'S': case 'H': {
-    if (read_len(r, &n) != XD_OK || need(r, n) != XD_OK) return XD_EFORMAT;
-    const char *s = (const char *)r->p + r->pos;
-    r->pos += n;
-    if (t == 'H') {
-      char buf[64];
-      if (n == 0 || n >= sizeof buf) return fail(r, "invalid high-precision number");
-      memcpy(buf, s, n);
-      buf[n] = 0;
-      char *end;
-      double x = strtod(buf, &end);
-      if (*end) return fail(r, "invalid high-precision number");
-      *out = real_or_null(x);
-    } else {
-      *out = json_stringn(s, n);
-      if (!*out) return fail(r, "string is not valid UTF-8");
+    case 'Z':
+      *out = json_null();
+      break;
+    case 'T':
+      *out = json_true();
+      break;
+    case 'F':
+      *out = json_false();
+      break;
+    case 'i':
+    case 'U':
+    case 'I':
+    case 'l':
+    case 'L':
+      if (read_int(r, t, &iv) != XD_OK) return XD_EFORMAT;
+      *out = json_integer((json_int_t)iv);
+      break;
+    case 'd': {
+      if (need(r, 4) != XD_OK) return XD_EFORMAT;
+      uint32_t u = (uint32_t)be(r->p + r->pos, 4);
+      float f;
+      memcpy(&f, &u, 4);
+      r->pos += 4;
+      *out = real_or_null((double)f);
+      break;
     }
-    break;
-  }
-  case '[': return container(r, 0, depth, out);
-  case '{': return container(r, 1, depth, out);
-  default: r->pos--; return fail(r, "unknown marker");
+    case 'D': {
+      if (need(r, 8) != XD_OK) return XD_EFORMAT;
+      uint64_t u = be(r->p + r->pos, 8);
+      double x;
+      memcpy(&x, &u, 8);
+      r->pos += 8;
+      *out = real_or_null(x);
+      break;
+    }
+    case 'C': {
+      unsigned char c;
+      if (byte(r, &c) != XD_OK) return XD_EFORMAT;
+      char s[2] = {(char)c, 0};
+      *out = json_stringn(s, 1);
+      if (!*out) return fail(r, "invalid char");
+      break;
+    }
+    case 'S':
+    case 'H': {
+      if (read_len(r, &n) != XD_OK || need(r, n) != XD_OK) return XD_EFORMAT;
+      const char *s = (const char *)r->p + r->pos;
+      r->pos += n;
+      if (t == 'H') {
+        char buf[64];
+        if (n == 0 || n >= sizeof buf) return fail(r, "invalid high-precision number");
+        memcpy(buf, s, n);
+        buf[n] = 0;
+        char *end;
+        double x = strtod(buf, &end);
+        if (*end) return fail(r, "invalid high-precision number");
+        *out = real_or_null(x);
+      } else {
+        *out = json_stringn(s, n);
+        if (!*out) return fail(r, "string is not valid UTF-8");
+      }
+      break;
+    }
+    case '[':
+      return container(r, 0, depth, out);
+    case '{':
+      return container(r, 1, depth, out);
+    default:
+      r->pos--;
+      return fail(r, "unknown marker");
   }
   if (!*out) return xd_error_set(r->err, XD_ENOMEM, "", "out of memory");
   return XD_OK;
@@ -224,15 +244,20 @@ int xd_json_clean_nonfinite(const char *src, size_t len, char **out, size_t *out
     if (in_str) {
       d[o++] = c;
       i++;
-      if (c == '\\' && i < len) d[o++] = src[i++];
-      else if (c == '"') in_str = 0;
+      if (c == '\\' && i < len)
+        d[o++] = src[i++];
+      else if (c == '"')
+        in_str = 0;
       continue;
     }
     if (c == '"') in_str = 1;
     size_t k = 0;
-    if (len - i >= 3 && memcmp(src + i, "NaN", 3) == 0) k = 3;
-    else if (len - i >= 8 && memcmp(src + i, "Infinity", 8) == 0) k = 8;
-    else if (len - i >= 9 && memcmp(src + i, "-Infinity", 9) == 0) k = 9;
+    if (len - i >= 3 && memcmp(src + i, "NaN", 3) == 0)
+      k = 3;
+    else if (len - i >= 8 && memcmp(src + i, "Infinity", 8) == 0)
+      k = 8;
+    else if (len - i >= 9 && memcmp(src + i, "-Infinity", 9) == 0)
+      k = 9;
     if (k) {
       memcpy(d + o, "null", 4);
       o += 4;

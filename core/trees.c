@@ -47,18 +47,18 @@ const char *xd_trees_source(const xd_trees_t *t) { return t->source; }
 
 /* ---- validation ------------------------------------------------------------------------- */
 
-#define NODE_ERR(i, k, what, ...)                                                                   \
-  do {                                                                                            \
-    char f_[XD_ERROR_FIELD_MAX];                                                                  \
-    snprintf(f_, sizeof f_, "trees[%zu].nodes[%zu]%s", (size_t)(i), (size_t)(k), what);          \
-    return xd_error_set(err, XD_EFORMAT, f_, __VA_ARGS__);                                        \
+#define NODE_ERR(i, k, what, ...)                                                       \
+  do {                                                                                  \
+    char f_[XD_ERROR_FIELD_MAX];                                                        \
+    snprintf(f_, sizeof f_, "trees[%zu].nodes[%zu]%s", (size_t)(i), (size_t)(k), what); \
+    return xd_error_set(err, XD_EFORMAT, f_, __VA_ARGS__);                              \
   } while (0)
 
 /* One tree: children in range, every node reached at most once from the root (no cycle,
  * no shared child), depth bounded, numbers finite, features in range, categorical sets in
  * range. *depth receives the tree's depth. seen and stack are scratch of n_nodes. */
-static int check_tree(const xd_tree_spec_t *T, size_t ti, size_t n_features, size_t width, uint8_t *seen,
-                      size_t *stack, size_t *sdepth, size_t *depth, xd_error_t *err) {
+static int check_tree(const xd_tree_spec_t *T, size_t ti, size_t n_features, size_t width, uint8_t *seen, size_t *stack,
+                      size_t *sdepth, size_t *depth, xd_error_t *err) {
   size_t n = T->n_nodes;
   char f[XD_ERROR_FIELD_MAX];
   if (n == 0) {
@@ -92,8 +92,7 @@ static int check_tree(const xd_tree_spec_t *T, size_t ti, size_t n_features, siz
     }
     if (!isfinite(nd->cover) || !(nd->cover >= 0)) NODE_ERR(ti, k, ".cover", "cover must be a finite number >= 0");
     if (!isfinite(nd->gain)) NODE_ERR(ti, k, ".gain", "gain is not a finite number");
-    if (dk + 1 > XD_TREES_MAX_DEPTH)
-      NODE_ERR(ti, k, "", "tree is deeper than %d levels", XD_TREES_MAX_DEPTH);
+    if (dk + 1 > XD_TREES_MAX_DEPTH) NODE_ERR(ti, k, "", "tree is deeper than %d levels", XD_TREES_MAX_DEPTH);
     int32_t ch[2] = {nd->left, nd->right};
     for (int s = 0; s < 2; s++) {
       const char *which = s ? ".right" : ".left";
@@ -410,41 +409,48 @@ void xd_trees_outputs(const xd_trees_t *t, const double *Z, size_t n, double *ou
     const double *z = Z + i * G;
     double *o = out + i * K;
     switch (t->link) {
-    case XD_TREES_IDENTITY:
-      for (size_t g = 0; g < G; g++) o[g] = z[g];
-      break;
-    case XD_TREES_SIGMOID:
-      if (t->classification) {
-        o[0] = sigmoid(-z[0]); /* not 1-p: keeps a tiny p0's digits */
-        o[1] = sigmoid(z[0]);
-      } else {
-        o[0] = sigmoid(z[0]);
+      case XD_TREES_IDENTITY:
+        for (size_t g = 0; g < G; g++) o[g] = z[g];
+        break;
+      case XD_TREES_SIGMOID:
+        if (t->classification) {
+          o[0] = sigmoid(-z[0]); /* not 1-p: keeps a tiny p0's digits */
+          o[1] = sigmoid(z[0]);
+        } else {
+          o[0] = sigmoid(z[0]);
+        }
+        break;
+      case XD_TREES_SOFTMAX: {
+        double mx = -INFINITY, sum = 0;
+        for (size_t g = 0; g < G; g++) mx = z[g] > mx ? z[g] : mx;
+        for (size_t g = 0; g < G; g++) sum += (o[g] = exp(z[g] - mx));
+        for (size_t g = 0; g < G; g++) o[g] /= sum;
+        break;
       }
-      break;
-    case XD_TREES_SOFTMAX: {
-      double mx = -INFINITY, sum = 0;
-      for (size_t g = 0; g < G; g++) mx = z[g] > mx ? z[g] : mx;
-      for (size_t g = 0; g < G; g++) sum += (o[g] = exp(z[g] - mx));
-      for (size_t g = 0; g < G; g++) o[g] /= sum;
-      break;
-    }
-    case XD_TREES_EXP:
-      o[0] = exp(z[0]);
-      break;
-    case XD_TREES_HINGE:
-      o[1] = z[0] > 0 ? 1.0 : 0.0;
-      o[0] = 1.0 - o[1];
-      break;
+      case XD_TREES_EXP:
+        o[0] = exp(z[0]);
+        break;
+      case XD_TREES_HINGE:
+        o[1] = z[0] > 0 ? 1.0 : 0.0;
+        o[0] = 1.0 - o[1];
+        break;
     }
   }
 }
 
 int xd_trees_transform(const xd_trees_t *t, double z, double *out) {
   switch (t->link) {
-  case XD_TREES_IDENTITY: *out = z; return XD_OK;
-  case XD_TREES_SIGMOID: *out = sigmoid(z); return XD_OK;
-  case XD_TREES_EXP: *out = exp(z); return XD_OK;
-  default: return XD_EINVAL;
+    case XD_TREES_IDENTITY:
+      *out = z;
+      return XD_OK;
+    case XD_TREES_SIGMOID:
+      *out = sigmoid(z);
+      return XD_OK;
+    case XD_TREES_EXP:
+      *out = exp(z);
+      return XD_OK;
+    default:
+      return XD_EINVAL;
   }
 }
 
@@ -460,11 +466,17 @@ void xd_trees_importance(const xd_trees_t *t, xd_trees_imp_t type, size_t n_feat
     size_t f = (size_t)nd->feature;
     cnt[f] += 1;
     switch (type) {
-    case XD_TREES_IMP_WEIGHT: out[f] += 1; break;
-    case XD_TREES_IMP_GAIN:
-    case XD_TREES_IMP_TOTAL_GAIN: out[f] += nd->gain; break;
-    case XD_TREES_IMP_COVER:
-    case XD_TREES_IMP_TOTAL_COVER: out[f] += nd->cover; break;
+      case XD_TREES_IMP_WEIGHT:
+        out[f] += 1;
+        break;
+      case XD_TREES_IMP_GAIN:
+      case XD_TREES_IMP_TOTAL_GAIN:
+        out[f] += nd->gain;
+        break;
+      case XD_TREES_IMP_COVER:
+      case XD_TREES_IMP_TOTAL_COVER:
+        out[f] += nd->cover;
+        break;
     }
   }
   if (type == XD_TREES_IMP_GAIN || type == XD_TREES_IMP_COVER)

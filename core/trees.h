@@ -30,7 +30,7 @@
 
 /* Bounds on what a spec may hold (decoders check them before allocating). */
 #define XD_TREES_MAX_TREES 100000
-#define XD_TREES_MAX_NODES (1u << 22) /* per tree */
+#define XD_TREES_MAX_NODES (1u << 22)       /* per tree */
 #define XD_TREES_MAX_TOTAL_NODES (1u << 24) /* per ensemble (about 1.5 GiB built) */
 #define XD_TREES_MAX_DEPTH 128
 #define XD_TREES_MAX_GROUPS 1024
@@ -59,10 +59,10 @@ typedef struct xd_tree_node {
   uint8_t default_left; /* where a missing value goes */
   uint8_t categorical;  /* categorical split: cats[cat_off .. cat_off+cat_len) go right */
   uint32_t cat_off, cat_len;
-  double threshold;     /* numeric split threshold (as the source stores it) */
-  double cover;         /* training weight through the node (XGBoost sum_hessian,
-                           scikit-learn weighted_n_node_samples) */
-  double gain;          /* loss reduction of the split (XGBoost loss_changes), 0 if unknown */
+  double threshold; /* numeric split threshold (as the source stores it) */
+  double cover;     /* training weight through the node (XGBoost sum_hessian,
+                       scikit-learn weighted_n_node_samples) */
+  double gain;      /* loss reduction of the split (XGBoost loss_changes), 0 if unknown */
 } xd_tree_node_t;
 
 typedef struct xd_tree_spec {
@@ -77,13 +77,13 @@ typedef struct xd_tree_spec {
 typedef struct xd_trees_spec {
   size_t n_trees;
   xd_tree_spec_t *trees;
-  size_t n_groups;    /* margins: classes of a multiclass/forest classifier, else 1 */
-  size_t leaf_width;  /* 1, or n_groups (a forest classifier's per-class leaf values) */
-  double *base;       /* (n_groups) base margins (XGBoost base_score in margin space) */
-  double scale;       /* multiplies each margin's sum of leaves (forests: 1/n_trees) */
+  size_t n_groups;   /* margins: classes of a multiclass/forest classifier, else 1 */
+  size_t leaf_width; /* 1, or n_groups (a forest classifier's per-class leaf values) */
+  double *base;      /* (n_groups) base margins (XGBoost base_score in margin space) */
+  double scale;      /* multiplies each margin's sum of leaves (forests: 1/n_trees) */
   xd_trees_link_t link;
   xd_trees_split_t split;
-  char source[64];    /* "xgboost:binary:logistic", "sklearn:RandomForestClassifier" */
+  char source[64]; /* "xgboost:binary:logistic", "sklearn:RandomForestClassifier" */
 } xd_trees_spec_t;
 
 void xd_trees_spec_deinit(xd_trees_spec_t *s);
@@ -94,8 +94,8 @@ typedef struct xd_trees xd_trees_t;
  * or 1) and builds the ensemble. Takes the spec's contents on success and on failure (the
  * spec is left zeroed). Errors (XD_EFORMAT) name the node: "trees[3].nodes[17].left".
  * Returns XD_OK with *out owned by the caller (xd_trees_free), XD_EFORMAT or XD_ENOMEM. */
-int xd_trees_new(xd_trees_spec_t *spec, size_t n_features, size_t n_outputs, int classification,
-                 xd_trees_t **out, xd_error_t *err);
+int xd_trees_new(xd_trees_spec_t *spec, size_t n_features, size_t n_outputs, int classification, xd_trees_t **out,
+                 xd_error_t *err);
 void xd_trees_free(xd_trees_t *t);
 
 /* Metadata. */

@@ -24,24 +24,22 @@ struct xd_trees {
   uint8_t *is_cat;       /* (n_nodes) 1 for a categorical split */
   double *cfrac;         /* (n_nodes) cover(node) / cover(parent); 0.5 under a node without cover */
   int any_cat;
-  double *values;        /* (n_nodes, leaf_width) leaf values */
-  double *mean;          /* (n_nodes, leaf_width) cover-weighted mean leaf value below the node */
-  size_t *root;          /* (n_trees) */
-  size_t *group;         /* (n_trees) margin of a leaf_width-1 tree */
-  size_t *depth;         /* (n_trees) edges on the longest root-leaf path */
-  uint32_t *cats;        /* every categorical split's set, sorted per node */
+  double *values; /* (n_nodes, leaf_width) leaf values */
+  double *mean;   /* (n_nodes, leaf_width) cover-weighted mean leaf value below the node */
+  size_t *root;   /* (n_trees) */
+  size_t *group;  /* (n_trees) margin of a leaf_width-1 tree */
+  size_t *depth;  /* (n_trees) edges on the longest root-leaf path */
+  uint32_t *cats; /* every categorical split's set, sorted per node */
   size_t max_depth;
-  double *base;          /* (n_groups) */
+  double *base; /* (n_groups) */
   double scale;
-  int x_to_f32;          /* round inputs to float32 before comparing */
+  int x_to_f32; /* round inputs to float32 before comparing */
   xd_trees_link_t link;
   char source[64];
 };
 
 /* The input as the comparisons see it (NaN stays NaN). */
-static inline double xd_trees_input(const struct xd_trees *t, double x) {
-  return t->x_to_f32 ? (double)(float)x : x;
-}
+static inline double xd_trees_input(const struct xd_trees *t, double x) { return t->x_to_f32 ? (double)(float)x : x; }
 
 /* Child of internal node nd for input value v (already through xd_trees_input). */
 static inline size_t xd_trees_route(const struct xd_trees *t, const xd_tree_node_t *nd, double v) {

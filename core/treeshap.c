@@ -105,7 +105,7 @@ typedef struct pd_ctx {
   const xd_trees_t *t;
   const double *x; /* raw row */
   size_t tree, g;
-  int cond;        /* 0, +1 (feature cond_feat on), -1 (off) */
+  int cond; /* 0, +1 (feature cond_feat on), -1 (off) */
   int cond_feat;
   double *phi;
 } pd_ctx_t;
@@ -188,7 +188,8 @@ static int tree_in_group(const xd_trees_t *t, size_t tree, size_t g) {
 static double expected_margin(const xd_trees_t *t, size_t g) {
   double e = 0;
   for (size_t tr = 0; tr < t->n_trees; tr++)
-    if (tree_in_group(t, tr, g)) e += t->leaf_width > 1 ? t->mean[t->root[tr] * t->leaf_width + g] : t->mean[t->root[tr]];
+    if (tree_in_group(t, tr, g))
+      e += t->leaf_width > 1 ? t->mean[t->root[tr] * t->leaf_width + g] : t->mean[t->root[tr]];
   return t->base[g] + t->scale * e;
 }
 
@@ -235,9 +236,9 @@ typedef struct iv_ctx {
   const xd_trees_t *t;
   const double *xs, *bs; /* rows through xd_trees_input */
   size_t tree, g;
-  double *side;          /* (d) 0 undecided, 1 x-side, 2 b-side */
-  int *stack;            /* decided features, in order */
-  const double *W;       /* (D+1)^2: W[p*(D+1)+q] = p! q! / (p+q+1)! */
+  double *side;    /* (d) 0 undecided, 1 x-side, 2 b-side */
+  int *stack;      /* decided features, in order */
+  const double *W; /* (D+1)^2: W[p*(D+1)+q] = p! q! / (p+q+1)! */
   size_t Dw;
   double *phi;
 } iv_ctx_t;
@@ -312,7 +313,8 @@ int xd_treeshap_interventional(const xd_trees_t *t, const double *x, const doubl
   double *pp = scratch, *xs = pp + d, *bs = xs + d, *side = bs + d, *Wt = side + d;
   int *stack = (int *)(Wt + D * D);
   for (size_t p = 0; p < D; p++)
-    for (size_t q = 0; q < D; q++) Wt[p * D + q] = exp(lgamma((double)p + 1) + lgamma((double)q + 1) - lgamma((double)(p + q) + 2));
+    for (size_t q = 0; q < D; q++)
+      Wt[p * D + q] = exp(lgamma((double)p + 1) + lgamma((double)q + 1) - lgamma((double)(p + q) + 2));
   for (size_t j = 0; j < d; j++) {
     phi[j] = 0;
     side[j] = 0;

@@ -116,8 +116,8 @@ static void check_reference(const char *name, const xd_model_t *m, const json_t 
     const json_t *s = json_object_get(scores, types[ty]);
     xd_trees_importance(t, (xd_trees_imp_t)ty, d, phi);
     for (size_t j = 0; j < d; j++)
-      CHECK_MSG(fabs(phi[j] - num(s, j)) <= 1e-5 * fabs(num(s, j)) + 1e-6, "%s %s[%zu]: %.9g vs %.9g", name,
-                types[ty], j, phi[j], num(s, j));
+      CHECK_MSG(fabs(phi[j] - num(s, j)) <= 1e-5 * fabs(num(s, j)) + 1e-6, "%s %s[%zu]: %.9g vs %.9g", name, types[ty],
+                j, phi[j], num(s, j));
   }
   /* interventional against brute force */
   const json_t *iv = json_object_get(ref, "interventional");
@@ -237,8 +237,10 @@ TEST(export_sklearn_command_line) {
   const char *ci = getenv("CI");
   int under_ci = ci && *ci && strcmp(ci, "false") != 0 && strcmp(ci, "0") != 0;
   if (system("/usr/bin/python3 -c 'import sklearn, joblib' >/dev/null 2>&1") != 0) {
-    if (under_ci) CHECK_MSG(0, "python3-sklearn missing (a skip is a failure under CI)");
-    else fprintf(stderr, "skip export_sklearn_command_line: no scikit-learn\n");
+    if (under_ci)
+      CHECK_MSG(0, "python3-sklearn missing (a skip is a failure under CI)");
+    else
+      fprintf(stderr, "skip export_sklearn_command_line: no scikit-learn\n");
     return;
   }
   static const char *const cases[][3] = {
@@ -302,8 +304,7 @@ static const char *tiny_nodes =
 
 /* Loads tiny_nodes with the second tree's root feature and threshold, and (when given)
  * its left and right arrays replaced; expects XD_EFORMAT naming field. */
-static void expect_error(const char *feature, const char *thr, const char *left, const char *right,
-                         const char *field) {
+static void expect_error(const char *feature, const char *thr, const char *left, const char *right, const char *field) {
   char buf[2048], tmpl[2048];
   snprintf(tmpl, sizeof tmpl, "%s", tiny_nodes);
   if (left) { /* rewrite the second tree's child arrays */
@@ -344,10 +345,10 @@ TEST(valid_tiny_model_predicts) {
 TEST(structure_errors) {
   expect_error("5", "0.25", NULL, NULL, "trees[1].nodes[0].feature");
   expect_error("1", "null", NULL, NULL, "trees[1].nodes[0].threshold");
-  expect_error("1", "0.25", "[7,-1,-1]", "[2,-1,-1]", "trees[1].nodes[0].left"); /* out of range */
+  expect_error("1", "0.25", "[7,-1,-1]", "[2,-1,-1]", "trees[1].nodes[0].left");   /* out of range */
   expect_error("1", "0.25", "[1,-1,-1]", "[-1,-1,-1]", "trees[1].nodes[0].right"); /* half a leaf */
-  expect_error("1", "0.25", "[1,0,-1]", "[2,2,-1]", "trees[1].nodes[1].left"); /* back to the root: a cycle */
-  expect_error("1", "0.25", "[1,-1,-1]", "[1,-1,-1]", "trees[1].nodes[0].right"); /* a shared child */
+  expect_error("1", "0.25", "[1,0,-1]", "[2,2,-1]", "trees[1].nodes[1].left");     /* back to the root: a cycle */
+  expect_error("1", "0.25", "[1,-1,-1]", "[1,-1,-1]", "trees[1].nodes[0].right");  /* a shared child */
 }
 
 /* ---- naive twins: brute-force Shapley sums on random trees ------------------------------ */
@@ -395,7 +396,8 @@ static double expvalue(const xd_trees_t *t, size_t tree, size_t k, const double 
   const xd_tree_node_t *nd = &t->nodes[k];
   if (nd->feature < 0) return xd_trees_leaf(t, tree, k, g);
   if (S >> nd->feature & 1) return expvalue(t, tree, xd_trees_route(t, nd, xd_trees_input(t, x[nd->feature])), x, S, g);
-  double p = nd->cover, fl = p > 0 ? t->nodes[nd->left].cover / p : 0.5, fr = p > 0 ? t->nodes[nd->right].cover / p : 0.5;
+  double p = nd->cover, fl = p > 0 ? t->nodes[nd->left].cover / p : 0.5,
+         fr = p > 0 ? t->nodes[nd->right].cover / p : 0.5;
   return fl * expvalue(t, tree, (size_t)nd->left, x, S, g) + fr * expvalue(t, tree, (size_t)nd->right, x, S, g);
 }
 
@@ -502,7 +504,8 @@ TEST(xgboost_feature_names_checked) {
   static const char *const bundle =
       "{\"format\":\"explaind.model/v1\",\"task\":\"classification\",\"classes\":[\"no\",\"yes\"],"
       "\"features\":[{\"name\":\"income\"},{\"name\":\"age\"},{\"name\":\"debt_ratio\"},"
-      "{\"name\":\"employment\",\"type\":\"categorical\",\"categories\":[\"employed\",\"retired\",\"self_employed\",\"unemployed\"]},"
+      "{\"name\":\"employment\",\"type\":\"categorical\",\"categories\":[\"employed\",\"retired\",\"self_employed\","
+      "\"unemployed\"]},"
       "{\"name\":\"region\",\"type\":\"categorical\",\"categories\":[\"east\",\"north\",\"south\",\"west\"]},"
       "{\"name\":\"late_payments\"}],\"trees\":{\"xgboost\":\"model.ubj\"}}";
   snprintf(path, sizeof path, "%s/model.json", dir);
@@ -526,8 +529,8 @@ TEST(xgboost_feature_names_checked) {
 
 TEST(ubjson_values_and_bounds) {
   /* {"a":[$d#i\x02 1.0f 2.5f], "b":S i\x02 "hi", "c": Z} */
-  static const unsigned char ok[] = {'{', 'i', 1, 'a', '[', '$', 'd', '#', 'i', 2, 0x3f, 0x80, 0, 0, 0x40, 0x20, 0, 0,
-                                     'i', 1, 'b', 'S', 'i', 2, 'h', 'i', 'i', 1, 'c', 'Z', '}'};
+  static const unsigned char ok[] = {'{', 'i', 1,   'a', '[', '$', 'd', '#', 'i', 2,   0x3f, 0x80, 0,   0,   0x40, 0x20,
+                                     0,   0,   'i', 1,   'b', 'S', 'i', 2,   'h', 'i', 'i',  1,    'c', 'Z', '}'};
   json_t *v = NULL;
   xd_error_t err;
   CHECK(xd_ubjson_sniff(ok, sizeof ok));

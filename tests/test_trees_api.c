@@ -115,7 +115,8 @@ TEST(interventional_equals_exact_shapley) {
   char *rows = rows_text(fx_reg, 0, 4), *bg = rows_text(fx_reg, 4, 10), body[16384];
   json_t *a = NULL, *b = NULL;
   snprintf(body, sizeof body,
-           "{\"model\":\"reg\",\"instances\":%s,\"feature_perturbation\":\"interventional\",\"background\":%s}", rows, bg);
+           "{\"model\":\"reg\",\"instances\":%s,\"feature_perturbation\":\"interventional\",\"background\":%s}", rows,
+           bg);
   CHECK(post("/explain/shap", body, &a) == 200 && a);
   snprintf(body, sizeof body, "{\"model\":\"reg\",\"instances\":%s,\"method\":\"exact\",\"background\":%s}", rows, bg);
   CHECK(post("/explain/shap", body, &b) == 200 && b);
@@ -218,8 +219,9 @@ TEST(model_agnostic_methods_with_missing_values) {
       {"/explain/shap", "{\"model\":\"nan\",\"instance\":[0.1,null,1,2],\"method\":\"kernel\",\"seed\":1}"},
       {"/importance", "{\"model\":\"nan\",\"data\":{\"instances\":[[0.1,null,1,2],[1,2,null,0]],\"targets\":[0,1]}}"},
       {"/explain/pdp", "{\"model\":\"nan\",\"features\":[\"f1\"],\"grid_resolution\":5}"},
-      {"/explain/shap", "{\"model\":\"nan\",\"instance\":[0.1,null,1,2],\"feature_perturbation\":\"interventional\","
-                        "\"output\":\"probability\"}"},
+      {"/explain/shap",
+       "{\"model\":\"nan\",\"instance\":[0.1,null,1,2],\"feature_perturbation\":\"interventional\","
+       "\"output\":\"probability\"}"},
   };
   for (size_t q = 0; q < sizeof ok / sizeof *ok; q++) {
     json_t *o = NULL;
