@@ -54,16 +54,19 @@ def make(out):
 
 
 def timed(fn, budget=3.0, min_runs=5):
-    ts = []
+    """(median wall ms, p10 wall ms, runs, median process CPU ms) of repeated calls."""
+    ts, cs = [], []
     t_end = time.perf_counter() + budget
     while len(ts) < min_runs or time.perf_counter() < t_end:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         ts.append((time.perf_counter() - t0) * 1e3)
+        cs.append((time.process_time() - c0) * 1e3)
         if len(ts) >= 2000:
             break
     ts.sort()
-    return ts[len(ts) // 2], ts[len(ts) // 10], len(ts)
+    cs.sort()
+    return ts[len(ts) // 2], ts[len(ts) // 10], len(ts), cs[len(cs) // 2]
 
 
 def ref(out):
@@ -78,13 +81,14 @@ def ref(out):
     }
     for name, fn in targets.items():
         fn()  # warm-up
-        med, p10, n = timed(fn)
+        med, p10, n, cpu = timed(fn)
         print(json.dumps({"kind": "trees_ref", "target": name, "median_ms": med, "p10_ms": p10, "runs": n,
+                          "cpu_ms": cpu,
                           "xgboost": xgb.__version__, "load": "%.2f %.2f %.2f" % os.getloadavg()}))
 
 
 def report(path):
-    http, refs = {}, {}
+    http, refs, cpu = {}, {}, {}
     for line in open(path):
         try:
             o = json.loads(line)
@@ -94,6 +98,8 @@ def report(path):
             http[o["target"]] = o
         elif o.get("kind") == "trees_ref":
             refs[o["target"]] = o
+        elif o.get("kind") == "trees_cpu":
+            cpu[o["target"]] = o
     print("\n## Tree ensembles vs XGBoost\n")
     if not http or not refs:
         print("Not measured in this run (python3-xgboost missing, or the tree runs failed).")
@@ -105,15 +111,23 @@ def report(path):
           "nthread=2, DMatrix from the same rows then `predict` / `predict(pred_contribs=True)`, "
           "median of repeated calls in the same run. Both answers agree (tests/test_trees.c).\n"
           % (TREES, DEPTH, FEATURES, ROWS, v))
-    print("| target | explaind over HTTP, p50 ms | p99 ms | XGBoost in-process, median ms | ratio |")
-    print("|---|---|---|---|---|")
+    print("| target | explaind over HTTP, p50 ms | p99 ms | XGBoost in-process, median ms | ratio | "
+          "explaind server CPU ms per request | XGBoost CPU ms per call | CPU ratio |")
+    print("|---|---|---|---|---|---|---|---|")
     label = {"trees_predict": "predict, 1,000 rows", "trees_shap": "path-dependent TreeSHAP, 1,000 rows"}
     for t in ("trees_predict", "trees_shap"):
         if t in http and t in refs:
             h, r = http[t], refs[t]
-            print("| %s | %.2f | %.2f | %.2f | %.2fx |" % (label[t], h["p50_ms"], h["p99_ms"], r["median_ms"],
-                                                          r["median_ms"] / h["p50_ms"]))
-    print("\nratio = XGBoost time / explaind time (above 1: explaind is faster end to end). "
+            c = cpu.get(t)
+            # the ticks span the wrk run and the one request bench/run.sh sends first to check it
+            ours = c["ticks"] * 1e3 / c["hz"] / (h["requests"] + 1) if c and h.get("requests") else float("nan")
+            theirs = r.get("cpu_ms", float("nan"))
+            print("| %s | %.2f | %.2f | %.2f | %.2fx | %.2f | %.2f | %.2fx |" % (
+                label[t], h["p50_ms"], h["p99_ms"], r["median_ms"], r["median_ms"] / h["p50_ms"], ours, theirs,
+                theirs / ours))
+    print("\nratio = XGBoost time / explaind time (above 1: explaind is faster end to end); the CPU columns "
+          "are the server process's CPU time over the wrk run (and its check request) per request (HTTP, JSON and the "
+          "work, both workers) and XGBoost's process CPU time per call (both threads). "
           "Load average (1, 5, 15 min) when XGBoost was timed: %s on %d cores."
           % (next(iter(refs.values())).get("load", "?"), os.cpu_count() or 0))
 
