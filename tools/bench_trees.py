@@ -109,7 +109,7 @@ def report(path):
           "%d rows per request. explaind: one HTTP request with 1 connection (wrk, `--workers 2`), "
           "end to end (JSON parse, work, JSON answer). XGBoost %s: its C++ called in-process from Python, "
           "nthread=2, DMatrix from the same rows then `predict` / `predict(pred_contribs=True)`, "
-          "median of repeated calls in the same run. Both answers agree (tests/test_trees.c).\n"
+          "median of repeated calls in the same run. The two compute the same values (tests/test_trees.c checks predictions and pred_contribs against XGBoost on its fixtures).\n"
           % (TREES, DEPTH, FEATURES, ROWS, v))
     print("| target | explaind over HTTP, p50 ms | p99 ms | XGBoost in-process, median ms | ratio | "
           "explaind server CPU ms per request | XGBoost CPU ms per call | CPU ratio |")
