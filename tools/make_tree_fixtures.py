@@ -137,7 +137,7 @@ def xgb_case(name, objective, kind, params=None, nan_frac=0.0, rounds=8, M=4, ub
     return cases
 
 
-def xgb_categorical():
+def xgb_categorical(name="xgb_categorical", max_cat_to_onehot=1):
     import pandas as pd
     import xgboost as xgb
     rng = np.random.RandomState(5)
@@ -146,7 +146,8 @@ def xgb_categorical():
     x = rng.randn(n)
     y = (((c == 1) | (c == 3)) ^ (x > 0.3)).astype(int)
     df = pd.DataFrame({"color": pd.Categorical(c, categories=list(range(5))), "x": x})
-    b = xgb.train({"objective": "binary:logistic", "max_depth": 3, "tree_method": "hist", "max_cat_to_onehot": 1,
+    b = xgb.train({"objective": "binary:logistic", "max_depth": 3, "tree_method": "hist",
+                   "max_cat_to_onehot": max_cat_to_onehot,
                    "nthread": 1, "seed": 0}, xgb.DMatrix(df, y, enable_categorical=True), 6)
     ct = np.r_[np.arange(5), np.arange(5), [np.nan, 2]]
     xt = np.r_[rng.randn(10), [0.1, np.nan]]
@@ -159,7 +160,7 @@ def xgb_categorical():
                            {"name": "x"}],
               "trees": {"xgboost": model}}
     X = np.c_[ct, xt]
-    return {"xgb_categorical": {
+    return {name: {
         "bundle": bundle, "X": rows_json(X), "outputs": np.c_[1 - pred, pred].tolist(),
         "margins": b.predict(dt, output_margin=True).reshape(-1, 1).tolist(),
         "contribs": b.predict(dt, pred_contribs=True).reshape(len(X), 1, 3).tolist()}}
@@ -248,6 +249,7 @@ def main():
     cases.update(xgb_case("xgb_reg_tweedie", "reg:tweedie", "pos", interactions=False))
     cases.update(xgb_case("xgb_nan_heavy", "binary:logistic", "cls2", nan_frac=0.45, rounds=10))
     cases.update(xgb_categorical())
+    cases.update(xgb_categorical("xgb_categorical_onehot", 10))  # one-hot splits: the same set semantics
     cases.update(sklearn_cases())
     for name, c in sorted(cases.items()):
         if name.endswith("@ubj"):
