@@ -262,6 +262,46 @@ static int read_categories(const json_t *o, const char *prefix, xd_tree_spec_t *
   return XD_OK;
 }
 
+/* explaind's categorical splits (optional, per tree): "categories" has one entry per node,
+ * null or [] for a numeric split, else the category values of the split's set;
+ * "categories_left" (0/1 per node, default 0) says the set goes left rather than right. */
+static int read_node_categories(const json_t *o, const char *prefix, xd_tree_spec_t *T, xd_error_t *err) {
+  int rc;
+  size_t n = T->n_nodes;
+  const json_t *C = get_array(o, "categories", n, prefix, 0, err, &rc);
+  if (rc || !C) return rc;
+  const json_t *CL = get_array(o, "categories_left", n, prefix, 0, err, &rc);
+  if (rc) return rc;
+  size_t total = 0;
+  char f[XD_ERROR_FIELD_MAX];
+  for (size_t k = 0; k < n; k++) {
+    const json_t *c = json_array_get(C, k);
+    snprintf(f, sizeof f, "%s.categories[%zu]", prefix, k);
+    if (!json_is_null(c) && !json_is_array(c)) return ferr(err, f, "must be null or a list of category values%s", "");
+    total += json_is_array(c) ? json_array_size(c) : 0;
+  }
+  T->cats = xd_malloc((total ? total : 1) * sizeof *T->cats);
+  if (!T->cats) return xd_error_set(err, XD_ENOMEM, prefix, "out of memory");
+  for (size_t k = 0; k < n; k++) {
+    const json_t *c = json_array_get(C, k);
+    if (!json_is_array(c) || json_array_size(c) == 0 || T->nodes[k].feature < 0) continue;
+    snprintf(f, sizeof f, "%s.categories[%zu]", prefix, k);
+    xd_tree_node_t *nd = &T->nodes[k];
+    nd->categorical = 1;
+    nd->cat_off = (uint32_t)T->n_cats;
+    nd->cat_len = (uint32_t)json_array_size(c);
+    for (size_t q = 0; q < json_array_size(c); q++) {
+      long long v;
+      if ((rc = int_at(c, q, 0, UINT32_MAX, f, "", &v, err)) != XD_OK) return rc;
+      T->cats[T->n_cats++] = (uint32_t)v;
+    }
+    long long left = 0;
+    if (CL && (rc = int_at(CL, k, 0, 1, prefix, "categories_left", &left, err)) != XD_OK) return rc;
+    nd->set_left = (uint8_t)left;
+  }
+  return XD_OK;
+}
+
 /* ---- XGBoost ----------------------------------------------------------------------------- */
 
 /* names (may be NULL): the bundle's features, checked against the booster's own names
@@ -482,6 +522,7 @@ static int nodes_decode(const json_t *v, xd_model_spec_t *ms, xd_trees_spec_t *s
       s->trees[i].group = (size_t)json_integer_value(grp);
     }
     if ((rc = read_tree(o, prefix, &K, W, &s->trees[i], err)) != XD_OK) return rc;
+    if ((rc = read_node_categories(o, prefix, &s->trees[i], err)) != XD_OK) return rc;
   }
   (void)ms;
   return XD_OK;

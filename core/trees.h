@@ -11,7 +11,8 @@
  * Semantics, one table per decision (trees.c):
  *   routing   a missing value (NaN) follows the node's default direction; a categorical
  *             split sends the categories of its set right and every other one left (the
- *             XGBoost 1.7 convention); a numeric split sends x left when x < threshold,
+ *             XGBoost 1.7 convention; or left, flagged per node); a numeric split sends x
+ *             left when x < threshold,
  *             with x rounded to float32 first when the ensemble says so (XGBoost and
  *             scikit-learn trees compare float32 inputs; "<=" thresholds are stored as
  *             the next double up, so "<" serves both);
@@ -57,7 +58,9 @@ typedef struct xd_tree_node {
   int32_t feature;      /* split feature, or -1 for a leaf */
   int32_t left, right;  /* children (spec: index in the tree; built: absolute) */
   uint8_t default_left; /* where a missing value goes */
-  uint8_t categorical;  /* categorical split: cats[cat_off .. cat_off+cat_len) go right */
+  uint8_t categorical;  /* categorical split: cats[cat_off .. cat_off+cat_len) go right
+                           (left when set_left), every other category the other way */
+  uint8_t set_left;     /* the category set goes left (scikit-learn); 0: right (XGBoost) */
   uint32_t cat_off, cat_len;
   double threshold; /* numeric split threshold (as the source stores it) */
   double cover;     /* training weight through the node (XGBoost sum_hessian,

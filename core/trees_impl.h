@@ -50,9 +50,9 @@ static inline size_t xd_trees_route(const struct xd_trees *t, const xd_tree_node
     if (v < 0) return (size_t)(nd->default_left ? nd->left : nd->right);
     uint32_t c = v >= 4294967295.0 ? UINT32_MAX : (uint32_t)v;
     const uint32_t *s = t->cats + nd->cat_off;
-    for (uint32_t k = 0; k < nd->cat_len; k++)
-      if (s[k] == c) return (size_t)nd->right;
-    return (size_t)nd->left;
+    int in = 0;
+    for (uint32_t k = 0; k < nd->cat_len && !in; k++) in = s[k] == c;
+    return (size_t)(in == !nd->set_left ? nd->right : nd->left);
   }
   return (size_t)(v < nd->threshold ? nd->left : nd->right);
 }

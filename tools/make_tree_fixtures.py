@@ -168,6 +168,7 @@ def xgb_categorical(name="xgb_categorical", max_cat_to_onehot=1):
 
 def expvalue(nd, t, x, S, g):
     """The paper's Algorithm 1 for one tree of node arrays: E[f(x) | x_S] by cover."""
+    import sklearn_trees as st
     W = nd.get("leaf_width", 1)
 
     def rec(k):
@@ -177,11 +178,7 @@ def expvalue(nd, t, x, S, g):
         f = t["feature"][k]
         L, R = t["left"][k], t["right"][k]
         if f in S:
-            v = x[f]
-            v = float(np.float32(v)) if nd["split"] != "le_f64" else v
-            if np.isnan(v):
-                return rec(L if t.get("default_left", [0] * len(t["left"]))[k] else R)
-            return rec(L if v <= t["threshold"][k] else R)
+            return rec(st.route(nd, t, k, x[f]))
         c = t["cover"]
         return (c[L] * rec(L) + c[R] * rec(R)) / c[k]
     return rec(0)
@@ -203,11 +200,18 @@ def sklearn_cases():
         ("sk_hgb_clf3", E.HistGradientBoostingClassifier(max_iter=5, max_depth=3, random_state=0), "cls3", 0.1),
         ("sk_hgb_reg", E.HistGradientBoostingRegressor(max_iter=8, max_depth=3, random_state=0), "reg", 0.2),
     ]
+    cat_est = E.HistGradientBoostingClassifier(max_iter=6, max_depth=3, random_state=0, categorical_features=[3])
+    specs.append(("sk_hgb_clf2_categorical", cat_est, "cls2", 0.1))
     for name, est, kind, nan in specs:
         M = 4
         X, y = data(300, M, zlib.crc32(name.encode()) % 1000, nan, kind)
-        est.fit(X, y)
         Xt, _ = data(10, M, 4321, nan, kind)
+        if name.endswith("_categorical"):  # feature 3 as category codes 0..5; 7 is unseen
+            X[:, 3] = np.where(np.isnan(X[:, 3]), np.nan, np.floor(np.abs(X[:, 3]) * 2) % 6)
+            y = ((X[:, 3] % 2 == 0) ^ (X[:, 0] > 0)).astype(int)
+            Xt[:, 3] = np.where(np.isnan(Xt[:, 3]), np.nan, np.floor(np.abs(Xt[:, 3]) * 2) % 6)
+            Xt[0, 3] = 7
+        est.fit(X, y)
         task, classes, nd = st.nodes(est, M)
         cls = task == "classification"
         outputs = est.predict_proba(Xt) if cls else est.predict(Xt).reshape(-1, 1)

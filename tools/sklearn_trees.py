@@ -2,7 +2,7 @@
 
 Supported: RandomForest{Classifier,Regressor}, ExtraTrees{Classifier,Regressor},
 GradientBoosting{Classifier,Regressor}, HistGradientBoosting{Classifier,Regressor}
-(numeric features; HistGradientBoosting's categorical splits are refused).
+(numeric features, and HistGradientBoosting's categorical features).
 
   forests     margin[k] = (1/n_trees) Σ leaf value[k]; a classifier's leaf values are the
               leaf's class probabilities (predict_proba averages them); split "le_f32"
@@ -81,12 +81,16 @@ def nodes(est, n_features):
                                     "n_groups": 1, "base": base, "scale": float(est.learning_rate), "trees": trees}
     if isinstance(est, (E.HistGradientBoostingClassifier, E.HistGradientBoostingRegressor)):
         trees = []
+        known, f_idx = None, None
+        if getattr(est, "is_categorical_", None) is not None and np.any(est.is_categorical_):
+            known, f_idx = est._bin_mapper.make_known_categories_bitsets()
         for it in est._predictors:
             for k, pred in enumerate(it):
                 nd = pred.nodes
-                if np.any(nd["is_categorical"]):
-                    raise SystemExit("HistGradientBoosting categorical splits are not supported")
                 leaf = nd["is_leaf"].astype(bool)
+                cats, cats_left = None, None
+                if np.any(nd["is_categorical"]):
+                    cats, cats_left = _hgb_categories(nd, pred.raw_left_cat_bitsets, known, f_idx)
                 trees.append({
                     "group": k,
                     "left": [int(x) if not leaf[i] else -1 for i, x in enumerate(nd["left"])],
@@ -97,6 +101,9 @@ def nodes(est, n_features):
                     "cover": [float(x) for x in nd["count"]],
                     "gain": [float(x) if not leaf[i] else 0.0 for i, x in enumerate(nd["gain"])],
                     "value": [float(x) for x in nd["value"]]})
+                if cats is not None:
+                    trees[-1]["categories"] = cats
+                    trees[-1]["categories_left"] = cats_left
         K = len(est._predictors[0])
         base = np.asarray(est._baseline_prediction, dtype=np.float64).ravel().tolist()
         loss = getattr(est, "loss", "")
@@ -111,25 +118,58 @@ def nodes(est, n_features):
     return None
 
 
+def _bits(words):
+    """Category values whose bit is set in a 256-bit set stored as 8 uint32 words."""
+    return [c for c in range(256) if int(words[c // 32]) >> (c % 32) & 1]
+
+
+def _hgb_categories(nodes, raw_left, known, f_idx):
+    """Per node: the category set and whether it goes left. scikit-learn sends the
+    categories of the node's bitset left and treats a category unseen in training as
+    missing; so when missing values go left the set written is the known categories that
+    go right (an unseen one is in neither and goes left), else the left set itself."""
+    cats, left = [], []
+    for i, n in enumerate(nodes):
+        if n["is_leaf"] or not n["is_categorical"]:
+            cats.append(None)
+            left.append(0)
+            continue
+        go_left = set(_bits(raw_left[n["bitset_idx"]]))
+        if n["missing_go_to_left"]:
+            kn = _bits(known[f_idx[n["feature_idx"]]])
+            cats.append(sorted(c for c in kn if c not in go_left))
+            left.append(0)
+        else:
+            cats.append(sorted(go_left))
+            left.append(1)
+    return cats, left
+
+
+def route(nd, t, k, v):
+    """Child of node k of tree t (node arrays of nd) for the raw value v."""
+    v = float(np.float32(v)) if nd["split"] != "le_f64" else v
+    cs = t.get("categories", [None] * len(t["left"]))[k]
+    if np.isnan(v) or (cs and v < 0):
+        return t["left"][k] if t.get("default_left", [0] * len(t["left"]))[k] else t["right"][k]
+    if cs:
+        inside = int(v) in cs
+        set_left = t.get("categories_left", [0] * len(t["left"]))[k]
+        return t["left"][k] if inside == bool(set_left) else t["right"][k]
+    below = (v < np.float32(t["threshold"][k])) if nd["split"] == "lt_f32" else (v <= t["threshold"][k])
+    return t["left"][k] if below else t["right"][k]
+
+
 def evaluate(nd, X, classification):
     """Outputs of the node arrays on rows X (NaN = missing): probabilities or values."""
     X = np.asarray(X, dtype=np.float64)
     G = nd["n_groups"]
     W = nd.get("leaf_width", 1)
     Z = np.zeros((len(X), G))
-    f32 = nd["split"] != "le_f64"
     for t in nd["trees"]:
         for i, x in enumerate(X):
             k = 0
             while t["left"][k] >= 0:
-                v = x[t["feature"][k]]
-                v = float(np.float32(v)) if f32 else v
-                if np.isnan(v):
-                    k = t["left"][k] if t.get("default_left", [0] * len(t["left"]))[k] else t["right"][k]
-                elif (v < np.float32(t["threshold"][k])) if nd["split"] == "lt_f32" else (v <= t["threshold"][k]):
-                    k = t["left"][k]
-                else:
-                    k = t["right"][k]
+                k = route(nd, t, k, x[t["feature"][k]])
             if W == 1:
                 Z[i, t.get("group", 0)] += t["value"][k]
             else:
