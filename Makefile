@@ -91,7 +91,9 @@ $(DEPLOY_NODE_MODULES): tests/deploy/package.json tests/deploy/package-lock.json
 # server and its service, so its .deb is downloaded and unpacked into $(BUILD)/tools
 # (a static Go binary: nothing else to install). A failure only warns: the tests then
 # skip, or fail under CI=true.
-TEST_PKGS := openssl curl
+# python3-xgboost, python3-sklearn and python3-pandas: tests/test_trees.c checks the tree
+# ensembles against the live reference libraries (tools/make_tree_fixtures.py).
+TEST_PKGS := openssl curl python3-xgboost python3-sklearn python3-pandas
 PROMTOOL  := $(BUILD)/tools/promtool
 edge-deps:
 	@missing=""; for p in $(TEST_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -199,7 +201,7 @@ valgrind: deps all
 # Benchmarks (bench/): in-process microbenchmarks (bench_core), the report writer
 # (bench_report) and HTTP load with wrk against the real server; bench/run.sh writes
 # bench/RESULTS.md. BENCH_SCALE=0.2 shortens every measurement (development runs).
-BENCH_PKGS := wrk curl
+BENCH_PKGS := wrk curl python3-xgboost
 BENCH_BIN  := $(BUILD)/bench/bench_core $(BUILD)/bench/bench_report
 bench-deps:
 	@missing=""; for p in $(BENCH_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -2,12 +2,14 @@
 #include "api/bundle.h"
 
 #include <errno.h>
+#include <math.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "api/alloc.h"
+#include "api/bundle_trees.h"
 #include "api/json.h"
 #include "core/alloc.h"
 #include "core/onnx.h"
@@ -280,6 +282,8 @@ static int decode_background(const json_t *v, const char *dir, xd_model_spec_t *
         bg->X[i * d + j] = (double)k;
       } else if (json_is_number(x)) {
         bg->X[i * d + j] = json_number_value(x);
+      } else if (s->trees && json_is_null(x)) { /* a missing value: the trees route it */
+        bg->X[i * d + j] = NAN;
       } else {
         return xd_error_set(err, XD_EFORMAT, f, "must be a number%s", s->features[j].kind == XD_FEAT_CATEGORICAL ? " or a category name" : "");
       }
@@ -315,7 +319,7 @@ static int decode(const char *data, size_t len, const char *dir, const void *onn
   int rc = XD_OK;
   if (oom) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory reading the bundle");
   if (!root) return xd_error_set(err, XD_EFORMAT, "", "not valid JSON: %s (line %d, column %d)", jerr.text, jerr.line, jerr.column);
-  static const char *const keys[] = {"format", "task", "features", "classes", "preprocess", "layers", "onnx", "background", NULL};
+  static const char *const keys[] = {"format", "task", "features", "classes", "preprocess", "layers", "onnx", "background", "trees", NULL};
   if (!json_is_object(root)) {
     rc = xd_error_set(err, XD_EFORMAT, "", "a bundle is a JSON object");
     goto done;
@@ -380,6 +384,15 @@ static int decode(const char *data, size_t len, const char *dir, const void *onn
       goto done;
   }
   json_t *jonnx = json_object_get(root, "onnx"), *jlayers = json_object_get(root, "layers");
+  json_t *jtrees = json_object_get(root, "trees");
+  if (jtrees && (jonnx || jlayers || onnx)) {
+    rc = xd_error_set(err, XD_EFORMAT, "trees", "give either trees or a network (layers, onnx), not both");
+    goto done;
+  }
+  if (jtrees) { /* a tree ensemble (api/bundle_trees.c) */
+    if ((rc = xd_bundle_trees_decode(jtrees, dir, &s, err)) != XD_OK) goto done;
+    goto background;
+  }
   int from_onnx = onnx || jonnx;
   if (onnx && (jonnx || jlayers)) {
     rc = xd_error_set(err, XD_EFORMAT, jonnx ? "onnx" : "layers",
@@ -393,12 +406,13 @@ static int decode(const char *data, size_t len, const char *dir, const void *onn
   if (from_onnx ? (rc = decode_onnx(jonnx, dir, onnx, onnx_len, &s, err)) != XD_OK
                 : (rc = decode_layers(jlayers, &s, err)) != XD_OK)
     goto done;
+background:;
   json_t *bg = json_object_get(root, "background");
   if (bg && (rc = decode_background(bg, dir, &s, err)) != XD_OK) goto done;
   json_decref(root);
   root = NULL;
   rc = xd_model_new(&s, out, err); /* takes the spec's contents either way */
-  if (rc != XD_OK && from_onnx) onnx_error_path(err);
+  if (rc != XD_OK && (onnx || jonnx)) onnx_error_path(err);
   return rc;
 done:
   if (root) json_decref(root);
@@ -512,6 +526,7 @@ void xd_bundle_digest(const char *data, size_t len, const char *dir, char sha256
     json_t *root = json_loadb(data, len, 0, NULL);
     if (json_is_object(root)) {
       digest_file(&c, dir, json_object_get(root, "onnx"));
+      digest_file(&c, dir, json_object_get(json_object_get(root, "trees"), "xgboost"));
       json_t *bg = json_object_get(root, "background");
       if (json_is_object(bg)) digest_file(&c, dir, json_object_get(bg, "csv"));
     }

@@ -174,6 +174,13 @@ int xd_gradient_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_er
     goto fail;
   }
   const xd_model_t *m = j->entry->model;
+  if (xd_model_trees(m)) { /* a client error, not a missing feature: say what does apply */
+    rc = xd_error_set(err, XD_EINVAL, "model",
+                      "model '%s' is a tree ensemble: it has no input gradient; use /explain/shap (TreeSHAP), "
+                      "/explain/lime, /explain/occlusion, /importance or /explain/pdp",
+                      j->entry->name);
+    goto fail;
+  }
   if (!xd_model_has_gradient(m)) {
     rc = xd_error_set(err, XD_EUNSUPPORTED, "model", "model '%s' has no input gradient", j->entry->name);
     goto fail;

@@ -7,7 +7,11 @@
  *   mean_abs_gradient  mean over the rows of |∂f_target/∂x| (parts of GRAD_CHUNK rows);
  *   mean_abs_shap      mean over the rows of |φ| of Kernel SHAP (core/shap.h, the
  *                      defaults of /explain/shap: 50-point k-means background, auto
- *                      nsamples, identity link, no L1), SHAP_CHUNK rows per part.
+ *                      nsamples, identity link, no L1), SHAP_CHUNK rows per part;
+ *                      for tree models path-dependent TreeSHAP of the raw margin
+ *                      (core/trees.h), TREE_CHUNK rows per part;
+ *   weight, gain, total_gain, cover, total_cover
+ *                      tree ensembles: XGBoost's get_score over the splits (one part).
  * The decoder validates every field strictly and takes the model reference that the
  * job's free releases. */
 #include "api/importance.h"
@@ -23,6 +27,7 @@
 #include "core/alloc.h"
 #include "core/importance.h"
 #include "core/shap.h"
+#include "core/trees.h"
 
 /* ==== data ============================================================================== */
 
@@ -110,9 +115,14 @@ int xd_imp_data_decode(const xd_api_t *api, const xd_model_t *m, const char *mod
 
 /* ==== the job ============================================================================= */
 
-enum { M_PERMUTATION, M_OLDEN, M_GARSON, M_GRADIENT, M_SHAP };
+enum { M_PERMUTATION, M_OLDEN, M_GARSON, M_GRADIENT, M_SHAP, M_WEIGHT, M_GAIN, M_TOTAL_GAIN, M_COVER, M_TOTAL_COVER };
 static const char *const method_names[] = {"permutation", "olden", "garson", "mean_abs_gradient", "mean_abs_shap",
-                                           NULL};
+                                           "weight", "gain", "total_gain", "cover", "total_cover", NULL};
+/* The split importances, in method order from M_WEIGHT (core/trees.h's order). */
+static const xd_trees_imp_t split_types[] = {XD_TREES_IMP_WEIGHT, XD_TREES_IMP_GAIN, XD_TREES_IMP_TOTAL_GAIN,
+                                             XD_TREES_IMP_COVER, XD_TREES_IMP_TOTAL_COVER};
+/* Rows per TreeSHAP part of mean_abs_shap on a tree model. */
+#define TREE_CHUNK 64
 static const char *const scoring_names[] = {"accuracy", "balanced_accuracy", "neg_log_loss", "r2",
                                             "neg_mean_squared_error", NULL};
 
@@ -162,8 +172,34 @@ static void imp_free(void *state) {
 
 /* The k-means summary is drawn from the request seed, so whichever part makes it, it is
  * the same summary; the lock only keeps it from being made twice. */
+/* mean_abs_shap on a tree model: |path-dependent TreeSHAP| of the raw margin of each row's
+ * target (the predicted class, or the one margin of a binary or regression model). */
+static int tree_shap_part(imp_state_t *s, size_t part, const xd_cancel_t *cancel, xd_error_t *err) {
+  const xd_trees_t *t = xd_model_trees(s->m);
+  const size_t d = xd_model_n_features(s->m), K = xd_model_n_outputs(s->m), G = xd_trees_n_groups(t);
+  size_t r0 = part * TREE_CHUNK, nr = s->data.n - r0 < TREE_CHUNK ? s->data.n - r0 : TREE_CHUNK;
+  double *scratch = xd_malloc(xd_treeshap_scratch(t) * sizeof *scratch), *P = xd_malloc(nr * K * sizeof *P);
+  int rc = XD_OK;
+  if (!scratch || !P) {
+    rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+    goto done;
+  }
+  if (s->target_predicted && (rc = xd_model_predict(s->m, s->data.X + r0 * d, nr, P, cancel, err)) != XD_OK) goto done;
+  for (size_t i = 0; i < nr; i++) {
+    size_t tg = s->target_predicted ? xd_model_argmax(s->m, P + i * K) : s->targets[r0 + i];
+    double e, *phi = s->values + (r0 + i) * d;
+    xd_treeshap_path(t, s->data.X + (r0 + i) * d, d, G == 1 ? 0 : tg, phi, &e, scratch);
+    for (size_t j = 0; j < d; j++) phi[j] = fabs(phi[j]);
+  }
+done:
+  xd_free(scratch);
+  xd_free(P);
+  return rc;
+}
+
 static int shap_part(imp_state_t *s, size_t part, const xd_cancel_t *cancel, xd_error_t *err) {
   const size_t d = xd_model_n_features(s->m);
+  if (xd_model_trees(s->m)) return tree_shap_part(s, part, cancel, err);
   pthread_mutex_lock(&s->lock);
   if (!s->bg_ready) {
     xd_error_clear(&s->bg_err);
@@ -213,6 +249,11 @@ static int imp_run(void *state, size_t part, const xd_cancel_t *cancel, xd_error
                                s->values + r0 * d, cancel, err);
   }
   case M_SHAP: return shap_part(s, part, cancel, err);
+  case M_WEIGHT:
+  case M_GAIN:
+  case M_TOTAL_GAIN:
+  case M_COVER:
+  case M_TOTAL_COVER: xd_trees_importance(xd_model_trees(s->m), split_types[s->method - M_WEIGHT], d, s->values); return XD_OK;
   }
   return xd_error_set(err, XD_EINTERNAL, NULL, "unknown importance method");
 }
@@ -286,7 +327,7 @@ static json_t *imp_encode(void *state, xd_error_t *err) {
     bad |= json_object_set_new(body, "scoring", json_string(xd_imp_scoring_name(s->scoring)));
     bad |= json_object_set_new(body, "n_repeats", json_integer((json_int_t)R));
     bad |= json_object_set_new(body, "max_samples", json_integer((json_int_t)s->n_sub));
-  } else {
+  } else if (s->method < M_WEIGHT) { /* the split importances are about no output */
     bad |= json_object_set_new(body, "target", target_json(s));
   }
   if (s->method == M_PERMUTATION || s->method == M_SHAP) {
@@ -294,7 +335,10 @@ static json_t *imp_encode(void *state, xd_error_t *err) {
     bad |= json_object_set_new(body, "seed", s->seed <= (uint64_t)INT64_MAX ? json_integer((json_int_t)s->seed)
                                                                             : json_real((double)s->seed));
   }
-  if (s->method == M_SHAP) bad |= json_object_set_new(body, "background_points", json_integer((json_int_t)s->bg.n));
+  if (s->method == M_SHAP && !xd_model_trees(s->m))
+    bad |= json_object_set_new(body, "background_points", json_integer((json_int_t)s->bg.n));
+  if (s->method == M_SHAP && xd_model_trees(s->m))
+    bad |= json_object_set_new(body, "shap_method", json_string("tree_path_dependent"));
   bad |= json_object_set_new(body, "importances", list);
   list = NULL;
   if (bad) goto nomem;
@@ -401,7 +445,8 @@ int xd_importance_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_
   /* target: one output for the connection weights; "predicted" (default) or one output for
    * the per-row methods; validated but unused by permutation */
   int per_row = method == M_GRADIENT || method == M_SHAP;
-  int weights_only = method == M_OLDEN || method == M_GARSON;
+  int split_imp = method >= M_WEIGHT;
+  int weights_only = method == M_OLDEN || method == M_GARSON || split_imp;
   s->target = xd_imp_default_weight_target(m);
   s->target_predicted = per_row;
   if ((rc = decode_target(m, body, !weights_only, &s->target, &s->target_predicted, err)) != XD_OK) goto fail;
@@ -411,7 +456,12 @@ int xd_importance_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_
     s->target = 0;
   }
 
-  if (weights_only) {
+  if (split_imp && !xd_model_trees(m)) {
+    rc = xd_error_set(err, XD_EINVAL, "method", "method '%s' needs a tree ensemble; model '%s' is a %s model",
+                      method_names[method], s->entry->name, xd_model_family(m));
+    goto fail;
+  }
+  if (weights_only && !split_imp) {
     size_t nl = 0;
     if (!xd_model_dense_layers(m, &nl) || nl == 0) {
       rc = xd_error_set(err, XD_EINVAL, "method", "method '%s' needs a dense network; model '%s' is a %s model",
@@ -420,7 +470,10 @@ int xd_importance_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_
     }
   }
   if (method == M_GRADIENT && !xd_model_has_gradient(m)) {
-    rc = xd_error_set(err, XD_EINVAL, "method", "model '%s' has no input gradient", s->entry->name);
+    rc = xd_error_set(err, XD_EINVAL, "method", "model '%s' has no input gradient%s", s->entry->name,
+                      xd_model_trees(m) ? " (a tree ensemble: use gain, total_gain, weight, cover, mean_abs_shap or "
+                                          "permutation)"
+                                        : "");
     goto fail;
   }
 
@@ -450,6 +503,11 @@ int xd_importance_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_
     break;
   case M_OLDEN:
   case M_GARSON:
+  case M_WEIGHT:
+  case M_GAIN:
+  case M_TOTAL_GAIN:
+  case M_COVER:
+  case M_TOTAL_COVER:
     s->values = xd_calloc(d, sizeof *s->values);
     if (!s->values) goto nomem;
     rows = 1;
@@ -470,6 +528,15 @@ int xd_importance_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_
     parts = (n + GRAD_CHUNK - 1) / GRAD_CHUNK;
     break;
   case M_SHAP: {
+    if (xd_model_trees(m)) { /* TreeSHAP: one walk of every tree per row, no model rows */
+      rows = n;
+      s->values = xd_calloc(xd_mul_size(n, d), sizeof *s->values);
+      s->targets = xd_calloc(n, sizeof *s->targets);
+      if (!s->values || !s->targets) goto nomem;
+      for (size_t i = 0; i < n; i++) s->targets[i] = s->target;
+      parts = (n + TREE_CHUNK - 1) / TREE_CHUNK;
+      break;
+    }
     /* Kernel SHAP evaluates about min(2M + 2048, 2^M - 2) coalitions x the summary's
      * rows per data row (fewer for a linear model, which has a closed form). */
     const xd_dataset_t *bg = xd_model_background(m);

@@ -24,6 +24,7 @@
 
 #include "api/endpoints.h"
 #include "api/explain_common.h"
+#include "api/explain_tree.h"
 #include "api/alloc.h"
 #include "core/alloc.h"
 #include "core/shap.h"
@@ -365,6 +366,9 @@ static int decode_l1(const json_t *body, size_t d, size_t *k, xd_error_t *err) {
 }
 
 int xd_shap_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err) {
+  /* tree ensembles default to TreeSHAP (api/explain_tree.c); Kernel SHAP when asked */
+  int trc = xd_tree_shap_decode(api, body, work, err);
+  if (trc != XD_TREE_SHAP_NOT_MINE) return trc;
   static const char *const keys[] = {"model",   "instances", "instance",        "target",     "nsamples",
                                      "background_size", "background", "background_weights", "link", "l1_reg",
                                      "method",  "seed",      "timeout_ms",      NULL};

@@ -163,6 +163,10 @@ int xd_json_row(const xd_model_t *m, const json_t *v, const char *field, double 
   for (size_t j = 0; j < d; j++) {
     json_t *x = json_is_array(v) ? json_array_get(v, j) : json_object_get(v, fs[j].name);
     if (!x) return xd_error_set(err, XD_EINVAL, VALUE_FIELD(), "feature '%s' is missing", fs[j].name);
+    if (json_is_null(x) && xd_model_trees(m)) { /* a missing value: tree models route it */
+      row[j] = NAN;
+      continue;
+    }
     if (fs[j].kind == XD_FEAT_CATEGORICAL) {
       long k = -1;
       if (json_is_string(x)) {

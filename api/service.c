@@ -9,6 +9,7 @@
 
 #include "api/bundle.h"
 #include "api/metrics.h"
+#include "core/trees.h"
 #include "core/alloc.h"
 #include "core/sha256.h"
 
@@ -108,6 +109,13 @@ static json_t *model_detail(const xd_model_entry_t *e) {
                                             (json_int_t)L[l].out, "activation", xd_act_name(L[l].act)));
   json_object_set_new(o, "layers", layers);
   json_object_set_new(o, "family", json_string(xd_model_family(m)));
+  const xd_trees_t *tr = xd_model_trees(m);
+  if (tr) /* a tree ensemble: its source, size and raw outputs (docs/trees.md) */
+    json_object_set_new(o, "trees", json_pack("{s:s, s:I, s:I, s:I, s:s}", "source", xd_trees_source(tr), "n_trees",
+                                              (json_int_t)xd_trees_n_trees(tr), "max_depth",
+                                              (json_int_t)xd_trees_max_depth(tr), "n_groups",
+                                              (json_int_t)xd_trees_n_groups(tr), "link",
+                                              xd_trees_link_names[xd_trees_link(tr)]));
   json_object_set_new(o, "n_inputs", json_integer((json_int_t)xd_model_n_inputs(m)));
   json_object_set_new(o, "background_rows", json_integer((json_int_t)xd_model_background(m)->n));
   json_object_set_new(o, "background_targets", json_boolean(xd_model_background(m)->y != NULL));

@@ -44,8 +44,11 @@ static json_t *model_metadata(const xd_model_entry_t *e) {
   json_t *names = json_array();
   const xd_feature_t *fs = xd_model_features(m);
   for (size_t j = 0; j < xd_model_n_features(m); j++) json_array_append_new(names, json_string(fs[j].name));
+  /* platform names the model family: explaind_dense, explaind_trees */
+  char platform[48];
+  snprintf(platform, sizeof platform, "explaind_%s", xd_model_family(m));
   return json_pack("{s:s, s:[s], s:s, s:o, s:o, s:{s:o}}", "name", e->name, "versions", ver, "platform",
-                   "explaind_dense", "inputs", inputs, "outputs", outputs, "parameters", "feature_names", names);
+                   platform, "inputs", inputs, "outputs", outputs, "parameters", "feature_names", names);
 }
 
 /* ---- tensors ------------------------------------------------------------------------ */

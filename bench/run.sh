@@ -93,7 +93,7 @@ start_server() {
   SERVER_WORKERS=$1
   PORT=$("$CORE" --free-port)
   URL=http://127.0.0.1:$PORT
-  "$BIN" --listen "127.0.0.1:$PORT" --model-dir models --workers "$1" --queue-size 256 --log-level warn \
+  "$BIN" --listen "127.0.0.1:$PORT" --model-dir "${MODEL_DIR:-models}" --workers "$1" --queue-size 256 --log-level warn \
     > "$WORK/server-$1.log" 2>&1 &
   SERVER_PID=$!
   i=0
@@ -176,6 +176,33 @@ if start_server 1; then
   load lime /explain/lime lime 1 4 16
   stop_server
 fi
+# Tree ensembles against XGBoost's own C++ (tools/bench_trees.py): a 120-tree depth-5
+# model, 1,000 rows per request over HTTP with one connection, and XGBoost's predict and
+# pred_contribs (nthread=2) timed in-process in this same run. Needs python3-xgboost.
+TREES_DIR=$WORK/trees
+if mkdir -p "$TREES_DIR" && /usr/bin/python3 tools/bench_trees.py make "$TREES_DIR" 2> "$WORK/trees.err"; then
+  cp "$TREES_DIR"/trees_predict.json "$TREES_DIR"/trees_shap.json "$BODIES"/
+  MODEL_DIR=$TREES_DIR
+  if start_server 2; then
+    log "tree ensembles: /predict and /explain/shap, 1,000 rows, one connection"
+    # the server's CPU time over each run (utime + stime, in clock ticks), which other
+    # load on a shared machine inflates much less than wall-clock latency
+    for tt in trees_predict:/predict trees_shap:/explain/shap; do
+      c0=$(awk '{print $14 + $15}' "/proc/$SERVER_PID/stat")
+      load "${tt%%:*}" "${tt#*:}" "${tt%%:*}" 1
+      c1=$(awk '{print $14 + $15}' "/proc/$SERVER_PID/stat")
+      note "{\"kind\":\"trees_cpu\",\"target\":\"${tt%%:*}\",\"ticks\":$((c1 - c0)),\"hz\":$(getconf CLK_TCK)}"
+    done
+    stop_server
+  fi
+  MODEL_DIR=models
+  log "XGBoost in-process (nthread=2), same rows"
+  /usr/bin/python3 tools/bench_trees.py ref "$TREES_DIR" >> "$RES" 2>> "$WORK/trees.err" ||
+    note "{\"kind\":\"error\",\"what\":\"XGBoost reference timing failed: $(jstr "$(tail -n 2 "$WORK/trees.err")")\"}"
+else
+  note "{\"kind\":\"error\",\"what\":\"tree benchmark skipped: $(jstr "$(tail -n 2 "$WORK/trees.err")")\"}"
+fi
+
 for w in 2 1; do
   [ -s "$WORK/server-$w.log" ] && note "{\"kind\":\"server_log\",\"workers\":$w,\"tail\":\"$(jstr "$(tail -n 5 "$WORK/server-$w.log")")\"}"
 done
@@ -184,6 +211,7 @@ done
 note "{\"kind\":\"end\",\"seconds\":$(( $(date +%s) - START )),\"load_after\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
 cp "$RES" "$BUILD/bench/results.jsonl"
 if "$REPORT" "$RES" > "$WORK/RESULTS.md"; then
+  /usr/bin/python3 tools/bench_trees.py report "$RES" >> "$WORK/RESULTS.md" 2>/dev/null || true
   mv "$WORK/RESULTS.md" "$OUT"
   log "wrote $OUT (raw lines: $BUILD/bench/results.jsonl) in $(( $(date +%s) - START )) s"
 else

@@ -1,5 +1,6 @@
-/* model.c — validation of a decoded bundle, the encoding of raw features, and the dense
- * network family: batched forward in float, forward+backward in double.
+/* model.c — validation of a decoded bundle, the encoding of raw features, the dense
+ * network family (batched forward in float, forward+backward in double) and the tree
+ * family's hook into core/trees.h (raw rows, no encoding, no gradient).
  *
  * The family interface (struct family) is what a new model family implements; the
  * rest of this file (features, encoding, output semantics, background) is shared. */
@@ -12,6 +13,7 @@
 #include "core/alloc.h"
 
 #include "core/hotloop.h"
+#include "core/trees.h"
 
 /* ---- family interface --------------------------------------------------------------- */
 
@@ -23,6 +25,9 @@ typedef struct family {
   /* see xd_model_gradient; NULL if the family has no gradient */
   int (*gradient)(const xd_model_t *m, const double *E, size_t n, const size_t *target, xd_output_kind_t kind,
                   double *f, double *G, double *out_all, double *scratch);
+  /* Raw rows X (n, n_features) -> out (n, n_outputs), for families that read raw values
+   * (trees); xd_model_predict then skips the encoding. NULL: encode and forward. */
+  int (*predict_raw)(const xd_model_t *m, const double *X, size_t n, double *out);
 } family_t;
 
 struct xd_model {
@@ -41,6 +46,7 @@ struct xd_model {
   xd_dataset_t background;
   xd_stats_t stats;
   int has_stats;
+  xd_trees_t *trees; /* the tree family's ensemble */
 };
 
 /* ---- spec ------------------------------------------------------------------------------ */
@@ -74,6 +80,8 @@ void xd_model_spec_deinit(xd_model_spec_t *spec) {
     }
   xd_free(spec->layers);
   xd_dataset_deinit(&spec->background);
+  xd_trees_spec_deinit(spec->trees);
+  xd_free(spec->trees);
   memset(spec, 0, sizeof *spec);
 }
 
@@ -91,6 +99,7 @@ void xd_model_free(xd_model_t *m) {
   xd_free(m->layers);
   xd_dataset_deinit(&m->background);
   if (m->has_stats) xd_stats_deinit(&m->stats);
+  xd_trees_free(m->trees);
   xd_free(m);
 }
 
@@ -162,6 +171,12 @@ static int validate(const xd_model_spec_t *s, size_t *n_inputs, xd_error_t *err)
       }
     }
   }
+  if (s->trees) { /* the trees see raw values: no layers, no encoding (xd_trees_new checks the rest) */
+    if (s->n_layers) return xd_error_set(err, XD_EFORMAT, "layers", "give either layers or trees, not both");
+    if (s->pre_mean) return xd_error_set(err, XD_EFORMAT, "preprocess", "tree models read raw values: no preprocess");
+    in = s->n_features;
+    goto background;
+  }
   if (s->n_layers == 0) return xd_error_set(err, XD_EFORMAT, "layers", "at least one layer is required");
   size_t prev = in;
   for (size_t l = 0; l < s->n_layers; l++) {
@@ -205,6 +220,7 @@ static int validate(const xd_model_spec_t *s, size_t *n_inputs, xd_error_t *err)
       return xd_error_set(err, XD_EFORMAT, f, "softmax makes no sense on a single regression output");
     }
   }
+background:;
   const xd_dataset_t *bg = &s->background;
   if (bg->n > 0) {
     if (bg->d != s->n_features)
@@ -213,6 +229,7 @@ static int validate(const xd_model_spec_t *s, size_t *n_inputs, xd_error_t *err)
     for (size_t i = 0; i < bg->n; i++)
       for (size_t j = 0; j < bg->d; j++) {
         double v = bg->X[i * bg->d + j];
+        if (s->trees && isnan(v)) continue; /* a missing value: trees route it */
         int bad = !isfinite(v);
         if (!bad && s->features[j].kind == XD_FEAT_CATEGORICAL)
           bad = v != floor(v) || v < 0 || v >= (double)s->features[j].n_categories;
@@ -434,7 +451,24 @@ static int dense_gradient(const xd_model_t *m, const double *E, size_t n, const 
   return XD_OK;
 }
 
-static const family_t dense_family = {"dense", dense_forward, dense_gradient};
+static const family_t dense_family = {"dense", dense_forward, dense_gradient, NULL};
+
+/* ---- the tree family (core/trees.h) ---------------------------------------------------- */
+
+static int trees_predict(const xd_model_t *m, const double *X, size_t n, double *out) {
+  size_t G = xd_trees_n_groups(m->trees), b = 256;
+  double zb[256 * 4], *Z = G <= 4 ? zb : xd_malloc(b * G * sizeof *Z);
+  if (!Z) return XD_ENOMEM;
+  for (size_t s = 0; s < n; s += b) {
+    size_t c = n - s < b ? n - s : b;
+    xd_trees_margins(m->trees, X + s * m->n_features, c, m->n_features, Z);
+    xd_trees_outputs(m->trees, Z, c, out + s * m->n_outputs);
+  }
+  if (Z != zb) xd_free(Z);
+  return XD_OK;
+}
+
+static const family_t trees_family = {"trees", NULL, NULL, trees_predict};
 
 /* ---- construction ------------------------------------------------------------------- */
 
@@ -448,7 +482,7 @@ int xd_model_new(xd_model_spec_t *spec, xd_model_t **out, xd_error_t *err) {
   }
   xd_model_t *m = xd_calloc(1, sizeof *m);
   if (!m) goto nomem;
-  m->fam = &dense_family;
+  m->fam = spec->trees ? &trees_family : &dense_family;
   m->task = spec->task;
   m->n_features = spec->n_features;
   m->n_inputs = n_inputs;
@@ -470,7 +504,7 @@ int xd_model_new(xd_model_spec_t *spec, xd_model_t **out, xd_error_t *err) {
   size_t o = 0;
   for (size_t j = 0; j < m->n_features; j++) {
     m->in_off[j] = o;
-    m->in_width[j] = m->features[j].kind == XD_FEAT_CATEGORICAL ? m->features[j].n_categories : 1;
+    m->in_width[j] = m->features[j].kind == XD_FEAT_CATEGORICAL && !spec->trees ? m->features[j].n_categories : 1;
     o += m->in_width[j];
     m->pre_mean[j] = spec->pre_mean ? spec->pre_mean[j] : 0;
     m->pre_scale[j] = spec->pre_scale ? spec->pre_scale[j] : 1;
@@ -484,6 +518,10 @@ int xd_model_new(xd_model_spec_t *spec, xd_model_t **out, xd_error_t *err) {
     if (xd_dense_init(&m->layers[l], L->in, L->out, L->act, L->weights, L->bias) != 0) goto nomem;
     m->n_layers = l + 1;
     if (L->out > m->max_width) m->max_width = L->out;
+  }
+  if (spec->trees) {
+    rc = xd_trees_new(spec->trees, m->n_features, m->n_outputs, m->task == XD_TASK_CLASSIFICATION, &m->trees, err);
+    if (rc != XD_OK) goto fail;
   }
   if (m->background.n > 0) {
     rc = xd_stats_compute(&m->background, m->features, m->task == XD_TASK_CLASSIFICATION ? m->n_classes : 0,
@@ -518,6 +556,7 @@ double xd_model_pre_scale(const xd_model_t *m, size_t j) { return m->pre_scale[j
 const xd_dataset_t *xd_model_background(const xd_model_t *m) { return &m->background; }
 const xd_stats_t *xd_model_stats(const xd_model_t *m) { return m->has_stats ? &m->stats : NULL; }
 int xd_model_has_gradient(const xd_model_t *m) { return m->fam->gradient != NULL; }
+const struct xd_trees *xd_model_trees(const xd_model_t *m) { return m->trees; }
 
 const xd_dense_t *xd_model_dense_layers(const xd_model_t *m, size_t *n) {
   *n = m->fam == &dense_family ? m->n_layers : 0;
@@ -585,6 +624,19 @@ int xd_model_predict(const xd_model_t *m, const double *X, size_t n, double *out
    * allocation for the encoded block and the activations. */
   size_t b = n < FWD_BLOCK ? n : FWD_BLOCK;
   if (n == 0) return XD_OK;
+  if (m->fam->predict_raw) {
+    int rc = XD_OK;
+    for (size_t s = 0; s < n && rc == XD_OK; s += XD_MODEL_BATCH) {
+      size_t c = n - s < XD_MODEL_BATCH ? n - s : XD_MODEL_BATCH;
+      if ((rc = xd_cancel_check(cancel)) != XD_OK) {
+        stopped(err, rc);
+        break;
+      }
+      if ((rc = m->fam->predict_raw(m, X + s * m->n_features, c, out + s * m->n_outputs)) != XD_OK)
+        xd_error_set(err, rc, NULL, "out of memory evaluating the model");
+    }
+    return rc;
+  }
   size_t ne = xd_mul_size(b, m->n_inputs);
   float *E = xd_malloc((ne + forward_scratch(m, b)) * sizeof *E);
   if (!E) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory evaluating the model");

@@ -1,8 +1,8 @@
 /* model.h — a trained model in memory: features, encoding, a network family, background.
  *
- * The model is an interface: every family (the dense network today; tree ensembles
- * next) maps an *encoded* input row to outputs, and may offer the gradient of one output
- * with respect to the encoded input. Everything around the family is shared: raw
+ * The model is an interface: every family (the dense network; tree ensembles, which
+ * read raw values: core/trees.h) maps an input row to outputs, and may offer the gradient
+ * of one output with respect to the encoded input (dense only). Everything around the family is shared: raw
  * features -> encoded inputs (numeric: (x-mean)/scale; categorical: one-hot of its code,
  * in feature order), output semantics (classification: probabilities of every class;
  * regression: one value), background data and its statistics.
@@ -45,6 +45,9 @@ typedef struct xd_model_spec {
   size_t n_layers;
   xd_layer_spec_t *layers;
   xd_dataset_t background; /* n == 0: none */
+  /* A tree ensemble instead of layers (core/trees.h; owned, freed with the spec). The
+   * trees see raw feature values: no preprocess, no one-hot; NaN is a missing value. */
+  struct xd_trees_spec *trees;
 } xd_model_spec_t;
 
 /* Frees everything a spec owns (decoders build specs with xd_malloc). */
@@ -63,10 +66,10 @@ void xd_model_free(xd_model_t *m);
 
 /* Metadata (borrowed pointers, valid for the model's lifetime). */
 xd_task_t xd_model_task(const xd_model_t *m);
-const char *xd_model_family(const xd_model_t *m);       /* "dense" */
+const char *xd_model_family(const xd_model_t *m);       /* "dense" or "trees" */
 size_t xd_model_n_features(const xd_model_t *m);        /* raw features */
 const xd_feature_t *xd_model_features(const xd_model_t *m);
-size_t xd_model_n_inputs(const xd_model_t *m);          /* encoded inputs */
+size_t xd_model_n_inputs(const xd_model_t *m);          /* encoded inputs (trees: the raw features) */
 size_t xd_model_n_outputs(const xd_model_t *m);         /* classes, or 1 for regression */
 char *const *xd_model_classes(const xd_model_t *m);     /* NULL for regression */
 /* First encoded column of feature j and its width (1, or the category count). */
@@ -82,6 +85,9 @@ const xd_stats_t *xd_model_stats(const xd_model_t *m);
 const xd_dense_t *xd_model_dense_layers(const xd_model_t *m, size_t *n);
 /* 1 when the family can compute input gradients. */
 int xd_model_has_gradient(const xd_model_t *m);
+/* The tree ensemble of a "trees" model (borrowed), or NULL for other families. Tree
+ * models take missing values (NaN) in their rows. */
+const struct xd_trees *xd_model_trees(const xd_model_t *m);
 
 /* ---- evaluation -------------------------------------------------------------------- */
 

@@ -45,7 +45,11 @@ int xd_pdp_grid(const xd_model_t *m, const double *X, size_t n, size_t j, size_t
   }
   double *col = xd_calloc(n, sizeof *col);
   if (!col) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory building the grid");
-  for (size_t i = 0; i < n; i++) col[i] = X[i * d + j];
+  /* missing values (NaN, tree models) are no grid points: the grid spans the rest */
+  size_t nn = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!isnan(X[i * d + j])) col[nn++] = X[i * d + j];
+  n = nn;
   qsort(col, n, sizeof *col, cmp_double);
   size_t u = 0;
   for (size_t i = 0; i < n; i++)
@@ -58,7 +62,9 @@ int xd_pdp_grid(const xd_model_t *m, const double *X, size_t n, size_t j, size_t
   }
   /* mquantiles needs the sorted column with its repeats: sort again (u >= resolution
    * >= 2 here, so the column is not constant). */
-  for (size_t i = 0; i < n; i++) col[i] = X[i * d + j];
+  nn = 0;
+  for (size_t i = 0; nn < n; i++)
+    if (!isnan(X[i * d + j])) col[nn++] = X[i * d + j];
   qsort(col, n, sizeof *col, cmp_double);
   double lo = xd_pdp_mquantile(col, n, p_lo, 0.4, 0.4);
   double hi = xd_pdp_mquantile(col, n, p_hi, 0.4, 0.4);

@@ -94,18 +94,28 @@ int xd_stats_compute(const xd_dataset_t *ds, const xd_feature_t *features, size_
   out->f = xd_calloc(d ? d : 1, sizeof *out->f);
   double *col = xd_malloc((n ? n : 1) * sizeof *col);
   double *sorted = xd_malloc((n ? n : 1) * sizeof *sorted);
-  if (!out->f || !col || !sorted) goto nomem;
+  double *ycol = ds->y ? xd_malloc((n ? n : 1) * sizeof *ycol) : NULL; /* targets of col's rows */
+  if (!out->f || !col || !sorted || (ds->y && !ycol)) goto nomem;
+  const size_t n_all = n;
   static const double quartiles[] = {25, 50, 75};
   static const double deciles[] = {10, 20, 30, 40, 50, 60, 70, 80, 90};
   for (size_t j = 0; j < d; j++) {
     xd_stats_feature_t *f = &out->f[j];
     double sum = 0, lo = INFINITY, hi = -INFINITY;
-    for (size_t i = 0; i < n; i++) {
-      col[i] = ds->X[i * d + j];
-      sum += col[i];
-      if (col[i] < lo) lo = col[i];
-      if (col[i] > hi) hi = col[i];
+    /* Missing values (NaN: tree models' backgrounds may hold them) are left out of every
+     * statistic; m counts the rest. Without any, m == n and nothing changes. */
+    size_t m = 0;
+    n = n_all;
+    for (size_t i = 0; i < n_all; i++) {
+      double v = ds->X[i * d + j];
+      if (isnan(v)) continue;
+      if (ycol) ycol[m] = ds->y[i];
+      col[m++] = v;
+      sum += v;
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
     }
+    n = m;
     f->mean = n ? sum / (double)n : 0;
     double ss = 0;
     for (size_t i = 0; i < n; i++) ss += (col[i] - f->mean) * (col[i] - f->mean);
@@ -122,6 +132,10 @@ int xd_stats_compute(const xd_dataset_t *ds, const xd_feature_t *features, size_
       }
       continue;
     }
+    if (n == 0) { /* every value missing: one empty bin, and a range of 0 */
+      f->min = f->max = 0;
+      continue;
+    }
     memcpy(sorted, col, n * sizeof *col);
     qsort(sorted, n, sizeof *sorted, cmp_double);
     double edges[XD_BINS_MAX - 1];
@@ -130,18 +144,21 @@ int xd_stats_compute(const xd_dataset_t *ds, const xd_feature_t *features, size_
     ne = percentile_edges(sorted, n, deciles, 9, edges);
     xd_bins_fill(&f->bins[XD_DISC_DECILE], col, n, edges, ne);
     if (ds->y && n_classes > 0) { /* lime's entropy discretizer (core/entropy.c) */
-      int erc = xd_entropy_bins(col, ds->y, n, n_classes, &f->bins[XD_DISC_ENTROPY]);
+      int erc = xd_entropy_bins(col, ycol, n, n_classes, &f->bins[XD_DISC_ENTROPY]);
       if (erc == XD_ENOMEM) goto nomem;
       f->has_entropy = erc == XD_OK;
     }
   }
+  n = n_all;
   (void)n_classes;
   xd_free(col);
   xd_free(sorted);
+  xd_free(ycol);
   return XD_OK;
 nomem:
   xd_free(col);
   xd_free(sorted);
+  xd_free(ycol);
   xd_stats_deinit(out);
   return xd_error_set(err, XD_ENOMEM, "background", "out of memory computing background statistics");
 }

@@ -4,6 +4,8 @@
 Supported: MLPClassifier, MLPRegressor, LogisticRegression, LinearRegression (also Ridge,
 Lasso, ElasticNet), alone or as the last step of a Pipeline whose earlier steps are
 StandardScaler (folded into the bundle's "preprocess"). Numeric features only.
+Tree ensembles (RandomForest*, ExtraTrees*, GradientBoosting*, HistGradientBoosting*) are
+written as {"trees": {"nodes": ...}} by tools/sklearn_trees.py (see docs/trees.md).
 
   binary classifiers   sklearn computes one logistic unit z; the bundle gets either two
                        softmax units [0, z] (--binary softmax, the default: one output per
@@ -133,6 +135,10 @@ def export(model, feature_names=None, X=None, y=None, binary="softmax", backgrou
     feature_names = list(feature_names)
     if len(feature_names) != n:
         raise SystemExit("%d feature names for a model with %d inputs" % (len(feature_names), n))
+    import sklearn_trees
+    tree_export = sklearn_trees.nodes(est, n)
+    if tree_export is not None:
+        return _export_trees(est, tree_export, feature_names, X, y, background_rows, seed)
     task, layers = _layers(est, binary)
     bundle = {"format": eb.FORMAT, "task": task, "features": [{"name": f} for f in feature_names]}
     if task == "classification":
@@ -152,6 +158,32 @@ def export(model, feature_names=None, X=None, y=None, binary="softmax", backgrou
                               "max_error_vs_sklearn": err}
     else:
         bundle["x-export"] = {"tool": "tools/export_sklearn.py", "estimator": type(est).__name__}
+    return bundle
+
+
+def _export_trees(est, tree_export, feature_names, X, y, background_rows, seed):
+    """Tree ensembles (tools/sklearn_trees.py): a bundle with {"trees": {"nodes": ...}}, checked
+    against predict_proba / predict to 1e-9 on the background rows."""
+    import sklearn_trees
+    task, classes, nd = tree_export
+    bundle = {"format": eb.FORMAT, "task": task, "features": [{"name": f} for f in feature_names]}
+    if classes is not None:
+        bundle["classes"] = [eb.label_name(c) for c in classes]
+    bundle["trees"] = {"nodes": nd}
+    export_info = {"tool": "tools/export_sklearn.py", "estimator": type(est).__name__}
+    if X is not None:
+        X = np.asarray(X, dtype=np.float64)
+        keep = eb.sample_rows(len(X), background_rows, seed)
+        Xb = X[keep]
+        yb = [y[i] for i in keep] if y is not None else None
+        bundle["background"] = eb.background(Xb, yb, bundle.get("classes"), task)
+        ref = est.predict_proba(Xb) if task == "classification" else est.predict(Xb).reshape(-1, 1)
+        mine = sklearn_trees.evaluate(nd, Xb, task == "classification")
+        err = float(np.max(np.abs(mine - ref)))
+        if err > 1e-9:
+            raise SystemExit("exported trees differ from scikit-learn by %g" % err)
+        export_info["max_error_vs_sklearn"] = err
+    bundle["x-export"] = export_info
     return bundle
 
 
@@ -197,7 +229,7 @@ def main(argv=None):
     eb.write(a.output, bundle)
     if a.output != "-":
         print("wrote %s: %s, %d features, %d layers%s" % (
-            a.output, bundle["task"], len(bundle["features"]), len(bundle["layers"]),
+            a.output, bundle["task"], len(bundle["features"]), len(bundle.get("layers", [])),
             ", %d background rows" % len(bundle["background"]["rows"]) if "background" in bundle else ""),
             file=sys.stderr)
 

@@ -276,7 +276,9 @@ def main():
         "",
         "| model | task | architecture (inputs → units activation) | features | background rows | test metric |",
         "|---|---|---|---|---|---|",
-        *table, ""]))
+        *table, "",
+        "`credit_xgb/` (XGBoost on the same split, `model.ubj` with categorical splits) is made by",
+        "`/usr/bin/python3 tools/make_credit_xgb.py`; see docs/trees.md.", ""]))
 
 
 if __name__ == "__main__":

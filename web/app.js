@@ -215,6 +215,16 @@ function setSummary(id, text) {
   p.textContent = text;
 }
 
+/* Offers only the methods the model's family supports (options marked data-family):
+ * tree ensembles have no gradients and no connection weights, but split importances. */
+function showFamilyOptions(family) {
+  for (const id of ['attr-method', 'imp-method']) {
+    const sel = $(id);
+    for (const o of sel.options) o.hidden = o.disabled = !!o.dataset.family && o.dataset.family !== family;
+    if (sel.selectedOptions[0] && sel.selectedOptions[0].disabled) sel.value = [...sel.options].find((o) => !o.disabled).value;
+  }
+}
+
 async function selectModel(name) {
   const seq = ++state.selectSeq;
   clearResults();
@@ -230,6 +240,7 @@ async function selectModel(name) {
     $('model-info').textContent = `${meta.features.length} features, ${kind}; ${meta.n_inputs ?? ''} → ${arch}; version ${meta.version}, ${meta.background_rows} background rows.`;
     buildInstanceForm(meta);
     fillTargets(meta);
+    showFamilyOptions(meta.family);
     if (history.replaceState) history.replaceState(null, '', `#model=${encodeURIComponent(name)}`);
     await predict();
   } catch (e) {
@@ -494,11 +505,14 @@ async function explainAttr(ev) {
       if (method === 'shap') {
         path = '/explain/shap';
         req = { ...base, seed };
+        const trees = state.meta.trees;
+        if (trees && trees.n_groups === 1) delete req.target; /* one raw output: the margin */
         remember('attr', path, req);
         r = await call('POST', path, req);
         values = r.shap_values[0];
-        caption = 'SHAP values';
-        summary = `Kernel SHAP (${r.method}): from the expected value ${fmt(r.expected_value[0])}` +
+        caption = r.method === 'tree' ? 'TreeSHAP values (raw margin)' : 'SHAP values';
+        summary = `${r.method === 'tree' ? 'TreeSHAP, path-dependent' : `Kernel SHAP (${r.method})`}: ` +
+          `from the expected value ${fmt(r.expected_value[0])}` +
           (r.model_output ? ` to f(x) ${fmt(r.model_output[0])}` : '') + '; the values add up to the difference.';
       } else {
         path = '/explain/gradient';
@@ -517,7 +531,9 @@ async function explainAttr(ev) {
     const ms = performance.now() - t0;
     const names = r.features || state.meta.features.map((f) => f.name);
     const t = r.targets ? r.targets[0] : 0;
-    const outName = isClassifier() ? state.meta.classes[t] : 'the output';
+    const oneMargin = state.meta.trees && state.meta.trees.n_groups === 1 && isClassifier();
+    const outName = oneMargin ? `log-odds of ${state.meta.classes[state.meta.classes.length - 1]}`
+      : isClassifier() ? state.meta.classes[t] : 'the output';
     setSummary('attr-summary', `${summary} Output explained: ${outName}. ${Math.round(ms)} ms.`);
     const all = names.map((n, j) => ({ feature: n, label: featureValueLabel(n, j, row), value: values[j] }))
       .sort((a, b) => Math.abs(b.value) - Math.abs(a.value));

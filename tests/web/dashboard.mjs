@@ -132,6 +132,21 @@ try {
   check('categorical drop-down prefilled with the example row',
     (await page.$eval(`#f-${cat}`, (e) => e.value)) === credit.example[cat]);
 
+  // ---- credit_xgb: a tree ensemble offers TreeSHAP and split importances, no gradients ----
+  await page.selectOption('#model', 'credit_xgb');
+  await page.waitForFunction(() => document.querySelectorAll('#instance .field').length === 6);
+  const offered = async (id) => page.$$eval(`#${id} option`, (os) => os.filter((o) => !o.disabled).map((o) => o.value));
+  check('trees: attribution methods are SHAP only', same(await offered('attr-method'), ['shap']),
+    `${await offered('attr-method')}`);
+  check('trees: importance offers permutation, mean |SHAP| and the split importances',
+    same(await offered('imp-method'), ['permutation', 'mean_abs_shap', 'total_gain', 'weight', 'cover']),
+    `${await offered('imp-method')}`);
+  await page.click('#attr-run');
+  await page.waitForSelector('#attr-chart .bar, #attr-error:not([hidden])');
+  check('trees: TreeSHAP chart has 6 bars', (await page.$$('#attr-chart .bar')).length === 6,
+    await page.textContent('#attr-error'));
+  check('trees: the summary names TreeSHAP', /TreeSHAP/.test(await page.textContent('#attr-summary')));
+
   // ---- diabetes: a regression model shows a value, and LIME explains the value ----
   await page.selectOption('#model', 'diabetes');
   await page.waitForFunction(() => document.querySelectorAll('#instance .field').length === 10);
