@@ -64,7 +64,8 @@ static void predict_free(void *state) {
 /* A JSON allocation failure while encoding turns the answer into a 500, a non-finite
  * result into a 400 (api/alloc.h). */
 XD_JSON_RESULT_GUARDED(predict_encode_checked, predict_encode)
-static const xd_job_ops_t predict_ops = {"predict", predict_run, predict_encode_checked, predict_free};
+static const xd_job_ops_t predict_ops = {
+    .endpoint = "predict", .run = predict_run, .encode = predict_encode_checked, .free = predict_free};
 
 int xd_predict_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err) {
   static const char *const keys[] = {"model", "instances", "timeout_ms", NULL};

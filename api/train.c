@@ -96,7 +96,8 @@ static void train_free(void *state) {
 
 /* Any JSON allocation failure while encoding turns the answer into a 500 (api/alloc.h). */
 XD_JSON_OOM_GUARDED(train_encode_checked, train_encode)
-static const xd_job_ops_t train_ops = {"train", train_run, train_encode_checked, train_free};
+static const xd_job_ops_t train_ops = {
+    .endpoint = "train", .run = train_run, .encode = train_encode_checked, .free = train_free};
 
 /* ---- options ---------------------------------------------------------------------------- */
 

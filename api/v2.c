@@ -140,7 +140,8 @@ static void v2_free(void *state) {
 /* A JSON allocation failure while encoding turns the answer into a 500, a non-finite
  * result into a 400 (api/alloc.h). */
 XD_JSON_RESULT_GUARDED(v2_encode_checked, v2_encode)
-static const xd_job_ops_t v2_ops = {"v2_infer", v2_run, v2_encode_checked, v2_free};
+static const xd_job_ops_t v2_ops = {
+    .endpoint = "v2_infer", .run = v2_run, .encode = v2_encode_checked, .free = v2_free};
 
 /* Decodes "inputs" into j->X; returns XD_OK or an error naming the input. */
 static int decode_inputs(xd_api_t *api, const json_t *inputs, v2_job_t *j, xd_error_t *err) {
