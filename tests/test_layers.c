@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/files.h"
+#include "core/alloc.h"
 #include "tests/test.h"
 
 #define MAX_MODULES 128
@@ -33,16 +35,10 @@ static int module_id(const char *name, size_t len) {
 }
 
 static char *read_all(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *s = malloc((size_t)n + 1);
-  if (s && fread(s, 1, (size_t)n, f) != (size_t)n) n = 0;
-  if (s) s[n] = '\0';
-  fclose(f);
-  return s;
+  char *s = NULL;
+  size_t len = 0;
+  xd_error_t err;
+  return xd_read_file(path, 1u << 20, &s, &len, &err) == XD_OK ? s : NULL;
 }
 
 /* Adds the edges of one file: every line `#include "api/X.h"` (X != the file's own). */
@@ -53,7 +49,7 @@ static void scan(const char *file) {
   snprintf(path, sizeof path, "api/%s", base);
   char *s = read_all(path);
   if (!s || from < 0) {
-    free(s);
+    xd_free(s);
     return;
   }
   for (char *line = s; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
@@ -62,7 +58,7 @@ static void scan(const char *file) {
     int to = module_id(t, strcspn(t, "."));
     if (to >= 0 && to != from) edge[from][to] = 1;
   }
-  free(s);
+  xd_free(s);
 }
 
 /* Depth-first search; returns 1 and writes the cycle ("a -> b -> a") when there is one. */
@@ -164,7 +160,7 @@ TEST(no_thread_coordination_in_api) {
     for (int p = 0; prims[p] && !ok; p++) CHECK_MSG(!strstr(s, prims[p]), "api/%s uses %s", de->d_name, prims[p]);
     /* waiting on another thread is never allowed in api/, listed files included */
     CHECK_MSG(!strstr(s, "pthread_cond") && !strstr(s, "pthread_barrier"), "api/%s waits on a thread", de->d_name);
-    free(s);
+    xd_free(s);
   }
   closedir(d);
 }
