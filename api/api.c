@@ -58,6 +58,10 @@ static xd_api_outcome_t decode_json(xd_api_t *api, const xd_route_t *r, const xd
     xd_api_errorf(resp, XD_EMEDIA, NULL, "send the body as %s", "application/json");
     return XD_API_RESPOND;
   }
+  if (r->fast && r->fast(api, req->body, req->body_len, work)) {
+    if (work->model) snprintf(resp->model, sizeof resp->model, "%s", work->model);
+    return XD_API_QUEUE;
+  }
   json_error_t jerr;
   int oom = 0;
   json_t *body = xd_json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr, &oom);

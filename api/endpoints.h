@@ -44,12 +44,17 @@ static inline void xd_route_arg_copy(const char *seg, size_t len, char *buf, siz
 }
 
 typedef int (*xd_endpoint_decode_fn)(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err);
+/* A decoder's optional fast path, tried on the raw body before jansson parses it:
+ * returns 1 with work filled when it took the body, 0 to leave it to the decoder (it
+ * must take only bodies the decoder accepts, into the same work: see api/numbody.h). */
+typedef int (*xd_endpoint_fast_fn)(xd_api_t *api, const char *body, size_t len, xd_work_t *work);
 typedef xd_api_outcome_t (*xd_endpoint_answer_fn)(xd_api_t *api, const xd_api_request_t *req,
                                                   const xd_route_args_t *args, xd_api_response_t *resp,
                                                   xd_work_t *work);
 
 /* ---- decoders (one file each) ---- */
 int xd_predict_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err);
+int xd_predict_fast(xd_api_t *api, const char *body, size_t len, xd_work_t *work);
 int xd_gradient_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err);
 int xd_shap_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err);
 int xd_importance_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api/alloc.h"
+#include "api/jsonout.h"
 #include "core/alloc.h"
 
 /* ---- the error table -------------------------------------------------------------------- */
@@ -88,7 +89,7 @@ void xd_api_error(const xd_error_t *err, xd_api_response_t *resp) {
   /* jansson allocates with xd_malloc (api/alloc.h), so its text is the response body. A
    * failed JSON allocation may have left the document without a member: then answer with
    * a fixed body instead. */
-  char *s = body && xd_json_oom_mark() == mark ? xd_json_dumps(body, JSON_COMPACT) : NULL;
+  char *s = body && xd_json_oom_mark() == mark ? xd_json_print(body) : NULL;
   json_decref(body);
   if (!s) {
     /* No body: either an allocation failed (the answer is then about the memory: a 500),
@@ -118,9 +119,10 @@ void xd_api_errorf(xd_api_response_t *resp, int code, const char *field, const c
 }
 
 void xd_api_json(xd_api_response_t *resp, int status, json_t *body) {
-  /* The text is allocated with xd_malloc (api/alloc.h): it is the body as is. A failed
-   * allocation while dumping gives NULL, never text with a piece missing: answer 500. */
-  char *s = body ? xd_json_dumps(body, JSON_COMPACT) : NULL;
+  /* Reals as the shortest text that reads back the same (api/jsonout.h). The text is
+   * allocated with xd_malloc: it is the body as is. A failed allocation while printing
+   * gives NULL, never text with a piece missing: answer 500. */
+  char *s = body ? xd_json_print(body) : NULL;
   json_decref(body);
   if (!s) {
     xd_error_t err;

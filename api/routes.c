@@ -31,7 +31,7 @@ const xd_route_t xd_routes[] = {
     {"PUT",    "/models/{name}",                            ADMIN, INLINE,       "model_admin",      .answer = xd_admin_put},
     {"DELETE", "/models/{name}",                            ADMIN, INLINE,       "model_admin",      .answer = xd_admin_delete},
     {"POST",   "/models/{name}/train",                      ADMIN, POOL,         "train",            .answer = xd_train_answer},
-    {"POST",   "/predict",                                  READ,  SMALL_INLINE, "predict",          .decode = xd_predict_decode},
+    {"POST",   "/predict",                                  READ,  SMALL_INLINE, "predict",          .decode = xd_predict_decode, .fast = xd_predict_fast},
     {"POST",   "/explain/gradient",                         READ,  POOL,         "explain_gradient", .decode = xd_gradient_decode},
     {"POST",   "/explain/shap",                             READ,  POOL,         "explain_shap",     .decode = xd_shap_decode},
     {"POST",   "/importance",                               READ,  POOL,         "importance",       .decode = xd_importance_decode},

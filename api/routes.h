@@ -29,6 +29,7 @@ typedef struct xd_route {
   xd_run_t run;
   const char *endpoint;         /* metrics and access-log label */
   xd_endpoint_decode_fn decode; /* JSON-body endpoints: the router parses the body... */
+  xd_endpoint_fast_fn fast;     /* (optional: the decoder's fast path on the raw body) */
   xd_endpoint_answer_fn answer; /* ...or the handler reads the request itself */
   int (*serves)(const char *path);
 } xd_route_t;

@@ -1,0 +1,136 @@
+/* jsonout.c — compact JSON text with shortest round-trip reals (jsonout.h). */
+#include "api/jsonout.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+
+#define MAX_DEPTH 2048
+
+size_t xd_json_format_real(double x, char buf[32]) {
+  int len = 0;
+  for (int prec = 15; prec <= 17; prec++) {
+    len = snprintf(buf, 32, "%.*g", prec, x);
+    if (prec == 17 || strtod(buf, NULL) == x) break;
+  }
+  /* As jansson's jsonp_dtostr: reads as a real, not an integer ("1.0", "-0.0")... */
+  if (!strchr(buf, '.') && !strchr(buf, 'e')) {
+    memcpy(buf + len, ".0", 3);
+    len += 2;
+  }
+  /* ...and the exponent without '+' or leading zeros: "1e+20" -> "1e20", "1e-05" -> "1e-5" */
+  char *start = strchr(buf, 'e');
+  if (start) {
+    start++;
+    char *end = start + 1;
+    if (*start == '-') start++;
+    while (*end == '0') end++;
+    if (end != start) {
+      memmove(start, end, (size_t)len + 1 - (size_t)(end - buf));
+      len -= (int)(end - start);
+    }
+  }
+  return (size_t)len;
+}
+
+typedef struct out {
+  char *p;
+  size_t n, cap;
+  int oom;
+} out_t;
+
+static void put(out_t *o, const char *s, size_t n) {
+  if (o->oom) return;
+  if (o->n + n + 1 > o->cap) {
+    size_t cap = o->cap ? o->cap : 256;
+    while (cap < o->n + n + 1) cap *= 2;
+    char *q = xd_malloc(cap);
+    if (!q) {
+      o->oom = 1;
+      return;
+    }
+    if (o->n) memcpy(q, o->p, o->n);
+    xd_free(o->p);
+    o->p = q;
+    o->cap = cap;
+  }
+  memcpy(o->p + o->n, s, n);
+  o->n += n;
+}
+
+/* jansson's escapes (dump.c, without JSON_ENSURE_ASCII or JSON_ESCAPE_SLASH). */
+static void put_string(out_t *o, const char *s, size_t n) {
+  put(o, "\"", 1);
+  size_t run = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    put(o, s + run, i - run);
+    run = i + 1;
+    char esc[8];
+    switch (c) {
+    case '"': put(o, "\\\"", 2); break;
+    case '\\': put(o, "\\\\", 2); break;
+    case '\b': put(o, "\\b", 2); break;
+    case '\f': put(o, "\\f", 2); break;
+    case '\n': put(o, "\\n", 2); break;
+    case '\r': put(o, "\\r", 2); break;
+    case '\t': put(o, "\\t", 2); break;
+    default:
+      snprintf(esc, sizeof esc, "\\u%04X", c);
+      put(o, esc, 6);
+    }
+  }
+  put(o, s + run, n - run);
+  put(o, "\"", 1);
+}
+
+static int dump(out_t *o, const json_t *v, int depth) {
+  char buf[40];
+  if (depth > MAX_DEPTH) return -1;
+  switch (json_typeof(v)) {
+  case JSON_OBJECT: {
+    put(o, "{", 1);
+    const char *k;
+    json_t *x;
+    int first = 1;
+    json_object_foreach((json_t *)v, k, x) {
+      if (!first) put(o, ",", 1);
+      first = 0;
+      put_string(o, k, strlen(k));
+      put(o, ":", 1);
+      if (dump(o, x, depth + 1) != 0) return -1;
+    }
+    put(o, "}", 1);
+    break;
+  }
+  case JSON_ARRAY:
+    put(o, "[", 1);
+    for (size_t i = 0; i < json_array_size(v); i++) {
+      if (i) put(o, ",", 1);
+      if (dump(o, json_array_get(v, i), depth + 1) != 0) return -1;
+    }
+    put(o, "]", 1);
+    break;
+  case JSON_STRING: put_string(o, json_string_value(v), json_string_length(v)); break;
+  case JSON_INTEGER: put(o, buf, (size_t)snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(v))); break;
+  case JSON_REAL: put(o, buf, xd_json_format_real(json_real_value(v), buf)); break;
+  case JSON_TRUE: put(o, "true", 4); break;
+  case JSON_FALSE: put(o, "false", 5); break;
+  case JSON_NULL: put(o, "null", 4); break;
+  }
+  return 0;
+}
+
+char *xd_json_print(const json_t *v) {
+  out_t o = {0};
+  if (!v || dump(&o, v, 0) != 0 || (put(&o, "", 0), o.oom)) {
+    xd_free(o.p);
+    return NULL;
+  }
+  o.p[o.n] = '\0';
+  return o.p;
+}
