@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/alloc.h"
 #include "core/alloc.h"
 
 #define MAX_DEPTH 2048
@@ -50,6 +51,7 @@ static void put(out_t *o, const char *s, size_t n) {
     char *q = xd_malloc(cap);
     if (!q) {
       o->oom = 1;
+      xd_json_oom_note(); /* the answer is then a 500, as for jansson's own failures */
       return;
     }
     if (o->n) memcpy(q, o->p, o->n);

@@ -6,7 +6,8 @@
  * default), which always round-trips but shows the binary expansion's noise. Apart from
  * the numbers, the text is what json_dumps(v, JSON_COMPACT) gives: keys in insertion
  * order, the same string escapes, integers as is. Stored bundles keep jansson's dumps
- * (api/store.c: their digest is of those bytes). Thread-safe; allocates with xd_malloc.
+ * (api/store.c: their digest is of those bytes). Thread-safe; allocates with xd_malloc,
+ * and a failed allocation counts as a JSON one (api/alloc.h).
  */
 #ifndef XD_API_JSONOUT_H
 #define XD_API_JSONOUT_H
