@@ -11,10 +11,75 @@
 
 #define MAX_DEPTH 2048
 
+/* Writes sign, digits d[0..n) (no trailing zeros, n >= 1) and decimal exponent e (the
+ * value is 0.d * 10^(e+1), i.e. d[0] is the 10^e digit) as printf's "%.{p}g" does. */
+static int format_g(char *buf, int neg, const char *d, int n, int e, int p) {
+  char *o = buf;
+  if (neg) *o++ = '-';
+  if (e < -4 || e >= p) { /* d.ddde[+-]XX */
+    *o++ = d[0];
+    if (n > 1) {
+      *o++ = '.';
+      memcpy(o, d + 1, (size_t)n - 1);
+      o += n - 1;
+    }
+    o += snprintf(o, 8, "e%c%02d", e < 0 ? '-' : '+', e < 0 ? -e : e);
+  } else if (e < 0) { /* 0.000ddd */
+    *o++ = '0';
+    *o++ = '.';
+    for (int i = 0; i < -e - 1; i++) *o++ = '0';
+    memcpy(o, d, (size_t)n);
+    o += n;
+  } else { /* ddd[.ddd] */
+    for (int i = 0; i <= e; i++) *o++ = i < n ? d[i] : '0';
+    if (n > e + 1) {
+      *o++ = '.';
+      memcpy(o, d + e + 1, (size_t)(n - e - 1));
+      o += n - e - 1;
+    }
+  }
+  *o = '\0';
+  return (int)(o - buf);
+}
+
 size_t xd_json_format_real(double x, char buf[32]) {
+  /* One printf of the 17 significant digits (always enough to read back x), then the 15-
+   * and 16-digit roundings of those digits, each kept only when strtod reads it back as
+   * x: the same text as "%.15g", "%.16g", "%.17g" tried in turn, with printf (the
+   * expensive part) called once instead of up to three times. Where the digit after the
+   * cut is a 5 the printed digits cannot tell which way the value rounds, so printf
+   * rounds it. */
+  char sci[40];
+  snprintf(sci, sizeof sci, "%.16e", x); /* [-]d.dddddddddddddddde[+-]XX */
+  int neg = sci[0] == '-';
+  const char *p = sci + neg;
+  char d17[17];
+  d17[0] = p[0];
+  memcpy(d17 + 1, p + 2, 16);
+  int e = atoi(p + 19);
   int len = 0;
   for (int prec = 15; prec <= 17; prec++) {
-    len = snprintf(buf, 32, "%.*g", prec, x);
+    char d[18];
+    int ee = e, n = prec;
+    memcpy(d, d17, (size_t)prec);
+    if (prec < 17 && d17[prec] == '5') {
+      /* A tie in the printed digits may not be one in the binary value: let printf round
+       * the value itself (the digits past the 17th decide). */
+      len = snprintf(buf, 32, prec == 15 ? "%.15g" : "%.16g", x);
+      if (strtod(buf, NULL) == x) break;
+      continue;
+    }
+    if (prec < 17 && d17[prec] > '5') { /* round up on the decimal digits */
+      int i = prec - 1;
+      while (i >= 0 && d[i] == '9') d[i--] = '0';
+      if (i >= 0) d[i]++;
+      else { /* 99..9 -> 100..0 */
+        d[0] = '1';
+        ee++;
+      }
+    }
+    while (n > 1 && d[n - 1] == '0') n--;
+    len = format_g(buf, neg, d, n, ee, prec);
     if (prec == 17 || strtod(buf, NULL) == x) break;
   }
   /* As jansson's jsonp_dtostr: reads as a real, not an integer ("1.0", "-0.0")... */

@@ -5,6 +5,8 @@
  * escaped), the fast path leaves to jansson. The lists name the inputs the fast path must
  * take, so the test fails if it takes nothing. */
 #include <jansson.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,6 +246,48 @@ TEST(shortest_reals) {
   json_decref(o);
 }
 
+/* printf's shortest of %.15g, %.16g, %.17g that reads back: what the encoder's digit
+ * rounding stands in for, with jansson's touches. */
+static void reference(double x, char *b) {
+  snprintf(b, 32, "%.15g", x);
+  if (strtod(b, NULL) != x) snprintf(b, 32, "%.16g", x);
+  if (strtod(b, NULL) != x) snprintf(b, 32, "%.17g", x);
+  if (!strchr(b, '.') && !strchr(b, 'e')) strcat(b, ".0");
+  char *e = strchr(b, 'e');
+  if (e) { /* exponent without '+' and leading zeros */
+    char tmp[32], *q = tmp, *r = e + 1;
+    if (*r == '-') *q++ = *r++;
+    else if (*r == '+') r++;
+    while (*r == '0' && r[1]) r++;
+    strcpy(q, r);
+    strcpy(e + 1, tmp);
+  }
+}
+
+TEST(shortest_reals_match_printf_on_random_doubles) {
+  uint64_t s = 0x9e3779b97f4a7c15ULL;
+  int differ = 0, n = 0;
+  for (int i = 0; i < 300000; i++) {
+    s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+    double x;
+    if (i % 3 == 0) { /* any bit pattern */
+      memcpy(&x, &s, sizeof x);
+      if (!isfinite(x)) continue;
+    } else if (i % 3 == 1) { /* a computed value in [0, 1) */
+      x = (double)(s >> 11) / 9007199254740992.0;
+    } else { /* a short decimal, as clients send them */
+      x = (double)(int64_t)(s % 2000001 - 1000000) / 1000.0;
+    }
+    char mine[32], ref[32];
+    xd_json_format_real(x, mine);
+    reference(x, ref);
+    n++;
+    CHECK_MSG(strtod(mine, NULL) == x, "%.17g printed %s", x, mine);
+    if (strcmp(mine, ref) != 0 && differ++ < 5) CHECK_MSG(0, "%.17g: %s, printf %s", x, mine, ref);
+  }
+  CHECK_MSG(differ == 0 && n > 290000, "%d of %d differ from printf's", differ, n);
+}
+
 int main(void) {
   xd_api_alloc_init();
   RUN(numbers_read_as_jansson_reads_them);
@@ -251,5 +295,6 @@ int main(void) {
   RUN(predict_fast_path_gives_the_decoders_answer);
   RUN(predict_answer_prints_shortest_numbers);
   RUN(shortest_reals);
+  RUN(shortest_reals_match_printf_on_random_doubles);
   return TEST_REPORT();
 }
