@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api/alloc.h"
+#include "api/numbody.h"
 #include "core/alloc.h"
 
 #define MAX_DEPTH 2048
@@ -80,7 +81,12 @@ size_t xd_json_format_real(double x, char buf[32]) {
     }
     while (n > 1 && d[n - 1] == '0') n--;
     len = format_g(buf, neg, d, n, ee, prec);
-    if (prec == 17 || strtod(buf, NULL) == x) break;
+    if (prec == 17) break;
+    /* reads back as x? one exact IEEE operation when it can be (api/numbody.h) */
+    uint64_t m = 0;
+    for (int i = 0; i < n; i++) m = m * 10 + (uint64_t)(d[i] - '0');
+    double back;
+    if (xd_decimal_exact(m, ee - (n - 1), &back) ? (neg ? -back : back) == x : strtod(buf, NULL) == x) break;
   }
   /* As jansson's jsonp_dtostr: reads as a real, not an integer ("1.0", "-0.0")... */
   if (!strchr(buf, '.') && !strchr(buf, 'e')) {

@@ -8,6 +8,14 @@
 
 #include "core/alloc.h"
 
+int xd_decimal_exact(uint64_t m, int k, double *out) {
+  static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                               1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+  if (m >= (UINT64_C(1) << 53) || k < -22 || k > 22) return 0;
+  *out = k < 0 ? (double)m / p10[-k] : (double)m * p10[k];
+  return 1;
+}
+
 typedef struct cur {
   const char *p, *end;
 } cur_t;
@@ -58,6 +66,41 @@ static int number(cur_t *c, double *x, int *is_int, int64_t *ival) {
     while (p < c->end && is_digit(*p)) p++;
   }
   size_t n = (size_t)(p - b);
+  if (real) {
+    /* Most literals are short decimals: few digits and a small exponent, exact in one
+     * IEEE operation (xd_decimal_exact), which is what strtod returns for them. */
+    const char *q = b;
+    int neg = *q == '-', sig = 0, k = 0, ok = 1;
+    uint64_t m = 0;
+    q += neg;
+    for (; q < p && is_digit(*q); q++)
+      if (m || *q != '0') {
+        if (++sig > 19) ok = 0;
+        else m = m * 10 + (uint64_t)(*q - '0');
+      }
+    if (q < p && *q == '.')
+      for (q++; q < p && is_digit(*q); q++, k--)
+        if (m || *q != '0') {
+          if (++sig > 19) ok = 0;
+          else m = m * 10 + (uint64_t)(*q - '0');
+        }
+    if (q < p) { /* the exponent */
+      int eneg = 0, e = 0, ed = 0;
+      q++;
+      if (*q == '-' || *q == '+') eneg = *q++ == '-';
+      for (; q < p; q++)
+        if (++ed > 4) ok = 0;
+        else e = e * 10 + (*q - '0');
+      k += eneg ? -e : e;
+    }
+    double v;
+    if (ok && xd_decimal_exact(m, k, &v)) {
+      *x = neg ? -v : v;
+      *is_int = 0;
+      c->p = p;
+      return 1;
+    }
+  }
   char tok[64];
   if (n >= sizeof tok) return 0; /* long literals: jansson's reading */
   memcpy(tok, b, n);

@@ -43,6 +43,11 @@ typedef struct xd_numbody {
  * most XD_NUMBODY_MAX_KEYS) and whose values are strings, integers or lists of lists of
  * numbers. max_values bounds the numbers read (beyond: 0). Returns 1 with out filled (out->v[k]
  * for keys[k]; deinit it), or 0 with out empty: decode with jansson instead. */
+/* m * 10^k as strtod would round it, when that is one exact IEEE operation: m < 2^53 and
+ * |k| <= 22 (m and 10^|k| are then exact doubles, and one multiplication or division
+ * rounds correctly). Returns 1 with *out set, or 0: use strtod. */
+int xd_decimal_exact(uint64_t m, int k, double *out);
+
 int xd_numbody_parse(const char *buf, size_t len, const char *const *keys, size_t max_values, xd_numbody_t *out);
 void xd_numbody_deinit(xd_numbody_t *nb);
 

@@ -82,6 +82,29 @@ TEST(numbers_read_as_jansson_reads_them) {
   for (size_t i = 0; i < sizeof left / sizeof *left; i++) CHECK_MSG(!number_fast(left[i]), "%s", left[i]);
 }
 
+/* Random literals of every length and exponent around the fast reading's limits (2^53,
+ * 10^22, 19 digits): each read to jansson's bits (both_ways checks). */
+TEST(random_literals_read_as_jansson_reads_them) {
+  uint64_t s = 12345;
+  int taken = 0;
+  for (int i = 0; i < 60000; i++) {
+    char lit[64];
+    int n = 0;
+    s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+    if (s & 1) lit[n++] = '-';
+    int digits = 1 + (int)((s >> 8) % 20), dot = (int)((s >> 16) % (uint64_t)(digits + 1));
+    for (int d = 0; d < digits; d++) {
+      if (d == dot && d > 0) lit[n++] = '.';
+      lit[n++] = (char)('0' + (s >> (20 + d * 2)) % 10);
+      if (d == 0 && lit[n - 1] == '0' && digits > 1 && dot != 1) lit[n - 1] = '7'; /* no leading zero */
+    }
+    if ((s >> 5) & 1) n += snprintf(lit + n, sizeof lit - (size_t)n, "e%d", (int)((s >> 40) % 61) - 30);
+    lit[n] = '\0';
+    taken += number_fast(lit);
+  }
+  CHECK_MSG(taken > 50000, "the fast path took %d of 60000", taken);
+}
+
 TEST(whitespace_shapes_and_keys) {
   static const char *const taken[] = {
       " \t\n\r{ \"model\" : \"iris\" , \"instances\" : [ [ 1 , 2 ] , [3,4] ] } \n",
@@ -291,6 +314,7 @@ TEST(shortest_reals_match_printf_on_random_doubles) {
 int main(void) {
   xd_api_alloc_init();
   RUN(numbers_read_as_jansson_reads_them);
+  RUN(random_literals_read_as_jansson_reads_them);
   RUN(whitespace_shapes_and_keys);
   RUN(predict_fast_path_gives_the_decoders_answer);
   RUN(predict_answer_prints_shortest_numbers);
