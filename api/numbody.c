@@ -25,6 +25,13 @@ static void ws(cur_t *c) {
   while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r')) c->p++;
 }
 
+/* After a member or element: 1 at a ',' (another follows), 0 at close (the end), -1 else. */
+static int after_item(cur_t *c, char close) {
+  ws(c);
+  if (c->p < c->end && (*c->p == ',' || *c->p == close)) return *c->p++ == ',';
+  return -1;
+}
+
 static int is_digit(char ch) { return ch >= '0' && ch <= '9'; }
 
 /* A string of printable ASCII without escapes: the only strings the fast path takes. */
@@ -171,30 +178,16 @@ static int rows(cur_t *c, xd_numbody_value_t *v, size_t max) {
       int is_int;
       if (!number(c, &x, &is_int, NULL) || !push(&r, x, is_int, max)) goto fail;
       k++;
-      ws(c);
-      if (c->p < c->end && *c->p == ',') {
-        c->p++;
-        continue;
-      }
-      if (c->p < c->end && *c->p == ']') {
-        c->p++;
-        break;
-      }
-      goto fail;
+      int more = after_item(c, ']');
+      if (more < 0) goto fail;
+      if (!more) break;
     }
     if (nrows == 0) row_len = k;
     else if (k != row_len) goto fail;
     nrows++;
-    ws(c);
-    if (c->p < c->end && *c->p == ',') {
-      c->p++;
-      continue;
-    }
-    if (c->p < c->end && *c->p == ']') {
-      c->p++;
-      break;
-    }
-    goto fail;
+    int more = after_item(c, ']');
+    if (more < 0) goto fail;
+    if (!more) break;
   }
   v->kind = XD_NB_ROWS;
   v->n_rows = nrows;
@@ -251,16 +244,9 @@ int xd_numbody_parse(const char *buf, size_t len, const char *const *keys, size_
       if (!number(&c, &x, &is_int, &v->integer) || !is_int) goto fail;
       v->kind = XD_NB_INTEGER;
     }
-    ws(&c);
-    if (c.p < c.end && *c.p == ',') {
-      c.p++;
-      continue;
-    }
-    if (c.p < c.end && *c.p == '}') {
-      c.p++;
-      break;
-    }
-    goto fail;
+    int more = after_item(&c, '}');
+    if (more < 0) goto fail;
+    if (!more) break;
   }
   ws(&c);
   if (c.p != c.end) goto fail; /* trailing bytes: jansson's error */
