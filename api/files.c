@@ -3,7 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdatomic.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -44,13 +44,14 @@ int xd_read_file(const char *path, size_t max, char **data, size_t *len, xd_erro
 }
 
 int xd_write_atomic(const char *dir, const char *name, const char *data, size_t len, xd_error_t *err) {
-  /* A unique temporary name per call; a counter, not coordination: nothing waits on it. */
-  static atomic_uint counter;
+  /* A temporary name of our own (mkostemp picks one no other writer has), starting with
+   * '.' so that the folder's loader never reads it. */
   char tmp[4096], dst[4096];
-  snprintf(tmp, sizeof tmp, "%s/.%s.tmp.%d.%u", dir, name, (int)getpid(), atomic_fetch_add(&counter, 1));
+  snprintf(tmp, sizeof tmp, "%s/.%s.tmp.XXXXXX", dir, name);
   snprintf(dst, sizeof dst, "%s/%s", dir, name);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  int fd = mkostemp(tmp, O_CLOEXEC);
   if (fd < 0) return xd_error_set(err, XD_EIO, NULL, "cannot create %s: %s", tmp, strerror(errno));
+  if (fchmod(fd, 0644) != 0) goto fail; /* mkostemp makes it 0600 */
   size_t off = 0;
   while (off < len) {
     ssize_t w = write(fd, data + off, len - off);

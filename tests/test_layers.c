@@ -137,7 +137,6 @@ static const struct {
     {"store.c", "serializes changes of the model folder (PUT, DELETE, training)"},
     {"alloc.c", "pthread_once: installs jansson's allocator once"},
     {"context.c", "the readiness flag, one atomic int flipped by the main thread"},
-    {"files.c", "an atomic counter naming temporary files"},
 };
 
 TEST(no_thread_coordination_in_api) {
