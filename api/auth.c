@@ -31,12 +31,15 @@ int xd_auth_check(const xd_api_t *api, const xd_api_request_t *req, xd_scope_t s
   int is_admin = key && cfg->admin_key && xd_secret_equal(key, cfg->admin_key);
   int is_reader = 0;
   for (size_t i = 0; key && i < cfg->n_api_keys; i++) is_reader |= xd_secret_equal(key, cfg->api_keys[i]);
+  int is_known = cfg->n_api_keys == 0 || is_reader || is_admin;
   if (scope == XD_SCOPE_ADMIN) {
+    /* A caller without any valid key is told that first (401), as on read endpoints. */
+    if (!is_known) return xd_error_set(err, XD_EUNAUTH, NULL, "an API key is required (Authorization: Bearer ...)");
     if (!cfg->admin_key) return xd_error_set(err, XD_EPERM, NULL, "model management is disabled: start the server with an admin key");
     if (is_admin) return XD_OK;
     if (is_reader) return xd_error_set(err, XD_EPERM, NULL, "this key may not manage models");
     return xd_error_set(err, XD_EUNAUTH, NULL, "an admin key is required (Authorization: Bearer ...)");
   }
-  if (cfg->n_api_keys == 0 || is_reader || is_admin) return XD_OK;
+  if (is_known) return XD_OK;
   return xd_error_set(err, XD_EUNAUTH, NULL, "an API key is required (Authorization: Bearer ...)");
 }
