@@ -39,6 +39,7 @@ const xd_route_t xd_routes[] = {
     {"POST",   "/explain/lime",                             READ,  POOL,         "explain_lime",     .decode = xd_lime_decode},
     /* the Open Inference Protocol (docs/v2.md); errors in its own shape under /v2 */
     {"GET",    "/v2",                                       READ,  INLINE,       "v2",               .answer = xd_v2_server},
+    {"GET",    "/v2/",                                      READ,  INLINE,       "v2",               .answer = xd_v2_server},
     {"GET",    "/v2/health/live",                           OPEN,  INLINE,       "v2",               .answer = xd_v2_live},
     {"GET",    "/v2/health/ready",                          OPEN,  INLINE,       "v2",               .answer = xd_v2_ready},
     {"GET",    "/v2/models/{name}",                         READ,  INLINE,       "v2",               .answer = xd_v2_model},
