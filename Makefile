@@ -215,8 +215,8 @@ models:
 # new inputs go to build-fuzz/corpus/<target>, crashes to build-fuzz/crashes/ (copy a
 # crash into tests/fuzz/crashes/<target>/ to keep it as a regression replayed by make test).
 FUZZ_SECONDS ?= 60
-# FUZZ_BUILD: the folder (own one while developing in the shared tree); FUZZ_TARGETS: a
-# subset of $(FUZZ_NAMES). -timeout=60: the machine is shared, and under load a legitimate
+# FUZZ_BUILD: the build folder of the instrumented library and targets; FUZZ_TARGETS: a
+# subset of $(FUZZ_NAMES). -timeout=60: on a busy machine a legitimate
 # SHAP summary once took over 10 s, which libFuzzer then reported as a hang.
 FUZZ_BUILD ?= build-fuzz
 FUZZ_TARGETS ?= $(FUZZ_NAMES)

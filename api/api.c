@@ -90,11 +90,28 @@ static xd_api_outcome_t decode_json(xd_api_t *api, const xd_route_t *r, const xd
   return XD_API_QUEUE;
 }
 
+/* The scope of a path the table has no row for with this method (404, 405): the least of
+ * the path's rows, at most READ, so that not even an unknown path is told to a caller
+ * without a key (open paths aside). */
+static xd_scope_t miss_scope(const xd_route_miss_t *miss) {
+  return miss->first && miss->scope < XD_SCOPE_READ ? miss->scope : XD_SCOPE_READ;
+}
+
 static int auth_fails(xd_api_t *api, const xd_api_request_t *req, xd_scope_t scope, xd_api_response_t *resp) {
   xd_error_t err;
   if (xd_auth_check(api, req, scope, &err) == XD_OK) return 0;
   xd_api_error(&err, resp);
   return 1;
+}
+
+int xd_api_authorize(const xd_api_t *api, const char *method, const char *path,
+                     const char *(*header)(void *ctx, const char *name), void *ctx, xd_error_t *err) {
+  xd_api_request_t req = {.method = method, .path = path, .header = header, .header_ctx = ctx};
+  if (xd_cors_is_preflight(&req)) return XD_OK; /* as route() below */
+  xd_route_args_t args;
+  xd_route_miss_t miss;
+  const xd_route_t *r = xd_routes_match(method, path, &args, &miss);
+  return xd_auth_check(api, &req, r ? r->scope : miss_scope(&miss), err);
 }
 
 static xd_api_outcome_t route(xd_api_t *api, const xd_api_request_t *req, xd_api_response_t *resp,
@@ -118,10 +135,8 @@ static xd_api_outcome_t route(xd_api_t *api, const xd_api_request_t *req, xd_api
   xd_route_miss_t miss;
   const xd_route_t *r = xd_routes_match(req->method, req->path, &args, &miss);
   if (!r) {
-    /* Not even an unknown path is told to a caller without a key (open paths aside). */
-    xd_scope_t scope = miss.first && miss.scope < XD_SCOPE_READ ? miss.scope : XD_SCOPE_READ;
     if (miss.first) resp->endpoint = miss.first->endpoint;
-    if (auth_fails(api, req, scope, resp)) return XD_API_RESPOND;
+    if (auth_fails(api, req, miss_scope(&miss), resp)) return XD_API_RESPOND;
     if (miss.first) {
       xd_api_errorf(resp, XD_EMETHOD, NULL, "method %.20s is not allowed here", req->method);
       xd_api_add_header(resp, "Allow", "%s", miss.allow);

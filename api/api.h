@@ -25,6 +25,13 @@
  * never blocks on model work (work small enough to answer inline is run here). */
 xd_api_outcome_t xd_api_handle(xd_api_t *api, const xd_api_request_t *req, xd_api_response_t *resp, xd_work_t *work);
 
+/* The key decision of xd_api_handle from the request line and headers alone, for the
+ * server to refuse a request 401/403 before it reads (and holds) its body: XD_OK, or
+ * XD_EUNAUTH / XD_EPERM with err filled. The same route table decides both, so the two
+ * always agree. header: case-insensitive lookup, NULL when absent. Any thread. */
+int xd_api_authorize(const xd_api_t *api, const char *method, const char *path,
+                     const char *(*header)(void *ctx, const char *name), void *ctx, xd_error_t *err);
+
 /* Routes req and answers it entirely on the calling thread, running any model work
  * inline under cancel (may be NULL): what a worker pool would do, without one. For tests,
  * fuzzers and tools. resp must be zeroed by the caller; deinit it after. */

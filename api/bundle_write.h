@@ -1,5 +1,5 @@
 /* bundle_write.h — a loaded model back to its JSON bundle (format explaind.model/v1,
- * /work/shared/MODEL_FORMAT.md): the inverse of xd_bundle_decode.
+ * docs/MODEL_FORMAT.md): the inverse of xd_bundle_decode.
  *
  * Used to store a trained model and to hand any model back to a client. Everything the
  * model holds goes inline (no file references), so the text is self-contained:

@@ -4,7 +4,7 @@
  * the LIME plan once per request; each instance is one part of the job, explained on a
  * worker with its own random stream (seed, instance index), so the answer is the same
  * whatever the number of workers. The encoder writes API.md's response plus what lets a
- * client check an explanation (ALGORITHMS.md §8): the model's prediction, the instance's
+ * client check an explanation (docs/algorithms.md §8): the model's prediction, the instance's
  * interpretable representation z0 (so local_pred == intercept + Σ weight·z0), and with
  * repeats > 1 the spread of every number over the runs.
  */

@@ -48,6 +48,8 @@ typedef struct shap_job {
   double *fx;              /* (n, n_outputs) */
   xd_shap_plan_t *plans;   /* (n) when parts_per_row > 1, else NULL */
   size_t *ncoal;           /* (n) coalitions evaluated per instance */
+  xd_cancel_t run_cancel; /* the job's cancel, for the solves in encode (set by prepare) */
+  int have_cancel;
   /* results (encode) */
   double *phi, *expected, *out; /* (n, d), (n), (n) */
 } shap_job_t;
@@ -59,6 +61,10 @@ static int shap_prepare(void *state, const xd_cancel_t *cancel, xd_error_t *err)
   size_t d = xd_model_n_features(m), K = xd_model_n_outputs(m);
   int rc = XD_OK;
   const xd_dataset_t *mb = xd_model_background(m);
+  if (cancel) { /* the same for every stage of the job: kept for encode's solves */
+    j->run_cancel = *cancel;
+    j->have_cancel = 1;
+  }
   if (j->need_kmeans) {
     for (unsigned r = 0; r < XD_SHAP_KMEANS_RUNS; r++) {
       /* A k-means run does not look at the deadline (core/shap.h); check it between runs,
@@ -67,7 +73,7 @@ static int shap_prepare(void *state, const xd_cancel_t *cancel, xd_error_t *err)
         return xd_error_set(err, rc, NULL, "%s while summarizing the background",
                             rc == XD_ETIMEDOUT ? "deadline exceeded" : "canceled");
       if ((rc = xd_shap_kmeans_run(mb->X, mb->n, d, j->km_k, j->o.seed, r, j->km_C[r], j->km_cnt[r],
-                                   &j->km_inertia[r], err)) != XD_OK)
+                                   &j->km_inertia[r], cancel, err)) != XD_OK)
         return rc;
     }
     if ((rc = xd_shap_kmeans_pick(mb->X, mb->n, d, j->km_k, j->km_C, j->km_cnt, j->km_inertia, XD_SHAP_KMEANS_RUNS,
@@ -101,9 +107,9 @@ static int shap_prepare(void *state, const xd_cancel_t *cancel, xd_error_t *err)
 }
 
 /* Solves instance i from its evaluated plan into phi/expected/out. */
-static int solve_row(shap_job_t *j, const xd_shap_plan_t *pl, size_t i, xd_error_t *err) {
+static int solve_row(shap_job_t *j, const xd_shap_plan_t *pl, size_t i, const xd_cancel_t *cancel, xd_error_t *err) {
   size_t d = pl->d, K = xd_model_n_outputs(j->entry->model), t = j->target[i];
-  int rc = xd_shap_plan_solve(pl, j->o.link, j->fx[i * K + t], j->fnull[t], j->o.l1_k, j->phi + i * d, err);
+  int rc = xd_shap_plan_solve(pl, j->o.link, j->fx[i * K + t], j->fnull[t], j->o.l1_k, j->phi + i * d, cancel, err);
   j->expected[i] = xd_shap_link(j->o.link, j->fnull[t]);
   j->out[i] = xd_shap_link(j->o.link, j->fx[i * K + t]);
   return rc;
@@ -123,7 +129,7 @@ static int explain_row(shap_job_t *j, size_t i, const xd_cancel_t *cancel, xd_er
     return rc;
   }
   rc = xd_shap_plan_eval(m, &pl, x, &j->bg, j->target[i], 0, pl.K, cancel, err);
-  if (rc == XD_OK) rc = solve_row(j, &pl, i, err);
+  if (rc == XD_OK) rc = solve_row(j, &pl, i, cancel, err);
   j->ncoal[i] = pl.K;
   xd_shap_plan_deinit(&pl);
   return rc;
@@ -153,7 +159,9 @@ static json_t *shap_encode(void *state, xd_error_t *err) {
   json_t *o = NULL, *t = NULL, *names = NULL, *ns = NULL;
   if (!gap) goto nomem;
   for (size_t i = 0; i < j->n; i++) {
-    if (j->o.method != XD_SHAP_LINEAR && j->plans && solve_row(j, &j->plans[i], i, err) != XD_OK) {
+    /* the parts' deadline still binds the solves done here (the pool's job is alive) */
+    if (j->o.method != XD_SHAP_LINEAR && j->plans &&
+        solve_row(j, &j->plans[i], i, j->have_cancel ? &j->run_cancel : NULL, err) != XD_OK) {
       xd_free(gap);
       return NULL;
     }

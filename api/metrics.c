@@ -234,7 +234,7 @@ void xd_metrics_render(xd_registry_t *reg, int ready, xd_api_response_t *resp) {
       {K_REQDUR, "explaind_request_duration_seconds", "histogram", "Time from the request's arrival to its answer."},
       {K_QUEUE, "explaind_queue_duration_seconds", "histogram", "Time a job waited between admission and its first part starting."},
       {K_COMPUTE, "explaind_compute_duration_seconds", "histogram", "Worker time of a job, from its first part starting to its encoding."},
-      {K_REJECT, "explaind_rejected_total", "counter", "Requests refused before any work: queue_full, draining, too_large or no_memory."},
+      {K_REJECT, "explaind_rejected_total", "counter", "Requests refused before any work (queue_full, draining, too_large, no_memory, body_memory, bad_request) and connections refused (connections, connections_per_ip)."},
       {K_ROWS, "explaind_model_rows_total", "counter", "Model rows evaluated by finished jobs (their estimate)."},
   };
   for (size_t f = 0; f < sizeof fams / sizeof *fams; f++) {

@@ -1,4 +1,4 @@
-/* metrics.h — Prometheus metrics (text exposition format 0.0.4), names as SERVING.md §3:
+/* metrics.h — Prometheus metrics (text exposition format 0.0.4), names as docs/serving.md §3:
  *
  *   explaind_requests_total{endpoint,model,code}             counter
  *   explaind_request_duration_seconds{endpoint,model}        histogram (whole request)

@@ -1,6 +1,6 @@
 /* bench_report.c — turns the JSON lines of bench/run.sh (machine, bench_core, wrk) into
  * bench/RESULTS.md: tables of our figures beside their floors and beside the Python
- * reference figures of issues #3-#6, speedups, and whether each goal is met. It reports;
+ * reference figures, speedups, and whether each performance goal is met. It reports;
  * it never fails a goal. Usage: bench_report results.jsonl > RESULTS.md */
 #include <jansson.h>
 #include <math.h>
@@ -228,7 +228,7 @@ static void explanations(void) {
          "forward+backward `xd_model_gradient` (gradient methods). \"above floor\" is everything but the model "
          "evaluation. \"floor at peak\" is the floor's FLOPs at the single-core GEMM peak (sgemm, or dgemm for "
          "gradients). \"CPU ms\" is the process CPU time per operation (all threads), which other load on the "
-         "machine does not inflate. Python: the reference figures of issues #3–#5 (in-process, same MLP in PyTorch, one "
+         "machine does not inflate. Python: the reference libraries' figures (in-process, same MLP in PyTorch, one "
          "core).\n\n");
   printf("| case | median ms | p99 ms | CPU ms | per s | floor ms | × floor | above floor ms | floor at peak ms | "
          "Python ms | speedup |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
@@ -284,12 +284,12 @@ static void goal(const char *what, const char *measured, int ok, int known) {
 static void goals(void) {
   char m[512];
   printf("## Goals (reported, not asserted)\n\n| goal | measured | |\n|---|---|---|\n");
-  /* issue 6 */
+  /* serving throughput and scaling */
   int ch = 0, cp = 0;
   double hz = best_rps("healthz", 2, &ch), p1 = best_rps("predict_1", 2, &cp);
   snprintf(m, sizeof m, "best 2xx req/s: /predict %s (c=%d) vs /healthz %s (c=%d) = %s%%", f3(p1), cp, f3(hz), ch,
            f3(100 * p1 / hz));
-  goal("#6: /predict 1 row ≥ 70% of /healthz req/s, same run", m, p1 >= 0.7 * hz, !isnan(hz) && !isnan(p1));
+  goal("/predict 1 row ≥ 70% of /healthz req/s, same run", m, p1 >= 0.7 * hz, !isnan(hz) && !isnan(p1));
   int c1 = 0, c2 = 0;
   double w1 = best_rps("lime", 1, &c1), w2 = best_rps("lime", 2, &c2);
   json_t *a = by_id("lime_disc_core_t1"), *b = by_id("lime_disc_core_t2");
@@ -299,23 +299,23 @@ static void goals(void) {
            f3(w2), c2, f3(w1), c1, fx(w2 / w1), f3(num(b, "per_s")), f3(num(a, "per_s")),
            fx(num(b, "per_s") / num(a, "per_s")), f3(num(b, "cpu_ms")), f3(num(a, "cpu_ms")),
            fx(2 * num(a, "cpu_ms") / num(b, "cpu_ms")));
-  goal("#6: LIME explanations/s, 2 workers ≥ 1.8× 1 worker", m, w2 >= 1.8 * w1, !isnan(w1) && !isnan(w2));
+  goal("LIME explanations/s, 2 workers ≥ 1.8× 1 worker", m, w2 >= 1.8 * w1, !isnan(w1) && !isnan(w2));
   json_t *fw = by_id("forward_5000");
   double gf = num(fw, "flop") / (num(fw, "median_ms") * 1e6);
   snprintf(m, sizeof m, "%s GFLOP/s (median wall time) = %s%% of %s (sgemm 2048³, 1 thread); by CPU time %s%%", f3(gf),
            f3(100 * gf / peak_s), f3(peak_s), f3(100 * num(fw, "flop") / (num(fw, "cpu_ms") * 1e6) / peak_s));
-  goal("#6: forward pass, 5,000 rows ≥ 50% of single-core peak", m, gf >= 0.5 * peak_s, !isnan(gf) && !isnan(peak_s));
-  /* issue 3 */
+  goal("forward pass, 5,000 rows ≥ 50% of single-core peak", m, gf >= 0.5 * peak_s, !isnan(gf) && !isnan(peak_s));
+  /* LIME */
   json_t *hl = http("lime", 1, 2);
   double lp = num(hl, "p50_ms");
   snprintf(m, sizeof m, "p50 %s ms over HTTP (c=1) = %s faster than 27 ms (stretch 20×: ≤ 1.35 ms)", f3(lp), fx(27 / lp));
-  goal("#3: LIME ≥ 10× lime end to end over HTTP (≤ 2.7 ms)", m, lp <= 2.7, !isnan(lp));
+  goal("LIME ≥ 10× lime end to end over HTTP (≤ 2.7 ms)", m, lp <= 2.7, !isnan(lp));
   json_t *fl = by_id("floor_lime_t1");
   double ex = num(a, "median_ms"), flm = num(fl, "median_ms");
   snprintf(m, sizeof m, "explanation %s ms − forward %s ms = %s ms beside %s ms of evaluation", f3(ex), f3(flm),
            f3(ex - flm), f3(flm));
-  goal("#3: LIME: everything but model evaluation < the evaluation", m, ex - flm < flm, !isnan(ex) && !isnan(flm));
-  /* issue 4 */
+  goal("LIME: everything but model evaluation < the evaluation", m, ex - flm < flm, !isnan(ex) && !isnan(flm));
+  /* gradients and Kernel SHAP */
   const char *gt[] = {"ig_1", "ig_100", "saliency", "smoothgrad"};
   for (size_t i = 0; i < 4; i++) {
     json_t *h = http(gt[i], 1, 2);
@@ -323,7 +323,7 @@ static void goals(void) {
     double ref = reference(gt[i], &what), p = num(h, "p50_ms");
     snprintf(m, sizeof m, "p50 %s ms over HTTP (c=1) vs %s %s ms = %s", f3(p), what, f3(ref), fx(ref / p));
     char g[128];
-    snprintf(g, sizeof g, "#4: %s ≥ 10× Captum end to end over HTTP (stretch 20×)", gt[i]);
+    snprintf(g, sizeof g, "%s ≥ 10× Captum end to end over HTTP (stretch 20×)", gt[i]);
     goal(g, m, ref / p >= 10, !isnan(p));
   }
   json_t *s2 = by_id("shap_t2"), *f2 = by_id("floor_shap_t2"), *f1 = by_id("floor_shap_t1");
@@ -331,15 +331,15 @@ static void goals(void) {
   snprintf(m, sizeof m, "2 workers %s ms; floor %s ms on 2 threads (%s), %s ms on 1 (%s); %s faster than SHAP's 212 ms",
            f3(sm), f3(num(f2, "median_ms")), fx(sm / num(f2, "median_ms")), f3(num(f1, "median_ms")),
            fx(sm / num(f1, "median_ms")), fx(212 / sm));
-  goal("#4: Kernel SHAP within 1.5× of its floor using both cores", m, sm <= 1.5 * num(f2, "median_ms"), !isnan(sm));
-  /* issue 5 */
+  goal("Kernel SHAP within 1.5× of its floor using both cores", m, sm <= 1.5 * num(f2, "median_ms"), !isnan(sm));
+  /* permutation importance */
   json_t *hi = http("importance", 1, 2), *pt2 = by_id("perm_t2"), *pf2 = by_id("floor_perm_t2");
   double ip = num(hi, "p50_ms");
   snprintf(m, sizeof m, "p50 %s ms over HTTP (c=1) = %s faster than 33 ms (stretch 8×: ≤ 4.1 ms)", f3(ip), fx(33 / ip));
-  goal("#5: permutation importance ≥ 4× sklearn end to end over HTTP", m, 33 / ip >= 4, !isnan(ip));
+  goal("permutation importance ≥ 4× sklearn end to end over HTTP", m, 33 / ip >= 4, !isnan(ip));
   snprintf(m, sizeof m, "in-process, 2 workers: %s ms vs floor %s ms = %s", f3(num(pt2, "median_ms")),
            f3(num(pf2, "median_ms")), fx(num(pt2, "median_ms") / num(pf2, "median_ms")));
-  goal("#5: permutation importance within 1.5× of its floor", m,
+  goal("permutation importance within 1.5× of its floor", m,
        num(pt2, "median_ms") <= 1.5 * num(pf2, "median_ms"), !isnan(num(pt2, "median_ms")));
   printf("\n");
 }

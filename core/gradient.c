@@ -2,7 +2,7 @@
  *
  * Reference: Captum (pytorch/captum @ faac0877), captum/attr/_core/{saliency,
  * input_x_gradient,integrated_gradients,noise_tunnel}.py and
- * captum/attr/_utils/approximation_methods.py; ALGORITHMS.md §2.
+ * captum/attr/_utils/approximation_methods.py; docs/algorithms.md §2.
  *
  * Every method is a list of "units" (an encoded input row and the output to
  * differentiate) laid out instance-major: instance i owns units [i·per, (i+1)·per).

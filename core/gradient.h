@@ -1,6 +1,6 @@
 /* gradient.h — gradient attributions: saliency, gradient, input × gradient, integrated
  * gradients and the SmoothGrad family (Captum's Saliency, InputXGradient,
- * IntegratedGradients, NoiseTunnel; see ALGORITHMS.md §2).
+ * IntegratedGradients, NoiseTunnel; see docs/algorithms.md §2).
  *
  * Work happens in the encoded space the network sees (xd_model_encode_d): every IG step
  * and every noisy copy of every row becomes one row of a batched, double-precision

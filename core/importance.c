@@ -1,6 +1,6 @@
 /* importance.c — permutation importance (scikit-learn), Olden and Garson connection
  * weights (NeuralNetTools), mean absolute gradients. See importance.h for the contracts
- * and ALGORITHMS.md §3.1 and §5 for the references. */
+ * and docs/algorithms.md §3.1 and §5 for the references. */
 #include "core/importance.h"
 
 #include <float.h>

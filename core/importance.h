@@ -1,7 +1,7 @@
 /* importance.h — global feature importance: permutation, connection weights, gradients.
  *
  * Permutation importance follows scikit-learn's permutation_importance
- * (sklearn/inspection/_permutation_importance.py, ALGORITHMS.md §3.1): the baseline score
+ * (sklearn/inspection/_permutation_importance.py, docs/algorithms.md §3.1): the baseline score
  * on the full data; for every column, n_repeats cumulative shuffles of that column in a
  * copy of the (optionally subsampled) rows; importance = baseline - permuted score; mean
  * and population std over the repeats. As in scikit-learn every column uses the same
@@ -10,7 +10,7 @@
  * xd_imp_perm_init; the per-column parts then only read it, so the answer is
  * bit-identical whatever the number of workers or the order in which parts run.
  *
- * Connection weights follow NeuralNetTools (ALGORITHMS.md §5): Olden is the signed
+ * Connection weights follow NeuralNetTools (docs/algorithms.md §5): Olden is the signed
  * product of the weight matrices (any depth), Garson the normalized absolute
  * contributions (one hidden layer as defined; see xd_imp_garson for the generalization).
  * Both are with respect to the *encoded* inputs the network sees (after preprocess and

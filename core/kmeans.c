@@ -54,8 +54,8 @@ static void sqdists(const double *X, const double *xn, size_t n, size_t d, const
 }
 
 /* Greedy k-means++ (sklearn's _kmeans_plusplus, 2 + ln k local trials): C (k,d). */
-static void seed_pp(const double *X, const double *xn, size_t n, size_t d, size_t k, xd_rng_t *rng, double *C,
-                    double *closest, double *cum, double *cand, double *cnorm, double *CD) {
+static int seed_pp(const double *X, const double *xn, size_t n, size_t d, size_t k, xd_rng_t *rng, double *C,
+                   double *closest, double *cum, double *cand, double *cnorm, double *CD, const xd_cancel_t *cancel) {
   size_t trials = 2 + (size_t)log((double)k), ids[64];
   if (trials > 64) trials = 64;
   size_t first = (size_t)xd_rng_below(rng, n);
@@ -63,6 +63,8 @@ static void seed_pp(const double *X, const double *xn, size_t n, size_t d, size_
   double pot = 0;
   for (size_t i = 0; i < n; i++) pot += closest[i] = sqdist(X + i * d, C, d);
   for (size_t c = 1; c < k; c++) {
+    int rc = c % XD_SHAP_KMEANS_CHECK == 0 ? xd_cancel_check(cancel) : XD_OK;
+    if (rc != XD_OK) return rc;
     double run = 0;
     for (size_t i = 0; i < n; i++) cum[i] = run += closest[i];
     for (size_t t = 0; t < trials; t++) {
@@ -86,10 +88,11 @@ static void seed_pp(const double *X, const double *xn, size_t n, size_t d, size_
       pot += closest[i];
     }
   }
+  return XD_OK;
 }
 
 int xd_shap_kmeans_run(const double *X, size_t n, size_t d, size_t k, uint64_t seed, unsigned r, double *C,
-                       size_t *counts, double *inertia, xd_error_t *err) {
+                       size_t *counts, double *inertia, const xd_cancel_t *cancel, xd_error_t *err) {
   if (k > n) k = n;
   if (n == 0 || k == 0 || d == 0) return xd_error_set(err, XD_EINVAL, "background", "empty background");
   size_t w = k > 64 ? k : 64;
@@ -118,10 +121,11 @@ int xd_shap_kmeans_run(const double *X, size_t n, size_t d, size_t k, uint64_t s
 
   xd_rng_t rng;
   xd_rng_seed_stream(&rng, seed, XD_SHAP_KMEANS_STREAM + r);
-  seed_pp(X, xn, n, d, k, &rng, C, closest, cum, cand, cn, D);
+  if ((rc = seed_pp(X, xn, n, d, k, &rng, C, closest, cum, cand, cn, D, cancel)) != XD_OK) goto stopped;
 
   /* Lloyd: assign with one GEMM per iteration, move centres to their means */
   for (int it = 0; it < KM_MAX_ITER; it++) {
+    if ((rc = xd_cancel_check(cancel)) != XD_OK) goto stopped;
     for (size_t c = 0; c < k; c++) cn[c] = 0;
     for (size_t c = 0; c < k; c++)
       for (size_t j = 0; j < d; j++) cn[c] += C[c * d + j] * C[c * d + j];
@@ -161,6 +165,9 @@ int xd_shap_kmeans_run(const double *X, size_t n, size_t d, size_t k, uint64_t s
     in += bd;
   }
   *inertia = in;
+  goto done;
+stopped:
+  xd_error_set(err, rc, NULL, "%s while summarizing the background", rc == XD_ETIMEDOUT ? "deadline exceeded" : "canceled");
 done:
   xd_free(xn);
   xd_free(closest);
@@ -221,7 +228,7 @@ int xd_shap_kmeans(const double *X, size_t n, size_t d, size_t k, uint64_t seed,
     C[r] = xd_malloc(xd_mul_size(k, d) * sizeof **C);
     cnt[r] = xd_malloc(k * sizeof **cnt);
     if (!C[r] || !cnt[r]) rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory for the k-means background summary");
-    else rc = xd_shap_kmeans_run(X, n, d, k, seed, r, C[r], cnt[r], &inertia[r], err);
+    else rc = xd_shap_kmeans_run(X, n, d, k, seed, r, C[r], cnt[r], &inertia[r], NULL, err);
   }
   if (rc == XD_OK) rc = xd_shap_kmeans_pick(X, n, d, k, C, cnt, inertia, XD_SHAP_KMEANS_RUNS, out, err);
   for (unsigned r = 0; r < XD_SHAP_KMEANS_RUNS; r++) {

@@ -1,7 +1,7 @@
 /* lime.c — LIME tabular: plan, neighbourhood sampling, per-instance explanation.
  *
  * Reference: marcotcr/lime @ fd7eb2e6, lime/lime_tabular.py (__data_inverse,
- * explain_instance) and lime/discretize.py (undiscretize); ../shared/ALGORITHMS.md §1.
+ * explain_instance) and lime/discretize.py (undiscretize); docs/algorithms.md §1.
  * The surrogate (feature selection, ridge, R²) is in lime_fit.c.
  *
  * Sampling is the hot part besides the model: num_samples·d draws per neighbourhood.
@@ -673,6 +673,7 @@ int xd_lime_explain(const xd_lime_plan_t *p, const double *x, size_t instance_in
     else
       xd_lime_ws_prepare(&ws, Z, Y, no, labels, w, Yc);
     for (size_t l = 0; l < L; l++) {
+      if ((rc = xd_cancel_check(cancel))) goto canceled; /* the Gram above is O(n d²) */
       if ((rc = xd_lime_ws_fit(&ws, l, Z, Yc, res->z0, p->opt.feature_selection, p->opt.num_features, &fit, err)))
         goto done;
       size_t k = r * L + l;

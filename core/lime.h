@@ -3,7 +3,7 @@
  * Explains one prediction of a model by fitting a weighted ridge surrogate on a
  * neighbourhood of the instance, with the semantics of lime.lime_tabular's
  * LimeTabularExplainer where the model's background data is the training data
- * (see ../shared/ALGORITHMS.md §1 and docs/lime.md for the few deliberate differences):
+ * (see docs/algorithms.md §1 and docs/lime.md for the few deliberate differences):
  *   - discretized mode (quartile, decile, entropy bins of core/stats.h): every feature is
  *     resampled bin-wise with the training frequencies, undiscretized by a truncated
  *     normal inside the bin; the surrogate sees 1 = "same bin as the instance";

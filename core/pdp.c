@@ -1,5 +1,5 @@
 /* pdp.c — partial dependence and ICE by brute force (scikit-learn partial_dependence,
- * method="brute"; grid from scipy's mquantiles). See pdp.h and ALGORITHMS.md §3.2. */
+ * method="brute"; grid from scipy's mquantiles). See pdp.h and docs/algorithms.md §3.2. */
 #include "core/pdp.h"
 
 #include <math.h>

@@ -1,6 +1,6 @@
 /* pdp.h — partial dependence and ICE curves (scikit-learn partial_dependence, "brute").
  *
- * For one feature or a pair, a grid of raw values per feature (ALGORITHMS.md §3.2):
+ * For one feature or a pair, a grid of raw values per feature (docs/algorithms.md §3.2):
  * every category for a categorical feature; the sorted unique values of the column when
  * there are fewer than grid_resolution of them; otherwise grid_resolution evenly spaced
  * points (numpy.linspace) between scipy's mquantiles of the column at the two

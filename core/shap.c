@@ -1,7 +1,7 @@
 /* shap.c — Kernel SHAP, exact Shapley values and the linear closed form.
  *
  * Reference: shap/shap @ df974a19, shap/explainers/_kernel.py (KernelExplainer.explain,
- * .solve), _exact.py, _linear.py; ALGORITHMS.md §4. The coalition schedule (complete
+ * .solve), _exact.py, _linear.py; docs/algorithms.md §4. The coalition schedule (complete
  * subset sizes first, greedily while the budget allows; then paired kernel-weighted
  * sampling with duplicate masks accumulating weight; random weights rescaled to the
  * unenumerated mass) and the efficiency-constrained weighted least squares follow
@@ -360,30 +360,42 @@ done:
 
 /* sklearn lars_path(A, y, method='lar', max_iter=r): the first r variables to enter the
  * active set, in order of entry, written to act; returns how many entered. A is (R, M). */
-static size_t lars_select(const double *A, const double *y, size_t R, size_t M, size_t r, size_t *act,
-                          double *scratch) {
-  double *c = scratch, *av = c + M, *u = av + M, *G = u + R, *g = G + r * r, *sg = g + r;
-  unsigned char *in = (unsigned char *)(sg + r);
+static int lars_select(const double *A, const double *y, size_t R, size_t M, size_t r, size_t *act,
+                       double *scratch, size_t *n_act, const xd_cancel_t *cancel) {
+  /* Graw keeps the active columns' inner products from step to step: each step adds one
+   * row of it (O(a R)) instead of recomputing all (O(a² R)); the sums are the same. */
+  double *c = scratch, *av = c + M, *u = av + M, *G = u + R, *g = G + r * r, *sg = g + r, *Graw = sg + r;
+  unsigned char *in = (unsigned char *)(Graw + r * r);
+  *n_act = 0;
   memset(in, 0, M);
   xd_dgemm_tn(M, 1, R, A, y, 0, c);
   size_t j0 = 0;
   for (size_t j = 1; j < M; j++)
     if (fabs(c[j]) > fabs(c[j0])) j0 = j;
-  if (!(fabs(c[j0]) > 0)) return 0;
+  if (!(fabs(c[j0]) > 0)) return XD_OK;
   act[0] = j0;
   in[j0] = 1;
   size_t a = 1;
+  int rc = XD_OK;
   while (a < r && a < M) {
+    if ((rc = xd_cancel_check(cancel)) != XD_OK) break;
     double Cm = 0;
     for (size_t q = 0; q < a; q++) Cm = fabs(c[act[q]]) > Cm ? fabs(c[act[q]]) : Cm;
     if (Cm < 1e-14) break;
     for (size_t q = 0; q < a; q++) sg[q] = c[act[q]] >= 0 ? 1 : -1;
-    for (size_t q1 = 0; q1 < a; q1++)
-      for (size_t q2 = 0; q2 <= q1; q2++) {
-        double s = 0;
-        for (size_t i = 0; i < R; i++) s += A[i * M + act[q1]] * A[i * M + act[q2]];
-        G[q1 * a + q2] = G[q2 * a + q1] = s * sg[q1] * sg[q2];
+    { /* the newest active column against all, in one pass over A's rows (each sum still
+       * runs over i in order, so it is the same number as a column-by-column loop) */
+      size_t q1 = a - 1;
+      double *gr = Graw + q1 * r;
+      for (size_t q2 = 0; q2 < a; q2++) gr[q2] = 0;
+      for (size_t i = 0; i < R; i++) {
+        const double *row = A + i * M;
+        double an = row[act[q1]];
+        for (size_t q2 = 0; q2 < a; q2++) gr[q2] += an * row[act[q2]];
       }
+    }
+    for (size_t q1 = 0; q1 < a; q1++)
+      for (size_t q2 = 0; q2 <= q1; q2++) G[q1 * a + q2] = G[q2 * a + q1] = Graw[q1 * r + q2] * sg[q1] * sg[q2];
     for (size_t q = 0; q < a; q++) g[q] = 1;
     if (xd_dposv(a, 1, G, g) != 0) break;
     double s1 = 0;
@@ -409,7 +421,8 @@ static size_t lars_select(const double *A, const double *y, size_t R, size_t M, 
     act[a++] = jn;
     in[jn] = 1;
   }
-  return a;
+  *n_act = a;
+  return rc;
 }
 
 static int cmp_size(const void *a, const void *b) {
@@ -418,7 +431,7 @@ static int cmp_size(const void *a, const void *b) {
 }
 
 static int solve_kernel(const xd_shap_plan_t *pl, xd_shap_link_t link, double fx, double fnull, size_t l1_k,
-                        double *phi, xd_error_t *err) {
+                        double *phi, const xd_cancel_t *cancel, xd_error_t *err) {
   size_t M = pl->M, K = pl->K;
   double lnull = xd_shap_link(link, fnull), delta = xd_shap_link(link, fx) - lnull;
   int rc = XD_ENOMEM;
@@ -431,7 +444,7 @@ static int solve_kernel(const xd_shap_plan_t *pl, xd_shap_link_t link, double fx
   if (l1_k > 0 && l1_k < M) { /* shap's augmented problem, then LARS's first l1_k entries */
     size_t R = 2 * K;
     double *Aa = xd_malloc(xd_mul_size(R, M) * sizeof *Aa), *ya = xd_malloc(R * sizeof *ya);
-    scr = xd_malloc((3 * M + R + l1_k * l1_k + 2 * l1_k) * sizeof *scr + M);
+    scr = xd_malloc((3 * M + R + 2 * l1_k * l1_k + 2 * l1_k) * sizeof *scr + M);
     if (!Aa || !ya || !scr) {
       xd_free(Aa);
       xd_free(ya);
@@ -448,9 +461,11 @@ static int solve_kernel(const xd_shap_plan_t *pl, xd_shap_link_t link, double fx
       ya[k] = w1 * adj[k];
       ya[K + k] = w2 * (adj[k] - delta);
     }
-    ns = lars_select(Aa, ya, R, M, l1_k, sel, scr);
+    rc = lars_select(Aa, ya, R, M, l1_k, sel, scr, &ns, cancel);
     xd_free(Aa);
     xd_free(ya);
+    if (rc != XD_OK) goto done;
+    rc = XD_ENOMEM;
     qsort(sel, ns, sizeof *sel, cmp_size);
   }
   for (size_t j = 0; j < pl->d; j++) phi[j] = 0;
@@ -470,6 +485,8 @@ static int solve_kernel(const xd_shap_plan_t *pl, xd_shap_link_t link, double fx
   A = xd_malloc(xd_mul_size(q, q) * sizeof *A);
   b = xd_malloc(q * sizeof *b);
   if (!Xs || !ys || !A || !b) goto done;
+  if ((rc = xd_cancel_check(cancel)) != XD_OK) goto done;
+  rc = XD_ENOMEM;
   for (size_t k = 0; k < K; k++) { /* √kw-weighted rows: (X'ᵀKX') = XsᵀXs */
     double sw = sqrt(pl->kw[k]), ml = pl->masks[k * M + l];
     for (size_t t = 0; t < q; t++) Xs[k * q + t] = sw * (pl->masks[k * M + sel[t]] - ml);
@@ -511,7 +528,10 @@ static int solve_kernel(const xd_shap_plan_t *pl, xd_shap_link_t link, double fx
   phi[pl->varying[l]] = delta - s;
   rc = XD_OK;
 done:
-  if (rc != XD_OK) xd_error_set(err, rc, NULL, "out of memory for the Kernel SHAP solve");
+  if (rc == XD_ETIMEDOUT || rc == XD_ECANCELED)
+    xd_error_set(err, rc, NULL, "%s during the Kernel SHAP solve", rc == XD_ETIMEDOUT ? "deadline exceeded" : "canceled");
+  else if (rc != XD_OK)
+    xd_error_set(err, rc, NULL, "out of memory for the Kernel SHAP solve");
   xd_free(sel);
   xd_free(adj);
   xd_free(Xs);
@@ -545,14 +565,14 @@ static int solve_exact(const xd_shap_plan_t *pl, xd_shap_link_t link, double fx,
 }
 
 int xd_shap_plan_solve(const xd_shap_plan_t *pl, xd_shap_link_t link, double fx, double fnull, size_t l1_k,
-                       double *phi, xd_error_t *err) {
+                       double *phi, const xd_cancel_t *cancel, xd_error_t *err) {
   if (pl->M <= 1) {
     for (size_t j = 0; j < pl->d; j++) phi[j] = 0;
     if (pl->M == 1) phi[pl->varying[0]] = xd_shap_link(link, fx) - xd_shap_link(link, fnull);
     return XD_OK;
   }
   if (pl->method == XD_SHAP_EXACT) return solve_exact(pl, link, fx, fnull, phi, err);
-  return solve_kernel(pl, link, fx, fnull, l1_k, phi, err);
+  return solve_kernel(pl, link, fx, fnull, l1_k, phi, cancel, err);
 }
 
 /* ---- one call ------------------------------------------------------------------------- */
@@ -590,7 +610,7 @@ int xd_shap_explain(const xd_model_t *m, const xd_shap_opts_t *o, const xd_shap_
     xd_rng_seed_stream(&rng, o->seed, (uint64_t)(row0 + i));
     if ((rc = xd_shap_plan_init(&pl, method, x, bg, o->nsamples, &rng, err)) != XD_OK) goto done;
     rc = xd_shap_plan_eval(m, &pl, x, bg, t, 0, pl.K, cancel, err);
-    if (rc == XD_OK) rc = xd_shap_plan_solve(&pl, o->link, fx[i * K + t], fnull[t], o->l1_k, phi + i * d, err);
+    if (rc == XD_OK) rc = xd_shap_plan_solve(&pl, o->link, fx[i * K + t], fnull[t], o->l1_k, phi + i * d, cancel, err);
     xd_shap_plan_deinit(&pl);
     if (rc != XD_OK) goto done;
     expected[i] = xd_shap_link(o->link, fnull[t]);

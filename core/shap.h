@@ -1,5 +1,5 @@
 /* shap.h — Kernel SHAP, exact Shapley values and the linear closed form (SHAP's
- * KernelExplainer, ExactExplainer and LinearExplainer; ALGORITHMS.md §4).
+ * KernelExplainer, ExactExplainer and LinearExplainer; docs/algorithms.md §4).
  *
  * The value function is the interventional one of KernelExplainer:
  *   v(S) = link( Σ_j w_j · f_t(x_S, bg_{j,S̄}) )
@@ -74,9 +74,11 @@ int xd_shap_kmeans(const double *X, size_t n, size_t d, size_t k, uint64_t seed,
 /* The two halves of xd_shap_kmeans, so that callers can spread the runs over threads:
  * run r (0 <= r < XD_SHAP_KMEANS_RUNS) writes its centres C (k', d) and cluster sizes
  * counts (k') with k' = min(k, n), and its inertia; pick takes the best run and builds the
- * summary. Both are reentrant. */
+ * summary. Both are reentrant. A run checks cancel (may be NULL) at every Lloyd
+ * iteration and every XD_SHAP_KMEANS_CHECK seeded centres. */
+#define XD_SHAP_KMEANS_CHECK 32
 int xd_shap_kmeans_run(const double *X, size_t n, size_t d, size_t k, uint64_t seed, unsigned r, double *C,
-                       size_t *counts, double *inertia, xd_error_t *err);
+                       size_t *counts, double *inertia, const xd_cancel_t *cancel, xd_error_t *err);
 int xd_shap_kmeans_pick(const double *X, size_t n, size_t d, size_t k, double *const *C, size_t *const *counts,
                         const double *inertia, size_t runs, xd_shap_bg_t *out, xd_error_t *err);
 
@@ -140,9 +142,10 @@ int xd_shap_plan_eval(const xd_model_t *m, xd_shap_plan_t *pl, const double *x, 
  * least-squares then a tiny-ridge fallback when the normal matrix is singular), after
  * LARS selection of l1_k features when 0 < l1_k < M. Exact: Shapley's sums, with
  * v(∅) = link(fnull) and v(F) = link(fx) so that efficiency is exact. Non-varying
- * features get 0. Returns XD_OK or XD_ENOMEM. */
+ * features get 0. cancel (may be NULL) is checked at each LARS step and before the
+ * normal equations. Returns XD_OK, XD_ENOMEM or a cancel status. */
 int xd_shap_plan_solve(const xd_shap_plan_t *pl, xd_shap_link_t link, double fx, double fnull, size_t l1_k,
-                       double *phi, xd_error_t *err);
+                       double *phi, const xd_cancel_t *cancel, xd_error_t *err);
 
 /* ---- one call ------------------------------------------------------------------------- */
 

@@ -109,7 +109,7 @@ enum { XD_TRAIN_STREAM_SPLIT = 1, XD_TRAIN_STREAM_INIT = 2, XD_TRAIN_STREAM_SHUF
 /* Trains on csv with opt. On XD_OK, *spec is a complete model description (task,
  * features, classes, preprocess, layers, background with targets) for xd_model_new,
  * owned by the caller (xd_model_new takes it, or xd_model_spec_deinit), and *res is
- * filled (xd_train_result_deinit). cancel (may be NULL) is checked between epochs: a
+ * filled (xd_train_result_deinit). cancel (may be NULL) is checked before every mini-batch: a
  * stop returns XD_ECANCELED or XD_ETIMEDOUT and no model. On any error, *spec and *res
  * are left empty and err names the option ("epochs") or the CSV column ("csv.region",
  * "csv[12].age" for one cell, "target"). Errors: XD_EINVAL, XD_ETOOBIG, XD_ENOMEM,

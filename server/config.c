@@ -38,10 +38,12 @@ static const option_t options[] = {
     {"model-dir", "EXPLAIND_MODEL_DIR", K_PATH, OFF(model_dir), 0, 0, "./models",
      "folder of model bundles loaded at start-up"},
     {"threads", "EXPLAIND_THREADS", K_UINT, OFF(threads), 1, 256, "2", "network (libmicrohttpd) threads"},
-    /* <= 64: Debian's OpenBLAS has buffers for 64 concurrent callers (SERVING.md 6.4) */
+    /* <= 64: Debian's OpenBLAS has buffers for 64 concurrent callers (docs/serving.md §6.4) */
     {"workers", "EXPLAIND_WORKERS", K_UINT, OFF(workers), 1, 64, NULL, "worker threads for model work"},
     {"queue-size", "EXPLAIND_QUEUE_SIZE", K_UINT, OFF(queue_size), 1, 1000000, NULL,
      "jobs admitted at once (queued + running); more are answered 503"},
+    {"queue-work-rows", "EXPLAIND_QUEUE_WORK_ROWS", K_U64, OFF(queue_work_rows), 1, UINT64_MAX, NULL,
+     "model rows (work units) admitted at once; requests over 1/64 of it are heavy and share 3/4 of it"},
     {"max-body", "EXPLAIND_MAX_BODY", K_BYTES, OFF(max_body), 1, 1ULL << 30, "8MiB",
      "largest request body (bytes; suffixes k, M, G)"},
     {"request-timeout", "EXPLAIND_REQUEST_TIMEOUT", K_MS, OFF(request_timeout_ms), 1, DAY_MS, "30000",
@@ -52,6 +54,15 @@ static const option_t options[] = {
      "on SIGTERM, keep accepting connections this long with /readyz 503 (ms)"},
     {"conn-timeout", "EXPLAIND_CONN_TIMEOUT", K_UINT, OFF(conn_timeout_s), 1, 86400, "75",
      "idle connection timeout (s); keep above the load balancer's keep-alive"},
+    /* Connection control and memory at the edge (server/conn.h, docs/limits.md). */
+    {"max-connections", "EXPLAIND_MAX_CONNECTIONS", K_UINT, OFF(max_connections), 1, 1000000, "4096",
+     "open connections in all; more are closed at once (capped by the file-descriptor limit)"},
+    {"max-connections-per-ip", "EXPLAIND_MAX_CONNECTIONS_PER_IP", K_UINT, OFF(max_connections_per_ip), 0, 1000000,
+     "0", "open connections from one client address (0: no limit; keep 0 behind a load balancer)"},
+    {"read-timeout", "EXPLAIND_READ_TIMEOUT", K_UINT, OFF(read_timeout_s), 1, 3600, "10",
+     "seconds a request's line and headers may take to arrive, and its body may stall"},
+    {"max-inflight-body", "EXPLAIND_MAX_INFLIGHT_BODY", K_BYTES, OFF(max_inflight_body), 1, 1ULL << 40, "256MiB",
+     "request bodies held in memory at once, all connections together; past it 503"},
     {"log-level", "EXPLAIND_LOG_LEVEL", K_LEVEL, OFF(log_level), 0, 0, "info", "debug, info, warn or error"},
     {"inline-predict-rows", "EXPLAIND_INLINE_PREDICT_ROWS", K_U64, OFF(inline_predict_rows), 0, UINT64_MAX,
      "256", "/predict batches of at most this many rows run on the network thread (0: never)"},
@@ -413,6 +424,9 @@ static void set_defaults(xd_config_t *cfg) {
   cfg->request_timeout_ms = 30000;
   cfg->drain_timeout_ms = 30000;
   cfg->conn_timeout_s = 75;
+  cfg->max_connections = 4096;
+  cfg->read_timeout_s = 10;
+  cfg->max_inflight_body = (size_t)256 << 20;
   cfg->log_level = XD_LOG_INFO;
   cfg->inline_predict_rows = 256;
   xd_limits_default(&cfg->limits);
@@ -476,6 +490,8 @@ int xd_config_load(xd_config_t *cfg, int argc, char **argv, FILE *out, FILE *err
     }
   }
   if (cfg->queue_size == 0) cfg->queue_size = 4 * cfg->workers;
+  if (cfg->queue_work_rows == 0) /* four requests at --max-work-rows */
+    cfg->queue_work_rows = cfg->limits.max_work_rows > UINT64_MAX / 4 ? UINT64_MAX : 4 * cfg->limits.max_work_rows;
   if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
     fprintf(err, "explaind: --tls-cert and --tls-key go together (give both, or neither for plain HTTP)\n");
     return XD_CONFIG_EXIT_USAGE;
@@ -490,13 +506,15 @@ int xd_config_load(xd_config_t *cfg, int argc, char **argv, FILE *out, FILE *err
 
 void xd_config_describe(const xd_config_t *c, char *buf, size_t cap) {
   snprintf(buf, cap,
-           "listen=%s%s%s:%d model_dir=%s threads=%u workers=%u queue_size=%u max_body=%zu "
+           "listen=%s%s%s:%d model_dir=%s threads=%u workers=%u queue_size=%u queue_work_rows=%" PRIu64 " max_body=%zu "
            "request_timeout_ms=%" PRId64 " drain_timeout_ms=%" PRId64 " shutdown_delay_ms=%" PRId64
-           " conn_timeout_s=%u log_level=%s inline_predict_rows=%" PRIu64 " max_rows=%zu max_samples=%zu "
+           " conn_timeout_s=%u max_connections=%u max_connections_per_ip=%u read_timeout_s=%u max_inflight_body=%zu"
+           " log_level=%s inline_predict_rows=%" PRIu64 " max_rows=%zu max_samples=%zu "
            "max_steps=%zu max_work_rows=%" PRIu64 " api_keys=%zu admin_key=%s cors_origins=%zu tls=%s%s",
            strchr(c->host, ':') ? "[" : "", c->host[0] ? c->host : "0.0.0.0", strchr(c->host, ':') ? "]" : "",
-           c->port, c->model_dir, c->threads, c->workers, c->queue_size, c->max_body, c->request_timeout_ms,
-           c->drain_timeout_ms, c->shutdown_delay_ms, c->conn_timeout_s, xd_log_level_name(c->log_level),
+           c->port, c->model_dir, c->threads, c->workers, c->queue_size, c->queue_work_rows, c->max_body, c->request_timeout_ms,
+           c->drain_timeout_ms, c->shutdown_delay_ms, c->conn_timeout_s, c->max_connections, c->max_connections_per_ip,
+           c->read_timeout_s, c->max_inflight_body, xd_log_level_name(c->log_level),
            c->inline_predict_rows, c->limits.max_rows, c->limits.max_samples, c->limits.max_steps,
            c->limits.max_work_rows, c->n_api_keys, c->admin_key[0] ? "set" : "none", c->n_cors_origins,
            c->tls_cert[0] ? "on" : "off",

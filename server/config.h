@@ -29,11 +29,16 @@ typedef struct xd_config {
   unsigned threads;              /* MHD network threads */
   unsigned workers;              /* worker threads (libuv pool size) */
   unsigned queue_size;           /* admitted jobs (queued + running) */
+  uint64_t queue_work_rows;      /* admitted work units (cost_rows); 0 = 4 x max_work_rows */
   size_t max_body;               /* bytes */
   int64_t request_timeout_ms;    /* default job deadline */
   int64_t drain_timeout_ms;      /* shutdown: longest wait for in-flight jobs */
   int64_t shutdown_delay_ms;     /* shutdown: keep accepting (readiness 503) this long */
   unsigned conn_timeout_s;       /* idle connection timeout */
+  unsigned max_connections;      /* open connections in all (server/conn.h) */
+  unsigned max_connections_per_ip; /* from one address; 0 = no limit */
+  unsigned read_timeout_s;       /* request line + headers; body without progress */
+  size_t max_inflight_body;      /* bytes of request bodies held at once, all connections */
   int log_level;                 /* XD_LOG_* */
   uint64_t inline_predict_rows;  /* /predict rows at or below which it runs inline; 0 = never */
   xd_limits_t limits;

@@ -1,5 +1,7 @@
 /* http.c — see http.h. The per-request state lives in *con_cls from the URI callback
- * (which also gives us the raw query string) until NOTIFY_COMPLETED frees it. */
+ * (which also gives us the raw query string) until NOTIFY_COMPLETED frees it. Connection
+ * limits and read timeouts are server/conn.c's; the disconnect watch server/disconnect.c's;
+ * TLS files server/tls.c's. */
 #include "server/wait.h"
 #include "server/http.h"
 
@@ -7,29 +9,41 @@
 #include <inttypes.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "api/cors.h"
+#include "api/json_guard.h"
 #include "api/metrics.h"
 #include "core/alloc.h"
+#include "server/conn.h"
+#include "server/disconnect.h"
 #include "server/log.h"
+#include "server/tls.h"
 
 #define RID_MAX 64
+#define XD_HTTP_MHD_SLACK 16 /* per network thread: libmicrohttpd's cap over ours */
 
 struct xd_http {
   struct MHD_Daemon *d;
   xd_api_t *api;
   xd_pool_t *pool;
   size_t max_body;
+  size_t max_inflight_body;     /* --max-inflight-body */
+  atomic_size_t inflight_body;  /* bytes reserved by request bodies held now */
+  atomic_int draining;          /* after quiesce: every answer closes its connection */
+  xd_conns_t *conns;            /* connection limits and read timeouts (server/conn.h) */
   int port;
   MHD_socket listen_fd; /* after quiesce: ours to close, but only after MHD_stop_daemon */
   int quiesced;
@@ -38,16 +52,8 @@ struct xd_http {
   pthread_mutex_t mu; /* guards pending; signals drained */
   pthread_cond_t drained;
   unsigned pending;
-  char *tls_cert, *tls_key; /* PEM text given to MHD (--tls-cert/--tls-key); the key is wiped at stop */
-  size_t tls_key_len;
-  /* Disconnect watch (see watch_main): requests whose job is in the pool, checked every
-   * WATCH_PERIOD_MS for a closed peer. watch_mu guards the list, the flags below and each
-   * listed request's watch_* fields. */
-  pthread_mutex_t watch_mu;
-  pthread_cond_t watch_cv;
-  pthread_t watcher;
-  int watcher_running, watch_stop;
-  struct req *watched;
+  xd_tls_t tls;            /* PEM text given to MHD (server/tls.h) */
+  xd_disconnect_t *watch;  /* cancels jobs whose client left (server/disconnect.h) */
 };
 
 typedef struct req {
@@ -61,16 +67,16 @@ typedef struct req {
   const char *endpoint; /* the API's static route label, NULL before routing */
   char method[16];     /* copies for the access log, written after the request ended */
   char *path;
-  char *body;
+  char *body;          /* malloc'd below BODY_MMAP_MIN, else mmap'd (body_mapped) */
   size_t len, cap;
+  size_t reserved;     /* bytes of h->inflight_body this body holds (= cap) */
+  int body_mapped;
   int too_big;         /* body over max_body: the rest is discarded, 413 at the end */
+  int over_budget;     /* body past --max-inflight-body: the rest is discarded, 503 at the end */
+  int close;           /* answer with Connection: close (the body was not read, or draining) */
   int queued;          /* handed to the pool; counted in h->pending */
   atomic_int done;     /* the pool's callback filled resp (release), then resumed */
-  xd_pool_job_t *job;  /* watch_mu: the pool's job while listed in h->watched */
-  struct req *watch_next, *watch_prev; /* watch_mu */
-  int watch_listed;    /* watch_mu: in h->watched */
-  int watch_finished;  /* watch_mu: on_done ran; never list it (again) */
-  int peer_gone;       /* watch_mu until on_done, then read-only: the client closed */
+  xd_disconnect_entry_t watch; /* server/disconnect.h; watch.peer_gone: the client closed */
   int status;          /* what was queued, for the access log (0: nothing) */
   xd_api_response_t resp;
 } req_t;
@@ -121,6 +127,7 @@ static enum MHD_Result send_response(req_t *r) {
   xd_cors_headers(r->h->api, &q, add_mhd_header, m);
   for (size_t i = 0; i < rs->n_headers && i < XD_API_MAX_HEADERS; i++)
     if (rs->header_names[i]) MHD_add_response_header(m, rs->header_names[i], rs->header_values[i]);
+  if (r->close || atomic_load(&r->h->draining)) MHD_add_response_header(m, MHD_HTTP_HEADER_CONNECTION, "close");
   r->status = rs->status;
   enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)rs->status, m);
   MHD_destroy_response(m);
@@ -128,7 +135,19 @@ static enum MHD_Result send_response(req_t *r) {
 }
 
 /* Answers with the API's JSON error for code (so the body has the one error shape). */
+static enum MHD_Result send_err(req_t *r, const xd_error_t *e);
 static enum MHD_Result send_error(req_t *r, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static enum MHD_Result send_err(req_t *r, const xd_error_t *e) {
+  /* /v2 routes answer errors in the Open Inference Protocol's shape: keep the API's
+   * choice, or decide from the path when the API has not seen the request (413). */
+  int oip = r->resp.oip_errors || (r->path && strncmp(r->path, "/v2/", 4) == 0);
+  xd_api_response_deinit(&r->resp);
+  memset(&r->resp, 0, sizeof r->resp);
+  r->resp.oip_errors = oip;
+  xd_api_error(e, &r->resp); /* adds Retry-After: 1 for XD_EOVERLOAD */
+  return send_response(r);
+}
+
 static enum MHD_Result send_error(req_t *r, int code, const char *fmt, ...) {
   xd_error_t e;
   xd_error_clear(&e);
@@ -137,100 +156,7 @@ static enum MHD_Result send_error(req_t *r, int code, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(e.text, sizeof e.text, fmt, ap);
   va_end(ap);
-  /* /v2 routes answer errors in the Open Inference Protocol's shape: keep the API's
-   * choice, or decide from the path when the API has not seen the request (413). */
-  int oip = r->resp.oip_errors || (r->path && strncmp(r->path, "/v2/", 4) == 0);
-  xd_api_response_deinit(&r->resp);
-  memset(&r->resp, 0, sizeof r->resp);
-  r->resp.oip_errors = oip;
-  xd_api_error(&e, &r->resp); /* adds Retry-After: 1 for XD_EOVERLOAD */
-  return send_response(r);
-}
-
-/* ---- disconnect watch ---------------------------------------------------------------- */
-
-/* libmicrohttpd does not read a suspended connection, so it never notices that the
- * client went away, and the job would run to its end for nobody (SERVING.md 4.4). One
- * small thread looks at the socket of every request whose job is in the pool, every
- * WATCH_PERIOD_MS: recv(MSG_PEEK) returning 0 means the peer closed (FIN), an error
- * such as ECONNRESET means it is gone too. Then the job is canceled through the pool
- * (parts not started are skipped; running ones stop at their next xd_cancel_check) and
- * its slot and worker are free again. The thread sleeps while nothing is suspended.
- * A client that half-closes (shutdown(SHUT_WR)) and still waits for its answer looks
- * the same as one that left: it gets the canceled job's 503 (HTTP clients do not do this).
- *
- * Lifetime: a request is listed only between its submit and its on_done, and on_done
- * unlists it under watch_mu before resuming the connection, so while the watcher holds
- * watch_mu every listed request, its connection and its job are alive. */
-#define WATCH_PERIOD_MS 100
-
-static int peer_closed(struct MHD_Connection *c) {
-  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-  if (!ci || ci->connect_fd == MHD_INVALID_SOCKET) return 0;
-  char b;
-  ssize_t n = recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n > 0) return 0; /* a pipelined next request: still there */
-  if (n == 0) return 1;
-  return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
-}
-
-static void *watch_main(void *arg) {
-  xd_http_t *h = arg;
-  pthread_mutex_lock(&h->watch_mu);
-  while (!h->watch_stop) {
-    if (!h->watched) {
-      pthread_cond_wait(&h->watch_cv, &h->watch_mu);
-      continue;
-    }
-    for (req_t *r = h->watched; r; r = r->watch_next) {
-      if (r->peer_gone || !peer_closed(r->conn)) continue;
-      r->peer_gone = 1;
-      xd_error_t e;
-      xd_error_set(&e, XD_ECANCELED, NULL, "the client closed the connection before the answer");
-      xd_pool_cancel_job(h->pool, r->job, &e);
-      xd_log(XD_LOG_INFO, "rid=%s client closed the connection: job canceled", r->rid);
-    }
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_nsec += WATCH_PERIOD_MS * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-      until.tv_sec++;
-      until.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(&h->watch_cv, &h->watch_mu, &until);
-  }
-  pthread_mutex_unlock(&h->watch_mu);
-  return NULL;
-}
-
-/* After xd_pool_submit (network thread): list r unless its job finished already. r
- * cannot be freed meanwhile: this thread owns its connection until the handler returns. */
-static void watch_add(xd_http_t *h, req_t *r, xd_pool_job_t *job) {
-  pthread_mutex_lock(&h->watch_mu);
-  if (h->watcher_running && !r->watch_finished) {
-    r->job = job;
-    r->watch_prev = NULL;
-    r->watch_next = h->watched;
-    if (h->watched) h->watched->watch_prev = r;
-    else pthread_cond_signal(&h->watch_cv); /* the watcher sleeps while the list is empty */
-    h->watched = r;
-    r->watch_listed = 1;
-  }
-  pthread_mutex_unlock(&h->watch_mu);
-}
-
-/* From on_done, before the resume: after this the watcher no longer touches r or its job. */
-static void watch_remove(xd_http_t *h, req_t *r) {
-  pthread_mutex_lock(&h->watch_mu);
-  r->watch_finished = 1;
-  if (r->watch_listed) {
-    if (r->watch_prev) r->watch_prev->watch_next = r->watch_next;
-    else h->watched = r->watch_next;
-    if (r->watch_next) r->watch_next->watch_prev = r->watch_prev;
-    r->watch_listed = 0;
-    r->job = NULL;
-  }
-  pthread_mutex_unlock(&h->watch_mu);
+  return send_err(r, &e);
 }
 
 /* ---- the pool's completion (worker or loop thread) ---------------------------------- */
@@ -238,7 +164,7 @@ static void watch_remove(xd_http_t *h, req_t *r) {
 static void on_done(void *ctx, json_t *body, const xd_error_t *err) {
   req_t *r = ctx;
   xd_api_finish(body, err, &r->resp); /* errors get Retry-After from xd_api_error where due */
-  watch_remove(r->h, r);
+  xd_disconnect_remove(r->h->watch, &r->watch);
   atomic_store_explicit(&r->done, 1, memory_order_release);
   MHD_resume_connection(r->conn); /* last touch: r may be freed once MHD sends the answer */
 }
@@ -246,9 +172,11 @@ static void on_done(void *ctx, json_t *body, const xd_error_t *err) {
 /* ---- MHD callbacks (network threads) ----------------------------------------------- */
 
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
+  xd_http_t *h = cls;
   req_t *r = calloc(1, sizeof *r);
+  xd_conns_phase(h->conns, c, XD_CONN_ARRIVING); /* the request line is in: --read-timeout runs */
   if (!r) return NULL; /* the handler then allocates (without a query string) */
-  r->h = cls;
+  r->h = h;
   r->conn = c;
   r->t0 = xd_now_ns();
   r->uri = strdup(uri ? uri : "");
@@ -259,62 +187,273 @@ static const char *header_cb(void *ctx, const char *name) {
   return MHD_lookup_connection_value((struct MHD_Connection *)ctx, MHD_HEADER_KIND, name);
 }
 
-/* Appends a body chunk, or marks the body too big (then drops what came so far). */
+/* ---- request bodies: a global budget, and memory that goes back to the system --------- */
+
+/* Bodies of this size and above live in their own mapping (mmap/mremap), so their memory
+ * returns to the kernel when they are freed whatever the allocator keeps in its heap. */
+#define BODY_MMAP_MIN ((size_t)64 * 1024)
+#define BODY_PAGE ((size_t)4096)
+
+/* Reserves n more bytes of --max-inflight-body; 0, or -1 when they do not fit. */
+static int budget_take(xd_http_t *h, size_t n) {
+  size_t cur = atomic_load(&h->inflight_body);
+  do {
+    if (n > h->max_inflight_body || cur > h->max_inflight_body - n) return -1;
+  } while (!atomic_compare_exchange_weak(&h->inflight_body, &cur, cur + n));
+  return 0;
+}
+
+static void budget_give(xd_http_t *h, size_t n) {
+  if (n) atomic_fetch_sub(&h->inflight_body, n);
+}
+
+/* Frees the body and gives its reservation back. */
+static void body_release(req_t *r) {
+  if (r->body) {
+    if (r->body_mapped) munmap(r->body, r->cap);
+    else free(r->body);
+  }
+  if (r->cap >= ((size_t)1 << 20)) xd_conns_want_trim(r->h->conns);
+  budget_give(r->h, r->reserved);
+  r->body = NULL;
+  r->len = r->cap = r->reserved = 0;
+  r->body_mapped = 0;
+}
+
+/* Grows the body's buffer to cap bytes (reserved first). 0, or -1 (nothing changed). */
+static int body_grow(req_t *r, size_t cap) {
+  if (cap >= BODY_MMAP_MIN) cap = (cap + BODY_PAGE - 1) & ~(BODY_PAGE - 1);
+  if (budget_take(r->h, cap - r->cap)) return -1;
+  char *b;
+  if (cap < BODY_MMAP_MIN) {
+    b = realloc(r->body, cap);
+  } else if (r->body_mapped) {
+    b = mremap(r->body, r->cap, cap, MREMAP_MAYMOVE);
+    if (b == MAP_FAILED) b = NULL;
+  } else {
+    b = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (b == MAP_FAILED) {
+      b = NULL;
+    } else {
+      if (r->len) memcpy(b, r->body, r->len);
+      free(r->body);
+      r->body_mapped = 1;
+    }
+  }
+  if (!b) {
+    budget_give(r->h, cap - r->cap);
+    return -1;
+  }
+  r->body = b;
+  r->reserved += cap - r->cap;
+  r->cap = cap;
+  return 0;
+}
+
+/* Appends a body chunk, or marks the body too big / over the budget (then drops what
+ * came so far and discards the rest: the answer goes out once the body has been read). */
 static void append_body(req_t *r, const char *data, size_t n) {
   size_t max = r->h->max_body;
-  if (r->too_big) return;
+  xd_conns_body(r->h->conns, r->conn, n);
+  if (r->too_big || r->over_budget) return;
   if (n > max - r->len) {
     r->too_big = 1;
-    free(r->body);
-    r->body = NULL;
-    r->len = r->cap = 0;
+    body_release(r);
     return;
   }
   if (r->len + n + 1 > r->cap) {
     size_t cap = r->cap ? r->cap : 4096;
     while (cap < r->len + n + 1) cap *= 2;
     if (cap > max + 1) cap = max + 1;
-    char *b = realloc(r->body, cap);
-    if (!b) { /* treat like an over-long body: the client gets an answer, we keep going */
-      r->too_big = 1;
-      free(r->body);
-      r->body = NULL;
-      r->len = r->cap = 0;
+    if (body_grow(r, cap)) { /* over the budget, or no memory: 503, and we keep going */
+      r->over_budget = 1;
+      body_release(r);
       return;
     }
-    r->body = b;
-    r->cap = cap;
   }
   memcpy(r->body + r->len, data, n);
   r->len += n;
   r->body[r->len] = '\0'; /* for decoders that like C strings; not counted in len */
 }
 
+/* ---- strict HTTP (RFC 9112) ------------------------------------------------------------- */
+
+typedef struct head_scan {
+  int n_length, chunked_or_te;
+  char length[32];
+  const char *why;
+  const char *prev_end; /* just past the previous header's value, in MHD's read buffer */
+} head_scan_t;
+
+/* libmicrohttpd hands header values out as C strings, so "Bearer k1\0junk" reads as
+ * "Bearer k1". But the values point into its read buffer, where it replaced each line's
+ * CR LF by NULs: between the end of one value and the start of the next header's name,
+ * or the end of the header block, there is nothing but those NULs. Any other byte there
+ * sat behind a NUL inside the line. 1 when [from, to) holds only NULs. */
+static int only_nuls(const char *from, const char *to) {
+  if (!from || !to || to < from || to - from > 65536) return 1; /* not laid out as expected: no verdict */
+  for (const char *p = from; p < to; p++)
+    if (*p) return 0;
+  return 1;
+}
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                                   const char *value, size_t value_size) {
+  (void)kind;
+  head_scan_t *s = cls;
+  if (strlen(key) != key_size || (value && strlen(value) != value_size) || !only_nuls(s->prev_end, key)) {
+    s->why = "a header holds a NUL byte";
+    return MHD_NO;
+  }
+  s->prev_end = value ? value + value_size : key + key_size;
+  for (size_t i = 0; value && i < value_size; i++) {
+    unsigned char ch = (unsigned char)value[i];
+    if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+      s->why = "a header value holds a control character";
+      return MHD_NO;
+    }
+  }
+  if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+    const char *v = value ? value : "";
+    if (!v[0] || strspn(v, "0123456789") != strlen(v) || strlen(v) >= sizeof s->length) {
+      s->why = "Content-Length is not a decimal number";
+      return MHD_NO;
+    }
+    if (s->n_length++ && strcmp(s->length, v) != 0) {
+      s->why = "two Content-Length headers with different values";
+      return MHD_NO;
+    }
+    snprintf(s->length, sizeof s->length, "%s", v);
+  } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+    s->chunked_or_te = 1;
+  }
+  return MHD_YES;
+}
+
+/* Hex digit value or -1. */
+static int hexval(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* NULL when the request's framing and bytes are acceptable, else why not (-> 400). Path:
+ * no control byte, raw or %-encoded; query: no %00 (names and values are C strings). */
+static const char *strict_check(const req_t *r, const char *method) {
+  head_scan_t s;
+  memset(&s, 0, sizeof s);
+  MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, scan_header, &s);
+  if (s.why) return s.why;
+  /* after the last header: its line end and the blank line, all NULs now (method points
+   * at the start of the request in the same buffer; the header block's size is known) */
+  const union MHD_ConnectionInfo *hs = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+  if (hs && s.prev_end && !only_nuls(s.prev_end, method + hs->header_size)) return "a header holds a NUL byte";
+  if (s.n_length && s.chunked_or_te) return "Content-Length together with Transfer-Encoding";
+  int in_query = 0;
+  for (const char *p = r->uri ? r->uri : ""; *p; p++) {
+    int ch = (unsigned char)*p;
+    if (*p == '?') in_query = 1;
+    if (*p == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) ch = hexval(p[1]) * 16 + hexval(p[2]);
+    if (ch == 0 || (!in_query && (ch < 0x20 || ch == 0x7f)))
+      return in_query ? "the query string holds an encoded NUL (%00)" : "the path holds a NUL or control byte";
+  }
+  return NULL;
+}
+
+/* ---- the access handler's calls ----------------------------------------------------------- */
+
 static enum MHD_Result first_call(xd_http_t *h, req_t *r, const char *url, const char *method) {
   r->started = 1;
   set_request_id(h, r);
   snprintf(r->method, sizeof r->method, "%s", method);
   r->path = strdup(url);
+  xd_conns_body(h->conns, r->conn, 0); /* the headers are progress */
+  /* Every answer from here on is sent before the body is read: MHD skips "100 Continue",
+   * discards the body and we close the connection. */
+  const char *bad = strict_check(r, method);
+  if (bad) {
+    r->close = 1;
+    xd_metrics_rejected(NULL, "bad_request");
+    return send_error(r, XD_EINVAL, "malformed request: %s", bad);
+  }
+  xd_error_t e;
+  xd_error_clear(&e);
+  if (xd_api_authorize(h->api, method, url, header_cb, r->conn, &e) != XD_OK) {
+    r->close = 1;
+    return send_err(r, &e);
+  }
   const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
   if (cl) {
     errno = 0;
     char *end;
     unsigned long long n = strtoull(cl, &end, 10);
     if (errno == ERANGE || (end != cl && n > h->max_body)) {
-      /* Before the upload: MHD skips "100 Continue", discards the body and closes. */
       r->too_big = 1;
+      r->close = 1;
       xd_metrics_rejected(NULL, "too_large");
       return send_error(r, XD_ETOOBIG, "the request body (%.32s bytes) is over the limit of %zu bytes", cl,
                         h->max_body);
+    }
+    if (n > h->max_inflight_body - atomic_load(&h->inflight_body) || n > h->max_inflight_body) {
+      r->close = 1;
+      xd_metrics_rejected(NULL, "body_memory");
+      return send_error(r, XD_EOVERLOAD, "request bodies being received fill the server's memory budget "
+                                         "(--max-inflight-body); retry shortly");
     }
   }
   return MHD_YES;
 }
 
+/* Who a request is for admission's fairness: its API key when it sends one (clients
+ * behind one proxy are told apart by their keys), else its address. A 64-bit hash. */
+static uint64_t client_of(struct MHD_Connection *c) {
+  uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+  const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+  if (auth && *auth) {
+    for (const char *p = auth; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    return h | 1;
+  }
+  const union MHD_ConnectionInfo *ai = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  const struct sockaddr *sa = ai ? ai->client_addr : NULL;
+  const unsigned char *b = NULL;
+  size_t n = 0;
+  if (sa && sa->sa_family == AF_INET) {
+    b = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+    n = 4;
+  } else if (sa && sa->sa_family == AF_INET6) {
+    b = (const unsigned char *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+    n = 16;
+  }
+  for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ULL;
+  return h & ~(uint64_t)1; /* keys and addresses never collide */
+}
+
+/* 1 when the body will be decoded as JSON (not a CSV or ONNX upload). */
+static int body_is_json(struct MHD_Connection *c) {
+  const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+  return !ct || strcasestr(ct, "json") != NULL;
+}
+
 static enum MHD_Result final_call(xd_http_t *h, req_t *r, const char *url, const char *method) {
+  xd_conns_phase(h->conns, r->conn, XD_CONN_BUSY);
   if (r->too_big) {
     xd_metrics_rejected(NULL, "too_large");
     return send_error(r, XD_ETOOBIG, "the request body is over the limit of %zu bytes", h->max_body);
+  }
+  if (r->over_budget) {
+    xd_metrics_rejected(NULL, "body_memory");
+    return send_error(r, XD_EOVERLOAD, "request bodies being received fill the server's memory budget "
+                                       "(--max-inflight-body); retry shortly");
+  }
+  if (r->len && body_is_json(r->conn)) {
+    xd_error_t e;
+    xd_error_clear(&e);
+    if (xd_json_guard(r->body, r->len, &e) != XD_OK) {
+      body_release(r);
+      xd_metrics_rejected(NULL, "too_large");
+      return send_err(r, &e);
+    }
   }
   const char *q = r->uri ? strchr(r->uri, '?') : NULL;
   xd_api_request_t in = {
@@ -329,18 +468,18 @@ static enum MHD_Result final_call(xd_http_t *h, req_t *r, const char *url, const
   xd_work_t work;
   memset(&work, 0, sizeof work);
   memset(&r->resp, 0, sizeof r->resp);
+  size_t body_len = r->len;
   xd_api_outcome_t out = xd_api_handle(h->api, &in, &r->resp, &work);
   snprintf(r->model, sizeof r->model, "%s", r->resp.model);
   r->endpoint = r->resp.endpoint;
-  free(r->body); /* decoded into the work state or answered: the raw body is done */
-  r->body = NULL;
-  r->len = r->cap = 0;
+  body_release(r); /* decoded into the work state or answered: the raw body is done */
+  if (body_len >= ((size_t)1 << 20)) xd_conns_want_trim(h->conns); /* its decoded form too, soon */
   if (out == XD_API_RESPOND) return send_response(r);
   if (!work.ops || !work.ops->run || !work.ops->encode || !work.ops->free) /* an api/ bug; never hang */
     return send_error(r, XD_EINTERNAL, "internal error: no work to queue");
 
   xd_pool_job_t *job;
-  int rc = xd_pool_admit(h->pool, &job);
+  int rc = xd_pool_admit_work(h->pool, &work, client_of(r->conn), &job);
   if (rc != XD_OK) {
     work.ops->free(work.state);
     xd_metrics_rejected(r->endpoint, rc != XD_EOVERLOAD ? "no_memory" : xd_pool_closed(h->pool) ? "draining" : "queue_full");
@@ -354,13 +493,14 @@ static enum MHD_Result final_call(xd_http_t *h, req_t *r, const char *url, const
   r->queued = 1;
   MHD_suspend_connection(r->conn); /* before submit: the job may finish at once */
   xd_pool_submit(h->pool, job, &work, r->t0, on_done, r);
-  watch_add(h, r, job); /* cancel the job if the client leaves (see watch_main) */
+  xd_disconnect_add(h->watch, &r->watch, r->conn, job, r->rid); /* cancel the job if the client leaves */
   return MHD_YES; /* r belongs to the pool's callback until it resumes the connection */
 }
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                const char *version, const char *upload_data, size_t *upload_data_size,
                                void **con_cls) {
+  (void)version;
   xd_http_t *h = cls;
   req_t *r = *con_cls;
   if (!r) { /* the URI callback could not allocate: try once more */
@@ -376,8 +516,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
   }
   if (r->queued) {
     if (!atomic_load_explicit(&r->done, memory_order_acquire)) return MHD_YES; /* not resumed by us */
-    if (r->peer_gone) { /* the canceled job's 503 goes nowhere (returning MHD_NO would log a
-                         * warning); logged and counted as nginx's 499 "client closed request" */
+    if (r->watch.peer_gone) { /* the canceled job's 503 goes nowhere (returning MHD_NO would log a
+                               * warning); logged and counted as nginx's 499 "client closed request" */
       enum MHD_Result ok = send_response(r);
       r->status = 499;
       return ok;
@@ -390,6 +530,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
   xd_http_t *h = cls;
   req_t *r = *con_cls;
+  xd_conns_phase(h->conns, c, XD_CONN_IDLE); /* kept alive: --conn-timeout runs */
   if (!r) return;
   *con_cls = NULL;
   if (r->started) {
@@ -405,7 +546,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     pthread_mutex_unlock(&h->mu);
   }
   xd_api_response_deinit(&r->resp);
-  free(r->body);
+  body_release(r);
   free(r->uri);
   free(r->path);
   free(r);
@@ -416,52 +557,20 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap) {
   vsnprintf(buf, sizeof buf, fmt, ap);
   size_t n = strlen(buf);
   while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = '\0';
+  /* Per-connection events a client causes at will (it leaves mid-request, a refused
+   * connection): a flood of them must not flood the log. Debug level; counted in metrics. */
+  static const char *const noise[] = {"closed by remote side", "connection limit", "rejected by application",
+                                      "disconnected when reading", "closed when reading", "timed out",
+                                      "Failed to send data", "Failed to receive data"};
+  for (size_t i = 0; i < sizeof noise / sizeof noise[0]; i++)
+    if (strstr(buf, noise[i])) {
+      xd_log(XD_LOG_DEBUG, "libmicrohttpd: %s", buf);
+      return;
+    }
   xd_log(XD_LOG_WARN, "libmicrohttpd: %s", buf);
 }
 
 /* ---- lifecycle --------------------------------------------------------------------- */
-
-/* Reads a whole PEM file into a NUL-terminated buffer (MHD wants the text, not a path). */
-static char *read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  size_t cap = 8192, n = 0;
-  char *b = malloc(cap);
-  while (b) {
-    n += fread(b + n, 1, cap - n - 1, f);
-    if (n < cap - 1) break;
-    char *g = realloc(b, cap * 2);
-    if (!g) {
-      explicit_bzero(b, n);
-      free(b);
-      b = NULL;
-      break;
-    }
-    b = g;
-    cap *= 2;
-  }
-  if (b && (ferror(f) || n == 0)) {
-    explicit_bzero(b, n);
-    free(b);
-    b = NULL;
-  }
-  fclose(f);
-  if (b) b[n] = '\0';
-  *len = n;
-  return b;
-}
-
-static void free_tls(xd_http_t *h) {
-  free(h->tls_cert);
-  if (h->tls_key) explicit_bzero(h->tls_key, h->tls_key_len);
-  free(h->tls_key);
-  h->tls_cert = h->tls_key = NULL;
-}
-
-/* TLS 1.2 and 1.3 only, AEAD ciphers, forward secrecy; the server's order wins. */
-#define TLS_PRIORITIES \
-  "SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:" \
-  "-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-RSA:+ECDHE-ECDSA:%SERVER_PRECEDENCE"
 
 /* Resolves host:port into *ss; "" means every IPv4 address. */
 static int resolve(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len) {
@@ -493,6 +602,9 @@ int xd_http_start(const xd_config_t *cfg, xd_api_t *api, xd_pool_t *pool, xd_htt
   h->api = api;
   h->pool = pool;
   h->max_body = cfg->max_body;
+  h->max_inflight_body = cfg->max_inflight_body ? cfg->max_inflight_body : (size_t)256 << 20;
+  atomic_init(&h->inflight_body, 0);
+  atomic_init(&h->draining, 0);
   h->listen_fd = MHD_INVALID_SOCKET;
   if (getrandom(&h->rid_prefix, sizeof h->rid_prefix, 0) != (ssize_t)sizeof h->rid_prefix)
     h->rid_prefix = (uint64_t)xd_now_ns() ^ ((uint64_t)getpid() << 32);
@@ -502,63 +614,60 @@ int xd_http_start(const xd_config_t *cfg, xd_api_t *api, xd_pool_t *pool, xd_htt
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_cond_init(&h->drained, &ca);
-  pthread_mutex_init(&h->watch_mu, NULL); /* before the daemon: its handler lists requests */
-  pthread_cond_init(&h->watch_cv, &ca);
   pthread_condattr_destroy(&ca);
+
+  /* Our limit decides (refusing at once); libmicrohttpd's, which it divides among its
+   * threads and at which it stops accepting, sits above it so it is never reached. */
+  unsigned fit = xd_conns_raise_fd_limit(cfg->threads, XD_HTTP_MHD_SLACK);
+  unsigned max_conn = cfg->max_connections ? cfg->max_connections : 4096; /* 0: a config not from xd_config_load */
+  if (max_conn > fit) {
+    xd_log(XD_LOG_WARN, "--max-connections %u is over what the file-descriptor limit allows; using %u", max_conn, fit);
+    max_conn = fit;
+  }
+  xd_conns_config_t ccfg = {.max_connections = max_conn, .max_per_ip = cfg->max_connections_per_ip,
+                            .read_timeout_s = cfg->read_timeout_s ? cfg->read_timeout_s : 10,
+                            .idle_timeout_s = cfg->conn_timeout_s ? cfg->conn_timeout_s : 75};
+  if (xd_tls_load(&h->tls, cfg->tls_cert, cfg->tls_key) != 0 || xd_conns_new(&ccfg, &h->conns) != XD_OK) {
+    int rc = h->tls.cert || !cfg->tls_cert[0] ? XD_ENOMEM : XD_EIO;
+    xd_tls_free(&h->tls);
+    pthread_mutex_destroy(&h->mu);
+    pthread_cond_destroy(&h->drained);
+    free(h);
+    return rc;
+  }
+  xd_disconnect_new(pool, &h->watch); /* without a thread it lists nothing (logged) */
 
   unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
   if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
-  struct MHD_OptionItem tls_opts[4] = {{MHD_OPTION_END, 0, NULL}};
-  if (cfg->tls_cert[0]) {
-    size_t cl = 0;
-    h->tls_cert = read_file(cfg->tls_cert, &cl);
-    h->tls_key = read_file(cfg->tls_key, &h->tls_key_len);
-    if (!h->tls_cert || !h->tls_key) {
-      xd_log(XD_LOG_ERROR, "cannot read the TLS %s file %s", h->tls_cert ? "key" : "certificate",
-             h->tls_cert ? cfg->tls_key : cfg->tls_cert);
-      free_tls(h);
-      pthread_mutex_destroy(&h->mu);
-      pthread_cond_destroy(&h->drained);
-      free(h);
-      return XD_EIO;
-    }
-    flags |= MHD_USE_TLS;
-    tls_opts[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert};
-    tls_opts[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key};
-    tls_opts[2] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)TLS_PRIORITIES};
-    tls_opts[3] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
-  }
+  if (h->tls.cert) flags |= MHD_USE_TLS;
   /* the logger goes first, or MHD reports early option errors with its own logger */
-  h->d = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, handler, h,
+  h->d = MHD_start_daemon(flags, (uint16_t)cfg->port, xd_conns_accept, h->conns, handler, h,
                           MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, h,
                           MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                           MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->conn_timeout_s,
                           MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+                          MHD_OPTION_CONNECTION_LIMIT, max_conn + XD_HTTP_MHD_SLACK * cfg->threads,
+                          MHD_OPTION_NOTIFY_CONNECTION, xd_conns_notify, h->conns,
                           MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
                           MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
-                          MHD_OPTION_ARRAY, tls_opts,
+                          MHD_OPTION_ARRAY, h->tls.opts,
                           /* last: with one thread the list ends here, as MHD warns about a
                            * pool size of 0 or 1 */
                           cfg->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (unsigned)cfg->threads,
                           MHD_OPTION_END);
   if (!h->d) {
     xd_log(XD_LOG_ERROR, "cannot listen on %s:%d (address in use, or not allowed%s)", cfg->host[0] ? cfg->host : "0.0.0.0",
-           cfg->port, h->tls_cert ? ", or the TLS certificate and key were refused" : "");
-    free_tls(h);
+           cfg->port, h->tls.cert ? ", or the TLS certificate and key were refused" : "");
+    xd_disconnect_free(h->watch);
+    xd_conns_free(h->conns);
+    xd_tls_free(&h->tls);
     pthread_mutex_destroy(&h->mu);
     pthread_cond_destroy(&h->drained);
-    pthread_mutex_destroy(&h->watch_mu);
-    pthread_cond_destroy(&h->watch_cv);
     free(h);
     return XD_EIO;
   }
   const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
   h->port = di ? di->port : cfg->port;
-  pthread_mutex_lock(&h->watch_mu); /* requests may already be arriving */
-  h->watcher_running = pthread_create(&h->watcher, NULL, watch_main, h) == 0;
-  pthread_mutex_unlock(&h->watch_mu);
-  if (!h->watcher_running) xd_log(XD_LOG_WARN, "no disconnect watch (cannot start a thread): jobs of clients that "
-                                               "leave run to their end");
   *out = h;
   return XD_OK;
 }
@@ -568,6 +677,8 @@ int xd_http_port(const xd_http_t *h) { return h->port; }
 void xd_http_quiesce(xd_http_t *h) {
   if (h->quiesced) return;
   h->quiesced = 1;
+  atomic_store(&h->draining, 1); /* answers close their connection: no new request on them */
+  xd_conns_drain(h->conns);      /* idle keep-alive connections are closed: nothing of theirs was accepted */
   h->listen_fd = MHD_quiesce_daemon(h->d);
   /* MHD only stops accepting: the socket still listens, so the kernel would complete new
    * handshakes into the backlog and those clients would hang until we exit. shutdown()
@@ -585,21 +696,20 @@ unsigned xd_http_pending(xd_http_t *h) {
 }
 
 int xd_http_drain(xd_http_t *h, int64_t timeout_ms) {
-  return xd_wait_zero(&h->mu, &h->drained, &h->pending, timeout_ms);
+  int rc = xd_wait_zero(&h->mu, &h->drained, &h->pending, timeout_ms);
+  /* Requests that arrived on open connections while the pool drained are answered too
+   * (503 + Retry-After now that the pool is closed) before the daemon stops. */
+  if (rc == XD_OK) rc = xd_conns_wait_quiet(h->conns, timeout_ms);
+  return rc;
 }
 
 void xd_http_stop(xd_http_t *h) {
   if (!h) return;
-  pthread_mutex_lock(&h->watch_mu); /* nothing is suspended now, so the list is empty */
-  h->watch_stop = 1;
-  pthread_cond_signal(&h->watch_cv);
-  pthread_mutex_unlock(&h->watch_mu);
-  if (h->watcher_running) pthread_join(h->watcher, NULL);
-  pthread_mutex_destroy(&h->watch_mu);
-  pthread_cond_destroy(&h->watch_cv);
+  xd_disconnect_free(h->watch); /* nothing is suspended now, so nothing is listed */
   MHD_stop_daemon(h->d); /* closes every connection; NOTIFY_COMPLETED runs for each */
+  xd_conns_free(h->conns);
   if (h->listen_fd != MHD_INVALID_SOCKET) close(h->listen_fd);
-  free_tls(h); /* after MHD_stop_daemon: MHD keeps pointers to the PEM text */
+  xd_tls_free(&h->tls); /* after MHD_stop_daemon: MHD keeps pointers to the PEM text */
   pthread_mutex_destroy(&h->mu);
   pthread_cond_destroy(&h->drained);
   free(h);

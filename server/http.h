@@ -1,7 +1,7 @@
 /* http.h — the HTTP front: a libmicrohttpd daemon that reads bodies, asks api/ for the
  * answer and parks model work on the worker pool.
  *
- * Flow per request (SERVING.md 4.3-4.4): the access handler accumulates the body (413
+ * Flow per request (docs/serving.md §4.3-4.4): the access handler accumulates the body (413
  * from Content-Length before the upload, or at the end of an over-long chunked body),
  * then calls xd_api_handle. An answer is queued at once; model work is admitted to the
  * pool (503 overloaded + Retry-After: 1 when full), the connection is suspended, and the

@@ -7,13 +7,18 @@
  * The HTTP server starts before the models load, so /healthz answers and /readyz says
  * 503 while they load.
  *
- * Shutdown on SIGTERM/SIGINT (SERVING.md 5.2, 7.4): /readyz goes 503 at once; after the
+ * Shutdown on SIGTERM/SIGINT (docs/serving.md §5.2, 7.4): /readyz goes 503 at once; after the
  * optional --shutdown-delay (the load balancer notices) the daemon stops accepting and
  * the pool stops admitting; in-flight jobs finish within --drain-timeout (then they are
  * canceled) and their answers are sent; MHD is stopped only once no connection is
- * suspended. Exit 0. SIGHUP loads the model folder again (new versions of changed
- * bundles; in-flight requests keep the version they started with).
+ * suspended; requests that arrive on open connections meanwhile are answered too (server/
+ * http.c, server/conn.c). Exit 0. SIGHUP loads the model folder again (new versions of
+ * changed bundles; in-flight requests keep the version they started with) and stops
+ * serving models whose bundle file is gone. Start-up removes temporary files that a killed
+ * writer left in the model folder.
  */
+#include <dirent.h>
+#include <errno.h>
 #include <jansson.h>
 #include <malloc.h>
 #include <microhttpd.h>
@@ -22,11 +27,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "api/api.h"
 #include "api/metrics.h"
+#include "core/alloc.h"
 #include "core/mat.h"
 #include "server/config.h"
 #include "server/healthcheck.h"
@@ -50,6 +58,49 @@ static int load_models(xd_api_t *api, const char *dir) {
   xd_log(n ? XD_LOG_INFO : XD_LOG_WARN, "loaded %d model(s) from %s in %.1f ms; serving %zu", n, dir,
          (double)(xd_now_ns() - t0) / 1e6, xd_registry_count(xd_api_registry(api)));
   return n;
+}
+
+/* SIGHUP: a model whose bundle file was deleted from the folder is no longer served
+ * (requests in flight keep their reference and finish). Models without a file (none
+ * today) are left alone. */
+static void unload_missing(xd_api_t *api) {
+  xd_model_entry_t **all = NULL;
+  size_t n = 0;
+  if (xd_registry_list(xd_api_registry(api), &all, &n) != XD_OK) return;
+  for (size_t i = 0; i < n; i++) {
+    struct stat st;
+    if (all[i]->source && stat(all[i]->source, &st) != 0 && errno == ENOENT) {
+      xd_log(XD_LOG_INFO, "model folder: %s is gone; no longer serving %s", all[i]->source, all[i]->name);
+      xd_registry_remove(xd_api_registry(api), all[i]->name);
+    }
+    xd_model_entry_release(all[i]);
+  }
+  xd_free(all);
+}
+
+/* Start-up: removes the temporary files of atomic writes (api/admin.c xd_write_atomic:
+ * ".NAME.tmp.PID.N") that a killed process left behind: those whose writer is not a live
+ * process here, and older than a minute (a writer in another container sharing the
+ * folder, whose pid we cannot see, renames its file within seconds). */
+static void remove_stale_temp(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *de;
+  time_t now = time(NULL);
+  while ((de = readdir(d)) != NULL) {
+    const char *t = de->d_name[0] == '.' ? strstr(de->d_name, ".tmp.") : NULL;
+    if (!t) continue;
+    char *end;
+    long pid = strtol(t + 5, &end, 10);
+    if (end == t + 5 || *end != '.' || pid <= 0) continue;
+    char path[XD_CONFIG_PATH_MAX + 300];
+    snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+    struct stat st;
+    if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || now - st.st_mtime < 60) continue;
+    if ((pid_t)pid != getpid() && kill((pid_t)pid, 0) == 0) continue; /* its writer is alive */
+    if (unlink(path) == 0) xd_log(XD_LOG_INFO, "model folder: removed the stale temporary file %s", path);
+  }
+  closedir(d);
 }
 
 /* Threads that exist before main() runs (OpenBLAS starts its pool in a library
@@ -87,6 +138,7 @@ static int wait_for_stop(const sigset_t *set, xd_api_t *api, const char *model_d
     if (sig == SIGHUP) {
       xd_log(XD_LOG_INFO, "SIGHUP: reloading models from %s", model_dir);
       load_models(api, model_dir);
+      unload_missing(api);
       continue;
     }
     return sig;
@@ -162,7 +214,7 @@ int main(int argc, char **argv) {
   }
   json_object_seed(0); /* jansson's hash seed, once, before threads (its portability notes) */
 
-  char desc[1024];
+  char desc[1536];
   xd_config_describe(&cfg, desc, sizeof desc);
   xd_log(XD_LOG_INFO, "explaind %s starting: %s", XD_VERSION, desc);
   if (cfg.test_part_delay_ms) xd_log(XD_LOG_WARN, "EXPLAIND_TEST_PART_DELAY_MS=%lld: for tests only",
@@ -184,7 +236,7 @@ int main(int argc, char **argv) {
   }
   xd_api_set_ready(api, 0);
   xd_pool_config_t pcfg = {.workers = cfg.workers, .capacity = cfg.queue_size,
-                           .default_timeout_ms = cfg.request_timeout_ms,
+                           .default_timeout_ms = cfg.request_timeout_ms, .cost_budget = cfg.queue_work_rows,
                            .test_part_delay_ms = cfg.test_part_delay_ms,
                            .observe_queue = observe_queue, .observe_compute = observe_compute};
   if (xd_pool_new(&pcfg, &pool) != XD_OK) {
@@ -198,6 +250,7 @@ int main(int argc, char **argv) {
   if (xd_http_start(&cfg, api, pool, &http) != XD_OK) goto done; /* logged */
   xd_log(XD_LOG_INFO, "listening on port %d", xd_http_port(http));
 
+  remove_stale_temp(cfg.model_dir);
   if (load_models(api, cfg.model_dir) < 0) goto done;
   xd_api_set_ready(api, 1);
   xd_log(XD_LOG_INFO, "ready");

@@ -45,6 +45,10 @@ struct xd_pool_job {
   xd_pool_job_t *rr_next, *rr_prev;   /* loop thread: the active ring */
   xd_pool_job_t *all_next, *all_prev; /* pool->mu: every submitted job */
   xd_pool_job_t *inbox_next;          /* pool->mu */
+  /* cost-aware admission (pool->mu): what this job holds, released at its finish */
+  uint64_t cost;
+  uint64_t client;
+  int heavy;
 };
 
 /* One uv work item runs one part. There are never more than `workers` of them, so they
@@ -53,7 +57,8 @@ typedef struct item {
   uv_work_t req;
   xd_pool_job_t *job;
   size_t part;
-  int prepare; /* runs the job's prepare step, not a part */
+  int prepare;   /* runs the job's prepare step, not a part */
+  int long_part; /* counted in pool->long_running (see pick_job) */
   struct item *next_free;
 } item_t;
 
@@ -72,9 +77,14 @@ struct xd_pool {
                         answer goes out, so a client that sends its next request as soon as
                         it reads this one's answer never meets its own old slot */
   int closed, cancelled, stopping;
+  /* cost-aware admission (mu; see admission_try) */
+  uint64_t cost_all, cost_heavy;
+  unsigned heavy_jobs;
+  struct { uint64_t client, cost; } clients[XD_POOL_CLIENTS]; /* heavy cost held per client; open addressing */
   /* loop thread only */
   xd_pool_job_t *ring; /* next job to take a part from */
   unsigned outstanding;
+  unsigned long_running; /* outstanding items running a long part */
   item_t *items, *free_items;
   int loop_closing;
 };
@@ -103,6 +113,68 @@ static void job_fail_code(xd_pool_job_t *j, int code) {
   job_fail(j, &e);
 }
 
+/* ---- cost-aware admission (p->mu held) --------------------------------------------- */
+
+/* The slot of client in the per-client table: its entry, or a free one (cost 0), or
+ * NULL when the table is full of other clients' heavy work. */
+static uint64_t *client_cost(xd_pool_t *p, uint64_t client) {
+  size_t free_at = XD_POOL_CLIENTS;
+  size_t h = (size_t)(client % XD_POOL_CLIENTS);
+  for (size_t k = 0; k < XD_POOL_CLIENTS; k++) {
+    size_t i = (h + k) % XD_POOL_CLIENTS;
+    if (p->clients[i].cost && p->clients[i].client == client) return &p->clients[i].cost;
+    if (!p->clients[i].cost && free_at == XD_POOL_CLIENTS) free_at = i;
+  }
+  if (free_at == XD_POOL_CLIENTS) return NULL;
+  p->clients[free_at].client = client;
+  return &p->clients[free_at].cost;
+}
+
+/* Decides whether a job of cost from client fits now (see xd_pool_config_t) and, if so,
+ * books it on j. Returns XD_OK or XD_EOVERLOAD. */
+static int admission_try(xd_pool_t *p, xd_pool_job_t *j, uint64_t cost, uint64_t client) {
+  const xd_pool_config_t *c = &p->cfg;
+  unsigned slots = c->capacity;
+  int heavy = c->cost_budget && cost > c->cost_budget / XD_POOL_HEAVY_DIV;
+  if (heavy) {
+    /* a queue of one slot keeps nothing back */
+    unsigned heavy_slots = slots < 2 ? slots : slots - (slots >= 4 ? slots / 4 : 1);
+    uint64_t share = c->cost_budget - c->cost_budget / 4;
+    if (p->admitted >= heavy_slots) return XD_EOVERLOAD;
+    if (p->heavy_jobs > 0 && p->cost_heavy + cost > share) return XD_EOVERLOAD;
+    uint64_t *mine = client_cost(p, client);
+    if (!mine || (*mine > 0 && *mine + cost > share / 2)) return XD_EOVERLOAD;
+    *mine += cost;
+    p->cost_heavy += cost;
+    p->heavy_jobs++;
+  } else if (p->admitted >= slots) {
+    return XD_EOVERLOAD;
+  }
+  j->cost = cost;
+  j->client = client;
+  j->heavy = heavy;
+  p->cost_all += cost;
+  return XD_OK;
+}
+
+static void admission_release(xd_pool_t *p, xd_pool_job_t *j) {
+  p->cost_all -= j->cost;
+  if (!j->heavy) return;
+  p->cost_heavy -= j->cost;
+  p->heavy_jobs--;
+  uint64_t *mine = client_cost(p, j->client);
+  if (mine) *mine -= j->cost;
+}
+
+/* 1 when the job's deadline has passed (its answer would be a 504 anyway). */
+static int deadline_passed(const xd_pool_job_t *j) { return xd_now_ns() > j->deadline_ns; }
+
+/* The deadline a job gets: the request's own timeout_ms may only shorten the server's. */
+static int64_t job_timeout_ms(const xd_pool_t *p, const xd_work_t *w) {
+  int64_t d = p->cfg.default_timeout_ms;
+  return w->timeout_ms > 0 && w->timeout_ms < d ? w->timeout_ms : d;
+}
+
 /* Encodes (unless a part failed), frees the work state, calls done, releases the
  * admission slot. Runs on whichever thread accounted for the job's last part. */
 static void job_finish(xd_pool_job_t *j) {
@@ -112,6 +184,12 @@ static void job_finish(xd_pool_job_t *j) {
   err = j->err;
   pthread_mutex_unlock(&p->mu);
   json_t *body = NULL;
+  if (err.code == XD_OK && deadline_passed(j)) { /* the last part ended late: do not encode for nothing */
+    job_fail_code(j, XD_ETIMEDOUT);
+    pthread_mutex_lock(&p->mu);
+    err = j->err;
+    pthread_mutex_unlock(&p->mu);
+  }
   if (err.code == XD_OK) {
     body = j->work.ops->encode(j->work.state, &err);
     if (!body && err.code == XD_OK) xd_error_set(&err, XD_EINTERNAL, NULL, "encoding the answer failed");
@@ -121,6 +199,7 @@ static void job_finish(xd_pool_job_t *j) {
   j->work.ops->free(j->work.state);
   pthread_mutex_lock(&p->mu);
   p->admitted--;
+  admission_release(p, j);
   pthread_mutex_unlock(&p->mu);
   j->done(j->ctx, body, body ? NULL : &err);
 
@@ -210,6 +289,31 @@ static void retire(xd_pool_t *p, xd_pool_job_t *j, int code) {
 static void after_work_cb(uv_work_t *req, int status);
 static void timer_cb(uv_timer_t *t);
 
+/* ---- the loop thread: a worker kept for short parts -------------------------------- */
+
+/* 1 when j's parts are long: over cost_budget / XD_POOL_LONG_PART_DIV model rows each. */
+static int part_is_long(const xd_pool_t *p, const xd_pool_job_t *j) {
+  if (!p->cfg.cost_budget || p->cfg.workers < 2) return 0;
+  uint64_t per_part = j->work.cost_rows / (j->work.n_parts ? j->work.n_parts : 1);
+  return per_part > p->cfg.cost_budget / XD_POOL_LONG_PART_DIV;
+}
+
+/* The next job in ring order whose part may start now: long parts (which hold a worker
+ * for seconds: one LIME instance with 100 repeats of 100,000 samples is one part) may
+ * occupy at most workers - 1 workers, so one worker always turns over short parts and a
+ * light request never waits behind them. NULL when only long parts wait and their
+ * share is taken (the free worker then waits for short work). */
+static xd_pool_job_t *pick_job(xd_pool_t *p, int *is_long) {
+  xd_pool_job_t *j = p->ring;
+  if (!j) return NULL;
+  do {
+    *is_long = part_is_long(p, j);
+    if (!*is_long || p->long_running + 1 < p->cfg.workers) return j;
+    j = j->rr_next;
+  } while (j != p->ring);
+  return NULL;
+}
+
 /* Hands parts to free workers, round robin over the ring, and re-arms the deadline
  * timer. Called whenever something changed: new jobs, a finished part, a deadline. */
 static void pump(xd_pool_t *p) {
@@ -228,11 +332,15 @@ static void pump(xd_pool_t *p) {
       j = next;
     }
   }
-  while (p->outstanding < p->cfg.workers && p->ring) {
-    xd_pool_job_t *j = p->ring;
+  int is_long = 0;
+  xd_pool_job_t *pj;
+  while (p->outstanding < p->cfg.workers && (pj = pick_job(p, &is_long)) != NULL) {
+    xd_pool_job_t *j = pj;
     item_t *it = p->free_items;
     p->free_items = it->next_free;
     it->job = j;
+    it->long_part = is_long; /* a job's prepare step counts as one of its parts */
+    p->long_running += is_long;
     it->prepare = j->work.ops->prepare && !j->prepared;
     if (it->prepare) ring_remove(p, j); /* alone until prepared: see the header comment */
     else {
@@ -246,6 +354,7 @@ static void pump(xd_pool_t *p) {
     if (rc != 0) { /* cannot happen with valid arguments; fail the part rather than hang */
       xd_log(XD_LOG_ERROR, "uv_queue_work: %s", uv_strerror(rc));
       p->outstanding--;
+      p->long_running -= it->long_part;
       it->next_free = p->free_items;
       p->free_items = it;
       job_fail_code(j, XD_EINTERNAL);
@@ -281,6 +390,7 @@ static void after_work_cb(uv_work_t *req, int status) {
   }
   it->job = NULL; /* the job may be freed already; the item no longer refers to it */
   p->outstanding--;
+  p->long_running -= it->long_part;
   it->next_free = p->free_items;
   p->free_items = it;
   pump(p);
@@ -365,26 +475,34 @@ fail_alloc:
 }
 
 int xd_pool_admit(xd_pool_t *p, xd_pool_job_t **out) {
+  xd_work_t none;
+  memset(&none, 0, sizeof none);
+  return xd_pool_admit_work(p, &none, 0, out);
+}
+
+int xd_pool_admit_work(xd_pool_t *p, const xd_work_t *w, uint64_t client, xd_pool_job_t **out) {
   *out = NULL;
+  xd_pool_job_t *j = calloc(1, sizeof *j);
+  if (!j) return XD_ENOMEM;
   pthread_mutex_lock(&p->mu);
-  if (p->closed || p->admitted >= p->cfg.capacity) {
+  if (p->closed || admission_try(p, j, w->cost_rows, client) != XD_OK) {
     pthread_mutex_unlock(&p->mu);
+    free(j);
     return XD_EOVERLOAD;
   }
   p->inflight++;
   p->admitted++;
   pthread_mutex_unlock(&p->mu);
-  xd_pool_job_t *j = calloc(1, sizeof *j);
-  if (!j) {
-    pthread_mutex_lock(&p->mu);
-    p->admitted--;
-    if (--p->inflight == 0) pthread_cond_broadcast(&p->idle);
-    pthread_mutex_unlock(&p->mu);
-    return XD_ENOMEM;
-  }
   j->pool = p;
   *out = j;
   return XD_OK;
+}
+
+void xd_pool_cost(xd_pool_t *p, uint64_t *heavy, uint64_t *all) {
+  pthread_mutex_lock(&p->mu);
+  *heavy = p->cost_heavy;
+  *all = p->cost_all;
+  pthread_mutex_unlock(&p->mu);
 }
 
 void xd_pool_submit(xd_pool_t *p, xd_pool_job_t *j, const xd_work_t *work, int64_t start_ns,
@@ -393,7 +511,7 @@ void xd_pool_submit(xd_pool_t *p, xd_pool_job_t *j, const xd_work_t *work, int64
   if (j->work.n_parts == 0) j->work.n_parts = 1; /* job.h promises >= 1; be safe */
   j->done = done;
   j->ctx = ctx;
-  j->timeout_ms = work->timeout_ms > 0 ? work->timeout_ms : p->cfg.default_timeout_ms;
+  j->timeout_ms = job_timeout_ms(p, work);
   j->deadline_ns = start_ns + j->timeout_ms * 1000000;
   j->submit_ns = xd_now_ns();
   atomic_init(&j->cancel, 0);

@@ -1,6 +1,6 @@
 /* pool.h — the worker pool: model work (api/job.h xd_work_t) on libuv's thread pool.
  *
- * Design (SERVING.md 5.2). Network threads admit a job against a fixed capacity and hand
+ * Design (docs/serving.md §5.2). Network threads admit a job against a fixed capacity and hand
  * it over through a mutex-protected inbox and uv_async_send; one loop thread owns the
  * scheduling. Jobs are split into parts, and parts are scheduled fairly: the loop keeps
  * a round-robin ring of active jobs and each uv work item takes the next part of the
@@ -34,7 +34,14 @@ typedef struct xd_pool_job xd_pool_job_t;
 typedef struct xd_pool_config {
   unsigned workers;           /* uv work items outstanding at once; also UV_THREADPOOL_SIZE */
   unsigned capacity;          /* jobs admitted at once (queued + running) */
-  int64_t default_timeout_ms; /* deadline of a job whose work.timeout_ms is 0 */
+  int64_t default_timeout_ms; /* deadline of a job; a request's work.timeout_ms may only shorten it */
+  /* Cost-aware admission (xd_pool_admit_work; 0 = off: jobs are only counted). Work units
+   * are xd_work_t.cost_rows. A job above cost_budget / XD_POOL_HEAVY_DIV is "heavy":
+   * heavy jobs may hold at most 3/4 of cost_budget and 3/4 of the job slots together
+   * (the rest is kept for light ones), and a client that holds a heavy job already may
+   * not take more than half of the heavy share. A heavy job alone is always admitted
+   * when slots are free (the per-request limits let it through). */
+  uint64_t cost_budget;
   int64_t test_part_delay_ms; /* tests only: each part first sleeps this long (cancellable) */
   /* Optional observers (metrics); worker threads; may be NULL. observe_queue: once per
    * job, seconds from submit to its first part starting. observe_compute: once per job
@@ -60,9 +67,24 @@ int xd_pool_new(const xd_pool_config_t *cfg, xd_pool_t **out);
  * admitted job must be submitted (a reservation cannot be returned). */
 int xd_pool_admit(xd_pool_t *p, xd_pool_job_t **out);
 
+#define XD_POOL_HEAVY_DIV 64
+/* Parts over cost_budget / XD_POOL_LONG_PART_DIV model rows are "long": with two workers
+ * or more, they run on at most workers - 1 of them at once (pool.c pick_job). */
+#define XD_POOL_LONG_PART_DIV 200
+#define XD_POOL_CLIENTS 256 /* distinct clients holding heavy work tracked at once */
+
+/* As xd_pool_admit, but for w's cost (w->cost_rows) on behalf of client (a hash of the
+ * API key or the address; 0 = unknown), under the cost rules of xd_pool_config_t.
+ * XD_EOVERLOAD also when the cost does not fit. The job must then be submitted with the
+ * same w. */
+int xd_pool_admit_work(xd_pool_t *p, const xd_work_t *w, uint64_t client, xd_pool_job_t **out);
+
+/* Work units admitted now (heavy jobs only / all), for metrics and tests. */
+void xd_pool_cost(xd_pool_t *p, uint64_t *heavy, uint64_t *all);
+
 /* Queues admitted job for work (copied; ownership of work->state passes to the pool).
- * The deadline is start_ns (CLOCK_MONOTONIC, when the request arrived) plus
- * work->timeout_ms, or the default. done may run before this returns, on another
+ * The deadline is start_ns (CLOCK_MONOTONIC, when the request arrived) plus the
+ * smaller of work->timeout_ms (when > 0) and the pool's default_timeout_ms. done may run before this returns, on another
  * thread: make the caller's state ready for it first. */
 void xd_pool_submit(xd_pool_t *p, xd_pool_job_t *job, const xd_work_t *work, int64_t start_ns,
                     xd_pool_done_fn done, void *ctx);

@@ -75,6 +75,14 @@ int xd_http(int port, const char *method, const char *path, const char *headers,
 int xd_http_chunked(int port, const char *method, const char *path, const char *headers, const char *body,
                     size_t body_len, size_t chunk, xd_http_resp_t *out);
 
+/* A blocking TCP connection to 127.0.0.1:port from the local address src (e.g.
+ * "127.0.0.2": every 127.x address is loopback, so tests can be a second client; NULL:
+ * the default), with 5 s send/receive timeouts and TCP_NODELAY. -1 on failure. */
+int xd_connect_from(const char *src, int port);
+
+/* Sends all n bytes (MSG_NOSIGNAL); 0, or -1 when the connection failed. */
+int xd_send_all(int fd, const void *p, size_t n);
+
 /* Value of the first header named name (case-insensitive), or NULL. Borrowed. */
 const char *xd_http_header(const xd_http_resp_t *r, const char *name);
 

@@ -1,7 +1,7 @@
 /* test_blas_threads.c — the linked OpenBLAS is safe for concurrent callers.
  *
  * Debian's serial OpenBLAS 0.3.21 returns silently wrong sgemm results when several
- * threads call it at once (SERVING.md 6.3: wrong at 4+ threads with 96x96 matrices); the
+ * threads call it at once (docs/serving.md §6.3: wrong at 4+ threads with 96x96 matrices); the
  * pthread build with one BLAS thread is correct. This runs xd_sgemm_nt from 8 threads,
  * 200 times each on 96x96 matrices, and checks every result against the naive twin. */
 #include <pthread.h>

@@ -1,4 +1,4 @@
-/* test_gradient.c — core/gradient: quadrature, the closed forms of ALGORITHMS.md §2/§6,
+/* test_gradient.c — core/gradient: quadrature, the closed forms of docs/algorithms.md §2/§6,
  * finite differences on every activation, IG completeness, the SmoothGrad family,
  * categorical folding, determinism, and accuracy on saturated rows against a
  * long-double reference. */
@@ -79,7 +79,7 @@ TEST(quadrature_gausslegendre_exact_polynomials) {
   }
 }
 
-/* ---- closed forms (ALGORITHMS.md §6) ------------------------------------------------- */
+/* ---- closed forms (docs/algorithms.md §6) ------------------------------------------------- */
 
 TEST(linear_regression_closed_forms) {
   gs_net_t g = {.task = XD_TASK_REGRESSION, .d = 5, .n_layers = 1, .out_act = XD_ACT_IDENTITY, .n_out = 1,

@@ -1,5 +1,5 @@
 /* test_importance.c — permutation importance (scikit-learn invariants), scorers, Olden
- * and Garson (NeuralNetTools golden values, ALGORITHMS.md §5), mean |gradient|. */
+ * and Garson (NeuralNetTools golden values, docs/algorithms.md §5), mean |gradient|. */
 #include <float.h>
 #include <pthread.h>
 #include <string.h>

@@ -260,8 +260,14 @@ TEST(cors_allowed_origins) {
   CHECK(r.status == 404 && header_is(&r, "Access-Control-Allow-Origin", DASH));
   xd_http_resp_free(&r);
   /* a body over the limit is refused by the HTTP layer itself: still CORS headers */
-  CHECK(xd_http(s.port, "POST", "/predict", "Origin: " DASH "\r\nContent-Length: 999999999\r\n", "", 0, &r) == 0);
+  CHECK(xd_http(s.port, "POST", "/predict",
+                "Origin: " DASH "\r\nAuthorization: Bearer cors-key-1\r\nContent-Length: 999999999\r\n", "", 0,
+                &r) == 0);
   CHECK(r.status == 413 && header_is(&r, "Access-Control-Allow-Origin", DASH));
+  xd_http_resp_free(&r);
+  /* without a key the key check comes first (before any body is read): 401, CORS headers too */
+  CHECK(xd_http(s.port, "POST", "/predict", "Origin: " DASH "\r\nContent-Length: 999999999\r\n", "", 0, &r) == 0);
+  CHECK(r.status == 401 && header_is(&r, "Access-Control-Allow-Origin", DASH));
   xd_http_resp_free(&r);
   /* another origin, or none: served as usual, no CORS header (Vary still) */
   CHECK(xd_http(s.port, "POST", "/predict", "Origin: https://evil.example\r\nAuthorization: Bearer cors-key-1\r\n", IRIS,

@@ -1,4 +1,4 @@
-/* test_shap.c — core/shap and /explain/shap's job: the closed forms of ALGORITHMS.md
+/* test_shap.c — core/shap and /explain/shap's job: the closed forms of docs/algorithms.md
  * §4/§6 (linear regression, logistic regression with the logit link), Kernel SHAP equal
  * to exact Shapley values when every coalition is enumerated (M <= 11), efficiency on
  * every answer, non-varying features, categorical players, L1 selection, the k-means

@@ -1,7 +1,7 @@
 """Helpers shared by tools/export_sklearn.py and tools/export_torch.py.
 
 Builds and checks explaind model bundles (format explaind.model/v1, see
-/work/shared/MODEL_FORMAT.md and docs/models.md): a float64 reference forward pass read only
+docs/MODEL_FORMAT.md and docs/models.md): a float64 reference forward pass read only
 from the bundle (what the server computes), background data from a CSV or arrays, and
 JSON text in which every float round-trips.
 """

@@ -1,7 +1,7 @@
 // policy.mjs — explaind's deployment conventions, checked across deploy/ (run by
 // tests/test_deploy.c). Schema validity is validate.mjs's job; this checks that the
 // manifests, the compose file and the nginx config agree with each other and with the
-// rules in docs/deploy.md (SERVING.md §7).
+// rules in docs/deploy.md (docs/serving.md §7).
 //
 //   node tests/deploy/policy.mjs --k8s DIR [--compose FILE] [--nginx FILE] [--help-text FILE]
 //
