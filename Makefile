@@ -40,7 +40,7 @@ FUZZ_NAMES  := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRC))
 FUZZ_REPLAY := $(patsubst %,$(BUILD)/tests/test_fuzz_%,$(FUZZ_NAMES))
 
 .PHONY: all deps run test asan tsan valgrind bench bench-deps clean fmt models web-deps fuzz deploy-deps edge-deps
-.PHONY: soak
+.PHONY: soak py-deps
 all: $(BUILD)/explaind $(TEST_BIN) $(FUZZ_REPLAY)
 
 # ---- dependencies ------------------------------------------------------------------
@@ -65,7 +65,9 @@ web-deps:
 $(WEB_NODE_MODULES): tests/web/package.json tests/web/package-lock.json
 	cd tests/web && npm ci --no-audit --no-fund --loglevel=error
 
-# Tools of the deployment tests (tests/test_deploy.c, tests/test_lb.c): Debian's nginx and
+# Tools of the deployment tests (tests/test_deploy.c, tests/test_lb.c): Debian's nginx,
+# kubernetes-client (`kubectl kustomize` renders deploy/k8s offline; any kubectl already on
+# PATH will do) and
 # docker-compose (no recommends: validating a compose file needs no Docker daemon), node,
 # and the npm packages pinned in tests/deploy/package-lock.json (npm ci, only when the
 # lock changed). A failure here only warns: those tests then skip, or fail under CI=true.
@@ -74,6 +76,7 @@ DEPLOY_NODE_MODULES := tests/deploy/node_modules/.package-lock.json
 deploy-deps:
 	@missing=""; for p in $(DEPLOY_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
+	command -v kubectl >/dev/null 2>&1 || missing="$$missing kubernetes-client"; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
 	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; } || \
 	  echo "warning: could not install$$missing; the deployment tests will skip"; fi
@@ -105,6 +108,18 @@ $(PROMTOOL):
 	  apt-get download -qq prometheus >/dev/null 2>&1 && \
 	  dpkg-deb -x prometheus_*.deb x && cp x/usr/bin/promtool ../promtool && rm -rf x prometheus_*.deb; fi
 	@$@ --version >/dev/null 2>&1
+
+# Python the tests drive (tests/test_exporters.c: the scikit-learn and PyTorch exporters;
+# tests/test_pyclient.c: the Python client in clients/python with numpy, pandas and tqdm).
+# Debian's /usr/bin/python3 and its packages only. A failure only warns: those tests then
+# skip, or fail under CI=true.
+PY_PKGS := python3 python3-pip python3-setuptools python3-numpy python3-pandas python3-tqdm python3-sklearn \
+           python3-torch python3-onnx
+py-deps:
+	@missing=""; for p in $(PY_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; } || \
+	  echo "warning: could not install$$missing; the Python tests will skip"; fi
 
 # ---- build ---------------------------------------------------------------------------
 # Keep test objects (make would delete them as intermediates and rebuild them each time).
@@ -155,7 +170,7 @@ LISTEN ?= 127.0.0.1:8080
 run: deps $(BUILD)/explaind
 	./$(BUILD)/explaind --listen $(LISTEN) --model-dir models
 
-test: deps web-deps deploy-deps edge-deps all
+test: deps web-deps deploy-deps edge-deps py-deps all
 	@BUILD=$(BUILD) sh tests/run.sh
 
 # Sanitizer builds live in their own folders so they never mix objects with the normal build.

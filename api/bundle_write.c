@@ -151,6 +151,11 @@ static json_t *background_json(const xd_model_t *m, const xd_dataset_t *bg, size
   return o;
 }
 
+json_t *xd_bundle_background_json(const xd_model_t *m, size_t max_rows) {
+  const xd_dataset_t *bg = xd_model_background(m);
+  return bg && bg->n > 0 && max_rows > 0 ? background_json(m, bg, max_rows) : NULL;
+}
+
 /* ---- dumping ------------------------------------------------------------------------------ */
 
 typedef struct sink {

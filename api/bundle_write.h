@@ -12,6 +12,7 @@
 #ifndef XD_API_BUNDLE_WRITE_H
 #define XD_API_BUNDLE_WRITE_H
 
+#include <jansson.h>
 #include <stddef.h>
 
 #include "core/model.h"
@@ -22,5 +23,10 @@
  * frees with xd_free, or NULL with err filled: XD_EUNSUPPORTED for a model family
  * without dense layers, XD_ENOMEM. */
 char *xd_bundle_encode(const xd_model_t *m, size_t max_background_rows, xd_error_t *err);
+
+/* The model's background as the bundle's inline "background" object ({"rows", "targets"},
+ * rows chosen as for xd_bundle_encode), for any model family; NULL when the model has no
+ * background or out of memory. The caller owns the reference. */
+json_t *xd_bundle_background_json(const xd_model_t *m, size_t max_rows);
 
 #endif

@@ -25,6 +25,50 @@ static json_t *model_summary(const xd_model_entry_t *e) {
                    classes, "version", (json_int_t)e->version);
 }
 
+/* The "x-metrics" object of the bundle file a model came from (training writes it: the
+ * held-out metric, api/train.c), or NULL. Read per request: bundles above 16 MiB are not
+ * opened for it. */
+static json_t *bundle_metrics(const xd_model_entry_t *e) {
+  struct stat st;
+  if (!e->source || stat(e->source, &st) != 0 || st.st_size > (16 << 20)) return NULL;
+  json_error_t jerr;
+  json_t *doc = json_load_file(e->source, 0, &jerr);
+  json_t *m = json_object_get(doc, "x-metrics");
+  if (json_is_object(m)) json_incref(m);
+  else m = NULL;
+  json_decref(doc);
+  return m;
+}
+
+/* GET /models/{name}?background=N: up to N background rows (at most 1000), evenly spaced,
+ * categories by name, for clients that explain over the background (the dashboard's SHAP
+ * summary). 0 when the query does not ask; anything but digits counts as not asking. */
+static size_t background_asked(const char *q) {
+  for (const char *p = q; p && *p;) {
+    if (strncmp(p, "background=", 11) == 0) {
+      size_t n = 0, k = 0;
+      for (p += 11; p[k] >= '0' && p[k] <= '9' && k < 5; k++) n = n * 10 + (size_t)(p[k] - '0');
+      return k && (p[k] == '\0' || p[k] == '&') ? (n > 1000 ? 1000 : n) : 0;
+    }
+    const char *amp = strchr(p, '&');
+    p = amp ? amp + 1 : NULL;
+  }
+  return 0;
+}
+
+static json_t *background_rows(const xd_model_t *m, size_t max) {
+  const xd_dataset_t *bg = xd_model_background(m);
+  size_t k = bg->n < max ? bg->n : max;
+  json_t *rows = json_array();
+  for (size_t r = 0; rows && r < k; r++) {
+    const double *x = bg->X + (r * bg->n / k) * bg->d;
+    json_t *row = json_array();
+    for (size_t j = 0; row && j < bg->d; j++) json_array_append_new(row, xd_json_feature_value(m, j, x[j]));
+    json_array_append_new(rows, row);
+  }
+  return rows;
+}
+
 static json_t *model_detail(const xd_model_entry_t *e) {
   const xd_model_t *m = e->model;
   json_t *o = model_summary(e);
@@ -68,6 +112,8 @@ static json_t *model_detail(const xd_model_entry_t *e) {
   gmtime_r(&t, &tm);
   strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
   json_object_set_new(o, "loaded_at", json_string(when));
+  json_t *metrics = bundle_metrics(e);
+  if (metrics) json_object_set_new(o, "metrics", metrics);
   /* A background row, so clients (the dashboard) can prefill an instance. */
   const xd_dataset_t *bg = xd_model_background(m);
   if (bg->n > 0) {
@@ -127,7 +173,10 @@ xd_api_outcome_t xd_service_model(xd_api_t *api, const xd_api_request_t *req, co
     xd_api_errorf(resp, XD_ENOTFOUND, "model", "model '%.64s' is not loaded", name);
     return XD_API_RESPOND;
   }
-  xd_api_json(resp, 200, model_detail(e));
+  json_t *detail = model_detail(e);
+  size_t nb = background_asked(req->query);
+  if (detail && nb) json_object_set_new(detail, "background", background_rows(e->model, nb));
+  xd_api_json(resp, 200, detail);
   xd_api_add_header(resp, "ETag", "\"%s\"", e->sha256); /* for If-Match on PUT */
   xd_model_entry_release(e);
   return XD_API_RESPOND;

@@ -68,6 +68,20 @@ static json_t *train_encode(void *state, xd_error_t *err) {
     xd_error_set(err, XD_ENOMEM, NULL, "out of memory encoding the model");
     return NULL;
   }
+  /* The held-out figures ride in the bundle as "x-metrics", which GET /models/{name}
+   * shows (api/service.c): they stay with the model across restarts. */
+  const xd_train_result_t *rr = &j->res;
+  int rcls = rr->task == XD_TASK_CLASSIFICATION;
+  json_t *xm = json_pack("{s:s, s:s, s:I, s:I}", "source", "POST /models/{name}/train", "metric",
+                         rcls ? "accuracy" : "r2", "train_rows", (json_int_t)rr->n_train, "validation_rows",
+                         (json_int_t)rr->n_val);
+  if (xm) {
+    json_object_set_new(xm, "train", xd_json_real(rr->train_metric));
+    json_object_set_new(xm, "validation", xd_json_real(rr->val_metric)); /* null without held-out rows */
+    json_object_set_new(xm, "epochs", json_integer((json_int_t)rr->epochs));
+    json_object_set_new(xm, "best_epoch", rr->best_epoch ? json_integer((json_int_t)rr->best_epoch) : json_null());
+    json_object_set_new(doc, "x-metrics", xm);
+  }
   xd_store_stored_t st;
   int rc = xd_store_put(j->api, j->name, doc, NULL, 0, m, NULL, NULL, &st, err);
   json_decref(doc);
@@ -88,6 +102,8 @@ static json_t *train_encode(void *state, xd_error_t *err) {
   json_object_set_new(o, "validation_metric", xd_json_real(r->val_metric)); /* null without validation rows */
   json_object_set_new(o, "train_loss", xd_json_reals(r->train_loss, r->epochs));
   json_object_set_new(o, "validation_loss", r->val_loss ? xd_json_reals(r->val_loss, r->epochs) : json_null());
+  json_object_set_new(o, "best_epoch", r->best_epoch ? json_integer((json_int_t)r->best_epoch) : json_null());
+  json_object_set_new(o, "stopped_early", json_boolean(r->best_epoch && r->epochs < j->opt.epochs));
   return o;
 }
 
@@ -196,6 +212,7 @@ static int decode_options(const json_t *o, xd_train_options_t *opt, char *target
       (rc = xd_json_opt_double(o, "learning_rate", 1e-8, 10, &opt->learning_rate, err)) != XD_OK ||
       (rc = xd_json_opt_double(o, "l2", 0, 100, &opt->l2, err)) != XD_OK ||
       (rc = xd_json_opt_double(o, "validation_split", 0, 0.9, &opt->validation_split, err)) != XD_OK ||
+      (rc = xd_json_opt_size(o, "patience", 0, 10000, &opt->patience, err)) != XD_OK ||
       (rc = xd_json_opt_seed(o, "seed", &opt->seed, NULL, err)) != XD_OK)
     return rc;
   return xd_train_options_check(opt, err);
@@ -278,7 +295,7 @@ static int train_decode(xd_api_t *api, const xd_api_request_t *req, const char *
       goto fail;
     }
     static const char *const keys[] = {"target", "task", "hidden", "activation", "epochs", "batch_size",
-                                       "learning_rate", "l2", "validation_split", "seed", "timeout_ms", NULL};
+                                       "learning_rate", "l2", "validation_split", "seed", "patience", "timeout_ms", NULL};
     if ((rc = xd_json_check_keys(o, keys, NULL, err)) != XD_OK) goto fail;
     /* Names and categories become JSON strings (the bundle, the answer): UTF-8 only.
      * (A CSV inside a JSON body is UTF-8 already.) */
@@ -304,7 +321,7 @@ static int train_decode(xd_api_t *api, const xd_api_request_t *req, const char *
       goto fail;
     }
     static const char *const keys[] = {"csv", "columns", "rows", "target", "task", "hidden", "activation", "epochs",
-                                       "batch_size", "learning_rate", "l2", "validation_split", "seed", "timeout_ms", NULL};
+                                       "batch_size", "learning_rate", "l2", "validation_split", "seed", "patience", "timeout_ms", NULL};
     if ((rc = xd_json_check_keys(o, keys, NULL, err)) != XD_OK) goto fail;
     json_t *text = json_object_get(o, "csv");
     if (text && (json_object_get(o, "columns") || json_object_get(o, "rows"))) {

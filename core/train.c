@@ -71,6 +71,10 @@ int xd_train_options_check(const xd_train_options_t *o, xd_error_t *err) {
   }
   if (o->epochs < 1 || o->epochs > XD_TRAIN_MAX_EPOCHS)
     return xd_error_set(err, XD_EINVAL, "epochs", "must be between 1 and %d", XD_TRAIN_MAX_EPOCHS);
+  if (o->patience > XD_TRAIN_MAX_EPOCHS)
+    return xd_error_set(err, XD_EINVAL, "patience", "must be between 0 and %d", XD_TRAIN_MAX_EPOCHS);
+  if (o->patience > 0 && !(o->validation_split > 0))
+    return xd_error_set(err, XD_EINVAL, "patience", "early stopping needs held-out rows: set validation_split > 0");
   if (o->batch_size < 1 || o->batch_size > XD_TRAIN_MAX_BATCH)
     return xd_error_set(err, XD_EINVAL, "batch_size", "must be between 1 and %d", XD_TRAIN_MAX_BATCH);
   if (!(o->learning_rate > 0 && o->learning_rate <= 10))
@@ -396,6 +400,7 @@ typedef struct data {
   size_t nv;
   double *Xb, *yb; /* one gathered mini-batch: (batch_size, n_in), (batch_size) */
   size_t *order;   /* (nt) permutation of the training rows */
+  double *best;    /* (n_params) the best epoch's parameters (patience > 0), else NULL */
 } data_t;
 
 static int fit(xd_train_net_t *net, const data_t *dt, const xd_train_options_t *o, double loss_unit,
@@ -429,7 +434,19 @@ static int fit(xd_train_net_t *net, const data_t *dt, const xd_train_options_t *
     if (!isfinite(res->train_loss[e]))
       return xd_error_set(err, XD_EINVAL, "learning_rate",
                           "training diverged (the loss is not finite after epoch %zu): lower the learning rate", e + 1);
+    /* Early stopping (Keras' EarlyStopping(patience, restore_best_weights=True) with
+     * min_delta 0): the epoch with the lowest validation loss so far is kept; after
+     * `patience` epochs without a strictly lower one, training stops. */
+    if (dt->best) {
+      if (res->best_epoch == 0 || res->val_loss[e] < res->val_loss[res->best_epoch - 1]) {
+        res->best_epoch = e + 1;
+        memcpy(dt->best, net->params, net->n_params * sizeof *dt->best);
+      } else if (e + 1 - res->best_epoch >= o->patience) {
+        break;
+      }
+    }
   }
+  if (dt->best) memcpy(net->params, dt->best, net->n_params * sizeof *dt->best);
   return XD_OK;
 stopped:
   return xd_error_set(err, rc, NULL, "training stopped after %zu of %zu epochs: %s", res->epochs, o->epochs,
@@ -537,7 +554,7 @@ int xd_train_csv(const xd_csv_t *csv, const xd_train_options_t *o, const xd_canc
   xd_train_net_t net;
   size_t *tr_rows = NULL, *order = NULL, *bg_rows = NULL;
   double *mean = NULL, *scale = NULL, *E_tr = NULL, *E_va = NULL, *y_tr = NULL, *y_va = NULL;
-  double *Xb = NULL, *yb = NULL;
+  double *Xb = NULL, *yb = NULL, *best = NULL;
   int rc;
   memset(spec, 0, sizeof *spec);
   memset(res, 0, sizeof *res);
@@ -625,6 +642,7 @@ int xd_train_csv(const xd_csv_t *csv, const xd_train_options_t *o, const xd_canc
   if (!E_tr || !E_va || !y_tr || !y_va || !order || !Xb || !yb || !res->train_loss || (nv && !res->val_loss))
     goto nomem;
   if (xd_train_net_init(&net, n_in, o->hidden, o->n_hidden, o->activation, n_out, cls, rows) != 0) goto nomem;
+  if (o->patience > 0 && nv > 0 && !(best = xd_malloc(net.n_params * sizeof *best))) goto nomem;
   encode_rows(&t, mean, scale, tr_rows, nt, n_in, E_tr);
   encode_rows(&t, mean, scale, res->val_rows, nv, n_in, E_va);
   for (size_t i = 0; i < nt; i++) y_tr[i] = cls ? t.y[tr_rows[i]] : (t.y[tr_rows[i]] - ym) / ys;
@@ -632,10 +650,10 @@ int xd_train_csv(const xd_csv_t *csv, const xd_train_options_t *o, const xd_canc
 
   /* Losses are reported in the target's units: a regression net's squared error is in
    * standardized units, ys² times smaller. */
-  data_t dt = {E_tr, y_tr, nt, E_va, y_va, nv, Xb, yb, order};
+  data_t dt = {E_tr, y_tr, nt, E_va, y_va, nv, Xb, yb, order, best};
   if ((rc = fit(&net, &dt, o, cls ? 1.0 : ys * ys, cancel, res, err)) != XD_OK) goto done;
 
-  /* Final metrics, on the final weights. */
+  /* Final metrics, on the weights kept (the last epoch's, or the best one's). */
   size_t correct = 0;
   double sse = evaluate(&net, E_tr, y_tr, nt, &correct);
   res->train_metric = metric(t.task, correct, sse, y_tr, nt);
@@ -684,6 +702,7 @@ done:
   xd_free(y_va);
   xd_free(Xb);
   xd_free(yb);
+  xd_free(best);
   if (rc != XD_OK) {
     xd_model_spec_deinit(spec);
     xd_train_result_deinit(res);

@@ -63,6 +63,8 @@ typedef struct xd_train_options {
   double learning_rate;      /* 1e-3 */
   double l2;                 /* 1e-4, on weights (not biases) */
   double validation_split;   /* 0.2; fraction of rows held out, in [0, 0.9] */
+  size_t patience;           /* 0 = off; else stop after this many epochs without a lower
+                                validation loss and keep the best epoch's weights */
   uint64_t seed;             /* 0 */
   size_t max_rows;           /* XD_TRAIN_DEFAULT_MAX_ROWS; the server's configured limit */
   size_t max_background;     /* XD_TRAIN_DEFAULT_MAX_BACKGROUND; 0 = no background */
@@ -72,7 +74,8 @@ typedef struct xd_train_options {
  * (xd_train_result_deinit). */
 typedef struct xd_train_result {
   xd_task_t task;            /* the task trained (given or inferred) */
-  size_t epochs;             /* epochs run (= options.epochs on success) */
+  size_t epochs;             /* epochs run (options.epochs, or fewer when stopped early) */
+  size_t best_epoch;         /* 1-based epoch whose weights were kept (patience > 0), else 0 */
   double *train_loss;        /* (epochs) mean data loss over the epoch's mini-batches */
   double *val_loss;          /* (epochs) data loss on the validation rows after each epoch;
                                 NULL when there are no validation rows */

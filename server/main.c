@@ -37,6 +37,7 @@
 #include "core/alloc.h"
 #include "core/mat.h"
 #include "server/config.h"
+#include "server/cli_bundle.h"
 #include "server/healthcheck.h"
 #include "server/http.h"
 #include "server/log.h"
@@ -164,6 +165,8 @@ static void shutdown_gracefully(const xd_config_t *cfg, xd_api_t *api, xd_http_t
 }
 
 int main(int argc, char **argv) {
+  /* Subcommands run before any configuration is read and start nothing. */
+  if (argc >= 2 && strcmp(argv[1], "bundle") == 0) return xd_cli_bundle(argc - 1, argv + 1);
   xd_config_t cfg;
   int rc = xd_config_load(&cfg, argc, argv, stdout, stderr);
   if (rc == XD_CONFIG_EXIT_OK) return 0;

@@ -11,9 +11,9 @@
  *   broken compose file must fail.
  *
  * Tools come from `make deploy-deps` (node modules in tests/deploy, Debian's
- * docker-compose). A missing tool is a skip, printed with the way to get it, except
+ * docker-compose and kubernetes-client). A missing tool is a skip, printed with the way to get it, except
  * under CI=true, where a tool that deploy-deps installs must be there (a broken install
- * step must not pass as a skip). kubectl is optional everywhere: nothing installs it.
+ * step must not pass as a skip). kubectl is Debian's kubernetes-client (deploy-deps).
  * Closing line: "N passed, N failed, N skipped". Run from the repository root.
  */
 #include <stdio.h>
@@ -210,7 +210,7 @@ TEST(compose_config) {
 int main(void) {
   if (need_node("k8s_manifests_valid_and_strict")) RUN(k8s_manifests_valid_and_strict);
   if (need_node("broken_manifest_fails")) RUN(broken_manifest_fails);
-  if (!have("kubectl")) skip("kustomize_render_valid", "needs kubectl (kubectl kustomize renders offline)", 0);
+  if (!have("kubectl")) skip("kustomize_render_valid", "needs kubectl (make deploy-deps: Debian's kubernetes-client)", 1);
   else if (need_node("kustomize_render_valid")) RUN(kustomize_render_valid);
   if (need_node("deploy_conventions")) RUN(deploy_conventions);
   if (!have("docker-compose")) skip("compose_config", "needs Debian's docker-compose (make deploy-deps)", 1);

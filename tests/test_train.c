@@ -287,6 +287,56 @@ TEST(diabetes_regression_has_sane_r2) {
   json_decref(g);
 }
 
+/* ---- early stopping ------------------------------------------------------------------------ */
+
+/* patience: the epoch with the lowest validation loss is kept, training stops `patience`
+ * epochs after it, and the weights kept are exactly those of a run of best_epoch epochs. */
+TEST(early_stopping_keeps_the_best_epoch) {
+  xd_csv_t csv;
+  if (load_csv("data/diabetes.csv", &csv) != 0) {
+    CHECK(0);
+    return;
+  }
+  static const size_t hidden[] = {64, 64};
+  xd_train_options_t o;
+  options(&o, "progression", 2, hidden);
+  o.learning_rate = 0.01; /* overfits 353 rows quickly: the validation loss turns up */
+  o.epochs = 400;
+  o.patience = 15;
+  xd_model_spec_t s, s2;
+  xd_train_result_t r, r2;
+  xd_error_t err;
+  memset(&s, 0, sizeof s);
+  memset(&s2, 0, sizeof s2);
+  CHECK(xd_train_csv(&csv, &o, NULL, &s, &r, &err) == XD_OK);
+  CHECK(r.best_epoch >= 1 && r.best_epoch <= r.epochs);
+  CHECK_MSG(r.epochs < o.epochs, "did not stop early: %zu epochs", r.epochs);
+  CHECK(r.epochs == r.best_epoch + o.patience);
+  for (size_t e = 0; e < r.epochs; e++) CHECK(r.val_loss[e] >= r.val_loss[r.best_epoch - 1]);
+  for (size_t e = 0; e + 1 < r.best_epoch; e++) CHECK(r.val_loss[e] > r.val_loss[r.best_epoch - 1]);
+  /* Same seed, best_epoch epochs, no patience: the same weights, bit for bit. */
+  xd_train_options_t o2 = o;
+  o2.epochs = r.best_epoch;
+  o2.patience = 0;
+  CHECK(xd_train_csv(&csv, &o2, NULL, &s2, &r2, &err) == XD_OK);
+  CHECK(r2.best_epoch == 0 && r2.epochs == r.best_epoch);
+  CHECK(same_layers(&s, &s2));
+  CHECK(r.val_metric == r2.val_metric);
+  fprintf(stderr, "  early stopping: best epoch %zu of %zu run, validation R² %.4f\n", r.best_epoch, r.epochs,
+          r.val_metric);
+  xd_model_spec_deinit(&s);
+  xd_model_spec_deinit(&s2);
+  xd_train_result_deinit(&r);
+  xd_train_result_deinit(&r2);
+  /* patience needs held-out rows, and is bounded */
+  o.validation_split = 0;
+  CHECK(xd_train_options_check(&o, &err) == XD_EINVAL && strcmp(err.field, "patience") == 0);
+  o.validation_split = 0.2;
+  o.patience = XD_TRAIN_MAX_EPOCHS + 1;
+  CHECK(xd_train_options_check(&o, &err) == XD_EINVAL && strcmp(err.field, "patience") == 0);
+  xd_csv_deinit(&csv);
+}
+
 /* ---- task inference and small tables ------------------------------------------------------ */
 
 static int train_text(const char *text, xd_train_options_t *o, xd_model_spec_t *s, xd_train_result_t *r,
@@ -780,6 +830,7 @@ int main(void) {
   xd_blas_init();
   RUN(split_matches_reference_script);
   RUN(iris_reaches_recorded_accuracy_deterministically);
+  RUN(early_stopping_keeps_the_best_epoch);
   RUN(credit_reaches_sklearn_logistic_regression);
   RUN(diabetes_regression_has_sane_r2);
   RUN(task_inference_and_classes);

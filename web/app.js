@@ -1,14 +1,16 @@
 /* app.js — the explaind dashboard: pick a model, edit an instance, see its prediction,
- * a LIME explanation, gradient or SHAP attributions and the model's global importance.
+ * a LIME explanation, gradient or SHAP attributions (a waterfall for SHAP), partial
+ * dependence with ICE curves, a SHAP summary over the background and the model's global
+ * importance; export any chart (PNG, CSV) and copy any request as curl or Python.
  *
  * Plain DOM and SVG, no framework and no network beyond this server's API (see
- * /openapi.json). Charts are drawn as SVG by barChart(); every bar is a <g class="bar">
- * with data-feature (the feature's name) so tests and assistive tools can read them.
+ * /openapi.json). The charts are in charts.js (loaded first); every bar is a
+ * <g class="bar"> with data-feature (the feature's name) so tests and assistive tools
+ * can read them.
  */
 'use strict';
 
 const $ = (id) => document.getElementById(id);
-const SVG_NS = 'http://www.w3.org/2000/svg';
 
 const state = {
   models: [],
@@ -17,7 +19,12 @@ const state = {
   predictSeq: 0,       // answers to older /predict calls are dropped
   apiKey: '',          // for servers started with --api-keys; this tab only
   selectSeq: 0,        // a model picked later wins over one still loading
+  last: {},            // per panel: the last request {path, body}, for "copy as curl / Python"
 };
+
+/* Below this surrogate R², a LIME explanation is flagged: the linear fit does not
+ * describe the model around the instance well enough to read its weights. */
+const LIME_LOW_SCORE = 0.5;
 
 /* Thrown when the model changed while a request was in flight: its answer is dropped. */
 const STALE = Symbol('stale');
@@ -72,24 +79,6 @@ async function api(method, path, body) {
 
 /* ---- small DOM helpers ------------------------------------------------------------ */
 
-function el(tag, attrs, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === 'text') e.textContent = v;
-    else e.setAttribute(k, v === true ? '' : v);
-  }
-  for (const c of children) if (c !== null && c !== undefined) e.append(c);
-  return e;
-}
-
-function svg(tag, attrs, text) {
-  const e = document.createElementNS(SVG_NS, tag);
-  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-
 function showError(id, err) {
   const p = $(id);
   if (!err) {
@@ -104,92 +93,6 @@ function showError(id, err) {
 function busy(button, on) {
   button.disabled = on;
   button.setAttribute('aria-busy', on ? 'true' : 'false');
-}
-
-/* Numbers for people: 4 significant digits, no exponent for ordinary magnitudes. */
-function fmt(x) {
-  if (typeof x !== 'number' || !Number.isFinite(x)) return String(x);
-  if (x === 0) return '0';
-  const a = Math.abs(x);
-  if (a >= 1e5 || a < 1e-3) return x.toExponential(2);
-  return Number(x.toPrecision(4)).toString();
-}
-
-/* ---- charts ------------------------------------------------------------------------- */
-
-/* Draws a horizontal bar chart into container.
- *   items: [{feature, label, value, err?, title?}] in display order
- *   opts:  {caption, posLabel, negLabel, unsigned}
- * Signed charts grow bars both ways from a zero line (orange: positive, blue: negative);
- * err draws a ±err whisker. */
-function barChart(container, items, opts) {
-  container.textContent = '';
-  if (!items.length) {
-    container.append(el('p', { class: 'muted', text: 'Nothing to show.' }));
-    return;
-  }
-  // Sized to the container so text keeps its CSS size (12px) whatever the layout.
-  const W = Math.max(360, Math.round(container.clientWidth || 760));
-  const rowH = 22, top = 8, valueW = 64, pad = 8;
-  // Labels get what the longest needs (about 6.6px a character), between 30% and 55%.
-  const longest = Math.max(...items.map((it) => it.label.length));
-  const labelW = Math.round(Math.min(W * 0.55, Math.max(W * 0.3, longest * 6.6 + 8)));
-  const maxChars = Math.floor(labelW / 6.6);
-  const H = top + items.length * rowH + 26;
-  const plotX0 = labelW + pad, plotX1 = W - valueW - pad;
-  let lo = 0, hi = 0;
-  for (const it of items) {
-    const e = it.err || 0;
-    lo = Math.min(lo, it.value - e);
-    hi = Math.max(hi, it.value + e);
-  }
-  if (lo === hi) hi = lo + 1;
-  const x = (v) => plotX0 + ((v - lo) / (hi - lo)) * (plotX1 - plotX0);
-  const root = svg('svg', {
-    viewBox: `0 0 ${W} ${H}`, width: String(W), height: String(H), role: 'img',
-    'aria-label': opts.caption || 'bar chart', class: 'bars',
-  });
-  root.append(svg('title', {}, opts.caption || 'bar chart'));
-  const desc = items.map((it) => `${it.label}: ${fmt(it.value)}`).join('; ');
-  root.append(svg('desc', {}, desc));
-  const zero = x(0);
-  items.forEach((it, i) => {
-    const y = top + i * rowH;
-    const g = svg('g', { class: 'bar', 'data-feature': it.feature, 'data-value': String(it.value) });
-    g.append(svg('title', {}, it.title || `${it.label}: ${it.value}`));
-    const label = it.label.length > maxChars ? it.label.slice(0, maxChars - 1) + '…' : it.label;
-    g.append(svg('text', { x: labelW, y: y + rowH / 2, class: 'label', 'text-anchor': 'end', 'dominant-baseline': 'middle' }, label));
-    const x0 = Math.min(zero, x(it.value)), x1 = Math.max(zero, x(it.value));
-    const cls = opts.unsigned ? 'pos neutral' : it.value >= 0 ? 'pos' : 'neg';
-    g.append(svg('rect', { x: x0, y: y + 3, width: Math.max(1, x1 - x0), height: rowH - 6, class: cls }));
-    if (it.err) {
-      const ya = y + rowH / 2;
-      g.append(svg('line', { x1: x(it.value - it.err), x2: x(it.value + it.err), y1: ya, y2: ya, class: 'whisker' }));
-    }
-    g.append(svg('text', { x: W - valueW, y: y + rowH / 2, class: 'value', 'dominant-baseline': 'middle' }, fmt(it.value)));
-    root.append(g);
-  });
-  root.append(svg('line', { x1: zero, x2: zero, y1: top, y2: top + items.length * rowH, class: 'axis' }));
-  const yl = top + items.length * rowH + 16;
-  if (!opts.unsigned && opts.negLabel) root.append(svg('text', { x: 2, y: yl, class: 'legend neg-text' }, `◀ ${opts.negLabel}`));
-  if (!opts.unsigned && opts.posLabel)
-    root.append(svg('text', { x: W - 2, y: yl, class: 'legend pos-text', 'text-anchor': 'end' }, `${opts.posLabel} ▶`));
-  container.append(root, dataTable(items, opts));
-}
-
-/* The chart's numbers as a table, folded under it: for screen readers, keyboards and
- * copying. */
-function dataTable(items, opts) {
-  const hasErr = items.some((it) => it.err !== undefined);
-  const head = el('tr', {}, el('th', { scope: 'col', text: opts.labelHeading || 'feature' }),
-    el('th', { scope: 'col', text: opts.valueHeading || 'value' }), hasErr ? el('th', { scope: 'col', text: '±' }) : null);
-  const table = el('table', {}, el('caption', { class: 'sr-only', text: opts.caption || '' }), el('thead', {}, head));
-  const body = el('tbody');
-  for (const it of items)
-    body.append(el('tr', {}, el('td', { text: it.label }), el('td', { class: 'num', text: String(it.value) }),
-      hasErr ? el('td', { class: 'num', text: it.err !== undefined ? String(it.err) : '' }) : null));
-  table.append(body);
-  return el('details', { class: 'data' }, el('summary', { text: 'Show the numbers' }), table);
 }
 
 /* ---- model and instance ------------------------------------------------------------- */
@@ -270,17 +173,34 @@ function fillTargets(meta) {
   }
   lime.disabled = attr.disabled = meta.task !== 'classification';
   $('lime-features').value = String(Math.min(10, meta.features.length));
+  // PDP: a feature to vary and, for classifiers, the class to plot; the SHAP summary's class.
+  const pf = $('pdp-feature'), pc = $('pdp-class'), sc = $('summary-class');
+  pf.textContent = pc.textContent = sc.textContent = '';
+  meta.features.forEach((f, j) => pf.append(el('option', { value: String(j), text: f.name })));
+  const classes = meta.task === 'classification' ? meta.classes : ['value'];
+  // Binary classifiers: the PDP reports the positive class only (scikit-learn).
+  const pdpClasses = classes.length === 2 ? [classes[1]] : classes;
+  for (const c of pdpClasses) pc.append(el('option', { value: c, text: c }));
+  for (const c of classes) sc.append(el('option', { value: c, text: c }));
+  sc.value = classes[classes.length - 1];
+  pc.disabled = sc.disabled = meta.task !== 'classification';
 }
 
 function clearResults() {
-  for (const id of ['prediction', 'proba-chart', 'lime-summary', 'lime-chart', 'attr-summary', 'attr-chart', 'imp-summary', 'imp-chart'])
+  for (const id of ['prediction', 'proba-chart', 'lime-summary', 'lime-chart', 'lime-table', 'attr-summary', 'attr-chart', 'imp-summary',
+    'imp-chart', 'pdp-summary', 'pdp-chart', 'summary-summary', 'summary-chart'])
     $(id).textContent = '';
-  for (const id of ['predict-error', 'lime-error', 'attr-error', 'imp-error', 'instance-error']) showError(id, null);
+  for (const id of ['predict-error', 'lime-error', 'attr-error', 'imp-error', 'pdp-error', 'summary-error', 'instance-error']) showError(id, null);
+  $('lime-warning').hidden = true;
+  for (const p of ['predict', 'lime', 'attr', 'imp', 'pdp', 'summary']) {
+    delete state.last[p];
+    $(`${p}-code`).hidden = true;
+  }
 }
 
 /* Marks explanations of an older instance as such, rather than hiding them. */
 function markStale() {
-  for (const id of ['lime-summary', 'attr-summary']) {
+  for (const id of ['lime-summary', 'attr-summary', 'pdp-summary']) {
     const p = $(id);
     if (p.textContent && !p.dataset.stale) {
       p.dataset.stale = '1';
@@ -333,7 +253,9 @@ async function predict() {
     return;
   }
   try {
-    const r = await api('POST', '/predict', { model: state.meta.name, instances: [row] });
+    const req = { model: state.meta.name, instances: [row] };
+    remember('predict', '/predict', req);
+    const r = await api('POST', '/predict', req);
     if (seq !== state.predictSeq) return;
     showError('predict-error', null);
     renderPrediction(r);
@@ -355,7 +277,8 @@ function renderPrediction(r) {
     out.append(el('p', { class: 'big' }, 'Predicted class: ', el('strong', { id: 'predicted-label', text: String(p) }),
       probs.length ? ` (probability ${fmt(probs[k])})` : ''));
     barChart($('proba-chart'), state.meta.classes.map((c, i) => ({ feature: c, label: c, value: probs[i] ?? 0 })),
-      { caption: 'Class probabilities', unsigned: true, labelHeading: 'class', valueHeading: 'probability' });
+      { caption: 'Class probabilities', unsigned: true, labelHeading: 'class', valueHeading: 'probability', axisTitle: 'probability' });
+    chartTools($('proba-chart'), `predict-${state.meta.name}`, () => [['class', 'probability'], state.meta.classes.map((c, i) => [c, probs[i]])]);
   } else {
     out.append(el('p', { class: 'big' }, 'Predicted value: ', el('strong', { id: 'predicted-label', text: fmt(p) })));
     $('proba-chart').textContent = '';
@@ -412,13 +335,91 @@ async function run(buttonId, errId, fn) {
   }
 }
 
+/* ---- copy as curl / Python ------------------------------------------------------------ */
+
+/* A JSON value as a Python literal (true/false/null become True/False/None). */
+function pyLit(v) {
+  if (v === null || v === undefined) return 'None';
+  if (v === true) return 'True';
+  if (v === false) return 'False';
+  if (Array.isArray(v)) return `[${v.map(pyLit).join(', ')}]`;
+  if (typeof v === 'object') return `{${Object.entries(v).map(([k, x]) => `${JSON.stringify(k)}: ${pyLit(x)}`).join(', ')}}`;
+  return JSON.stringify(v);
+}
+
+/* The request as a shell command; the key, when one is in use, comes from the
+ * environment rather than being printed. */
+function asCurl(path, body) {
+  const q = (t) => `'${t.replace(/'/g, `'\\''`)}'`;
+  const auth = state.apiKey ? ` -H "Authorization: Bearer $EXPLAIND_API_KEY"` : '';
+  return `curl -s ${location.origin}${path}${auth} -H 'Content-Type: application/json' -d ${q(JSON.stringify(body))}`;
+}
+
+/* The request as a call of the Python client (clients/python). */
+const PY_METHODS = { '/predict': 'predict', '/explain/lime': 'lime', '/explain/gradient': 'gradient', '/explain/shap': 'shap', '/importance': 'importance', '/explain/pdp': 'pdp' };
+function asPython(path, body) {
+  const fn = PY_METHODS[path];
+  const args = [pyLit(body.model)];
+  const rest = { ...body };
+  delete rest.model;
+  if (rest.instance !== undefined) args.push(pyLit([rest.instance]));
+  else if (rest.instances !== undefined) args.push(pyLit(rest.instances));
+  delete rest.instance;
+  delete rest.instances;
+  if (fn === 'pdp') {
+    args.push(pyLit(rest.features.length === 1 ? rest.features[0] : rest.features));
+    delete rest.features;
+  }
+  for (const [k, v] of Object.entries(rest)) args.push(`${k}=${pyLit(v)}`);
+  const key = state.apiKey ? ', api_key=os.environ["EXPLAIND_API_KEY"]' : '';
+  return `${state.apiKey ? 'import os\n' : ''}from explaind import Client\n` +
+    `c = Client(${JSON.stringify(location.origin)}${key})\nr = c.${fn}(${args.join(', ')})\nprint(r.to_frame())`;
+}
+
+/* Remembers panel's last request and puts the "copy as" buttons under it. */
+function remember(panel, path, body) {
+  state.last[panel] = { path, body };
+  const box = $(`${panel}-code`);
+  box.hidden = true;
+  box.textContent = '';
+}
+
+function codeTools(panel) {
+  const box = $(`${panel}-code`);
+  const show = async (kind) => {
+    const last = state.last[panel];
+    if (!last) return;
+    const text = kind === 'curl' ? asCurl(last.path, last.body) : asPython(last.path, last.body);
+    box.textContent = text;
+    box.dataset.kind = kind;
+    box.hidden = false;
+    try {
+      await navigator.clipboard.writeText(text);
+      box.dataset.copied = '1';
+    } catch (e) {
+      box.dataset.copied = '0'; // no clipboard here: the text is shown to select by hand
+    }
+  };
+  $(`${panel}-curl`).addEventListener('click', () => show('curl'));
+  $(`${panel}-python`).addEventListener('click', () => show('python'));
+}
+
+/* ---- explanations ------------------------------------------------------------------- */
+
+/* "name = value" for feature j of the instance (what the waterfall and bars show). */
+function featureValueLabel(name, j, row) {
+  const v = row ? row[j] : undefined;
+  return v === undefined ? name : `${name} = ${typeof v === 'number' ? fmt(v) : v}`;
+}
+
 async function explainLime(ev) {
   ev.preventDefault();
   if (!state.meta) return;
   await run('lime-run', 'lime-error', async (call) => {
+    const row = readInstance();
     const req = {
       model: state.meta.name,
-      instance: readInstance(),
+      instance: row,
       num_features: intField('lime-features'),
       num_samples: intField('lime-samples'),
       discretize: $('lime-discretize').value,
@@ -426,7 +427,10 @@ async function explainLime(ev) {
     };
     if (isClassifier() && $('lime-label').value) req.labels = [$('lime-label').value];
     $('lime-chart').textContent = '';
+    $('lime-table').textContent = '';
+    $('lime-warning').hidden = true;
     setSummary('lime-summary', 'explaining…');
+    remember('lime', '/explain/lime', req);
     const t0 = performance.now();
     let r;
     try {
@@ -443,14 +447,32 @@ async function explainLime(ev) {
       `local prediction ${fmt(lab.local_pred)}; ${r.num_samples ?? req.num_samples} samples, kernel width ${fmt(r.kernel_width)}, ` +
       `seed ${r.seed}; ${Math.round(ms)} ms.`);
     $('lime-summary').dataset.r2 = String(lab.score);
-    barChart($('lime-chart'), lab.weights.map((w) => ({
+    if (lab.score < LIME_LOW_SCORE) {
+      $('lime-warning').textContent = `Low fit: the local surrogate explains only R² = ${fmt(lab.score)} of the model's ` +
+        `behaviour around this instance (below ${LIME_LOW_SCORE}). Read these weights with care; try more samples, ` +
+        'fewer features or another discretizer.';
+      $('lime-warning').hidden = false;
+    }
+    const items = lab.weights.map((w) => ({
       feature: w.feature, label: w.condition || w.feature, value: w.weight,
       err: w.std, title: `${w.condition || w.feature}: weight ${w.weight}${w.std !== undefined ? ` ± ${w.std}` : ''}`,
-    })), {
-      caption: `LIME weights for ${name}`, labelHeading: 'condition', valueHeading: 'weight',
+    }));
+    barChart($('lime-chart'), items, {
+      caption: `LIME weights for ${name}`, labelHeading: 'condition', valueHeading: 'weight', axisTitle: 'weight in the local linear model',
       posLabel: isClassifier() ? `supports ${name}` : 'raises the value',
       negLabel: isClassifier() ? `against ${name}` : 'lowers the value',
     });
+    chartTools($('lime-chart'), `lime-${state.meta.name}`, () => [['feature', 'condition', 'value', 'weight', 'std'],
+      lab.weights.map((w) => [w.feature, w.condition, row[w.feature_index], w.weight, w.std])]);
+    // The instance's values of the explained features, beside the weights.
+    const body = el('tbody');
+    for (const w of lab.weights) {
+      const v = row[w.feature_index];
+      body.append(el('tr', { 'data-feature': w.feature }, el('th', { scope: 'row', text: w.feature }),
+        el('td', { class: 'num', text: typeof v === 'number' ? fmt(v) : String(v) })));
+    }
+    $('lime-table').append(el('table', { class: 'values' }, el('caption', { text: 'This instance' }),
+      el('thead', {}, el('tr', {}, el('th', { scope: 'col', text: 'feature' }), el('th', { scope: 'col', text: 'value' }))), body));
   });
 }
 
@@ -461,22 +483,29 @@ async function explainAttr(ev) {
     const method = $('attr-method').value;
     const target = $('attr-target').value || 'predicted';
     const seed = intField('attr-seed');
-    const base = { model: state.meta.name, instance: readInstance(), target };
+    const k = intField('attr-topk');
+    const row = readInstance();
+    const base = { model: state.meta.name, instance: row, target };
     $('attr-chart').textContent = '';
     setSummary('attr-summary', 'explaining…');
     const t0 = performance.now();
-    let r, values, caption, summary;
+    let r, values, caption, summary, path, req;
     try {
       if (method === 'shap') {
-        r = await call('POST', '/explain/shap', { ...base, seed });
+        path = '/explain/shap';
+        req = { ...base, seed };
+        remember('attr', path, req);
+        r = await call('POST', path, req);
         values = r.shap_values[0];
         caption = 'SHAP values';
-        summary = `Kernel SHAP (${r.method}): expected value ${fmt(r.expected_value[0])}` +
-          (r.model_output ? `, f(x) ${fmt(r.model_output[0])}` : '') + `; values add up to their difference.`;
+        summary = `Kernel SHAP (${r.method}): from the expected value ${fmt(r.expected_value[0])}` +
+          (r.model_output ? ` to f(x) ${fmt(r.model_output[0])}` : '') + '; the values add up to the difference.';
       } else {
-        const req = { ...base, method };
+        path = '/explain/gradient';
+        req = { ...base, method };
         if (method === 'smoothgrad') req.seed = seed;
-        r = await call('POST', '/explain/gradient', req);
+        remember('attr', path, req);
+        r = await call('POST', path, req);
         values = r.attributions[0];
         caption = `${$('attr-method').selectedOptions[0].textContent} attributions`;
         summary = caption + (r.convergence_delta ? `: convergence delta ${fmt(r.convergence_delta[0])}` : '') + '.';
@@ -490,14 +519,24 @@ async function explainAttr(ev) {
     const t = r.targets ? r.targets[0] : 0;
     const outName = isClassifier() ? state.meta.classes[t] : 'the output';
     setSummary('attr-summary', `${summary} Output explained: ${outName}. ${Math.round(ms)} ms.`);
-    const items = names.map((n, j) => ({ feature: n, label: n, value: values[j] }))
+    const all = names.map((n, j) => ({ feature: n, label: featureValueLabel(n, j, row), value: values[j] }))
       .sort((a, b) => Math.abs(b.value) - Math.abs(a.value));
-    barChart($('attr-chart'), items, {
-      caption: `${caption} for ${outName}`, valueHeading: method === 'shap' ? 'SHAP value' : 'attribution',
-      posLabel: isClassifier() ? `towards ${outName}` : 'raises the value',
-      negLabel: isClassifier() ? `away from ${outName}` : 'lowers the value',
-      unsigned: method === 'saliency',
-    });
+    const items = topK(all, k);
+    if (method === 'shap') {
+      const fx = r.model_output ? r.model_output[0] : r.expected_value[0] + values.reduce((a, b) => a + b, 0);
+      waterfallChart($('attr-chart'), r.expected_value[0], fx, items, {
+        caption: `SHAP waterfall for ${outName}`, axisTitle: isClassifier() ? `probability of ${outName}` : 'predicted value',
+      });
+    } else {
+      barChart($('attr-chart'), items, {
+        caption: `${caption} for ${outName}`, valueHeading: 'attribution', labelHeading: 'feature = value', axisTitle: 'attribution',
+        posLabel: isClassifier() ? `towards ${outName}` : 'raises the value',
+        negLabel: isClassifier() ? `away from ${outName}` : 'lowers the value',
+        unsigned: method === 'saliency',
+      });
+    }
+    chartTools($('attr-chart'), `${method}-${state.meta.name}`, () => [['feature', 'value', method === 'shap' ? 'shap_value' : 'attribution'],
+      names.map((n, j) => [n, row[j], values[j]])]);
   });
 }
 
@@ -510,6 +549,7 @@ async function importance(ev) {
     if (method === 'permutation') req.n_repeats = intField('imp-repeats');
     $('imp-chart').textContent = '';
     setSummary('imp-summary', 'computing…');
+    remember('imp', '/importance', req);
     const t0 = performance.now();
     let r;
     try {
@@ -526,10 +566,87 @@ async function importance(ev) {
       feature: e.feature, label: e.feature, value: e.mean, err: e.std,
       title: `${e.feature}: ${e.mean}${e.std !== undefined ? ` ± ${e.std}` : ''}`,
     })), {
-      caption: 'Global feature importance', valueHeading: 'importance',
+      caption: 'Global feature importance', valueHeading: 'importance', axisTitle: method === 'permutation' ? `drop in ${r.scoring || 'score'}` : 'importance',
       unsigned: method !== 'olden',
       posLabel: 'positive', negLabel: 'negative',
     });
+    chartTools($('imp-chart'), `importance-${state.meta.name}`, () => [['feature', 'mean', 'std'],
+      r.importances.map((e) => [e.feature, e.mean, e.std])]);
+  });
+}
+
+/* Partial dependence of one feature, with the ICE curves of the background rows. */
+async function explainPdp(ev) {
+  ev.preventDefault();
+  if (!state.meta) return;
+  await run('pdp-run', 'pdp-error', async (call) => {
+    const j = Number($('pdp-feature').value);
+    const f = state.meta.features[j];
+    const req = { model: state.meta.name, features: [f.name], kind: 'both', grid_resolution: intField('pdp-grid') };
+    $('pdp-chart').textContent = '';
+    setSummary('pdp-summary', 'computing…');
+    remember('pdp', '/explain/pdp', req);
+    let r;
+    try {
+      r = await call('POST', '/explain/pdp', req);
+    } catch (e) {
+      if (e !== STALE) setSummary('pdp-summary', '');
+      throw e;
+    }
+    const outs = r.outputs || ['value'];
+    let o = 0;
+    if (isClassifier() && outs.length > 1) o = Math.max(0, outs.indexOf($('pdp-class').value));
+    const grid = r.grid_values[0];
+    const cat = f.type === 'categorical';
+    const xs = grid.map((g, i) => (typeof g === 'number' && !cat ? g : i));
+    const ice = (r.individual ? r.individual[o] : []).slice(0, 100);
+    const series = ice.map((ys, n) => ({ name: `ICE row ${n}`, xs, ys, cls: 'ice' }));
+    series.push({ name: 'partial dependence (average)', xs, ys: r.average[o], cls: 'pdp-avg' });
+    const outName = isClassifier() ? String(outs[o]) : 'predicted value';
+    const row = readInstance();
+    lineChart($('pdp-chart'), series, {
+      caption: `Partial dependence of ${outName} on ${f.name}`, xTitle: cat ? `${f.name} (${grid.join(', ')})` : f.name,
+      yTitle: isClassifier() ? `P(${outName})` : outName, marker: cat ? undefined : row[j],
+    });
+    setSummary('pdp-summary', `${f.name}: ${grid.length} grid points; average over ${r.individual ? r.individual[o].length : '?'} background rows` +
+      ` (thick), ${ice.length} ICE curves (thin)${isClassifier() ? `; output ${outName}` : ''}.`);
+    chartTools($('pdp-chart'), `pdp-${state.meta.name}-${f.name}`, () => [[f.name, `average ${outName}`],
+      grid.map((g, i) => [g, r.average[o][i]])]);
+  });
+}
+
+/* SHAP summary: Kernel SHAP for background rows (GET /models/{name}?background=N), one
+ * dot per row and feature. */
+async function shapSummary(ev) {
+  ev.preventDefault();
+  if (!state.meta) return;
+  await run('summary-run', 'summary-error', async (call) => {
+    const n = intField('summary-rows');
+    $('summary-chart').textContent = '';
+    setSummary('summary-summary', 'explaining the background rows…');
+    const t0 = performance.now();
+    let meta, r;
+    try {
+      meta = await call('GET', `/models/${encodeURIComponent(state.meta.name)}?background=${n}`);
+      const rows = meta.background || [];
+      if (!rows.length) throw new Error('this model has no background data');
+      const req = { model: state.meta.name, instances: rows, seed: 0 };
+      if (isClassifier()) req.target = $('summary-class').value;
+      remember('summary', '/explain/shap', req);
+      r = await call('POST', '/explain/shap', req);
+    } catch (e) {
+      if (e !== STALE) setSummary('summary-summary', '');
+      throw e;
+    }
+    const names = r.features || state.meta.features.map((f) => f.name);
+    const outName = isClassifier() ? $('summary-class').value : 'the output';
+    beeswarmChart($('summary-chart'), r.shap_values, meta.background, names, {
+      caption: `SHAP summary over ${meta.background.length} background rows (${outName})`, maxFeatures: intField('attr-topk'),
+    });
+    setSummary('summary-summary', `Kernel SHAP (${r.method}) for ${meta.background.length} background rows, output ${outName}; ` +
+      `features by mean |SHAP|. ${Math.round(performance.now() - t0)} ms.`);
+    chartTools($('summary-chart'), `shap-summary-${state.meta.name}`, () => [['row', ...names.flatMap((x) => [x, `shap:${x}`])],
+      r.shap_values.map((sv, i) => [i, ...sv.flatMap((v, j) => [meta.background[i][j], v])])]);
   });
 }
 
@@ -596,6 +713,9 @@ async function start() {
   $('lime-form').addEventListener('submit', explainLime);
   $('attr-form').addEventListener('submit', explainAttr);
   $('imp-form').addEventListener('submit', importance);
+  $('pdp-form').addEventListener('submit', explainPdp);
+  $('summary-form').addEventListener('submit', shapSummary);
+  for (const p of ['predict', 'lime', 'attr', 'imp', 'pdp', 'summary']) codeTools(p);
   await loadModels();
   document.body.dataset.ready = '1';
 }

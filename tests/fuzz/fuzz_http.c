@@ -1,5 +1,5 @@
 /* fuzz_http.c — the router as the HTTP layer drives it, with synthetic requests:
- * "METHOD PATH\n(Header: value\n)*\nBODY". Covers routing, 404/405, auth (an admin key
+ * "METHOD PATH[?QUERY]\n(Header: value\n)*\nBODY". Covers routing, 404/405, auth (an admin key
  * "k" and a read key "r" are configured), model management without a model folder (no
  * disk writes), the service endpoints, metrics and the V2 routes. */
 #include <string.h>
@@ -38,7 +38,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char *sp = strchr(line, ' ');
   if (!sp) return 0;
   *sp = '\0';
-  const char *method = line, *path = sp + 1;
+  const char *method = line, *path = sp + 1, *query = NULL;
+  char *qm = strchr(sp + 1, '?'); /* "PATH?QUERY": the query string as the HTTP layer splits it */
+  if (qm) {
+    *qm = '\0';
+    query = qm + 1;
+  }
   hdrs_t h = {.n = 0};
   p = nl ? nl + 1 : end;
   while (p < end && *p != '\n' && h.n < 8) {
@@ -57,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     p = e ? e + 1 : end;
   }
   if (p < end && *p == '\n') p++;
-  xd_api_request_t req = {method, path, NULL, p, (size_t)(end - p), lookup, &h};
+  xd_api_request_t req = {method, path, query, p, (size_t)(end - p), lookup, &h};
   xd_api_response_t resp;
   memset(&resp, 0, sizeof resp);
   /* A generous deadline, as a worker would have, so slow inputs end as 504. */

@@ -2,17 +2,22 @@
 // /usr/bin/chromium driven by playwright-core) against the real server on 127.0.0.1:PORT.
 //
 // Loads the page, checks the model picker, picks breast_cancer, checks the instance form
-// and the prediction against the API, runs LIME, attributions and global importance and
-// checks that each chart has the right number of bars with the right feature names, shows
-// an API error, and saves OUTDIR/dashboard.png. Any request that leaves the server, any
+// and the prediction against the API, runs LIME (its values table and low-fit warning),
+// attributions (top-k with "N other features", the SHAP waterfall from E[f(x)] to f(x)),
+// global importance, partial dependence with ICE and the SHAP summary over the
+// background, and checks each chart against the API's numbers, its axis and that no
+// label is clipped; exports a chart as PNG and CSV, runs the "copy as curl" and "copy as
+// Python" text, shows an API error, and saves OUTDIR/dashboard.png plus one picture per
+// panel (dashboard-*.png, the ones in docs/dashboard.md). Any request that leaves the server, any
 // console error and any page error fails the run. Prints one line per check and a
 // closing "N passed, N failed"; exit 1 on any failure. Run by tests/test_web.c.
 //
 // With API_KEY set (a server started with EXPLAIND_API_KEYS), it checks instead that the
 // page loads without a key, reports the API's 401, and works once the key is entered.
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const [port, outDir] = process.argv.slice(2);
@@ -36,6 +41,13 @@ function check(name, ok, why) {
   return ok;
 }
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+// The page's number format (web/charts.js fmt).
+function fmt(x) {
+  if (x === 0) return '0';
+  const a = Math.abs(x);
+  if (a >= 1e5 || a < 1e-3) return x.toExponential(2);
+  return Number(x.toPrecision(4)).toString();
+}
 
 async function apiPost(path, body) {
   const r = await fetch(base + path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
@@ -91,6 +103,7 @@ try {
     throw null; // done: skip the full run
   }
 
+  mkdirSync(outDir, { recursive: true });
   // ---- the page and the model picker ----
   const resp = await page.goto(base + '/');
   if (!check('GET / answers 200 text/html', resp && resp.status() === 200 && /text\/html/.test(resp.headers()['content-type'] || ''),
@@ -157,6 +170,19 @@ try {
     `${await page.textContent('#predicted-label')} vs ${want.predictions[0]}`);
   check('probability chart has one bar per class',
     same(await page.$$eval('#proba-chart .bar', (bs) => bs.map((b) => b.dataset.feature)), meta.classes));
+  // The prediction as a Python client call: it runs and prints the same label.
+  await page.click('#predict-python');
+  const pyPredict = await page.textContent('#predict-code');
+  if (existsSync('/usr/bin/python3')) {
+    let pout = '';
+    try {
+      pout = execFileSync('/usr/bin/python3', ['-c', pyPredict.replace('print(r.to_frame())', 'print(r.predictions)')],
+        { encoding: 'utf8', timeout: 120000, env: { ...process.env, PYTHONPATH: resolve('../../clients/python') } });
+    } catch (e) {
+      pout = String(e.stderr || e.message);
+    }
+    check('copy as Python: the prediction', /c\.predict\("breast_cancer", \[\[/.test(pyPredict) && pout.trim() === `['${want.predictions[0]}']`, pout.slice(0, 200));
+  }
 
   // Editing a value re-predicts; a bad value is reported, not sent.
   const wr = names.indexOf('worst radius');
@@ -193,23 +219,95 @@ try {
     check('LIME summary shows the surrogate\'s R²', summary.includes('R²') && Number(await page.$eval('#lime-summary', (e) => e.dataset.r2)) === lab.score, summary);
   }
 
-  // ---- attributions: integrated gradients, then SHAP ----
+  // ---- LIME: the instance's values beside the weights, and the low-fit warning ----
+  {
+    const lab = lime.json.explanations[0].labels[0];
+    const rows = await page.$$eval('#lime-table tbody tr', (trs) => trs.map((t) => [t.dataset.feature, t.querySelector('td').textContent]));
+    check('LIME: the instance\'s values beside the weights', same(rows.map((r) => r[0]), lab.weights.map((w) => w.feature))
+      && rows.every((r, i) => Math.abs(Number(r[1]) - meta.example[lab.weights[i].feature_index]) <= 1e-3 * Math.abs(meta.example[lab.weights[i].feature_index]) + 1e-9),
+      JSON.stringify(rows.slice(0, 3)));
+    const warn = await page.$eval('#lime-warning', (e) => (e.hidden ? '' : e.textContent));
+    check('LIME: a low surrogate R² is flagged (and only then)', (lab.score < 0.5) === (warn !== '') && (!warn || warn.includes(String(lab.score).slice(0, 4))),
+      `score ${lab.score}, warning "${warn}"`);
+    // The same request as curl: run it, get the API's answer.
+    await page.click('#lime-curl');
+    const curl = await page.textContent('#lime-code');
+    let out = '';
+    try {
+      out = execFileSync('sh', ['-c', curl], { encoding: 'utf8', timeout: 60000 });
+    } catch (e) {
+      out = String(e.stdout || e.message);
+    }
+    check('copy as curl: the command gives the answer shown', curl.startsWith('curl -s ') && same(JSON.parse(out || 'null')?.explanations, lime.json.explanations), curl.slice(0, 120));
+  }
+
+  // Every chart label fits its chart (none drawn past the left edge), and a shortened one
+  // carries its full text as a hover title.
+  async function labelsFit(sel) {
+    return page.$$eval(`${sel} svg text.label`, (ts) => ts.filter((t) => {
+      const b = t.getBBox(), full = t.parentNode.querySelector(':scope > title')?.textContent || '';
+      const text = t.textContent;
+      return b.x < -0.5 || (text.endsWith('…') ? !full.startsWith(text.slice(0, -1)) : text !== full);
+    }).map((t) => t.textContent));
+  }
+
+  // ---- attributions: integrated gradients (top 10 + "N other features"), then the SHAP waterfall ----
   for (const method of ['integrated_gradients', 'shap']) {
     await page.selectOption('#attr-method', method);
     await page.evaluate(() => { document.getElementById('attr-chart').textContent = ''; });
     await page.click('#attr-run');
     await page.waitForSelector('#attr-chart .bar, #attr-error:not([hidden])');
     const err = await page.$eval('#attr-error', (e) => (e.hidden ? '' : e.textContent));
-    if (/404 not_found: no such path/.test(err)) {
-      console.log(`skip ${method} chart: not implemented yet`);
-      continue;
+    const body = method === 'shap'
+      ? await apiPost('/explain/shap', { model: 'breast_cancer', instance: meta.example, target: 'predicted', seed: 0 })
+      : await apiPost('/explain/gradient', { model: 'breast_cancer', instance: meta.example, target: 'predicted', method });
+    const values = method === 'shap' ? body.json.shap_values[0] : body.json.attributions[0];
+    const order = names.map((n, j) => j).sort((a, b) => Math.abs(values[b]) - Math.abs(values[a]));
+    const bars = await page.$$eval('#attr-chart .bar', (bs) => bs.map((b) => [b.dataset.feature, Number(b.dataset.value)]));
+    const top = order.slice(0, 10);
+    check(`${method}: the 10 largest |values|, then "20 other features"`, !err && bars.length === 11
+      && same(bars.slice(0, 10).map((b) => b[0]), top.map((j) => names[j])) && bars[10][0] === '__other__',
+      err || `${bars.length} bars: ${bars.map((b) => b[0]).join(', ')}`);
+    const rest = order.slice(10).reduce((s, j) => s + values[j], 0);
+    check(`${method}: "N other features" is the sum of the rest`, bars.length === 11 && Math.abs(bars[10][1] - rest) <= 1e-9 * (1 + Math.abs(rest))
+      && /^20 other features/.test(await page.$eval('#attr-chart .bar.other .label', (t) => t.textContent)), `${bars[10]?.[1]} vs ${rest}`);
+    const lbl = await page.$$eval('#attr-chart .bar .lbl > title', (ts) => ts.map((t) => t.textContent));
+    check(`${method}: bars show the feature's value`, lbl[0] === `${names[top[0]]} = ${fmt(meta.example[top[0]])}`, lbl[0]);
+    check(`${method}: an axis with a scale`, (await page.$$('#attr-chart .x-axis .tick')).length >= 3);
+    const clipped = await labelsFit('#attr-chart');
+    check(`${method}: no clipped labels`, clipped.length === 0, clipped.join(' | '));
+    if (method === 'shap') {
+      const base = Number(await page.$eval('#attr-chart g.base', (g) => g.dataset.value));
+      const fx = Number(await page.$eval('#attr-chart g.fx', (g) => g.dataset.value));
+      const sum = bars.reduce((s, b) => s + b[1], 0);
+      check('SHAP waterfall: from E[f(x)] to f(x)', base === body.json.expected_value[0]
+        && Math.abs(fx - (body.json.model_output ? body.json.model_output[0] : base + sum)) <= 1e-12 && Math.abs(base + sum - fx) <= 1e-6,
+        `base ${base}, sum ${sum}, f(x) ${fx}`);
+      await (await page.$('#attr-section')).screenshot({ path: join(outDir, 'dashboard-waterfall.png') });
+      // Export: PNG through a canvas, CSV with every feature.
+      const [png] = await Promise.all([page.waitForEvent('download'), page.click('#attr-chart [data-export="png"]')]);
+      const pngBytes = readFileSync(await png.path());
+      check('export: the chart as PNG', png.suggestedFilename() === 'shap-breast_cancer.png' && pngBytes.length > 5000
+        && pngBytes.subarray(0, 8).equals(Buffer.from([137, 80, 78, 71, 13, 10, 26, 10])), `${png.suggestedFilename()}, ${pngBytes.length} bytes`);
+      const [csv] = await Promise.all([page.waitForEvent('download'), page.click('#attr-chart [data-export="csv"]')]);
+      const lines = readFileSync(await csv.path(), 'utf8').trim().split('\n');
+      check('export: the chart as CSV', lines[0] === 'feature,value,shap_value' && lines.length === 31
+        && Number(lines[1].split(',').pop()) === values[0], `${lines.length} lines: ${lines[0]} / ${lines[1]}`);
+      // The request as Python (clients/python): it runs and prints the same values.
+      await page.click('#attr-python');
+      const py = await page.textContent('#attr-code');
+      if (existsSync('/usr/bin/python3')) {
+        let pout = '';
+        try {
+          pout = execFileSync('/usr/bin/python3', ['-c', `${py.replace('print(r.to_frame())', 'import json; print(json.dumps(r.shap_values))')}`],
+            { encoding: 'utf8', timeout: 120000, env: { ...process.env, PYTHONPATH: resolve('../../clients/python') } });
+        } catch (e) {
+          pout = String(e.stderr || e.message);
+        }
+        check('copy as Python: the client call gives the same SHAP values', py.includes('from explaind import Client') && (() => { try { return same(JSON.parse(pout), body.json.shap_values); } catch (e) { return false; } })(), pout.slice(0, 200));
+      }
     }
-    const bars = await page.$$eval('#attr-chart .bar', (bs) => bs.map((b) => b.dataset.feature));
-    check(`${method} chart: one bar per feature`, !err && bars.length === 30 && same([...bars].sort(), [...names].sort()), err || `${bars.length} bars`);
-    const vals = await page.$$eval('#attr-chart .bar', (bs) => bs.map((b) => Math.abs(Number(b.dataset.value))));
-    check(`${method} chart: sorted by |value|`, vals.every((v, i) => i === 0 || vals[i - 1] >= v));
   }
-
   // ---- global importance ----
   await page.click('#imp-run');
   await page.waitForSelector('#imp-chart .bar, #imp-error:not([hidden])');
@@ -217,6 +315,35 @@ try {
   const imp = (await apiPost('/importance', { model: 'breast_cancer', method: 'permutation', seed: 0, n_repeats: 5 })).json;
   const impBars = await page.$$eval('#imp-chart .bar', (bs) => bs.map((b) => b.dataset.feature));
   check('importance chart: the API\'s 30 features, in its order', !impErr && same(impBars, imp.importances.map((e) => e.feature)), impErr || `${impBars.length} bars`);
+
+  // ---- importance: axis; PDP with ICE; the SHAP summary over the background ----
+  const impTicks = (await page.$$('#imp-chart .x-axis .tick')).length, impClipped = await labelsFit('#imp-chart');
+  check('importance: an axis with a scale, no clipped labels', impTicks >= 3 && impClipped.length === 0, `${impTicks} ticks; ${impClipped.join(' | ')}`);
+  await page.selectOption('#pdp-feature', String(wr));
+  await page.click('#pdp-run');
+  await page.waitForSelector('#pdp-chart path.pdp-avg, #pdp-error:not([hidden])');
+  const pdp = (await apiPost('/explain/pdp', { model: 'breast_cancer', features: ['worst radius'], kind: 'both', grid_resolution: 20 })).json;
+  const avgShown = await page.$$eval('#pdp-chart details td.num', (ts) => ts.map((t) => Number(t.textContent)));
+  check('PDP: the average curve is the API\'s', same(avgShown, pdp.average[0]) && Number(await page.$eval('#pdp-chart path.pdp-avg', (p) => p.dataset.points)) === 20,
+    `${avgShown.slice(0, 3)} vs ${pdp.average[0].slice(0, 3)}`);
+  check('PDP: one ICE curve per background row (up to 100)', (await page.$$('#pdp-chart path.ice')).length === Math.min(100, pdp.individual[0].length));
+  check('PDP: axes with scales on both sides', (await page.$$('#pdp-chart .x-axis .tick')).length >= 3 && (await page.$$('#pdp-chart .y-axis .tick')).length >= 3);
+  await (await page.$('#pdp-section')).screenshot({ path: join(outDir, 'dashboard-pdp.png') });
+
+  await page.fill('#summary-rows', '30');
+  await page.click('#summary-run');
+  await page.waitForSelector('#summary-chart .dot, #summary-error:not([hidden])', { timeout: TIMEOUT * 2 });
+  const sumErr = await page.$eval('#summary-error', (e) => (e.hidden ? '' : e.textContent));
+  const swarm = await page.$$eval('#summary-chart .swarm-row', (rs) => rs.map((r) => [r.dataset.feature, Number(r.dataset.meanAbs), r.querySelectorAll('.dot').length]));
+  check('SHAP summary: 10 features by mean |SHAP|, one dot per background row', !sumErr && swarm.length === 10
+    && swarm.every((r, i) => r[2] === 30 && (i === 0 || swarm[i - 1][1] >= r[1])), sumErr || JSON.stringify(swarm.slice(0, 3)));
+  const bg = (await apiGet('/models/breast_cancer?background=30')).json.background;
+  const sv = (await apiPost('/explain/shap', { model: 'breast_cancer', instances: bg, seed: 0, target: 'malignant' })).json.shap_values;
+  const j0 = names.indexOf(swarm[0]?.[0]);
+  const dots0 = await page.$$eval('#summary-chart .swarm-row:first-of-type .dot', (ds) => ds.map((d) => Number(d.dataset.value)));
+  check('SHAP summary: the dots are the API\'s SHAP values of those rows', j0 >= 0 && same(dots0, sv.map((r) => r[j0])), `${dots0.slice(0, 2)}`);
+  await (await page.$('#summary-section')).screenshot({ path: join(outDir, 'dashboard-summary.png') });
+  await (await page.$('#lime-section')).screenshot({ path: join(outDir, 'dashboard-lime.png') });
 
   // ---- an API error reaches the user ----
   await page.fill('#lime-samples', '1000000');
