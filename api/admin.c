@@ -1,234 +1,17 @@
-/* admin.c — API keys, the admin key, and PUT/DELETE /models/{name}.
- *
- * Storage layout in the model folder (docs/models.md):
- *   NAME.json           the bundle, with "x-explaind-version"
- *   NAME.vN.onnx        the ONNX graph of version N, when the model was uploaded as ONNX;
- *                       the bundle names it ("onnx": "NAME.vN.onnx").
- * An upload writes the graph first (atomically, under a name no stored bundle uses yet),
- * then the bundle that names it, then removes the graphs of older versions: a crash at
- * any point leaves the old bundle with its old graph or the new bundle with its new one. */
-#include "api/admin.h"
-#include "api/alloc.h"
-
-#include <ctype.h>
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
-#include <pthread.h>
+/* admin.c — PUT and DELETE /models/{name}: upload or remove a model (the route table
+ * gives them the admin scope). The folder and the registry are kept in step by
+ * api/store.h; this file reads the upload: a JSON bundle, optionally with its ONNX graph
+ * in base64, or an ONNX body with the bundle in the X-Explaind-Bundle header. */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "api/alloc.h"
 #include "api/bundle.h"
+#include "api/endpoints.h"
+#include "api/store.h"
+#include "api/utf8.h"
 #include "core/alloc.h"
-#include "core/sha256.h"
-
-static pthread_mutex_t admin_mu = PTHREAD_MUTEX_INITIALIZER;
-
-int xd_secret_equal(const char *a, const char *b) {
-  size_t la = strlen(a), lb = strlen(b), n = la > lb ? la : lb;
-  unsigned char diff = (unsigned char)(la != lb);
-  /* Walk the longer length over both strings (wrapping the shorter), so neither the
-   * position of the first difference nor an early exit leaks through timing. */
-  for (size_t i = 0; i < n; i++) {
-    unsigned char x = la ? (unsigned char)a[i % la] : 0, y = lb ? (unsigned char)b[i % lb] : 0;
-    diff |= x ^ y;
-  }
-  return diff == 0;
-}
-
-static const char *bearer(const xd_api_request_t *req) {
-  const char *h = req->header ? req->header(req->header_ctx, "Authorization") : NULL;
-  if (!h || strncasecmp(h, "Bearer ", 7) != 0) return NULL;
-  h += 7;
-  while (*h == ' ') h++;
-  return *h ? h : NULL;
-}
-
-int xd_auth_check(const xd_api_t *api, const xd_api_request_t *req, int admin, xd_error_t *err) {
-  const xd_api_config_t *cfg = xd_api_config(api);
-  const char *key = bearer(req);
-  int is_admin = key && cfg->admin_key && xd_secret_equal(key, cfg->admin_key);
-  int is_reader = 0;
-  for (size_t i = 0; key && i < cfg->n_api_keys; i++) is_reader |= xd_secret_equal(key, cfg->api_keys[i]);
-  if (admin) {
-    if (!cfg->admin_key) return xd_error_set(err, XD_EPERM, NULL, "model management is disabled: start the server with an admin key");
-    if (is_admin) return XD_OK;
-    if (is_reader) return xd_error_set(err, XD_EPERM, NULL, "this key may not manage models");
-    return xd_error_set(err, XD_EUNAUTH, NULL, "an admin key is required (Authorization: Bearer ...)");
-  }
-  if (cfg->n_api_keys == 0 || is_reader || is_admin) return XD_OK;
-  return xd_error_set(err, XD_EUNAUTH, NULL, "an API key is required (Authorization: Bearer ...)");
-}
-
-int xd_write_atomic(const char *dir, const char *name, const char *data, size_t len, xd_error_t *err) {
-  static atomic_uint counter;
-  char tmp[4096], dst[4096];
-  snprintf(tmp, sizeof tmp, "%s/.%s.tmp.%d.%u", dir, name, (int)getpid(), atomic_fetch_add(&counter, 1));
-  snprintf(dst, sizeof dst, "%s/%s", dir, name);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) return xd_error_set(err, XD_EIO, NULL, "cannot create %s: %s", tmp, strerror(errno));
-  size_t off = 0;
-  while (off < len) {
-    ssize_t w = write(fd, data + off, len - off);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) goto fail;
-    off += (size_t)w;
-  }
-  if (fsync(fd) != 0) goto fail;
-  if (close(fd) != 0) {
-    fd = -1;
-    goto fail;
-  }
-  fd = -1;
-  if (rename(tmp, dst) != 0) goto fail;
-  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) { /* make the rename itself durable */
-    fsync(dfd);
-    close(dfd);
-  }
-  return XD_OK;
-fail:
-  {
-    int e = errno;
-    if (fd >= 0) close(fd);
-    unlink(tmp);
-    return xd_error_set(err, XD_EIO, NULL, "cannot write %s: %s", dst, strerror(e));
-  }
-}
-
-/* ETag values are the model's sha256 in quotes; If-Match may list several or "*". */
-static int etag_matches(const char *header, const char *sha) {
-  if (strcmp(header, "*") == 0) return 1;
-  char want[80];
-  snprintf(want, sizeof want, "\"%s\"", sha);
-  return strstr(header, want) != NULL || strcmp(header, sha) == 0;
-}
-
-static void respond(xd_api_response_t *resp, int code, const char *field, const char *msg) {
-  xd_error_t e;
-  xd_error_set(&e, code, field, "%s", msg);
-  xd_api_error(&e, resp);
-}
-
-static void fsync_dir(const char *dir) {
-  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) { /* make renames and unlinks durable */
-    fsync(dfd);
-    close(dfd);
-  }
-}
-
-/* 1 when file is NAME.vN.onnx (N decimal digits): the graphs PUT stores for name. The
- * strict form keeps model "a" from touching "a.v2"'s files ("a.v2.v5.onnx"). */
-static int is_stored_onnx(const char *file, const char *name) {
-  size_t nl = strlen(name);
-  if (strncmp(file, name, nl) != 0 || strncmp(file + nl, ".v", 2) != 0) return 0;
-  const char *p = file + nl + 2;
-  if (!isdigit((unsigned char)*p)) return 0;
-  while (isdigit((unsigned char)*p)) p++;
-  return strcmp(p, ".onnx") == 0;
-}
-
-/* Removes name's stored graphs except keep (NULL: all). */
-static void remove_stored_onnx(const char *dir, const char *name, const char *keep) {
-  DIR *d = opendir(dir);
-  if (!d) return;
-  int removed = 0;
-  struct dirent *de;
-  while ((de = readdir(d)) != NULL) {
-    if (!is_stored_onnx(de->d_name, name) || (keep && strcmp(de->d_name, keep) == 0)) continue;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-    removed += unlink(path) == 0;
-  }
-  closedir(d);
-  if (removed) fsync_dir(dir);
-}
-
-int xd_admin_store(xd_api_t *api, const char *name, json_t *doc, const void *onnx, size_t onnx_len, xd_model_t *m,
-                   const char *if_match, const char *if_none, xd_admin_stored_t *out, xd_error_t *err) {
-  const char *dir = xd_api_config(api)->model_dir;
-  char *text = NULL;
-  int rc = XD_OK;
-  memset(out, 0, sizeof *out);
-  if (!dir) {
-    xd_model_free(m);
-    return xd_error_set(err, XD_EPERM, NULL, "the server has no model folder to persist into");
-  }
-  pthread_mutex_lock(&admin_mu);
-  xd_model_entry_t *cur = xd_registry_get(xd_api_registry(api), name);
-  if (if_none && strcmp(if_none, "*") == 0 && cur) {
-    rc = xd_error_set(err, XD_ECONFLICT, NULL, "a model named '%s' exists (If-None-Match: *)", name);
-    goto done;
-  }
-  if (if_match && (!cur || !etag_matches(if_match, cur->sha256))) {
-    rc = xd_error_set(err, XD_ECONFLICT, NULL, "the model has changed (If-Match does not match its ETag)");
-    goto done;
-  }
-  uint64_t version = cur ? cur->version + 1 : 1;
-  unsigned long mark = xd_json_oom_mark(); /* a failed set below would store a bundle without it */
-  char onnx_file[128] = "";
-  if (onnx) {
-    /* A name no stored bundle refers to (versions only increase while the bundle exists),
-     * written before the bundle that names it. */
-    snprintf(onnx_file, sizeof onnx_file, "%s.v%" PRIu64 ".onnx", name, version);
-    if ((rc = xd_write_atomic(dir, onnx_file, onnx, onnx_len, err)) != XD_OK) goto done;
-    json_object_set_new(doc, "onnx", json_string(onnx_file));
-  } else {
-    json_object_del(doc, "onnx");
-  }
-  /* The version travels inside the stored bundle so that it keeps increasing across
-   * restarts. */
-  json_object_set_new(doc, "x-explaind-version", json_integer((json_int_t)version));
-  text = xd_json_oom_mark() == mark ? xd_json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
-  if (!text) {
-    if (onnx) { /* the new graph is referenced by nothing */
-      char op[4096];
-      snprintf(op, sizeof op, "%s/%s", dir, onnx_file);
-      unlink(op);
-    }
-    rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
-    goto done;
-  }
-  size_t len = strlen(text);
-  xd_sha256_t h; /* = xd_bundle_digest of the stored bundle, without reading the graph back */
-  xd_sha256_init(&h);
-  xd_sha256_update(&h, text, len);
-  if (onnx) xd_sha256_update(&h, onnx, onnx_len);
-  xd_sha256_final_hex(&h, out->sha256);
-  char file[128], path[4096];
-  snprintf(file, sizeof file, "%s.json", name);
-  snprintf(path, sizeof path, "%s/%s", dir, file);
-  if ((rc = xd_write_atomic(dir, file, text, len, err)) != XD_OK) {
-    if (onnx) { /* the new graph is referenced by nothing */
-      char op[4096];
-      snprintf(op, sizeof op, "%s/%s", dir, onnx_file);
-      unlink(op);
-    }
-    goto done;
-  }
-  int replaced = 0;
-  rc = xd_registry_put(xd_api_registry(api), name, m, out->sha256, path, version, &replaced);
-  m = NULL; /* the registry owns it either way */
-  if (rc != XD_OK) {
-    rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
-    goto done;
-  }
-  /* The new bundle is durable: older graphs of this name are no longer referenced. */
-  remove_stored_onnx(dir, name, onnx ? onnx_file : NULL);
-  out->version = version;
-  out->replaced = replaced;
-done:
-  pthread_mutex_unlock(&admin_mu);
-  xd_model_entry_release(cur);
-  xd_model_free(m);
-  xd_free(text); /* json_dumps allocates with xd_malloc (api/alloc.h) */
-  return rc;
-}
 
 /* ---- PUT -------------------------------------------------------------------------------- */
 
@@ -362,9 +145,9 @@ static int is_type(const char *ct, const char *want) {
 }
 
 static void put_model(xd_api_t *api, const xd_api_request_t *req, const char *name, xd_api_response_t *resp) {
-  const char *if_match = req->header ? req->header(req->header_ctx, "If-Match") : NULL;
-  const char *if_none = req->header ? req->header(req->header_ctx, "If-None-Match") : NULL;
-  const char *ct = req->header ? req->header(req->header_ctx, "Content-Type") : NULL;
+  const char *if_match = xd_api_header(req, "If-Match");
+  const char *if_none = xd_api_header(req, "If-None-Match");
+  const char *ct = xd_api_header(req, "Content-Type");
   xd_error_t err;
   xd_error_clear(&err);
   json_t *doc = NULL;
@@ -376,7 +159,7 @@ static void put_model(xd_api_t *api, const xd_api_request_t *req, const char *na
   int rc;
   if (is_type(ct, "application/octet-stream")) {
     /* The body is the .onnx file; the rest of the bundle rides in a header. */
-    if (!(doc = header_bundle(req->header ? req->header(req->header_ctx, "X-Explaind-Bundle") : NULL, &err))) goto fail;
+    if (!(doc = header_bundle(xd_api_header(req, "X-Explaind-Bundle"), &err))) goto fail;
     if (!req->body_len) {
       xd_error_set(&err, XD_EINVAL, "onnx", "the body is empty: send the .onnx file");
       goto fail;
@@ -400,8 +183,8 @@ static void put_model(xd_api_t *api, const xd_api_request_t *req, const char *na
   rc = onnx ? xd_bundle_decode_onnx(meta, strlen(meta), onnx, onnx_len, NULL, &m, &err)
             : xd_bundle_decode(meta, strlen(meta), NULL, &m, &err);
   if (rc != XD_OK) goto fail;
-  xd_admin_stored_t st;
-  rc = xd_admin_store(api, name, doc, onnx, onnx_len, m, if_match, if_none, &st, &err);
+  xd_store_stored_t st;
+  rc = xd_store_put(api, name, doc, onnx, onnx_len, m, if_match, if_none, &st, &err);
   m = NULL;
   if (rc != XD_OK) goto fail;
   xd_api_json(resp, st.replaced ? 200 : 201,
@@ -420,37 +203,28 @@ out:
   json_decref(doc);
 }
 
-static void delete_model(xd_api_t *api, const char *name, xd_api_response_t *resp) {
-  const char *dir = xd_api_config(api)->model_dir;
-  pthread_mutex_lock(&admin_mu);
-  if (xd_registry_remove(xd_api_registry(api), name) != XD_OK) {
-    pthread_mutex_unlock(&admin_mu);
-    return respond(resp, XD_ENOTFOUND, "model", "no such model");
-  }
-  if (dir) {
-    /* Bundles first: a crash after this leaves unreferenced graphs, never a bundle
-     * without its graph. */
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s.json", dir, name);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/%s/model.json", dir, name);
-    unlink(path);
-    fsync_dir(dir);
-    remove_stored_onnx(dir, name, NULL);
-  }
-  pthread_mutex_unlock(&admin_mu);
-  resp->status = 204;
-  resp->content_type = "application/json";
-  resp->body = NULL;
-  resp->body_len = 0;
+/* Model names come from the path: checked here, since the route pattern takes any segment. */
+static int bad_name(const xd_route_args_t *args, char *name, size_t cap, xd_api_response_t *resp) {
+  xd_route_arg_copy(args->name, args->name_len, name, cap);
+  if (xd_model_name_valid(name)) return 0;
+  xd_api_errorf(resp, XD_EINVAL, "name", "model names match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$");
+  return 1;
 }
 
-void xd_admin_models(xd_api_t *api, const xd_api_request_t *req, const char *name, xd_api_response_t *resp) {
-  xd_error_t err;
-  if (xd_auth_check(api, req, 1, &err) != XD_OK) return xd_api_error(&err, resp);
-  if (!xd_model_name_valid(name)) return respond(resp, XD_EINVAL, "name", "model names match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$");
-  if (strcmp(req->method, "PUT") == 0)
-    put_model(api, req, name, resp);
+xd_api_outcome_t xd_admin_put(xd_api_t *api, const xd_api_request_t *req, const xd_route_args_t *args,
+                              xd_api_response_t *resp, xd_work_t *work) {
+  char name[XD_MODEL_NAME_MAX + 2];
+  if (!bad_name(args, name, sizeof name, resp)) put_model(api, req, name, resp);
+  return XD_API_RESPOND;
+}
+
+xd_api_outcome_t xd_admin_delete(xd_api_t *api, const xd_api_request_t *req, const xd_route_args_t *args,
+                                 xd_api_response_t *resp, xd_work_t *work) {
+  char name[XD_MODEL_NAME_MAX + 2];
+  if (bad_name(args, name, sizeof name, resp)) return XD_API_RESPOND;
+  if (xd_store_delete(api, name) != XD_OK)
+    xd_api_errorf(resp, XD_ENOTFOUND, "model", "no such model");
   else
-    delete_model(api, name, resp);
+    xd_api_empty(resp, 204, "application/json");
+  return XD_API_RESPOND;
 }

@@ -22,6 +22,7 @@ void xd_api_alloc_init(void) {
 }
 
 unsigned long xd_json_oom_mark(void) { return json_oom; }
+void xd_json_oom_note(void) { json_oom++; }
 
 json_t *xd_json_oom_check(json_t *body, unsigned long mark, xd_error_t *err) {
   if (json_oom == mark) {

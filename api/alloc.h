@@ -24,6 +24,8 @@ void xd_api_alloc_init(void);
 
 /* Number of JSON allocations that failed on the calling thread so far. */
 unsigned long xd_json_oom_mark(void);
+/* Counts one failed JSON allocation made outside jansson (the encoder, api/jsonout.h). */
+void xd_json_oom_note(void);
 
 /* Returns body when no JSON allocation failed on this thread since mark; otherwise
  * drops body (json_decref) and returns NULL with err set to XD_ENOMEM. body may be NULL

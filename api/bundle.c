@@ -10,6 +10,7 @@
 
 #include "api/alloc.h"
 #include "api/bundle_trees.h"
+#include "api/files.h"
 #include "api/json.h"
 #include "core/alloc.h"
 #include "core/onnx.h"
@@ -431,78 +432,6 @@ int xd_bundle_decode_onnx(const char *json_meta, size_t meta_len, const void *on
   *out = NULL;
   if (!onnx) return xd_error_set(err, XD_EFORMAT, "onnx", "no ONNX graph was uploaded");
   return decode(json_meta, meta_len, dir, onnx, onnx_len, out, err);
-}
-
-/* Bytes of the valid UTF-8 sequence at p (at most n bytes available), or 0. Rejects
- * overlong forms, surrogates and code points above U+10FFFF, as jansson does. */
-static size_t utf8_seq(const unsigned char *p, size_t n) {
-  unsigned c = p[0];
-  if (c < 0x80) return 1;
-  size_t k = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-  if (!k || k > n) return 0;
-  for (size_t i = 1; i < k; i++)
-    if ((p[i] & 0xc0) != 0x80) return 0;
-  if (c == 0xe0 && p[1] < 0xa0) return 0; /* overlong */
-  if (c == 0xed && p[1] > 0x9f) return 0; /* surrogates */
-  if (c == 0xf0 && p[1] < 0x90) return 0; /* overlong */
-  if (c == 0xf4 && p[1] > 0x8f) return 0; /* above U+10FFFF */
-  return k;
-}
-
-size_t xd_utf8_valid_prefix(const char *s, size_t len) {
-  const unsigned char *p = (const unsigned char *)s;
-  size_t i = 0;
-  while (i < len) {
-    size_t k = utf8_seq(p + i, len - i);
-    if (!k) return i;
-    i += k;
-  }
-  return len;
-}
-
-void xd_utf8_sanitize(char *s) {
-  unsigned char *p = (unsigned char *)s;
-  size_t n = strlen(s), i = 0;
-  while (i < n) {
-    size_t k = utf8_seq(p + i, n - i);
-    if (!k) {
-      p[i] = '?';
-      k = 1;
-    }
-    i += k;
-  }
-}
-
-int xd_read_file(const char *path, size_t max, char **data, size_t *len, xd_error_t *err) {
-  *data = NULL;
-  *len = 0;
-  FILE *fp = fopen(path, "rb");
-  if (!fp) return xd_error_set(err, XD_EIO, NULL, "cannot open %s: %s", path, strerror(errno));
-  struct stat st;
-  if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
-    fclose(fp);
-    return xd_error_set(err, XD_EIO, NULL, "%s is not a regular file", path);
-  }
-  if ((unsigned long long)st.st_size > max) {
-    fclose(fp);
-    return xd_error_set(err, XD_ETOOBIG, NULL, "%s is larger than %zu bytes", path, max);
-  }
-  size_t n = (size_t)st.st_size;
-  char *buf = xd_malloc(n + 1);
-  if (!buf) {
-    fclose(fp);
-    return xd_error_set(err, XD_ENOMEM, NULL, "out of memory reading %s", path);
-  }
-  size_t got = fread(buf, 1, n, fp);
-  fclose(fp);
-  if (got != n) {
-    xd_free(buf);
-    return xd_error_set(err, XD_EIO, NULL, "short read on %s", path);
-  }
-  buf[n] = '\0';
-  *data = buf;
-  *len = n;
-  return XD_OK;
 }
 
 /* Adds the named file's bytes to the digest (same path rules as decoding). */

@@ -46,15 +46,4 @@ void xd_bundle_digest(const char *data, size_t len, const char *dir, char sha256
 /* Reads and decodes a bundle file; sha256 (may be NULL) receives xd_bundle_digest. */
 int xd_bundle_load_file(const char *path, xd_model_t **out, char sha256[65], xd_error_t *err);
 
-/* Length of the longest prefix of s[0..len) that is valid UTF-8 (len when all of it is):
- * text that ends up in JSON (bundles, answers) must be UTF-8. */
-size_t xd_utf8_valid_prefix(const char *s, size_t len);
-
-/* Replaces every byte of s (NUL-terminated) that is not part of valid UTF-8 by '?', in
- * place: for error texts that quote names from binary input (ONNX node names). */
-void xd_utf8_sanitize(char *s);
-
-/* Reads a whole file (at most max bytes) into an xd_malloc'd NUL-terminated buffer. */
-int xd_read_file(const char *path, size_t max, char **data, size_t *len, xd_error_t *err);
-
 #endif

@@ -62,23 +62,6 @@ int xd_cors_is_preflight(const xd_api_request_t *req) {
          hdr(req, "Access-Control-Request-Method");
 }
 
-int xd_cors_preflight(const xd_api_t *api, const xd_api_request_t *req, xd_api_response_t *resp) {
-  if (!xd_cors_is_preflight(req)) return 0;
-  resp->endpoint = "cors_preflight";
-  if (!xd_cors_allowed(api, hdr(req, "Origin"))) {
-    xd_error_t err;
-    xd_error_set(&err, XD_EPERM, NULL, "cross-origin requests from this origin are not allowed (see --cors-origin)");
-    xd_api_error(&err, resp);
-    return 1;
-  }
-  xd_api_response_deinit(resp);
-  resp->status = 204;
-  resp->body = NULL;
-  resp->body_len = 0;
-  resp->content_type = "text/plain";
-  return 1;
-}
-
 void xd_cors_headers(const xd_api_t *api, const xd_api_request_t *req,
                      void (*add)(void *ctx, const char *name, const char *value), void *ctx) {
   if (xd_api_config(api)->n_cors_origins == 0) return; /* same origin only: no CORS headers at all */

@@ -7,7 +7,7 @@
  *   - a request whose Origin is allowed gets Access-Control-Allow-Origin: <that origin>
  *     and Access-Control-Expose-Headers: X-Request-Id, Retry-After, ETag;
  *   - a preflight (OPTIONS with Origin and Access-Control-Request-Method) on any path
- *     is answered 204 with -Allow-Methods, -Allow-Headers and -Max-Age, before the API
+ *     is answered 204 (by the router, api/api.c) with -Allow-Methods, -Allow-Headers and -Max-Age, before the API
  *     key check (browsers never send Authorization on a preflight);
  *   - a preflight from an origin not allowed is answered 403 permission_denied, without
  *     CORS headers; an actual request from such an origin is served as usual (the
@@ -20,7 +20,8 @@
 #ifndef XD_API_CORS_H
 #define XD_API_CORS_H
 
-#include "api/api.h"
+#include "api/context.h"
+#include "api/response.h"
 
 #define XD_CORS_ALLOW_METHODS "GET, POST, PUT, DELETE, OPTIONS"
 #define XD_CORS_ALLOW_HEADERS "Content-Type, Authorization, X-Request-Id, If-Match, If-None-Match"
@@ -37,10 +38,6 @@ int xd_cors_allowed(const xd_api_t *api, const char *origin);
 
 /* 1 when req is a CORS preflight: OPTIONS with Origin and Access-Control-Request-Method. */
 int xd_cors_is_preflight(const xd_api_request_t *req);
-
-/* Answers a preflight into resp (204, or 403 for an origin not allowed) and returns 1;
- * returns 0 when req is not a preflight. */
-int xd_cors_preflight(const xd_api_t *api, const xd_api_request_t *req, xd_api_response_t *resp);
 
 /* Calls add(ctx, name, value) for each CORS header the response to req carries (see
  * above); names and values live at least as long as req and the API. */

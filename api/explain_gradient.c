@@ -131,7 +131,8 @@ static void grad_free(void *state) {
 /* A JSON allocation failure while encoding turns the answer into a 500, a non-finite
  * result into a 400 (api/alloc.h). */
 XD_JSON_RESULT_GUARDED(grad_encode_checked, grad_encode)
-static const xd_job_ops_t grad_ops = {"explain_gradient", grad_run, grad_encode_checked, grad_free};
+static const xd_job_ops_t grad_ops = {
+    .endpoint = "explain_gradient", .run = grad_run, .encode = grad_encode_checked, .free = grad_free};
 
 /* "baseline": "mean" | "zeros" | a row. */
 static int decode_baseline(grad_job_t *j, const json_t *body, xd_error_t *err) {

@@ -17,7 +17,6 @@
 #include "api/importance.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -147,10 +146,7 @@ typedef struct imp_state {
   xd_imp_scoring_t scoring;
   xd_imp_perm_t perm;
   double *values; /* olden/garson: (d); gradient, shap: (n, d) */
-  /* mean_abs_shap: the summarized background, made once by the first part to run */
-  pthread_mutex_t lock;
-  int lock_init, bg_ready, bg_rc;
-  xd_error_t bg_err;
+  /* mean_abs_shap: the summarized background, made once by the prepare step */
   xd_shap_bg_t bg;
   double *expected, *out; /* (n) each, required by xd_shap_explain */
 } imp_state_t;
@@ -165,13 +161,10 @@ static void imp_free(void *state) {
   xd_free(s->expected);
   xd_free(s->out);
   xd_shap_bg_deinit(&s->bg);
-  if (s->lock_init) pthread_mutex_destroy(&s->lock);
   if (s->entry) xd_model_entry_release(s->entry);
   xd_free(s);
 }
 
-/* The k-means summary is drawn from the request seed, so whichever part makes it, it is
- * the same summary; the lock only keeps it from being made twice. */
 /* mean_abs_shap on a tree model: |path-dependent TreeSHAP| of the raw margin of each row's
  * target (the predicted class, or the one margin of a binary or regression model). */
 static int tree_shap_part(imp_state_t *s, size_t part, const xd_cancel_t *cancel, xd_error_t *err) {
@@ -197,28 +190,27 @@ done:
   return rc;
 }
 
+/* The job's prepare step (api/job.h): mean_abs_shap's k-means summary of the background,
+ * drawn from the request seed, made once before any part runs. */
+static int imp_prepare(void *state, const xd_cancel_t *cancel, xd_error_t *err) {
+  imp_state_t *s = state;
+  (void)cancel;
+  if (s->method != M_SHAP || xd_model_trees(s->m)) return XD_OK; /* trees: TreeSHAP, no summary */
+  const size_t d = xd_model_n_features(s->m);
+  const xd_dataset_t *bg = xd_model_background(s->m);
+  xd_dataset_t own = {s->data.n, d, (double *)s->data.X, NULL};
+  const xd_dataset_t *use = bg && bg->n ? bg : &own;
+  /* as /explain/shap: the linear closed form takes the whole background (its mean is
+   * exact and costs nothing), the others a k-means summary */
+  size_t k = xd_shap_resolve_method(s->m, XD_SHAP_AUTO, XD_SHAP_LINK_IDENTITY, use->n) == XD_SHAP_LINEAR
+                 ? SIZE_MAX
+                 : SHAP_BG;
+  return xd_shap_summarize(use, k, s->seed, &s->bg, err);
+}
+
 static int shap_part(imp_state_t *s, size_t part, const xd_cancel_t *cancel, xd_error_t *err) {
   const size_t d = xd_model_n_features(s->m);
   if (xd_model_trees(s->m)) return tree_shap_part(s, part, cancel, err);
-  pthread_mutex_lock(&s->lock);
-  if (!s->bg_ready) {
-    xd_error_clear(&s->bg_err);
-    const xd_dataset_t *bg = xd_model_background(s->m);
-    xd_dataset_t own = {s->data.n, d, (double *)s->data.X, NULL};
-    const xd_dataset_t *use = bg && bg->n ? bg : &own;
-    /* as /explain/shap: the linear closed form takes the whole background (its mean is
-     * exact and costs nothing), the others a k-means summary */
-    size_t k = xd_shap_resolve_method(s->m, XD_SHAP_AUTO, XD_SHAP_LINK_IDENTITY, use->n) == XD_SHAP_LINEAR
-                   ? SIZE_MAX
-                   : SHAP_BG;
-    s->bg_rc = xd_shap_summarize(use, k, s->seed, &s->bg, &s->bg_err);
-    s->bg_ready = 1;
-  }
-  pthread_mutex_unlock(&s->lock);
-  if (s->bg_rc != XD_OK) {
-    *err = s->bg_err;
-    return s->bg_rc;
-  }
   size_t r0 = part * SHAP_CHUNK, nr = s->data.n - r0 < SHAP_CHUNK ? s->data.n - r0 : SHAP_CHUNK;
   xd_shap_opts_t o = {XD_SHAP_AUTO, XD_SHAP_LINK_IDENTITY, 0, 0, s->seed};
   /* rows use SHAP streams r0.. of the seed: the answer does not depend on the chunking */
@@ -360,7 +352,8 @@ done:
 /* A JSON allocation failure while encoding turns the answer into a 500, a non-finite
  * result into a 400 (api/alloc.h). */
 XD_JSON_RESULT_GUARDED(imp_encode_checked, imp_encode)
-static const xd_job_ops_t imp_ops = {"importance", imp_run, imp_encode_checked, imp_free};
+static const xd_job_ops_t imp_ops = {
+    .endpoint = "importance", .prepare = imp_prepare, .run = imp_run, .encode = imp_encode_checked, .free = imp_free};
 
 /* ==== decoding ============================================================================= */
 
@@ -559,8 +552,6 @@ int xd_importance_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_
     s->targets = xd_calloc(n, sizeof *s->targets);
     if (!s->values || !s->expected || !s->out || !s->targets) goto nomem;
     for (size_t i = 0; i < n; i++) s->targets[i] = s->target_predicted ? SIZE_MAX : s->target;
-    if (pthread_mutex_init(&s->lock, NULL) != 0) goto nomem;
-    s->lock_init = 1;
     parts = (n + SHAP_CHUNK - 1) / SHAP_CHUNK;
     break;
   }

@@ -9,7 +9,6 @@
  * repeats > 1 the spread of every number over the runs.
  */
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,28 +21,25 @@
 typedef struct lime_job {
   xd_model_entry_t *entry;
   xd_lime_options_t opt;
-  /* The plan's sampling tables take 0.1-0.3 ms to build: the first part to run builds
-   * them (on a worker, not the network thread) under mu, for every part. */
-  pthread_mutex_t mu;
-  int have_mu, have_plan, plan_rc;
+  /* The plan's sampling tables take 0.1-0.3 ms to build: the job's prepare step builds
+   * them once (on a worker, not the network thread) for every part. */
+  int have_plan;
   xd_lime_plan_t plan;
   double *X; /* (n, d) instances */
   size_t n;
   xd_lime_result_t *res; /* n */
 } lime_job_t;
 
+static int lime_prepare(void *state, const xd_cancel_t *cancel, xd_error_t *err) {
+  lime_job_t *j = state;
+  (void)cancel; /* building the plan is short: no cancel point inside */
+  int rc = xd_lime_plan_init(&j->plan, j->entry->model, &j->opt, err);
+  j->have_plan = rc == XD_OK;
+  return rc;
+}
+
 static int lime_run(void *state, size_t part, const xd_cancel_t *cancel, xd_error_t *err) {
   lime_job_t *j = state;
-  pthread_mutex_lock(&j->mu);
-  int rc = j->plan_rc;
-  if (rc == XD_OK && !j->have_plan) {
-    rc = j->plan_rc = xd_lime_plan_init(&j->plan, j->entry->model, &j->opt, err);
-    j->have_plan = rc == XD_OK;
-  } else if (rc != XD_OK) {
-    xd_error_set(err, rc, NULL, "the LIME plan could not be built");
-  }
-  pthread_mutex_unlock(&j->mu);
-  if (rc != XD_OK) return rc;
   return xd_lime_explain(&j->plan, j->X + part * j->plan.d, part, &j->res[part], cancel, err);
 }
 
@@ -148,7 +144,6 @@ static void lime_free(void *state) {
     for (size_t i = 0; i < j->n; i++) xd_lime_result_deinit(&j->res[i]);
   xd_free(j->res);
   if (j->have_plan) xd_lime_plan_deinit(&j->plan);
-  if (j->have_mu) pthread_mutex_destroy(&j->mu);
   xd_free(j->X);
   xd_model_entry_release(j->entry);
   xd_free(j);
@@ -157,7 +152,8 @@ static void lime_free(void *state) {
 /* A JSON allocation failure while encoding turns the answer into a 500, a non-finite
  * result into a 400 (api/alloc.h). */
 XD_JSON_RESULT_GUARDED(lime_encode_checked, lime_encode)
-static const xd_job_ops_t lime_ops = {"explain_lime", lime_run, lime_encode_checked, lime_free};
+static const xd_job_ops_t lime_ops = {
+    .endpoint = "explain_lime", .prepare = lime_prepare, .run = lime_run, .encode = lime_encode_checked, .free = lime_free};
 
 /* ---- decode ------------------------------------------------------------------------ */
 
@@ -220,11 +216,6 @@ int xd_lime_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_
   if (rc != XD_OK) return rc;
   lime_job_t *j = xd_calloc(1, sizeof *j);
   if (!j) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
-  if (pthread_mutex_init(&j->mu, NULL) != 0) {
-    xd_free(j);
-    return xd_error_set(err, XD_ENOMEM, NULL, "out of resources");
-  }
-  j->have_mu = 1;
   if (!(j->entry = xd_api_model(api, body, err))) {
     rc = err->code;
     goto fail;

@@ -116,7 +116,8 @@ nomem:
 /* A JSON allocation failure while encoding turns the answer into a 500, a non-finite
  * result into a 400 (api/alloc.h). */
 XD_JSON_RESULT_GUARDED(pdp_encode_checked, pdp_encode)
-static const xd_job_ops_t pdp_ops = {"explain_pdp", pdp_run, pdp_encode_checked, pdp_free};
+static const xd_job_ops_t pdp_ops = {
+    .endpoint = "explain_pdp", .run = pdp_run, .encode = pdp_encode_checked, .free = pdp_free};
 
 /* One feature reference: a name or an index. */
 static int decode_feature(const xd_model_t *m, const json_t *v, const char *field, size_t *out, xd_error_t *err) {

@@ -6,19 +6,14 @@
  * than MAX_PARTS_PER_ROW), each instance is split into parts_per_row parts that evaluate
  * fixed slices of its coalitions — so a single-row request still uses every worker —
  * its plan is built up front and the solve runs in encode. What every part needs first
- * is shared:
- *   1. the k-means runs of the background summary: every arriving part claims unclaimed
- *      runs (an atomic counter) and then waits until all runs are done, so the runs
- *      spread over however many workers are active and no part waits on unstarted work;
- *   2. the rest — the summary itself, E_bg f, f(x), the targets and each instance's
- *      coalition plan — is prepared once, by whichever part gets the mutex first.
+ * — the k-means runs of the background summary and the summary itself, E_bg f, f(x),
+ * the targets and each instance's coalition plan — is built by the job's prepare step
+ * (api/job.h), once, before any part runs; parts never wait for each other.
  * Everything is drawn from the request seed (k-means run r from its own stream,
  * instance i's coalitions from stream i) and the part layout depends only on the
  * request, so the answer is bit-identical whatever the worker count.
  */
 #include <math.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -43,40 +38,44 @@ typedef struct shap_job {
   size_t n;
   size_t *target;          /* (n) */
   size_t parts_per_row;
-  /* k-means runs, claimed by the parts (km_next), counted under lock (km_done) */
+  /* k-means runs of the background summary (prepare step) */
   int need_kmeans;
   size_t km_k;             /* centres per run: min(bg_size, background rows) */
-  atomic_uint km_next;
-  unsigned km_done;
-  int km_rc;
-  xd_error_t km_err;
   double *km_C[XD_SHAP_KMEANS_RUNS];   /* (km_k, d) each */
   size_t *km_cnt[XD_SHAP_KMEANS_RUNS]; /* (km_k) each */
   double km_inertia[XD_SHAP_KMEANS_RUNS];
-  pthread_cond_t km_cond;
-  /* prepared once by the first part (lock) */
-  pthread_mutex_t lock;
-  int lock_init, prepared, prep_rc;
-  xd_error_t prep_err;
+  /* built by the prepare step, read by the parts */
   double *fnull;           /* (n_outputs) */
   double *fx;              /* (n, n_outputs) */
   xd_shap_plan_t *plans;   /* (n) when parts_per_row > 1, else NULL */
   size_t *ncoal;           /* (n) coalitions evaluated per instance */
-  xd_cancel_t run_cancel; /* the job's cancel, for the solves in encode (lock) */
+  xd_cancel_t run_cancel; /* the job's cancel, for the solves in encode (set by prepare) */
   int have_cancel;
   /* results (encode) */
   double *phi, *expected, *out; /* (n, d), (n), (n) */
 } shap_job_t;
 
-static int prepare(shap_job_t *j, const xd_cancel_t *cancel, xd_error_t *err) {
+/* The job's prepare step (api/job.h): everything the parts share. */
+static int shap_prepare(void *state, const xd_cancel_t *cancel, xd_error_t *err) {
+  shap_job_t *j = state;
   const xd_model_t *m = j->entry->model;
   size_t d = xd_model_n_features(m), K = xd_model_n_outputs(m);
   int rc = XD_OK;
   const xd_dataset_t *mb = xd_model_background(m);
+  if (cancel) { /* the same for every stage of the job: kept for encode's solves */
+    j->run_cancel = *cancel;
+    j->have_cancel = 1;
+  }
   if (j->need_kmeans) {
-    if (j->km_rc != XD_OK) {
-      *err = j->km_err;
-      return j->km_rc;
+    for (unsigned r = 0; r < XD_SHAP_KMEANS_RUNS; r++) {
+      /* A k-means run does not look at the deadline (core/shap.h); check it between runs,
+       * so a summary of a large background stops within one run of its deadline. */
+      if ((rc = xd_cancel_check(cancel)) != XD_OK)
+        return xd_error_set(err, rc, NULL, "%s while summarizing the background",
+                            rc == XD_ETIMEDOUT ? "deadline exceeded" : "canceled");
+      if ((rc = xd_shap_kmeans_run(mb->X, mb->n, d, j->km_k, j->o.seed, r, j->km_C[r], j->km_cnt[r],
+                                   &j->km_inertia[r], cancel, err)) != XD_OK)
+        return rc;
     }
     if ((rc = xd_shap_kmeans_pick(mb->X, mb->n, d, j->km_k, j->km_C, j->km_cnt, j->km_inertia, XD_SHAP_KMEANS_RUNS,
                                   &j->bg, err)) != XD_OK)
@@ -141,45 +140,6 @@ static int shap_run(void *state, size_t part, const xd_cancel_t *cancel, xd_erro
   shap_job_t *j = state;
   const xd_model_t *m = j->entry->model;
   size_t d = xd_model_n_features(m);
-  if (j->need_kmeans) {
-    const xd_dataset_t *mb = xd_model_background(m);
-    unsigned r;
-    while ((r = atomic_fetch_add(&j->km_next, 1)) < XD_SHAP_KMEANS_RUNS) {
-      xd_error_t e;
-      xd_error_clear(&e);
-      /* A k-means run does not look at the deadline (core/shap.h); check it between runs,
-       * so a summary of a large background stops within one run of its deadline. */
-      int rc = xd_cancel_check(cancel);
-      if (rc != XD_OK)
-        xd_error_set(&e, rc, NULL, "%s while summarizing the background",
-                     rc == XD_ETIMEDOUT ? "deadline exceeded" : "canceled");
-      else
-        rc = xd_shap_kmeans_run(mb->X, mb->n, d, j->km_k, j->o.seed, r, j->km_C[r], j->km_cnt[r],
-                                &j->km_inertia[r], cancel, &e);
-      pthread_mutex_lock(&j->lock);
-      if (rc != XD_OK && j->km_rc == XD_OK) j->km_rc = rc, j->km_err = e;
-      if (++j->km_done == XD_SHAP_KMEANS_RUNS) pthread_cond_broadcast(&j->km_cond);
-      pthread_mutex_unlock(&j->lock);
-    }
-    pthread_mutex_lock(&j->lock); /* every run is claimed: wait for the ones still running */
-    while (j->km_done < XD_SHAP_KMEANS_RUNS) pthread_cond_wait(&j->km_cond, &j->lock);
-    pthread_mutex_unlock(&j->lock);
-  }
-  pthread_mutex_lock(&j->lock);
-  if (!j->have_cancel && cancel) { /* the same for every part of the job: kept for encode's solves */
-    j->run_cancel = *cancel;
-    j->have_cancel = 1;
-  }
-  if (!j->prepared) {
-    xd_error_clear(&j->prep_err);
-    j->prep_rc = prepare(j, cancel, &j->prep_err);
-    j->prepared = 1;
-  }
-  pthread_mutex_unlock(&j->lock);
-  if (j->prep_rc != XD_OK) {
-    *err = j->prep_err;
-    return j->prep_rc;
-  }
   size_t i = part / j->parts_per_row, s = part % j->parts_per_row;
   if (j->o.method == XD_SHAP_LINEAR)
     return s ? XD_OK
@@ -260,10 +220,6 @@ static void shap_free(void *state) {
   shap_job_t *j = state;
   if (!j) return;
   xd_model_entry_release(j->entry);
-  if (j->lock_init) {
-    pthread_mutex_destroy(&j->lock);
-    pthread_cond_destroy(&j->km_cond);
-  }
   for (int r = 0; r < XD_SHAP_KMEANS_RUNS; r++) {
     xd_free(j->km_C[r]);
     xd_free(j->km_cnt[r]);
@@ -286,7 +242,8 @@ static void shap_free(void *state) {
 /* A JSON allocation failure while encoding turns the answer into a 500, a non-finite
  * result into a 400 (api/alloc.h). */
 XD_JSON_RESULT_GUARDED(shap_encode_checked, shap_encode)
-static const xd_job_ops_t shap_ops = {"explain_shap", shap_run, shap_encode_checked, shap_free};
+static const xd_job_ops_t shap_ops = {
+    .endpoint = "explain_shap", .prepare = shap_prepare, .run = shap_run, .encode = shap_encode_checked, .free = shap_free};
 
 /* ---- decoding -------------------------------------------------------------------------- */
 
@@ -377,16 +334,6 @@ int xd_shap_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_
   if (rc != XD_OK) return rc;
   shap_job_t *j = xd_calloc(1, sizeof *j);
   if (!j) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
-  if (pthread_mutex_init(&j->lock, NULL) != 0) {
-    xd_free(j);
-    return xd_error_set(err, XD_ENOMEM, NULL, "out of resources");
-  }
-  if (pthread_cond_init(&j->km_cond, NULL) != 0) {
-    pthread_mutex_destroy(&j->lock);
-    xd_free(j);
-    return xd_error_set(err, XD_ENOMEM, NULL, "out of resources");
-  }
-  j->lock_init = 1;
   if (!(j->entry = xd_api_model(api, body, err))) {
     rc = err->code;
     goto fail;

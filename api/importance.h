@@ -11,7 +11,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#include "api/api.h"
+#include "api/context.h"
 
 typedef struct xd_imp_data {
   const double *X; /* (n, n_features): owned copy or the model's background (borrowed:

@@ -15,21 +15,6 @@
 #include "core/model.h"
 #include "core/status.h"
 
-/* Limits on what one request may ask for; set from the server configuration. */
-typedef struct xd_limits {
-  size_t max_rows;          /* instances per request (default 10000) */
-  size_t max_samples;       /* LIME num_samples, SmoothGrad samples (default 100000) */
-  size_t max_steps;         /* IG steps (default 1024) */
-  uint64_t max_work_rows;   /* model rows one request may evaluate (default 50,000,000) */
-  size_t max_background;    /* background rows for SHAP / data rows (default 10000) */
-  size_t max_nsamples;      /* Kernel SHAP coalitions (default 100000) */
-  size_t max_repeats;       /* LIME repeats, permutation n_repeats (default 100) */
-  size_t max_grid;          /* PDP grid_resolution (default 1000) */
-  size_t max_train_rows;    /* rows of a training CSV (default 100000) */
-  size_t train_background;  /* background rows kept with a trained model (default 1000) */
-} xd_limits_t;
-
-void xd_limits_default(xd_limits_t *l);
 
 /* Fails with XD_EINVAL naming "<prefix>.<key>" (or "<key>") for any key of obj not in
  * allowed (NULL-terminated). Keys starting "x-" are not allowed in requests. */

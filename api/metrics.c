@@ -221,7 +221,7 @@ static void process_metrics(buf_t *b) {
   put(b, "process_start_time_seconds %.3f\n", start_time);
 }
 
-void xd_metrics_render(xd_api_t *api, xd_api_response_t *resp) {
+void xd_metrics_render(xd_registry_t *reg, int ready, xd_api_response_t *resp) {
   buf_t b = {xd_malloc(16384), 0, 16384, 0};
   if (!b.p) b.oom = 1;
   char e1[128], e2[160], e3[160], lab[512];
@@ -271,10 +271,10 @@ void xd_metrics_render(xd_api_t *api, xd_api_response_t *resp) {
   header(&b, "explaind_queue_capacity", "gauge", "Jobs that may be admitted at once.");
   put(&b, "explaind_queue_capacity %u\n", g.capacity ? g.capacity(g.ctx) : 0);
   header(&b, "explaind_ready", "gauge", "1 while the server is ready for traffic.");
-  put(&b, "explaind_ready %d\n", xd_api_ready(api));
+  put(&b, "explaind_ready %d\n", ready);
   xd_model_entry_t **es = NULL;
   size_t n = 0;
-  if (xd_registry_list(xd_api_registry(api), &es, &n) == XD_OK) {
+  if (xd_registry_list(reg, &es, &n) == XD_OK) {
     header(&b, "explaind_models_loaded", "gauge", "Models being served.");
     put(&b, "explaind_models_loaded %zu\n", n);
     header(&b, "explaind_model_info", "gauge", "A served model, its version and bundle digest.");

@@ -20,7 +20,8 @@
 
 #include <stddef.h>
 
-#include "api/api.h"
+#include "api/registry.h"
+#include "api/response.h"
 
 /* Gauges the server owns; the metrics page asks for them when it renders. */
 typedef struct xd_metrics_gauges {
@@ -39,7 +40,8 @@ void xd_metrics_queue(const char *endpoint, double seconds);
 void xd_metrics_compute(const char *endpoint, const char *model, double seconds, unsigned long long rows);
 void xd_metrics_rejected(const char *endpoint, const char *reason);
 
-/* Renders the exposition text into resp (text/plain; version=0.0.4). */
-void xd_metrics_render(xd_api_t *api, xd_api_response_t *resp);
+/* Renders the exposition text into resp (text/plain; version=0.0.4): the series, the
+ * server's gauges, ready (1/0) and reg's models. */
+void xd_metrics_render(xd_registry_t *reg, int ready, xd_api_response_t *resp);
 
 #endif

@@ -4,6 +4,7 @@
 
 #include "api/endpoints.h"
 #include "api/alloc.h"
+#include "api/numbody.h"
 #include "core/alloc.h"
 
 #define PART_ROWS 2048
@@ -64,7 +65,8 @@ static void predict_free(void *state) {
 /* A JSON allocation failure while encoding turns the answer into a 500, a non-finite
  * result into a 400 (api/alloc.h). */
 XD_JSON_RESULT_GUARDED(predict_encode_checked, predict_encode)
-static const xd_job_ops_t predict_ops = {"predict", predict_run, predict_encode_checked, predict_free};
+static const xd_job_ops_t predict_ops = {
+    .endpoint = "predict", .run = predict_run, .encode = predict_encode_checked, .free = predict_free};
 
 int xd_predict_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err) {
   static const char *const keys[] = {"model", "instances", "timeout_ms", NULL};
@@ -93,4 +95,53 @@ int xd_predict_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_err
 fail:
   predict_free(j);
   return rc;
+}
+
+/* The fast path (api/numbody.h): a body of only "model", "instances" as lists of numbers
+ * and "timeout_ms", every value valid, becomes the same job as xd_predict_decode makes
+ * from jansson's document. Anything else — including every request that is an error —
+ * returns 0 and goes the jansson way, so answers and errors are the same either way. */
+int xd_predict_fast(xd_api_t *api, const char *body, size_t len, xd_work_t *work) {
+  static const char *const keys[] = {"model", "instances", "timeout_ms", NULL};
+  const xd_limits_t *lim = xd_api_limits(api);
+  xd_numbody_t nb;
+  if (!xd_numbody_parse(body, len, keys, len / 2 + 1, &nb)) return 0; /* a number takes 2 bytes or more */
+  const xd_numbody_value_t *name = &nb.v[0], *inst = &nb.v[1], *to = &nb.v[2];
+  predict_job_t *j = NULL;
+  char nm[XD_MODEL_NAME_MAX + 1];
+  if (name->kind != XD_NB_STRING || name->str_len > XD_MODEL_NAME_MAX || inst->kind != XD_NB_ROWS ||
+      inst->n_rows > lim->max_rows || (to->kind && (to->kind != XD_NB_INTEGER || to->integer < 1 || to->integer > 3600000)))
+    goto no;
+  memcpy(nm, name->str, name->str_len);
+  nm[name->str_len] = '\0';
+  if (!xd_model_name_valid(nm) || !(j = xd_calloc(1, sizeof *j))) goto no;
+  if (!(j->entry = xd_registry_get(xd_api_registry(api), nm))) goto no;
+  const xd_model_t *m = j->entry->model;
+  size_t d = xd_model_n_features(m);
+  const xd_feature_t *fs = xd_model_features(m);
+  if (inst->row_len != d) goto no;
+  for (size_t f = 0; f < d; f++) /* categorical features take integer codes only */
+    if (fs[f].kind == XD_FEAT_CATEGORICAL)
+      for (size_t i = 0; i < inst->n_rows; i++) {
+        double v = inst->x[i * d + f];
+        if (!inst->is_int[i * d + f] || v < 0 || v >= (double)fs[f].n_categories) goto no;
+      }
+  j->n = inst->n_rows;
+  j->X = nb.v[1].x; /* taken over */
+  nb.v[1].x = NULL;
+  j->out = xd_malloc(xd_mul_size(j->n, xd_model_n_outputs(m)) * sizeof *j->out);
+  if (!j->out) goto no;
+  int64_t timeout_ms = to->kind ? to->integer : 0;
+  xd_numbody_deinit(&nb);
+  work->ops = &predict_ops;
+  work->state = j;
+  work->n_parts = (j->n + PART_ROWS - 1) / PART_ROWS;
+  work->cost_rows = j->n;
+  work->model = j->entry->name;
+  work->timeout_ms = timeout_ms;
+  return 1;
+no:
+  predict_free(j);
+  xd_numbody_deinit(&nb);
+  return 0;
 }

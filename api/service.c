@@ -1,5 +1,6 @@
-/* service.c — health, readiness, model listing and metadata, model directory loading. */
-#include "api/service.h"
+/* service.c — the service endpoints answered without a worker: health, readiness,
+ * metrics, model listing and metadata. */
+#include "api/endpoints.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -12,13 +13,6 @@
 #include "core/trees.h"
 #include "core/alloc.h"
 #include "core/sha256.h"
-
-static void method_not_allowed(xd_api_response_t *resp, const char *method, const char *allow) {
-  xd_error_t err;
-  xd_error_set(&err, XD_EMETHOD, NULL, "method %s is not allowed here", method);
-  xd_api_error(&err, resp);
-  xd_api_add_header(resp, "Allow", "%s", allow);
-}
 
 static json_t *model_summary(const xd_model_entry_t *e) {
   const xd_model_t *m = e->model;
@@ -138,178 +132,60 @@ static json_t *model_detail(const xd_model_entry_t *e) {
   return o;
 }
 
-int xd_service_handle(xd_api_t *api, const xd_api_request_t *req, xd_api_response_t *resp) {
-  const char *p = req->path;
-  int get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
-  if (strcmp(p, "/healthz") == 0) {
-    resp->endpoint = "healthz";
-    if (!get) return method_not_allowed(resp, req->method, "GET, HEAD"), 1;
-    xd_api_json(resp, 200, json_pack("{s:s}", "status", "ok"));
-    return 1;
-  }
-  if (strcmp(p, "/readyz") == 0) {
-    resp->endpoint = "readyz";
-    if (!get) return method_not_allowed(resp, req->method, "GET, HEAD"), 1;
-    if (xd_api_ready(api))
-      xd_api_json(resp, 200,
-                  json_pack("{s:s, s:I}", "status", "ready", "models", (json_int_t)xd_registry_count(xd_api_registry(api))));
-    else {
-      xd_error_t err;
-      xd_error_set(&err, XD_EOVERLOAD, NULL, "not ready: loading models or shutting down");
-      xd_api_error(&err, resp);
-    }
-    return 1;
-  }
-  if (strcmp(p, "/metrics") == 0) {
-    resp->endpoint = "metrics";
-    if (!get) return method_not_allowed(resp, req->method, "GET, HEAD"), 1;
-    xd_metrics_render(api, resp);
-    return 1;
-  }
-  if (strcmp(p, "/models") == 0) {
-    resp->endpoint = "models";
-    if (!get) return method_not_allowed(resp, req->method, "GET, HEAD"), 1;
-    xd_model_entry_t **es;
-    size_t n;
-    if (xd_registry_list(xd_api_registry(api), &es, &n) != XD_OK) {
-      xd_error_t err;
-      xd_error_set(&err, XD_ENOMEM, NULL, "out of memory");
-      xd_api_error(&err, resp);
-      return 1;
-    }
-    json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++) {
-      json_array_append_new(arr, model_summary(es[i]));
-      xd_model_entry_release(es[i]);
-    }
-    xd_free(es);
-    xd_api_json(resp, 200, json_pack("{s:o}", "models", arr));
-    return 1;
-  }
-  if (strncmp(p, "/models/", 8) == 0 && !strchr(p + 8, '/')) {
-    resp->endpoint = "model";
-    const char *name = p + 8;
-    snprintf(resp->model, sizeof resp->model, "%.64s", name);
-    if (!get) return method_not_allowed(resp, req->method, "GET, HEAD, PUT, DELETE"), 1;
-    xd_model_entry_t *e = xd_model_name_valid(name) ? xd_registry_get(xd_api_registry(api), name) : NULL;
-    if (!e) {
-      xd_error_t err;
-      xd_error_set(&err, XD_ENOTFOUND, "model", "model '%.64s' is not loaded", name);
-      xd_api_error(&err, resp);
-      return 1;
-    }
-    json_t *detail = model_detail(e);
-    size_t nb = background_asked(req->query);
-    if (detail && nb) json_object_set_new(detail, "background", background_rows(e->model, nb));
-    xd_api_json(resp, 200, detail);
-    xd_api_add_header(resp, "ETag", "\"%s\"", e->sha256); /* for If-Match on PUT */
-    xd_model_entry_release(e);
-    return 1;
-  }
-  return 0;
+xd_api_outcome_t xd_service_healthz(xd_api_t *api, const xd_api_request_t *req, const xd_route_args_t *args,
+                                    xd_api_response_t *resp, xd_work_t *work) {
+  xd_api_json(resp, 200, json_pack("{s:s}", "status", "ok"));
+  return XD_API_RESPOND;
 }
 
-/* ---- model directory ------------------------------------------------------------------- */
-
-/* The version a bundle written by PUT carries ("x-explaind-version"), or 0. */
-static uint64_t stored_version(const char *data, size_t len) {
-  json_t *doc = json_loadb(data, len, 0, NULL);
-  json_t *v = json_object_get(doc, "x-explaind-version");
-  uint64_t ver = json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
-  json_decref(doc);
-  return ver;
+xd_api_outcome_t xd_service_readyz(xd_api_t *api, const xd_api_request_t *req, const xd_route_args_t *args,
+                                   xd_api_response_t *resp, xd_work_t *work) {
+  if (xd_api_ready(api))
+    xd_api_json(resp, 200,
+                json_pack("{s:s, s:I}", "status", "ready", "models", (json_int_t)xd_registry_count(xd_api_registry(api))));
+  else
+    xd_api_errorf(resp, XD_EOVERLOAD, NULL, "not ready: loading models or shutting down");
+  return XD_API_RESPOND;
 }
 
-static int load_one(xd_api_t *api, const char *name, const char *path, void (*log)(void *, const char *), void *ctx) {
-  xd_model_t *m = NULL;
-  char sha[65], msg[1024];
-  xd_error_t err;
-  xd_error_clear(&err);
-  if (!xd_model_name_valid(name)) {
-    snprintf(msg, sizeof msg, "skipping %s: '%s' is not a valid model name", path, name);
-    if (log) log(ctx, msg);
-    return 0;
-  }
-  char *data = NULL;
-  size_t len = 0;
-  if (xd_read_file(path, XD_BUNDLE_MAX_BYTES, &data, &len, &err) != XD_OK) {
-    snprintf(msg, sizeof msg, "skipping %s: %s", path, err.text);
-    if (log) log(ctx, msg);
-    return 0;
-  }
-  char dir[4096];
-  snprintf(dir, sizeof dir, "%s", path);
-  char *slash = strrchr(dir, '/');
-  if (slash) *slash = '\0';
-  /* The bundle and the files it names (an ONNX graph, a background CSV): what PUT
-   * reports as sha256 for an ONNX upload, and a change to any of them is a new version. */
-  xd_bundle_digest(data, len, slash ? dir : ".", sha);
-  /* A rescan (SIGHUP) leaves unchanged bundles alone: same bytes, same version. */
-  xd_model_entry_t *cur = xd_registry_get(xd_api_registry(api), name);
-  int same = cur && strcmp(cur->sha256, sha) == 0;
-  xd_model_entry_release(cur);
-  if (same) {
-    xd_free(data);
-    return 1;
-  }
-  int rc = xd_bundle_decode(data, len, slash ? dir : ".", &m, &err);
-  uint64_t version = rc == XD_OK ? stored_version(data, len) : 0;
-  xd_free(data);
-  if (rc != XD_OK) {
-    snprintf(msg, sizeof msg, "skipping %s: %s%s%s", path, err.field, err.field[0] ? ": " : "", err.text);
-    if (log) log(ctx, msg);
-    return 0;
-  }
-  /* A rescan that read a bundle while a PUT of the same name landed may hold the older
-   * version: PUT's bundles carry theirs, so never go back to an older one. */
-  cur = version ? xd_registry_get(xd_api_registry(api), name) : NULL;
-  int stale = cur && cur->version > version;
-  xd_model_entry_release(cur);
-  if (stale) {
-    xd_model_free(m);
-    return 1;
-  }
-  if (xd_registry_put(xd_api_registry(api), name, m, sha, path, version, NULL) != XD_OK) {
-    snprintf(msg, sizeof msg, "skipping %s: out of memory", path);
-    if (log) log(ctx, msg);
-    return 0;
-  }
-  snprintf(msg, sizeof msg, "loaded model '%s' from %s", name, path);
-  if (log) log(ctx, msg);
-  return 1;
+xd_api_outcome_t xd_service_metrics(xd_api_t *api, const xd_api_request_t *req, const xd_route_args_t *args,
+                                    xd_api_response_t *resp, xd_work_t *work) {
+  xd_metrics_render(xd_api_registry(api), xd_api_ready(api), resp);
+  return XD_API_RESPOND;
 }
 
-/* Two passes: folders (DIR/NAME/model.json) first, then files (DIR/NAME.json), so that a
- * bundle uploaded with PUT, which is always written as DIR/NAME.json, wins over a
- * folder of the same name whatever order readdir returns. */
-int xd_api_load_dir(xd_api_t *api, const char *dir, void (*log)(void *ctx, const char *msg), void *ctx) {
-  char msg[1024];
-  int loaded = 0;
-  for (int pass = 0; pass < 2; pass++) {
-    DIR *d = opendir(dir);
-    if (!d) {
-      snprintf(msg, sizeof msg, "cannot open model directory %s", dir);
-      if (log) log(ctx, msg);
-      return -1;
-    }
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-      const char *n = de->d_name;
-      if (n[0] == '.') continue; /* also skips PUT's temporary files */
-      char path[4096], name[256];
-      size_t len = strlen(n);
-      int is_json = len > 5 && strcmp(n + len - 5, ".json") == 0;
-      if (pass == 1 && is_json) {
-        snprintf(name, sizeof name, "%.*s", (int)(len - 5), n);
-        snprintf(path, sizeof path, "%s/%s", dir, n);
-        loaded += load_one(api, name, path, log, ctx);
-      } else if (pass == 0 && !is_json) {
-        snprintf(path, sizeof path, "%s/%s/model.json", dir, n);
-        struct stat st;
-        if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) loaded += load_one(api, n, path, log, ctx);
-      }
-    }
-    closedir(d);
+xd_api_outcome_t xd_service_models(xd_api_t *api, const xd_api_request_t *req, const xd_route_args_t *args,
+                                   xd_api_response_t *resp, xd_work_t *work) {
+  xd_model_entry_t **es;
+  size_t n;
+  if (xd_registry_list(xd_api_registry(api), &es, &n) != XD_OK) {
+    xd_api_errorf(resp, XD_ENOMEM, NULL, "out of memory");
+    return XD_API_RESPOND;
   }
-  return loaded;
+  json_t *arr = json_array();
+  for (size_t i = 0; i < n; i++) {
+    json_array_append_new(arr, model_summary(es[i]));
+    xd_model_entry_release(es[i]);
+  }
+  xd_free(es);
+  xd_api_json(resp, 200, json_pack("{s:o}", "models", arr));
+  return XD_API_RESPOND;
+}
+
+xd_api_outcome_t xd_service_model(xd_api_t *api, const xd_api_request_t *req, const xd_route_args_t *args,
+                                  xd_api_response_t *resp, xd_work_t *work) {
+  char name[XD_MODEL_NAME_MAX + 2];
+  xd_route_arg_copy(args->name, args->name_len, name, sizeof name);
+  xd_model_entry_t *e = xd_model_name_valid(name) ? xd_registry_get(xd_api_registry(api), name) : NULL;
+  if (!e) {
+    xd_api_errorf(resp, XD_ENOTFOUND, "model", "model '%.64s' is not loaded", name);
+    return XD_API_RESPOND;
+  }
+  json_t *detail = model_detail(e);
+  size_t nb = background_asked(req->query);
+  if (detail && nb) json_object_set_new(detail, "background", background_rows(e->model, nb));
+  xd_api_json(resp, 200, detail);
+  xd_api_add_header(resp, "ETag", "\"%s\"", e->sha256); /* for If-Match on PUT */
+  xd_model_entry_release(e);
+  return XD_API_RESPOND;
 }

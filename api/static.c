@@ -3,6 +3,8 @@
  * by tools/embed_web.sh (see static.h); nothing is read from disk. */
 #include "api/static.h"
 
+#include "api/endpoints.h"
+
 #include <string.h>
 
 #include "core/alloc.h"
@@ -39,44 +41,33 @@ const xd_static_asset_t *xd_static_find(const char *path) {
 
 /* If-None-Match names our ETag (in a list, weak or strong) or is "*". */
 static int not_modified(const xd_api_request_t *req, const char *etag) {
-  const char *inm = req->header ? req->header(req->header_ctx, "If-None-Match") : NULL;
+  const char *inm = xd_api_header(req, "If-None-Match");
   if (!inm) return 0;
   while (*inm == ' ') inm++;
   return strcmp(inm, "*") == 0 || strstr(inm, etag) != NULL;
 }
 
-int xd_static_handle(const xd_api_request_t *req, xd_api_response_t *resp) {
-  const xd_static_asset_t *a = xd_static_find(req->path);
-  if (!a) return 0;
+xd_api_outcome_t xd_static_answer(xd_api_t *api, const xd_api_request_t *req, const xd_route_args_t *args,
+                                  xd_api_response_t *resp, xd_work_t *work) {
+  const xd_static_asset_t *a = xd_static_find(req->path); /* the route matched: it exists */
   resp->endpoint = strcmp(a->path, "/openapi.json") == 0 ? "openapi" : "dashboard";
-  if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
-    xd_error_t err;
-    xd_error_set(&err, XD_EMETHOD, NULL, "method %s is not allowed here", req->method);
-    xd_api_error(&err, resp);
-    xd_api_add_header(resp, "Allow", "GET, HEAD");
-    return 1;
-  }
-  xd_free(resp->body);
-  resp->body = NULL;
-  resp->body_len = 0;
   if (not_modified(req, a->etag)) {
-    resp->status = 304;
+    xd_api_empty(resp, 304, mime_type(a->path));
   } else {
     char *body = xd_malloc(a->len ? a->len : 1);
     if (!body) {
-      xd_error_t err;
-      xd_error_set(&err, XD_ENOMEM, NULL, "out of memory");
-      xd_api_error(&err, resp);
-      return 1;
+      xd_api_errorf(resp, XD_ENOMEM, NULL, "out of memory");
+      return XD_API_RESPOND;
     }
     memcpy(body, a->data, a->len);
+    xd_free(resp->body);
     resp->status = 200;
     resp->body = body;
     resp->body_len = a->len;
+    resp->content_type = mime_type(a->path);
   }
-  resp->content_type = mime_type(a->path);
   xd_api_add_header(resp, "Cache-Control", "no-cache");
   xd_api_add_header(resp, "ETag", "%s", a->etag);
   xd_api_add_header(resp, "Content-Security-Policy", "%s", CSP);
-  return 1;
+  return XD_API_RESPOND;
 }

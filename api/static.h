@@ -13,7 +13,7 @@
 
 #include <stddef.h>
 
-#include "api/api.h"
+#include "api/response.h"
 
 /* One embedded file; the table is generated at build time. */
 typedef struct xd_static_asset {
@@ -29,11 +29,9 @@ extern const size_t xd_static_n_assets;
 /* The embedded file served at path ("/" is "/index.html"), or NULL. Borrowed, static. */
 const xd_static_asset_t *xd_static_find(const char *path);
 
-/* Answers req when its path is an embedded asset: GET/HEAD get 200 (or 304 when
- * If-None-Match matches the ETag) with the file, its Content-Type, Cache-Control, ETag
- * and Content-Security-Policy; other methods get 405 with Allow. The body is xd_malloc'd
- * (the server frees it with xd_free). Returns 1 when it answered (resp filled), 0 when
- * the path is not an asset (resp untouched). Any thread; reads only static data. */
-int xd_static_handle(const xd_api_request_t *req, xd_api_response_t *resp);
+/* GET/HEAD of an embedded file is answered by xd_static_answer (api/endpoints.h, a row
+ * of the route table matched through xd_static_find): 200 (or 304 when If-None-Match
+ * matches the ETag) with the file, its Content-Type, Cache-Control, ETag and
+ * Content-Security-Policy. The body is xd_malloc'd. Any thread; reads only static data. */
 
 #endif

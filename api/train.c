@@ -1,5 +1,10 @@
-/* train.c — the training endpoint: decode options, train on a worker, persist. */
-#include "api/train.h"
+/* train.c — POST /models/{name}/train (admin): train a dense model from a CSV on the
+ * worker pool and store it like an upload (see docs/training.md).
+ *
+ * Bodies: JSON {"csv": "<text>", "target": ..., options} or {"columns": [...],
+ * "rows": [[...]], "target": ..., options}, or raw CSV (Content-Type: text/csv) with the
+ * options in the query string (hidden=16,8&epochs=100). The answer carries the training
+ * and validation metrics and the stored model's name, version and sha256. */
 
 #include <math.h>
 #include <stdio.h>
@@ -7,11 +12,12 @@
 #include <string.h>
 #include <strings.h>
 
-#include "api/admin.h"
 #include "api/bundle.h"
 #include "api/bundle_write.h"
 #include "api/endpoints.h"
 #include "api/alloc.h"
+#include "api/store.h"
+#include "api/utf8.h"
 #include "core/alloc.h"
 #include "core/sha256.h"
 #include "core/train.h"
@@ -76,8 +82,8 @@ static json_t *train_encode(void *state, xd_error_t *err) {
     json_object_set_new(xm, "best_epoch", rr->best_epoch ? json_integer((json_int_t)rr->best_epoch) : json_null());
     json_object_set_new(doc, "x-metrics", xm);
   }
-  xd_admin_stored_t st;
-  int rc = xd_admin_store(j->api, j->name, doc, NULL, 0, m, NULL, NULL, &st, err);
+  xd_store_stored_t st;
+  int rc = xd_store_put(j->api, j->name, doc, NULL, 0, m, NULL, NULL, &st, err);
   json_decref(doc);
   if (rc != XD_OK) return NULL;
   uint64_t version = st.version;
@@ -112,7 +118,8 @@ static void train_free(void *state) {
 
 /* Any JSON allocation failure while encoding turns the answer into a 500 (api/alloc.h). */
 XD_JSON_OOM_GUARDED(train_encode_checked, train_encode)
-static const xd_job_ops_t train_ops = {"train", train_run, train_encode_checked, train_free};
+static const xd_job_ops_t train_ops = {
+    .endpoint = "train", .run = train_run, .encode = train_encode_checked, .free = train_free};
 
 /* ---- options ---------------------------------------------------------------------------- */
 
@@ -268,15 +275,15 @@ nomem:
   return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
 }
 
-int xd_train_decode(xd_api_t *api, const xd_api_request_t *req, const char *name, xd_work_t *work, xd_error_t *err) {
+static int train_decode(xd_api_t *api, const xd_api_request_t *req, const char *name, xd_work_t *work, xd_error_t *err) {
   if (!xd_model_name_valid(name))
     return xd_error_set(err, XD_EINVAL, "name", "model names match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$");
-  const char *ct = req->header ? req->header(req->header_ctx, "Content-Type") : NULL;
+  const char *ct = xd_api_header(req, "Content-Type");
   int is_csv = ct && strncasecmp(ct, "text/csv", 8) == 0;
   train_job_t *j = xd_calloc(1, sizeof *j);
   if (!j) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
   j->api = api;
-  snprintf(j->name, sizeof j->name, "%s", name);
+  snprintf(j->name, sizeof j->name, "%.64s", name); /* checked valid above */
   xd_train_options_init(&j->opt);
   j->opt.max_rows = xd_api_limits(api)->max_train_rows;
   j->opt.max_background = xd_api_limits(api)->train_background;
@@ -352,4 +359,15 @@ fail:
   json_decref(o);
   train_free(j);
   return rc;
+}
+
+xd_api_outcome_t xd_train_answer(xd_api_t *api, const xd_api_request_t *req, const xd_route_args_t *args,
+                                 xd_api_response_t *resp, xd_work_t *work) {
+  char name[XD_MODEL_NAME_MAX + 2]; /* an over-long name stays over-long: the name check refuses it */
+  xd_route_arg_copy(args->name, args->name_len, name, sizeof name);
+  xd_error_t err;
+  xd_error_clear(&err);
+  if (train_decode(api, req, name, work, &err) == XD_OK) return XD_API_QUEUE;
+  xd_api_error(&err, resp);
+  return XD_API_RESPOND;
 }

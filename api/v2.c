@@ -6,8 +6,8 @@
  * flat or nested. Outputs: classification "probabilities" (FP64 [n, k]), "label"
  * (BYTES [n]) and "label_index" (INT64 [n]); regression "predictions" (FP64 [n, 1]).
  * "outputs" in the request selects among them. The model version is the registry's. */
-#include "api/v2.h"
 #include "api/alloc.h"
+#include "api/endpoints.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -16,12 +16,6 @@
 #include "core/alloc.h"
 
 #define V2_VERSION "0.1.0"
-
-static void oip_error(xd_api_response_t *resp, int code, const char *fmt, const char *arg) {
-  xd_error_t e;
-  xd_error_set(&e, code, NULL, fmt, arg);
-  xd_api_error(&e, resp);
-}
 
 static json_t *tensor_meta(const char *name, const char *dt, json_int_t d0, json_int_t d1) {
   json_t *shape = d1 ? json_pack("[I, I]", d0, d1) : json_pack("[I]", d0);
@@ -143,7 +137,8 @@ static void v2_free(void *state) {
 /* A JSON allocation failure while encoding turns the answer into a 500, a non-finite
  * result into a 400 (api/alloc.h). */
 XD_JSON_RESULT_GUARDED(v2_encode_checked, v2_encode)
-static const xd_job_ops_t v2_ops = {"v2_infer", v2_run, v2_encode_checked, v2_free};
+static const xd_job_ops_t v2_ops = {
+    .endpoint = "v2_infer", .run = v2_run, .encode = v2_encode_checked, .free = v2_free};
 
 /* Decodes "inputs" into j->X; returns XD_OK or an error naming the input. */
 static int decode_inputs(xd_api_t *api, const json_t *inputs, v2_job_t *j, xd_error_t *err) {
@@ -310,94 +305,78 @@ fail:
   return rc;
 }
 
-xd_api_outcome_t xd_v2_handle(xd_api_t *api, const xd_api_request_t *req, xd_api_response_t *resp, xd_work_t *work) {
-  const char *p = req->path;
-  int get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
-  char name[XD_MODEL_NAME_MAX + 2] = "", ver[32] = "", verb[16] = ""; /* before any goto method */
-  resp->endpoint = "v2";
-  if (strcmp(p, "/v2") == 0 || strcmp(p, "/v2/") == 0) {
-    if (!get) goto method;
-    xd_api_json(resp, 200, json_pack("{s:s, s:s, s:[]}", "name", "explaind", "version", V2_VERSION, "extensions"));
-    return XD_API_RESPOND;
-  }
-  if (strcmp(p, "/v2/health/live") == 0) {
-    if (!get) goto method;
-    xd_api_json(resp, 200, json_pack("{s:b}", "live", 1));
-    return XD_API_RESPOND;
-  }
-  if (strcmp(p, "/v2/health/ready") == 0) {
-    if (!get) goto method;
-    if (xd_api_ready(api))
-      xd_api_json(resp, 200, json_pack("{s:b}", "ready", 1));
-    else
-      oip_error(resp, XD_EOVERLOAD, "%s", "not ready: loading models or shutting down");
-    return XD_API_RESPOND;
-  }
-  if (strncmp(p, "/v2/models/", 11) != 0) {
-    oip_error(resp, XD_ENOTFOUND, "no such path: %.200s", p);
-    return XD_API_RESPOND;
-  }
-  /* /v2/models/{name}[/versions/{v}][/ready|/infer] */
-  const char *s = p + 11, *slash = strchr(s, '/');
-  size_t nl = slash ? (size_t)(slash - s) : strlen(s);
-  if (nl == 0 || nl > XD_MODEL_NAME_MAX) {
-    oip_error(resp, XD_ENOTFOUND, "no such model: %.80s", s);
-    return XD_API_RESPOND;
-  }
-  memcpy(name, s, nl);
-  s += nl;
-  if (strncmp(s, "/versions/", 10) == 0) {
-    s += 10;
-    size_t vl = strcspn(s, "/");
-    if (vl == 0 || vl >= sizeof ver) {
-      oip_error(resp, XD_ENOTFOUND, "no such version%s", "");
-      return XD_API_RESPOND;
-    }
-    memcpy(ver, s, vl);
-    s += vl;
-  }
-  if (*s == '/') {
-    snprintf(verb, sizeof verb, "%.15s", s + 1);
-    if (strcmp(verb, "ready") != 0 && strcmp(verb, "infer") != 0) {
-      oip_error(resp, XD_ENOTFOUND, "no such path: %.200s", p);
-      return XD_API_RESPOND;
-    }
-  }
-  snprintf(resp->model, sizeof resp->model, "%.64s", name);
-  int post = strcmp(req->method, "POST") == 0;
-  if ((strcmp(verb, "infer") == 0) != post) goto method;
+/* ---- routes (the table gives every path under /v2 the protocol's error shape) ---------- */
+
+xd_api_outcome_t xd_v2_server(xd_api_t *api, const xd_api_request_t *req, const xd_route_args_t *args,
+                              xd_api_response_t *resp, xd_work_t *work) {
+  xd_api_json(resp, 200, json_pack("{s:s, s:s, s:[]}", "name", "explaind", "version", V2_VERSION, "extensions"));
+  return XD_API_RESPOND;
+}
+
+xd_api_outcome_t xd_v2_live(xd_api_t *api, const xd_api_request_t *req, const xd_route_args_t *args,
+                            xd_api_response_t *resp, xd_work_t *work) {
+  xd_api_json(resp, 200, json_pack("{s:b}", "live", 1));
+  return XD_API_RESPOND;
+}
+
+xd_api_outcome_t xd_v2_ready(xd_api_t *api, const xd_api_request_t *req, const xd_route_args_t *args,
+                             xd_api_response_t *resp, xd_work_t *work) {
+  if (xd_api_ready(api))
+    xd_api_json(resp, 200, json_pack("{s:b}", "ready", 1));
+  else
+    xd_api_errorf(resp, XD_EOVERLOAD, NULL, "not ready: loading models or shutting down");
+  return XD_API_RESPOND;
+}
+
+/* The model the path names, at the version it names (if any): a new reference, or NULL
+ * with the 404 answered. */
+static xd_model_entry_t *v2_entry(xd_api_t *api, const xd_route_args_t *args, xd_api_response_t *resp) {
+  char name[XD_MODEL_NAME_MAX + 2], ver[32];
+  xd_route_arg_copy(args->name, args->name_len, name, sizeof name);
   xd_model_entry_t *e = xd_model_name_valid(name) ? xd_registry_get(xd_api_registry(api), name) : NULL;
   if (!e) {
-    oip_error(resp, XD_ENOTFOUND, "Model with name %s does not exist.", name);
-    return XD_API_RESPOND;
+    xd_api_errorf(resp, XD_ENOTFOUND, NULL, "Model with name %.80s does not exist.", name);
+    return NULL;
   }
-  char cur[32];
-  snprintf(cur, sizeof cur, "%llu", (unsigned long long)e->version);
-  if (ver[0] && strcmp(ver, cur) != 0) {
-    xd_model_entry_release(e);
-    oip_error(resp, XD_ENOTFOUND, "version %s is not served (the current one is listed in the model's metadata)", ver);
-    return XD_API_RESPOND;
+  if (args->version) {
+    char cur[32];
+    snprintf(cur, sizeof cur, "%llu", (unsigned long long)e->version);
+    xd_route_arg_copy(args->version, args->version_len, ver, sizeof ver);
+    if (args->version_len >= sizeof ver || strcmp(ver, cur) != 0) {
+      xd_model_entry_release(e);
+      xd_api_errorf(resp, XD_ENOTFOUND, NULL,
+                    "version %.31s is not served (the current one is listed in the model's metadata)", ver);
+      return NULL;
+    }
   }
-  if (strcmp(verb, "ready") == 0) {
-    xd_api_json(resp, 200, json_pack("{s:s, s:b}", "name", name, "ready", 1));
-    xd_model_entry_release(e);
-    return XD_API_RESPOND;
-  }
-  if (!verb[0]) {
-    xd_api_json(resp, 200, model_metadata(e));
-    xd_model_entry_release(e);
-    return XD_API_RESPOND;
-  }
-  resp->endpoint = "v2_infer";
+  return e;
+}
+
+xd_api_outcome_t xd_v2_model(xd_api_t *api, const xd_api_request_t *req, const xd_route_args_t *args,
+                             xd_api_response_t *resp, xd_work_t *work) {
+  xd_model_entry_t *e = v2_entry(api, args, resp);
+  if (e) xd_api_json(resp, 200, model_metadata(e));
+  xd_model_entry_release(e);
+  return XD_API_RESPOND;
+}
+
+xd_api_outcome_t xd_v2_model_ready(xd_api_t *api, const xd_api_request_t *req, const xd_route_args_t *args,
+                                   xd_api_response_t *resp, xd_work_t *work) {
+  xd_model_entry_t *e = v2_entry(api, args, resp);
+  if (e) xd_api_json(resp, 200, json_pack("{s:s, s:b}", "name", e->name, "ready", 1));
+  xd_model_entry_release(e);
+  return XD_API_RESPOND;
+}
+
+xd_api_outcome_t xd_v2_infer(xd_api_t *api, const xd_api_request_t *req, const xd_route_args_t *args,
+                             xd_api_response_t *resp, xd_work_t *work) {
+  xd_model_entry_t *e = v2_entry(api, args, resp);
+  if (!e) return XD_API_RESPOND;
   xd_error_t err;
   xd_error_clear(&err);
   if (decode_infer(api, req, e, work, &err) != XD_OK) { /* takes e either way */
     xd_api_error(&err, resp);
     return XD_API_RESPOND;
   }
-  return xd_api_maybe_inline(api, work, resp);
-method:
-  oip_error(resp, XD_EMETHOD, "method %s is not allowed here", req->method);
-  xd_api_add_header(resp, "Allow", "%s", strcmp(verb, "infer") == 0 ? "POST" : "GET, HEAD");
-  return XD_API_RESPOND;
+  return XD_API_QUEUE;
 }

@@ -399,6 +399,11 @@ static uint64_t run_job(job_ctx_t *j) {
     fprintf(stderr, "bench: decode failed: %s %s\n", err.field, err.text);
     exit(1);
   }
+  /* the job contract (api/job.h): prepare once on one thread, then the parts */
+  if (w.ops->prepare && w.ops->prepare(w.state, NULL, &err) != XD_OK) {
+    fprintf(stderr, "bench: prepare failed: %s\n", err.text);
+    exit(1);
+  }
   pool_run(&j->pool, &w);
   json_t *out = w.ops->encode(w.state, &err);
   if (!out) {

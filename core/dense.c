@@ -178,9 +178,3 @@ void xd_dense_backward_d(const xd_dense_t *L, const double *Z, double *dA, size_
   xd_dgemm_nn(n, L->in, L->out, dA, L->wd, 0.0, dX);
 }
 
-void xd_dense_backward_d_naive(const xd_dense_t *L, const double *Z, double *dA, size_t n, double *dX,
-                               int apply_act) {
-  if (apply_act && L->act != XD_ACT_IDENTITY && L->act != XD_ACT_SOFTMAX)
-    for (size_t i = 0; i < n * L->out; i++) dA[i] *= xd_act_deriv(L->act, Z[i]);
-  xd_dgemm_nn_naive(n, L->in, L->out, dA, L->wd, 0.0, dX);
-}

@@ -57,7 +57,5 @@ void xd_dense_forward_f_naive(const xd_dense_t *L, const float *X, size_t n, flo
  * dZ = dA ⊙ act'(Z) (skipped when apply_act is 0, e.g. the output layer whose dZ the
  * caller computed) and write dX (n,in) = dZ·W. */
 void xd_dense_backward_d(const xd_dense_t *L, const double *Z, double *dA, size_t n, double *dX, int apply_act);
-void xd_dense_backward_d_naive(const xd_dense_t *L, const double *Z, double *dA, size_t n, double *dX,
-                               int apply_act);
 
 #endif

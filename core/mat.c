@@ -56,20 +56,6 @@ void xd_dgemm_nt_naive(size_t M, size_t N, size_t K, const double *A, const doub
 
 /* ---- C = A·B -------------------------------------------------------------------- */
 
-void xd_sgemm_nn(size_t M, size_t N, size_t K, const float *A, const float *B, float beta, float *C) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, A, (int)K, B, (int)N,
-              beta, C, (int)N);
-}
-
-void xd_sgemm_nn_naive(size_t M, size_t N, size_t K, const float *A, const float *B, float beta, float *C) {
-  for (size_t i = 0; i < M; i++)
-    for (size_t j = 0; j < N; j++) {
-      double s = 0;
-      for (size_t k = 0; k < K; k++) s += (double)A[i * K + k] * B[k * N + j];
-      C[i * N + j] = (float)(s + (beta != 0 ? (double)beta * C[i * N + j] : 0));
-    }
-}
-
 void xd_dgemm_nn(size_t M, size_t N, size_t K, const double *A, const double *B, double beta, double *C) {
   cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0, A, (int)K, B, (int)N,
               beta, C, (int)N);

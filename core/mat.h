@@ -26,8 +26,6 @@ void xd_dgemm_nt_naive(size_t M, size_t N, size_t K, const double *A, const doub
                        double *C);
 
 /* C (M,N) = A (M,K) · B (K,N) + beta·C — a dense layer backward: dY·W. */
-void xd_sgemm_nn(size_t M, size_t N, size_t K, const float *A, const float *B, float beta, float *C);
-void xd_sgemm_nn_naive(size_t M, size_t N, size_t K, const float *A, const float *B, float beta, float *C);
 void xd_dgemm_nn(size_t M, size_t N, size_t K, const double *A, const double *B, double beta, double *C);
 void xd_dgemm_nn_naive(size_t M, size_t N, size_t K, const double *A, const double *B, double beta,
                        double *C);

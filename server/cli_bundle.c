@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "api/bundle.h"
+#include "api/files.h"
 #include "api/bundle_write.h"
 #include "core/alloc.h"
 #include "core/dataset.h"

@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "api/json.h"
+#include "api/limits.h"
 
 #define XD_CONFIG_HOST_MAX 256
 #define XD_CONFIG_PATH_MAX 4096

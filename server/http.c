@@ -23,7 +23,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "api/authorize.h"
 #include "api/cors.h"
 #include "api/json_guard.h"
 #include "api/metrics.h"

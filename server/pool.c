@@ -8,6 +8,11 @@
  *  - job->remaining counts parts not yet accounted for (run or skipped). Whoever takes it
  *    to zero (a worker after its part, or the loop thread when it skips the rest)
  *    finishes the job, and nobody else touches the job after their own decrement.
+ *  - A job whose ops have a prepare step first gets one work item for it alone and leaves
+ *    the ring meanwhile; after_work_cb (loop thread) puts it back, and only then are its
+ *    parts handed out. uv's queue/after_work ordering is the happens-before edge between
+ *    prepare and the parts. The step does not count in `remaining`, so the job stays alive
+ *    while it runs (nobody can finish a job that is out of the ring with parts left).
  */
 #include "server/wait.h"
 #include "server/pool.h"
@@ -36,6 +41,7 @@ struct xd_pool_job {
   atomic_size_t remaining;  /* parts not yet run or skipped */
   xd_error_t err;           /* first error; under pool->mu */
   size_t next_part;         /* loop thread */
+  int prepared;             /* loop thread: its prepare step (if any) has finished */
   xd_pool_job_t *rr_next, *rr_prev;   /* loop thread: the active ring */
   xd_pool_job_t *all_next, *all_prev; /* pool->mu: every submitted job */
   xd_pool_job_t *inbox_next;          /* pool->mu */
@@ -51,6 +57,7 @@ typedef struct item {
   uv_work_t req;
   xd_pool_job_t *job;
   size_t part;
+  int prepare;   /* runs the job's prepare step, not a part */
   int long_part; /* counted in pool->long_running (see pick_job) */
   struct item *next_free;
 } item_t;
@@ -229,16 +236,18 @@ static void work_cb(uv_work_t *req) {
   xd_error_clear(&err);
   const xd_pool_config_t *cfg = &j->pool->cfg;
   int rc = xd_cancel_check(&cancel); /* a part not started by the deadline is skipped */
-  if (rc == XD_OK && cfg->test_part_delay_ms > 0) rc = test_delay(&cancel, cfg->test_part_delay_ms);
+  if (rc == XD_OK && cfg->test_part_delay_ms > 0 && !it->prepare) rc = test_delay(&cancel, cfg->test_part_delay_ms);
   if (rc == XD_OK) {
     int64_t t0 = xd_now_ns();
     if (atomic_exchange(&j->started, 1) == 0 && cfg->observe_queue)
       cfg->observe_queue(&j->work, (double)(t0 - j->submit_ns) / 1e9);
-    rc = j->work.ops->run(j->work.state, it->part, &cancel, &err);
+    rc = it->prepare ? j->work.ops->prepare(j->work.state, &cancel, &err)
+                     : j->work.ops->run(j->work.state, it->part, &cancel, &err);
     atomic_fetch_add(&j->compute_ns, xd_now_ns() - t0);
   }
   if (rc == XD_ETIMEDOUT || (rc != XD_OK && err.code == XD_OK)) job_fail_code(j, rc);
   else if (rc != XD_OK) job_fail(j, &err);
+  if (it->prepare) return; /* not a part: after_work_cb puts the job back in the ring */
   if (atomic_fetch_sub(&j->remaining, 1) == 1) job_finish(j);
   /* j may be gone now */
 }
@@ -330,11 +339,15 @@ static void pump(xd_pool_t *p) {
     item_t *it = p->free_items;
     p->free_items = it->next_free;
     it->job = j;
-    it->part = j->next_part++;
-    it->long_part = is_long;
+    it->long_part = is_long; /* a job's prepare step counts as one of its parts */
     p->long_running += is_long;
-    if (j->next_part == j->work.n_parts) ring_remove(p, j); /* last part handed out */
-    else p->ring = j->rr_next;                              /* next item: next job */
+    it->prepare = j->work.ops->prepare && !j->prepared;
+    if (it->prepare) ring_remove(p, j); /* alone until prepared: see the header comment */
+    else {
+      it->part = j->next_part++;
+      if (j->next_part == j->work.n_parts) ring_remove(p, j); /* last part handed out */
+      else p->ring = j->rr_next;                              /* next item: next job */
+    }
     it->req.data = it;
     p->outstanding++;
     int rc = uv_queue_work(&p->loop, &it->req, work_cb, after_work_cb);
@@ -345,7 +358,12 @@ static void pump(xd_pool_t *p) {
       it->next_free = p->free_items;
       p->free_items = it;
       job_fail_code(j, XD_EINTERNAL);
-      if (atomic_fetch_sub(&j->remaining, 1) == 1) job_finish(j);
+      if (it->prepare) { /* back in the ring, failed: retired at the next pump */
+        j->prepared = 1;
+        ring_insert_tail(p, j);
+      } else if (atomic_fetch_sub(&j->remaining, 1) == 1) {
+        job_finish(j);
+      }
     }
   }
   if (p->ring) {
@@ -366,6 +384,10 @@ static void after_work_cb(uv_work_t *req, int status) {
   (void)status; /* never canceled: we do not call uv_cancel */
   item_t *it = req->data;
   xd_pool_t *p = req->loop->data;
+  if (it->prepare) { /* the job is alive: its parts are all still to come */
+    it->job->prepared = 1;
+    ring_insert_tail(p, it->job); /* a failed one is retired by the pump below */
+  }
   it->job = NULL; /* the job may be freed already; the item no longer refers to it */
   p->outstanding--;
   p->long_running -= it->long_part;

@@ -6,6 +6,8 @@
  * a round-robin ring of active jobs and each uv work item takes the next part of the
  * next job, with at most `workers` work items outstanding. So a 10,000-part job shares
  * the workers with the small jobs that arrive after it instead of holding all of them.
+ * A job with a prepare step (api/job.h) gets it run first, alone, on one worker; its parts
+ * are handed out once it has finished, so no part ever waits for another.
  *
  * Every job has a deadline. Parts not started by then are skipped, and running parts see
  * it through their xd_cancel_t; the job then fails with XD_ETIMEDOUT. The first failing

@@ -2,6 +2,7 @@
 #include "tests/cases.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,21 +61,40 @@ void xd_cases_free(xd_case_t *c, size_t n) {
   free(c);
 }
 
-int xd_json_subset(const json_t *want, const json_t *got) {
+int xd_json_subset_tol(const json_t *want, const json_t *got, double tol) {
   if (json_is_object(want)) {
     if (!json_is_object(got)) return 0;
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)want, k, v) if (!xd_json_subset(v, json_object_get(got, k))) return 0;
+    json_object_foreach((json_t *)want, k, v) if (!xd_json_subset_tol(v, json_object_get(got, k), tol)) return 0;
     return 1;
   }
   if (json_is_array(want)) {
     if (!json_is_array(got) || json_array_size(got) != json_array_size(want)) return 0;
     for (size_t i = 0; i < json_array_size(want); i++)
-      if (!xd_json_subset(json_array_get(want, i), json_array_get(got, i))) return 0;
+      if (!xd_json_subset_tol(json_array_get(want, i), json_array_get(got, i), tol)) return 0;
     return 1;
   }
+  if (tol > 0 && json_is_real(want) && json_is_number(got)) {
+    double a = json_number_value(want), b = json_number_value(got);
+    return fabs(a - b) <= tol * (fabs(a) > 1 ? fabs(a) : 1);
+  }
   return got && json_equal((json_t *)want, (json_t *)got);
+}
+
+int xd_json_subset(const json_t *want, const json_t *got) { return xd_json_subset_tol(want, got, 0); }
+
+/* The value at a JSON pointer ("/probabilities/0"), or NULL. Keys are plain (no ~ escapes). */
+static json_t *at(json_t *v, const char *ptr) {
+  while (v && *ptr == '/') {
+    const char *seg = ++ptr;
+    size_t n = strcspn(seg, "/");
+    char key[128];
+    snprintf(key, sizeof key, "%.*s", (int)n, seg);
+    v = json_is_array(v) ? json_array_get(v, strtoul(key, NULL, 10)) : json_object_get(v, key);
+    ptr += n;
+  }
+  return v;
 }
 
 int xd_case_check(const xd_case_t *c, int status, const char *body, size_t body_len) {
@@ -108,8 +128,24 @@ int xd_case_check(const xd_case_t *c, int status, const char *body, size_t body_
     }
   } else {
     json_t *sub = json_object_get(c->spec, "response");
-    if (sub && !xd_json_subset(sub, resp)) {
+    double tol = json_number_value(json_object_get(c->spec, "tolerance"));
+    if (sub && !xd_json_subset_tol(sub, resp, tol)) {
       fprintf(stderr, "  case %s: response %.300s does not contain the expected values\n", c->name, body);
+      ok = 0;
+    }
+    /* "equal": [["/a/0", "/a/1"], ...]: parts of the answer that must agree (within tolerance) */
+    json_t *pairs = json_object_get(c->spec, "equal");
+    for (size_t i = 0; i < json_array_size(pairs); i++) {
+      json_t *pr = json_array_get(pairs, i);
+      const char *pa = json_string_value(json_array_get(pr, 0)), *pb = json_string_value(json_array_get(pr, 1));
+      json_t *a = pa ? at(resp, pa) : NULL, *b = pb ? at(resp, pb) : NULL;
+      if (!a || !b || !xd_json_subset_tol(a, b, tol)) {
+        fprintf(stderr, "  case %s: %s and %s differ: %.300s\n", c->name, pa ? pa : "?", pb ? pb : "?", body);
+        ok = 0;
+      }
+    }
+    if (!sub && !pairs) {
+      fprintf(stderr, "  case %s: a valid case must say what the answer holds (response or equal)\n", c->name);
       ok = 0;
     }
   }

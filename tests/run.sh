@@ -1,8 +1,9 @@
 #!/bin/sh
 # run.sh — runs every $BUILD/tests/test_* program, each in its own process with a
-# timeout, and prints one closing line "N passed, N failed" summed over all of them.
+# timeout, and prints one closing line "N passed, N failed, N skipped" summed over all of them.
 #
-# Each program prints its own "N passed, N failed" as its last stdout line. A program
+# Each program prints its own "N passed, N failed" (or "N passed, N failed, N skipped"
+# when it can skip tests for want of a tool) as its last stdout line. A program
 # that exits non-zero without reporting a failure (a crash, a timeout, a valgrind error,
 # a missing closing line) counts as one more failure. VALGRIND=1 runs the programs under
 # valgrind (and the harness runs the server under it too). Exit status 0 only when
@@ -21,6 +22,7 @@ fi
 
 passed=0
 failed=0
+skipped=0
 ran=0
 out=$(mktemp "${TMPDIR:-/tmp}/xd-run.XXXXXX") || exit 2
 trap 'rm -f "$out"' EXIT INT TERM
@@ -40,9 +42,11 @@ for t in "$BUILD"/tests/test_*; do
   line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
   p=0
   f=0
+  s=0
   if [ -n "$line" ]; then
     p=$(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/')
     f=$(echo "$line" | sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/')
+    case $line in *" skipped"*) s=$(echo "$line" | sed -E 's/^[0-9]+ passed, [0-9]+ failed, ([0-9]+) skipped.*/\1/') ;; esac
   fi
   if { [ "$rc" -ne 0 ] || [ -z "$line" ]; } && [ "$f" -eq 0 ]; then
     case $rc in
@@ -55,12 +59,13 @@ for t in "$BUILD"/tests/test_*; do
   fi
   passed=$((passed + p))
   failed=$((failed + f))
+  skipped=$((skipped + s))
 done
 
 if [ "$ran" -eq 0 ]; then
   echo "no test programs in $BUILD/tests (build them with: make BUILD=$BUILD all)" >&2
-  echo "0 passed, 1 failed"
+  echo "0 passed, 1 failed, 0 skipped"
   exit 1
 fi
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

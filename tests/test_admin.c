@@ -33,7 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "api/admin.h"
+#include "api/auth.h"
+#include "api/utf8.h"
 #include "api/bundle.h"
 #include "core/sha256.h"
 #include "tests/harness.h"

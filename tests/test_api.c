@@ -6,6 +6,7 @@
 
 #include "api/api.h"
 #include "api/bundle.h"
+#include "api/routes.h"
 #include "core/alloc.h"
 #include "core/mat.h"
 #include "tests/cases.h"
@@ -59,6 +60,95 @@ static void run_dir(const char *dir, size_t min_cases) {
 
 TEST(invalid_requests_get_their_error) { run_dir("tests/requests/invalid", 30); }
 TEST(valid_requests_succeed) { run_dir("tests/requests/valid", 5); }
+
+/* ---- the route table's decisions ----------------------------------------------------- */
+
+static const char *auth_header(void *ctx, const char *name) {
+  return ctx && strcasecmp(name, "Authorization") == 0 ? (const char *)ctx : NULL;
+}
+
+/* Status (and Allow, when asked) of method path with Authorization ctx, through a. */
+static int status_of(xd_api_t *a, const char *method, const char *path, const char *auth, char *allow) {
+  xd_api_request_t q = {.method = method, .path = path, .body = "{}", .body_len = 2, .header = auth_header,
+                        .header_ctx = (void *)auth};
+  xd_api_response_t r;
+  memset(&r, 0, sizeof r);
+  xd_api_handle_sync(a, &q, &r, NULL);
+  if (allow) {
+    allow[0] = '\0';
+    for (size_t i = 0; i < r.n_headers; i++)
+      if (strcmp(r.header_names[i], "Allow") == 0) strcpy(allow, r.header_values[i]);
+  }
+  xd_api_response_deinit(&r);
+  return r.status;
+}
+
+TEST(route_table_decides_scope_method_and_allow) {
+  static const char *const keys[] = {"reader"};
+  xd_api_config_t cfg;
+  memset(&cfg, 0, sizeof cfg);
+  xd_limits_default(&cfg.limits);
+  cfg.api_keys = keys;
+  cfg.n_api_keys = 1;
+  xd_api_t *a = NULL;
+  CHECK(xd_api_new(&cfg, reg, &a) == XD_OK);
+  if (!a) return;
+  xd_api_set_ready(a, 1);
+  char allow[128];
+  /* open rows need no key, for any method they have; HEAD is answered as GET */
+  CHECK(status_of(a, "GET", "/healthz", NULL, NULL) == 200);
+  CHECK(status_of(a, "HEAD", "/healthz", NULL, NULL) == 200);
+  CHECK(status_of(a, "POST", "/healthz", NULL, allow) == 405 && strcmp(allow, "GET, HEAD") == 0);
+  CHECK(status_of(a, "GET", "/v2/health/live", NULL, NULL) == 200);
+  /* read rows: 401 without a key, also for 404 and 405 (the table is not disclosed) */
+  CHECK(status_of(a, "GET", "/models", NULL, NULL) == 401);
+  CHECK(status_of(a, "GET", "/models", "Bearer reader", NULL) == 200);
+  CHECK(status_of(a, "GET", "/nowhere", NULL, NULL) == 401);
+  CHECK(status_of(a, "GET", "/nowhere", "Bearer reader", NULL) == 404);
+  CHECK(status_of(a, "GET", "/predict", NULL, NULL) == 401);
+  CHECK(status_of(a, "GET", "/predict", "Bearer reader", allow) == 405 && strcmp(allow, "POST") == 0);
+  CHECK(status_of(a, "POST", "/models/iris", "Bearer reader", allow) == 405 &&
+        strcmp(allow, "GET, HEAD, PUT, DELETE") == 0);
+  CHECK(status_of(a, "GET", "/models/iris/train", "Bearer reader", allow) == 405 && strcmp(allow, "POST") == 0);
+  /* admin rows: 401 without a key; 403 with a read key, or with no admin key configured */
+  CHECK(status_of(a, "DELETE", "/models/iris", NULL, NULL) == 401);
+  CHECK(status_of(a, "DELETE", "/models/iris", "Bearer reader", NULL) == 403);
+  CHECK(status_of(a, "POST", "/models/iris/train", "Bearer reader", NULL) == 403);
+  xd_api_free(a);
+  /* with an admin key: a read key is still 403, the admin key passes the check (and the
+   * handler then answers: no model folder to write to, 403 of another kind) */
+  cfg.admin_key = "boss";
+  CHECK(xd_api_new(&cfg, reg, &a) == XD_OK);
+  CHECK(status_of(a, "DELETE", "/models/nope", "Bearer reader", NULL) == 403);
+  CHECK(status_of(a, "DELETE", "/models/nope", "Bearer boss", NULL) == 404);
+  CHECK(status_of(a, "DELETE", "/models/nope", "Bearer wrong", NULL) == 401);
+  xd_api_free(a);
+}
+
+/* Every row of the table is reachable: its own method and an instance of its pattern
+ * find that row. */
+TEST(every_route_row_matches_itself) {
+  for (size_t i = 0; i < xd_n_routes; i++) {
+    const xd_route_t *r = &xd_routes[i];
+    char path[256];
+    if (!r->pattern) continue;
+    size_t n = 0;
+    for (const char *p = r->pattern; *p && n < sizeof path - 8;) {
+      if (*p == '{') {
+        n += (size_t)snprintf(path + n, sizeof path - n, "%s", strncmp(p, "{name}", 6) == 0 ? "iris" : "1");
+        p = strchr(p, '}') + 1;
+      } else {
+        path[n++] = *p++;
+      }
+    }
+    path[n] = '\0';
+    xd_route_args_t args;
+    xd_route_miss_t miss;
+    const xd_route_t *got = xd_routes_match(r->method, path, &args, &miss);
+    CHECK_MSG(got == r, "%s %s", r->method, path);
+    CHECK(!!r->decode + !!r->answer == 1);
+  }
+}
 
 TEST(error_table_maps_codes) {
   CHECK(xd_api_http_status(XD_EINVAL) == 400 && strcmp(xd_api_error_code(XD_EINVAL), "invalid_argument") == 0);
@@ -168,6 +258,8 @@ int main(void) {
   xd_api_set_ready(api, 1);
   RUN(invalid_requests_get_their_error);
   RUN(valid_requests_succeed);
+  RUN(route_table_decides_scope_method_and_allow);
+  RUN(every_route_row_matches_itself);
   RUN(error_table_maps_codes);
   RUN(model_names);
   RUN(registry_replacement_keeps_old_entry_alive);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "api/bundle.h"
+#include "api/files.h"
 #include "core/alloc.h"
 #include "core/dataset.h"
 #include "core/model.h"

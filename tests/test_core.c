@@ -39,21 +39,6 @@ TEST(sgemm_nt_matches_naive) {
   }
 }
 
-TEST(sgemm_nn_matches_naive) {
-  xd_rng_t r;
-  xd_rng_seed(&r, 2);
-  for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
-    size_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
-    float *A = xd_malloc(M * K * 4), *B = xd_malloc(K * N * 4), *C1 = xd_malloc(M * N * 4), *C2 = xd_malloc(M * N * 4);
-    fill(&r, A, M * K);
-    fill(&r, B, K * N);
-    xd_sgemm_nn(M, N, K, A, B, 0.0f, C1);
-    xd_sgemm_nn_naive(M, N, K, A, B, 0.0f, C2);
-    for (size_t i = 0; i < M * N; i++) CHECK_NEAR(C1[i], C2[i], 1e-4);
-    xd_free(A), xd_free(B), xd_free(C1), xd_free(C2);
-  }
-}
-
 TEST(dgemm_twins_match_naive) {
   xd_rng_t r;
   xd_rng_seed(&r, 3);
@@ -230,7 +215,6 @@ TEST(status_helpers) {
 int main(void) {
   xd_blas_init();
   RUN(sgemm_nt_matches_naive);
-  RUN(sgemm_nn_matches_naive);
   RUN(dgemm_twins_match_naive);
   RUN(lapack_solvers);
   RUN(rng_is_deterministic_and_streams_differ);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "api/bundle.h"
+#include "api/files.h"
 #include "core/alloc.h"
 #include "core/onnx.h"
 #include "core/rng.h"

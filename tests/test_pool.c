@@ -26,6 +26,10 @@ typedef struct probe {
   char field[XD_ERROR_FIELD_MAX];
   long long value; /* encoded body's integer */
   double t_done;
+  /* jobs with a prepare step (ops_prepared) */
+  atomic_int prepares, early; /* prepare calls; parts that ran before prepare had finished */
+  atomic_int ready;           /* set at the end of prepare */
+  int prepare_ms, prepare_fail;
 } probe_t;
 
 typedef struct state {
@@ -72,7 +76,30 @@ static void free_state(void *s) {
   free(s);
 }
 
-static const xd_job_ops_t ops = {"test", run, encode, free_state};
+static const xd_job_ops_t ops = {.endpoint = "test", .run = run, .encode = encode, .free = free_state};
+
+/* Sleeps prepare_ms in 1 ms slices (returning at cancel), then fails or marks ready. */
+static int prepare(void *s, const xd_cancel_t *c, xd_error_t *err) {
+  probe_t *p = ((state_t *)s)->p;
+  atomic_fetch_add(&p->prepares, 1);
+  for (int i = 0; i < p->prepare_ms; i++) {
+    int rc = xd_cancel_check(c);
+    if (rc) return rc;
+    xd_sleep_ms(1);
+  }
+  if (p->prepare_fail) return xd_error_set(err, XD_EINVAL, "background", "prepare failed");
+  atomic_store(&p->ready, 1);
+  return XD_OK;
+}
+
+static int run_after_prepare(void *s, size_t part, const xd_cancel_t *c, xd_error_t *err) {
+  probe_t *p = ((state_t *)s)->p;
+  if (!atomic_load(&p->ready)) atomic_fetch_add(&p->early, 1);
+  return run(s, part, c, err);
+}
+
+static const xd_job_ops_t ops_prepared = {
+    .endpoint = "test", .prepare = prepare, .run = run_after_prepare, .encode = encode, .free = free_state};
 
 static void on_done(void *ctx, json_t *body, const xd_error_t *err) {
   probe_t *p = ctx;
@@ -102,15 +129,19 @@ static int wait_done(probe_t *p, int timeout_ms) {
 }
 
 /* Admits and submits a job of n parts (timeout 0 = the pool's default). */
-static int submit(xd_pool_t *pool, probe_t *p, size_t n, int64_t timeout_ms) {
+static int submit_ops(xd_pool_t *pool, const xd_job_ops_t *o, probe_t *p, size_t n, int64_t timeout_ms) {
   xd_pool_job_t *job;
   int rc = xd_pool_admit(pool, &job);
   if (rc != XD_OK) return rc;
   state_t *s = malloc(sizeof *s);
   s->p = p;
-  xd_work_t w = {.ops = &ops, .state = s, .n_parts = n, .timeout_ms = timeout_ms};
+  xd_work_t w = {.ops = o, .state = s, .n_parts = n, .timeout_ms = timeout_ms};
   xd_pool_submit(pool, job, &w, xd_now_ns(), on_done, p);
   return XD_OK;
+}
+
+static int submit(xd_pool_t *pool, probe_t *p, size_t n, int64_t timeout_ms) {
+  return submit_ops(pool, &ops, p, n, timeout_ms);
 }
 
 static xd_pool_t *new_pool(unsigned workers, unsigned cap, int64_t timeout_ms) {
@@ -140,6 +171,62 @@ TEST(every_part_once_then_encode_once) {
   CHECK(xd_pool_inflight(pool) == 0);
   xd_pool_free(pool);
   for (int i = 0; i < JOBS; i++) probe_deinit(&p[i]);
+}
+
+/* The prepare step runs once per job, and no part of that job starts before it ends,
+ * while other jobs keep the workers busy. */
+TEST(prepare_runs_once_before_any_part) {
+  xd_pool_t *pool = new_pool(4, 64, 60000);
+  enum { JOBS = 6 };
+  static probe_t p[JOBS];
+  for (int i = 0; i < JOBS; i++) {
+    probe_init(&p[i], 1);
+    p[i].prepare_ms = 20;
+    CHECK(submit_ops(pool, &ops_prepared, &p[i], 12, 0) == XD_OK);
+  }
+  for (int i = 0; i < JOBS; i++) {
+    CHECK(wait_done(&p[i], 10000));
+    CHECK(p[i].code == XD_OK && p[i].value == 12);
+    CHECK(atomic_load(&p[i].prepares) == 1);
+    CHECK_MSG(atomic_load(&p[i].early) == 0, "job %d: %d parts ran before prepare finished", i,
+              atomic_load(&p[i].early));
+    CHECK(atomic_load(&p[i].encoded) == 1 && atomic_load(&p[i].freed) == 1);
+  }
+  xd_pool_free(pool);
+  for (int i = 0; i < JOBS; i++) probe_deinit(&p[i]);
+}
+
+/* A failing prepare fails the job with its own error; no part runs. */
+TEST(failed_prepare_fails_the_job_without_parts) {
+  xd_pool_t *pool = new_pool(2, 8, 60000);
+  probe_t p;
+  probe_init(&p, 0);
+  p.prepare_fail = 1;
+  CHECK(submit_ops(pool, &ops_prepared, &p, 50, 0) == XD_OK);
+  CHECK(wait_done(&p, 5000));
+  CHECK(p.code == XD_EINVAL && strcmp(p.field, "background") == 0);
+  CHECK(atomic_load(&p.prepares) == 1);
+  CHECK(atomic_load(&p.ran) == 0);
+  CHECK(atomic_load(&p.encoded) == 0 && atomic_load(&p.freed) == 1 && atomic_load(&p.done_calls) == 1);
+  CHECK(xd_pool_drain(pool, 1000) == XD_OK);
+  xd_pool_free(pool);
+  probe_deinit(&p);
+}
+
+/* prepare sees the job's deadline through its cancel: a long one ends at the deadline. */
+TEST(prepare_is_cancellable_by_the_deadline) {
+  xd_pool_t *pool = new_pool(2, 8, 60000);
+  probe_t p;
+  probe_init(&p, 0);
+  p.prepare_ms = 3000;
+  double t0 = xd_ms_now();
+  CHECK(submit_ops(pool, &ops_prepared, &p, 4, 80) == XD_OK);
+  CHECK(wait_done(&p, 5000));
+  CHECK(p.code == XD_ETIMEDOUT);
+  CHECK(atomic_load(&p.ran) == 0);
+  CHECK_MSG(p.t_done - t0 < 1000, "answered after %.0f ms", p.t_done - t0);
+  xd_pool_free(pool);
+  probe_deinit(&p);
 }
 
 TEST(round_robin_lets_a_small_job_through) {
@@ -322,6 +409,9 @@ TEST(rejects_bad_config) {
 
 int main(void) {
   RUN(every_part_once_then_encode_once); /* first: sizes libuv's pool to 4 threads */
+  RUN(prepare_runs_once_before_any_part);
+  RUN(failed_prepare_fails_the_job_without_parts);
+  RUN(prepare_is_cancellable_by_the_deadline);
   RUN(round_robin_lets_a_small_job_through);
   RUN(deadline_skips_parts_not_started);
   RUN(deadline_of_a_queued_job_answers_on_time);

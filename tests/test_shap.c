@@ -472,6 +472,13 @@ static char *run_job(xd_api_t *api, xd_endpoint_decode_fn decode, const char *bo
     return NULL;
   }
   *n_parts = w.n_parts;
+  /* the job contract (api/job.h): prepare once, then the parts in any order */
+  if (w.ops->prepare && w.ops->prepare(w.state, NULL, &err) != XD_OK) {
+    fprintf(stderr, "  prepare: %s: %s\n", err.field, err.text);
+    w.ops->free(w.state);
+    json_decref(b);
+    return NULL;
+  }
   runner_t r = {&w, 0, reverse, XD_OK};
   pthread_t th[4];
   for (int t = 0; t < threads; t++) pthread_create(&th[t], NULL, run_parts, &r);

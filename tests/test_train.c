@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "api/bundle.h"
+#include "api/files.h"
 #include "api/bundle_write.h"
 #include "core/alloc.h"
 #include "core/mat.h"
