@@ -10,6 +10,7 @@
 
 #include "api/alloc.h"
 #include "api/bundle.h"
+#include "api/files.h"
 #include "api/json.h"
 #include "api/ubjson.h"
 #include "core/alloc.h"

@@ -164,7 +164,8 @@ nomem:
 }
 
 XD_JSON_RESULT_GUARDED(tree_encode_checked, tree_encode)
-static const xd_job_ops_t tree_ops = {"explain_shap", tree_run, tree_encode_checked, tree_free};
+static const xd_job_ops_t tree_ops = {
+    .endpoint = "explain_shap", .run = tree_run, .encode = tree_encode_checked, .free = tree_free};
 
 /* ---- decoding ----------------------------------------------------------------------------- */
 
