@@ -10,16 +10,8 @@
 
 #include <stddef.h>
 
+#include "api/bundle_limits.h"
 #include "core/model.h"
-
-/* Bounds on what a bundle may declare. */
-#define XD_BUNDLE_MAX_BYTES (256u << 20)
-#define XD_BUNDLE_MAX_FEATURES 4096
-#define XD_BUNDLE_MAX_CATEGORIES 1024
-#define XD_BUNDLE_MAX_CLASSES 1024
-#define XD_BUNDLE_MAX_LAYERS 64
-#define XD_BUNDLE_MAX_WIDTH 16384
-#define XD_BUNDLE_MAX_BACKGROUND 100000
 
 /* Decodes bundle bytes. dir is the folder that relative file names (background CSV, the
  * "onnx" graph that may replace "layers") are resolved against, or NULL to allow only

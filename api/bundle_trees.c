@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "api/alloc.h"
-#include "api/bundle.h"
+#include "api/bundle_limits.h"
 #include "api/files.h"
 #include "api/json.h"
 #include "api/ubjson.h"

@@ -5,7 +5,7 @@
 
 #include <jansson.h>
 
-#include "api/api.h"
+#include "api/endpoints.h"
 
 /* Returned by xd_tree_shap_decode when the request is not TreeSHAP's (a model that is
  * not a tree ensemble, or an explicit Kernel SHAP "method"): the caller decodes it as
