@@ -7,7 +7,8 @@
  *      are divided by 255, float images taken as they are) -> CIELAB;
  *   2. Gaussian smoothing with sigma; colours × ratio;
  *   3. density of pixel p: Σ over the window |dr|, |dc| <= ceil(3·kernel_size) of
- *      exp(-(‖colour_p − colour_q‖² + dr² + dc²) / (2·kernel_size²)), plus N(0, 1e-5²)
+ *      exp(-(‖colour_p − colour_q‖² + dr² + dc²) / (2·kernel_size²)) (each pair computed
+ *      once for both pixels: the kernel is symmetric), plus N(0, 1e-5²)
  *      noise drawn from xd_rng_t seeded with `seed` (scikit-image draws it from numpy's
  *      default_rng(random_seed): same purpose, different numbers);
  *   4. parent of p: the nearest q of the window (same distance) with a strictly higher
@@ -57,27 +58,35 @@ int xd_segment_quickshift(const xd_segment_params_t *p, const float *img, int C,
   xd_rng_seed(&rng, p->seed);
   for (size_t i = 0; i < n; i++) dens[i] = 1e-5 * xd_rng_normal(&rng);
 
-  /* 3. densities */
+  /* 3. densities. The kernel is symmetric, so each pair within the window is evaluated
+   * once and added to both pixels: the forward half of the window (same row to the right,
+   * then the rows below); the pixel itself adds exp(0) = 1. Half the exp calls of the
+   * reference; the sums differ from its order of summation only in the last bits. */
+  for (size_t i = 0; i < n; i++) dens[i] += 1.0;
   for (int r = 0; r < H; r++) {
     if ((rc = xd_cancel_check(cancel))) goto stopped;
-    int r0 = r - kw > 0 ? r - kw : 0, r1 = r + kw + 1 < H ? r + kw + 1 : H;
+    int r1 = r + kw + 1 < H ? r + kw + 1 : H;
     for (int c = 0; c < W; c++) {
       int c0 = c - kw > 0 ? c - kw : 0, c1 = c + kw + 1 < W ? c + kw + 1 : W;
-      const double *cp = pix + ((size_t)r * W + c) * Cp;
+      size_t i = (size_t)r * W + c;
+      const double *cp = pix + i * Cp;
       double s = 0;
-      for (int r_ = r0; r_ < r1; r_++) {
+      for (int r_ = r; r_ < r1; r_++) {
         const double *w = spw + (r_ - r + kw) * side + kw - c;
-        for (int c_ = c0; c_ < c1; c_++) {
-          const double *q = pix + ((size_t)r_ * W + c_) * Cp;
+        for (int c_ = r_ == r ? c + 1 : c0; c_ < c1; c_++) {
+          size_t j = (size_t)r_ * W + c_;
+          const double *q = pix + j * Cp;
           double d = 0;
           for (int ch = 0; ch < Cp; ch++) {
             double t = cp[ch] - q[ch];
             d += t * t;
           }
-          s += exp(d * inv) * w[c_];
+          double k = exp(d * inv) * w[c_];
+          s += k;
+          dens[j] += k;
         }
       }
-      dens[(size_t)r * W + c] += s;
+      dens[i] += s;
     }
   }
 
