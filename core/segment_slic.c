@@ -60,7 +60,7 @@ static grid_t regular_grid(int H, int W, double n_points) {
 
 /* ---- k-means ------------------------------------------------------------------------------ */
 
-/* img [C][H][W] scaled colours; ctr [K][2 + C] (y, x, colours); lab [H][W] out. */
+/* img [H][W][C] scaled colours, pixel-major; ctr [K][2 + C] (y, x, colours); lab [H][W] out. */
 static int kmeans(const double *img, int C, int H, int W, double *ctr, int K, double step, int max_iter,
                   int32_t *lab, double *dist, double *acc, size_t *cnt, const xd_cancel_t *cancel) {
   size_t n = (size_t)H * W;
@@ -85,9 +85,15 @@ static int kmeans(const double *img, int C, int H, int W, double *ctr, int K, do
         for (int x = x0; x < x1; x++) {
           double dx = cx - x, d = (dy + dx * dx) * spatial_weight;
           size_t i = (size_t)y * W + x;
-          for (int ch = 0; ch < C; ch++) {
-            double t = img[ch * n + i] - c[2 + ch];
-            d += t * t;
+          const double *px = img + i * C;
+          if (C == 3) { /* the usual case, unrolled */
+            double t0 = px[0] - c[2], t1 = px[1] - c[3], t2 = px[2] - c[4];
+            d += t0 * t0 + t1 * t1 + t2 * t2;
+          } else {
+            for (int ch = 0; ch < C; ch++) {
+              double t = px[ch] - c[2 + ch];
+              d += t * t;
+            }
           }
           if (dist[i] > d) {
             lab[i] = k;
@@ -108,7 +114,7 @@ static int kmeans(const double *img, int C, int H, int W, double *ctr, int K, do
         cnt[lab[i]]++;
         a[0] += y;
         a[1] += x;
-        for (int ch = 0; ch < C; ch++) a[2 + ch] += img[ch * n + i];
+        for (int ch = 0; ch < C; ch++) a[2 + ch] += img[i * C + ch];
       }
     for (int k = 0; k < K; k++)
       for (int f = 0; f < F; f++) ctr[(size_t)k * F + f] = cnt[k] ? acc[(size_t)k * F + f] / (double)cnt[k] : NAN;
@@ -167,7 +173,7 @@ int xd_segment_slic(const xd_segment_params_t *p, const float *img, int C, int H
                     int *n_segments, const xd_cancel_t *cancel, xd_error_t *err) {
   size_t n = (size_t)H * W;
   int rc = XD_ENOMEM;
-  double *planes = NULL, *scratch = NULL, *ctr = NULL, *dist = NULL, *acc = NULL;
+  double *planes = NULL, *pix = NULL, *scratch = NULL, *ctr = NULL, *dist = NULL, *acc = NULL;
   size_t *cnt = NULL, *queue = NULL;
   int32_t *km = NULL;
 
@@ -184,7 +190,11 @@ int xd_segment_slic(const xd_segment_params_t *p, const float *img, int C, int H
   int Cp = xd_segment_prepare(img, C, H, W, -lo, scale, p->convert2lab, planes);
   /* 3. smoothing; 4. colour weight */
   xd_segment_gaussian(planes, Cp, H, W, p->sigma, scratch);
-  for (size_t i = 0; i < (size_t)Cp * n; i++) planes[i] /= p->compactness;
+  /* pixel-major copy [H][W][Cp] of the colours / compactness: the k-means loops read it */
+  pix = xd_malloc(xd_mul_size((size_t)Cp * n, sizeof *pix));
+  if (!pix) goto done;
+  for (size_t i = 0; i < n; i++)
+    for (int c = 0; c < Cp; c++) pix[i * Cp + c] = planes[c * n + i] / p->compactness;
 
   /* 4. centres on the grid */
   grid_t g = regular_grid(H, W, (double)p->n_segments);
@@ -206,7 +216,7 @@ int xd_segment_slic(const xd_segment_params_t *p, const float *img, int C, int H
     }
 
   /* 5. k-means */
-  rc = kmeans(planes, Cp, H, W, ctr, K, step, p->max_num_iter, km, dist, acc, cnt, cancel);
+  rc = kmeans(pix, Cp, H, W, ctr, K, step, p->max_num_iter, km, dist, acc, cnt, cancel);
   if (rc) {
     xd_error_set(err, rc, NULL, "segmentation stopped: %s", xd_strerror(rc));
     goto done;
@@ -236,6 +246,7 @@ int xd_segment_slic(const xd_segment_params_t *p, const float *img, int C, int H
 done:
   if (rc == XD_ENOMEM) xd_error_set(err, rc, NULL, "out of memory while segmenting a %d×%d image", H, W);
   xd_free(planes);
+  xd_free(pix);
   xd_free(scratch);
   xd_free(ctr);
   xd_free(acc);
