@@ -8,7 +8,7 @@
 
 static uint8_t to8(double v) {
   v = round(v * 255.0);
-  return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+  return (uint8_t)(v > 0 ? (v < 255 ? v : 255) : 0); /* NaN as 0 */
 }
 
 void xd_render_color(xd_render_cmap_t cmap, double t, uint8_t rgb[3]) {

@@ -196,14 +196,14 @@ int xd_segment_image(const xd_segment_params_t *p, const float *img, int C, int 
                      int *n_segments, const xd_cancel_t *cancel, xd_error_t *err) {
   int rc = xd_segment_check(p, C, H, W, err);
   if (rc) return rc;
-  if (p->method == XD_SEGMENT_GRID) {
-    xd_segment_grid(p->size, H, W, labels, n_segments);
-    return XD_OK;
-  }
   size_t n = (size_t)C * H * W;
   for (size_t i = 0; i < n; i++)
     if (!isfinite(img[i]))
       return xd_error_set(err, XD_EINVAL, "image", "pixel values must be finite (element %zu is not)", i);
+  if (p->method == XD_SEGMENT_GRID) {
+    xd_segment_grid(p->size, H, W, labels, n_segments);
+    return XD_OK;
+  }
   if (p->method == XD_SEGMENT_SLIC) return xd_segment_slic(p, img, C, H, W, labels, n_segments, cancel, err);
   return xd_segment_quickshift(p, img, C, H, W, labels, n_segments, cancel, err);
 }
