@@ -19,10 +19,8 @@ void xd_render_color(xd_render_cmap_t cmap, double t, uint8_t rgb[3]) {
   for (int c = 0; c < 3; c++) rgb[c] = to8(tab[i][c]);
 }
 
-void xd_render_display(const float *x, int C, int H, int W, double scale, const double *mean, const double *std,
-                       uint8_t *rgb) {
+void xd_render_display(const float *x, int C, int H, int W, const double *mean, const double *std, uint8_t *rgb) {
   size_t n = (size_t)H * W;
-  (void)scale; /* 255·p·scale = 255·(x·std + mean): scale cancels; kept in the contract */
   for (size_t i = 0; i < n; i++)
     for (int c = 0; c < 3; c++) {
       int k = C == 3 ? c : 0;

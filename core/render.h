@@ -43,10 +43,10 @@ extern const float xd_render_coolwarm[256][3];
 /* The colour of t (clamped to [0, 1]; NaN as 0) in cmap, rounded to 8 bits. */
 void xd_render_color(xd_render_cmap_t cmap, double t, uint8_t rgb[3]);
 
-/* Model input x [C][H][W] (C = 1 or 3) -> rgb [H][W][3] display image (see above).
- * mean and std have C entries (NULL: 0 and 1); scale > 0. */
-void xd_render_display(const float *x, int C, int H, int W, double scale, const double *mean, const double *std,
-                       uint8_t *rgb);
+/* Model input x [C][H][W] (C = 1 or 3) -> rgb [H][W][3] display image (see above): the
+ * preprocessing's mean and std (C entries each; NULL: 0 and 1) undo it; its scale cancels
+ * out (255·p·scale = 255·(x·std + mean)), so it is not needed. */
+void xd_render_display(const float *x, int C, int H, int W, const double *mean, const double *std, uint8_t *rgb);
 
 typedef struct xd_render_legend {
   double lo, hi;     /* the value range of the colour map */

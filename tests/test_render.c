@@ -109,7 +109,7 @@ TEST(alpha_blending_over_the_display_image) {
   for (int i = 0; i < 4; i++)
     for (int c = 0; c < 3; c++) x[c * 4 + i] = (float)((pix[i][c] * scale - mean[c]) / std[c]);
   uint8_t base[12], out[12];
-  xd_render_display(x, 3, 2, 2, scale, mean, std, base);
+  xd_render_display(x, 3, 2, 2, mean, std, base);
   for (int i = 0; i < 4; i++)
     for (int c = 0; c < 3; c++) CHECK(base[i * 3 + c] == pix[i][c]);
   float heat[4] = {0, 1, 2, 3};
@@ -127,7 +127,7 @@ TEST(alpha_blending_over_the_display_image) {
   /* one channel is gray */
   float g[1] = {0.5f};
   uint8_t gb[3];
-  xd_render_display(g, 1, 1, 1, 1, NULL, NULL, gb);
+  xd_render_display(g, 1, 1, 1, NULL, NULL, gb);
   CHECK(same_rgb(gb, 128, 128, 128));
 }
 

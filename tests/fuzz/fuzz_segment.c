@@ -62,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!heat || !base || !out || !w || !scratch) abort();
     for (size_t i = 0; i < n; i++) heat[i] = (float)lab[i] - (float)S / 2;
     for (int s = 0; s < S; s++) w[s] = (double)((s * 7 + data[0]) % 5) - 2;
-    xd_render_display(img, C, H, W, 1.0 / 255, NULL, NULL, base);
+    xd_render_display(img, C, H, W, NULL, NULL, base);
     xd_render_options_t o = {data[0] & 1, (data[12] % 11) / 10.0, 1};
     xd_render_legend_t lg;
     if (xd_render_heatmap(&o, heat, H, W, base, out, &lg, &err) != XD_OK) abort();
