@@ -23,7 +23,7 @@ from skimage.color import gray2rgb
 from skimage.segmentation import find_boundaries, quickshift, slic
 
 
-def shapes(h, w, rng):
+def shapes(h, w, rng, noise=6.0):
     y, x = np.mgrid[:h, :w].astype(float)
     img = np.zeros((h, w, 3))
     img[..., 0] = 40 + 60 * x / w
@@ -35,7 +35,8 @@ def shapes(h, w, rng):
     img[sq] = (30, 60, 210)
     tri = (y > 0.55 * h) & (x < 0.45 * w) & (x - 0.05 * w > (h - y) * 0.4)
     img[tri] = (40, 200, 60)
-    img += rng.normal(0, 6, img.shape)
+    if noise:
+        img += rng.normal(0, noise, img.shape)
     return np.clip(np.round(img), 0, 255).astype(np.uint8)
 
 
@@ -48,6 +49,13 @@ def texture(h, w, rng):
         img[..., c] = 128 + 45 * noise + 30 * np.sin(x / (5 + 2 * c) + c) * np.cos(y / (7 + c))
     img += rng.normal(0, 4, img.shape)
     return np.clip(np.round(img), 0, 255).astype(np.uint8)
+
+
+def checker(side, cell):
+    """Flat squares of four colours: symmetric, so many densities tie exactly."""
+    cols = np.array([(200, 30, 30), (30, 160, 40), (40, 50, 190), (220, 220, 60)], np.uint8)
+    y, x = np.mgrid[:side, :side]
+    return cols[((y // cell) + 2 * (x // cell)) % 4]
 
 
 def to_gray(img):
@@ -109,6 +117,10 @@ def main():
         "texture96_rgb": texture(96, 96, rng),
         "texture32_gray": to_gray(texture(32, 32, rng)),
         "shapes48x80_rgb": shapes(48, 80, rng),
+        # flat colours without noise: many exactly tied densities, where quickshift's
+        # tie-breaking noise decides the links
+        "flat64_rgb": shapes(64, 64, rng, noise=0),
+        "checker64_rgb": checker(64, 16),
     }
     slic_params = [(50, 10.0, 1.0), (100, 20.0, 0.0), (12, 5.0, 2.0)]
     qs_params = {32: [(2.0, 10.0, 0.5, 0.0)], 48: [(3.0, 20.0, 0.5, 0.0)],
