@@ -192,6 +192,16 @@ void xd_segment_grid(int size, int H, int W, int32_t *labels, int *n_segments) {
   *n_segments = rows * cols;
 }
 
+double xd_segment_cost(const xd_segment_params_t *p, int H, int W) {
+  double px = (double)H * W;
+  if (p->method == XD_SEGMENT_QUICKSHIFT) {
+    double side = 2 * ceil(3 * p->kernel_size) + 1;
+    return px * side * side;
+  }
+  if (p->method == XD_SEGMENT_SLIC) return (double)p->max_num_iter * px * 16;
+  return px;
+}
+
 int xd_segment_image(const xd_segment_params_t *p, const float *img, int C, int H, int W, int32_t *labels,
                      int *n_segments, const xd_cancel_t *cancel, xd_error_t *err) {
   int rc = xd_segment_check(p, C, H, W, err);

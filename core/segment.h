@@ -78,6 +78,12 @@ void xd_segment_params_default(xd_segment_params_t *p, xd_segment_method_t metho
  * ("segmentation.n_segments", "image") and what would be valid. Cheap, no allocation. */
 int xd_segment_check(const xd_segment_params_t *p, int C, int H, int W, xd_error_t *err);
 
+/* The work of a segmentation in inner-loop steps (pixel-pair distances), for admission
+ * limits and deadlines upstream: quickshift H·W·(2·ceil(3·kernel_size)+1)² (the density
+ * pass, half of it, and the parent pass), SLIC max_num_iter·H·W·16 (each pixel lies in
+ * about 16 centre windows of ±2 steps), grid H·W. */
+double xd_segment_cost(const xd_segment_params_t *p, int H, int W);
+
 /* Segments img [C][H][W] (finite values) into labels [H][W] (caller-owned), labels 0..S-1
  * with S stored in *n_segments. Runs xd_segment_check first. cancel may be NULL.
  * Returns XD_OK, XD_EINVAL, XD_ENOMEM, XD_ECANCELED or XD_ETIMEDOUT. */

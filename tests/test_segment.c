@@ -305,6 +305,16 @@ TEST(grid_is_row_major_squares) {
   CHECK(S == 1 && lab[69] == 0);
 }
 
+TEST(cost_estimates) {
+  xd_segment_params_t p;
+  xd_segment_params_default(&p, XD_SEGMENT_QUICKSHIFT); /* kernel 4: window 25×25 */
+  CHECK_NEAR(xd_segment_cost(&p, 224, 224), 224.0 * 224 * 625, 0);
+  xd_segment_params_default(&p, XD_SEGMENT_SLIC);
+  CHECK_NEAR(xd_segment_cost(&p, 10, 10), 10 * 100 * 16, 0);
+  xd_segment_params_default(&p, XD_SEGMENT_GRID);
+  CHECK_NEAR(xd_segment_cost(&p, 10, 20), 200, 0);
+}
+
 TEST(relabel_keeps_order_without_gaps) {
   int32_t lab[8] = {40, -3, 40, 7, 7, 1000, -3, 7};
   CHECK(xd_segment_relabel(lab, 8) == 4);
@@ -477,6 +487,7 @@ int main(void) {
   else
     skip("live_against_scikit_image", "/usr/bin/python3 without scikit-image (apt-get install python3-skimage)");
   RUN(grid_is_row_major_squares);
+  RUN(cost_estimates);
   RUN(relabel_keeps_order_without_gaps);
   RUN(rgb2lab_known_values);
   RUN(gaussian_matches_scipy_reflect);
