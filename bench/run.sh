@@ -84,6 +84,20 @@ if ! BENCH_SCALE=$SCALE "$CORE" >> "$RES" 2> "$WORK/core.err"; then
   log "bench_core failed: $(tail -n 3 "$WORK/core.err")"
 fi
 
+# ---- 1b. segmentation: explaind's SLIC and quickshift beside scikit-image's ------------------
+SEG=$BUILD/bench/bench_segment
+if [ -x "$SEG" ]; then
+  log "segmentation: SLIC and quickshift, 32x32 and 224x224 RGB"
+  BENCH_SCALE=$SCALE "$SEG" >> "$RES" 2> "$WORK/segment.err" ||
+    note "{\"kind\":\"error\",\"what\":\"bench_segment failed: $(jstr "$(tail -n 3 "$WORK/segment.err")")\"}"
+  if /usr/bin/python3 -c 'import skimage.segmentation' 2>/dev/null; then
+    /usr/bin/python3 bench/segment_skimage.py "$SCALE" >> "$RES" 2> "$WORK/segment_ref.err" ||
+      note "{\"kind\":\"error\",\"what\":\"segment_skimage.py failed: $(jstr "$(tail -n 3 "$WORK/segment_ref.err")")\"}"
+  else
+    log "scikit-image missing (apt-get install python3-skimage): no reference segmentation figures"
+  fi
+fi
+
 # ---- 2. HTTP load ------------------------------------------------------------------------
 BODIES=$WORK/bodies
 mkdir -p "$BODIES" && "$CORE" --bodies "$BODIES"
