@@ -75,6 +75,8 @@ void xd_conv_backward_d(const xd_conv_shape_t *s, const double *x, const double 
 void xd_conv_forward_f_naive(const xd_conv_shape_t *s, const float *x, const float *w, const float *b, float *y);
 void xd_conv_forward_d_naive(const xd_conv_shape_t *s, const double *x, const double *w, const double *b,
                              double *y);
+void xd_conv_backward_f_naive(const xd_conv_shape_t *s, const float *x, const float *w, const float *dy,
+                              float *dx, float *dw, float *db);
 void xd_conv_backward_d_naive(const xd_conv_shape_t *s, const double *x, const double *w, const double *dy,
                               double *dx, double *dw, double *db);
 
