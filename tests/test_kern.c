@@ -219,9 +219,280 @@ TEST(conv_shape_rejects_bad_attributes) {
   CHECK(p0 == 0 && p1 == 1);
 }
 
+/* ---- pools ------------------------------------------------------------------------------- */
+
+typedef struct pool_case {
+  size_t nsp, N, C, in[2], k[2], st[2], dl[2], p0[2], p1[2];
+  int ceil, incl;
+} pool_case_t;
+
+static const pool_case_t pool_cases[] = {
+    {2, 2, 3, {8, 6}, {2, 2}, {2, 2}, {1, 1}, {0, 0}, {0, 0}, 0, 0}, /* the CNN case */
+    {2, 1, 2, {7, 5}, {2, 2}, {2, 2}, {1, 1}, {0, 0}, {0, 0}, 1, 0}, /* ceil: partial windows */
+    {2, 1, 2, {5, 5}, {3, 3}, {2, 2}, {1, 1}, {1, 1}, {1, 1}, 0, 1}, /* pads counted */
+    {2, 1, 2, {5, 5}, {3, 3}, {2, 2}, {1, 1}, {1, 1}, {1, 1}, 0, 0}, /* pads not counted */
+    {2, 2, 1, {6, 7}, {3, 2}, {2, 3}, {1, 1}, {0, 1}, {2, 0}, 1, 1}, /* asymmetric, ceil, counted */
+    {2, 1, 1, {9, 9}, {3, 3}, {1, 2}, {2, 2}, {2, 1}, {1, 2}, 0, 0}, /* dilation */
+    {1, 2, 2, {11, 0}, {3, 0}, {2, 0}, {1, 0}, {1, 0}, {1, 0}, 1, 1}, /* 1-D */
+    {2, 1, 1, {5, 5}, {2, 2}, {2, 2}, {1, 1}, {1, 1}, {1, 1}, 1, 1}, /* ceil drops a window in the pad */
+};
+
+static xd_pool_shape_t pool_shape(const pool_case_t *c) {
+  xd_pool_shape_t s;
+  memset(&s, 0, sizeof s);
+  s.nsp = c->nsp;
+  s.N = c->N;
+  s.C = c->C;
+  for (size_t i = 0; i < c->nsp; i++) {
+    s.in[i] = c->in[i];
+    s.k[i] = c->k[i];
+    s.stride[i] = c->st[i];
+    s.dil[i] = c->dl[i];
+    s.pad0[i] = c->p0[i];
+    s.pad1[i] = c->p1[i];
+  }
+  s.ceil_mode = c->ceil;
+  s.count_include_pad = c->incl;
+  return s;
+}
+
+/* The definition on an explicitly padded plane (2-D; 1-D as height 1): cells of the
+ * padded input are pads unless inside the input; a window counts the cells it covers
+ * inside the padded input for count_include_pad. */
+static void pool_ref(const xd_pool_shape_t *s, const double *x, double *ymax, double *yavg) {
+  size_t H = s->nsp == 2 ? s->in[0] : 1, W = s->in[s->nsp - 1];
+  size_t oh = s->nsp == 2 ? s->out[0] : 1, ow = s->out[s->nsp - 1];
+  size_t kh = s->nsp == 2 ? s->k[0] : 1, kw = s->k[s->nsp - 1];
+  size_t sh = s->nsp == 2 ? s->stride[0] : 1, sw = s->stride[s->nsp - 1];
+  size_t dh = s->nsp == 2 ? s->dil[0] : 1, dw = s->dil[s->nsp - 1];
+  size_t ph0 = s->nsp == 2 ? s->pad0[0] : 0, pw0 = s->pad0[s->nsp - 1];
+  size_t ph1 = s->nsp == 2 ? s->pad1[0] : 0, pw1 = s->pad1[s->nsp - 1];
+  for (size_t p = 0; p < s->N * s->C; p++)
+    for (size_t i = 0; i < oh; i++)
+      for (size_t j = 0; j < ow; j++) {
+        double m = -INFINITY, sum = 0;
+        size_t real = 0, padded = 0;
+        for (size_t a = 0; a < kh; a++)
+          for (size_t b = 0; b < kw; b++) {
+            size_t ph = i * sh + a * dh, pw = j * sw + b * dw; /* in padded coordinates */
+            if (ph < H + ph0 + ph1 && pw < W + pw0 + pw1) padded++;
+            if (ph < ph0 || ph >= ph0 + H || pw < pw0 || pw >= pw0 + W) continue;
+            double v = x[p * H * W + (ph - ph0) * W + (pw - pw0)];
+            m = v > m ? v : m;
+            sum += v;
+            real++;
+          }
+        ymax[p * oh * ow + i * ow + j] = m;
+        yavg[p * oh * ow + i * ow + j] = sum / (double)(s->count_include_pad ? padded : real);
+      }
+}
+
+typedef struct pool_ctx {
+  xd_pool_shape_t s;
+  double *x, *g, *y;
+  size_t ny;
+  int max;
+} pool_ctx_t;
+
+static double pool_loss(void *p) {
+  pool_ctx_t *c = p;
+  if (c->max)
+    xd_maxpool_forward_d(&c->s, c->x, c->y);
+  else
+    xd_avgpool_forward_d(&c->s, c->x, c->y);
+  return dot(c->y, c->g, c->ny);
+}
+
+TEST(pools_match_definition_and_fd) {
+  for (size_t ci = 0; ci < sizeof pool_cases / sizeof *pool_cases; ci++) {
+    xd_pool_shape_t s = pool_shape(&pool_cases[ci]);
+    xd_error_t err;
+    CHECK_MSG(xd_pool_shape_init(&s, &err) == XD_OK, "case %zu: %s", ci, err.text);
+    size_t isp = 1, osp = 1;
+    for (size_t i = 0; i < s.nsp; i++) {
+      isp *= s.in[i];
+      osp *= s.out[i];
+    }
+    size_t nx = s.N * s.C * isp, ny = s.N * s.C * osp;
+    double *x = dvec(nx), *y = dzeros(ny), *rmax = dzeros(ny), *ravg = dzeros(ny);
+    pool_ref(&s, x, rmax, ravg);
+    xd_maxpool_forward_d(&s, x, y);
+    CHECK_MSG(max_rel_diff_dd(y, rmax, ny) < 1e-15, "case %zu max", ci);
+    xd_avgpool_forward_d(&s, x, y);
+    CHECK_MSG(max_rel_diff_dd(y, ravg, ny) < 1e-14, "case %zu avg", ci);
+    float *xf = fcopy(x, nx), *yf = xd_malloc(ny * 4);
+    xd_maxpool_forward_f(&s, xf, yf);
+    CHECK_MSG(max_rel_diff_fd(yf, rmax, ny) < 1e-6, "case %zu max float", ci);
+    xd_avgpool_forward_f(&s, xf, yf);
+    CHECK_MSG(max_rel_diff_fd(yf, ravg, ny) < 1e-6, "case %zu avg float", ci);
+    for (int max = 0; max < 2; max++) {
+      pool_ctx_t c = {s, x, dvec(ny), y, ny, max};
+      double *dx = dzeros(nx);
+      if (max)
+        xd_maxpool_backward_d(&s, x, c.g, dx);
+      else
+        xd_avgpool_backward_d(&s, c.g, dx);
+      CHECK_MSG(fd_check(pool_loss, &c, x, nx, dx, 80) < FD_TOL, "case %zu fd %s", ci, max ? "max" : "avg");
+      xd_free(c.g);
+      xd_free(dx);
+    }
+    xd_free(x);
+    xd_free(y);
+    xd_free(rmax);
+    xd_free(ravg);
+    xd_free(xf);
+    xd_free(yf);
+  }
+}
+
+TEST(pool_output_sizes_follow_torch) {
+  /* torch.nn.MaxPool1d(2, 2, padding=1, ceil_mode=True) on length 5 gives 3, not 4 */
+  xd_error_t err;
+  pool_case_t a = {1, 1, 1, {5, 0}, {2, 0}, {2, 0}, {1, 0}, {1, 0}, {1, 0}, 1, 0};
+  xd_pool_shape_t s = pool_shape(&a);
+  CHECK(xd_pool_shape_init(&s, &err) == XD_OK && s.out[0] == 3);
+  pool_case_t b = {1, 1, 1, {5, 0}, {2, 0}, {2, 0}, {1, 0}, {0, 0}, {0, 0}, 1, 0}; /* ceil(3/2)+1 */
+  s = pool_shape(&b);
+  CHECK(xd_pool_shape_init(&s, &err) == XD_OK && s.out[0] == 3);
+  b.ceil = 0;
+  s = pool_shape(&b);
+  CHECK(xd_pool_shape_init(&s, &err) == XD_OK && s.out[0] == 2);
+  pool_case_t c = {1, 1, 1, {5, 0}, {2, 0}, {2, 0}, {1, 0}, {2, 0}, {0, 0}, 0, 0}; /* pad = whole window */
+  s = pool_shape(&c);
+  CHECK(xd_pool_shape_init(&s, &err) == XD_EINVAL);
+}
+
+TEST(global_average_pool) {
+  size_t nc = 5, sp = 7;
+  double *x = dvec(nc * sp), *y = dzeros(nc), *dy = dvec(nc), *dx = dzeros(nc * sp);
+  xd_gap_forward_d(nc, sp, x, y);
+  for (size_t i = 0; i < nc; i++) {
+    double s = 0;
+    for (size_t j = 0; j < sp; j++) s += x[i * sp + j];
+    CHECK_NEAR(y[i], s / 7, 1e-15);
+  }
+  xd_gap_backward_d(nc, sp, dy, dx);
+  CHECK_NEAR(dx[3 * sp + 4], dy[3] / 7, 1e-16);
+  xd_free(x);
+  xd_free(y);
+  xd_free(dy);
+  xd_free(dx);
+}
+
+/* ---- norms and softmax ---------------------------------------------------------------------- */
+
+typedef struct norm_ctx {
+  size_t outer, n, inner;
+  double *x, *scale, *bias, *mean, *var, *g, *y;
+  int kind; /* 0 layernorm, 1 batchnorm, 2 softmax, 3 logsoftmax */
+} norm_ctx_t;
+
+static double norm_loss(void *p) {
+  norm_ctx_t *c = p;
+  size_t total = c->outer * c->n * c->inner;
+  switch (c->kind) {
+  case 0: xd_layernorm_forward_d(c->outer, c->n, 1e-5, c->x, c->scale, c->bias, c->y, NULL, NULL); break;
+  case 1:
+    xd_batchnorm_forward_d(c->outer, c->n, c->inner, 1e-5, c->x, c->scale, c->bias, c->mean, c->var, c->y);
+    break;
+  case 2: xd_softmax_forward_d(c->outer, c->n, c->inner, c->x, c->y); break;
+  default: xd_logsoftmax_forward_d(c->outer, c->n, c->inner, c->x, c->y); break;
+  }
+  return dot(c->y, c->g, total);
+}
+
+TEST(norms_and_softmax_fd) {
+  size_t outer = 3, n = 5, inner = 4, total = outer * n * inner;
+  norm_ctx_t c = {outer, n, inner, dvec(total), dvec(n * inner), dvec(n * inner), dvec(n), dvec(n), dvec(total),
+                  dzeros(total), 0};
+  for (size_t i = 0; i < n; i++) c.var[i] = 0.5 + c.var[i] * c.var[i];
+  /* LayerNormalization over the last n·inner values */
+  c.outer = outer;
+  c.n = n * inner;
+  c.inner = 1;
+  double *mean = dzeros(outer), *inv = dzeros(outer);
+  xd_layernorm_forward_d(outer, n * inner, 1e-5, c.x, c.scale, c.bias, c.y, mean, inv);
+  {
+    double mu = 0, v = 0;
+    for (size_t j = 0; j < n * inner; j++) mu += c.x[j];
+    mu /= (double)(n * inner);
+    for (size_t j = 0; j < n * inner; j++) v += (c.x[j] - mu) * (c.x[j] - mu);
+    v /= (double)(n * inner);
+    CHECK_NEAR(mean[0], mu, 1e-15);
+    CHECK_NEAR(inv[0], 1 / sqrt(v + 1e-5), 1e-12);
+    CHECK_NEAR(c.y[2], (c.x[2] - mu) / sqrt(v + 1e-5) * c.scale[2] + c.bias[2], 1e-12);
+  }
+  double *dx = dzeros(total), *ds = dzeros(n * inner), *dbias = dzeros(n * inner);
+  xd_layernorm_backward_d(outer, n * inner, 1e-5, c.x, c.scale, c.g, dx, ds, dbias);
+  CHECK(fd_check(norm_loss, &c, c.x, total, dx, 60) < FD_TOL);
+  CHECK(fd_check(norm_loss, &c, c.scale, n * inner, ds, 60) < FD_TOL);
+  CHECK(fd_check(norm_loss, &c, c.bias, n * inner, dbias, 60) < FD_TOL);
+  float *xf = fcopy(c.x, total), *sf = fcopy(c.scale, n * inner), *bf = fcopy(c.bias, n * inner),
+        *yf = xd_malloc(total * 4);
+  xd_layernorm_forward_f(outer, n * inner, 1e-5, xf, sf, bf, yf, NULL, NULL);
+  xd_layernorm_forward_d(outer, n * inner, 1e-5, c.x, c.scale, c.bias, c.y, NULL, NULL);
+  CHECK(max_rel_diff_fd(yf, c.y, total) < 1e-5);
+  /* BatchNormalization (N = outer, C = n, sp = inner): input gradient */
+  c.n = n;
+  c.inner = inner;
+  c.kind = 1;
+  memset(dx, 0, total * 8);
+  xd_batchnorm_backward_d(outer, n, inner, 1e-5, c.scale, c.var, c.g, dx);
+  CHECK(fd_check(norm_loss, &c, c.x, total, dx, 60) < FD_TOL);
+  float *mf = fcopy(c.mean, n), *vf = fcopy(c.var, n);
+  xd_batchnorm_forward_f(outer, n, inner, 1e-5, xf, sf, bf, mf, vf, yf);
+  norm_loss(&c);
+  CHECK(max_rel_diff_fd(yf, c.y, total) < 1e-5);
+  CHECK_NEAR(c.y[1 * n * inner + 2 * inner + 3],
+             (c.x[1 * n * inner + 2 * inner + 3] - c.mean[2]) / sqrt(c.var[2] + 1e-5) * c.scale[2] + c.bias[2],
+             1e-12);
+  /* Softmax and LogSoftmax over the middle axis; large inputs do not overflow */
+  for (int kind = 2; kind < 4; kind++) {
+    c.kind = kind;
+    norm_loss(&c);
+    memset(dx, 0, total * 8);
+    if (kind == 2)
+      xd_softmax_backward_d(outer, n, inner, c.y, c.g, dx);
+    else
+      xd_logsoftmax_backward_d(outer, n, inner, c.y, c.g, dx);
+    CHECK_MSG(fd_check(norm_loss, &c, c.x, total, dx, 60) < FD_TOL, "kind %d", kind);
+    double s = 0;
+    for (size_t j = 0; j < n; j++) s += kind == 2 ? c.y[j * inner + 1] : exp(c.y[j * inner + 1]);
+    CHECK_NEAR(s, 1, 1e-14);
+  }
+  double big[3] = {1000, 1001, 1002}, sm[3];
+  xd_softmax_forward_d(1, 3, 1, big, sm);
+  CHECK_NEAR(sm[2], 1 / (1 + exp(-1) + exp(-2)), 1e-15);
+  xd_softmax_forward_f(outer, n, inner, xf, yf);
+  xd_softmax_forward_d(outer, n, inner, c.x, c.y);
+  CHECK(max_rel_diff_fd(yf, c.y, total) < 1e-6);
+  xd_free(c.x);
+  xd_free(c.scale);
+  xd_free(c.bias);
+  xd_free(c.mean);
+  xd_free(c.var);
+  xd_free(c.g);
+  xd_free(c.y);
+  xd_free(mean);
+  xd_free(inv);
+  xd_free(dx);
+  xd_free(ds);
+  xd_free(dbias);
+  xd_free(xf);
+  xd_free(sf);
+  xd_free(bf);
+  xd_free(yf);
+  xd_free(mf);
+  xd_free(vf);
+}
+
 int main(void) {
   xd_rng_seed(&rng, 20261203);
   RUN(conv_matches_naive_and_fd);
   RUN(conv_shape_rejects_bad_attributes);
+  RUN(pools_match_definition_and_fd);
+  RUN(pool_output_sizes_follow_torch);
+  RUN(global_average_pool);
+  RUN(norms_and_softmax_fd);
   return TEST_REPORT();
 }
