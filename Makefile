@@ -40,7 +40,7 @@ FUZZ_NAMES  := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRC))
 FUZZ_REPLAY := $(patsubst %,$(BUILD)/tests/test_fuzz_%,$(FUZZ_NAMES))
 
 .PHONY: all deps run test asan tsan valgrind bench bench-deps clean fmt models web-deps fuzz deploy-deps edge-deps
-.PHONY: soak
+.PHONY: soak onnxrt-deps
 all: $(BUILD)/explaind $(TEST_BIN) $(FUZZ_REPLAY)
 
 # ---- dependencies ------------------------------------------------------------------
@@ -64,6 +64,21 @@ web-deps:
 
 $(WEB_NODE_MODULES): tests/web/package.json tests/web/package-lock.json
 	cd tests/web && npm ci --no-audit --no-fund --loglevel=error
+
+# ONNX Runtime for the graph engine's tests (tests/onnxrt/run.mjs runs a graph as a second
+# opinion): npm's onnxruntime-node, pinned in tests/onnxrt/package-lock.json (npm ci, only
+# when the lock changed). Its CPU runtime ships inside the npm package; the install script
+# would also fetch CUDA libraries from NuGet, which ONNXRUNTIME_NODE_INSTALL=skip stops.
+# A failure here only warns: those tests then skip, or fail under CI=true.
+ONNXRT_NODE_MODULES := tests/onnxrt/node_modules/.package-lock.json
+onnxrt-deps:
+	@command -v npm >/dev/null 2>&1 || { echo "installing: nodejs npm"; \
+	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nodejs npm; } || \
+	  echo "warning: could not install nodejs npm; the ONNX Runtime comparisons will skip"; }
+	@$(MAKE) -s --no-print-directory $(ONNXRT_NODE_MODULES) || echo "warning: npm ci failed; the ONNX Runtime comparisons will skip"
+
+$(ONNXRT_NODE_MODULES): tests/onnxrt/package.json tests/onnxrt/package-lock.json
+	cd tests/onnxrt && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error
 
 # Tools of the deployment tests (tests/test_deploy.c, tests/test_lb.c): Debian's nginx and
 # docker-compose (no recommends: validating a compose file needs no Docker daemon), node,
@@ -135,7 +150,7 @@ $(GEN_OBJ): $(BUILD)/gen/onnx.pb-c.c $(BUILD)/gen/onnx.pb-c.h
 	$(CC) $(CFLAGS) -c $< -o $@
 
 # The ONNX importer includes the generated header: generate it before compiling.
-$(BUILD)/obj/core/onnx.o $(BUILD)/obj/core/onnx_ops.o: | $(BUILD)/gen/onnx.pb-c.h
+$(BUILD)/obj/core/onnx.o $(BUILD)/obj/core/onnx_ops.o $(BUILD)/obj/core/onnx_graph.o: | $(BUILD)/gen/onnx.pb-c.h
 
 $(BUILD)/explaind: $(BUILD)/obj/server/main.o $(BUILD)/libxd.a
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
@@ -155,7 +170,7 @@ LISTEN ?= 127.0.0.1:8080
 run: deps $(BUILD)/explaind
 	./$(BUILD)/explaind --listen $(LISTEN) --model-dir models
 
-test: deps web-deps deploy-deps edge-deps all
+test: deps web-deps deploy-deps edge-deps onnxrt-deps all
 	@BUILD=$(BUILD) sh tests/run.sh
 
 # Sanitizer builds live in their own folders so they never mix objects with the normal build.
