@@ -148,6 +148,8 @@ void xd_matmul_backward_d(const xd_matmul_shape_t *s, const double *A, const dou
                           double *dA, double *dB);
 void xd_matmul_forward_f_naive(const xd_matmul_shape_t *s, const float *A, const float *B, float *C);
 void xd_matmul_forward_d_naive(const xd_matmul_shape_t *s, const double *A, const double *B, double *C);
+void xd_matmul_backward_f_naive(const xd_matmul_shape_t *s, const float *A, const float *B, const float *dC,
+                                float *dA, float *dB);
 void xd_matmul_backward_d_naive(const xd_matmul_shape_t *s, const double *A, const double *B, const double *dC,
                                 double *dA, double *dB);
 

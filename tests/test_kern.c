@@ -486,6 +486,151 @@ TEST(norms_and_softmax_fd) {
   xd_free(vf);
 }
 
+/* ---- MatMul and Gemm ------------------------------------------------------------------------ */
+
+typedef struct mm_case {
+  size_t ar, br;
+  int64_t ad[4], bd[4];
+  size_t cr;
+  int64_t cd[4];
+} mm_case_t;
+
+static const mm_case_t mm_cases[] = {
+    {4, 2, {2, 3, 4, 5}, {5, 6}, 4, {2, 3, 4, 6}},             /* shared weight: one GEMM */
+    {4, 4, {2, 1, 3, 4}, {1, 3, 4, 5}, 4, {2, 3, 3, 5}},       /* both broadcast */
+    {1, 3, {4}, {2, 4, 3}, 2, {2, 3}},                         /* 1-D A */
+    {3, 1, {2, 3, 4}, {4}, 2, {2, 3}},                         /* 1-D B */
+    {1, 1, {7}, {7}, 0, {0}},                                  /* dot product */
+    {2, 2, {3, 1}, {1, 5}, 2, {3, 5}},                         /* K = 1 */
+    {2, 2, {1, 5}, {5, 1}, 2, {1, 1}},                         /* 1×N · N×1 */
+    {3, 3, {2, 3, 4}, {2, 4, 5}, 3, {2, 3, 5}},                /* plain batch */
+    {2, 3, {4, 5}, {3, 5, 2}, 3, {3, 4, 2}},                   /* A shared */
+    {3, 4, {1, 2, 3}, {2, 2, 3, 2}, 4, {2, 2, 2, 2}},          /* batch 1 against 2, ranks differ */
+};
+
+typedef struct mm_ctx {
+  xd_matmul_shape_t s;
+  double *a, *b, *g, *c;
+  size_t nc;
+} mm_ctx_t;
+
+static double mm_loss(void *p) {
+  mm_ctx_t *c = p;
+  xd_matmul_forward_d(&c->s, c->a, c->b, c->c);
+  return dot(c->c, c->g, c->nc);
+}
+
+static size_t prod64(const int64_t *d, size_t r) {
+  size_t n = 1;
+  for (size_t i = 0; i < r; i++) n *= (size_t)d[i];
+  return n;
+}
+
+TEST(matmul_matches_naive_and_fd) {
+  for (size_t ci = 0; ci < sizeof mm_cases / sizeof *mm_cases; ci++) {
+    const mm_case_t *k = &mm_cases[ci];
+    mm_ctx_t c;
+    xd_error_t err;
+    CHECK(xd_matmul_shape_init(&c.s, k->ad, k->ar, k->bd, k->br, &err) == XD_OK);
+    CHECK_MSG(c.s.crank == k->cr, "case %zu rank %zu", ci, c.s.crank);
+    for (size_t i = 0; i < k->cr && i < c.s.crank; i++) CHECK_MSG(c.s.cdims[i] == k->cd[i], "case %zu dim %zu", ci, i);
+    size_t na = prod64(k->ad, k->ar), nb = prod64(k->bd, k->br), nc = prod64(k->cd, k->cr);
+    c.a = dvec(na);
+    c.b = dvec(nb);
+    c.g = dvec(nc);
+    c.c = dzeros(nc);
+    c.nc = nc;
+    double *cn = dzeros(nc);
+    xd_matmul_forward_d(&c.s, c.a, c.b, c.c);
+    xd_matmul_forward_d_naive(&c.s, c.a, c.b, cn);
+    CHECK_MSG(max_rel_diff_dd(c.c, cn, nc) < 1e-13, "case %zu", ci);
+    float *af = fcopy(c.a, na), *bf = fcopy(c.b, nb), *cf = xd_malloc(nc * 4);
+    xd_matmul_forward_f(&c.s, af, bf, cf);
+    CHECK_MSG(max_rel_diff_fd(cf, cn, nc) < 1e-5, "case %zu float", ci);
+    xd_matmul_forward_f_naive(&c.s, af, bf, cf);
+    CHECK_MSG(max_rel_diff_fd(cf, cn, nc) < 1e-5, "case %zu float naive", ci);
+    double *da = dvec(na), *db = dvec(nb), *da2 = dcopy(da, na), *db2 = dcopy(db, nb);
+    xd_matmul_backward_d(&c.s, c.a, c.b, c.g, da, db);
+    xd_matmul_backward_d_naive(&c.s, c.a, c.b, c.g, da2, db2);
+    CHECK_MSG(max_rel_diff_dd(da, da2, na) < 1e-13, "case %zu dA", ci);
+    CHECK_MSG(max_rel_diff_dd(db, db2, nb) < 1e-13, "case %zu dB", ci);
+    memset(da, 0, na * 8);
+    memset(db, 0, nb * 8);
+    xd_matmul_backward_d(&c.s, c.a, c.b, c.g, da, db);
+    CHECK_MSG(fd_check(mm_loss, &c, c.a, na, da, 60) < FD_TOL, "case %zu fd dA", ci);
+    CHECK_MSG(fd_check(mm_loss, &c, c.b, nb, db, 60) < FD_TOL, "case %zu fd dB", ci);
+    xd_free(c.a);
+    xd_free(c.b);
+    xd_free(c.g);
+    xd_free(c.c);
+    xd_free(cn);
+    xd_free(af);
+    xd_free(bf);
+    xd_free(cf);
+    xd_free(da);
+    xd_free(db);
+    xd_free(da2);
+    xd_free(db2);
+  }
+  xd_matmul_shape_t s;
+  xd_error_t err;
+  int64_t a[] = {2, 3, 4}, b[] = {3, 4, 5}, b2[] = {2, 5, 5};
+  CHECK(xd_matmul_shape_init(&s, a, 3, b, 3, &err) == XD_EINVAL); /* batch 2 vs 3 */
+  CHECK(xd_matmul_shape_init(&s, a, 3, b2, 3, &err) == XD_EINVAL); /* K 4 vs 5 */
+}
+
+typedef struct gemm_ctx {
+  xd_gemm_shape_t s;
+  double *a, *b, *c, *g, *y;
+} gemm_ctx_t;
+
+static double gemm_loss(void *p) {
+  gemm_ctx_t *c = p;
+  xd_gemm_forward_d(&c->s, c->a, c->b, c->c, c->y);
+  return dot(c->y, c->g, c->s.M * c->s.N);
+}
+
+TEST(gemm_all_transposes_and_c_shapes) {
+  size_t M = 3, N = 4, K = 5;
+  size_t cshape[5][2] = {{0, 0}, {1, 1}, {1, 4}, {3, 1}, {3, 4}};
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++)
+      for (size_t cs = 0; cs < 5; cs++) {
+        gemm_ctx_t c = {{M, N, K, ta, tb, 0.7, 1.3, cshape[cs][0], cshape[cs][1]},
+                        dvec(M * K), dvec(K * N), dvec(12), dvec(M * N), dzeros(M * N)};
+        xd_gemm_forward_d(&c.s, c.a, c.b, cs ? c.c : NULL, c.y);
+        for (size_t i = 0; i < M; i++)
+          for (size_t j = 0; j < N; j++) {
+            double r = 0;
+            for (size_t k = 0; k < K; k++) r += (ta ? c.a[k * M + i] : c.a[i * K + k]) * (tb ? c.b[j * K + k] : c.b[k * N + j]);
+            r *= 0.7;
+            if (cs) r += 1.3 * c.c[(c.s.cm == 1 ? 0 : i) * c.s.cn + (c.s.cn == 1 ? 0 : j)];
+            CHECK_NEAR(c.y[i * N + j], r, 1e-13);
+          }
+        double *da = dzeros(M * K), *db = dzeros(K * N), *dc = dzeros(12);
+        xd_gemm_backward_d(&c.s, c.a, c.b, c.g, da, db, dc);
+        CHECK_MSG(fd_check(gemm_loss, &c, c.a, M * K, da, 60) < FD_TOL, "ta %d tb %d", ta, tb);
+        CHECK_MSG(fd_check(gemm_loss, &c, c.b, K * N, db, 60) < FD_TOL, "ta %d tb %d", ta, tb);
+        if (cs) CHECK_MSG(fd_check(gemm_loss, &c, c.c, c.s.cm * c.s.cn, dc, 60) < FD_TOL, "cs %zu", cs);
+        float *af = fcopy(c.a, M * K), *bf = fcopy(c.b, K * N), *cf = fcopy(c.c, 12), *yf = xd_malloc(M * N * 4);
+        xd_gemm_forward_f(&c.s, af, bf, cs ? cf : NULL, yf);
+        xd_gemm_forward_d(&c.s, c.a, c.b, cs ? c.c : NULL, c.y);
+        CHECK(max_rel_diff_fd(yf, c.y, M * N) < 1e-5);
+        xd_free(af);
+        xd_free(bf);
+        xd_free(cf);
+        xd_free(yf);
+        xd_free(da);
+        xd_free(db);
+        xd_free(dc);
+        xd_free(c.a);
+        xd_free(c.b);
+        xd_free(c.c);
+        xd_free(c.g);
+        xd_free(c.y);
+      }
+}
+
 int main(void) {
   xd_rng_seed(&rng, 20261203);
   RUN(conv_matches_naive_and_fd);
@@ -494,5 +639,7 @@ int main(void) {
   RUN(pool_output_sizes_follow_torch);
   RUN(global_average_pool);
   RUN(norms_and_softmax_fd);
+  RUN(matmul_matches_naive_and_fd);
+  RUN(gemm_all_transposes_and_c_shapes);
   return TEST_REPORT();
 }
