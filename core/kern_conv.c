@@ -15,11 +15,14 @@
 
 #include <string.h>
 
+#include "core/hotloop.h"
 #include "core/mat.h"
 
 /* Output columns one GEMM should see at least: below this BLAS spends more on set-up and
  * packing than on arithmetic (measured on the demo CNN: see docs/kernels.md). */
+#ifndef CONV_MIN_COLS
 #define CONV_MIN_COLS 1024
+#endif
 
 void xd_kern_auto_pad(size_t in, size_t k, size_t stride, size_t dil, int upper, size_t *pad0, size_t *pad1) {
   if (stride == 0) stride = 1;
