@@ -30,7 +30,8 @@
  *                           (the caller zeroes it once), as core/kern.h's kernels do.
  *                           NULL row entry: the op is not differentiable (Shape, Equal,
  *                           Cast to int, ...), a gradient through it is XD_EUNSUPPORTED.
- * Absent optional inputs are NULL in in[] (and outputs nobody wants are still computed).
+ * Absent optional inputs are NULL in in[]; every output is a real tensor (an output the
+ * file leaves unnamed is still computed).
  */
 #ifndef XD_GOP_H
 #define XD_GOP_H

@@ -42,7 +42,7 @@
 #define XD_GRAPH_MAX_NODES 20000
 #define XD_GRAPH_MAX_TENSORS 65536
 #define XD_GRAPH_MAX_ELEMENTS ((int64_t)1 << 31) /* elements in one tensor (any run) */
-#define XD_GRAPH_MAX_IO 1024                     /* inputs or outputs of one node */
+#define XD_GRAPH_MAX_IO 256                      /* inputs or outputs of one node */
 /* Default work memory of one run when the caller gives none (bytes). */
 #define XD_GRAPH_DEFAULT_WORK_MEMORY ((size_t)1 << 30)
 
