@@ -6,6 +6,7 @@
 
 #include "core/alloc.h"
 #include "core/kern.h"
+#include "core/mat.h"
 #include "core/rng.h"
 #include "tests/test.h"
 
@@ -772,6 +773,40 @@ TEST(rnn_shape_rejects) {
   CHECK(xd_rnn_shape_init(&s, &err) == XD_EINVAL);
 }
 
+/* ---- mat.h's strided GEMM ---------------------------------------------------------------------- */
+
+TEST(strided_gemm_matches_naive) {
+  /* M, N, K with row strides larger than the rows (sub-blocks), every transpose, beta 0 and 1 */
+  size_t shapes[][3] = {{1, 1, 1}, {1, 9, 4}, {7, 1, 3}, {5, 6, 1}, {13, 11, 17}, {4, 3, 0}};
+  for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
+    for (int ta = 0; ta < 2; ta++)
+      for (int tb = 0; tb < 2; tb++) {
+        size_t M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+        size_t lda = (ta ? M : K) + 2, ldb = (tb ? K : N) + 3, ldc = N + 1;
+        double *A = dvec((ta ? K : M) * lda + 1), *B = dvec((tb ? N : K) * ldb + 1), *C = dvec(M * ldc),
+               *C2 = dcopy(C, M * ldc);
+        xd_dgemm(ta, tb, M, N, K, 0.5, A, lda, B, ldb, 1, C, ldc);
+        xd_dgemm_naive(ta, tb, M, N, K, 0.5, A, lda, B, ldb, 1, C2, ldc);
+        CHECK_MSG(max_rel_diff_dd(C, C2, M * ldc) < 1e-14, "shape %zu ta %d tb %d", si, ta, tb);
+        float *Af = fcopy(A, (ta ? K : M) * lda + 1), *Bf = fcopy(B, (tb ? N : K) * ldb + 1),
+              *Cf = fcopy(C, M * ldc), *Cf2 = fcopy(C, M * ldc);
+        xd_sgemm(ta, tb, M, N, K, 2, Af, lda, Bf, ldb, 0, Cf, ldc);
+        xd_sgemm_naive(ta, tb, M, N, K, 2, Af, lda, Bf, ldb, 0, Cf2, ldc);
+        double *Cd = xd_malloc(M * ldc * 8 + 8);
+        for (size_t i = 0; i < M * ldc; i++) Cd[i] = Cf2[i];
+        CHECK_MSG(max_rel_diff_fd(Cf, Cd, M * ldc) < 1e-5, "float shape %zu", si);
+        xd_free(A);
+        xd_free(B);
+        xd_free(C);
+        xd_free(C2);
+        xd_free(Af);
+        xd_free(Bf);
+        xd_free(Cf);
+        xd_free(Cf2);
+        xd_free(Cd);
+      }
+}
+
 int main(void) {
   xd_rng_seed(&rng, 20261203);
   RUN(conv_matches_naive_and_fd);
@@ -785,5 +820,6 @@ int main(void) {
   RUN(gru_matches_naive_and_fd);
   RUN(lstm_matches_naive_and_fd);
   RUN(rnn_shape_rejects);
+  RUN(strided_gemm_matches_naive);
   return TEST_REPORT();
 }
