@@ -249,6 +249,24 @@ static void explanations(void) {
   printf("\n");
 }
 
+/* The graph kernels (bench_core's "kernels" group): one row per line, as measured. */
+static void kernels(void) {
+  size_t i;
+  json_t *l;
+  int any = 0;
+  json_array_foreach(lines, i, l) {
+    const char *g = json_string_value(json_object_get(l, "group"));
+    if (!g || strcmp(g, "kernels")) continue;
+    if (!any)
+      printf("## Graph kernels (core/kern.h, one thread)\n\n"
+             "| kernel | rows | median ms | CPU ms | GFLOP/s (CPU) |\n|---|---|---|---|---|\n");
+    any = 1;
+    printf("| %s | %d | %s | %s | %s |\n", str(l, "label"), (int)num(l, "rows"), f3(num(l, "median_ms")),
+           f3(num(l, "cpu_ms")), f3(num(l, "flop") / (num(l, "cpu_ms") * 1e6)));
+  }
+  if (any) printf("\n");
+}
+
 static void http_tables(void) {
   printf("## HTTP load (wrk, real server, 127.0.0.1)\n\n");
   printf("req/s counts every answer in the run; non-2xx are answers with status ≥ 400 (wrk's status errors); "
@@ -391,6 +409,7 @@ int main(int argc, char **argv) {
   goals();
   forward();
   explanations();
+  kernels();
   http_tables();
   status();
   json_decref(lines);
