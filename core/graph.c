@@ -266,6 +266,7 @@ static int describe(xd_graph_t *g, xd_error_t *err) {
   memset(&pb, 0, sizeof pb);
   int rc = probe(g, 0, &pa, err);
   if (rc == XD_OK) rc = probe(g, 1, &pb, err);
+  if (rc == XD_EINVAL || rc == XD_ETOOBIG) rc = err->code = XD_EFORMAT; /* shapes that do not fit: the file's fault */
   if (rc != XD_OK) goto done;
   for (size_t i = 0; i < g->nt; i++) {
     gt_t *t = &g->t[i];
