@@ -23,6 +23,9 @@
 #ifndef CONV_MIN_COLS
 #define CONV_MIN_COLS 1024
 #endif
+/* Elements of the column matrix at most (16 MB in double): a large image is lowered a
+ * band of output rows at a time, so scratch stays bounded whatever the input size. */
+#define CONV_MAX_COL (1u << 21)
 
 void xd_kern_auto_pad(size_t in, size_t k, size_t stride, size_t dil, int upper, size_t *pad0, size_t *pad1) {
   if (stride == 0) stride = 1;
@@ -67,6 +70,7 @@ typedef struct geo {
   size_t Cg, Mg, G, N;
   size_t ck;     /* rows of col: Cg·ksp */
   size_t nb;     /* images per GEMM */
+  size_t nq, qt; /* output rows (out[0]·out[1], each out[2] long), rows per band */
   int direct;    /* 1×1, stride 1, no padding: col is the input itself */
 } geo_t;
 
@@ -97,6 +101,13 @@ static geo_t geo_of(const xd_conv_shape_t *s) {
   g.ck = g.Cg * g.ksp;
   g.nb = g.osp >= CONV_MIN_COLS ? 1 : (CONV_MIN_COLS + g.osp - 1) / g.osp;
   if (g.nb > g.N) g.nb = g.N;
+  while (g.nb > 1 && g.ck * g.nb * g.osp > CONV_MAX_COL) g.nb /= 2;
+  g.nq = g.out[0] * g.out[1];
+  g.qt = g.nq;
+  if (g.nb == 1 && !g.direct && g.ck * g.osp > CONV_MAX_COL) {
+    g.qt = CONV_MAX_COL / (g.ck * g.out[2]);
+    if (g.qt < 1) g.qt = 1;
+  }
   return g;
 }
 
@@ -115,7 +126,7 @@ static void valid_run(size_t in, size_t out, size_t st, size_t p0, size_t off, s
 size_t xd_conv_scratch(const xd_conv_shape_t *s) {
   geo_t g = geo_of(s);
   /* col (ck, nb·osp), unless direct with one image per GEMM; ytmp (Mg, nb·osp) when nb > 1 */
-  size_t cols = g.nb * g.osp;
+  size_t cols = g.nb > 1 ? g.nb * g.osp : g.qt * g.out[2];
   size_t col = (g.direct && g.nb == 1) ? 0 : g.ck * cols;
   size_t tmp = g.nb > 1 ? g.Mg * cols : 0;
   return col + tmp + 1;

@@ -93,6 +93,8 @@ static const conv_case_t conv_cases[] = {
     {3, 1, 2, 2, 1, {3, 4, 5}, {2, 2, 3}, {1, 2, 1}, {1, 1, 1}, {1, 0, 1}, {0, 1, 1}}, /* 3-D */
     {2, 5, 2, 3, 1, {20, 20}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},  /* images batched, remainder */
     {2, 1, 2, 2, 1, {3, 3}, {3, 3}, {1, 1}, {3, 3}, {3, 3}, {3, 3}},    /* dilated kernel mostly in pads */
+    {2, 1, 16, 2, 1, {181, 183}, {3, 3}, {1, 2}, {1, 1}, {1, 0}, {2, 1}}, /* large image: bands of rows */
+    {2, 21, 1024, 2, 1, {4, 4}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},  /* wide patches: fewer images per GEMM */
 };
 
 static xd_conv_shape_t conv_shape(const conv_case_t *c) {
@@ -148,7 +150,9 @@ TEST(conv_matches_naive_and_fd) {
     CHECK_MSG(max_rel_diff_dd(c.y, yn, ny) < 1e-12, "case %zu", ci);
     xd_conv_forward_f(&s, xf, wf, bf, yf, sf);
     xd_conv_forward_f_naive(&s, xf, wf, bf, ynf);
-    CHECK_MSG(max_rel_diff_fd(yf, yn, ny) < 1e-5, "case %zu float fast vs double", ci);
+    /* float sums of ck products round at about sqrt(ck)·2^-24 of their size */
+    double ftol = 1e-5 * (1 + (double)(s.C / s.group * ksp) / 500);
+    CHECK_MSG(max_rel_diff_fd(yf, yn, ny) < ftol, "case %zu float fast vs double", ci);
     CHECK_MSG(max_rel_diff_fd(ynf, yn, ny) < 1e-5, "case %zu float naive vs double", ci);
     xd_conv_forward_d(&s, c.x, c.w, NULL, c.y, scr);
     xd_conv_forward_d_naive(&s, c.x, c.w, NULL, yn);
@@ -172,7 +176,7 @@ TEST(conv_matches_naive_and_fd) {
     /* float backward agrees with double; only dx wanted leaves the rest alone */
     float *dxf = xd_calloc(nx, 4), *dyf = fcopy(c.g, ny);
     xd_conv_backward_f(&s, xf, wf, dyf, dxf, NULL, NULL, sf);
-    CHECK_MSG(max_rel_diff_fd(dxf, dx, nx) < 1e-5, "case %zu float dx", ci);
+    CHECK_MSG(max_rel_diff_fd(dxf, dx, nx) < ftol, "case %zu float dx", ci);
     xd_free(dxf);
     xd_free(dyf);
     xd_free(dx);
