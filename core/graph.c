@@ -156,6 +156,7 @@ static int fold_node(xd_graph_t *g, size_t j, xd_error_t *err) {
   void *scratch = NULL;
   for (int p = 0; p < 2; p++) {
     xd_dtype_t fdt = p ? XD_DT_F64 : XD_DT_F32;
+    for (size_t k = nd->n_in; k < 64 && k < nd->op->max_in; k++) ip[p][k] = NULL; /* absent optional inputs */
     for (size_t k = 0; k < nd->n_in; k++) {
       ip[p][k] = NULL;
       if (nd->in[k] < 0) continue;
@@ -266,6 +267,18 @@ static int describe(xd_graph_t *g, xd_error_t *err) {
   memset(&pb, 0, sizeof pb);
   int rc = probe(g, 0, &pa, err);
   if (rc == XD_OK) rc = probe(g, 1, &pb, err);
+  gt_t *first = &g->t[g->in[0]];
+  if (rc != XD_OK && rc != XD_ENOMEM && first->fixed0 > 0) {
+    /* the graph only works with the batch size the file declares (an export without a
+     * dynamic batch): keep it fixed; runs then take exactly that many rows */
+    xd_graph__plan_free(&pa);
+    xd_graph__plan_free(&pb);
+    first->sym[0] = -1;
+    first->init.dims[0] = first->fixed0;
+    g->fixed_batch = first->fixed0;
+    rc = probe(g, 0, &pa, err);
+    if (rc == XD_OK) rc = probe(g, 1, &pb, err);
+  }
   if (rc == XD_EINVAL || rc == XD_ETOOBIG) rc = err->code = XD_EFORMAT; /* shapes that do not fit: the file's fault */
   if (rc != XD_OK) goto done;
   for (size_t i = 0; i < g->nt; i++) {
@@ -289,7 +302,9 @@ static int describe(xd_graph_t *g, xd_error_t *err) {
         if (b->rank == a->rank && a->dims[d] == probe_val(0, (int)s) && b->dims[d] == probe_val(1, (int)s))
           f->dims[d].symbol = g->sym[s];
     }
-    t->batch0 = a->rank >= 1 && b->rank == a->rank && a->dims[0] == probe_val(0, 0) && b->dims[0] == probe_val(1, 0);
+    t->batch0 = a->rank >= 1 && b->rank == a->rank &&
+                (g->fixed_batch ? a->dims[0] == g->fixed_batch && b->dims[0] == g->fixed_batch
+                                : a->dims[0] == probe_val(0, 0) && b->dims[0] == probe_val(1, 0));
   }
 done:
   xd_graph__plan_free(&pa);

@@ -5,7 +5,7 @@
  * A graph holds its tensors (graph inputs, initializers kept in float AND double, node
  * outputs), its nodes in topological order and, per tensor, a static description with
  * symbolic dimensions ("batch", "sequence": ONNX dim_param names). Dimension 0 of the
- * first graph input is always the batch. Every run resolves the symbols from the
+ * first graph input is always the batch (and of every input where it is symbolic). Every run resolves the symbols from the
  * inputs' shapes, infers every shape (evaluating shape subgraphs such as
  * Shape -> Gather -> Concat -> Reshape on int64 at that time), plans one memory arena in
  * which a tensor's memory is reused once its last reader ran, splits the batch into
@@ -105,8 +105,9 @@ const char *xd_graph_last_conv(const xd_graph_t *g);
 
 /* What one run computes; caller-owned storage, zero it and fill what is wanted. */
 typedef struct xd_graph_run {
-  /* One tensor per graph input, in xd_graph_input order. dims[0] of each is the batch n
-   * (equal for all); the other dims must match the fixed dims and fill the symbols
+  /* One tensor per graph input, in xd_graph_input order. dims[0] is the batch n, equal
+   * for the first input and every input whose dimension 0 is symbolic (an input with a
+   * fixed dimension 0 other than the first is not batched); the other dims must match the fixed dims and fill the symbols
    * (consistently across inputs). Float inputs may be F32 or F64 whatever the
    * precision; int64 and bool inputs as declared. */
   const xd_tensor_t *inputs;

@@ -26,6 +26,7 @@ typedef struct xd_graph__tensor {
   double *init_d;
   /* T_INPUT: declared dims; sym[d] the symbol index of dim d, or -1 (fixed) */
   int sym[XD_TENSOR_MAX_RANK];
+  int64_t fixed0; /* T_INPUT: dimension 0 as the file fixes it, or -1 (symbolic) */
   xd_graph_info_t info; /* static description (probe plans at load) */
   int batch0;           /* dims[0] is the batch symbol in every plan */
 } xd_graph__tensor_t;
@@ -46,6 +47,7 @@ struct xd_graph {
   xd_graph_final_t final;
   int32_t logits;
   long opset;
+  int64_t fixed_batch; /* 0: dimension 0 of the first input is a free batch; else its fixed size */
 };
 
 /* graph.c */
@@ -81,5 +83,10 @@ typedef struct xd_graph__plan {
 int xd_graph__plan(const xd_graph_t *g, const xd_tensor_t *inputs, size_t batch, xd_dtype_t fdt,
                    const unsigned char *keep, int keep_all, xd_graph__plan_t *p, xd_error_t *err);
 void xd_graph__plan_free(xd_graph__plan_t *p);
+
+/* Evaluates every graph output on inputs as given (no chunking, any dtype, any shape):
+ * outs[i] receives shape, dtype and xd_malloc'd data (the caller frees). Tests. */
+int xd_graph__eval(const xd_graph_t *g, const xd_tensor_t *inputs, xd_dtype_t fdt, xd_tensor_t *outs,
+                   xd_error_t *err);
 
 #endif

@@ -121,8 +121,9 @@ static int check_inputs(const xd_graph_t *g, const xd_tensor_t *inputs, size_t b
     if (fl ? !xd_dtype_is_float(x->dtype) : x->dtype != t->init.dtype)
       return xd_error_set(err, XD_EINVAL, field, "input '%.80s' must be %s, got %s", t->name,
                           fl ? "float" : xd_dtype_name(t->init.dtype), xd_dtype_name(x->dtype));
-    for (size_t d = 1; d < x->rank; d++) {
+    for (size_t d = 0; d < x->rank; d++) {
       int s = t->sym[d];
+      if (s == 0 && d == 0) continue; /* the batch */
       if (x->dims[d] < 1 || x->dims[d] > (1 << 24))
         return xd_error_set(err, XD_EINVAL, field, "input '%.80s' dimension %zu is %lld", t->name, d,
                             (long long)x->dims[d]);
@@ -140,7 +141,8 @@ static int check_inputs(const xd_graph_t *g, const xd_tensor_t *inputs, size_t b
 
 /* Arrays of a node's input and output tensors in the plan. */
 static void node_views(const xd_gnode_t *nd, xd_tensor_t *tv, xd_tensor_t **ip, xd_tensor_t **op, xd_tensor_t *spare) {
-  for (size_t k = 0; k < nd->n_in; k++) ip[k] = nd->in[k] >= 0 ? &tv[nd->in[k]] : NULL;
+  size_t m = nd->op->max_in < XD_GRAPH_MAX_IO ? nd->op->max_in : XD_GRAPH_MAX_IO;
+  for (size_t k = 0; k < m; k++) ip[k] = k < nd->n_in && nd->in[k] >= 0 ? &tv[nd->in[k]] : NULL; /* absent: NULL */
   for (size_t k = 0; k < nd->n_out; k++) op[k] = nd->out[k] >= 0 ? &tv[nd->out[k]] : &spare[k];
 }
 
@@ -188,7 +190,7 @@ int xd_graph__plan(const xd_graph_t *g, const xd_tensor_t *inputs, size_t batch,
   for (size_t k = 0; k < g->n_in; k++) {
     xd_tensor_t *x = &p->tv[g->in[k]];
     *x = inputs[k];
-    x->dims[0] = (int64_t)batch;
+    if (g->t[g->in[k]].sym[0] == 0) x->dims[0] = (int64_t)batch;
     x->data = NULL;
     x->dtype = xd_dtype_is_float(g->t[g->in[k]].init.dtype) ? fdt : g->t[g->in[k]].init.dtype;
   }
@@ -347,6 +349,26 @@ static void put_rows(xd_tensor_t *t, size_t row, const double *src) {
   (void)row;
 }
 
+/* Runs every node the plan did not fold, in order, on arena mem (data pointers set).
+ * When over >= 0, tensor over takes the values ov right after its node runs. */
+static int forward_nodes(const xd_graph_t *g, plan_t *p, unsigned char *mem, const xd_cancel_t *cancel, int32_t over,
+                         const double *ov, xd_error_t *err) {
+  xd_tensor_t *ip[XD_GRAPH_MAX_IO], *op[XD_GRAPH_MAX_IO], spare[XD_GRAPH_MAX_IO];
+  int rc;
+  for (size_t j = 0; j < g->nn; j++) {
+    const xd_gnode_t *nd = &g->nodes[j];
+    if (p->scr_off[j] == NONE_OFF) continue;
+    if ((j & 7) == 0 && (rc = xd_cancel_check(cancel)) != XD_OK)
+      return xd_error_set(err, rc, NULL, "%s", rc == XD_ETIMEDOUT ? "deadline exceeded" : "canceled");
+    node_views(nd, p->tv, ip, op, spare);
+    if ((rc = nd->op->forward(nd, ip, op, mem + p->scr_off[j])) != XD_OK)
+      return xd_graph__node_fail(err, nd, rc, "an input value is out of range (e.g. a token id beyond the vocabulary)");
+    for (size_t k = 0; k < nd->n_out; k++)
+      if (nd->out[k] == over) put_rows(&p->tv[over], 0, ov);
+  }
+  return XD_OK;
+}
+
 /* One chunk of c rows starting at row0, with plan p and arena mem. */
 static int run_chunk(const run_t *R, plan_t *p, size_t row0, size_t c, unsigned char *mem, double *gmem,
                      xd_error_t *err) {
@@ -360,24 +382,16 @@ static int run_chunk(const run_t *R, plan_t *p, size_t row0, size_t c, unsigned 
     xd_tensor_t *x = &p->tv[g->in[k]];
     const xd_tensor_t *src = &r->inputs[k];
     size_t row = row_of(p, g->in[k]);
+    if (g->t[g->in[k]].sym[0] != 0) { /* not batched: whole, in every chunk */
+      xd_tensor_convert(x->dtype, x->data, src->dtype, src->data, xd_tensor_numel(x));
+      continue;
+    }
     xd_tensor_convert(x->dtype, x->data, src->dtype, (const char *)src->data + row0 * row * xd_dtype_size(src->dtype),
                       row * c);
     if (g->in[k] == R->over) put_rows(x, row, r->override_values + row0 * row);
   }
-  for (size_t j = 0; j < g->nn; j++) {
-    const xd_gnode_t *nd = &g->nodes[j];
-    if (p->scr_off[j] == NONE_OFF) continue;
-    if ((j & 7) == 0 && (rc = xd_cancel_check(r->cancel)) != XD_OK)
-      return xd_error_set(err, rc, NULL, "%s", rc == XD_ETIMEDOUT ? "deadline exceeded" : "canceled");
-    node_views(nd, p->tv, ip, op, spare);
-    for (size_t k = 0; k < nd->n_out; k++)
-      if (nd->out[k] < 0) op[k]->data = NULL; /* unnamed outputs: a kernel may skip them */
-    if ((rc = nd->op->forward(nd, ip, op, mem + p->scr_off[j])) != XD_OK)
-      return xd_graph__node_fail(err, nd, rc, "an input value is out of range (e.g. a token id beyond the vocabulary)");
-    for (size_t k = 0; k < nd->n_out; k++)
-      if (nd->out[k] >= 0 && nd->out[k] == R->over)
-        put_rows(&p->tv[R->over], row_of(p, R->over), r->override_values + row0 * row_of(p, R->over));
-  }
+  if ((rc = forward_nodes(g, p, mem, r->cancel, R->over, r->override_values ? r->override_values + row0 * (R->over >= 0 ? row_of(p, R->over) : 0) : NULL, err)) != XD_OK)
+    return rc;
   size_t orow = row_of(p, R->out);
   if (r->out) xd_tensor_convert(XD_DT_F64, r->out + row0 * orow, p->tv[R->out].dtype, p->tv[R->out].data, orow * c);
   if (R->fetch >= 0 && r->fetch_out) {
@@ -453,7 +467,8 @@ int xd_graph_run(const xd_graph_t *g, const xd_graph_run_t *r, xd_error_t *err) 
     return xd_error_set(err, XD_EINVAL, "precision", "precision must be float32 or float64");
   size_t n = r->inputs[0].rank ? (size_t)r->inputs[0].dims[0] : 0;
   for (size_t k = 0; k < g->n_in; k++)
-    if (!r->inputs[k].rank || (size_t)r->inputs[k].dims[0] != n || (n && !r->inputs[k].data))
+    if (!r->inputs[k].rank || (g->t[g->in[k]].sym[0] == 0 && (size_t)r->inputs[k].dims[0] != n) ||
+        (n && !r->inputs[k].data))
       return xd_error_set(err, XD_EINVAL, "inputs", "input %zu: every input needs data and the same batch size %zu", k,
                           n);
   if (r->output) {
@@ -562,4 +577,33 @@ int xd_graph_shape(const xd_graph_t *g, const xd_tensor_t *inputs, const char *n
   if (!n && g->t[id].batch0) shape->dims[0] = 0;
   xd_graph__plan_free(&p);
   return XD_OK;
+}
+
+int xd_graph__eval(const xd_graph_t *g, const xd_tensor_t *inputs, xd_dtype_t fdt, xd_tensor_t *outs,
+                   xd_error_t *err) {
+  plan_t p;
+  size_t n = inputs[0].rank ? (size_t)inputs[0].dims[0] : 1;
+  for (size_t i = 0; i < g->n_out; i++) outs[i].data = NULL;
+  int rc = xd_graph__plan(g, inputs, n, fdt, NULL, 0, &p, err);
+  if (rc != XD_OK) return rc;
+  unsigned char *mem = xd_malloc(p.arena + 1);
+  if (!mem) {
+    xd_graph__plan_free(&p);
+    return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+  }
+  for (size_t i = 0; i < g->nt; i++)
+    if (p.off[i] != NONE_OFF) p.tv[i].data = mem + p.off[i];
+  for (size_t k = 0; k < g->n_in; k++)
+    xd_tensor_convert(p.tv[g->in[k]].dtype, p.tv[g->in[k]].data, inputs[k].dtype, inputs[k].data,
+                      xd_tensor_numel(&p.tv[g->in[k]]));
+  rc = forward_nodes(g, &p, mem, NULL, -1, NULL, err);
+  for (size_t i = 0; i < g->n_out && rc == XD_OK; i++) {
+    outs[i] = p.tv[g->out[i]];
+    outs[i].data = xd_malloc(xd_tensor_bytes(&outs[i]) + 1);
+    if (!outs[i].data) rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+    else memcpy(outs[i].data, p.tv[g->out[i]].data, xd_tensor_bytes(&outs[i]));
+  }
+  xd_free(mem);
+  xd_graph__plan_free(&p);
+  return rc;
 }

@@ -170,6 +170,7 @@ static int add_tensor(build_t *b, const char *name, int kind, gt_t **out) {
   if (!t->name) return gfail(b->err, XD_ENOMEM, "out of memory");
   t->kind = kind;
   t->producer = -1;
+  t->fixed0 = -1;
   for (int d = 0; d < XD_TENSOR_MAX_RANK; d++) t->sym[d] = -1;
   g->nt++;
   *out = t;
@@ -216,12 +217,21 @@ static int graph_input(build_t *b, const Onnx__ValueInfoProto *vi, size_t k) {
     const Onnx__TensorShapeProto__Dimension *dim = tt->shape->dim[d];
     char buf[64];
     const char *sname = NULL;
-    if (d == 0) { /* the batch, whatever the file says: named after the first input's symbol */
+    int sym0 = dim->value_case != ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+    if (d == 0) {
+      if (!sym0 && (dim->dim_value < 1 || dim->dim_value > (1 << 24)))
+        return gfail(b->err, XD_EFORMAT, "graph input '%.80s' dimension 0 is %lld (1 to %d)", nm,
+                     (long long)dim->dim_value, 1 << 24);
+      t->fixed0 = sym0 ? -1 : dim->dim_value;
+    }
+    if (d == 0 && (k == 0 || sym0)) {
+      /* the batch: dimension 0 of the first input whatever the file says, and of every
+       * other input whose dimension 0 is symbolic; named after the first input's symbol */
       sname = g->nsym ? g->sym[0]
               : dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM && dim->dim_param[0]
                   ? dim->dim_param
                   : "batch";
-    } else if (dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE) {
+    } else if (!sym0) {
       if (dim->dim_value < 1 || dim->dim_value > (1 << 24))
         return gfail(b->err, XD_EFORMAT, "graph input '%.80s' dimension %zu is %lld (1 to %d)", nm, d,
                      (long long)dim->dim_value, 1 << 24);
