@@ -80,6 +80,33 @@ void xd_conv_backward_f_naive(const xd_conv_shape_t *s, const float *x, const fl
 void xd_conv_backward_d_naive(const xd_conv_shape_t *s, const double *x, const double *w, const double *dy,
                               double *dx, double *dw, double *db);
 
+/* ONNX ConvTranspose, computed as the adjoint of the Conv whose input has the
+ * ConvTranspose's output shape (init fills `conv`). The caller fills every field but
+ * out[] and conv; outpad[i] (output_padding) must be below stride[i].
+ * x is (N, C, in...), w is (C, M/group, k...), b is (M) or NULL, y is (N, M, out...) with
+ * out = stride·(in - 1) + outpad + (k - 1)·dil + 1 - pad0 - pad1. */
+typedef struct xd_convt_shape {
+  size_t nsp, N, C, M, group;
+  size_t in[XD_KERN_MAX_SPATIAL], k[XD_KERN_MAX_SPATIAL], out[XD_KERN_MAX_SPATIAL];
+  size_t stride[XD_KERN_MAX_SPATIAL], dil[XD_KERN_MAX_SPATIAL], outpad[XD_KERN_MAX_SPATIAL];
+  size_t pad0[XD_KERN_MAX_SPATIAL], pad1[XD_KERN_MAX_SPATIAL];
+  xd_conv_shape_t conv;
+} xd_convt_shape_t;
+
+int xd_convt_shape_init(xd_convt_shape_t *s, xd_error_t *err);
+/* Elements of scratch forward and backward need (either type). */
+size_t xd_convt_scratch(const xd_convt_shape_t *s);
+/* x (N,C,in...), w (C,M/group,k...), b (M) or NULL -> y (N,M,out...) */
+void xd_convt_forward_f(const xd_convt_shape_t *s, const float *x, const float *w, const float *b, float *y,
+                        float *scratch);
+void xd_convt_forward_d(const xd_convt_shape_t *s, const double *x, const double *w, const double *b, double *y,
+                        double *scratch);
+/* dy (N,M,out...) -> dx (N,C,in...) +=, dw (C,M/group,k...) +=, db (M) +=; each may be NULL */
+void xd_convt_backward_f(const xd_convt_shape_t *s, const float *x, const float *w, const float *dy, float *dx,
+                         float *dw, float *db, float *scratch);
+void xd_convt_backward_d(const xd_convt_shape_t *s, const double *x, const double *w, const double *dy,
+                         double *dx, double *dw, double *db, double *scratch);
+
 /* ---- MaxPool, AveragePool, GlobalAveragePool (kern_pool.c) ----------------------------- */
 
 /* ONNX MaxPool / AveragePool. The caller fills every field but out[]; stride and dil 0

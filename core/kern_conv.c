@@ -61,6 +61,48 @@ int xd_conv_shape_init(xd_conv_shape_t *s, xd_error_t *err) {
   return XD_OK;
 }
 
+int xd_convt_shape_init(xd_convt_shape_t *s, xd_error_t *err) {
+  if (s->nsp < 1 || s->nsp > XD_KERN_MAX_SPATIAL)
+    return xd_error_set(err, XD_EINVAL, "kernel_shape", "a convolution has 1 to %d spatial axes, not %zu",
+                        XD_KERN_MAX_SPATIAL, s->nsp);
+  xd_conv_shape_t *c = &s->conv;
+  memset(c, 0, sizeof *c);
+  c->nsp = s->nsp;
+  c->N = s->N;
+  c->C = s->M; /* the Conv's input is our output */
+  c->M = s->C;
+  c->group = s->group;
+  for (size_t i = 0; i < s->nsp; i++) {
+    if (s->stride[i] == 0) s->stride[i] = 1;
+    if (s->dil[i] == 0) s->dil[i] = 1;
+    if (s->outpad[i] >= s->stride[i])
+      return xd_error_set(err, XD_EINVAL, "output_padding", "output_padding must be below the stride on axis %zu", i);
+    if (s->k[i] == 0 || s->in[i] == 0)
+      return xd_error_set(err, XD_EINVAL, "kernel_shape", "spatial axis %zu has size 0", i);
+    size_t full = s->stride[i] * (s->in[i] - 1) + s->outpad[i] + (s->k[i] - 1) * s->dil[i] + 1;
+    if (s->pad0[i] + s->pad1[i] >= full)
+      return xd_error_set(err, XD_EINVAL, "pads", "the pads leave no output on axis %zu", i);
+    s->out[i] = full - s->pad0[i] - s->pad1[i];
+    c->in[i] = s->out[i];
+    c->k[i] = s->k[i];
+    c->stride[i] = s->stride[i];
+    c->dil[i] = s->dil[i];
+    c->pad0[i] = s->pad0[i];
+    c->pad1[i] = s->pad1[i];
+  }
+  int rc = xd_conv_shape_init(c, err);
+  if (rc) return rc;
+  for (size_t i = 0; i < s->nsp; i++) /* the adjoint maps back onto our input exactly */
+    if (c->out[i] != s->in[i]) return xd_error_set(err, XD_EINVAL, "pads", "inconsistent transposed shape");
+  return XD_OK;
+}
+
+size_t xd_convt_scratch(const xd_convt_shape_t *s) {
+  size_t isp = 1;
+  for (size_t i = 0; i < s->nsp; i++) isp *= s->in[i];
+  return xd_conv_scratch(&s->conv) + s->N * s->C * isp; /* backward: dx before it is added */
+}
+
 /* ---- geometry shared by both types --------------------------------------------------- */
 
 /* The shape as 3-D (leading axes of size 1) with the products the loops need. */

@@ -224,6 +224,63 @@ TEST(conv_shape_rejects_bad_attributes) {
   CHECK(p0 == 0 && p1 == 1);
 }
 
+typedef struct convt_ctx {
+  xd_convt_shape_t s;
+  double *x, *w, *b, *g, *y, *scr;
+  size_t ny;
+} convt_ctx_t;
+
+static double convt_loss(void *p) {
+  convt_ctx_t *c = p;
+  xd_convt_forward_d(&c->s, c->x, c->w, c->b, c->y, c->scr);
+  return dot(c->y, c->g, c->ny);
+}
+
+TEST(conv_transpose_fd) {
+  /* 2-D with asymmetric pads, groups and output_padding; 1-D with dilation */
+  xd_convt_shape_t cases[2];
+  memset(cases, 0, sizeof cases);
+  cases[0] = (xd_convt_shape_t){.nsp = 2, .N = 2, .C = 4, .M = 2, .group = 2, .in = {3, 4}, .k = {3, 2},
+                                .stride = {2, 3}, .dil = {1, 1}, .outpad = {1, 2}, .pad0 = {0, 1}, .pad1 = {2, 0}};
+  cases[1] = (xd_convt_shape_t){.nsp = 1, .N = 1, .C = 3, .M = 2, .group = 1, .in = {5}, .k = {3},
+                                .stride = {1}, .dil = {2}, .pad0 = {1}, .pad1 = {2}};
+  for (size_t ci = 0; ci < 2; ci++) {
+    convt_ctx_t c = {cases[ci], NULL, NULL, NULL, NULL, NULL, NULL, 0};
+    CHECK(xd_convt_shape_init(&c.s, NULL) == XD_OK);
+    size_t isp = 1, ksp = 1, osp = 1;
+    for (size_t i = 0; i < c.s.nsp; i++) {
+      isp *= c.s.in[i];
+      ksp *= c.s.k[i];
+      osp *= c.s.out[i];
+    }
+    size_t nx = c.s.N * c.s.C * isp, nw = c.s.C * (c.s.M / c.s.group) * ksp;
+    c.ny = c.s.N * c.s.M * osp;
+    c.x = dvec(nx);
+    c.w = dvec(nw);
+    c.b = dvec(c.s.M);
+    c.g = dvec(c.ny);
+    c.y = dzeros(c.ny);
+    c.scr = dzeros(xd_convt_scratch(&c.s));
+    double *dx = dzeros(nx), *dw = dzeros(nw), *db = dzeros(c.s.M);
+    xd_convt_backward_d(&c.s, c.x, c.w, c.g, dx, dw, db, c.scr);
+    CHECK_MSG(fd_check(convt_loss, &c, c.x, nx, dx, 60) < FD_TOL, "case %zu dx", ci);
+    CHECK_MSG(fd_check(convt_loss, &c, c.w, nw, dw, 60) < FD_TOL, "case %zu dw", ci);
+    CHECK_MSG(fd_check(convt_loss, &c, c.b, c.s.M, db, 60) < FD_TOL, "case %zu db", ci);
+    float *xf = fcopy(c.x, nx), *wf = fcopy(c.w, nw), *bf = fcopy(c.b, c.s.M), *yf = xd_malloc(c.ny * 4),
+          *sf = xd_malloc(xd_convt_scratch(&c.s) * 4);
+    xd_convt_forward_f(&c.s, xf, wf, bf, yf, sf);
+    convt_loss(&c);
+    CHECK(max_rel_diff_fd(yf, c.y, c.ny) < 1e-5);
+    double *all[] = {c.x, c.w, c.b, c.g, c.y, c.scr, dx, dw, db};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) xd_free(all[i]);
+    float *allf[] = {xf, wf, bf, yf, sf};
+    for (size_t i = 0; i < sizeof allf / sizeof *allf; i++) xd_free(allf[i]);
+  }
+  xd_convt_shape_t bad = cases[0];
+  bad.outpad[0] = 2; /* not below the stride */
+  CHECK(xd_convt_shape_init(&bad, NULL) == XD_EINVAL);
+}
+
 /* ---- pools ------------------------------------------------------------------------------- */
 
 typedef struct pool_case {
@@ -815,6 +872,7 @@ int main(void) {
   xd_rng_seed(&rng, 20261203);
   RUN(conv_matches_naive_and_fd);
   RUN(conv_shape_rejects_bad_attributes);
+  RUN(conv_transpose_fd);
   RUN(pools_match_definition_and_fd);
   RUN(pool_output_sizes_follow_torch);
   RUN(global_average_pool);

@@ -1,6 +1,6 @@
 /* test_kern_golden.c — the graph engine's kernels (core/kern.h) against PyTorch's outputs,
  * frozen by tools/make_kern_golden.py in tests/golden/kern/golden.txt (float64): Conv
- * with groups, dilation and 1-D; pools with ceil_mode and count_include_pad; GRU and LSTM
+ * with groups, dilation and 1-D; ConvTranspose with output_padding; pools with ceil_mode and count_include_pad; GRU and LSTM
  * with the weights exactly as torch.onnx.export lays them out (gate order, biases,
  * linear_before_reset, bidirectional); LayerNormalization. */
 #include <math.h>
@@ -100,6 +100,48 @@ TEST(conv_like_torch) {
   conv_golden("conv_1d");
 }
 
+static void convt_golden(const char *c) {
+  size_t ny, nx, nw;
+  const double *a = get(c, "attrs", NULL), *x = get(c, "x", &nx), *w = get(c, "w", &nw), *b = get(c, "b", NULL),
+               *y = get(c, "y", &ny), *g = get(c, "g", NULL), *dx = get(c, "dx", NULL), *dw = get(c, "dw", NULL);
+  CHECK(a && x && w && b && y && g && dx && dw);
+  if (!(a && x && w && b && y && g && dx && dw)) return;
+  xd_convt_shape_t s;
+  memset(&s, 0, sizeof s);
+  s.nsp = 2;
+  s.N = (size_t)a[0];
+  s.C = (size_t)a[1];
+  s.M = (size_t)a[2];
+  s.group = (size_t)a[3];
+  for (size_t i = 0; i < 2; i++) {
+    s.in[i] = (size_t)a[4 + i];
+    s.k[i] = (size_t)a[6 + i];
+    s.stride[i] = (size_t)a[8 + i];
+    s.dil[i] = (size_t)a[10 + i];
+    s.pad0[i] = s.pad1[i] = (size_t)a[12 + i];
+    s.outpad[i] = (size_t)a[14 + i];
+  }
+  CHECK(xd_convt_shape_init(&s, NULL) == XD_OK);
+  CHECK_MSG(s.N * s.M * s.out[0] * s.out[1] == ny, "%s: output %zux%zu", c, s.out[0], s.out[1]);
+  if (s.N * s.M * s.out[0] * s.out[1] != ny) return;
+  double *out = xd_calloc(ny, 8), *scr = xd_calloc(xd_convt_scratch(&s), 8), *gx = xd_calloc(nx, 8),
+         *gw = xd_calloc(nw, 8);
+  xd_convt_forward_d(&s, x, w, b, out, scr);
+  CHECK_MSG(worst(out, y, ny) < 1e-13, "%s: %g", c, worst(out, y, ny));
+  xd_convt_backward_d(&s, x, w, g, gx, gw, NULL, scr);
+  CHECK_MSG(worst(gx, dx, nx) < 1e-13, "%s dx: %g", c, worst(gx, dx, nx));
+  CHECK_MSG(worst(gw, dw, nw) < 1e-13, "%s dw: %g", c, worst(gw, dw, nw));
+  xd_free(out);
+  xd_free(scr);
+  xd_free(gx);
+  xd_free(gw);
+}
+
+TEST(conv_transpose_like_torch) {
+  convt_golden("convt_stride");
+  convt_golden("convt_dil");
+}
+
 static void pool_golden(const char *c) {
   size_t ny;
   const double *a = get(c, "attrs", NULL), *x = get(c, "x", NULL), *y = get(c, "y", &ny);
@@ -194,6 +236,7 @@ int main(void) {
     return 1;
   }
   RUN(conv_like_torch);
+  RUN(conv_transpose_like_torch);
   RUN(pools_like_torch);
   RUN(gru_like_torch_export);
   RUN(lstm_like_torch_export);

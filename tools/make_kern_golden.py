@@ -140,6 +140,26 @@ put("layernorm.scale", ln.weight.detach())
 put("layernorm.bias", ln.bias.detach())
 put("layernorm.y", ln(x).detach())
 
+# ---- ConvTranspose: attrs = N C M group in(2) k(2) stride(2) dil(2) pad(2) output_padding(2) ----
+def convt_case(name, N, C, M, group, hw, k, st, dl, pad, opad):
+    ct = nn.ConvTranspose2d(C, M, k, stride=st, padding=pad, output_padding=opad, groups=group, dilation=dl)
+    x = torch.randn(N, C, *hw, requires_grad=True)
+    y = ct(x)
+    g = torch.randn_like(y)
+    y.backward(g)
+    put(name + ".attrs", [N, C, M, group] + list(hw) + list(k) + list(st) + list(dl) + list(pad) + list(opad))
+    put(name + ".x", x)
+    put(name + ".w", ct.weight)
+    put(name + ".b", ct.bias)
+    put(name + ".y", y)
+    put(name + ".g", g)
+    put(name + ".dx", x.grad)
+    put(name + ".dw", ct.weight.grad)
+
+
+convt_case("convt_stride", 2, 4, 6, 2, (5, 4), (3, 3), (2, 2), (1, 1), (1, 0), (1, 1))
+convt_case("convt_dil", 1, 3, 2, 1, (4, 6), (2, 3), (1, 3), (2, 1), (0, 1), (0, 2))
+
 os.makedirs(os.path.dirname(OUT), exist_ok=True)
 with open(OUT, "w") as f:
     f.write("\n".join(lines) + "\n")
