@@ -1,5 +1,5 @@
-/* gop_kern.c — operator-table rows over the heavy kernels of core/kern.h: Conv, pools,
- * MatMul, Gemm, BatchNormalization, LayerNormalization, Softmax, LogSoftmax; GRU and
+/* gop_kern.c — operator-table rows over the heavy kernels of core/kern.h: Conv, ConvTranspose,
+ * pools, MatMul, Gemm, BatchNormalization, LayerNormalization, Softmax, LogSoftmax; GRU and
  * LSTM are in core/gop_rnn.c. See core/gop.h for the contract of a row.
  *
  * Each row parses its attributes once into a small struct, rebuilds the kernel's shape
@@ -36,7 +36,8 @@ enum { PAD_NOTSET, PAD_SAME_UPPER, PAD_SAME_LOWER, PAD_VALID };
 typedef struct spatial {
   int64_t k[XD_KERN_MAX_SPATIAL], st[XD_KERN_MAX_SPATIAL], dl[XD_KERN_MAX_SPATIAL];
   int64_t pads[2 * XD_KERN_MAX_SPATIAL];
-  size_t nk, nst, ndl, npads;
+  int64_t opad[XD_KERN_MAX_SPATIAL], oshape[XD_KERN_MAX_SPATIAL + 2]; /* ConvTranspose */
+  size_t nk, nst, ndl, npads, nopad, noshape;
   int64_t group;
   int auto_pad, ceil_mode, count_include_pad;
 } spatial_t;
@@ -49,8 +50,14 @@ static int parse_spatial(xd_gnode_t *nd, const xd_gattrs_t *a, xd_error_t *err) 
   if ((rc = xd_gattr_ints(a, "kernel_shape", p->k, XD_KERN_MAX_SPATIAL, &p->nk, err)) ||
       (rc = xd_gattr_ints(a, "strides", p->st, XD_KERN_MAX_SPATIAL, &p->nst, err)) ||
       (rc = xd_gattr_ints(a, "dilations", p->dl, XD_KERN_MAX_SPATIAL, &p->ndl, err)) ||
-      (rc = xd_gattr_ints(a, "pads", p->pads, 2 * XD_KERN_MAX_SPATIAL, &p->npads, err)))
+      (rc = xd_gattr_ints(a, "pads", p->pads, 2 * XD_KERN_MAX_SPATIAL, &p->npads, err)) ||
+      (rc = xd_gattr_ints(a, "output_padding", p->opad, XD_KERN_MAX_SPATIAL, &p->nopad, err)) ||
+      (rc = xd_gattr_ints(a, "output_shape", p->oshape, XD_KERN_MAX_SPATIAL + 2, &p->noshape, err)))
     return rc;
+  for (size_t i = 0; i < p->nopad; i++)
+    if (p->opad[i] < 0) return xd_error_set(err, XD_EINVAL, "output_padding", "output_padding must be 0 or more");
+  for (size_t i = 0; i < p->noshape; i++)
+    if (p->oshape[i] < 1) return xd_error_set(err, XD_EINVAL, "output_shape", "output_shape must be positive");
   int present = 0;
   if (xd_gattr_str_is(a, "auto_pad", "SAME_UPPER", &present))
     p->auto_pad = PAD_SAME_UPPER;
@@ -157,6 +164,94 @@ static int conv_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gtv
   if (!dout[0]) return XD_OK;
   xd_conv_backward_d(&s, F64(in[0]), F64(in[1]), F64(dout[0]), DATA_D(din[0]), DATA_D(din[1]),
                      in[2] ? DATA_D(din[2]) : NULL, scratch);
+  return XD_OK;
+}
+
+/* ---- ConvTranspose --------------------------------------------------------------------------- */
+
+static int convt_shape(const xd_gnode_t *nd, xd_gtv_t in, xd_convt_shape_t *s, xd_error_t *err) {
+  const spatial_t *p = (const spatial_t *)nd->params;
+  const xd_tensor_t *x = in[0], *w = in[1];
+  int rc;
+  if ((rc = need_float(x, "X", err)) || (rc = need_float(w, "W", err))) return rc;
+  if (x->rank < 3 || x->rank > 2 + XD_KERN_MAX_SPATIAL || w->rank != x->rank)
+    return xd_error_set(err, XD_EINVAL, "X",
+                        "ConvTranspose takes (N, C, 1 to 3 spatial axes) and a weight of the same rank");
+  size_t nsp = x->rank - 2;
+  if ((p->nk && p->nk != nsp) || (p->nopad && p->nopad != nsp) ||
+      (p->noshape && p->noshape != nsp && p->noshape != nsp + 2))
+    return xd_error_set(err, XD_EINVAL, "kernel_shape",
+                        "kernel_shape, output_padding and output_shape need one entry per spatial axis");
+  memset(s, 0, sizeof *s);
+  s->nsp = nsp;
+  s->N = (size_t)x->dims[0];
+  s->C = (size_t)x->dims[1];
+  s->group = (size_t)p->group;
+  s->M = (size_t)w->dims[1] * s->group;
+  if ((size_t)w->dims[0] != s->C || s->C % s->group)
+    return xd_error_set(err, XD_EINVAL, "W", "W must be (%zu, M/group, kernel...) for %zu input channels in %zu groups",
+                        s->C, s->C, s->group);
+  if (in[2] && (in[2]->rank != 1 || (size_t)in[2]->dims[0] != s->M))
+    return xd_error_set(err, XD_EINVAL, "B", "the bias must have one value per output channel (%zu)", s->M);
+  for (size_t i = 0; i < nsp; i++) {
+    s->in[i] = (size_t)x->dims[2 + i];
+    s->k[i] = (size_t)w->dims[2 + i];
+    if (p->nk && (size_t)p->k[i] != s->k[i])
+      return xd_error_set(err, XD_EINVAL, "kernel_shape", "kernel_shape differs from W");
+    s->stride[i] = (size_t)(p->nst ? p->st[i] : 1);
+    s->dil[i] = (size_t)(p->ndl ? p->dl[i] : 1);
+    s->outpad[i] = (size_t)(p->nopad ? p->opad[i] : 0);
+    s->pad0[i] = (size_t)(p->npads ? p->pads[i] : 0);
+    s->pad1[i] = (size_t)(p->npads ? p->pads[nsp + i] : 0);
+    /* an output size asked for (output_shape, or SAME: in·stride) sets the pads */
+    int64_t want = p->noshape ? p->oshape[p->noshape - nsp + i]
+                   : p->auto_pad == PAD_SAME_UPPER || p->auto_pad == PAD_SAME_LOWER
+                       ? (int64_t)(s->in[i] * s->stride[i])
+                       : -1;
+    if (p->auto_pad == PAD_VALID) s->pad0[i] = s->pad1[i] = 0;
+    if (want > 0) {
+      int64_t full = (int64_t)(s->stride[i] * (s->in[i] - 1) + s->outpad[i] + (s->k[i] - 1) * s->dil[i] + 1);
+      int64_t total = full - want;
+      if (total < 0)
+        return xd_error_set(err, XD_EUNSUPPORTED, "output_shape", "an output larger than the full transposed size");
+      s->pad0[i] = (size_t)(p->auto_pad == PAD_SAME_UPPER ? total / 2 : total - total / 2);
+      s->pad1[i] = (size_t)total - s->pad0[i];
+    }
+  }
+  return xd_convt_shape_init(s, err);
+}
+
+static int convt_infer(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gop_env_t *env, xd_error_t *err) {
+  xd_convt_shape_t s;
+  int rc = convt_shape(nd, in, &s, err);
+  if (rc) return rc;
+  xd_tensor_t *y = out[0];
+  y->dtype = env->fdt;
+  y->rank = 2 + s.nsp;
+  y->dims[0] = (int64_t)s.N;
+  y->dims[1] = (int64_t)s.M;
+  for (size_t i = 0; i < s.nsp; i++) y->dims[2 + i] = (int64_t)s.out[i];
+  env->scratch = env->scratch_bwd = xd_convt_scratch(&s) * xd_dtype_size(env->fdt);
+  return XD_OK;
+}
+
+static int convt_forward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, void *scratch) {
+  xd_convt_shape_t s;
+  if (convt_shape(nd, in, &s, NULL)) return XD_EINVAL;
+  if (in[0]->dtype == XD_DT_F32)
+    xd_convt_forward_f(&s, F32(in[0]), F32(in[1]), in[2] ? F32(in[2]) : NULL, F32(out[0]), scratch);
+  else
+    xd_convt_forward_d(&s, F64(in[0]), F64(in[1]), DATA_D(in[2]), F64(out[0]), scratch);
+  return XD_OK;
+}
+
+static int convt_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gtv_t dout, xd_gtv_t din,
+                          void *scratch) {
+  xd_convt_shape_t s;
+  if (convt_shape(nd, in, &s, NULL)) return XD_EINVAL;
+  if (dout[0])
+    xd_convt_backward_d(&s, F64(in[0]), F64(in[1]), F64(dout[0]), DATA_D(din[0]), DATA_D(din[1]),
+                        in[2] ? DATA_D(din[2]) : NULL, scratch);
   return XD_OK;
 }
 
@@ -554,6 +649,7 @@ static int logsoftmax_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, 
 
 const xd_gop_t xd_gop_kern_rows[] = {
     {"Conv", 2, 3, 1, 1, 0, parse_spatial, conv_infer, conv_forward, conv_backward},
+    {"ConvTranspose", 2, 3, 1, 1, 0, parse_spatial, convt_infer, convt_forward, convt_backward},
     {"MaxPool", 1, 1, 1, 1, 0, parse_spatial, pool_infer, maxpool_forward, maxpool_backward},
     {"AveragePool", 1, 1, 1, 1, 0, parse_spatial, pool_infer, avgpool_forward, avgpool_backward},
     {"GlobalAveragePool", 1, 1, 1, 1, 0, NULL, gap_infer, gap_forward, gap_backward},
