@@ -182,6 +182,11 @@ static int fold_node(xd_graph_t *g, size_t j, xd_error_t *err) {
         return xd_graph__node_fail(err, nd, XD_EFORMAT, "output %zu would have %.0f elements (at most %lld)", k, n,
                                    (long long)XD_GRAPH_MAX_ELEMENTS);
       if (n > (1 << 24)) return XD_OK; /* a large constant: computed at run time instead */
+      if (p == 0) {
+        size_t bytes = (size_t)n * 12; /* float and double copies */
+        if (bytes > g->fold_budget) return XD_OK;
+        g->fold_budget -= bytes;
+      }
     }
     for (size_t k = 0; k < nd->n_out; k++) {
       outv[p][k].data = xd_malloc(xd_tensor_bytes(&outv[p][k]) + 1);

@@ -47,6 +47,7 @@ struct xd_graph {
   xd_graph_final_t final;
   int32_t logits;
   long opset;
+  size_t fold_budget;  /* bytes load-time folding may still create (bounded by the file's size) */
   int64_t fixed_batch; /* 0: dimension 0 of the first input is a free batch; else its fixed size */
 };
 
@@ -68,7 +69,7 @@ typedef struct xd_graph__plan {
   xd_tensor_t *tv;     /* per tensor: shape, and data when known or placed */
   unsigned char *known; /* value known at plan time (initializer, folded) */
   void **owned;        /* folded values (xd_malloc), freed with the plan */
-  size_t n_owned;
+  size_t n_owned, owned_bytes;
   size_t *off;         /* arena offset of runtime tensors, SIZE_MAX: none */
   size_t *scr_off;     /* per node: forward scratch offset in the arena */
   size_t *scr_bwd;     /* per node: backward scratch bytes */

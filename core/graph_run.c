@@ -31,6 +31,7 @@ typedef xd_graph__plan_t plan_t;
 
 #define ALIGN 64
 #define FOLD_MAX_ELEMENTS (1 << 16) /* plan-time folding is for shape-sized values */
+#define FOLD_BUDGET ((size_t)16 << 20) /* bytes of folded values per plan, whatever the file holds */
 #define NONE_OFF ((size_t)-1)
 
 /* ---- a first-fit free list over [0, top) ------------------------------------------------- */
@@ -215,6 +216,7 @@ int xd_graph__plan(const xd_graph_t *g, const xd_tensor_t *inputs, size_t batch,
         goto done;
       }
       if (n > FOLD_MAX_ELEMENTS) fold = 0;
+      if (fold && (p->owned_bytes += (size_t)n * 8) > FOLD_BUDGET) fold = 0; /* the rest runs in the arena */
     }
     if (!(nd->op->flags & XD_GOP_SHAPE_ONLY))
       for (size_t k = 0; k < nd->n_in && fold; k++)

@@ -458,6 +458,7 @@ int xd_graph_from_onnx(const void *bytes, size_t len, xd_graph_t **out, xd_error
     return gfail(err, XD_ENOMEM, "out of memory");
   }
   build_t b = {.g = g, .err = err};
+  g->fold_budget = ((size_t)64 << 20) + 4 * len; /* folded constants: a few times what the file holds */
   rc = build(&b, m);
   xd_onnx__release(m);
   if (rc != XD_OK) {
