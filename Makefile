@@ -9,6 +9,8 @@ BLAS_INC := /usr/include/x86_64-linux-gnu/openblas-pthread
 BLAS_LIB := /usr/lib/x86_64-linux-gnu/openblas-pthread
 PKGS     := libmicrohttpd-dev libjansson-dev libopenblas-dev libopenblas0-pthread libopenblas-pthread-dev \
             libuv1-dev pkg-config protobuf-c-compiler libprotobuf-c-dev libonnx-dev libgnutls28-dev
+# Image inputs (core/image.c): PNG through libspng, JPEG through libjpeg-turbo's TurboJPEG.
+PKGS     += libspng-dev libturbojpeg0-dev
 OPT      ?= -O2
 SAN      ?=
 CFLAGS   += -std=gnu11 $(OPT) -g -Wall -Wextra -Wshadow -Wno-unused-parameter -I. -I$(BLAS_INC) \
@@ -19,6 +21,7 @@ LDLIBS   += -lmicrohttpd -lgnutls -ljansson -luv -L$(BLAS_LIB) -Wl,-rpath,$(BLAS
 ONNX_PROTO := /usr/include/onnx/onnx.proto
 CFLAGS   += -I$(BUILD)/gen
 LDLIBS   += -lprotobuf-c
+LDLIBS   += -lspng -lturbojpeg
 
 CORE_SRC   := $(wildcard core/*.c)
 API_SRC    := $(wildcard api/*.c)
