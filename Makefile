@@ -203,7 +203,7 @@ valgrind: deps all
 # (bench_report) and HTTP load with wrk against the real server; bench/run.sh writes
 # bench/RESULTS.md. BENCH_SCALE=0.2 shortens every measurement (development runs).
 BENCH_PKGS := wrk curl
-BENCH_BIN  := $(BUILD)/bench/bench_core $(BUILD)/bench/bench_report
+BENCH_BIN  := $(BUILD)/bench/bench_core $(BUILD)/bench/bench_report $(BUILD)/bench/bench_graph
 bench-deps:
 	@missing=""; for p in $(BENCH_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \

@@ -6,12 +6,13 @@ Dependencies (Debian):        apt-get install python3-torch
 
 The networks are the architectures of tools/make_graph_models.py with the shapes of the
 demo models (models/shapes, models/reviews_bert, models/reviews_gru); their weights are
-random (seeded) since the time of dense kernels does not depend on the values, and the
+random (seeded), and so are the images and token ids (bench/bench_graph.c uses the same
+shapes), since the time of dense kernels does not depend on the values; the
 CNN has its BatchNorm layers removed, as the exported graph has them folded into the
 convolutions. Measured, float32, eval mode:
   cnn_forward_256    shapes CNN, batch of 256 images, probabilities (no autograd)
   cnn_gradient_256   the same plus d p[target] / d input for every image (saliency's work)
-  bert_forward_64    small BERT, 64 texts padded to the longest (attention mask), probabilities
+  bert_forward_64    small BERT, 64 texts of 32 tokens (attention mask all ones), probabilities
   bert_gradient_64   the same plus d p[target] / d token-embedding output
   gru_forward_64     bidirectional GRU, 64 texts of 20 tokens (equal length, no padding)
   gru_gradient_64    the same plus d p[target] / d token-embedding output
@@ -34,8 +35,8 @@ BENCHES = ["cnn_forward_256", "cnn_gradient_256", "bert_forward_64", "bert_gradi
 LABELS = {
     "cnn_forward_256": "shapes CNN forward, batch 256",
     "cnn_gradient_256": "shapes CNN forward + input gradient, batch 256",
-    "bert_forward_64": "reviews_bert forward, 64 texts",
-    "bert_gradient_64": "reviews_bert forward + embedding gradient, 64 texts",
+    "bert_forward_64": "reviews_bert forward, 64 texts of 32 tokens",
+    "bert_gradient_64": "reviews_bert forward + embedding gradient, 64 texts of 32 tokens",
     "gru_forward_64": "reviews_gru forward, 64 texts of 20 tokens",
     "gru_gradient_64": "reviews_gru forward + embedding gradient, 64 texts of 20 tokens",
 }
@@ -72,23 +73,15 @@ def setup(name):
             p[rows, p.argmax(1)].sum().backward()
             return xi.grad
         return run
-    texts, _, _ = gd.make_texts(rng, 4000)
     bert = name.startswith("bert")
-    tok = gd.wordpiece_tokenizer(texts) if bert else gd.wordlevel_tokenizer(texts)
-    vocab = len(tok["model"]["vocab"])
-    ids = [gd.encode(t, tok, mg.MAX_LENGTH["reviews_bert" if bert else "reviews_gru"])[1] for t in texts]
-    if bert:
-        model = mg.TinyBert(vocab, max_len=mg.MAX_LENGTH["reviews_bert"]).eval()
-        batch = ids[:64]
-    else:
-        model = mg.GruClassifier(vocab).eval()
-        batch = [s for s in ids if len(s) == 20][:64]
-        assert len(batch) == 64
-    t = max(map(len, batch))
-    x = torch.zeros(64, t, dtype=torch.int64)
-    mask = torch.zeros_like(x)
-    for r, s in enumerate(batch):
-        x[r, :len(s)], mask[r, :len(s)] = torch.tensor(s), 1
+    folder = "reviews_bert" if bert else "reviews_gru"
+    with open(os.path.join(ROOT, "models", folder, "tokenizer.json")) as f:
+        vocab = len(json.load(f)["model"]["vocab"])
+    # the token ids do not change the time: fixed pseudo-random ids, as bench/bench_graph.c
+    seq = 32 if bert else 20
+    x = torch.tensor([[5 + (i * 7919) % (vocab - 5) for i in range(r * seq, (r + 1) * seq)] for r in range(64)])
+    mask = torch.ones_like(x)
+    model = (mg.TinyBert(vocab, max_len=mg.MAX_LENGTH[folder]) if bert else mg.GruClassifier(vocab)).eval()
     rows = torch.arange(64)
 
     def run():
