@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/gop.h"
+#include "core/hotloop.h"
 
 #define MAXR XD_TENSOR_MAX_RANK
 
@@ -64,9 +65,71 @@ static void bc_init(bc_t *b, const xd_tensor_t *out, const xd_tensor_t *const *i
 
 static xd_dtype_t logical(xd_dtype_t t) { return t == XD_DT_F64 ? XD_DT_F32 : t; }
 
+enum { B_ADD, B_SUB, B_MUL, B_DIV, B_POW, B_MIN, B_MAX, B_EQ, B_LT, B_GT, B_LE, B_GE, B_AND, B_OR, B_XOR };
+
+/* ---- vectorized rows: the arithmetic of the hot cases ------------------------------------- */
+
+/* y[e] = a[e·sa] op b[e·sb] for e < n, sa and sb 0 or 1 (a broadcast scalar or a row). One
+ * loop per case so that each vectorizes; plain IEEE steps, the same bits in every clone. */
+#define ROW_OP(T, NAME)                                                                              \
+  XD_HOT_LOOP static void NAME(int c, const T *restrict a, size_t sa, const T *restrict b, size_t sb, \
+                               T *restrict y, size_t n) {                                            \
+    if (sa && sb) {                                                                                  \
+      switch (c) {                                                                                   \
+      case B_ADD: for (size_t e = 0; e < n; e++) y[e] = a[e] + b[e]; break;                          \
+      case B_SUB: for (size_t e = 0; e < n; e++) y[e] = a[e] - b[e]; break;                          \
+      case B_MUL: for (size_t e = 0; e < n; e++) y[e] = a[e] * b[e]; break;                          \
+      default: for (size_t e = 0; e < n; e++) y[e] = a[e] / b[e]; break;                             \
+      }                                                                                              \
+    } else if (sa) {                                                                                 \
+      T v = b[0];                                                                                    \
+      switch (c) {                                                                                   \
+      case B_ADD: for (size_t e = 0; e < n; e++) y[e] = a[e] + v; break;                             \
+      case B_SUB: for (size_t e = 0; e < n; e++) y[e] = a[e] - v; break;                             \
+      case B_MUL: for (size_t e = 0; e < n; e++) y[e] = a[e] * v; break;                             \
+      default: for (size_t e = 0; e < n; e++) y[e] = a[e] / v; break;                                \
+      }                                                                                              \
+    } else {                                                                                         \
+      T v = a[0];                                                                                    \
+      switch (c) {                                                                                   \
+      case B_ADD: for (size_t e = 0; e < n; e++) y[e] = v + b[e * sb]; break;                        \
+      case B_SUB: for (size_t e = 0; e < n; e++) y[e] = v - b[e * sb]; break;                        \
+      case B_MUL: for (size_t e = 0; e < n; e++) y[e] = v * b[e * sb]; break;                        \
+      default: for (size_t e = 0; e < n; e++) y[e] = v / b[e * sb]; break;                           \
+      }                                                                                              \
+    }                                                                                                \
+  }
+ROW_OP(float, row_op_f)
+ROW_OP(double, row_op_d)
+
+/* The inner rows of a broadcast Add/Sub/Mul/Div through row_op. */
+#define ROWS(B, ROWF, A_, B_, Y_, C_)                                                     \
+  do {                                                                                    \
+    size_t idx_[MAXR] = {0}, r_ = (B)->r, o = 0;                                          \
+    size_t s0_ = r_ ? (B)->st[0][r_ - 1] : 0, s1_ = r_ ? (B)->st[1][r_ - 1] : 0;          \
+    for (size_t it_ = 0; it_ < (B)->outer; it_++, o += (B)->inner) {                      \
+      size_t i0 = 0, i1 = 0;                                                              \
+      for (size_t d_ = 0; d_ + 1 < r_; d_++) {                                            \
+        i0 += idx_[d_] * (B)->st[0][d_];                                                  \
+        i1 += idx_[d_] * (B)->st[1][d_];                                                  \
+      }                                                                                   \
+      ROWF(C_, A_ + i0, s0_, B_ + i1, s1_, Y_ + o, (B)->inner);                           \
+      for (size_t d_ = r_ ? r_ - 1 : 0; d_-- > 0;) {                                      \
+        if (++idx_[d_] < (size_t)(B)->dims[d_]) break;                                    \
+        idx_[d_] = 0;                                                                     \
+      }                                                                                   \
+    }                                                                                     \
+  } while (0)
+
+XD_HOT_LOOP static void relu_f(const float *restrict x, float *restrict y, size_t n) {
+  for (size_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0;
+}
+XD_HOT_LOOP static void relu_d(const double *restrict x, double *restrict y, size_t n) {
+  for (size_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0;
+}
+
 /* ---- binary ops ------------------------------------------------------------------------------ */
 
-enum { B_ADD, B_SUB, B_MUL, B_DIV, B_POW, B_MIN, B_MAX, B_EQ, B_LT, B_GT, B_LE, B_GE, B_AND, B_OR, B_XOR };
 static const char *bnames[] = {"Add",  "Sub",     "Mul",  "Div",          "Pow", "Min", "Max", "Equal",
                                "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or",  "Xor"};
 
@@ -143,6 +206,15 @@ static int binary_forward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, void 
     case XD_DT_I64: COMPARE(int64_t); break;
     default: COMPARE(uint8_t); break;
     }
+    return XD_OK;
+  }
+  int rowable = c <= B_DIV && a->dtype == b->dtype && (bc.r == 0 || bc.st[0][bc.r - 1] || bc.st[1][bc.r - 1]);
+  if (rowable && a->dtype == XD_DT_F32) {
+    ROWS(&bc, row_op_f, (const float *)a->data, (const float *)b->data, (float *)out[0]->data, c);
+    return XD_OK;
+  }
+  if (rowable && a->dtype == XD_DT_F64) {
+    ROWS(&bc, row_op_d, (const double *)a->data, (const double *)b->data, (double *)out[0]->data, c);
     return XD_OK;
   }
   if (a->dtype == XD_DT_F32) {
@@ -322,8 +394,8 @@ static int unary_infer(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gop_e
 
 #define UNARY_BODY(T, EXP, ERF, SQRT, TANH, LOG, FABS, LOG1P)                              \
   do {                                                                                   \
-    const T *X = x->data;                                                                \
-    T *Y = y->data;                                                                      \
+    const T *restrict X = x->data;                                                       \
+    T *restrict Y = y->data;                                                             \
     switch (p->code) {                                                                   \
     case U_RELU: for (size_t i = 0; i < n; i++) Y[i] = X[i] > 0 ? X[i] : 0; break;       \
     case U_LEAKY: {                                                                      \
@@ -375,7 +447,11 @@ static int unary_forward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, void *
   size_t n = xd_tensor_numel(x);
   double lo = 0, hi = 0;
   if (p->code == U_CLIP) clip_bounds(p, nd, in, &lo, &hi);
-  if (p->code == U_IDENT) {
+  if (p->code == U_RELU && x->dtype == XD_DT_F32) {
+    relu_f(x->data, y->data, n);
+  } else if (p->code == U_RELU && x->dtype == XD_DT_F64) {
+    relu_d(x->data, y->data, n);
+  } else if (p->code == U_IDENT) {
     memcpy(y->data, x->data, xd_tensor_bytes(x));
     if (nd->n_out > 1) memset(out[1]->data, 1, n);
   } else if (x->dtype == XD_DT_F32) {

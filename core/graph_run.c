@@ -20,6 +20,7 @@
  * every forward tensor is kept; nodes on the path run their backward in reverse order,
  * accumulating into zeroed gradient buffers.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -33,6 +34,8 @@ typedef xd_graph__plan_t plan_t;
 #define FOLD_MAX_ELEMENTS (1 << 16) /* plan-time folding is for shape-sized values */
 #define FOLD_BUDGET ((size_t)16 << 20) /* bytes of folded values per plan, whatever the file holds */
 #define NONE_OFF ((size_t)-1)
+#define PREFERRED_BYTES ((size_t)4 << 20)       /* a forward chunk's arena, when the batch allows */
+#define PREFERRED_GRAD_BYTES ((size_t)64 << 20) /* a gradient chunk keeps every tensor: larger */
 
 /* ---- a first-fit free list over [0, top) ------------------------------------------------- */
 
@@ -285,6 +288,46 @@ done:
   return rc;
 }
 
+/* ---- the arena: one buffer per thread, kept between runs ------------------------------------ */
+
+/* A fresh multi-megabyte malloc per run is fresh pages from the kernel: their faults and
+ * zeroing cost a CNN batch 8% of its time. Each thread keeps its largest arena (at most
+ * what max_work_memory allowed) for its next run, and frees it when it exits. */
+typedef struct arena_cache {
+  void *p;
+  size_t cap;
+} arena_cache_t;
+
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static void cache_free(void *v) {
+  arena_cache_t *c = v;
+  if (c) xd_free(c->p);
+  xd_free(c);
+}
+
+static void cache_init(void) { pthread_key_create(&cache_key, cache_free); }
+
+/* A buffer of at least n bytes for the calling thread (owned by the cache), or NULL. */
+static void *arena_get(size_t n) {
+  pthread_once(&cache_once, cache_init);
+  arena_cache_t *c = pthread_getspecific(cache_key);
+  if (!c) {
+    if (!(c = xd_calloc(1, sizeof *c))) return NULL;
+    if (pthread_setspecific(cache_key, c) != 0) {
+      xd_free(c);
+      return NULL;
+    }
+  }
+  if (c->cap >= n && c->p) return c->p;
+  xd_free(c->p);
+  c->cap = 0;
+  if (!(c->p = xd_malloc(n + 1))) return NULL;
+  c->cap = n;
+  return c->p;
+}
+
 /* ---- run ---------------------------------------------------------------------------------- */
 
 typedef struct run {
@@ -519,6 +562,11 @@ int xd_graph_run(const xd_graph_t *g, const xd_graph_run_t *r, xd_error_t *err) 
     size_t b2 = chunk_bytes(&R, &p2);
     size_t per = b2 > b1 ? b2 - b1 : 1, fixed = b1 > per ? b1 - per : 0;
     chunk = limit > fixed ? (limit - fixed) / per : 1;
+    /* and rows enough to fill the preferred size, so a chunk's activations stay in cache
+     * between operators (a CNN's whole 256-image batch ran 1.8x slower than chunks of a few MB) */
+    size_t pref = R.grad ? PREFERRED_GRAD_BYTES : PREFERRED_BYTES;
+    size_t cache_rows = pref > fixed ? (pref - fixed) / per : 1;
+    if (cache_rows < chunk) chunk = cache_rows;
     if (chunk < 1) chunk = 1;
     if (chunk > n) chunk = n;
   }
@@ -534,9 +582,8 @@ int xd_graph_run(const xd_graph_t *g, const xd_graph_run_t *r, xd_error_t *err) 
       if ((rc = plan_for(&R, c, &pc, err)) != XD_OK) break;
       cur = c;
       if (pc.arena > cap) {
-        xd_free(mem);
         cap = pc.arena;
-        if (!(mem = xd_malloc(cap + 1))) {
+        if (!(mem = arena_get(cap))) {
           rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory running the graph");
           break;
         }
@@ -557,8 +604,7 @@ done:
   xd_graph__plan_free(&p1);
   xd_graph__plan_free(&p2);
   xd_graph__plan_free(&pc);
-  xd_free(mem);
-  xd_free(gmem);
+  xd_free(gmem); /* mem belongs to the thread's cache */
   xd_free(R.keep);
   xd_free(R.dep);
   xd_free(R.need);
