@@ -26,7 +26,8 @@
  * seed (run.seed_fn sees the logits of each chunk before the backward pass).
  *
  * Ownership and threads: xd_graph_t is immutable after load; any number of threads may
- * call xd_graph_run on one graph at once (each run allocates its own arena). Every
+ * call xd_graph_run on one graph at once (each run has its own arena; a thread keeps its
+ * largest arena, at most max_work_memory, for its next run and frees it when it exits). Every
  * string and info pointer returned is borrowed and lives as long as the graph.
  */
 #ifndef XD_GRAPH_H
