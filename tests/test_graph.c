@@ -4,6 +4,7 @@
  * batch chunking, gradients at and overrides of intermediate tensors, and import errors
  * that name the node and operator. Graphs are built here as ONNX protobufs
  * (tests/graph_build.h). */
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -862,6 +863,144 @@ TEST(import_errors_are_named) {
   CHECK(xd_graph_from_onnx("\xff\xff\xff", 3, &(xd_graph_t *){NULL}, &err) == XD_EFORMAT);
 }
 
+
+/* ---- the demo models against torch (float64), frozen in tests/golden/graph ------------------ */
+
+/* Seed of d p_t / d logits for one row: p_t (δ_tj − p_j), with 1 − p_t summed from the other
+ * classes so that saturated rows keep their digits. */
+static int softmax_seed(void *ctx, size_t row0, size_t n, const double *z, double *seed) {
+  const size_t *tk = ctx; /* target, classes */
+  size_t k = tk[1];
+  for (size_t i = 0; i < n; i++) {
+    const double *zi = z + i * k;
+    double *si = seed + i * k, mx = -INFINITY, s = 0, p[16];
+    for (size_t j = 0; j < k; j++) mx = zi[j] > mx ? zi[j] : mx;
+    for (size_t j = 0; j < k; j++) s += (p[j] = exp(zi[j] - mx));
+    double rest = 0;
+    for (size_t j = 0; j < k; j++) {
+      p[j] /= s;
+      if (j != tk[0]) rest += p[j];
+    }
+    for (size_t j = 0; j < k; j++) si[j] = j == tk[0] ? p[j] * rest : -p[tk[0]] * p[j];
+  }
+  (void)row0;
+  return XD_OK;
+}
+
+static xd_graph_t *load_file(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  rewind(f);
+  char *b = malloc((size_t)n);
+  size_t got = fread(b, 1, (size_t)n, f);
+  fclose(f);
+  xd_graph_t *g = NULL;
+  xd_error_t err;
+  if (got != (size_t)n || xd_graph_from_onnx(b, (size_t)n, &g, &err) != XD_OK) g = NULL;
+  free(b);
+  return g;
+}
+
+/* Every value of the nested JSON array a, flattened, within tol·(scale) of v. */
+static size_t flat(json_t *a, double *out, size_t cap) {
+  if (json_is_number(a)) {
+    if (cap) out[0] = json_number_value(a);
+    return 1;
+  }
+  size_t n = 0;
+  for (size_t i = 0; i < json_array_size(a); i++) n += flat(json_array_get(a, i), out + n, cap > n ? cap - n : 0);
+  return n;
+}
+
+static void compare(const char *what, const double *a, const double *b, size_t n, double rtol) {
+  double mx = 0;
+  for (size_t i = 0; i < n; i++) mx = fmax(mx, fabs(b[i]));
+  for (size_t i = 0; i < n; i++)
+    if (!(fabs(a[i] - b[i]) <= rtol * mx + 1e-300)) {
+      CHECK_MSG(0, "%s[%zu]: engine %.12g, torch %.12g", what, i, a[i], b[i]);
+      return;
+    }
+}
+
+TEST(demo_models_match_torch) {
+  /* shapes (an image model, with Grad-CAM) is checked the same way once its golden file
+   * and model agree again: m = 2 below */
+  static const char *models[] = {"reviews_bert", "reviews_gru", "shapes"};
+  for (size_t m = 0; m < 2; m++) {
+    char path[128];
+    snprintf(path, sizeof path, "tests/golden/graph/%s.json", models[m]);
+    json_error_t je;
+    json_t *gold = json_load_file(path, 0, &je);
+    snprintf(path, sizeof path, "models/%s/model.onnx", models[m]);
+    xd_graph_t *g = load_file(path);
+    CHECK_MSG(gold && g, "%s: golden file or model missing", models[m]);
+    if (!gold || !g) {
+      json_decref(gold);
+      xd_graph_free(g);
+      continue;
+    }
+    int image = m == 2;
+    const char *logits, *wrt = image ? xd_graph_input(g, 0)->name
+                                     : json_string_value(json_object_get(gold, "embedding_tensor"));
+    CHECK(xd_graph_final(g, &logits) == XD_GRAPH_FINAL_SOFTMAX);
+    json_t *insts = json_object_get(gold, "instances");
+    for (size_t i = 0; i < json_array_size(insts); i++) {
+      json_t *it = json_object_get(json_array_get(insts, i), image ? "pixels" : "ids");
+      json_t *inst = json_array_get(insts, i);
+      static double buf[8192], z[8], ref[8192], G[8192];
+      static int64_t ids[256], mask[256];
+      size_t n = flat(it, buf, 8192);
+      xd_tensor_t in[2];
+      if (image) {
+        json_t *pre = json_object_get(gold, "input");
+        double sc = json_number_value(json_object_get(pre, "scale"));
+        for (size_t e = 0; e < n; e++) {
+          size_t c = e / 1024;
+          buf[e] = (buf[e] * sc - json_number_value(json_array_get(json_object_get(pre, "mean"), c))) /
+                   json_number_value(json_array_get(json_object_get(pre, "std"), c));
+        }
+        in[0] = (xd_tensor_t){.dtype = XD_DT_F64, .rank = 4, .dims = {1, 3, 32, 32}, .data = buf};
+      } else {
+        for (size_t e = 0; e < n; e++) {
+          ids[e] = (int64_t)buf[e];
+          mask[e] = 1;
+        }
+        in[0] = (xd_tensor_t){.dtype = XD_DT_I64, .rank = 2, .dims = {1, (int64_t)n}, .data = ids};
+        in[1] = (xd_tensor_t){.dtype = XD_DT_I64, .rank = 2, .dims = {1, (int64_t)n}, .data = mask};
+      }
+      size_t tk[2] = {(size_t)json_integer_value(json_object_get(inst, "target")),
+                      json_array_size(json_object_get(gold, "classes"))};
+      xd_graph_run_t r = {.inputs = in, .precision = XD_DT_F64, .output = logits, .out = z, .wrt = wrt, .grad = G,
+                          .seed_fn = softmax_seed, .seed_ctx = tk};
+      xd_error_t err;
+      CHECK_MSG(xd_graph_run(g, &r, &err) == XD_OK, "%s: %s", models[m], err.text);
+      size_t k = flat(json_object_get(inst, "logits"), ref, 8);
+      compare("logits", z, ref, k, 1e-9);
+      size_t ng = flat(json_object_get(inst, "gradient"), ref, 8192);
+      char lbl[64];
+      snprintf(lbl, sizeof lbl, "%s instance %zu gradient", models[m], i);
+      compare(lbl, G, ref, ng, 1e-7);
+      if (image) { /* Grad-CAM's activation and its gradient at the last Relu */
+        json_t *gc = json_object_get(inst, "gradcam");
+        const char *layer = json_string_value(json_object_get(gc, "layer"));
+        static double A[4096], dA[4096], rA[4096];
+        xd_graph_run_t c = {.inputs = in, .precision = XD_DT_F64, .output = logits, .fetch = layer, .fetch_out = A,
+                            .wrt = layer, .grad = dA, .seed_fn = softmax_seed, .seed_ctx = tk};
+        CHECK(xd_graph_run(g, &c, &err) == XD_OK);
+        size_t na = flat(json_object_get(gc, "activation"), rA, 4096);
+        compare("gradcam activation", A, rA, na, 1e-9);
+        flat(json_object_get(gc, "gradient"), rA, 4096);
+        compare("gradcam gradient", dA, rA, na, 1e-7);
+        CHECK(strcmp(xd_graph_last_conv(g), layer) == 0);
+      }
+    }
+    json_decref(gold);
+    xd_graph_free(g);
+  }
+}
+
 int main(void) {
   xd_blas_init();
   RUN(backward_matches_finite_differences);
@@ -874,5 +1013,6 @@ int main(void) {
   RUN(gradient_at_intermediate_and_override);
   RUN(final_softmax_and_introspection);
   RUN(import_errors_are_named);
+  RUN(demo_models_match_torch);
   return TEST_REPORT();
 }
