@@ -89,6 +89,13 @@ static size_t taps_padded(const pgeo_t *g, int ax, size_t o) {
   return n;
 }
 
+/* A 2-D 2×2 window with stride 2, no dilation and every window inside the input: the
+ * max pool of most CNNs, which gets a loop without the general bookkeeping. */
+static int pool_2x2(const xd_pool_shape_t *s, const pgeo_t *g) {
+  return s->nsp == 2 && g->k[1] == 2 && g->k[2] == 2 && g->st[1] == 2 && g->st[2] == 2 && g->dl[1] == 1 &&
+         g->dl[2] == 1 && !g->p0[1] && !g->p0[2] && g->out[1] * 2 <= g->in[1] && g->out[2] * 2 <= g->in[2];
+}
+
 #define T float
 #define F(name) name##_f
 #include "core/kern_pool.inc"
