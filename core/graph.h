@@ -55,7 +55,9 @@ typedef struct xd_graph xd_graph_t;
  * 13..17 is what is tested). Returns XD_OK with *out owned by the caller
  * (xd_graph_free), or XD_EFORMAT with err->field "onnx" and a text naming the node and
  * its operator ("nodes[12] (Conv 'conv1'): ..."): unsupported operator, a cycle, a
- * tensor nobody defines, shapes that do not fit, absurd dimensions; or XD_ENOMEM. */
+ * tensor nobody defines, shapes that do not fit, absurd dimensions, or a graph whose
+ * rows interact (a Softmax over the batch: rows could not be explained one by one); or
+ * XD_ENOMEM. */
 int xd_graph_from_onnx(const void *bytes, size_t len, xd_graph_t **out, xd_error_t *err);
 void xd_graph_free(xd_graph_t *g); /* NULL: no-op */
 

@@ -55,8 +55,12 @@ struct xd_graph {
 int32_t xd_graph__lookup(const xd_graph_t *g, const char *name); /* -1 when absent */
 int xd_graph__names_build(xd_graph_t *g, xd_error_t *err); /* XD_OK, XD_EFORMAT (a name twice), XD_ENOMEM */
 /* Sorts g's nodes topologically, checks every input is defined, rejects cycles, folds
- * constant nodes, then probes the shapes (infos, symbols, batch axes, final op). */
-int xd_graph__finish(xd_graph_t *g, xd_error_t *err);
+ * constant nodes, probes the shapes (infos, symbols, batch axes, final op) and, when
+ * check_rows, that the rows of a batch do not interact. */
+int xd_graph__finish(xd_graph_t *g, int check_rows, xd_error_t *err);
+/* xd_graph_from_onnx, with the check that rows do not interact optional (check_rows 0:
+ * operator tests that run graphs as ONNX Runtime would, never in batches). */
+int xd_graph__load(const void *bytes, size_t len, int check_rows, xd_graph_t **out, xd_error_t *err);
 /* Sets err for node nd: field "onnx", text "nodes[12] (Conv 'conv1'): ...". */
 int xd_graph__node_fail(xd_error_t *err, const xd_gnode_t *nd, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

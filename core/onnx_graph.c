@@ -157,6 +157,7 @@ static int constant_attr(const Onnx__AttributeProto *a, xd_tensor_t *t, double *
 
 typedef struct build {
   xd_graph_t *g;
+  int check_rows;
   size_t cap_t;
   xd_error_t *err;
 } build_t;
@@ -444,10 +445,14 @@ static int build(build_t *b, const Onnx__ModelProto *m) {
       return gfail(b->err, XD_EFORMAT, "graph output '%.80s' is not computed by any node", str(gp->output[i]->name));
     g->out[g->n_out++] = id;
   }
-  return xd_graph__finish(g, b->err);
+  return xd_graph__finish(g, b->check_rows, b->err);
 }
 
 int xd_graph_from_onnx(const void *bytes, size_t len, xd_graph_t **out, xd_error_t *err) {
+  return xd_graph__load(bytes, len, 1, out, err);
+}
+
+int xd_graph__load(const void *bytes, size_t len, int check_rows, xd_graph_t **out, xd_error_t *err) {
   *out = NULL;
   Onnx__ModelProto *m;
   int rc = xd_onnx__read(bytes, len, &m, err);
@@ -457,7 +462,7 @@ int xd_graph_from_onnx(const void *bytes, size_t len, xd_graph_t **out, xd_error
     xd_onnx__release(m);
     return gfail(err, XD_ENOMEM, "out of memory");
   }
-  build_t b = {.g = g, .err = err};
+  build_t b = {.g = g, .err = err, .check_rows = check_rows};
   g->fold_budget = ((size_t)64 << 20) + 4 * len; /* folded constants: a few times what the file holds */
   rc = build(&b, m);
   xd_onnx__release(m);

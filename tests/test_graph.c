@@ -12,6 +12,7 @@
 #include "core/graph.h"
 #include "core/graph_int.h"
 #include "core/mat.h"
+#include "core/onnx.h"
 #include "core/rng.h"
 #include "tests/graph_build.h"
 #include "tests/test.h"
@@ -1001,6 +1002,57 @@ TEST(demo_models_match_torch) {
   }
 }
 
+
+/* xd_onnx_import: dense chains stay dense, other graphs go to the engine, and the
+ * dense converter's width error stands for a (batch, width) graph of another width. */
+static uint8_t *read_all(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  rewind(f);
+  uint8_t *b = malloc((size_t)n + 1);
+  *len = fread(b, 1, (size_t)n, f);
+  fclose(f);
+  return b;
+}
+
+TEST(import_routes_dense_and_graph) {
+  static const struct {
+    const char *file;
+    size_t n_inputs;
+    int want; /* 0 dense, 1 graph, 2 error */
+    const char *text;
+  } cases[] = {
+      {"tests/onnx/gelu_op17.onnx", 0, 0, NULL},
+      {"tests/onnx/bad_residual.onnx", 0, 1, NULL},    /* a skip connection */
+      {"tests/onnx/bad_conv.onnx", 0, 1, NULL},        /* a convolution */
+      {"tests/onnx/bad_two_inputs.onnx", 0, 1, NULL},  /* two inputs */
+      {"tests/onnx/bad_wrong_width.onnx", 4, 2, "columns"},
+      {"tests/onnx/bad_elu.onnx", 0, 2, "(Elu"},
+      {"tests/onnx/bad_softmax_axis0.onnx", 0, 2, "rows"},
+      {"tests/onnx/bad_truncated.onnx", 0, 2, "ONNX"},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+    size_t len = 0;
+    uint8_t *b = read_all(cases[c].file, &len);
+    CHECK_MSG(b != NULL, "%s missing", cases[c].file);
+    if (!b) continue;
+    xd_layer_spec_t *L = NULL;
+    size_t nl = 0;
+    xd_graph_t *g = NULL;
+    xd_error_t err;
+    int rc = xd_onnx_import(b, len, cases[c].n_inputs, &L, &nl, &g, &err);
+    int got = rc != XD_OK ? 2 : g ? 1 : 0;
+    CHECK_MSG(got == cases[c].want, "%s: got %d (%s)", cases[c].file, got, rc ? err.text : "");
+    if (cases[c].text) CHECK_MSG(rc != XD_OK && strstr(err.text, cases[c].text), "%s: %s", cases[c].file, err.text);
+    CHECK(got != 0 || (L && nl > 0 && !g));
+    xd_onnx_layers_free(L, nl);
+    xd_graph_free(g);
+    free(b);
+  }
+}
+
 int main(void) {
   xd_blas_init();
   RUN(backward_matches_finite_differences);
@@ -1014,5 +1066,6 @@ int main(void) {
   RUN(final_softmax_and_introspection);
   RUN(import_errors_are_named);
   RUN(demo_models_match_torch);
+  RUN(import_routes_dense_and_graph);
   return TEST_REPORT();
 }

@@ -120,7 +120,7 @@ static int check_case(const char *name) {
   if (!ref) {
     fprintf(stderr, "  %s: ONNX Runtime gave no answer\n", name);
     fails++;
-  } else if (!bytes || xd_graph_from_onnx(bytes, len, &g, &err) != XD_OK) {
+  } else if (!bytes || xd_graph__load(bytes, len, 0, &g, &err) != XD_OK) {
     fprintf(stderr, "  %s: load: %s\n", name, bytes ? err.text : "unreadable");
     fails++;
   }
