@@ -44,6 +44,7 @@ FUZZ_REPLAY := $(patsubst %,$(BUILD)/tests/test_fuzz_%,$(FUZZ_NAMES))
 
 .PHONY: all deps run test asan tsan valgrind bench bench-deps clean fmt models web-deps fuzz deploy-deps edge-deps
 .PHONY: soak onnxrt-deps
+.PHONY: tokref-deps
 all: $(BUILD)/explaind $(TEST_BIN) $(FUZZ_REPLAY)
 
 # ---- dependencies ------------------------------------------------------------------
@@ -82,6 +83,20 @@ onnxrt-deps:
 
 $(ONNXRT_NODE_MODULES): tests/onnxrt/package.json tests/onnxrt/package-lock.json
 	cd tests/onnxrt && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error
+
+# The reference tokenizer of tests/test_tokenizer.c: Hugging Face's tokenizers library
+# through its Node bindings (npm's tokenizers, which ships its compiled library for each
+# platform), pinned in tests/tokref/package-lock.json (npm ci, only when the lock changed).
+# A failure here only warns: the live comparison then skips, or fails under CI=true.
+TOKREF_NODE_MODULES := tests/tokref/node_modules/.package-lock.json
+tokref-deps:
+	@command -v npm >/dev/null 2>&1 || { echo "installing: nodejs npm"; \
+	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nodejs npm; } || \
+	  echo "warning: could not install nodejs npm; the live tokenizer comparison will skip"; }
+	@$(MAKE) -s --no-print-directory $(TOKREF_NODE_MODULES) || echo "warning: npm ci failed; the live tokenizer comparison will skip"
+
+$(TOKREF_NODE_MODULES): tests/tokref/package.json tests/tokref/package-lock.json
+	cd tests/tokref && npm ci --no-audit --no-fund --loglevel=error
 
 # Tools of the deployment tests (tests/test_deploy.c, tests/test_lb.c): Debian's nginx and
 # docker-compose (no recommends: validating a compose file needs no Docker daemon), node,
@@ -173,7 +188,7 @@ LISTEN ?= 127.0.0.1:8080
 run: deps $(BUILD)/explaind
 	./$(BUILD)/explaind --listen $(LISTEN) --model-dir models
 
-test: deps web-deps deploy-deps edge-deps onnxrt-deps all
+test: deps web-deps deploy-deps edge-deps onnxrt-deps tokref-deps all
 	@BUILD=$(BUILD) sh tests/run.sh
 
 # Sanitizer builds live in their own folders so they never mix objects with the normal build.
