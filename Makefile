@@ -243,6 +243,7 @@ soak: deps $(BUILD)/explaind $(BUILD)/soak
 
 models:
 	/usr/bin/python3 tools/make_models.py
+	/usr/bin/python3 tools/make_graph_models.py
 
 # libFuzzer: the library is rebuilt with clang and coverage instrumentation in build-fuzz/;
 # new inputs go to build-fuzz/corpus/<target>, crashes to build-fuzz/crashes/ (copy a

@@ -42,6 +42,7 @@ import time
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
 import torch
 from PIL import Image
 from torch import nn
@@ -213,15 +214,40 @@ def make_shapes():
                            "versions": {"torch": torch.__version__, "onnx": onnx.__version__}},
               "x-test-metric": {"name": "accuracy", "value": acc, "split": "test", "rows": len(y_te)}}
     write(f"{d}/model.json", dumps(bundle))
-    shapes_goldens(model, x_te[16:], m_te[16:], y_te[16:], cam_layer)
+    shapes_goldens(model, graph, x_te[16:], m_te[16:], y_te[16:], cam_layer)
     return {"name": "shapes", "kind": "image", "accuracy": acc, "rows": len(y_te), "ops": ops,
             "bytes": os.path.getsize(onnx_path), "ort": ort_err}
 
 
-def shapes_goldens(model, pixels, masks, labels, cam_layer):
-    m64 = ShapesCNN()
-    m64.load_state_dict(model.state_dict())
-    m64 = m64.double().eval()
+def folded_cnn(graph):
+    """The CNN exactly as exported: BatchNorm folded into the convolutions by the exporter, in
+    float32. The float64 references are computed from these weights (widened to double), not
+    from the unfolded model, whose double BatchNorm differs from the graph by float32 rounding."""
+    inits = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in graph.graph.initializer}
+    m = ShapesCNN()
+    for i, mod in enumerate(m.features):
+        if isinstance(mod, nn.BatchNorm2d):
+            m.features[i] = nn.Identity()
+    convs = [mod for mod in m.features if isinstance(mod, nn.Conv2d)]
+    nodes = [n for n in graph.graph.node if n.op_type == "Conv"]
+    gemm = [n for n in graph.graph.node if n.op_type == "Gemm"][0]
+    assert len(convs) == len(nodes) and [a.i for a in gemm.attribute if a.name == "transB"] == [1]
+    with torch.no_grad():
+        for mod, node in zip(convs, nodes):
+            mod.weight.copy_(inits[node.input[1]])
+            mod.bias.copy_(inits[node.input[2]])
+        m.head.weight.copy_(inits[gemm.input[1]])
+        m.head.bias.copy_(inits[gemm.input[2]])
+    return m.eval()
+
+
+def shapes_goldens(model, graph, pixels, masks, labels, cam_layer):
+    m32 = folded_cnn(graph)
+    with torch.no_grad():
+        x = torch.tensor(image_input(pixels[:64]), dtype=torch.float32)
+        err = float((m32(x) - model(x)).abs().max())
+    assert err < 1e-5, f"the folded CNN differs from the trained one by {err}"
+    m64 = m32.double()
     acts = {}
     last_relu = m64.features[-1]
     last_relu.register_forward_hook(lambda mod, i, o: acts.__setitem__("a", o))
@@ -248,7 +274,8 @@ def shapes_goldens(model, pixels, masks, labels, cam_layer):
                                "cam": rounded(cam), "cam_upsampled": rounded(up)}
         instances.append(inst)
     write(f"{GOLDEN}/shapes.json", dumps({
-        "model": "shapes", "reference": "torch float64 (model.double()), tools/make_graph_models.py",
+        "model": "shapes", "reference": "torch float64 on the exported weights (BatchNorm folded into the "
+                                     "convolutions, float32 widened to double), tools/make_graph_models.py",
         "input": IMAGE_PRE, "classes": gd.SHAPES,
         "notes": "pixels [C][H][W] uint8; b64 = the same image as PNG; gradient = d probabilities[target] / "
                  "d model input [C][H][W] (after preprocessing); gradcam at the last Relu: activation and "
