@@ -570,7 +570,7 @@ int xd_graph_run(const xd_graph_t *g, const xd_graph_run_t *r, xd_error_t *err) 
     if (chunk < 1) chunk = 1;
     if (chunk > n) chunk = n;
   }
-  size_t cur = 0, cap = 0, gcap = 0;
+  size_t cur = 0, cap = 0;
   for (size_t row0 = 0; row0 < n && rc == XD_OK; row0 += cur) {
     size_t c = n - row0 < chunk ? n - row0 : chunk;
     if ((rc = xd_cancel_check(r->cancel)) != XD_OK) {
@@ -581,22 +581,16 @@ int xd_graph_run(const xd_graph_t *g, const xd_graph_run_t *r, xd_error_t *err) 
       xd_graph__plan_free(&pc);
       if ((rc = plan_for(&R, c, &pc, err)) != XD_OK) break;
       cur = c;
-      if (pc.arena > cap) {
-        cap = pc.arena;
+      /* the arena, then the gradient buffers and backward scratch, in the thread's buffer */
+      size_t need = align_up(pc.arena) + (R.grad ? chunk_bytes(&R, &pc) - pc.arena : 0);
+      if (need > cap || !mem) {
+        cap = need;
         if (!(mem = arena_get(cap))) {
           rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory running the graph");
           break;
         }
       }
-      size_t gb = R.grad ? chunk_bytes(&R, &pc) - pc.arena : 0;
-      if (gb > gcap) {
-        xd_free(gmem);
-        gcap = gb;
-        if (!(gmem = xd_malloc(gcap + 1))) {
-          rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory computing gradients");
-          break;
-        }
-      }
+      gmem = (double *)(mem + align_up(pc.arena));
     }
     rc = run_chunk(&R, &pc, row0, c, mem, gmem, err);
   }
@@ -604,7 +598,7 @@ done:
   xd_graph__plan_free(&p1);
   xd_graph__plan_free(&p2);
   xd_graph__plan_free(&pc);
-  xd_free(gmem); /* mem belongs to the thread's cache */
+  /* mem (and gmem inside it) belongs to the thread's cache */
   xd_free(R.keep);
   xd_free(R.dep);
   xd_free(R.need);
