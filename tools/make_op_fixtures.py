@@ -110,7 +110,8 @@ for nm, attrs, a_shape, b_shape, c_shape in [
         ("gemm_alpha_beta", {"alpha": 0.5, "beta": 2.0, "transB": 1}, [4, 5], [3, 5], [4, 1]),
         ("gemm_scalar_c", {"transA": 1, "transB": 1}, [5, 4], [3, 5], [])]:
     case(nm, "Gemm", [node("Gemm", ["a", "B", "C"], ["y"], **attrs)],
-         [inp("a", a_shape, sym=a_shape if attrs.get("transA") else None)], [("y", "float32")],
+         # a C with M rows ([4, 1]) ties the batch to 4: then the graph says so
+         [inp("a", a_shape, sym=a_shape if attrs.get("transA") or c_shape[:1] == [4] else None)], [("y", "float32")],
          [W("B", *b_shape), W("C", *c_shape)] if c_shape else [W("B", *b_shape), F32("C", 0.3)])
 case("gemm_no_c", "Gemm", [node("Gemm", ["a", "B"], ["y"], transB=1)], [inp("a", [4, 5])], [("y", "float32")],
      [W("B", 3, 5)])
@@ -176,7 +177,7 @@ case("squeeze_all", "Squeeze", [node("Squeeze", ["x"], ["y"])], [inp("x", [1, 3,
      [("y", "float32")])
 case("concat_axis1", "Concat", [node("Concat", ["a", "b", "c"], ["y"], axis=1)],
      [inp("a", [2, 3, 4]), inp("b", [2, 1, 4]), inp("c", [2, 2, 4])], [("y", "float32")])
-case("concat_neg_axis_init", "Concat", [node("Concat", ["a", "k"], ["y"], axis=-1)], [inp("a", [2, 3])],
+case("concat_neg_axis_init", "Concat", [node("Concat", ["a", "k"], ["y"], axis=-1)], [inp("a", [2, 3], sym=[2, 3])],
      [("y", "float32")], [W("k", 2, 2)])
 for nm, starts, ends, axes, steps in [
         ("slice_basic", [1], [3], [1], None),
