@@ -367,10 +367,61 @@ static int rows_independent(const xd_graph_t *g, xd_error_t *err) {
   return rc;
 }
 
+/* Shape nodes whose input has a static shape (no symbol in any probe) become constants;
+ * returns how many did (what they feed is then folded by fold_constants). */
+static int fold_static_shapes(xd_graph_t *g, size_t *n, xd_error_t *err) {
+  *n = 0;
+  for (size_t j = 0; j < g->nn; j++) {
+    xd_gnode_t *nd = &g->nodes[j];
+    if (!(nd->op->flags & XD_GOP_SHAPE_ONLY) || nd->n_in < 1 || nd->in[0] < 0 || nd->out[0] < 0) continue;
+    const xd_graph_info_t *f = &g->t[nd->in[0]].info;
+    int fixed = g->t[nd->in[0]].kind == XD_GRAPH__T_NODE;
+    for (size_t d = 0; d < f->rank && fixed; d++) fixed = f->dims[d].size >= 0;
+    if (!fixed || g->t[nd->in[0]].batch0) continue;
+    xd_tensor_t x = {.dtype = f->dtype, .rank = f->rank}, y;
+    for (size_t d = 0; d < f->rank; d++) x.dims[d] = f->dims[d].size;
+    xd_tensor_t *ip[1] = {&x}, *op[1] = {&y};
+    xd_gop_env_t env = {.fdt = XD_DT_F32};
+    memset(&y, 0, sizeof y);
+    if (nd->op->infer(nd, ip, op, &env, err) != XD_OK || y.dtype != XD_DT_I64) continue;
+    if (!(y.data = xd_malloc(xd_tensor_bytes(&y) + 1))) return xd_error_set(err, XD_ENOMEM, "onnx", "out of memory");
+    nd->op->forward(nd, ip, op, NULL);
+    gt_t *t = &g->t[nd->out[0]];
+    t->kind = XD_GRAPH__T_INIT;
+    t->producer = -1;
+    t->init = y;
+    nd->out[0] = -1; /* the node is dropped below */
+    (*n)++;
+  }
+  if (!*n) return XD_OK;
+  size_t w = 0; /* drop the folded Shape nodes */
+  for (size_t j = 0; j < g->nn; j++) {
+    xd_gnode_t *nd = &g->nodes[j];
+    if ((nd->op->flags & XD_GOP_SHAPE_ONLY) && nd->n_out == 1 && nd->out[0] < 0) {
+      xd_free(nd->name);
+      xd_free(nd->in);
+      xd_free(nd->out);
+      continue;
+    }
+    if (w != j) g->nodes[w] = *nd;
+    for (size_t k = 0; k < g->nodes[w].n_out; k++)
+      if (g->nodes[w].out[k] >= 0) g->t[g->nodes[w].out[k]].producer = (int32_t)w;
+    w++;
+  }
+  g->nn = w;
+  return XD_OK;
+}
+
 int xd_graph__finish(xd_graph_t *g, int check_rows, xd_error_t *err) {
   int rc = toposort(g, err);
   if (rc == XD_OK) rc = fold_constants(g, err);
   if (rc == XD_OK) rc = describe(g, err);
+  size_t nfold = 0;
+  if (rc == XD_OK) rc = fold_static_shapes(g, &nfold, err);
+  if (rc == XD_OK && nfold) { /* what the shapes fed folds now; the description is redone */
+    rc = fold_constants(g, err);
+    if (rc == XD_OK) rc = describe(g, err);
+  }
   if (rc == XD_OK && check_rows) rc = rows_independent(g, err);
   if (rc != XD_OK) return rc;
   g->layer = xd_calloc(g->nt + 1, sizeof *g->layer);

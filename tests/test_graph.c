@@ -1051,6 +1051,34 @@ TEST(import_routes_dense_and_graph) {
   }
 }
 
+
+/* Shape computations on static shapes are constants after load: Shape(m) of a [3, 4]
+ * tensor folds, and the Reshape it feeds reads a constant. */
+TEST(static_shapes_fold_at_load) {
+  gb_t b;
+  gb_init(&b, 13);
+  gb_input(&b, "x", GB_FLOAT, 3, X3);
+  Onnx__NodeProto *n = gb_node(&b, "ReduceMean", "x", "m");
+  gb_attr_ints(&b, n, "axes", 1, (int64_t[]){0});
+  gb_attr_i(&b, n, "keepdims", 0);
+  gb_node(&b, "Shape", "m", "s");
+  gb_node(&b, "Reshape", "m,s", "y");
+  gb_output(&b, "y");
+  size_t len;
+  uint8_t *bytes = gb_pack(&b, &len);
+  xd_graph_t *g = NULL;
+  xd_error_t err;
+  CHECK(xd_graph__load(bytes, len, 0, &g, &err) == XD_OK);
+  int shapes = 0;
+  for (size_t j = 0; g && j < g->nn; j++) shapes += strcmp(g->nodes[j].op->name, "Shape") == 0;
+  CHECK(g && shapes == 0 && g->nn == 2);
+  const xd_graph_info_t *s = g ? xd_graph_find(g, "s") : NULL;
+  CHECK(s && strcmp(s->op, "initializer") == 0);
+  free(bytes);
+  xd_graph_free(g);
+  gb_free(&b);
+}
+
 int main(void) {
   xd_blas_init();
   RUN(backward_matches_finite_differences);
@@ -1065,5 +1093,6 @@ int main(void) {
   RUN(import_errors_are_named);
   RUN(demo_models_match_torch);
   RUN(import_routes_dense_and_graph);
+  RUN(static_shapes_fold_at_load);
   return TEST_REPORT();
 }
