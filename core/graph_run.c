@@ -17,8 +17,9 @@
  * fixed and per-row bytes, and the batch is split into chunks that fit max_work_memory.
  *
  * Reverse mode (double only). Tensors on a path from `wrt` to `output` need a gradient;
- * every forward tensor is kept; nodes on the path run their backward in reverse order,
- * accumulating into zeroed gradient buffers.
+ * the inputs and outputs of the nodes on that path are kept to the end of the forward
+ * pass; those nodes run their backward in reverse order, accumulating into zeroed
+ * gradient buffers.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -495,7 +496,7 @@ static int run_chunk(const run_t *R, plan_t *p, size_t row0, size_t c, unsigned 
 }
 
 static int plan_for(const run_t *R, size_t c, plan_t *p, xd_error_t *err) {
-  return xd_graph__plan(R->g, R->r->inputs, c, R->r->precision, R->keep, R->grad, p, err);
+  return xd_graph__plan(R->g, R->r->inputs, c, R->r->precision, R->keep, 0, p, err);
 }
 
 int xd_graph_run(const xd_graph_t *g, const xd_graph_run_t *r, xd_error_t *err) {
@@ -542,7 +543,22 @@ int xd_graph_run(const xd_graph_t *g, const xd_graph_run_t *r, xd_error_t *err) 
   }
   R.keep[R.out] = 1;
   if (R.fetch >= 0) R.keep[R.fetch] = 1;
-  if (R.grad) mark_path(&R);
+  if (R.grad) {
+    /* the backward pass reads the inputs and outputs of the nodes on the path: those
+     * tensors live to the end; the others are released as in a forward run */
+    mark_path(&R);
+    for (size_t j = 0; j < g->nn; j++) {
+      const xd_gnode_t *nd = &g->nodes[j];
+      int wo = 0, wi = 0;
+      for (size_t k = 0; k < nd->n_out; k++) wo |= nd->out[k] >= 0 && R.need[nd->out[k]];
+      for (size_t k = 0; k < nd->n_in; k++) wi |= nd->in[k] >= 0 && R.need[nd->in[k]];
+      if (!wo || !wi) continue;
+      for (size_t k = 0; k < nd->n_in; k++)
+        if (nd->in[k] >= 0) R.keep[nd->in[k]] = 1;
+      for (size_t k = 0; k < nd->n_out; k++)
+        if (nd->out[k] >= 0) R.keep[nd->out[k]] = 1;
+    }
+  }
   if (R.grad && !R.need[R.wrt]) {
     rc = xd_error_set(err, XD_EINVAL, "wrt", "output '%.80s' does not depend on '%.80s'", g->t[R.out].name,
                       g->t[R.wrt].name);
