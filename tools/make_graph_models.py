@@ -128,6 +128,24 @@ def check_ort(name, onnx_path, feeds, expected):
     return err
 
 
+def check_tokenizer(name, tok, texts, max_length):
+    """Our tokens, ids and offsets against Hugging Face's tokenizers library (its Node bindings,
+    tests/tokref) when it is installed; stops on any difference."""
+    if not os.path.exists(os.path.join(ROOT, "tests/tokref/node_modules/tokenizers")):
+        print(f"{name}: tokenizer check skipped (tests/tokref is not installed)")
+        return
+    path = os.path.join(ROOT, "models", name, "tokenizer.json")
+    req = json.dumps({"tokenizer": path, "max_length": max_length, "texts": texts})
+    out = subprocess.run(["node", os.path.join(ROOT, "tests/tokref/encode.mjs")], input=req, capture_output=True,
+                         text=True, check=True).stdout
+    for text, ref in zip(texts, json.loads(out)):
+        tokens, ids, offsets, _ = gd.encode(text, tok, max_length)
+        ref_offsets = [None if special else list(o) for o, special in zip(ref["offsets"], ref["special"])]
+        if (tokens, ids, offsets) != (ref["tokens"], ref["ids"], ref_offsets):
+            sys.exit(f"{name}: tokenizer differs from Hugging Face's on {text!r}: {tokens} vs {ref['tokens']}")
+    print(f"{name}: tokens, ids and offsets equal Hugging Face tokenizers' on {len(texts)} texts")
+
+
 def train(model, batches, epochs, lr, loss_of):
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     for epoch in range(epochs):
@@ -447,6 +465,8 @@ def make_text_model(name, texts):
     ort_err = check_ort(name, onnx_path, feeds, p_te[sel])
 
     write(f"{d}/tokenizer.json", json.dumps(tok, indent=1, ensure_ascii=False) + "\n")
+    check_tokenizer(name, tok, GOLDEN_TEXTS + [gd.make_text(np.random.default_rng(7), long=True)[0]] + te_x[:216],
+                    MAX_LENGTH[name])
     inp = {"kind": "text", "tokenizer": "tokenizer.json", "max_length": MAX_LENGTH[name]}
     if not bert:
         inp["embedding"] = emb_tensor
