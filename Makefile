@@ -214,8 +214,9 @@ tsan: deps
 valgrind: deps all
 	@BUILD=$(BUILD) VALGRIND=1 sh tests/run.sh
 
-# Benchmarks (bench/): in-process microbenchmarks (bench_core), the report writer
-# (bench_report) and HTTP load with wrk against the real server; bench/run.sh writes
+# Benchmarks (bench/): in-process microbenchmarks (bench_core), the graph models beside
+# PyTorch (bench_graph, bench/graph_torch.py), the report writer (bench_report) and HTTP
+# load with wrk against the real server; bench/run.sh writes
 # bench/RESULTS.md. BENCH_SCALE=0.2 shortens every measurement (development runs).
 BENCH_PKGS := wrk curl
 BENCH_BIN  := $(BUILD)/bench/bench_core $(BUILD)/bench/bench_report $(BUILD)/bench/bench_graph
