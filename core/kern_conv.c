@@ -114,6 +114,7 @@ typedef struct geo {
   size_t nb;     /* images per GEMM */
   size_t nq, qt; /* output rows (out[0]·out[1], each out[2] long), rows per band */
   int direct;    /* 1×1, stride 1, no padding: col is the input itself */
+  int same_rows; /* stride 1 on the last two axes and out[2] == in[2]: im2col copies runs */
 } geo_t;
 
 static geo_t geo_of(const xd_conv_shape_t *s) {
@@ -144,6 +145,7 @@ static geo_t geo_of(const xd_conv_shape_t *s) {
   g.nb = g.osp >= CONV_MIN_COLS ? 1 : (CONV_MIN_COLS + g.osp - 1) / g.osp;
   if (g.nb > g.N) g.nb = g.N;
   while (g.nb > 1 && g.ck * g.nb * g.osp > CONV_MAX_COL) g.nb /= 2;
+  g.same_rows = g.st[1] == 1 && g.st[2] == 1 && g.out[2] == g.in[2];
   g.nq = g.out[0] * g.out[1];
   g.qt = g.nq;
   if (g.nb == 1 && !g.direct && g.ck * g.osp > CONV_MAX_COL) {

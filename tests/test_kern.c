@@ -95,6 +95,7 @@ static const conv_case_t conv_cases[] = {
     {2, 1, 2, 2, 1, {3, 3}, {3, 3}, {1, 1}, {3, 3}, {3, 3}, {3, 3}},    /* dilated kernel mostly in pads */
     {2, 1, 16, 2, 1, {181, 183}, {3, 3}, {1, 2}, {1, 1}, {1, 0}, {2, 1}}, /* large image: bands of rows */
     {2, 21, 1024, 2, 1, {4, 4}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},  /* wide patches: fewer images per GEMM */
+    {2, 1, 64, 1, 1, {40, 60}, {5, 3}, {1, 1}, {1, 1}, {30, 1}, {28, 1}}, /* bands wholly in the padding */
 };
 
 static xd_conv_shape_t conv_shape(const conv_case_t *c) {
