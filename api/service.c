@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "api/bundle.h"
+#include "api/graph_rows.h"
 #include "api/metrics.h"
 #include "core/alloc.h"
 #include "core/sha256.h"
@@ -63,6 +64,8 @@ static json_t *model_detail(const xd_model_entry_t *e) {
     json_array_append_new(layers, json_pack("{s:I, s:I, s:s}", "in", (json_int_t)L[l].in, "out",
                                             (json_int_t)L[l].out, "activation", xd_act_name(L[l].act)));
   json_object_set_new(o, "layers", layers);
+  json_object_set_new(o, "input", xd_json_model_input(m));
+  if (xd_model_graph(m)) json_object_set_new(o, "nodes", xd_json_model_nodes(m));
   json_object_set_new(o, "family", json_string(xd_model_family(m)));
   json_object_set_new(o, "n_inputs", json_integer((json_int_t)xd_model_n_inputs(m)));
   json_object_set_new(o, "background_rows", json_integer((json_int_t)xd_model_background(m)->n));
