@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/bundle.h"
+#include "api/graph_rows.h"
 #include "api/registry.h"
 #include "core/alloc.h"
 #include "core/mat.h"
@@ -195,6 +197,77 @@ TEST(model_metadata_shows_input_and_nodes) {
   json_decref(a);
 }
 
+/* The image family's gradient through the model interface (double, seeded from the
+ * logits) equals torch's d p_target / d input on the preprocessed pixels. */
+TEST(image_gradient_equals_torch) {
+  json_t *g = golden("shapes");
+  xd_model_t *m = NULL;
+  xd_error_t err = {0};
+  CHECK(xd_bundle_load_file("models/shapes/model.json", &m, NULL, &err) == XD_OK);
+  if (!g || !m) {
+    json_decref(g);
+    xd_model_free(m);
+    return;
+  }
+  const xd_image_prep_t *p = xd_model_image_prep(m);
+  size_t d = xd_model_n_inputs(m), K = xd_model_n_outputs(m);
+  json_t *inst = json_object_get(g, "instances");
+  size_t n = json_array_size(inst);
+  double *E = calloc(n * d, sizeof *E), *G = calloc(n * d, sizeof *G), *f = calloc(n, sizeof *f),
+         *all = calloc(n * K, sizeof *all);
+  size_t *target = calloc(n, sizeof *target);
+  for (size_t i = 0; i < n; i++) {
+    json_t *x = json_array_get(inst, i);
+    CHECK(xd_json_image_row(m, json_object_get(x, "pixels"), "pixels", E + i * d, &err) == XD_OK);
+    target[i] = (size_t)json_integer_value(json_object_get(x, "target"));
+  }
+  CHECK(p != NULL && d == 3 * 32 * 32);
+  CHECK(xd_model_gradient(m, E, n, target, XD_OUTPUT_PROBABILITY, f, G, all, NULL, &err) == XD_OK);
+  for (size_t i = 0; i < n; i++) {
+    json_t *x = json_array_get(inst, i), *gr = json_object_get(x, "gradient");
+    double worst = 0, scale = 0;
+    for (size_t c = 0; c < 3; c++)
+      for (size_t y = 0; y < 32; y++)
+        for (size_t xx = 0; xx < 32; xx++) {
+          double want = json_number_value(json_array_get(json_array_get(json_array_get(gr, c), y), xx));
+          double diff = fabs(G[i * d + (c * 32 + y) * 32 + xx] - want);
+          worst = diff > worst ? diff : worst;
+          scale = fabs(want) > scale ? fabs(want) : scale;
+        }
+    CHECK_MSG(worst <= 1e-6 * scale + 1e-12, "row %zu: gradient differs by %g (largest %g)", i, worst, scale);
+    double pt = json_number_value(json_array_get(json_object_get(x, "probabilities"), target[i]));
+    CHECK_MSG(fabs(f[i] - pt) <= 1e-9 + 1e-6 * pt, "row %zu: p_target %.17g, torch %.17g", i, f[i], pt);
+  }
+  free(E);
+  free(G);
+  free(f);
+  free(all);
+  free(target);
+  xd_model_free(m);
+  json_decref(g);
+}
+
+/* Endpoints that do not (yet) take image or text rows answer 4xx for these models,
+ * whatever the body: never a crash or a 500. */
+TEST(other_endpoints_refuse_cleanly) {
+  static const char *paths[] = {"/explain/lime", "/explain/shap", "/explain/gradient", "/importance", "/explain/pdp",
+                                "/explain/occlusion"};
+  static const char *models[] = {"shapes", "reviews_bert", "reviews_gru"};
+  for (size_t p = 0; p < sizeof paths / sizeof *paths; p++)
+    for (size_t k = 0; k < 3; k++) {
+      json_t *bodies[3] = {json_pack("{s:s, s:[[f, f]]}", "model", models[k], "instances", 1.0, 2.0),
+                           json_pack("{s:s, s:s}", "model", models[k], "instance", "a fine film"),
+                           json_pack("{s:s}", "model", models[k])};
+      for (size_t b = 0; b < 3; b++) {
+        json_t *ans = NULL;
+        int st = call("POST", paths[p], bodies[b], &ans);
+        CHECK_MSG(st >= 400 && st < 500, "%s %s body %zu: status %d", paths[p], models[k], b, st);
+        json_decref(ans);
+        json_decref(bodies[b]);
+      }
+    }
+}
+
 int main(void) {
   xd_blas_init();
   xd_api_config_t cfg;
@@ -213,6 +286,8 @@ int main(void) {
   RUN(padding_does_not_change_answers);
   RUN(bad_rows_are_400_naming_the_row);
   RUN(model_metadata_shows_input_and_nodes);
+  RUN(other_endpoints_refuse_cleanly);
+  RUN(image_gradient_equals_torch);
   xd_api_free(api);
   xd_registry_free(reg);
   return TEST_REPORT();
