@@ -197,6 +197,79 @@ TEST(model_metadata_shows_input_and_nodes) {
   json_decref(a);
 }
 
+/* The Open Inference Protocol route: images as an [n, C, H, W] tensor and as BYTES of
+ * base64 PNG, texts as BYTES; answers equal /predict's references; errors in the
+ * protocol's shape. */
+TEST(v2_infer_images_and_texts) {
+  json_t *g = golden("shapes");
+  if (!g) {
+    CHECK(g != NULL);
+    return;
+  }
+  json_t *inst = json_object_get(g, "instances"), *flat = json_array(), *pngs = json_array();
+  size_t n = json_array_size(inst), i;
+  json_t *x;
+  json_array_foreach(inst, i, x) {
+    json_array_append(flat, json_object_get(x, "pixels"));
+    json_array_append(pngs, json_object_get(x, "b64"));
+  }
+  for (int form = 0; form < 2; form++) {
+    json_t *t = form ? json_pack("{s:s, s:s, s:[I], s:O}", "name", "input", "datatype", "BYTES", "shape", (json_int_t)n, "data", pngs)
+                     : json_pack("{s:s, s:s, s:[I, i, i, i], s:O}", "name", "input", "datatype", "FP32", "shape",
+                                 (json_int_t)n, 3, 32, 32, "data", flat);
+    json_t *body = json_pack("{s:[o]}", "inputs", t), *ans = NULL;
+    int st = call("POST", "/v2/models/shapes/infer", body, &ans);
+    CHECK_MSG(st == 200, "form %d: status %d %s", form, st, json_string_value(json_object_get(ans, "error")));
+    json_t *probs = NULL, *outs = json_object_get(ans, "outputs");
+    for (size_t k = 0; k < json_array_size(outs); k++)
+      if (strcmp(json_string_value(json_object_get(json_array_get(outs, k), "name")), "probabilities") == 0)
+        probs = json_object_get(json_array_get(outs, k), "data");
+    CHECK(json_array_size(probs) == 3 * n);
+    json_array_foreach(inst, i, x) {
+      json_t *want = json_object_get(x, "probabilities");
+      for (size_t c = 0; c < 3; c++)
+        CHECK_NEAR(json_number_value(json_array_get(probs, 3 * i + c)), json_number_value(json_array_get(want, c)), 1e-4);
+    }
+    json_decref(ans);
+    json_decref(body);
+  }
+  json_decref(flat);
+  json_decref(pngs);
+  json_decref(g);
+  g = golden("reviews_bert");
+  json_t *texts = json_array();
+  inst = json_object_get(g, "instances");
+  json_array_foreach(inst, i, x) json_array_append(texts, json_object_get(x, "text"));
+  n = json_array_size(texts);
+  json_t *body = json_pack("{s:[{s:s, s:s, s:[I], s:o}]}", "inputs", "name", "text", "datatype", "BYTES", "shape",
+                           (json_int_t)n, "data", texts), *ans = NULL;
+  CHECK(call("POST", "/v2/models/reviews_bert/infer", body, &ans) == 200);
+  json_t *probs = json_object_get(json_array_get(json_object_get(ans, "outputs"), 0), "data");
+  json_array_foreach(inst, i, x) CHECK_NEAR(json_number_value(json_array_get(probs, 2 * i + 1)),
+                                            json_number_value(json_array_get(json_object_get(x, "probabilities"), 1)), 1e-4);
+  CHECK(json_array_size(json_object_get(json_object_get(ans, "parameters"), "warnings")) == 1);
+  json_decref(ans);
+  json_decref(body);
+  json_decref(g);
+  body = json_pack("{s:[{s:s, s:s, s:[i], s:[s, i]}]}", "inputs", "name", "text", "datatype", "BYTES", "shape", 2, "data",
+                   "fine", 3);
+  CHECK(call("POST", "/v2/models/reviews_bert/infer", body, &ans) == 400);
+  CHECK(json_is_string(json_object_get(ans, "error")));
+  json_decref(ans);
+  json_decref(body);
+  body = json_pack("{s:[{s:s, s:s, s:[i], s:[s]}]}", "inputs", "name", "input", "datatype", "BYTES", "shape", 1, "data",
+                   "bm90IGFuIGltYWdl");
+  CHECK(call("POST", "/v2/models/shapes/infer", body, &ans) == 400);
+  CHECK(strstr(json_string_value(json_object_get(ans, "error")), "PNG or JPEG") != NULL);
+  json_decref(ans);
+  json_decref(body);
+  CHECK(call("GET", "/v2/models/shapes", NULL, &ans) == 200);
+  json_t *in0 = json_array_get(json_object_get(ans, "inputs"), 0);
+  CHECK(strcmp(json_string_value(json_object_get(in0, "datatype")), "FP32") == 0);
+  CHECK(json_integer_value(json_array_get(json_object_get(in0, "shape"), 1)) == 3);
+  json_decref(ans);
+}
+
 /* The image family's gradient through the model interface (double, seeded from the
  * logits) equals torch's d p_target / d input on the preprocessed pixels. */
 TEST(image_gradient_equals_torch) {
@@ -288,6 +361,7 @@ int main(void) {
   RUN(model_metadata_shows_input_and_nodes);
   RUN(other_endpoints_refuse_cleanly);
   RUN(image_gradient_equals_torch);
+  RUN(v2_infer_images_and_texts);
   xd_api_free(api);
   xd_registry_free(reg);
   return TEST_REPORT();
