@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/graph.h"
 #include "core/graph_int.h"
 #include "core/mat.h"
@@ -1079,6 +1080,50 @@ TEST(static_shapes_fold_at_load) {
   gb_free(&b);
 }
 
+
+/* Every allocation of load and run may fail: the answer is a clean error (ENOMEM, or the
+ * error the failure led to), never a crash, and nothing leaks (run under ASan/valgrind). */
+TEST(allocation_failures_are_clean) {
+  gb_t b;
+  gb_init(&b, 13);
+  c_conv_pool(&b);
+  size_t len;
+  uint8_t *bytes = gb_pack(&b, &len);
+  int loaded_once = 0, ran_once = 0;
+  for (long n = 1; n < 400 && !(loaded_once && ran_once); n++) {
+    xd_graph_t *g = NULL;
+    xd_error_t err;
+    xd_alloc_fail_after(n);
+    int rc = xd_graph_from_onnx(bytes, len, &g, &err);
+    xd_alloc_fail_after(0);
+    CHECK_MSG(rc == XD_OK || rc == XD_ENOMEM, "load with allocation %ld failing: %d %s", n, rc, err.text);
+    if (rc != XD_OK) continue;
+    loaded_once = 1;
+    inputs_t in;
+    make_inputs(g, &in, 0, 10);
+    double y[2 * 64], G[2 * 50], seed[2 * 64];
+    for (size_t i = 0; i < 2 * 64; i++) seed[i] = 1;
+    for (long m = 1; m < 200; m++) {
+      xd_graph_run_t r = {.inputs = in.t, .precision = XD_DT_F64, .out = y, .wrt = "x", .grad = G, .seed = seed};
+      long before = xd_alloc_failures();
+      xd_alloc_fail_after(m);
+      rc = xd_graph_run(g, &r, &err);
+      xd_alloc_fail_after(0);
+      CHECK_MSG(rc == XD_OK || rc == XD_ENOMEM, "run with allocation %ld failing: %d %s", m, rc, err.text);
+      CHECK_MSG(rc == XD_OK || xd_alloc_failures() > before, "run failed without an injected failure: %s", err.text);
+      if (xd_alloc_failures() == before) { /* no allocation left to fail */
+        ran_once = 1;
+        break;
+      }
+    }
+    free_inputs(&in);
+    xd_graph_free(g);
+  }
+  CHECK(loaded_once && ran_once);
+  free(bytes);
+  gb_free(&b);
+}
+
 int main(void) {
   xd_blas_init();
   RUN(backward_matches_finite_differences);
@@ -1094,5 +1139,6 @@ int main(void) {
   RUN(demo_models_match_torch);
   RUN(import_routes_dense_and_graph);
   RUN(static_shapes_fold_at_load);
+  RUN(allocation_failures_are_clean);
   return TEST_REPORT();
 }
