@@ -6,6 +6,7 @@
  * (tests/graph_build.h). */
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -1124,6 +1125,57 @@ TEST(allocation_failures_are_clean) {
   gb_free(&b);
 }
 
+
+/* One graph, run by several threads at once (each with its own arena), gives every
+ * thread the answer a lone run gives. */
+typedef struct conc {
+  xd_graph_t *g;
+  inputs_t *in;
+  const double *want;
+  size_t n;
+  int bad;
+} conc_t;
+
+static void *conc_worker(void *arg) {
+  conc_t *c = arg;
+  double *y = calloc(c->n, 8), *G = calloc(2 * 50, 8), seed[2 * 64];
+  for (size_t i = 0; i < 2 * 64; i++) seed[i] = 0.5;
+  for (int rep = 0; rep < 20; rep++) {
+    xd_graph_run_t r = {.inputs = c->in->t, .precision = XD_DT_F64, .out = y, .wrt = "x", .grad = G, .seed = seed};
+    xd_error_t err;
+    if (xd_graph_run(c->g, &r, &err) != XD_OK || memcmp(y, c->want, c->n * 8) != 0) c->bad++;
+  }
+  free(y);
+  free(G);
+  return NULL;
+}
+
+TEST(concurrent_runs_agree) {
+  gb_t b;
+  gb_init(&b, 13);
+  c_conv_pool(&b);
+  xd_error_t err;
+  xd_graph_t *g = load(&b, &err);
+  inputs_t in;
+  make_inputs(g, &in, 0, 10);
+  size_t n;
+  double *want = forward_d(g, &in, &n);
+  conc_t c[4];
+  pthread_t th[4];
+  for (int t = 0; t < 4; t++) {
+    c[t] = (conc_t){.g = g, .in = &in, .want = want, .n = n};
+    pthread_create(&th[t], NULL, conc_worker, &c[t]);
+  }
+  for (int t = 0; t < 4; t++) {
+    pthread_join(th[t], NULL);
+    CHECK(c[t].bad == 0);
+  }
+  free(want);
+  free_inputs(&in);
+  xd_graph_free(g);
+  gb_free(&b);
+}
+
 int main(void) {
   xd_blas_init();
   RUN(backward_matches_finite_differences);
@@ -1140,5 +1192,6 @@ int main(void) {
   RUN(import_routes_dense_and_graph);
   RUN(static_shapes_fold_at_load);
   RUN(allocation_failures_are_clean);
+  RUN(concurrent_runs_agree);
   return TEST_REPORT();
 }
