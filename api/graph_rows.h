@@ -16,7 +16,7 @@
 #include "core/model.h"
 
 /* Bound on the model-input values of one request's image rows (n x C*H*W). */
-#define XD_GRAPH_ROWS_MAX_VALUES ((size_t)1 << 26)
+#define XD_GRAPH_ROWS_MAX_VALUES ((size_t)1 << 25)
 
 /* "instances" (or, with allow_single, "instance") of an image model -> X (n, C*H*W),
  * xd_malloc'd, preprocessed. At most max_rows rows. */

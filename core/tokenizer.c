@@ -167,6 +167,7 @@ static int build(xd_tokenizer_t *t, xd_error_t *err) {
       t->id2tok[s->added[i].id] = c;
       t->vocab_size++;
     }
+    t->added_first[(unsigned char)c[0] >> 3] |= (uint8_t)(1u << ((unsigned char)c[0] & 7));
   }
   if (!s->unk_token) return xd_error_set(err, XD_EFORMAT, "model.unk_token", "is required");
   long u = xd_tok__vocab_find(t, s->unk_token, strlen(s->unk_token));

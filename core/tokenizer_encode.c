@@ -420,6 +420,11 @@ static long added_at(const xd_tokenizer_t *t, const uint32_t *cp, size_t n, size
   long best = -1;
   size_t best_len = 0;
   char enc[4];
+  xd_utf8_encode(cp[i], enc);
+  if (!(t->added_first[(unsigned char)enc[0] >> 3] & (1u << ((unsigned char)enc[0] & 7)))) {
+    *len = 0;
+    return -1;
+  }
   for (size_t a = 0; a < t->s.n_added; a++) {
     const char *c = t->s.added[a].content;
     size_t j = i, p = 0;

@@ -17,6 +17,7 @@ struct xd_tokenizer {
   const xd_tok_special_t **piece_special; /* per template piece, NULL for the sequence */
   size_t n_special;        /* ids the template adds */
   size_t vocab_size;
+  uint8_t added_first[32]; /* bitmap of the first bytes of added tokens: a fast "no match here" */
 };
 
 /* Index into s.vocab of the entry spelled s[0..n), or -1. */
