@@ -90,8 +90,9 @@ int xd_graph__plan(const xd_graph_t *g, const xd_tensor_t *inputs, size_t batch,
 void xd_graph__plan_free(xd_graph__plan_t *p);
 
 /* Evaluates every graph output on inputs as given (no chunking, any dtype, any shape):
- * outs[i] receives shape, dtype and xd_malloc'd data (the caller frees). Tests. */
-int xd_graph__eval(const xd_graph_t *g, const xd_tensor_t *inputs, xd_dtype_t fdt, xd_tensor_t *outs,
-                   xd_error_t *err);
+ * outs[i] receives shape, dtype and xd_malloc'd data (the caller frees). XD_ETOOBIG,
+ * before allocating, when the arena would exceed max_bytes. Load-time checks and tests. */
+int xd_graph__eval(const xd_graph_t *g, const xd_tensor_t *inputs, xd_dtype_t fdt, size_t max_bytes,
+                   xd_tensor_t *outs, xd_error_t *err);
 
 #endif

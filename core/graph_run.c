@@ -637,13 +637,17 @@ int xd_graph_shape(const xd_graph_t *g, const xd_tensor_t *inputs, const char *n
   return XD_OK;
 }
 
-int xd_graph__eval(const xd_graph_t *g, const xd_tensor_t *inputs, xd_dtype_t fdt, xd_tensor_t *outs,
-                   xd_error_t *err) {
+int xd_graph__eval(const xd_graph_t *g, const xd_tensor_t *inputs, xd_dtype_t fdt, size_t max_bytes,
+                   xd_tensor_t *outs, xd_error_t *err) {
   plan_t p;
   size_t n = inputs[0].rank ? (size_t)inputs[0].dims[0] : 1;
   for (size_t i = 0; i < g->n_out; i++) outs[i].data = NULL;
   int rc = xd_graph__plan(g, inputs, n, fdt, NULL, 0, &p, err);
   if (rc != XD_OK) return rc;
+  if (p.arena > max_bytes) {
+    xd_graph__plan_free(&p);
+    return xd_error_set(err, XD_ETOOBIG, NULL, "the graph needs %zu bytes, more than %zu", p.arena, max_bytes);
+  }
   unsigned char *mem = xd_malloc(p.arena + 1);
   if (!mem) {
     xd_graph__plan_free(&p);

@@ -138,7 +138,7 @@ static int check_case(const char *name) {
       ordered[k] = t[m];
     }
     if (fails) break;
-    if (xd_graph__eval(g, ordered, prec ? XD_DT_F64 : XD_DT_F32, outs, &err) != XD_OK) {
+    if (xd_graph__eval(g, ordered, prec ? XD_DT_F64 : XD_DT_F32, (size_t)1 << 30, outs, &err) != XD_OK) {
       fprintf(stderr, "  %s: eval: %s\n", name, err.text);
       fails++;
       break;
