@@ -3,6 +3,8 @@
  * the broadcast axes). */
 #include "core/gop.h"
 
+#include "core/hotloop.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -95,10 +97,14 @@ void xd_gop_same(const xd_tensor_t *in, xd_tensor_t *out, xd_dtype_t dt) {
   out->dtype = dt;
 }
 
+XD_HOT_LOOP static void add_into(double *restrict acc, const double *restrict g, size_t n) {
+  for (size_t i = 0; i < n; i++) acc[i] += g[i];
+}
+
 void xd_gop_unbroadcast_add(const xd_tensor_t *full, const double *g, const xd_tensor_t *small, double *acc) {
   size_t n = xd_tensor_numel(full), r = full->rank, m = xd_tensor_numel(small);
   if (m == n) { /* same element count: same layout (broadcasting only adds 1s) */
-    for (size_t i = 0; i < n; i++) acc[i] += g[i];
+    add_into(acc, g, n);
     return;
   }
   if (m == 1) {

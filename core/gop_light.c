@@ -265,8 +265,24 @@ static int binary_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_g
   bc_init(&bc, out[0], ins, 2);
   int bf = b->dtype == XD_DT_F64;
 #define BV(i) (bf ? ((const double *)b->data)[i] : xd_tensor_get_d(b, i))
+  size_t nout = xd_tensor_numel(out[0]);
   for (int side = 0; side < 2; side++) {
     if (!din[side]) continue;
+    double *D = din[side]->data;
+    if (c == B_ADD || (c == B_SUB && side == 0)) { /* the gradient itself, summed over broadcast axes */
+      xd_gop_unbroadcast_add(out[0], G, in[side], D);
+      continue;
+    }
+    if (xd_tensor_numel(in[side]) == nout) { /* no broadcast on this side: accumulate in place */
+      switch (c) {
+      case B_SUB: for (size_t i = 0; i < nout; i++) D[i] -= G[i]; break;
+      case B_MUL: BC_FOR(&bc, D[o] += G[o] * (side ? A[i0] : BV(i1))); break;
+      case B_DIV: BC_FOR(&bc, D[o] += side ? -G[o] * Y[o] / BV(i1) : G[o] / BV(i1)); break;
+      default: goto general;
+      }
+      continue;
+    }
+  general:
     switch (c) {
     case B_ADD: BC_FOR(&bc, t[o] = G[o]); break;
     case B_SUB: BC_FOR(&bc, t[o] = side ? -G[o] : G[o]); break;
