@@ -19,6 +19,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/hotloop.h"
 #include "core/mat.h"
 
 int xd_rnn_shape_init(const xd_rnn_shape_t *s, xd_error_t *err) {
