@@ -585,6 +585,16 @@ int xd_graph_run(const xd_graph_t *g, const xd_graph_run_t *r, xd_error_t *err) 
     if (cache_rows < chunk) chunk = cache_rows;
     if (chunk < 1) chunk = 1;
     if (chunk > n) chunk = n;
+    /* the estimate is linear; a plan that grows faster (shapes that square with the
+     * batch) is caught here, halving until the chunk fits */
+    while (chunk > 1) {
+      plan_t pt;
+      if ((rc = plan_for(&R, chunk, &pt, err)) != XD_OK) goto done;
+      size_t bt = chunk_bytes(&R, &pt);
+      xd_graph__plan_free(&pt);
+      if (bt <= limit) break;
+      chunk /= 2;
+    }
   }
   size_t cur = 0, cap = 0;
   for (size_t row0 = 0; row0 < n && rc == XD_OK; row0 += cur) {
