@@ -199,10 +199,11 @@ static int graph_input(build_t *b, const Onnx__ValueInfoProto *vi, size_t k) {
   switch (tt->has_elem_type ? tt->elem_type : 1) {
   case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
   case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE: dt = XD_DT_F32; break;
-  case ONNX__TENSOR_PROTO__DATA_TYPE__INT64: dt = XD_DT_I64; break;
+  case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
+  case ONNX__TENSOR_PROTO__DATA_TYPE__INT32: dt = XD_DT_I64; break; /* integers are int64 inside */
   case ONNX__TENSOR_PROTO__DATA_TYPE__BOOL: dt = XD_DT_BOOL; break;
   default:
-    return gfail(b->err, XD_EFORMAT, "graph input '%.80s' has element type %d (float, double, int64 or bool only)",
+    return gfail(b->err, XD_EFORMAT, "graph input '%.80s' has element type %d (float, double, int32, int64 or bool only)",
                  nm, tt->elem_type);
   }
   size_t rank = tt->shape->n_dim;
