@@ -259,6 +259,45 @@ def folded_cnn(graph):
     return m.eval()
 
 
+POINTING_DEFINITION = (
+    "fraction of images whose heatmap (the attribution summed over channels, target = the predicted "
+    "class) has its maximum inside the object mask dilated by one pixel (4-neighbours); saliency = |g|, "
+    "input_x_gradient = g*x, integrated_gradients = black baseline (pixel 0), 50 intervals, trapezoid "
+    "rule; grad_cam = relu(sum_k mean(g_k) A_k) at the last Relu, upsampled bilinearly; chance is the mask's "
+    "share of the image, about 0.13")
+
+
+def pointing_game(m64, acts, pixels, masks):
+    hits = {"saliency": 0, "input_x_gradient": 0, "integrated_gradients": 0, "grad_cam": 0}
+    black = torch.tensor(image_input(np.zeros_like(pixels[:1])))
+    alphas = torch.linspace(0, 1, 51, dtype=torch.float64)[:, None, None, None]
+    for px, mask in zip(pixels, masks):
+        near = mask.copy()
+        near[1:] |= mask[:-1]
+        near[:-1] |= mask[1:]
+        near[:, 1:] |= mask[:, :-1]
+        near[:, :-1] |= mask[:, 1:]
+        x = torch.tensor(image_input(px[None]), requires_grad=True)
+        p = m64(x)
+        t = int(p.argmax())
+        a = acts["a"]
+        a.retain_grad()
+        p[0, t].backward()
+        g = x.grad[0]
+        xs = (black + alphas * (x.detach() - black)).requires_grad_()
+        m64(xs)[:, t].sum().backward()
+        avg = (xs.grad[:-1] + xs.grad[1:]).mean(0) / 2
+        cam = F.relu((a.grad[0].mean(dim=(1, 2))[:, None, None] * a[0]).sum(0))
+        maps = {"saliency": g.abs().sum(0), "input_x_gradient": (g * x[0]).sum(0),
+                "integrated_gradients": ((x.detach() - black)[0] * avg).sum(0),
+                "grad_cam": F.interpolate(cam[None, None], size=(gd.SIZE, gd.SIZE), mode="bilinear",
+                                          align_corners=False)[0, 0]}
+        for k, v in maps.items():
+            yy, xx = np.unravel_index(int(v.detach().argmax()), v.shape)
+            hits[k] += bool(near[yy, xx])
+    return {k: v / len(pixels) for k, v in hits.items()}
+
+
 def shapes_goldens(model, graph, pixels, masks, labels, cam_layer):
     m32 = folded_cnn(graph)
     with torch.no_grad():
@@ -299,6 +338,8 @@ def shapes_goldens(model, graph, pixels, masks, labels, cam_layer):
                  "d model input [C][H][W] (after preprocessing); gradcam at the last Relu: activation and "
                  "gradient [K][h][w], cam = relu(sum_k mean_hw(gradient_k) * activation_k), cam_upsampled = "
                  "bilinear, align_corners=false", "instances": instances}))
+    scores = pointing_game(m64, acts, pixels[6:106], masks[6:106])
+    print(f"shapes: pointing game of PyTorch's attributions {scores}")
     pointing = []
     for k in range(6, 106):
         ys, xs = np.nonzero(masks[k])
@@ -308,7 +349,7 @@ def shapes_goldens(model, graph, pixels, masks, labels, cam_layer):
     write(f"{GOLDEN}/shapes_pointing.json", dumps({
         "model": "shapes", "notes": "held-out images (PNG, base64) whose class is decided by the object in "
                                     "mask ('1' = object pixel, one string per row); bbox = [y0, x0, y1, x1)",
-        "images": pointing}))
+        "torch_scores": {"pointing_game": scores, "definition": POINTING_DEFINITION}, "images": pointing}))
 
 
 # ---- the text models -------------------------------------------------------------------------
@@ -482,9 +523,11 @@ def make_text_model(name, texts):
                            "versions": {"torch": torch.__version__, "onnx": onnx.__version__}},
               "x-test-metric": {"name": "accuracy", "value": acc, "split": "test", "rows": len(te_y)}}
     write(f"{d}/model.json", dumps(bundle))
-    text_goldens(name, model, tok, bert, emb_tensor)
+    m64 = text_goldens(name, model, tok, bert, emb_tensor)
+    recall = planted_recall(name, m64, tok, bert, te_x[16:216], te_planted[16:216])
+    print(f"{name}: planted-word recall of PyTorch's attributions {recall}")
     return {"name": name, "kind": "text", "accuracy": acc, "rows": len(te_y), "ops": ops,
-            "bytes": os.path.getsize(onnx_path), "ort": ort_err, "vocab": vocab_size}
+            "bytes": os.path.getsize(onnx_path), "ort": ort_err, "vocab": vocab_size, "recall": recall}
 
 
 def text_goldens(name, model, tok, bert, emb_tensor):
@@ -515,19 +558,63 @@ def text_goldens(name, model, tok, bert, emb_tensor):
                  "embedding = the token-embedding output [T][d]; gradient = d probabilities[target] / d embedding; "
                  "gradient_x_embedding and saliency are per token (sum over d of e*g, and ||g||_2)",
         "instances": instances}))
+    return m64
 
 
 def make_texts():
     rng = np.random.default_rng(2)
     tr_x, tr_y, _ = gd.make_texts(rng, 8000)
     te_x, te_y, te_planted = gd.make_texts(rng, 1000)
+    return tr_x, tr_y, te_x, te_y, te_planted
+
+
+RECALL_DEFINITION = (
+    "mean over the texts of the share of planted words among the k words with the largest |attribution|, "
+    "k = the number of planted words in the text; a word (\\w+ in the text) gets the sum of its tokens' "
+    "attributions (its ## pieces), target = the predicted class; input_x_gradient = sum_d e*g, saliency = "
+    "||g||_2, integrated_gradients = pad baseline (every token replaced by the pad token, whose embedding is "
+    "zero), 50 intervals, trapezoid rule; planted words cut off by truncation count as missed")
+
+
+def planted_recall(name, m64, tok, bert, texts, planted):
+    hits = {"input_x_gradient": 0.0, "saliency": 0.0, "integrated_gradients": 0.0}
+    alphas = torch.linspace(0, 1, 51, dtype=torch.float64)[:, None, None]
+    for text, words in zip(texts, planted):
+        _, ids, offsets, _ = gd.encode(text, tok, MAX_LENGTH[name])
+        x = torch.tensor([ids])
+        e = m64.word(x).detach()
+        base = m64.word(torch.zeros_like(x)).detach()
+        es = (base + alphas * (e - base)).requires_grad_()
+        mask = torch.ones(len(alphas), len(ids), dtype=torch.int64)
+        p = torch.softmax(m64.logits_from(es, mask) if bert else m64.logits_from(es), dim=-1)
+        t = int(p[-1].argmax())
+        p[:, t].sum().backward()
+        g = es.grad
+        avg = (g[:-1] + g[1:]).mean(0) / 2
+        per_token = {"input_x_gradient": (g[-1] * e[0]).sum(-1), "saliency": g[-1].norm(dim=-1),
+                     "integrated_gradients": ((e - base)[0] * avg).sum(-1)}
+        spans = [m.span() for m in re.finditer(r"\w+", text)]
+        owner = [None if o is None else next((w for w, (a, b) in enumerate(spans) if a <= o[0] < b), None)
+                 for o in offsets]
+        for k, v in per_token.items():
+            score = np.zeros(len(spans))
+            for j, w in enumerate(owner):
+                if w is not None:
+                    score[w] += float(v[j])
+            top = np.argsort(-np.abs(score), kind="stable")[:len(words)]
+            hits[k] += sum(text[spans[w][0]:spans[w][1]].lower() in gd.PLANTED for w in top) / len(words)
+    return {k: v / len(texts) for k, v in hits.items()}
+
+
+def write_planted(texts, scores):
+    _, _, te_x, te_y, te_planted = texts
     write(f"{GOLDEN}/planted_words.json", dumps({
         "weights": gd.PLANTED, "wordpiece_split": gd.WORDPIECE_SPLIT, "classes": gd.LABELS,
         "rule": "label = positive when the sum of the planted words' weights is > 0 (|sum| >= 0.5); "
                 "no other word carries signal",
+        "torch_scores": {"planted_word_recall": scores, "definition": RECALL_DEFINITION},
         "texts": [{"text": t, "label": gd.LABELS[int(y)], "planted": p}
                   for t, y, p in zip(te_x[16:216], te_y[16:216], te_planted[16:216])]}))
-    return tr_x, tr_y, te_x, te_y, te_planted
 
 
 # ---- README ---------------------------------------------------------------------------------
@@ -570,6 +657,7 @@ def main():
         for name in ("reviews_bert", "reviews_gru"):
             if name in which:
                 results.append(make_text_model(name, texts))
+        write_planted(texts, {r["name"]: r["recall"] for r in results if "recall" in r})
     if len(results) == 3:
         update_readme(results)
     for r in results:
