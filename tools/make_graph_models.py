@@ -298,6 +298,34 @@ def pointing_game(m64, acts, pixels, masks):
     return {k: v / len(pixels) for k, v in hits.items()}
 
 
+def decoding_goldens(m64, pixels):
+    """PNGs that are not already 32x32 RGB: one of another size with an alpha channel (dropped,
+    then resized bilinearly with half-pixel centres and no antialiasing, in floating point,
+    as torch's F.interpolate(mode="bilinear", align_corners=False)), and one grayscale
+    (its channel copied to R, G and B)."""
+    big = np.array(Image.fromarray(np.ascontiguousarray(pixels[0].transpose(1, 2, 0))).resize((56, 40), Image.NEAREST))
+    alpha = np.random.default_rng(11).integers(0, 256, size=(40, 56, 1)).astype(np.uint8)
+    rgba = np.concatenate([big, alpha], axis=2)
+    gray = np.rint(pixels[1].astype(np.float64).mean(0)).astype(np.uint8)
+    cases = []
+    for name, img, rgb in [
+            ("rgba_56x40", Image.fromarray(rgba, "RGBA"),
+             F.interpolate(torch.tensor(big.transpose(2, 0, 1), dtype=torch.float64)[None], size=(gd.SIZE, gd.SIZE),
+                           mode="bilinear", align_corners=False)[0]),
+            ("gray_32x32", Image.fromarray(gray, "L"), torch.tensor(np.stack([gray] * 3), dtype=torch.float64))]:
+        buf = io.BytesIO()
+        img.save(buf, format="PNG", optimize=False)
+        write(f"{GOLDEN}/shapes_{name}.png", buf.getvalue())
+        x = (rgb * IMAGE_PRE["scale"] - torch.tensor(IMAGE_PRE["mean"], dtype=torch.float64)[:, None, None]) / \
+            torch.tensor(IMAGE_PRE["std"], dtype=torch.float64)[:, None, None]
+        with torch.no_grad():
+            logits = m64.logits(x[None])
+        cases.append({"name": name, "png": f"shapes_{name}.png", "b64": base64.b64encode(buf.getvalue()).decode(),
+                      "pixels": rounded(rgb, 12), "logits": rounded(logits[0]),
+                      "probabilities": rounded(torch.softmax(logits, dim=1)[0])})
+    return cases
+
+
 def shapes_goldens(model, graph, pixels, masks, labels, cam_layer):
     m32 = folded_cnn(graph)
     with torch.no_grad():
@@ -330,6 +358,7 @@ def shapes_goldens(model, graph, pixels, masks, labels, cam_layer):
             inst["gradcam"] = {"layer": cam_layer, "activation": rounded(act, 9), "gradient": rounded(g, 9),
                                "cam": rounded(cam), "cam_upsampled": rounded(up)}
         instances.append(inst)
+    decoding = decoding_goldens(m64, pixels)
     write(f"{GOLDEN}/shapes.json", dumps({
         "model": "shapes", "reference": "torch float64 on the exported weights (BatchNorm folded into the "
                                      "convolutions, float32 widened to double), tools/make_graph_models.py",
@@ -337,7 +366,9 @@ def shapes_goldens(model, graph, pixels, masks, labels, cam_layer):
         "notes": "pixels [C][H][W] uint8; b64 = the same image as PNG; gradient = d probabilities[target] / "
                  "d model input [C][H][W] (after preprocessing); gradcam at the last Relu: activation and "
                  "gradient [K][h][w], cam = relu(sum_k mean_hw(gradient_k) * activation_k), cam_upsampled = "
-                 "bilinear, align_corners=false", "instances": instances}))
+                 "bilinear, align_corners=false; decoding: PNGs of another size or mode, with the pixel values "
+                 "[C][H][W] the model sees (before scale/mean/std) and its outputs: alpha dropped, gray copied to "
+                 "R, G, B, other sizes resized bilinearly (half-pixel centres, no antialiasing, no rounding)", "instances": instances, "decoding": decoding}))
     scores = pointing_game(m64, acts, pixels[6:106], masks[6:106])
     print(f"shapes: pointing game of PyTorch's attributions {scores}")
     pointing = []
