@@ -11,8 +11,27 @@
 
 #include "core/alloc.h"
 
-/* libspng allocates through ours, so fault injection reaches its buffers too. */
-static struct spng_alloc spng_xd_alloc = {xd_malloc, xd_realloc, xd_calloc, xd_free};
+/* libspng (and the zlib inside it) allocates through ours, so fault injection reaches
+ * its buffers too. zlib reports a failed allocation as a stream error, which libspng
+ * passes on as SPNG_EZLIB_INIT or SPNG_EIDAT_STREAM, indistinguishable from corrupt
+ * data: the wrappers note the failure on this thread so the decoder can answer ENOMEM. */
+static _Thread_local int png_oom;
+static void *png_malloc(size_t n) {
+  void *p = xd_malloc(n);
+  png_oom |= !p;
+  return p;
+}
+static void *png_realloc(void *q, size_t n) {
+  void *p = xd_realloc(q, n);
+  png_oom |= !p;
+  return p;
+}
+static void *png_calloc(size_t c, size_t n) {
+  void *p = xd_calloc(c, n);
+  png_oom |= !p;
+  return p;
+}
+static struct spng_alloc spng_xd_alloc = {png_malloc, png_realloc, png_calloc, xd_free};
 
 /* Chunk bounds for libspng: no legitimate picture needs a 16 MB ancillary chunk, and a
  * file that declares one should not make us allocate it. */
@@ -61,7 +80,7 @@ static size_t png_channels(uint8_t color_type) {
 
 static int png_header(spng_ctx *ctx, struct spng_ihdr *ihdr, xd_error_t *err) {
   int e = spng_get_ihdr(ctx, ihdr);
-  if (e == SPNG_EMEM) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory reading a PNG header");
+  if (e == SPNG_EMEM || (e && png_oom)) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory reading a PNG header");
   if (e == SPNG_EWIDTH || e == SPNG_EHEIGHT || e == SPNG_EUSER_WIDTH || e == SPNG_EUSER_HEIGHT)
     return xd_error_set(err, XD_ETOOBIG, NULL, "the PNG is larger than %d pixels on a side", XD_IMAGE_MAX_SIDE);
   if (e) return xd_error_set(err, XD_EINVAL, NULL, "not a valid PNG: %s", spng_strerror(e));
@@ -71,6 +90,7 @@ static int png_header(spng_ctx *ctx, struct spng_ihdr *ihdr, xd_error_t *err) {
 /* Decodes to RGB8, which libspng supports for every colour type and depth (palette
  * expanded, alpha dropped, 16-bit reduced); gray pictures then keep one channel. */
 static int png_decode(const uint8_t *buf, size_t len, size_t max_bytes, xd_image_t *img, xd_error_t *err) {
+  png_oom = 0;
   spng_ctx *ctx = png_ctx(buf, len);
   if (!ctx) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory decoding a PNG");
   struct spng_ihdr ihdr;
@@ -89,7 +109,7 @@ static int png_decode(const uint8_t *buf, size_t len, size_t max_bytes, xd_image
     goto done;
   }
   if ((e = spng_decode_image(ctx, rgb, need, SPNG_FMT_RGB8, 0)) != 0) {
-    rc = e == SPNG_EMEM ? xd_error_set(err, XD_ENOMEM, NULL, "out of memory decoding a PNG")
+    rc = e == SPNG_EMEM || png_oom ? xd_error_set(err, XD_ENOMEM, NULL, "out of memory decoding a PNG")
                         : xd_error_set(err, XD_EINVAL, NULL, "corrupt or truncated PNG: %s", spng_strerror(e));
     goto done;
   }
@@ -163,6 +183,7 @@ int xd_image_probe(const uint8_t *buf, size_t len, size_t *width, size_t *height
   size_t w = 0, h = 0, c = 0;
   switch (xd_image_sniff(buf, len)) {
   case XD_IMAGE_PNG: {
+    png_oom = 0;
     spng_ctx *ctx = png_ctx(buf, len);
     if (!ctx) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory reading a PNG header");
     struct spng_ihdr ihdr;
@@ -327,6 +348,7 @@ int xd_image_encode_png(const uint8_t *pixels, size_t width, size_t height, size
   if (channels < 1 || channels > 4) return xd_error_set(err, XD_EINVAL, NULL, "a PNG has 1 to 4 channels, not %zu", channels);
   int rc = check_size(width, height, channels, 0, err);
   if (rc != XD_OK) return rc;
+  png_oom = 0;
   spng_ctx *ctx = spng_ctx_new2(&spng_xd_alloc, SPNG_CTX_ENCODER);
   if (!ctx) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory encoding a PNG");
   struct spng_ihdr ihdr = {.width = (uint32_t)width, .height = (uint32_t)height, .bit_depth = 8,
@@ -338,7 +360,7 @@ int xd_image_encode_png(const uint8_t *pixels, size_t width, size_t height, size
   uint8_t *buf = e ? NULL : spng_get_png_buffer(ctx, &n, &e);
   spng_ctx_free(ctx);
   if (!buf)
-    return e == SPNG_EMEM || e == 0 ? xd_error_set(err, XD_ENOMEM, NULL, "out of memory encoding a PNG")
+    return e == SPNG_EMEM || e == 0 || png_oom ? xd_error_set(err, XD_ENOMEM, NULL, "out of memory encoding a PNG")
                                     : xd_error_set(err, XD_EINVAL, NULL, "PNG encoding failed: %s", spng_strerror(e));
   *out = buf; /* allocated by libspng through xd_malloc */
   *out_len = n;

@@ -171,6 +171,7 @@ static int check_output(xd_gmodel_t *gm, xd_task_t task, size_t n_classes, xd_gm
   size_t len = gm->fixed_len >= 0 ? (size_t)gm->fixed_len : 3;
   probe_inputs(gm, 1, len, probe);
   int rc = xd_graph_shape(g, probe, logits, &shape, err);
+  if (rc == XD_ENOMEM) return rc;
   if (rc != XD_OK) {
     if (err) err->code = XD_EFORMAT;
     xd_error_prefix_field(err, "onnx");
