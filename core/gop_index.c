@@ -332,28 +332,49 @@ static int pad_infer(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gop_env
   return XD_OK;
 }
 
-/* For output index o: the input index, or -1 in the padding. */
-static int64_t pad_src(const xd_tensor_t *x, const xd_tensor_t *y, const int64_t *b, size_t o) {
-  int64_t i = 0;
-  for (size_t d = y->rank; d-- > 0;) {
-    int64_t c = (int64_t)(o % (size_t)y->dims[d]) - b[d];
-    o /= (size_t)y->dims[d];
-    if (c < 0 || c >= x->dims[d]) return -1;
-    i += c * (int64_t)xd_tensor_stride(x, d);
-  }
-  return i;
-}
+/* Walks the output row by row (all axes but the last): BODY sees o (the row's first
+ * output index), i (the matching input row's first index, or -1 when the row lies in the
+ * padding), lo and len (the output columns [lo, lo+len) that come from input columns
+ * [lo - b_last + ..., ...)) and src0 (the first input column copied). */
+#define PAD_ROWS(X, Y, B, BODY)                                                               \
+  do {                                                                                        \
+    size_t r_ = (Y)->rank, idx_[MAXR] = {0};                                                  \
+    size_t inner_ = r_ ? (size_t)(Y)->dims[r_ - 1] : 1, n_ = xd_tensor_numel(Y);              \
+    int64_t xin_ = r_ ? (X)->dims[r_ - 1] : 1, bl_ = r_ ? (B)[r_ - 1] : 0;                     \
+    int64_t lo_ = bl_ > 0 ? bl_ : 0, src0 = bl_ < 0 ? -bl_ : 0;                                \
+    int64_t len_ = xin_ - src0;                                                               \
+    if (lo_ + len_ > (int64_t)inner_) len_ = (int64_t)inner_ - lo_;                            \
+    if (len_ < 0) len_ = 0;                                                                   \
+    size_t lo = (size_t)lo_, len = (size_t)len_;                                              \
+    for (size_t o = 0; inner_ && o < n_; o += inner_) {                                       \
+      int64_t i = 0;                                                                          \
+      for (size_t d_ = 0; d_ + 1 < r_ && i >= 0; d_++) {                                      \
+        int64_t c_ = (int64_t)idx_[d_] - (B)[d_];                                             \
+        if (c_ < 0 || c_ >= (X)->dims[d_]) i = -1;                                            \
+        else i += c_ * (int64_t)xd_tensor_stride(X, d_);                                      \
+      }                                                                                       \
+      BODY;                                                                                   \
+      for (size_t d_ = r_ ? r_ - 1 : 0; d_-- > 0;) {                                          \
+        if (++idx_[d_] < (size_t)(Y)->dims[d_]) break;                                        \
+        idx_[d_] = 0;                                                                         \
+      }                                                                                       \
+    }                                                                                         \
+  } while (0)
 
 static int pad_forward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, void *scratch) {
   int64_t b[MAXR], e[MAXR];
   double v;
   if (pad_geom(nd, in, b, e, &v, NULL) != XD_OK) return XD_EINVAL;
-  size_t n = xd_tensor_numel(out[0]), es = xd_dtype_size(in[0]->dtype);
-  for (size_t o = 0; o < n; o++) {
-    int64_t i = pad_src(in[0], out[0], b, o);
-    if (i < 0) xd_tensor_set_d(out[0], o, v);
-    else memcpy((char *)out[0]->data + o * es, (const char *)in[0]->data + (size_t)i * es, es);
-  }
+  size_t es = xd_dtype_size(in[0]->dtype), inner = out[0]->rank ? (size_t)out[0]->dims[out[0]->rank - 1] : 1;
+  char fill[8];
+  xd_tensor_t one = {.dtype = in[0]->dtype, .rank = 0, .data = fill};
+  xd_tensor_set_d(&one, 0, v);
+  const char *X = in[0]->data;
+  char *Y = out[0]->data;
+  PAD_ROWS(in[0], out[0], b, {
+    for (size_t k = 0; k < inner; k++) memcpy(Y + (o + k) * es, fill, es);
+    if (i >= 0 && len) memcpy(Y + (o + lo) * es, X + ((size_t)i + (size_t)src0) * es, len * es);
+  });
   return XD_OK;
 }
 
@@ -365,10 +386,10 @@ static int pad_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gtv_
   if (pad_geom(nd, in, b, e, &v, NULL) != XD_OK) return XD_EINVAL;
   const double *G = dout[0]->data;
   double *D = din[0]->data;
-  for (size_t o = 0, n = xd_tensor_numel(out[0]); o < n; o++) {
-    int64_t i = pad_src(in[0], out[0], b, o);
-    if (i >= 0) D[i] += G[o];
-  }
+  PAD_ROWS(in[0], out[0], b, {
+    if (i >= 0)
+      for (size_t k = 0; k < len; k++) D[(size_t)i + (size_t)src0 + k] += G[o + lo + k];
+  });
   return XD_OK;
 }
 
