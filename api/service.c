@@ -26,10 +26,11 @@ static json_t *model_summary(const xd_model_entry_t *e) {
   char *const *cls = xd_model_classes(m);
   if (cls)
     for (size_t i = 0; i < xd_model_n_outputs(m); i++) json_array_append_new(classes, json_string(cls[i]));
-  return json_pack("{s:s, s:s, s:I, s:I, s:o, s:I}", "name", e->name, "task",
+  return json_pack("{s:s, s:s, s:I, s:I, s:o, s:I, s:s}", "name", e->name, "task",
                    xd_model_task(m) == XD_TASK_CLASSIFICATION ? "classification" : "regression", "n_features",
                    (json_int_t)xd_model_n_features(m), "n_outputs", (json_int_t)xd_model_n_outputs(m), "classes",
-                   classes, "version", (json_int_t)e->version);
+                   classes, "version", (json_int_t)e->version, "input_kind",
+                   xd_input_kind_name(xd_model_input_kind(m)));
 }
 
 static json_t *model_detail(const xd_model_entry_t *e) {

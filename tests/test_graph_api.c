@@ -191,6 +191,16 @@ TEST(model_metadata_shows_input_and_nodes) {
   CHECK(json_integer_value(json_object_get(in, "vocab_size")) > 100);
   CHECK(strcmp(json_string_value(json_object_get(json_object_get(in, "special_tokens"), "cls")), "[CLS]") == 0);
   json_decref(a);
+  CHECK(call("GET", "/models", NULL, &a) == 200);
+  int kinds = 0;
+  for (size_t i = 0; i < json_array_size(json_object_get(a, "models")); i++) {
+    json_t *e = json_array_get(json_object_get(a, "models"), i);
+    const char *nm = json_string_value(json_object_get(e, "name")), *k = json_string_value(json_object_get(e, "input_kind"));
+    kinds += (strcmp(nm, "shapes") == 0 && strcmp(k, "image") == 0) + (strcmp(nm, "reviews_gru") == 0 && strcmp(k, "text") == 0) +
+             (strcmp(nm, "iris") == 0 && strcmp(k, "tabular") == 0);
+  }
+  CHECK(kinds == 3);
+  json_decref(a);
   CHECK(call("GET", "/models/iris", NULL, &a) == 200);
   CHECK(strcmp(json_string_value(json_object_get(json_object_get(a, "input"), "kind")), "tabular") == 0);
   CHECK(json_object_get(a, "nodes") == NULL);
