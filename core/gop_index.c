@@ -244,7 +244,8 @@ static int expand_infer(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gop_
 }
 
 static int expand_forward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, void *scratch) {
-  /* broadcast copy: walk the output, the input's strides 0 on broadcast axes */
+  /* row by row: the input's strides are 0 on broadcast axes; a row is copied whole, or its
+   * one value repeated when the last axis broadcasts */
   const xd_tensor_t *x = in[0];
   xd_tensor_t *y = out[0];
   size_t r = y->rank, st[MAXR], s = 1, idx[MAXR] = {0};
@@ -253,14 +254,17 @@ static int expand_forward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, void 
     st[i] = d == 1 ? 0 : s;
     s *= (size_t)d;
   }
-  size_t es = xd_dtype_size(x->dtype), n = xd_tensor_numel(y);
+  size_t es = xd_dtype_size(x->dtype), n = xd_tensor_numel(y), inner = r ? (size_t)y->dims[r - 1] : 1;
+  int whole = r && st[r - 1] == 1;
   const char *X = x->data;
   char *Y = y->data;
-  for (size_t o = 0; o < n; o++) {
+  for (size_t o = 0; inner && o < n; o += inner) {
     size_t i = 0;
-    for (size_t d = 0; d < r; d++) i += idx[d] * st[d];
-    memcpy(Y + o * es, X + i * es, es);
-    for (size_t d = r; d-- > 0;) {
+    for (size_t d = 0; d + 1 < r; d++) i += idx[d] * st[d];
+    if (whole) memcpy(Y + o * es, X + i * es, inner * es);
+    else
+      for (size_t k = 0; k < inner; k++) memcpy(Y + (o + k) * es, X + i * es, es);
+    for (size_t d = r ? r - 1 : 0; d-- > 0;) {
       if (++idx[d] < (size_t)y->dims[d]) break;
       idx[d] = 0;
     }
