@@ -299,28 +299,37 @@ def pointing_game(m64, acts, pixels, masks):
 
 
 def decoding_goldens(m64, pixels):
-    """PNGs that are not already 32x32 RGB: one of another size with an alpha channel (dropped,
-    then resized bilinearly with half-pixel centres and no antialiasing, in floating point,
-    as torch's F.interpolate(mode="bilinear", align_corners=False)), and one grayscale
-    (its channel copied to R, G and B)."""
+    """Images that are not already 32x32 RGB PNGs: a PNG of another size with an alpha channel
+    (dropped, then resized bilinearly with half-pixel centres and no antialiasing, in floating
+    point, as torch's F.interpolate(mode="bilinear", align_corners=False)), a grayscale PNG
+    (its channel copied to R, G and B), and a JPEG (quality 90, 4:2:0) whose pixels are as
+    Pillow's libjpeg-turbo decodes them (another decoder may differ by a level or two)."""
     big = np.array(Image.fromarray(np.ascontiguousarray(pixels[0].transpose(1, 2, 0))).resize((56, 40), Image.NEAREST))
     alpha = np.random.default_rng(11).integers(0, 256, size=(40, 56, 1)).astype(np.uint8)
     rgba = np.concatenate([big, alpha], axis=2)
     gray = np.rint(pixels[1].astype(np.float64).mean(0)).astype(np.uint8)
+    jpeg = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels[2].transpose(1, 2, 0))).save(jpeg, format="JPEG", quality=90)
+    jpeg_rgb = np.array(Image.open(io.BytesIO(jpeg.getvalue())).convert("RGB")).transpose(2, 0, 1)
     cases = []
     for name, img, rgb in [
             ("rgba_56x40", Image.fromarray(rgba, "RGBA"),
              F.interpolate(torch.tensor(big.transpose(2, 0, 1), dtype=torch.float64)[None], size=(gd.SIZE, gd.SIZE),
                            mode="bilinear", align_corners=False)[0]),
-            ("gray_32x32", Image.fromarray(gray, "L"), torch.tensor(np.stack([gray] * 3), dtype=torch.float64))]:
+            ("gray_32x32", Image.fromarray(gray, "L"), torch.tensor(np.stack([gray] * 3), dtype=torch.float64)),
+            ("jpeg_32x32", None, torch.tensor(jpeg_rgb, dtype=torch.float64))]:
         buf = io.BytesIO()
-        img.save(buf, format="PNG", optimize=False)
-        write(f"{GOLDEN}/shapes_{name}.png", buf.getvalue())
+        if img is None:
+            buf, ext = jpeg, "jpg"
+        else:
+            img.save(buf, format="PNG", optimize=False)
+            ext = "png"
+        write(f"{GOLDEN}/shapes_{name}.{ext}", buf.getvalue())
         x = (rgb * IMAGE_PRE["scale"] - torch.tensor(IMAGE_PRE["mean"], dtype=torch.float64)[:, None, None]) / \
             torch.tensor(IMAGE_PRE["std"], dtype=torch.float64)[:, None, None]
         with torch.no_grad():
             logits = m64.logits(x[None])
-        cases.append({"name": name, "png": f"shapes_{name}.png", "b64": base64.b64encode(buf.getvalue()).decode(),
+        cases.append({"name": name, "file": f"shapes_{name}.{ext}", "b64": base64.b64encode(buf.getvalue()).decode(),
                       "pixels": rounded(rgb, 12), "logits": rounded(logits[0]),
                       "probabilities": rounded(torch.softmax(logits, dim=1)[0])})
     return cases
@@ -366,9 +375,10 @@ def shapes_goldens(model, graph, pixels, masks, labels, cam_layer):
         "notes": "pixels [C][H][W] uint8; b64 = the same image as PNG; gradient = d probabilities[target] / "
                  "d model input [C][H][W] (after preprocessing); gradcam at the last Relu: activation and "
                  "gradient [K][h][w], cam = relu(sum_k mean_hw(gradient_k) * activation_k), cam_upsampled = "
-                 "bilinear, align_corners=false; decoding: PNGs of another size or mode, with the pixel values "
+                 "bilinear, align_corners=false; decoding: images of another size, mode or format, with the pixel values "
                  "[C][H][W] the model sees (before scale/mean/std) and its outputs: alpha dropped, gray copied to "
-                 "R, G, B, other sizes resized bilinearly (half-pixel centres, no antialiasing, no rounding)", "instances": instances, "decoding": decoding}))
+                 "R, G, B, other sizes resized bilinearly (half-pixel centres, no antialiasing, no rounding); "
+                 "the JPEG's pixels as Pillow (libjpeg-turbo) decodes them", "instances": instances, "decoding": decoding}))
     scores = pointing_game(m64, acts, pixels[6:106], masks[6:106])
     print(f"shapes: pointing game of PyTorch's attributions {scores}")
     pointing = []
