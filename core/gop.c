@@ -8,7 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static const xd_gop_t *const tables[] = {xd_gop_light_rows, xd_gop_shape_rows, xd_gop_index_rows, xd_gop_kern_rows};
+static const xd_gop_t *const tables[] = {xd_gop_light_rows, xd_gop_reduce_rows, xd_gop_shape_rows, xd_gop_index_rows,
+                                          xd_gop_kern_rows};
 
 const xd_gop_t *xd_gop_find(const char *op_type) {
   if (!op_type) return NULL;

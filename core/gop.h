@@ -125,10 +125,11 @@ const xd_gop_t *xd_gop_find(const char *op_type);
 const char *xd_gop_names(void);
 
 /* Row arrays, each ended by a row with name NULL; xd_gop_find searches them in order.
- * gop_light.c: elementwise, activations, reductions, Softmax-family adapters;
+ * gop_light.c: elementwise, comparisons, activations, Cast; gop_reduce.c: reductions;
  * gop_shape.c: shape ops; gop_index.c: Slice, Gather, Expand, Pad; gop_kern.c: Conv, pools, MatMul/Gemm, norms,
  * GRU, LSTM (adapters over core/kern.h). */
 extern const xd_gop_t xd_gop_light_rows[];
+extern const xd_gop_t xd_gop_reduce_rows[];
 extern const xd_gop_t xd_gop_shape_rows[];
 extern const xd_gop_t xd_gop_index_rows[];
 extern const xd_gop_t xd_gop_kern_rows[];
