@@ -87,7 +87,7 @@ void xd_model_free(xd_model_t *m);
 
 /* Metadata (borrowed pointers, valid for the model's lifetime). */
 xd_task_t xd_model_task(const xd_model_t *m);
-const char *xd_model_family(const xd_model_t *m);       /* "dense" */
+const char *xd_model_family(const xd_model_t *m);       /* "dense" or "graph" */
 size_t xd_model_n_features(const xd_model_t *m);        /* raw features */
 const xd_feature_t *xd_model_features(const xd_model_t *m);
 size_t xd_model_n_inputs(const xd_model_t *m);          /* encoded inputs */

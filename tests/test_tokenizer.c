@@ -5,8 +5,8 @@
  * Two levels: the outputs frozen by tools/make_tokenizer_fixtures.py in
  * tests/golden/tokenizer/expected.json (always run), and the library itself run now
  * through tests/tokref (its Node bindings, `make tokref-deps`) on texts generated here
- * from a fixed seed — a differential test over characters the frozen list does not
- * hold. Without node or the package the live level prints itself skipped (a failure when
+ * from a fixed seed, with the fixtures and with the demo models' tokenizers — a
+ * differential test over characters the frozen list does not hold. Without node or the package the live level prints itself skipped (a failure when
  * CI=true). */
 #include <jansson.h>
 #include <stdint.h>
@@ -36,9 +36,17 @@ static char *slurp(const char *path, size_t *n) {
   return b;
 }
 
+/* A fixture by name, or any tokenizer.json by path (a name with a '/'). */
+static void path_of(const char *name, char *path, size_t cap) {
+  if (strchr(name, '/'))
+    snprintf(path, cap, "%s", name);
+  else
+    snprintf(path, cap, DIR "%s.json", name);
+}
+
 static xd_tokenizer_t *load(const char *name) {
   char path[256];
-  snprintf(path, sizeof path, DIR "%s.json", name);
+  path_of(name, path, sizeof path);
   size_t n = 0;
   char *b = slurp(path, &n);
   if (!b) return NULL;
@@ -152,12 +160,17 @@ TEST(live_reference) {
   static char texts[N][256];
   uint64_t seed = 42;
   for (size_t i = 0; i < N; i++) random_text(&seed, texts[i], sizeof texts[i]);
-  for (size_t k = 0; k < N_NAMES; k++) {
+  /* the fixtures, and the demo models' own tokenizers */
+  static const char *live[N_NAMES + 2];
+  for (size_t k = 0; k < N_NAMES; k++) live[k] = names[k];
+  live[N_NAMES] = "models/reviews_bert/tokenizer.json";
+  live[N_NAMES + 1] = "models/reviews_gru/tokenizer.json";
+  for (size_t k = 0; k < N_NAMES + 2; k++) {
     for (size_t ml = 0; ml < 2; ml++) {
       size_t max_length = ml ? 7 : 0;
       json_t *req = json_object(), *arr = json_array();
       char path[256];
-      snprintf(path, sizeof path, DIR "%s.json", names[k]);
+      path_of(live[k], path, sizeof path);
       json_object_set_new(req, "tokenizer", json_string(path));
       json_object_set_new(req, "max_length", json_integer((json_int_t)max_length));
       for (size_t i = 0; i < N; i++) json_array_append_new(arr, json_string(texts[i]));
@@ -176,11 +189,11 @@ TEST(live_reference) {
       json_t *out = p ? json_loadf(p, 0, &je) : NULL;
       if (p) pclose(p);
       unlink(tmp);
-      CHECK_MSG(json_array_size(out) == N, "%s: node gave no answer", names[k]);
-      xd_tokenizer_t *t = load(names[k]);
+      CHECK_MSG(json_array_size(out) == N, "%s: node gave no answer", live[k]);
+      xd_tokenizer_t *t = load(live[k]);
       int bad = 0;
-      for (size_t i = 0; t && i < json_array_size(out); i++) bad += compare(t, names[k], texts[i], strlen(texts[i]), max_length, json_array_get(out, i));
-      CHECK_MSG(bad == 0, "%s (max_length %zu): %d of %d generated texts differ", names[k], max_length, bad, N);
+      for (size_t i = 0; t && i < json_array_size(out); i++) bad += compare(t, live[k], texts[i], strlen(texts[i]), max_length, json_array_get(out, i));
+      CHECK_MSG(bad == 0, "%s (max_length %zu): %d of %d generated texts differ", live[k], max_length, bad, N);
       xd_tokenizer_free(t);
       json_decref(out);
     }
