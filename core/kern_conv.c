@@ -170,6 +170,7 @@ static void valid_run(size_t in, size_t out, size_t st, size_t p0, size_t off, s
 size_t xd_conv_scratch(const xd_conv_shape_t *s) {
   geo_t g = geo_of(s);
   /* col (ck, nb·osp), unless direct with one image per GEMM; ytmp (Mg, nb·osp) when nb > 1 */
+  if (g.Cg == 1 && !g.direct) return 1; /* depthwise runs direct loops */
   size_t cols = g.nb > 1 ? g.nb * g.osp : g.qt * g.out[2];
   size_t col = (g.direct && g.nb == 1) ? 0 : g.ck * cols;
   size_t tmp = g.nb > 1 ? g.Mg * cols : 0;

@@ -96,6 +96,9 @@ static const conv_case_t conv_cases[] = {
     {2, 1, 16, 2, 1, {181, 183}, {3, 3}, {1, 2}, {1, 1}, {1, 0}, {2, 1}}, /* large image: bands of rows */
     {2, 21, 1024, 2, 1, {4, 4}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},  /* wide patches: fewer images per GEMM */
     {2, 1, 64, 1, 1, {40, 60}, {5, 3}, {1, 1}, {1, 1}, {30, 1}, {28, 1}}, /* bands wholly in the padding */
+    {2, 2, 2, 4, 2, {7, 6}, {3, 2}, {2, 1}, {1, 2}, {1, 0}, {0, 1}},  /* depthwise x2 multiplier, strided */
+    {1, 3, 4, 4, 4, {9}, {3}, {1}, {2}, {2}, {1}},                     /* depthwise 1-D, dilated */
+    {2, 1, 1, 2, 1, {6, 6}, {3, 3}, {2, 2}, {1, 1}, {1, 1}, {1, 1}},  /* one input channel, strided */
 };
 
 static xd_conv_shape_t conv_shape(const conv_case_t *c) {
