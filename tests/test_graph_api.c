@@ -207,6 +207,45 @@ TEST(model_metadata_shows_input_and_nodes) {
   json_decref(a);
 }
 
+/* Pictures of another size, mode or format (the golden's "decoding" cases: RGBA 56x40,
+ * gray, JPEG): the model input after conversion and resizing equals torch's pixels, and
+ * /predict equals its probabilities. */
+TEST(predict_converted_pictures) {
+  json_t *g = golden("shapes");
+  xd_model_t *m = NULL;
+  xd_error_t err = {0};
+  CHECK(xd_bundle_load_file("models/shapes/model.json", &m, NULL, &err) == XD_OK);
+  json_t *cases = json_object_get(g, "decoding");
+  CHECK(json_array_size(cases) >= 3);
+  size_t i;
+  json_t *c;
+  double x[3 * 32 * 32];
+  json_array_foreach(cases, i, c) {
+    const char *name = json_string_value(json_object_get(c, "name"));
+    json_t *row = json_pack("{s:O}", "b64", json_object_get(c, "b64"));
+    CHECK_MSG(m && xd_json_image_row(m, row, "row", x, &err) == XD_OK, "%s: %s", name, err.text);
+    json_t *px = json_object_get(c, "pixels");
+    double worst = 0;
+    for (size_t ch = 0; ch < 3; ch++)
+      for (size_t y = 0; y < 32; y++)
+        for (size_t xx = 0; xx < 32; xx++) {
+          double p = json_number_value(json_array_get(json_array_get(json_array_get(px, ch), y), xx));
+          double want = (p * 0.00392156862745098 - 0.5) / 0.25, d = fabs(x[(ch * 32 + y) * 32 + xx] - want);
+          worst = d > worst ? d : worst;
+        }
+    CHECK_MSG(worst <= 1e-9, "%s: model input differs from torch's by %g", name, worst);
+    json_t *body = json_pack("{s:s, s:[O]}", "model", "shapes", "instances", row), *ans = NULL;
+    CHECK(call("POST", "/predict", body, &ans) == 200);
+    double d = max_diff(json_array_get(json_object_get(ans, "probabilities"), 0), json_object_get(c, "probabilities"));
+    CHECK_MSG(d <= 1e-4, "%s: probabilities differ by %g", name, d);
+    json_decref(ans);
+    json_decref(body);
+    json_decref(row);
+  }
+  xd_model_free(m);
+  json_decref(g);
+}
+
 /* The Open Inference Protocol route: images as an [n, C, H, W] tensor and as BYTES of
  * base64 PNG, texts as BYTES; answers equal /predict's references; errors in the
  * protocol's shape. */
@@ -364,6 +403,7 @@ int main(void) {
   xd_api_set_ready(api, 1);
   RUN(predict_images_as_pixel_arrays);
   RUN(predict_images_as_png);
+  RUN(predict_converted_pictures);
   RUN(predict_texts_bert);
   RUN(predict_texts_gru);
   RUN(padding_does_not_change_answers);
