@@ -12,12 +12,16 @@
 
 #define T float
 #define F(name) name##_f
+#define EXPT expf
 #include "core/kern_norm.inc"
 #undef T
 #undef F
+#undef EXPT
 
 #define T double
 #define F(name) name##_d
+#define EXPT exp
 #include "core/kern_norm.inc"
 #undef T
 #undef F
+#undef EXPT
