@@ -1,12 +1,16 @@
-/* kern_conv.c — ONNX Conv forward and backward: im2col + GEMM, and a direct-loop twin.
+/* kern_conv.c — ONNX Conv and ConvTranspose, forward and backward: im2col + GEMM, and a
+ * direct-loop twin.
  *
  * The fast path lowers each group of each image to one matrix product: the input patch
  * under every kernel position is copied into a column matrix col (C/group·ksp, osp)
  * (im2col), and y_g (M/group, osp) = w_g (M/group, C/group·ksp) · col. When the output of
  * one image is small, several images share one column matrix (nb·osp columns) so that
  * the GEMM is wide enough for BLAS to reach its speed; the products are then scattered
- * back to NCHW. Backward reuses the same lowering: dw_g += dy_g · colᵀ and
- * dcol = w_gᵀ · dy_g, which col2im adds back onto dx.
+ * back to NCHW. A large image is lowered a band of output rows at a time, so the column
+ * matrix stays under CONV_MAX_COL elements. Backward reuses the same lowering:
+ * dw_g += dy_g · colᵀ and dcol = w_gᵀ · dy_g, which col2im adds back onto dx. A depthwise
+ * convolution (one input channel per group) skips the lowering and runs direct loops.
+ * ConvTranspose is Conv's adjoint: its forward is a Conv backward and vice versa.
  *
  * Spatial ranks 1..3 are handled as 3-D with leading sizes 1, so there is one code path.
  * The float and double kernels come from one body, core/kern_conv.inc, included twice.
