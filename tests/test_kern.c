@@ -1,6 +1,7 @@
-/* test_kern.c — the graph engine's heavy kernels (core/kern.h): each fast kernel against
- * its naive twin on awkward shapes, every backward against central finite differences in
- * double, float against double forward, and backward accumulating (+=) into gradients. */
+/* test_kern.c — the graph engine's heavy kernels (core/kern.h; GRU and LSTM are in
+ * test_kern_rnn.c): each fast kernel against its naive twin on awkward shapes, every
+ * backward against central finite differences in double, float against double forward,
+ * and backward accumulating (+=) into gradients. */
 #include <math.h>
 #include <string.h>
 
@@ -8,70 +9,8 @@
 #include "core/kern.h"
 #include "core/mat.h"
 #include "core/rng.h"
+#include "tests/kern_testlib.h"
 #include "tests/test.h"
-
-/* ---- helpers -------------------------------------------------------------------------- */
-
-static xd_rng_t rng;
-
-static double *dvec(size_t n) {
-  double *a = xd_malloc((n ? n : 1) * sizeof *a);
-  for (size_t i = 0; i < n; i++) a[i] = xd_rng_uniform(&rng) * 2 - 1;
-  return a;
-}
-static double *dzeros(size_t n) { return xd_calloc(n ? n : 1, sizeof(double)); }
-static float *fcopy(const double *a, size_t n) {
-  float *f = xd_malloc((n ? n : 1) * sizeof *f);
-  for (size_t i = 0; i < n; i++) f[i] = (float)a[i];
-  return f;
-}
-static double *dcopy(const double *a, size_t n) {
-  double *d = xd_malloc((n ? n : 1) * sizeof *d);
-  memcpy(d, a, n * sizeof *d);
-  return d;
-}
-static double max_rel_diff_fd(const float *a, const double *b, size_t n) {
-  double m = 0;
-  for (size_t i = 0; i < n; i++) {
-    double d = fabs((double)a[i] - b[i]) / (1 + fabs(b[i]));
-    if (!(d <= m)) m = d; /* NaN sticks */
-  }
-  return m;
-}
-static double max_rel_diff_dd(const double *a, const double *b, size_t n) {
-  double m = 0;
-  for (size_t i = 0; i < n; i++) {
-    double d = fabs(a[i] - b[i]) / (1 + fabs(b[i]));
-    if (!(d <= m)) m = d;
-  }
-  return m;
-}
-
-/* Central differences of loss() = Σ y·g with respect to param[i], for up to `probes`
- * indices spread over the array, against grad[i]. Returns the worst relative error. */
-typedef double (*loss_fn)(void *ctx);
-static double fd_check(loss_fn loss, void *ctx, double *param, size_t n, const double *grad, size_t probes) {
-  double worst = 0, h = 1e-6;
-  size_t step = n > probes ? n / probes : 1;
-  for (size_t i = 0; i < n; i += step) {
-    double keep = param[i];
-    param[i] = keep + h;
-    double lp = loss(ctx);
-    param[i] = keep - h;
-    double lm = loss(ctx);
-    param[i] = keep;
-    double fd = (lp - lm) / (2 * h), e = fabs(fd - grad[i]) / (1e-3 + fabs(fd) + fabs(grad[i]));
-    if (!(e <= worst)) worst = e;
-  }
-  return worst;
-}
-static double dot(const double *a, const double *b, size_t n) {
-  double s = 0;
-  for (size_t i = 0; i < n; i++) s += a[i] * b[i];
-  return s;
-}
-
-#define FD_TOL 1e-5 /* relative, with a floor of 1e-3: central differences at h = 1e-6 in double */
 
 /* ---- Conv -------------------------------------------------------------------------------- */
 
@@ -699,147 +638,6 @@ TEST(gemm_all_transposes_and_c_shapes) {
       }
 }
 
-/* ---- GRU and LSTM ---------------------------------------------------------------------------- */
-
-typedef struct rnn_case {
-  size_t seq, batch, input, hidden, ndir;
-  int reverse, lbr, with_b, with_h0, with_p;
-} rnn_case_t;
-
-static const rnn_case_t rnn_cases[] = {
-    {4, 2, 3, 5, 1, 0, 1, 1, 1, 1}, /* torch's GRU (linear_before_reset 1) */
-    {3, 1, 2, 4, 1, 0, 0, 1, 1, 0}, /* ONNX default GRU, batch 1 */
-    {5, 3, 1, 2, 2, 0, 1, 1, 0, 1}, /* bidirectional, input 1, zero initial state */
-    {3, 2, 4, 3, 2, 0, 0, 0, 1, 0}, /* bidirectional, no bias */
-    {4, 2, 3, 2, 1, 1, 1, 1, 1, 1}, /* reverse */
-    {1, 1, 1, 1, 1, 0, 0, 1, 1, 1}, /* one of everything */
-};
-
-typedef struct rnn_ctx {
-  xd_rnn_shape_t s;
-  int lstm;
-  double *x, *w, *r, *b, *p, *h0, *c0, *y, *yh, *yc, *gy, *gyh, *gyc, *scr;
-  size_t ny, nh;
-} rnn_ctx_t;
-
-static double rnn_loss(void *q) {
-  rnn_ctx_t *c = q;
-  if (c->lstm)
-    xd_lstm_forward_d(&c->s, c->x, c->w, c->r, c->b, c->p, c->h0, c->c0, c->y, c->yh, c->yc, c->scr);
-  else
-    xd_gru_forward_d(&c->s, c->x, c->w, c->r, c->b, c->h0, c->y, c->yh, c->scr);
-  return dot(c->y, c->gy, c->ny) + dot(c->yh, c->gyh, c->nh) + (c->lstm ? dot(c->yc, c->gyc, c->nh) : 0);
-}
-
-static void rnn_case_run(const rnn_case_t *k, int lstm, size_t ci) {
-  rnn_ctx_t c;
-  memset(&c, 0, sizeof c);
-  c.s = (xd_rnn_shape_t){k->seq, k->batch, k->input, k->hidden, k->ndir, k->reverse, k->lbr};
-  c.lstm = lstm;
-  xd_error_t err;
-  CHECK(xd_rnn_shape_init(&c.s, &err) == XD_OK);
-  size_t G = lstm ? 4 : 3, h = k->hidden, nd = k->ndir;
-  size_t nx = k->seq * k->batch * k->input, nw = nd * G * h * k->input, nr = nd * G * h * h, nb = nd * 2 * G * h,
-         np = nd * 3 * h;
-  c.ny = k->seq * nd * k->batch * h;
-  c.nh = nd * k->batch * h;
-  c.x = dvec(nx);
-  c.w = dvec(nw);
-  c.r = dvec(nr);
-  c.b = k->with_b ? dvec(nb) : NULL;
-  c.p = lstm && k->with_p ? dvec(np) : NULL;
-  c.h0 = k->with_h0 ? dvec(c.nh) : NULL;
-  c.c0 = lstm && k->with_h0 ? dvec(c.nh) : NULL;
-  c.y = dzeros(c.ny);
-  c.yh = dzeros(c.nh);
-  c.yc = dzeros(c.nh);
-  c.gy = dvec(c.ny);
-  c.gyh = dvec(c.nh);
-  c.gyc = dvec(c.nh);
-  size_t nscr = lstm ? xd_lstm_scratch(&c.s) : xd_gru_scratch(&c.s);
-  c.scr = dzeros(nscr);
-  /* fast vs naive, double and float */
-  double *yn = dzeros(c.ny), *yhn = dzeros(c.nh), *ycn = dzeros(c.nh);
-  rnn_loss(&c);
-  if (lstm)
-    xd_lstm_forward_d_naive(&c.s, c.x, c.w, c.r, c.b, c.p, c.h0, c.c0, yn, yhn, ycn);
-  else
-    xd_gru_forward_d_naive(&c.s, c.x, c.w, c.r, c.b, c.h0, yn, yhn);
-  CHECK_MSG(max_rel_diff_dd(c.y, yn, c.ny) < 1e-13, "%s case %zu y", lstm ? "lstm" : "gru", ci);
-  CHECK_MSG(max_rel_diff_dd(c.yh, yhn, c.nh) < 1e-13, "%s case %zu yh", lstm ? "lstm" : "gru", ci);
-  if (lstm) CHECK_MSG(max_rel_diff_dd(c.yc, ycn, c.nh) < 1e-13, "lstm case %zu yc", ci);
-  float *xf = fcopy(c.x, nx), *wf = fcopy(c.w, nw), *rf = fcopy(c.r, nr), *bf = c.b ? fcopy(c.b, nb) : NULL,
-        *pf = c.p ? fcopy(c.p, np) : NULL, *h0f = c.h0 ? fcopy(c.h0, c.nh) : NULL,
-        *c0f = c.c0 ? fcopy(c.c0, c.nh) : NULL, *yf = xd_malloc(c.ny * 4), *yhf = xd_malloc(c.nh * 4),
-        *ycf = xd_malloc(c.nh * 4), *sf = xd_malloc(nscr * 4);
-  if (lstm)
-    xd_lstm_forward_f(&c.s, xf, wf, rf, bf, pf, h0f, c0f, yf, yhf, ycf, sf);
-  else
-    xd_gru_forward_f(&c.s, xf, wf, rf, bf, h0f, yf, yhf, sf);
-  CHECK_MSG(max_rel_diff_fd(yf, yn, c.ny) < 1e-5, "case %zu float", ci);
-  CHECK_MSG(max_rel_diff_fd(yhf, yhn, c.nh) < 1e-5, "case %zu float yh", ci);
-  if (lstm)
-    xd_lstm_forward_f_naive(&c.s, xf, wf, rf, bf, pf, h0f, c0f, yf, yhf, ycf);
-  else
-    xd_gru_forward_f_naive(&c.s, xf, wf, rf, bf, h0f, yf, yhf);
-  CHECK_MSG(max_rel_diff_fd(yf, yn, c.ny) < 1e-5, "case %zu float naive", ci);
-  /* backward against finite differences, every input */
-  double *dx = dzeros(nx), *dw = dzeros(nw), *dr = dzeros(nr), *db = dzeros(nb), *dp = dzeros(np),
-         *dh0 = dzeros(c.nh), *dc0 = dzeros(c.nh);
-  if (lstm)
-    xd_lstm_backward_d(&c.s, c.x, c.w, c.r, c.b, c.p, c.h0, c.c0, c.gy, c.gyh, c.gyc, dx, dw, dr, db, dp, dh0, dc0,
-                       c.scr);
-  else
-    xd_gru_backward_d(&c.s, c.x, c.w, c.r, c.b, c.h0, c.gy, c.gyh, dx, dw, dr, db, dh0, c.scr);
-  const char *what = lstm ? "lstm" : "gru";
-  CHECK_MSG(fd_check(rnn_loss, &c, c.x, nx, dx, 40) < FD_TOL, "%s case %zu dx", what, ci);
-  CHECK_MSG(fd_check(rnn_loss, &c, c.w, nw, dw, 40) < FD_TOL, "%s case %zu dw", what, ci);
-  CHECK_MSG(fd_check(rnn_loss, &c, c.r, nr, dr, 40) < FD_TOL, "%s case %zu dr", what, ci);
-  if (c.b) CHECK_MSG(fd_check(rnn_loss, &c, c.b, nb, db, 40) < FD_TOL, "%s case %zu db", what, ci);
-  if (c.p) CHECK_MSG(fd_check(rnn_loss, &c, c.p, np, dp, 40) < FD_TOL, "%s case %zu dp", what, ci);
-  if (c.h0) CHECK_MSG(fd_check(rnn_loss, &c, c.h0, c.nh, dh0, 40) < FD_TOL, "%s case %zu dh0", what, ci);
-  if (c.c0) CHECK_MSG(fd_check(rnn_loss, &c, c.c0, c.nh, dc0, 40) < FD_TOL, "%s case %zu dc0", what, ci);
-  /* only Y_h wanted (dy NULL): still right, and it accumulates */
-  double *dx2 = dcopy(dx, nx);
-  if (lstm)
-    xd_lstm_backward_d(&c.s, c.x, c.w, c.r, c.b, c.p, c.h0, c.c0, NULL, c.gyh, NULL, dx2, NULL, NULL, NULL, NULL,
-                       NULL, NULL, c.scr);
-  else
-    xd_gru_backward_d(&c.s, c.x, c.w, c.r, c.b, c.h0, NULL, c.gyh, dx2, NULL, NULL, NULL, NULL, c.scr);
-  for (size_t i = 0; i < nx; i++) dx2[i] -= dx[i];
-  double *keep_gy = c.gy, *keep_gyc = c.gyc;
-  c.gy = dzeros(c.ny);
-  c.gyc = dzeros(c.nh);
-  CHECK_MSG(fd_check(rnn_loss, &c, c.x, nx, dx2, 40) < FD_TOL, "%s case %zu dx from yh only", what, ci);
-  xd_free(c.gy);
-  xd_free(c.gyc);
-  c.gy = keep_gy;
-  c.gyc = keep_gyc;
-  double *all[] = {c.x, c.w, c.r, c.b, c.p, c.h0, c.c0, c.y, c.yh, c.yc, c.gy, c.gyh, c.gyc, c.scr, yn, yhn, ycn,
-                   dx, dw, dr, db, dp, dh0, dc0, dx2};
-  for (size_t i = 0; i < sizeof all / sizeof *all; i++) xd_free(all[i]);
-  float *allf[] = {xf, wf, rf, bf, pf, h0f, c0f, yf, yhf, ycf, sf};
-  for (size_t i = 0; i < sizeof allf / sizeof *allf; i++) xd_free(allf[i]);
-}
-
-TEST(gru_matches_naive_and_fd) {
-  for (size_t ci = 0; ci < sizeof rnn_cases / sizeof *rnn_cases; ci++) rnn_case_run(&rnn_cases[ci], 0, ci);
-}
-
-TEST(lstm_matches_naive_and_fd) {
-  for (size_t ci = 0; ci < sizeof rnn_cases / sizeof *rnn_cases; ci++) rnn_case_run(&rnn_cases[ci], 1, ci);
-}
-
-TEST(rnn_shape_rejects) {
-  xd_error_t err;
-  xd_rnn_shape_t s = {3, 2, 4, 5, 2, 1, 0};
-  CHECK(xd_rnn_shape_init(&s, &err) == XD_EINVAL);
-  s = (xd_rnn_shape_t){3, 2, 4, 5, 3, 0, 0};
-  CHECK(xd_rnn_shape_init(&s, &err) == XD_EINVAL);
-  s = (xd_rnn_shape_t){0, 2, 4, 5, 1, 0, 0};
-  CHECK(xd_rnn_shape_init(&s, &err) == XD_EINVAL);
-}
-
 /* ---- mat.h's strided GEMM ---------------------------------------------------------------------- */
 
 TEST(strided_gemm_matches_naive) {
@@ -885,9 +683,6 @@ int main(void) {
   RUN(norms_and_softmax_fd);
   RUN(matmul_matches_naive_and_fd);
   RUN(gemm_all_transposes_and_c_shapes);
-  RUN(gru_matches_naive_and_fd);
-  RUN(lstm_matches_naive_and_fd);
-  RUN(rnn_shape_rejects);
   RUN(strided_gemm_matches_naive);
   return TEST_REPORT();
 }
