@@ -235,7 +235,11 @@ static int fold_constants(xd_graph_t *g, xd_error_t *err) {
     xd_gnode_t *nd = &g->nodes[j];
     if (nd->op->forward && all_const(g, nd)) {
       int rc = fold_node(g, j, err);
-      if (rc != XD_OK) return rc;
+      if (rc != XD_OK) { /* close the gap first, so that every node is owned once */
+        memmove(&g->nodes[w], &g->nodes[j], (g->nn - j) * sizeof *g->nodes);
+        g->nn = w + (g->nn - j);
+        return rc;
+      }
     }
     if (!nd->op) {
       xd_free(nd->name);
