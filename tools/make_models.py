@@ -263,6 +263,11 @@ def build(spec):
 
 def main():
     table = [build(spec) for spec in MODELS]
+    # The image and text models' section is written by tools/make_graph_models.py: keep it.
+    readme = os.path.join(ROOT, "models", "README.md")
+    mark = "## Image and text models"
+    old = open(readme).read() if os.path.exists(readme) else ""
+    graph_section = "\n" + mark + old.split(mark, 1)[1] if mark in old else ""
     write("models/README.md", "\n".join([
         "# Demo models",
         "",
@@ -278,7 +283,7 @@ def main():
         "|---|---|---|---|---|---|",
         *table, "",
         "`credit_xgb/` (XGBoost on the same split, `model.ubj` with categorical splits) is made by",
-        "`/usr/bin/python3 tools/make_credit_xgb.py`; see docs/trees.md.", ""]))
+        "`/usr/bin/python3 tools/make_credit_xgb.py`; see docs/trees.md.", ""]) + graph_section)
 
 
 if __name__ == "__main__":
