@@ -367,6 +367,10 @@ static int resolve_inputs(build_t *b, const Onnx__GraphProto *gp) {
     const Onnx__NodeProto *nd = gp->node[n->index];
     for (size_t k = 0; k < n->n_in; k++) {
       n->in[k] = -1;
+      if (!nd->input[k][0] && k < n->op->min_in) {
+        gfail(b->err, XD_EFORMAT, "input %zu is required but has no name", k);
+        return name_node(b->err, nd, n->index, XD_EFORMAT);
+      }
       if (!nd->input[k][0]) continue;
       int32_t id = xd_graph__lookup(g, nd->input[k]);
       if (id < 0) {
