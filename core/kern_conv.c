@@ -112,7 +112,7 @@ size_t xd_convt_scratch(const xd_convt_shape_t *s) {
 
 /* The shape as 3-D (leading axes of size 1) with the products the loops need. */
 typedef struct geo {
-  size_t in[3], k[3], out[3], st[3], dl[3], p0[3];
+  size_t in[3], k[3], out[3], st[3], dl[3], p0[3], p1[3];
   size_t isp, ksp, osp; /* products of in, k, out */
   size_t Cg, Mg, G, N;
   size_t ck;     /* rows of col: Cg·ksp */
@@ -124,12 +124,7 @@ typedef struct geo {
 
 static geo_t geo_of(const xd_conv_shape_t *s) {
   geo_t g;
-  xd_kern_as3d(s->nsp, s->in, 1, g.in);
-  xd_kern_as3d(s->nsp, s->k, 1, g.k);
-  xd_kern_as3d(s->nsp, s->out, 1, g.out);
-  xd_kern_as3d(s->nsp, s->stride, 1, g.st);
-  xd_kern_as3d(s->nsp, s->dil, 1, g.dl);
-  xd_kern_as3d(s->nsp, s->pad0, 0, g.p0);
+  XD_KERN_LIFT3(&g, s);
   g.direct = 1;
   for (size_t i = 0; i < s->nsp; i++)
     if (s->k[i] != 1 || s->stride[i] != 1 || s->pad0[i] || s->pad1[i]) g.direct = 0;

@@ -16,4 +16,18 @@ static inline void xd_kern_as3d(size_t nsp, const size_t *v, size_t fill, size_t
   for (size_t i = 0; i < 3; i++) out[i] = i < off ? fill : v[i - off];
 }
 
+/* Fills g's 3-D in, k, out, st, dl, p0, p1 from shape s's nsp-axis in, k, out, stride,
+ * dil, pad0, pad1: the fields xd_conv_shape_t and xd_pool_shape_t share, lifted into the
+ * kernels' private geometry structs (a macro, as the two pairs of types differ). */
+#define XD_KERN_LIFT3(g, s)                            \
+  do {                                                 \
+    xd_kern_as3d((s)->nsp, (s)->in, 1, (g)->in);       \
+    xd_kern_as3d((s)->nsp, (s)->k, 1, (g)->k);         \
+    xd_kern_as3d((s)->nsp, (s)->out, 1, (g)->out);     \
+    xd_kern_as3d((s)->nsp, (s)->stride, 1, (g)->st);   \
+    xd_kern_as3d((s)->nsp, (s)->dil, 1, (g)->dl);      \
+    xd_kern_as3d((s)->nsp, (s)->pad0, 0, (g)->p0);     \
+    xd_kern_as3d((s)->nsp, (s)->pad1, 0, (g)->p1);     \
+  } while (0)
+
 #endif

@@ -49,13 +49,7 @@ typedef struct pgeo {
 
 static pgeo_t pgeo_of(const xd_pool_shape_t *s) {
   pgeo_t g;
-  xd_kern_as3d(s->nsp, s->in, 1, g.in);
-  xd_kern_as3d(s->nsp, s->k, 1, g.k);
-  xd_kern_as3d(s->nsp, s->out, 1, g.out);
-  xd_kern_as3d(s->nsp, s->stride, 1, g.st);
-  xd_kern_as3d(s->nsp, s->dil, 1, g.dl);
-  xd_kern_as3d(s->nsp, s->pad0, 0, g.p0);
-  xd_kern_as3d(s->nsp, s->pad1, 0, g.p1);
+  XD_KERN_LIFT3(&g, s);
   g.isp = g.in[0] * g.in[1] * g.in[2];
   g.osp = g.out[0] * g.out[1] * g.out[2];
   g.planes = s->N * s->C;
