@@ -451,19 +451,6 @@ int xd_bundle_decode_onnx(const char *json_meta, size_t meta_len, const void *on
   return decode(json_meta, meta_len, dir, onnx, onnx_len, out, err);
 }
 
-/* Adds the named file's bytes to the digest (same path rules as decoding). */
-static void digest_file(xd_sha256_t *c, const char *dir, const json_t *name) {
-  if (!dir || !json_is_string(name)) return;
-  const char *n = json_string_value(name);
-  if (!n[0] || n[0] == '/' || strstr(n, "..")) return;
-  char path[4096], *data = NULL;
-  size_t len = 0;
-  snprintf(path, sizeof path, "%s/%s", dir, n);
-  if (xd_read_file(path, XD_BUNDLE_MAX_BYTES, &data, &len, NULL) != XD_OK) return;
-  xd_sha256_update(c, data, len);
-  xd_free(data);
-}
-
 void xd_bundle_digest(const char *data, size_t len, const char *dir, char sha256[65]) {
   xd_sha256_t c;
   xd_sha256_init(&c);
@@ -471,10 +458,10 @@ void xd_bundle_digest(const char *data, size_t len, const char *dir, char sha256
   if (dir) {
     json_t *root = json_loadb(data, len, 0, NULL);
     if (json_is_object(root)) {
-      digest_file(&c, dir, json_object_get(root, "onnx"));
-      digest_file(&c, dir, json_object_get(json_object_get(root, "trees"), "xgboost"));
+      xd_bundle_digest_file(&c, dir, json_object_get(root, "onnx"));
+      xd_bundle_digest_file(&c, dir, json_object_get(json_object_get(root, "trees"), "xgboost"));
       json_t *bg = json_object_get(root, "background");
-      if (json_is_object(bg)) digest_file(&c, dir, json_object_get(bg, "csv"));
+      if (json_is_object(bg)) xd_bundle_digest_file(&c, dir, json_object_get(bg, "csv"));
       xd_bundle_graph_digest(&c, root, dir);
     }
     json_decref(root);

@@ -259,9 +259,8 @@ int xd_bundle_graph_decode(const json_t *root, const char *dir, const void *onnx
   return rc;
 }
 
-/* Adds one named file's bytes (same path rules as decoding; unreadable files are left
- * to decoding to report). */
-static void digest_named(xd_sha256_t *c, const char *dir, const json_t *name) {
+/* One helper for every file a bundle names, so the digest and decoding agree on paths. */
+void xd_bundle_digest_file(xd_sha256_t *c, const char *dir, const json_t *name) {
   if (!dir || !json_is_string(name)) return;
   const char *n = json_string_value(name);
   if (!n[0] || n[0] == '/' || strstr(n, "..")) return;
@@ -276,7 +275,7 @@ static void digest_named(xd_sha256_t *c, const char *dir, const json_t *name) {
 void xd_bundle_graph_digest(xd_sha256_t *c, const json_t *root, const char *dir) {
   json_t *in = json_object_get(root, "input"), *bg = json_object_get(root, "background");
   if (!json_is_object(in)) return;
-  digest_named(c, dir, json_object_get(in, "tokenizer"));
+  xd_bundle_digest_file(c, dir, json_object_get(in, "tokenizer"));
   json_t *imgs = json_object_get(bg, "images");
-  for (size_t i = 0; i < json_array_size(imgs); i++) digest_named(c, dir, json_array_get(imgs, i));
+  for (size_t i = 0; i < json_array_size(imgs); i++) xd_bundle_digest_file(c, dir, json_array_get(imgs, i));
 }

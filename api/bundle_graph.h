@@ -28,6 +28,11 @@
 int xd_bundle_graph_decode(const json_t *root, const char *dir, const void *onnx, size_t onnx_len,
                            xd_model_spec_t *s, xd_error_t *err);
 
+/* Adds the bytes of the file name (a JSON string, relative to dir) to a bundle digest, under
+ * the same path rules as decoding; a missing name, an unsafe path or an unreadable file adds
+ * nothing (decoding reports those). Shared by every part of the digest. */
+void xd_bundle_digest_file(xd_sha256_t *c, const char *dir, const json_t *name);
+
 /* Adds the files a graph bundle names (tokenizer, background pictures) to a bundle digest. */
 void xd_bundle_graph_digest(xd_sha256_t *c, const json_t *root, const char *dir);
 

@@ -117,6 +117,15 @@ static int slice_infer(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gop_e
   return XD_OK;
 }
 
+/* Steps idx, a row's index over the axes [0, r-1) of dims, to the next row (the last of
+ * those axes fastest): the odometer every row-wise walk below shares. */
+static inline void next_row(size_t *idx, const int64_t *dims, size_t r) {
+  for (size_t d = r ? r - 1 : 0; d-- > 0;) {
+    if (++idx[d] < (size_t)dims[d]) break;
+    idx[d] = 0;
+  }
+}
+
 /* Walks the output; BODY sees o and i (the input index). */
 #define SLICE_FOR(X, Y, FIRST, STEP, BODY)                                                \
   do {                                                                                    \
@@ -132,10 +141,7 @@ static int slice_infer(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gop_e
       int64_t i = base_;                                                                  \
       for (size_t d_ = 0; d_ + 1 < r_; d_++) i += (int64_t)idx_[d_] * (STEP)[d_] * ist_[d_]; \
       for (size_t e_ = 0; e_ < inner_; e_++, o++, i += is_) { BODY; }                     \
-      for (size_t d_ = r_ ? r_ - 1 : 0; d_-- > 0;) {                                      \
-        if (++idx_[d_] < (size_t)(Y)->dims[d_]) break;                                    \
-        idx_[d_] = 0;                                                                     \
-      }                                                                                   \
+      next_row(idx_, (Y)->dims, r_);                                                      \
     }                                                                                     \
   } while (0)
 
@@ -358,10 +364,7 @@ static int pad_infer(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gop_env
         else i += c_ * (int64_t)xd_tensor_stride(X, d_);                                      \
       }                                                                                       \
       BODY;                                                                                   \
-      for (size_t d_ = r_ ? r_ - 1 : 0; d_-- > 0;) {                                          \
-        if (++idx_[d_] < (size_t)(Y)->dims[d_]) break;                                        \
-        idx_[d_] = 0;                                                                         \
-      }                                                                                       \
+      next_row(idx_, (Y)->dims, r_);                                                          \
     }                                                                                         \
   } while (0)
 

@@ -29,6 +29,15 @@ static int need_float(const xd_tensor_t *t, const char *what, xd_error_t *err) {
   return XD_OK;
 }
 
+/* The output of Conv, ConvTranspose and the pools: (N, C, out...) with nsp spatial axes. */
+static void set_spatial_out(xd_tensor_t *y, xd_dtype_t dt, size_t N, size_t C, size_t nsp, const size_t *out) {
+  y->dtype = dt;
+  y->rank = 2 + nsp;
+  y->dims[0] = (int64_t)N;
+  y->dims[1] = (int64_t)C;
+  for (size_t i = 0; i < nsp; i++) y->dims[2 + i] = (int64_t)out[i];
+}
+
 /* ---- spatial attributes (Conv, pools) ------------------------------------------------------ */
 
 enum { PAD_NOTSET, PAD_SAME_UPPER, PAD_SAME_LOWER, PAD_VALID };
@@ -137,12 +146,7 @@ static int conv_infer(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gop_en
   xd_conv_shape_t s;
   int rc = conv_shape(nd, in, &s, err);
   if (rc) return rc;
-  xd_tensor_t *y = out[0];
-  y->dtype = env->fdt;
-  y->rank = 2 + s.nsp;
-  y->dims[0] = (int64_t)s.N;
-  y->dims[1] = (int64_t)s.M;
-  for (size_t i = 0; i < s.nsp; i++) y->dims[2 + i] = (int64_t)s.out[i];
+  set_spatial_out(out[0], env->fdt, s.N, s.M, s.nsp, s.out);
   env->scratch = env->scratch_bwd = xd_conv_scratch(&s) * xd_dtype_size(env->fdt);
   return XD_OK;
 }
@@ -225,12 +229,7 @@ static int convt_infer(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gop_e
   xd_convt_shape_t s;
   int rc = convt_shape(nd, in, &s, err);
   if (rc) return rc;
-  xd_tensor_t *y = out[0];
-  y->dtype = env->fdt;
-  y->rank = 2 + s.nsp;
-  y->dims[0] = (int64_t)s.N;
-  y->dims[1] = (int64_t)s.M;
-  for (size_t i = 0; i < s.nsp; i++) y->dims[2 + i] = (int64_t)s.out[i];
+  set_spatial_out(out[0], env->fdt, s.N, s.M, s.nsp, s.out);
   env->scratch = env->scratch_bwd = xd_convt_scratch(&s) * xd_dtype_size(env->fdt);
   return XD_OK;
 }
@@ -281,12 +280,7 @@ static int pool_infer(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gop_en
   xd_pool_shape_t s;
   int rc = pool_shape(nd, in, &s, err);
   if (rc) return rc;
-  xd_tensor_t *y = out[0];
-  y->dtype = env->fdt;
-  y->rank = 2 + s.nsp;
-  y->dims[0] = (int64_t)s.N;
-  y->dims[1] = (int64_t)s.C;
-  for (size_t i = 0; i < s.nsp; i++) y->dims[2 + i] = (int64_t)s.out[i];
+  set_spatial_out(out[0], env->fdt, s.N, s.C, s.nsp, s.out);
   env->scratch = env->scratch_bwd = 0;
   return XD_OK;
 }

@@ -40,6 +40,15 @@ static void bc_init(bc_t *b, const xd_tensor_t *out, const xd_tensor_t *const *i
   b->outer = b->inner ? n / b->inner : 0;
 }
 
+/* Steps idx, a row's index over the axes [0, r-1) of dims, to the next row (the last of
+ * those axes fastest): the odometer every row-wise walk below shares. */
+static inline void next_row(size_t *idx, const int64_t *dims, size_t r) {
+  for (size_t d = r ? r - 1 : 0; d-- > 0;) {
+    if (++idx[d] < (size_t)dims[d]) break;
+    idx[d] = 0;
+  }
+}
+
 /* BODY sees o (output index) and i0, i1, i2 (input indices). */
 #define BC_FOR(B, BODY)                                                                   \
   do {                                                                                    \
@@ -56,10 +65,7 @@ static void bc_init(bc_t *b, const xd_tensor_t *out, const xd_tensor_t *const *i
       for (size_t e_ = 0; e_ < (B)->inner; e_++, o++, i0 += s0_, i1 += s1_, i2 += s2_) { \
         BODY;                                                                             \
       }                                                                                   \
-      for (size_t d_ = r_ ? r_ - 1 : 0; d_-- > 0;) {                                      \
-        if (++idx_[d_] < (size_t)(B)->dims[d_]) break;                                    \
-        idx_[d_] = 0;                                                                     \
-      }                                                                                   \
+      next_row(idx_, (B)->dims, r_);                                                      \
     }                                                                                     \
   } while (0)
 
@@ -114,10 +120,7 @@ ROW_OP(double, row_op_d)
         i1 += idx_[d_] * (B)->st[1][d_];                                                  \
       }                                                                                   \
       ROWF(C_, A_ + i0, s0_, B_ + i1, s1_, Y_ + o, (B)->inner);                           \
-      for (size_t d_ = r_ ? r_ - 1 : 0; d_-- > 0;) {                                      \
-        if (++idx_[d_] < (size_t)(B)->dims[d_]) break;                                    \
-        idx_[d_] = 0;                                                                     \
-      }                                                                                   \
+      next_row(idx_, (B)->dims, r_);                                                      \
     }                                                                                     \
   } while (0)
 

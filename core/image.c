@@ -59,6 +59,16 @@ static int check_size(size_t w, size_t h, size_t bytes_per_pixel, size_t max_byt
   return XD_OK;
 }
 
+/* Hands a decoded picture over to img, which then owns the pixels (*px becomes NULL, so
+ * the decoder's cleanup frees nothing). */
+static void take_pixels(xd_image_t *img, size_t w, size_t h, size_t c, uint8_t **px) {
+  img->width = w;
+  img->height = h;
+  img->channels = c;
+  img->pixels = *px;
+  *px = NULL;
+}
+
 /* ---- PNG -------------------------------------------------------------------------- */
 
 /* A decoder context over buf with our bounds; NULL on no memory. */
@@ -115,11 +125,7 @@ static int png_decode(const uint8_t *buf, size_t len, size_t max_bytes, xd_image
   }
   if (c == 1) /* gray: R = G = B; keep one, in place */
     for (size_t i = 0; i < w * h; i++) rgb[i] = rgb[3 * i];
-  img->width = w;
-  img->height = h;
-  img->channels = c;
-  img->pixels = rgb;
-  rgb = NULL;
+  take_pixels(img, w, h, c, &rgb);
 done:
   xd_free(rgb);
   spng_ctx_free(ctx);
@@ -164,11 +170,7 @@ static int jpeg_decode(const uint8_t *buf, size_t len, size_t max_bytes, xd_imag
     rc = xd_error_set(err, XD_EINVAL, NULL, "corrupt or truncated JPEG: %s", tjGetErrorStr2(tj));
     goto done;
   }
-  img->width = w;
-  img->height = h;
-  img->channels = c;
-  img->pixels = px;
-  px = NULL;
+  take_pixels(img, w, h, c, &px);
 done:
   xd_free(px);
   tjDestroy(tj);

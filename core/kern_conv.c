@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "core/hotloop.h"
+#include "core/kern_geo.h"
 #include "core/mat.h"
 
 /* Output columns one GEMM should see at least: below this BLAS spends more on set-up and
@@ -111,7 +112,7 @@ size_t xd_convt_scratch(const xd_convt_shape_t *s) {
 
 /* The shape as 3-D (leading axes of size 1) with the products the loops need. */
 typedef struct geo {
-  size_t in[3], k[3], out[3], st[3], dl[3], p0[3];
+  size_t in[3], k[3], out[3], st[3], dl[3], p0[3], p1[3];
   size_t isp, ksp, osp; /* products of in, k, out */
   size_t Cg, Mg, G, N;
   size_t ck;     /* rows of col: Cg·ksp */
@@ -123,21 +124,10 @@ typedef struct geo {
 
 static geo_t geo_of(const xd_conv_shape_t *s) {
   geo_t g;
-  size_t off = 3 - s->nsp;
-  for (size_t i = 0; i < 3; i++) {
-    g.in[i] = g.k[i] = g.out[i] = g.st[i] = g.dl[i] = 1;
-    g.p0[i] = 0;
-  }
+  XD_KERN_LIFT3(&g, s);
   g.direct = 1;
-  for (size_t i = 0; i < s->nsp; i++) {
-    g.in[off + i] = s->in[i];
-    g.k[off + i] = s->k[i];
-    g.out[off + i] = s->out[i];
-    g.st[off + i] = s->stride[i];
-    g.dl[off + i] = s->dil[i];
-    g.p0[off + i] = s->pad0[i];
+  for (size_t i = 0; i < s->nsp; i++)
     if (s->k[i] != 1 || s->stride[i] != 1 || s->pad0[i] || s->pad1[i]) g.direct = 0;
-  }
   g.isp = g.in[0] * g.in[1] * g.in[2];
   g.ksp = g.k[0] * g.k[1] * g.k[2];
   g.osp = g.out[0] * g.out[1] * g.out[2];

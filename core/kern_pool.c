@@ -11,6 +11,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/kern_geo.h"
+
 int xd_pool_shape_init(xd_pool_shape_t *s, xd_error_t *err) {
   if (s->nsp < 1 || s->nsp > XD_KERN_MAX_SPATIAL)
     return xd_error_set(err, XD_EINVAL, "kernel_shape", "a pool has 1 to %d spatial axes, not %zu",
@@ -47,20 +49,7 @@ typedef struct pgeo {
 
 static pgeo_t pgeo_of(const xd_pool_shape_t *s) {
   pgeo_t g;
-  size_t off = 3 - s->nsp;
-  for (size_t i = 0; i < 3; i++) {
-    g.in[i] = g.k[i] = g.out[i] = g.st[i] = g.dl[i] = 1;
-    g.p0[i] = g.p1[i] = 0;
-  }
-  for (size_t i = 0; i < s->nsp; i++) {
-    g.in[off + i] = s->in[i];
-    g.k[off + i] = s->k[i];
-    g.out[off + i] = s->out[i];
-    g.st[off + i] = s->stride[i];
-    g.dl[off + i] = s->dil[i];
-    g.p0[off + i] = s->pad0[i];
-    g.p1[off + i] = s->pad1[i];
-  }
+  XD_KERN_LIFT3(&g, s);
   g.isp = g.in[0] * g.in[1] * g.in[2];
   g.osp = g.out[0] * g.out[1] * g.out[2];
   g.planes = s->N * s->C;
