@@ -1,0 +1,477 @@
+/* test_jobs.c — batch jobs against the real server (docs/jobs.md): a job's lines equal
+ * the synchronous answers, kill -9 and restart lose or repeat no line, cancel, monotone
+ * progress, Server-Sent Events seen by curl, shards run by the command line merge into
+ * the server's file byte for byte, and the 4xx answers. Loopback only, bounded waits. */
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tests/harness.h"
+#include "tests/test.h"
+
+static const char *build_dir(void) {
+  const char *b = getenv("BUILD");
+  return b && *b ? b : "build";
+}
+
+/* iris rows: n of them, varied so that every instance differs */
+static char *iris_rows(size_t n, int bad_row) {
+  size_t cap = 64 + n * 64, pos = 0;
+  char *b = malloc(cap);
+  pos += (size_t)sprintf(b + pos, "[");
+  for (size_t i = 0; i < n; i++) {
+    if ((int)i == bad_row) pos += (size_t)sprintf(b + pos, "%s[1.0,2.0]", i ? "," : "");
+    else
+      pos += (size_t)sprintf(b + pos, "%s[%.2f,%.2f,%.2f,%.2f]", i ? "," : "", 4.5 + 0.07 * (double)(i % 50),
+                             2.2 + 0.03 * (double)(i % 37), 1.1 + 0.11 * (double)(i % 53), 0.1 + 0.05 * (double)(i % 47));
+  }
+  sprintf(b + pos, "]");
+  return b;
+}
+
+static json_t *http_json(int port, const char *method, const char *path, const char *body, int *status) {
+  xd_http_resp_t r;
+  if (xd_http(port, method, path, NULL, body, body ? strlen(body) : 0, &r) != 0) {
+    *status = -1;
+    return NULL;
+  }
+  *status = r.status;
+  json_t *j = json_loads(r.body, 0, NULL);
+  xd_http_resp_free(&r);
+  return j;
+}
+
+/* Submits body; returns the job id (static buffer) or NULL. */
+static const char *submit(int port, const char *body) {
+  static char id[64];
+  int st;
+  json_t *j = http_json(port, "POST", "/jobs", body, &st);
+  const char *v = json_string_value(json_object_get(j, "id"));
+  if (st != 202 || !v) {
+    fprintf(stderr, "  submit: %d\n", st);
+    json_decref(j);
+    return NULL;
+  }
+  snprintf(id, sizeof id, "%s", v);
+  json_decref(j);
+  return id;
+}
+
+/* The job's status (new reference) */
+static json_t *job_status(int port, const char *id) {
+  char path[128];
+  snprintf(path, sizeof path, "/jobs/%s", id);
+  int st;
+  json_t *j = http_json(port, "GET", path, NULL, &st);
+  if (st != 200) {
+    json_decref(j);
+    return NULL;
+  }
+  return j;
+}
+
+static size_t job_done(const json_t *st) { return (size_t)json_integer_value(json_object_get(json_object_get(st, "progress"), "done")); }
+static const char *job_state(const json_t *st) { return json_string_value(json_object_get(st, "status")); }
+
+/* Waits for the job to finish; its final status (new reference) or NULL. */
+static json_t *wait_finished(int port, const char *id, int timeout_ms) {
+  double t0 = xd_ms_now();
+  while (xd_ms_now() - t0 < timeout_ms) {
+    json_t *st = job_status(port, id);
+    const char *s = job_state(st);
+    if (s && (strcmp(s, "succeeded") == 0 || strcmp(s, "failed") == 0 || strcmp(s, "cancelled") == 0)) return st;
+    json_decref(st);
+    xd_sleep_ms(50);
+  }
+  return NULL;
+}
+
+static char *results(int port, const char *id, const char *accept, size_t *len) {
+  char path[128], hdr[64] = "";
+  snprintf(path, sizeof path, "/jobs/%s/results", id);
+  if (accept) snprintf(hdr, sizeof hdr, "Accept: %s\r\n", accept);
+  xd_http_resp_t r;
+  if (xd_http(port, "GET", path, hdr[0] ? hdr : NULL, NULL, 0, &r) != 0 || r.status != 200) {
+    if (r.body) xd_http_resp_free(&r);
+    return NULL;
+  }
+  char *b = r.body;
+  *len = r.body_len;
+  r.body = NULL;
+  xd_http_resp_free(&r);
+  return b;
+}
+
+/* Checks every line of ndjson against the synchronous answer sync: line i has "index" i
+ * and, for every per-instance member key of keys, the i-th element of sync[key], equal
+ * as JSON (reals compared as doubles: bit for bit). Returns the line count. */
+static size_t check_lines(const char *ndjson, const json_t *sync, const char *const *keys, size_t n) {
+  size_t i = 0;
+  for (const char *p = ndjson; *p; i++) {
+    const char *nl = strchr(p, '\n');
+    CHECK(nl != NULL);
+    if (!nl) break;
+    json_t *line = json_loadb(p, (size_t)(nl - p), 0, NULL);
+    CHECK(line != NULL);
+    CHECK_MSG(json_integer_value(json_object_get(line, "index")) == (json_int_t)i, "line %zu", i);
+    for (const char *const *k = keys; *k; k++) {
+      json_t *want = json_array_get(json_object_get(sync, *k), i), *got = json_object_get(line, *k);
+      CHECK_MSG(want && got && json_equal(want, got), "line %zu member %s", i, *k);
+    }
+    json_decref(line);
+    p = nl + 1;
+  }
+  CHECK_MSG(i == n, "%zu lines, want %zu", i, n);
+  return i;
+}
+
+static json_t *sync_answer(int port, const char *path, const char *body) {
+  int st;
+  json_t *j = http_json(port, "POST", path, body, &st);
+  CHECK_MSG(st == 200, "%s answered %d", path, st);
+  return j;
+}
+
+/* A job's lines equal the synchronous answers (chunk boundaries crossed: 40 rows). */
+TEST(lines_equal_synchronous_answers) {
+  xd_server_t s;
+  const char *args[] = {"--workers", "2", NULL};
+  if (xd_server_start(&s, args, NULL) != 0) {
+    CHECK(0);
+    return;
+  }
+  char *rows = iris_rows(40, -1);
+  static const struct {
+    const char *path, *opts;
+    const char *keys[7];
+  } cases[] = {
+      {"/explain/lime", "\"num_samples\":300,\"seed\":7", {"explanations", NULL}},
+      {"/explain/shap", "\"nsamples\":64,\"seed\":11", {"targets", "expected_value", "shap_values", "model_output", "efficiency_gap", "nsamples", NULL}},
+      {"/explain/gradient", "\"method\":\"smoothgrad\",\"samples\":8,\"seed\":5", {"targets", "attributions", NULL}},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+    size_t cap = strlen(rows) + 256;
+    char *sync_body = malloc(cap), *job_body = malloc(cap);
+    snprintf(sync_body, cap, "{\"model\":\"iris\",\"instances\":%s,%s}", rows, cases[c].opts);
+    snprintf(job_body, cap, "{\"endpoint\":\"%s\",\"model\":\"iris\",\"instances\":%s,%s}", cases[c].path, rows, cases[c].opts);
+    json_t *sync = sync_answer(s.port, cases[c].path, sync_body);
+    const char *id = submit(s.port, job_body);
+    CHECK(id != NULL);
+    json_t *st = id ? wait_finished(s.port, id, 60000) : NULL;
+    CHECK_MSG(st && strcmp(job_state(st), "succeeded") == 0, "%s", cases[c].path);
+    size_t len = 0;
+    char *nd = id ? results(s.port, id, NULL, &len) : NULL;
+    CHECK(nd != NULL);
+    if (nd && sync) check_lines(nd, sync, cases[c].keys, 40);
+    if (c == 1 && id) { /* CSV: header and one row per instance */
+      char *csv = results(s.port, id, "text/csv", &len);
+      CHECK(csv && strncmp(csv, "index,sepal length (cm),", 24) == 0);
+      size_t lines = 0;
+      for (char *p = csv; p && *p; p++) lines += *p == '\n';
+      CHECK(lines == 41);
+      free(csv);
+    }
+    free(nd);
+    json_decref(st);
+    json_decref(sync);
+    free(sync_body);
+    free(job_body);
+  }
+  free(rows);
+  CHECK(xd_server_stop(&s) == 0);
+}
+
+static int count_char(const char *s, char c) {
+  int n = 0;
+  for (; s && *s; s++) n += *s == c;
+  return n;
+}
+
+/* kill -9 in the middle of a job, a torn line appended, restart: every line exactly once,
+ * equal to the synchronous answer. */
+TEST(kill9_and_restart_resume_without_loss_or_duplicates) {
+  char dir[] = "/tmp/xd-jobs-XXXXXX";
+  CHECK(mkdtemp(dir) != NULL);
+  const char *args[] = {"--workers", "2", "--job-dir", dir, NULL};
+  const char *env[] = {"EXPLAIND_TEST_PART_DELAY_MS=40", NULL};
+  xd_server_t s;
+  if (xd_server_start(&s, args, env) != 0) {
+    CHECK(0);
+    return;
+  }
+  char *rows = iris_rows(64, -1), *body = malloc(strlen(rows) + 256), *sync_body = malloc(strlen(rows) + 256);
+  sprintf(body, "{\"endpoint\":\"/explain/lime\",\"model\":\"iris\",\"instances\":%s,\"num_samples\":200,\"seed\":3}", rows);
+  sprintf(sync_body, "{\"model\":\"iris\",\"instances\":%s,\"num_samples\":200,\"seed\":3}", rows);
+  const char *id0 = submit(s.port, body);
+  char id[64] = "";
+  if (id0) snprintf(id, sizeof id, "%s", id0);
+  CHECK(id[0]);
+  /* wait until some chunks are done, but not all */
+  double t0 = xd_ms_now();
+  size_t done = 0;
+  while (xd_ms_now() - t0 < 30000) {
+    json_t *st = job_status(s.port, id);
+    done = job_done(st);
+    json_decref(st);
+    if (done >= 16) break;
+    xd_sleep_ms(20);
+  }
+  CHECK_MSG(done >= 16 && done < 64, "done %zu", done);
+  kill(s.pid, SIGKILL);
+  xd_server_wait(&s, 5000);
+  char path[256];
+  snprintf(path, sizeof path, "%s/%s/results.ndjson", dir, id);
+  FILE *f = fopen(path, "a");
+  CHECK(f != NULL);
+  if (f) { /* what a crash in the middle of a write leaves */
+    fputs("{\"index\":9999,\"explanations\":[{\"pred", f);
+    fclose(f);
+  }
+  const char *env2[] = {NULL};
+  if (xd_server_start(&s, args, env2) != 0) {
+    CHECK(0);
+    return;
+  }
+  json_t *st = wait_finished(s.port, id, 60000);
+  CHECK(st && strcmp(job_state(st), "succeeded") == 0);
+  CHECK(st && job_done(st) == 64);
+  size_t len = 0;
+  char *nd = results(s.port, id, NULL, &len);
+  CHECK(nd && count_char(nd, '\n') == 64);
+  json_t *sync = sync_answer(s.port, "/explain/lime", sync_body);
+  static const char *const keys[] = {"explanations", NULL};
+  if (nd && sync) check_lines(nd, sync, keys, 64);
+  CHECK(xd_server_log_contains(&s, "resuming"));
+  free(nd);
+  json_decref(st);
+  json_decref(sync);
+  free(rows);
+  free(body);
+  free(sync_body);
+  CHECK(xd_server_stop(&s) == 0);
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  CHECK(system(cmd) == 0);
+}
+
+/* Cancel stops the job promptly; DELETE again deletes it; unknown ids are 404 naming them. */
+TEST(cancel_then_delete) {
+  xd_server_t s;
+  const char *args[] = {"--workers", "2", NULL};
+  const char *env[] = {"EXPLAIND_TEST_PART_DELAY_MS=50", NULL};
+  if (xd_server_start(&s, args, env) != 0) {
+    CHECK(0);
+    return;
+  }
+  char *rows = iris_rows(200, -1), *body = malloc(strlen(rows) + 256);
+  sprintf(body, "{\"endpoint\":\"/explain/lime\",\"model\":\"iris\",\"instances\":%s,\"num_samples\":100}", rows);
+  const char *id0 = submit(s.port, body);
+  char id[64] = "", p[128];
+  if (id0) snprintf(id, sizeof id, "%s", id0);
+  xd_sleep_ms(300);
+  snprintf(p, sizeof p, "/jobs/%s", id);
+  int code;
+  double t0 = xd_ms_now();
+  json_t *d = http_json(s.port, "DELETE", p, NULL, &code);
+  CHECK(code == 200);
+  CHECK(d && strcmp(job_state(d), "cancelled") == 0);
+  json_decref(d);
+  json_t *a = job_status(s.port, id);
+  xd_sleep_ms(500);
+  json_t *b = job_status(s.port, id);
+  CHECK(a && b && job_done(a) == job_done(b) && job_done(b) < 200);
+  CHECK(b && strcmp(job_state(b), "cancelled") == 0);
+  CHECK(xd_ms_now() - t0 < 5000);
+  json_decref(a);
+  json_decref(b);
+  d = http_json(s.port, "DELETE", p, NULL, &code); /* finished now: deleted */
+  CHECK(code == 200 && json_is_true(json_object_get(d, "deleted")));
+  json_decref(d);
+  d = http_json(s.port, "GET", p, NULL, &code);
+  CHECK(code == 404);
+  json_decref(d);
+  d = http_json(s.port, "DELETE", "/jobs/0123456789abcdef", NULL, &code);
+  CHECK(code == 404);
+  CHECK(d && strcmp(json_string_value(json_object_get(json_object_get(d, "error"), "field")) ?: "", "id") == 0);
+  CHECK(d && strstr(json_dumps(d, 0), "0123456789abcdef") != NULL);
+  json_decref(d);
+  free(rows);
+  free(body);
+  CHECK(xd_server_stop(&s) == 0);
+}
+
+/* Progress only grows, and the event stream, read by curl -N, shows it to the end. */
+TEST(progress_monotone_and_event_stream) {
+  xd_server_t s;
+  const char *args[] = {"--workers", "2", NULL};
+  const char *env[] = {"EXPLAIND_TEST_PART_DELAY_MS=15", NULL};
+  if (xd_server_start(&s, args, env) != 0) {
+    CHECK(0);
+    return;
+  }
+  char *rows = iris_rows(96, -1), *body = malloc(strlen(rows) + 256);
+  sprintf(body, "{\"endpoint\":\"/explain/lime\",\"model\":\"iris\",\"instances\":%s,\"num_samples\":100}", rows);
+  const char *id0 = submit(s.port, body);
+  char id[64] = "", cmd[256];
+  if (id0) snprintf(id, sizeof id, "%s", id0);
+  snprintf(cmd, sizeof cmd, "curl -s -N --max-time 60 http://127.0.0.1:%d/jobs/%s/events", s.port, id);
+  FILE *curl = popen(cmd, "r");
+  size_t last = 0, polls = 0;
+  int mono = 1;
+  for (double t0 = xd_ms_now(); xd_ms_now() - t0 < 60000; polls++) {
+    json_t *st = job_status(s.port, id);
+    size_t d = job_done(st);
+    mono &= d >= last;
+    last = d;
+    int fin = st && strcmp(job_state(st), "running") != 0 && strcmp(job_state(st), "queued") != 0;
+    json_decref(st);
+    if (fin) break;
+    xd_sleep_ms(30);
+  }
+  CHECK(mono);
+  CHECK(last == 96);
+  char *out = calloc(1, 1 << 20);
+  size_t n = curl ? fread(out, 1, (1 << 20) - 1, curl) : 0;
+  int rc = curl ? pclose(curl) : -1;
+  CHECK_MSG(rc == 0, "curl exit %d", rc);
+  CHECK(n > 0 && strstr(out, "event: progress\ndata: {") != NULL);
+  CHECK(strstr(out, "event: end\ndata: {") && strstr(strstr(out, "event: end"), "\"succeeded\""));
+  /* the events' done counts only grow too */
+  long prev = -1;
+  int ev_mono = 1, events = 0;
+  for (char *p = strstr(out, "\"done\":"); p; p = strstr(p + 1, "\"done\":")) {
+    long v = strtol(p + 7, NULL, 10);
+    ev_mono &= v >= prev;
+    prev = v;
+    events++;
+  }
+  CHECK(ev_mono && events >= 2);
+  free(out);
+  free(rows);
+  free(body);
+  CHECK(xd_server_stop(&s) == 0);
+}
+
+static int run_cmd(const char *cmd) {
+  int rc = system(cmd);
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* Three shards run by the command line, merged, equal the server's file byte for byte. */
+TEST(cli_shards_merge_into_the_servers_lines) {
+  xd_server_t s;
+  if (xd_server_start(&s, NULL, NULL) != 0) {
+    CHECK(0);
+    return;
+  }
+  char dir[] = "/tmp/xd-shards-XXXXXX";
+  CHECK(mkdtemp(dir) != NULL);
+  char *rows = iris_rows(37, -1), *body = malloc(strlen(rows) + 256), path[512], cmd[1024];
+  sprintf(body, "{\"endpoint\":\"/explain/shap\",\"model\":\"iris\",\"instances\":%s,\"nsamples\":48,\"seed\":21}", rows);
+  snprintf(path, sizeof path, "%s/spec.json", dir);
+  FILE *f = fopen(path, "w");
+  fputs(body, f);
+  fclose(f);
+  const char *id0 = submit(s.port, body);
+  char id[64] = "";
+  if (id0) snprintf(id, sizeof id, "%s", id0);
+  json_t *st = wait_finished(s.port, id, 60000);
+  CHECK(st && strcmp(job_state(st), "succeeded") == 0);
+  size_t len = 0;
+  char *nd = results(s.port, id, NULL, &len);
+  for (int i = 0; i < 3; i++) {
+    snprintf(cmd, sizeof cmd, "%s/explaind jobs run %s/spec.json --model-dir models --shard %d/3 --output %s/part%d.ndjson 2>/dev/null",
+             build_dir(), dir, i, dir, i);
+    CHECK_MSG(run_cmd(cmd) == 0, "%s", cmd);
+  }
+  /* merge in any order of arguments */
+  snprintf(cmd, sizeof cmd, "%s/explaind jobs merge %s/part2.ndjson %s/part0.ndjson %s/part1.ndjson --output %s/all.ndjson 2>/dev/null",
+           build_dir(), dir, dir, dir, dir);
+  CHECK(run_cmd(cmd) == 0);
+  snprintf(path, sizeof path, "%s/all.ndjson", dir);
+  f = fopen(path, "rb");
+  char *merged = calloc(1, len + 16);
+  size_t got = f ? fread(merged, 1, len + 8, f) : 0;
+  if (f) fclose(f);
+  CHECK_MSG(nd && got == len && memcmp(merged, nd, len) == 0, "merged %zu bytes, server %zu", got, len);
+  /* a missing shard is refused */
+  snprintf(cmd, sizeof cmd, "%s/explaind jobs merge %s/part0.ndjson %s/part2.ndjson --output %s/bad.ndjson 2>/dev/null",
+           build_dir(), dir, dir, dir);
+  CHECK(run_cmd(cmd) == 1);
+  free(merged);
+  free(nd);
+  json_decref(st);
+  free(rows);
+  free(body);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  CHECK(run_cmd(cmd) == 0);
+  CHECK(xd_server_stop(&s) == 0);
+}
+
+static void expect_error(int port, const char *body, int status, const char *field) {
+  int st;
+  json_t *j = http_json(port, "POST", "/jobs", body, &st);
+  const char *f = json_string_value(json_object_get(json_object_get(j, "error"), "field"));
+  CHECK_MSG(st == status && f && strcmp(f, field) == 0, "%.80s: %d field %s", body, st, f ? f : "(none)");
+  json_decref(j);
+}
+
+/* 4xx naming the field; a row that fails gets an error line and the job finishes. */
+TEST(bad_input_and_failing_rows) {
+  xd_server_t s;
+  const char *args[] = {"--max-job-rows", "50", NULL};
+  if (xd_server_start(&s, args, NULL) != 0) {
+    CHECK(0);
+    return;
+  }
+  expect_error(s.port, "{\"endpoint\":\"/explain/nope\",\"model\":\"iris\",\"instances\":[[1,2,3,4]]}", 400, "endpoint");
+  expect_error(s.port, "{\"model\":\"iris\",\"instances\":[[1,2,3,4]]}", 400, "endpoint");
+  expect_error(s.port, "{\"endpoint\":\"/explain/shap\",\"model\":\"iris\",\"csv\":\"a,b,c,d\\n1,2,3,4\\n\"}", 400, "csv");
+  expect_error(s.port, "{\"endpoint\":\"/explain/shap\",\"model\":\"iris\",\"instances\":[[1,2,3,4]],\"nsamples\":-3}", 400, "nsamples");
+  char *rows = iris_rows(51, -1), *body = malloc(strlen(rows) + 256);
+  sprintf(body, "{\"endpoint\":\"/explain/shap\",\"model\":\"iris\",\"instances\":%s}", rows);
+  expect_error(s.port, body, 413, "instances");
+  /* CSV with the model's header works */
+  const char *csv = "{\"endpoint\":\"/explain/shap\",\"model\":\"iris\",\"seed\":1,\"csv\":\"petal width (cm),sepal length (cm),"
+                    "sepal width (cm),petal length (cm)\\n0.2,5.1,3.5,1.4\\n1.3,6.2,2.9,4.3\\n\"}";
+  const char *id = submit(s.port, csv);
+  json_t *st = id ? wait_finished(s.port, id, 30000) : NULL;
+  CHECK(st && strcmp(job_state(st), "succeeded") == 0 && job_done(st) == 2);
+  json_decref(st);
+  /* row 3 of 6 is malformed: its line is an error, the others are answers */
+  free(rows);
+  rows = iris_rows(6, 3);
+  sprintf(body, "{\"endpoint\":\"/explain/shap\",\"model\":\"iris\",\"instances\":%s,\"seed\":2}", rows);
+  id = submit(s.port, body);
+  char idc[64] = "";
+  if (id) snprintf(idc, sizeof idc, "%s", id);
+  st = idc[0] ? wait_finished(s.port, idc, 30000) : NULL;
+  CHECK(st && strcmp(job_state(st), "succeeded") == 0);
+  size_t len = 0;
+  char *nd = idc[0] ? results(s.port, idc, NULL, &len) : NULL;
+  CHECK(nd && count_char(nd, '\n') == 6);
+  char *l3 = nd ? strstr(nd, "{\"index\":3,") : NULL;
+  CHECK(l3 && strncmp(l3, "{\"index\":3,\"error\":{", 20) == 0 && strstr(l3, "\"field\":\"instances[3]"));
+  CHECK(nd && strstr(nd, "{\"index\":4,\"targets\"") != NULL);
+  json_decref(st);
+  free(nd);
+  free(rows);
+  free(body);
+  CHECK(xd_server_stop(&s) == 0);
+}
+
+int main(int argc, char **argv) {
+  const char *only = argc > 1 ? argv[1] : NULL;
+  signal(SIGPIPE, SIG_IGN);
+  if (!only || strstr("lines_equal_synchronous_answers", only)) RUN(lines_equal_synchronous_answers);
+  if (!only || strstr("kill9_and_restart_resume_without_loss_or_duplicates", only)) RUN(kill9_and_restart_resume_without_loss_or_duplicates);
+  if (!only || strstr("cancel_then_delete", only)) RUN(cancel_then_delete);
+  if (!only || strstr("progress_monotone_and_event_stream", only)) RUN(progress_monotone_and_event_stream);
+  if (!only || strstr("cli_shards_merge_into_the_servers_lines", only)) RUN(cli_shards_merge_into_the_servers_lines);
+  if (!only || strstr("bad_input_and_failing_rows", only)) RUN(bad_input_and_failing_rows);
+  return TEST_REPORT();
+}
