@@ -304,7 +304,7 @@ int xd_jobspec_csv_row(const xd_jobspec_t *s, const char *line, size_t line_len,
                        size_t *cap) {
   if (!line) { /* header */
     int rc = append(buf, len, cap, "index", 5);
-    for (size_t f = 0; rc == XD_OK && f < s->d; f++) {
+    for (size_t f = 0; rc == XD_OK && s->ep->attr_kind != ATTR_VALUE && f < s->d; f++) {
       rc = append(buf, len, cap, ",", 1);
       /* feature names are identifiers; quote anyway when one holds a separator */
       int q = strpbrk(s->features[f], ",\"\n") != NULL;
@@ -320,7 +320,7 @@ int xd_jobspec_csv_row(const xd_jobspec_t *s, const char *line, size_t line_len,
   if (!o) return XD_EINVAL;
   char idx[32];
   int rc = append(buf, len, cap, idx, (size_t)snprintf(idx, sizeof idx, "%lld", (long long)json_integer_value(json_object_get(o, "index"))));
-  if (rc == XD_OK) rc = csv_cells(s, o, buf, len, cap);
+  if (rc == XD_OK && s->ep->attr_kind != ATTR_VALUE) rc = csv_cells(s, o, buf, len, cap);
   if (rc == XD_OK && s->ep->attr_kind == ATTR_VALUE) {
     const json_t *v = json_object_get(o, s->ep->attr);
     char cell[40];

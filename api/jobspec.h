@@ -63,8 +63,8 @@ int xd_jobspec_error_line(size_t index, const xd_error_t *e, char **buf, size_t 
 int xd_jobspec_run_inline(xd_api_t *api, const xd_jobspec_t *s, size_t first, size_t n, const xd_cancel_t *cancel,
                           char **buf, size_t *len, size_t *cap, xd_error_t *err);
 
-/* One CSV row (index, then one attribution per feature) for an NDJSON line; header when
- * line is NULL. Appends to *buf. */
+/* One CSV row (index, then one attribution per feature; for /predict, index and the
+ * prediction) for an NDJSON line; header when line is NULL. Appends to *buf. */
 int xd_jobspec_csv_row(const xd_jobspec_t *s, const char *line, size_t line_len, char **buf, size_t *len,
                        size_t *cap);
 

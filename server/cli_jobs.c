@@ -135,7 +135,7 @@ static int cmd_run(int argc, char **argv) {
   close(fd);
   fd = -1;
   if (rename(partial, output) != 0) goto io;
-  fprintf(stderr, "explaind jobs: shard %zu/%zu: instances %zu..%zu of %zu written to %s\n", si, sn, lo, hi, spec.total, output);
+  fprintf(stderr, "explaind jobs: shard %zu/%zu: instances [%zu, %zu) of %zu written to %s\n", si, sn, lo, hi, spec.total, output);
   status = 0;
   goto done;
 io:
