@@ -696,7 +696,7 @@ int xd_jobs_new(const xd_jobs_config_t *cfg, xd_api_t *api, xd_pool_t *pool, xd_
   m->api = api;
   m->pool = pool;
   m->cfg = *cfg;
-  if (!m->cfg.chunk_rows) m->cfg.chunk_rows = 16;
+  if (!m->cfg.chunk_rows) m->cfg.chunk_rows = 64;
   if (cfg->dir && cfg->dir[0]) {
     snprintf(m->dir, sizeof m->dir, "%s", cfg->dir);
     if (mkdir(m->dir, 0755) != 0 && errno != EEXIST) {

@@ -31,7 +31,7 @@ typedef struct xd_jobs_config {
   unsigned max_jobs;   /* queued + running */
   size_t max_rows;     /* instances of one job */
   int64_t ttl_ms;      /* finished jobs are deleted this long after they ended */
-  size_t chunk_rows;   /* instances per chunk; 0 = 16 */
+  size_t chunk_rows;   /* instances per chunk; 0 = 64 */
 } xd_jobs_config_t;
 
 /* Creates the manager, recovers the jobs of cfg->dir, registers the /jobs backend with

@@ -136,7 +136,7 @@ static json_t *sync_answer(int port, const char *path, const char *body) {
   return j;
 }
 
-/* A job's lines equal the synchronous answers (chunk boundaries crossed: 40 rows). */
+/* A job's lines equal the synchronous answers (chunk boundaries crossed: 150 rows, chunks of 64). */
 TEST(lines_equal_synchronous_answers) {
   xd_server_t s;
   const char *args[] = {"--workers", "2", NULL};
@@ -144,7 +144,7 @@ TEST(lines_equal_synchronous_answers) {
     CHECK(0);
     return;
   }
-  char *rows = iris_rows(40, -1);
+  char *rows = iris_rows(150, -1);
   static const struct {
     const char *path, *opts;
     const char *keys[7];
@@ -166,13 +166,13 @@ TEST(lines_equal_synchronous_answers) {
     size_t len = 0;
     char *nd = id ? results(s.port, id, NULL, &len) : NULL;
     CHECK(nd != NULL);
-    if (nd && sync) check_lines(nd, sync, cases[c].keys, 40);
+    if (nd && sync) check_lines(nd, sync, cases[c].keys, 150);
     if (c == 1 && id) { /* CSV: header and one row per instance */
       char *csv = results(s.port, id, "text/csv", &len);
       CHECK(csv && strncmp(csv, "index,sepal length (cm),", 24) == 0);
       size_t lines = 0;
       for (char *p = csv; p && *p; p++) lines += *p == '\n';
-      CHECK(lines == 41);
+      CHECK(lines == 151);
       free(csv);
     }
     free(nd);
@@ -197,13 +197,13 @@ TEST(kill9_and_restart_resume_without_loss_or_duplicates) {
   char dir[] = "/tmp/xd-jobs-XXXXXX";
   CHECK(mkdtemp(dir) != NULL);
   const char *args[] = {"--workers", "2", "--job-dir", dir, NULL};
-  const char *env[] = {"EXPLAIND_TEST_PART_DELAY_MS=40", NULL};
+  const char *env[] = {"EXPLAIND_TEST_PART_DELAY_MS=20", NULL};
   xd_server_t s;
   if (xd_server_start(&s, args, env) != 0) {
     CHECK(0);
     return;
   }
-  char *rows = iris_rows(64, -1), *body = malloc(strlen(rows) + 256), *sync_body = malloc(strlen(rows) + 256);
+  char *rows = iris_rows(192, -1), *body = malloc(strlen(rows) + 256), *sync_body = malloc(strlen(rows) + 256);
   sprintf(body, "{\"endpoint\":\"/explain/lime\",\"model\":\"iris\",\"instances\":%s,\"num_samples\":200,\"seed\":3}", rows);
   sprintf(sync_body, "{\"model\":\"iris\",\"instances\":%s,\"num_samples\":200,\"seed\":3}", rows);
   const char *id0 = submit(s.port, body);
@@ -217,10 +217,10 @@ TEST(kill9_and_restart_resume_without_loss_or_duplicates) {
     json_t *st = job_status(s.port, id);
     done = job_done(st);
     json_decref(st);
-    if (done >= 16) break;
+    if (done >= 64) break;
     xd_sleep_ms(20);
   }
-  CHECK_MSG(done >= 16 && done < 64, "done %zu", done);
+  CHECK_MSG(done >= 64 && done < 192, "done %zu", done);
   kill(s.pid, SIGKILL);
   xd_server_wait(&s, 5000);
   char path[256];
@@ -238,13 +238,13 @@ TEST(kill9_and_restart_resume_without_loss_or_duplicates) {
   }
   json_t *st = wait_finished(s.port, id, 60000);
   CHECK(st && strcmp(job_state(st), "succeeded") == 0);
-  CHECK(st && job_done(st) == 64);
+  CHECK(st && job_done(st) == 192);
   size_t len = 0;
   char *nd = results(s.port, id, NULL, &len);
-  CHECK(nd && count_char(nd, '\n') == 64);
+  CHECK(nd && count_char(nd, '\n') == 192);
   json_t *sync = sync_answer(s.port, "/explain/lime", sync_body);
   static const char *const keys[] = {"explanations", NULL};
-  if (nd && sync) check_lines(nd, sync, keys, 64);
+  if (nd && sync) check_lines(nd, sync, keys, 192);
   CHECK(xd_server_log_contains(&s, "resuming"));
   free(nd);
   json_decref(st);
