@@ -718,6 +718,7 @@ int xd_jobs_new(const xd_jobs_config_t *cfg, xd_api_t *api, xd_pool_t *pool, xd_
   m->backend = (xd_jobs_backend_t){.ctx = m, .max_rows = m->cfg.max_rows, .submit = be_submit, .status = be_status,
                                    .list = be_list, .results = be_results, .remove = be_remove, .events = be_events};
   if (pthread_create(&m->thread, NULL, runner, m) != 0) {
+    m->backend.ctx = NULL; /* no runner to join */
     xd_jobs_free(m);
     return xd_error_set(err, XD_ENOMEM, NULL, "cannot start the job runner");
   }
