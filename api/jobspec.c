@@ -130,7 +130,10 @@ int xd_jobspec_parse(xd_api_t *api, const json_t *req, size_t max_rows, xd_jobsp
   for (size_t f = 0; out->features && f < out->d; f++) out->features[f] = xd_strdup(xd_model_features(m)[f].name);
   /* The endpoint's own options, checked now on the first row. */
   xd_work_t w;
-  if ((rc = xd_jobspec_chunk(api, out, 0, 1, &w, err)) == XD_OK) w.ops->free(w.state);
+  if ((rc = xd_jobspec_chunk(api, out, 0, 1, &w, err)) == XD_OK) {
+    out->row_cost = w.cost_rows;
+    w.ops->free(w.state);
+  }
   else if (strncmp(err->field, "instances[0]", 12) == 0 && csv)
     snprintf(err->field, sizeof err->field, "csv");
 done:
@@ -145,6 +148,13 @@ json_t *xd_jobspec_request(const xd_jobspec_t *s) {
   json_object_set_new(r, "endpoint", json_string(s->endpoint));
   json_object_set(r, "instances", s->instances);
   return r;
+}
+
+size_t xd_jobspec_chunk_rows(xd_api_t *api, const xd_jobspec_t *s, size_t max_chunk) {
+  const xd_limits_t *lim = xd_api_limits(api);
+  size_t n = max_chunk < lim->max_rows ? max_chunk : lim->max_rows;
+  if (s->row_cost > 0 && (uint64_t)n * s->row_cost > lim->max_work_rows) n = (size_t)(lim->max_work_rows / s->row_cost);
+  return n ? n : 1;
 }
 
 int xd_jobspec_chunk(xd_api_t *api, const xd_jobspec_t *s, size_t first, size_t n, xd_work_t *work,

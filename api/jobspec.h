@@ -30,6 +30,7 @@ typedef struct xd_jobspec {
   json_t *body;      /* the endpoint's body, without "endpoint", "csv" and "instances" */
   json_t *instances; /* the rows (an array) */
   size_t total;
+  uint64_t row_cost; /* model rows one instance costs (the endpoint's admission estimate) */
   char **features; /* the model's feature names, d of them (CSV output) */
   size_t d;
 } xd_jobspec_t;
@@ -44,6 +45,10 @@ void xd_jobspec_deinit(xd_jobspec_t *s);
 /* The normalized request (CSV rows turned into "instances"): parsing it again gives the
  * same job. New reference. */
 json_t *xd_jobspec_request(const xd_jobspec_t *s);
+
+/* Instances per chunk: at most max_chunk, and few enough that a chunk stays within the
+ * per-request limits (--max-rows, --max-work-rows), which the endpoint's decoder applies. */
+size_t xd_jobspec_chunk_rows(xd_api_t *api, const xd_jobspec_t *s, size_t max_chunk);
 
 /* Decodes rows [first, first + n) into work (low priority, streams from first). */
 int xd_jobspec_chunk(xd_api_t *api, const xd_jobspec_t *s, size_t first, size_t n, xd_work_t *work,

@@ -35,7 +35,7 @@ static const char usage[] =
     "  merge: concatenates shard files in index order into the file the server writes.\n"
     "  I may be given as $JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) with --shard env/N.\n";
 
-#define CHUNK 16
+#define CHUNK 64
 
 static void log_load(void *ctx, const char *msg) {
   (void)ctx;
@@ -124,7 +124,7 @@ static int cmd_run(int argc, char **argv) {
   fd = open(partial, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) goto io;
   while (next < hi) {
-    size_t n = hi - next < CHUNK ? hi - next : CHUNK, blen = 0;
+    size_t c = xd_jobspec_chunk_rows(api, &spec, CHUNK), n = hi - next < c ? hi - next : c, blen = 0;
     if (xd_jobspec_run_inline(api, &spec, next, n, NULL, &buf, &blen, &cap, &err) != XD_OK) {
       fprintf(stderr, "explaind jobs: instances %zu..%zu: %s\n", next, next + n - 1, err.text);
       goto done;

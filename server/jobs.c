@@ -335,7 +335,8 @@ static void *runner(void *arg) {
       set_status(m, j, RUNNING);
     }
     size_t first = j->done, n = j->spec.total - first;
-    if (n > m->cfg.chunk_rows) n = m->cfg.chunk_rows;
+    size_t chunk = xd_jobspec_chunk_rows(m->api, &j->spec, m->cfg.chunk_rows);
+    if (n > chunk) n = chunk;
     m->busy = j;
     pthread_mutex_unlock(&m->mu);
     size_t len = 0;

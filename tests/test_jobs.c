@@ -464,6 +464,48 @@ TEST(bad_input_and_failing_rows) {
   CHECK(xd_server_stop(&s) == 0);
 }
 
+/* Chunks shrink to the per-request limits (--max-work-rows 3000: LIME rows of 1000 samples
+ * go 3 to a chunk): the job succeeds without error lines, its lines the synchronous ones. */
+TEST(chunks_within_the_request_limits) {
+  xd_server_t s;
+  const char *args[] = {"--max-work-rows", "3000", NULL};
+  if (xd_server_start(&s, args, NULL) != 0) {
+    CHECK(0);
+    return;
+  }
+  char *rows = iris_rows(7, -1), body[2048], sync_body[2048];
+  snprintf(body, sizeof body, "{\"endpoint\":\"/explain/lime\",\"model\":\"iris\",\"instances\":%s,\"num_samples\":1000,\"seed\":4}", rows);
+  const char *id = submit(s.port, body);
+  char idc[64] = "";
+  if (id) snprintf(idc, sizeof idc, "%s", id);
+  json_t *st = idc[0] ? wait_finished(s.port, idc, 30000) : NULL;
+  CHECK(st && strcmp(job_state(st), "succeeded") == 0);
+  size_t len = 0;
+  char *nd = idc[0] ? results(s.port, idc, NULL, &len) : NULL;
+  CHECK(nd && strstr(nd, "\"error\"") == NULL);
+  /* the first three lines against the synchronous answer for rows 0..2 (the request
+   * limit allows 3 rows of 1000 samples) */
+  static const char *const keys[] = {"explanations", NULL};
+  json_t *inst = json_loads(rows, 0, NULL), *part = json_array();
+  for (size_t i = 0; i < 3; i++) json_array_append(part, json_array_get(inst, i));
+  char *pt = json_dumps(part, JSON_COMPACT);
+  snprintf(sync_body, sizeof sync_body, "{\"model\":\"iris\",\"instances\":%s,\"num_samples\":1000,\"seed\":4}", pt);
+  free(pt);
+  json_decref(part);
+  json_t *first3 = sync_answer(s.port, "/explain/lime", sync_body);
+  char *nl = nd ? strchr(nd, '\n') : NULL;
+  nl = nl ? strchr(nl + 1, '\n') : NULL;
+  nl = nl ? strchr(nl + 1, '\n') : NULL;
+  if (nl) nl[1] = '\0';
+  if (nd && nl && first3) check_lines(nd, first3, keys, 3);
+  json_decref(first3);
+  json_decref(inst);
+  json_decref(st);
+  free(nd);
+  free(rows);
+  CHECK(xd_server_stop(&s) == 0);
+}
+
 int main(int argc, char **argv) {
   const char *only = argc > 1 ? argv[1] : NULL;
   signal(SIGPIPE, SIG_IGN);
@@ -473,5 +515,6 @@ int main(int argc, char **argv) {
   if (!only || strstr("progress_monotone_and_event_stream", only)) RUN(progress_monotone_and_event_stream);
   if (!only || strstr("cli_shards_merge_into_the_servers_lines", only)) RUN(cli_shards_merge_into_the_servers_lines);
   if (!only || strstr("bad_input_and_failing_rows", only)) RUN(bad_input_and_failing_rows);
+  if (!only || strstr("chunks_within_the_request_limits", only)) RUN(chunks_within_the_request_limits);
   return TEST_REPORT();
 }
