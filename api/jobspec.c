@@ -125,6 +125,7 @@ int xd_jobspec_parse(xd_api_t *api, const json_t *req, size_t max_rows, xd_jobsp
   json_object_del(out->body, "endpoint");
   json_object_del(out->body, "csv");
   json_object_del(out->body, "instances");
+  snprintf(out->model_sha256, sizeof out->model_sha256, "%s", entry->sha256);
   out->d = xd_model_n_features(m);
   out->features = xd_calloc(out->d, sizeof *out->features);
   for (size_t f = 0; out->features && f < out->d; f++) out->features[f] = xd_strdup(xd_model_features(m)[f].name);
@@ -157,8 +158,20 @@ size_t xd_jobspec_chunk_rows(xd_api_t *api, const xd_jobspec_t *s, size_t max_ch
   return n ? n : 1;
 }
 
+/* XD_OK when the registry's model of the job still has the job's digest. */
+static int same_model(xd_api_t *api, const xd_jobspec_t *s, xd_error_t *err) {
+  const char *name = json_string_value(json_object_get(s->body, "model"));
+  xd_model_entry_t *e = name ? xd_registry_get(xd_api_registry(api), name) : NULL;
+  int same = e && strcmp(e->sha256, s->model_sha256) == 0;
+  xd_model_entry_release(e);
+  return same ? XD_OK
+              : xd_error_set(err, XD_ECONFLICT, "model", "model '%s' was replaced or removed since the job started: "
+                             "its lines would mix two models (submit the job again)", name ? name : "");
+}
+
 int xd_jobspec_chunk(xd_api_t *api, const xd_jobspec_t *s, size_t first, size_t n, xd_work_t *work,
                      xd_error_t *err) {
+  if (s->model_sha256[0] && same_model(api, s, err) != XD_OK) return XD_ECONFLICT;
   json_t *body = json_copy(s->body), *rows = json_array();
   int rc = XD_OK;
   if (!body || !rows) rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
@@ -170,6 +183,11 @@ int xd_jobspec_chunk(xd_api_t *api, const xd_jobspec_t *s, size_t first, size_t 
   json_decref(body);
   json_decref(rows);
   if (rc != XD_OK) return rc;
+  if (s->model_sha256[0] && same_model(api, s, err) != XD_OK) { /* replaced while decoding */
+    work->ops->free(work->state);
+    memset(work, 0, sizeof *work);
+    return XD_ECONFLICT;
+  }
   if (work->ops->set_first_index) work->ops->set_first_index(work->state, first);
   work->low_priority = 1;
   return XD_OK;
@@ -262,13 +280,13 @@ int xd_jobspec_run_inline(xd_api_t *api, const xd_jobspec_t *s, size_t first, si
   size_t mark = *len;
   xd_error_clear(err);
   if (run_one(api, s, first, n, cancel, buf, len, cap, err) == XD_OK) return XD_OK;
-  if (cancelled(cancel) || err->code == XD_ENOMEM) return err->code;
+  if (cancelled(cancel) || err->code == XD_ENOMEM || err->code == XD_ECONFLICT) return err->code;
   *len = mark; /* run the rows alone: only the failing ones get an error line */
   for (size_t i = first; i < first + n; i++) {
     xd_error_t e;
     xd_error_clear(&e);
     if (run_one(api, s, i, 1, cancel, buf, len, cap, &e) == XD_OK) continue;
-    if (cancelled(cancel)) return *err = e, e.code;
+    if (cancelled(cancel) || e.code == XD_ECONFLICT) return *err = e, e.code;
     if (xd_jobspec_error_line(i, &e, buf, len, cap) != XD_OK) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
   }
   xd_error_clear(err);

@@ -31,6 +31,7 @@ typedef struct xd_jobspec {
   json_t *instances; /* the rows (an array) */
   size_t total;
   uint64_t row_cost; /* model rows one instance costs (the endpoint's admission estimate) */
+  char model_sha256[65]; /* the model's digest at parse: every chunk must run on it */
   char **features; /* the model's feature names, d of them (CSV output) */
   size_t d;
 } xd_jobspec_t;
@@ -50,7 +51,9 @@ json_t *xd_jobspec_request(const xd_jobspec_t *s);
  * per-request limits (--max-rows, --max-work-rows), which the endpoint's decoder applies. */
 size_t xd_jobspec_chunk_rows(xd_api_t *api, const xd_jobspec_t *s, size_t max_chunk);
 
-/* Decodes rows [first, first + n) into work (low priority, streams from first). */
+/* Decodes rows [first, first + n) into work (low priority, streams from first). When the
+ * model is no longer the one the job was parsed against (replaced since), XD_ECONFLICT
+ * naming "model": a job's lines never mix two versions of a model. */
 int xd_jobspec_chunk(xd_api_t *api, const xd_jobspec_t *s, size_t first, size_t n, xd_work_t *work,
                      xd_error_t *err);
 

@@ -137,6 +137,7 @@ static void write_meta(xd_jobs_t *m, job_t *j) {
   json_object_set_new(o, "started", json_real(j->started));
   json_object_set_new(o, "finished", json_real(j->finished));
   json_object_set_new(o, "error", error_json(&j->err));
+  json_object_set_new(o, "model_sha256", json_string(j->spec.model_sha256));
   char *text = xd_json_print(o);
   json_decref(o);
   char path[4200];
@@ -256,7 +257,8 @@ static int run_chunk(xd_jobs_t *m, job_t *j, size_t first, size_t n, char **buf,
     json_decref(ans);
     return rc;
   }
-  if (err->code == XD_ECANCELED || err->code == XD_EOVERLOAD || err->code == XD_ENOMEM) return err->code;
+  if (err->code == XD_ECANCELED || err->code == XD_EOVERLOAD || err->code == XD_ENOMEM || err->code == XD_ECONFLICT)
+    return err->code;
   for (size_t i = first; i < first + n; i++) {
     xd_error_t e;
     xd_error_clear(&e);
@@ -268,7 +270,7 @@ static int run_chunk(xd_jobs_t *m, job_t *j, size_t first, size_t n, char **buf,
       if (rc != XD_OK) return rc;
       continue;
     }
-    if (e.code == XD_ECANCELED || e.code == XD_EOVERLOAD) return *err = e, e.code;
+    if (e.code == XD_ECANCELED || e.code == XD_EOVERLOAD || e.code == XD_ECONFLICT) return *err = e, e.code;
     if (xd_jobspec_error_line(i, &e, buf, len, cap) != XD_OK) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
   }
   xd_error_clear(err);
@@ -649,6 +651,14 @@ static void recover_one(xd_jobs_t *m, const char *id) {
     j->err.code = j->status == CANCELLED ? XD_ECANCELED : XD_EINTERNAL;
     snprintf(j->err.field, sizeof j->err.field, "%s", json_string_value(json_object_get(e, "field")) ? json_string_value(json_object_get(e, "field")) : "");
     snprintf(j->err.text, sizeof j->err.text, "%s", json_string_value(json_object_get(e, "message")) ? json_string_value(json_object_get(e, "message")) : "");
+  }
+  /* a model changed while the server was down: resuming would mix two models */
+  const char *sha = json_string_value(json_object_get(meta, "model_sha256"));
+  if (!FINISHED(j->status) && sha && strcmp(sha, j->spec.model_sha256) != 0) {
+    xd_error_set(&j->err, XD_ECONFLICT, "model", "model '%s' changed while the server was down: "
+                 "its lines would mix two models (submit the job again)", j->model);
+    j->status = FAILED;
+    j->finished = wall_now();
   }
   json_decref(meta);
   /* the finished lines: whole lines with the expected indexes; the rest is cut */

@@ -297,7 +297,9 @@ TEST(cancel_then_delete) {
   d = http_json(s.port, "DELETE", "/jobs/0123456789abcdef", NULL, &code);
   CHECK(code == 404);
   CHECK(d && strcmp(json_string_value(json_object_get(json_object_get(d, "error"), "field")) ?: "", "id") == 0);
-  CHECK(d && strstr(json_dumps(d, 0), "0123456789abcdef") != NULL);
+  char *dtext = d ? json_dumps(d, 0) : NULL;
+  CHECK(dtext && strstr(dtext, "0123456789abcdef") != NULL);
+  free(dtext);
   json_decref(d);
   free(rows);
   free(body);
@@ -506,6 +508,49 @@ TEST(chunks_within_the_request_limits) {
   CHECK(xd_server_stop(&s) == 0);
 }
 
+/* A model changed while the server was down: the unfinished job fails naming "model"
+ * instead of resuming on the other model. */
+TEST(model_changed_while_down_fails_the_job) {
+  char dir[] = "/tmp/xd-jobs-model-XXXXXX", cmd[1024], jobdir[300], modeldir[300];
+  CHECK(mkdtemp(dir) != NULL);
+  snprintf(jobdir, sizeof jobdir, "%s/jobs", dir);
+  snprintf(modeldir, sizeof modeldir, "%s/models", dir);
+  snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp -r models/iris '%s/'", modeldir, modeldir);
+  CHECK(system(cmd) == 0);
+  const char *args[] = {"--workers", "2", "--job-dir", jobdir, "--model-dir", modeldir, NULL};
+  const char *env[] = {"EXPLAIND_TEST_PART_DELAY_MS=20", NULL};
+  xd_server_t s;
+  if (xd_server_start(&s, args, env) != 0) {
+    CHECK(0);
+    return;
+  }
+  char *rows = iris_rows(192, -1), *body = malloc(strlen(rows) + 256);
+  sprintf(body, "{\"endpoint\":\"/explain/lime\",\"model\":\"iris\",\"instances\":%s,\"num_samples\":100}", rows);
+  const char *id0 = submit(s.port, body);
+  char id[64] = "";
+  if (id0) snprintf(id, sizeof id, "%s", id0);
+  xd_sleep_ms(300);
+  kill(s.pid, SIGKILL);
+  xd_server_wait(&s, 5000);
+  snprintf(cmd, sizeof cmd, "printf ' ' >> '%s/iris/model.json'", modeldir); /* other bytes, other digest */
+  CHECK(system(cmd) == 0);
+  const char *env2[] = {NULL};
+  if (xd_server_start(&s, args, env2) != 0) {
+    CHECK(0);
+    return;
+  }
+  json_t *st = job_status(s.port, id);
+  CHECK(st && strcmp(job_state(st), "failed") == 0);
+  const char *field = json_string_value(json_object_get(json_object_get(st, "error"), "field"));
+  CHECK(field && strcmp(field, "model") == 0);
+  json_decref(st);
+  free(rows);
+  free(body);
+  CHECK(xd_server_stop(&s) == 0);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  CHECK(system(cmd) == 0);
+}
+
 int main(int argc, char **argv) {
   const char *only = argc > 1 ? argv[1] : NULL;
   signal(SIGPIPE, SIG_IGN);
@@ -516,5 +561,6 @@ int main(int argc, char **argv) {
   if (!only || strstr("cli_shards_merge_into_the_servers_lines", only)) RUN(cli_shards_merge_into_the_servers_lines);
   if (!only || strstr("bad_input_and_failing_rows", only)) RUN(bad_input_and_failing_rows);
   if (!only || strstr("chunks_within_the_request_limits", only)) RUN(chunks_within_the_request_limits);
+  if (!only || strstr("model_changed_while_down_fails_the_job", only)) RUN(model_changed_while_down_fails_the_job);
   return TEST_REPORT();
 }
