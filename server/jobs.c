@@ -41,6 +41,7 @@ typedef struct job {
   int cancel;  /* asked to stop (mu) */
   int remove;  /* delete once stopped (mu) */
   xd_pool_job_t *pj; /* chunk in the pool (mu): cancellable while set */
+  unsigned long version; /* bumped on each change of its status or progress (event streams) */
   struct job *next;
 } job_t;
 
@@ -55,7 +56,6 @@ struct xd_jobs {
   job_t *jobs;       /* newest first */
   job_t *last_run;   /* round robin over runnable jobs */
   job_t *busy;       /* the job the runner works on outside mu: not freed by others */
-  unsigned long version; /* bumped on every change (event streams) */
   int stop;
   pthread_t thread;
   /* the chunk in flight (one at a time) */
@@ -148,12 +148,12 @@ static void write_meta(xd_jobs_t *m, job_t *j) {
 }
 
 static void changed(xd_jobs_t *m) {
-  m->version++;
   pthread_cond_broadcast(&m->cv);
 }
 
 static void set_status(xd_jobs_t *m, job_t *j, status_t s) {
   j->status = s;
+  j->version++;
   if (s == RUNNING && !j->started) j->started = wall_now();
   if (FINISHED(s)) j->finished = wall_now();
   write_meta(m, j);
@@ -355,6 +355,7 @@ static void *runner(void *arg) {
     } else if (rc == XD_OK) {
       j->done += n;
       j->bytes += len;
+      j->version++;
       if (j->done == j->spec.total) set_status(m, j, SUCCEEDED);
       else changed(m);
     } else if (rc == XD_EOVERLOAD) {
@@ -542,7 +543,7 @@ static int be_remove(void *ctx, const char *id, json_t **status, xd_error_t *err
 typedef struct sse {
   xd_jobs_t *m;
   char id[17];
-  unsigned long seen; /* m->version last reported */
+  unsigned long seen; /* the job's version last reported */
   int sent_any, ended;
   int64_t last_ns;    /* last bytes sent (keep-alive comments) */
 } sse_t;
@@ -561,7 +562,7 @@ static long sse_read(void *ctx, uint64_t pos, char *buf, size_t max) {
   if (!j || m->stop) {
     s->ended = 1;
     n = -1;
-  } else if (!s->sent_any || s->seen != m->version) {
+  } else if (!s->sent_any || s->seen != j->version) {
     json_t *st = status_json(m, j);
     char *text = xd_json_print(st);
     json_decref(st);
@@ -570,7 +571,7 @@ static long sse_read(void *ctx, uint64_t pos, char *buf, size_t max) {
     xd_free(text);
     if (w > 0 && (size_t)w < max) {
       n = w;
-      s->seen = m->version;
+      s->seen = j->version;
       s->sent_any = 1;
       if (FINISHED(j->status)) s->ended = 1;
     } else {
