@@ -216,7 +216,8 @@ static json_t *pool_run(xd_jobs_t *m, job_t *j, size_t first, size_t n, xd_error
     int rc = xd_pool_admit_work(m->pool, &w, 0, &pj);
     if (rc == XD_OK) break;
     pthread_mutex_lock(&m->mu);
-    int stop = m->stop || j->cancel || xd_pool_closed(m->pool) || rc != XD_EOVERLOAD;
+    int cancelled = j->cancel;
+    int stop = m->stop || cancelled || xd_pool_closed(m->pool) || rc != XD_EOVERLOAD;
     if (!stop) { /* the pool is full of interactive work: wait for room */
       struct timespec ts;
       clock_gettime(CLOCK_REALTIME, &ts);
@@ -227,7 +228,7 @@ static json_t *pool_run(xd_jobs_t *m, job_t *j, size_t first, size_t n, xd_error
     pthread_mutex_unlock(&m->mu);
     if (stop) {
       w.ops->free(w.state);
-      xd_error_set(err, j->cancel ? XD_ECANCELED : XD_EOVERLOAD, NULL, j->cancel ? "cancelled" : "the server is shutting down");
+      xd_error_set(err, cancelled ? XD_ECANCELED : XD_EOVERLOAD, NULL, cancelled ? "cancelled" : "the server is shutting down");
       return NULL;
     }
   }
