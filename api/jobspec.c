@@ -293,15 +293,6 @@ int xd_jobspec_run_inline(xd_api_t *api, const xd_jobspec_t *s, size_t first, si
   return XD_OK;
 }
 
-long long xd_jobspec_line_index(const char *line, size_t len) {
-  static const char key[] = "{\"index\":";
-  if (len < sizeof key || memcmp(line, key, sizeof key - 1) != 0) return -1;
-  long long v = 0;
-  size_t i = sizeof key - 1, start = i;
-  while (i < len && line[i] >= '0' && line[i] <= '9' && i - start < 18) v = v * 10 + (line[i++] - '0');
-  return i > start && i < len && (line[i] == ',' || line[i] == '}') ? v : -1;
-}
-
 /* One attribution per feature of a line, as CSV cells ("" where there is none). */
 static int csv_cells(const xd_jobspec_t *s, const json_t *o, char **buf, size_t *len, size_t *cap) {
   const json_t *a = json_object_get(o, s->ep->attr);

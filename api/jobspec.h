@@ -76,7 +76,4 @@ int xd_jobspec_run_inline(xd_api_t *api, const xd_jobspec_t *s, size_t first, si
 int xd_jobspec_csv_row(const xd_jobspec_t *s, const char *line, size_t line_len, char **buf, size_t *len,
                        size_t *cap);
 
-/* The first "index" of an NDJSON line, or -1. */
-long long xd_jobspec_line_index(const char *line, size_t len);
-
 #endif

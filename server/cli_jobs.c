@@ -185,7 +185,7 @@ static int cmd_merge(int argc, char **argv) {
       fprintf(stderr, "explaind jobs: cannot read %s\n", f[i].path);
       goto done;
     }
-    f[i].first = f[i].len ? xd_jobspec_line_index(f[i].text, f[i].len) : -1;
+    f[i].first = f[i].len ? xd_jobfile_line_index(f[i].text, f[i].len) : -1;
     if (f[i].len && f[i].first < 0) {
       fprintf(stderr, "explaind jobs: %s: not a shard's NDJSON (its first line has no \"index\")\n", f[i].path);
       goto done;

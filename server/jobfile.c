@@ -9,7 +9,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "api/jobspec.h"
 #include "core/alloc.h"
 #include "core/status.h"
 
@@ -51,6 +50,15 @@ int xd_jobfile_append(int fd, const char *text, size_t len) {
   return fdatasync(fd) == 0 ? XD_OK : XD_EIO;
 }
 
+long long xd_jobfile_line_index(const char *line, size_t len) {
+  static const char key[] = "{\"index\":";
+  if (len < sizeof key || memcmp(line, key, sizeof key - 1) != 0) return -1;
+  long long v = 0;
+  size_t i = sizeof key - 1, start = i;
+  while (i < len && line[i] >= '0' && line[i] <= '9' && i - start < 18) v = v * 10 + (line[i++] - '0');
+  return i > start && i < len && (line[i] == ',' || line[i] == '}') ? v : -1;
+}
+
 size_t xd_jobfile_scan(const char *text, size_t len, uint64_t first, size_t *good) {
   size_t n = 0, p = 0;
   *good = 0;
@@ -58,7 +66,7 @@ size_t xd_jobfile_scan(const char *text, size_t len, uint64_t first, size_t *goo
     const char *nl = memchr(text + p, '\n', len - p);
     if (!nl) break; /* torn: no newline */
     size_t l = (size_t)(nl - (text + p));
-    long long idx = xd_jobspec_line_index(text + p, l);
+    long long idx = xd_jobfile_line_index(text + p, l);
     if (idx < 0 || (uint64_t)idx != first + n || text[p + l - 1] != '}') break;
     n++;
     p += l + 1;

@@ -14,6 +14,9 @@ int xd_jobfile_write_atomic(const char *path, const char *text, size_t len);
 /* Appends len bytes to fd (opened O_APPEND) and fsyncs. XD_OK or XD_EIO. */
 int xd_jobfile_append(int fd, const char *text, size_t len);
 
+/* The "index" of an NDJSON result line (it starts {"index":N, or {"index":N}), or -1. */
+long long xd_jobfile_line_index(const char *line, size_t len);
+
 /* The finished prefix of a results file's text: the longest run of whole lines (each
  * ending in '\n') whose "index" members are first, first + 1, ... in order. Returns
  * their count and sets *good to their bytes; what follows (a line torn by a crash, or

@@ -1,12 +1,11 @@
 /* fuzz_jobfile.c — the reader that recovers a job's results file after a crash
- * (server/jobfile.h xd_jobfile_scan, api/jobspec.h xd_jobspec_line_index): for any
+ * (server/jobfile.h: xd_jobfile_scan and xd_jobfile_line_index): for any
  * bytes, the finished prefix it keeps is whole lines ending in '\n', each starting
  * {"index":N with N counting up from the first index, and scanning that prefix again
  * keeps all of it. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/jobspec.h"
 #include "server/jobfile.h"
 #include "tests/fuzz/fuzz.h"
 
@@ -21,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *nl = memchr(text + p, '\n', good - p);
     if (!nl) abort();
     size_t l = (size_t)(nl - (text + p));
-    if (xd_jobspec_line_index(text + p, l) != (long long)(first + lines)) abort();
+    if (xd_jobfile_line_index(text + p, l) != (long long)(first + lines)) abort();
     lines++;
     p += l + 1;
   }
