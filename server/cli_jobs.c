@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include "api/context.h"
+#include "api/importance.h"
+#include "api/jsonout.h"
 #include "api/jobspec.h"
 #include "api/registry.h"
 #include "api/store.h"
@@ -36,6 +38,17 @@ static const char usage[] =
     "  I may be given as $JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) with --shard env/N.\n";
 
 #define CHUNK 64
+
+/* text plus a newline, written atomically */
+static int write_line_atomic(const char *path, const char *text, size_t n) {
+  char *b = xd_malloc(n + 2);
+  if (!b) return XD_ENOMEM;
+  memcpy(b, text, n);
+  b[n] = '\n';
+  int rc = xd_jobfile_write_atomic(path, b, n + 1);
+  xd_free(b);
+  return rc;
+}
 
 static void log_load(void *ctx, const char *msg) {
   (void)ctx;
@@ -60,6 +73,29 @@ static int parse_shard(const char *s, size_t *i, size_t *n) {
   errno = 0;
   *n = strtoull(slash + 1, &end, 10);
   return errno || *end || *n == 0 || *n > 100000 || *i >= *n ? -1 : 0;
+}
+
+/* Permutation importance in shards: the shard's block sums, one JSON line (docs/jobs.md). */
+static int run_importance(xd_api_t *api, const json_t *req, size_t si, size_t sn, const char *output) {
+  json_t *body = json_deep_copy(req), *out = NULL;
+  xd_error_t err;
+  xd_error_clear(&err);
+  json_object_del(body, "endpoint");
+  int rc = xd_importance_shard(api, body, si, sn, &out, &err);
+  json_decref(body);
+  if (rc != XD_OK) {
+    fprintf(stderr, "explaind jobs: %s%s%s\n", err.field, err.field[0] ? ": " : "", err.text);
+    return 1;
+  }
+  char *text = xd_json_print(out);
+  json_decref(out);
+  size_t n = text ? strlen(text) : 0;
+  if (text) text[n] = '\0';
+  int ok = text && write_line_atomic(output, text, n) == XD_OK;
+  if (!ok) fprintf(stderr, "explaind jobs: %s: %s\n", output, strerror(errno));
+  else fprintf(stderr, "explaind jobs: importance shard %zu/%zu written to %s\n", si, sn, output);
+  xd_free(text);
+  return ok ? 0 : 1;
 }
 
 static int cmd_run(int argc, char **argv) {
@@ -107,6 +143,10 @@ static int cmd_run(int argc, char **argv) {
   if (xd_registry_new(&reg) != XD_OK || xd_api_new(&acfg, reg, &api) != XD_OK) goto done;
   if (xd_api_load_dir(api, model_dir, log_load, NULL) < 0) {
     fprintf(stderr, "explaind jobs: cannot read --model-dir %s\n", model_dir);
+    goto done;
+  }
+  if (json_is_string(json_object_get(req, "endpoint")) && strcmp(json_string_value(json_object_get(req, "endpoint")), "/importance") == 0) {
+    status = run_importance(api, req, si, sn, output);
     goto done;
   }
   if (xd_jobspec_parse(api, req, (size_t)1 << 40, &spec, &err) != XD_OK) {
@@ -162,6 +202,34 @@ static int by_first(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+/* Importance shards: the merged answer, one JSON line. */
+static int merge_importance(const shard_file_t *f, size_t n, const char *output) {
+  json_t **docs = xd_calloc(n, sizeof *docs), *out = NULL;
+  int status = 1;
+  xd_error_t err;
+  xd_error_clear(&err);
+  for (size_t i = 0; docs && i < n; i++)
+    if (!(docs[i] = json_loadb(f[i].text, f[i].len, 0, NULL))) {
+      fprintf(stderr, "explaind jobs: %s: not an importance shard (not JSON)\n", f[i].path);
+      goto done;
+    }
+  if (docs && !(out = xd_importance_merge(docs, n, &err))) {
+    fprintf(stderr, "explaind jobs: %s%s%s\n", err.field, err.field[0] ? ": " : "", err.text);
+    goto done;
+  }
+  char *text = out ? xd_json_print(out) : NULL;
+  if (text && write_line_atomic(output, text, strlen(text)) == XD_OK) {
+    fprintf(stderr, "explaind jobs: importance from %zu shard(s) written to %s\n", n, output);
+    status = 0;
+  }
+  xd_free(text);
+done:
+  for (size_t i = 0; docs && i < n; i++) json_decref(docs[i]);
+  xd_free(docs);
+  json_decref(out);
+  return status;
+}
+
 static int cmd_merge(int argc, char **argv) {
   const char *output = NULL;
   shard_file_t *f = xd_calloc((size_t)argc, sizeof *f);
@@ -186,10 +254,14 @@ static int cmd_merge(int argc, char **argv) {
       goto done;
     }
     f[i].first = f[i].len ? xd_jobfile_line_index(f[i].text, f[i].len) : -1;
-    if (f[i].len && f[i].first < 0) {
+    if (f[i].len && f[i].first < 0 && strncmp(f[i].text, "{\"importance_shard\":", 20) != 0) {
       fprintf(stderr, "explaind jobs: %s: not a shard's NDJSON (its first line has no \"index\")\n", f[i].path);
       goto done;
     }
+  }
+  if (f[0].len > 20 && strncmp(f[0].text, "{\"importance_shard\":", 20) == 0) {
+    status = merge_importance(f, n, output);
+    goto done;
   }
   qsort(f, n, sizeof *f, by_first);
   size_t total_len = 0;

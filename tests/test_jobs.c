@@ -551,6 +551,80 @@ TEST(model_changed_while_down_fails_the_job) {
   CHECK(system(cmd) == 0);
 }
 
+/* Permutation importance in 3 shards merges into exactly the 1-shard result (the block
+ * sums add up in block order), and matches the synchronous /importance: bit for bit for
+ * accuracy (counts), to 1e-12 for log loss (a different order of summation). */
+TEST(importance_shards_equal_the_single_run) {
+  xd_server_t s;
+  if (xd_server_start(&s, NULL, NULL) != 0) {
+    CHECK(0);
+    return;
+  }
+  char dir[] = "/tmp/xd-imp-XXXXXX", path[512], cmd[1400];
+  CHECK(mkdtemp(dir) != NULL);
+  size_t n = 2500;
+  char *rows = iris_rows(n, -1), *targets = malloc(n * 14 + 8);
+  size_t pos = (size_t)sprintf(targets, "[");
+  static const char *const cls[] = {"setosa", "versicolor", "virginica"};
+  for (size_t i = 0; i < n; i++) pos += (size_t)sprintf(targets + pos, "%s\"%s\"", i ? "," : "", cls[(i * 7 + i / 3) % 3]);
+  sprintf(targets + pos, "]");
+  static const char *const scorings[] = {"accuracy", "neg_log_loss"};
+  for (int k = 0; k < 2; k++) {
+    size_t cap = strlen(rows) + strlen(targets) + 512;
+    char *opts = malloc(cap), *spec = malloc(cap + 64);
+    snprintf(opts, cap, "\"model\":\"iris\",\"method\":\"permutation\",\"scoring\":\"%s\",\"n_repeats\":3,\"seed\":5,"
+             "\"data\":{\"instances\":%s,\"targets\":%s}", scorings[k], rows, targets);
+    snprintf(spec, cap + 64, "{\"endpoint\":\"/importance\",%s}", opts);
+    snprintf(path, sizeof path, "%s/spec.json", dir);
+    FILE *f = fopen(path, "w");
+    fputs(spec, f);
+    fclose(f);
+    for (int i = 0; i < 3; i++) {
+      snprintf(cmd, sizeof cmd, "%s/explaind jobs run %s/spec.json --model-dir models --shard %d/3 --output %s/s%d.json 2>/dev/null",
+               build_dir(), dir, i, dir, i);
+      CHECK(run_cmd(cmd) == 0);
+    }
+    snprintf(cmd, sizeof cmd, "%s/explaind jobs run %s/spec.json --model-dir models --shard 0/1 --output %s/one.json 2>/dev/null && "
+             "%s/explaind jobs merge %s/one.json --output %s/m1.json 2>/dev/null && "
+             "%s/explaind jobs merge %s/s1.json %s/s2.json %s/s0.json --output %s/m3.json 2>/dev/null && cmp -s %s/m1.json %s/m3.json",
+             build_dir(), dir, dir, build_dir(), dir, dir, build_dir(), dir, dir, dir, dir, dir, dir);
+    CHECK_MSG(run_cmd(cmd) == 0, "%s: 3 shards merged differ from one", scorings[k]);
+    snprintf(cmd, sizeof cmd, "%s/explaind jobs merge %s/s0.json %s/s2.json --output %s/bad.json 2>/dev/null", build_dir(), dir, dir, dir);
+    CHECK_MSG(run_cmd(cmd) == 1, "a missing importance shard must be refused");
+    /* against the synchronous answer */
+    char *body = malloc(cap + 8);
+    snprintf(body, cap + 8, "{%s}", opts);
+    json_t *sync = sync_answer(s.port, "/importance", body);
+    snprintf(path, sizeof path, "%s/m3.json", dir);
+    json_t *merged = json_load_file(path, 0, NULL);
+    CHECK(sync && merged);
+    json_t *a = json_object_get(sync, "importances"), *b = json_object_get(merged, "importances");
+    CHECK(json_array_size(a) == 4 && json_array_size(b) == 4);
+    for (size_t j = 0; j < json_array_size(a) && j < json_array_size(b); j++) {
+      json_t *va = json_object_get(json_array_get(a, j), "values"), *vb = json_object_get(json_array_get(b, j), "values");
+      CHECK(json_equal(json_object_get(json_array_get(a, j), "feature"), json_object_get(json_array_get(b, j), "feature")));
+      for (size_t r = 0; r < 3; r++) {
+        double x = json_number_value(json_array_get(va, r)), y = json_number_value(json_array_get(vb, r));
+        if (k == 0) CHECK_MSG(x == y, "accuracy: %.17g vs %.17g", x, y);
+        else CHECK_CLOSE(x, y, 1e-12, 1e-12);
+      }
+    }
+    double bx = json_number_value(json_object_get(sync, "baseline_score")), by = json_number_value(json_object_get(merged, "baseline_score"));
+    if (k == 0) CHECK(bx == by);
+    else CHECK_CLOSE(bx, by, 1e-12, 1e-12);
+    json_decref(sync);
+    json_decref(merged);
+    free(body);
+    free(opts);
+    free(spec);
+  }
+  free(rows);
+  free(targets);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  CHECK(run_cmd(cmd) == 0);
+  CHECK(xd_server_stop(&s) == 0);
+}
+
 int main(int argc, char **argv) {
   const char *only = argc > 1 ? argv[1] : NULL;
   signal(SIGPIPE, SIG_IGN);
@@ -562,5 +636,6 @@ int main(int argc, char **argv) {
   if (!only || strstr("bad_input_and_failing_rows", only)) RUN(bad_input_and_failing_rows);
   if (!only || strstr("chunks_within_the_request_limits", only)) RUN(chunks_within_the_request_limits);
   if (!only || strstr("model_changed_while_down_fails_the_job", only)) RUN(model_changed_while_down_fails_the_job);
+  if (!only || strstr("importance_shards_equal_the_single_run", only)) RUN(importance_shards_equal_the_single_run);
   return TEST_REPORT();
 }
