@@ -35,6 +35,8 @@ static const char usage[] =
     "  run: explains shard I of N (instances floor(I*total/N) .. floor((I+1)*total/N)-1) of the job\n"
     "       SPEC.json (a POST /jobs body) and writes its NDJSON lines to FILE.\n"
     "  merge: concatenates shard files in index order into the file the server writes.\n"
+    "  An \"/importance\" spec (method permutation) gives each shard's sums; merge turns them into\n"
+    "  the /importance answer. The request limits of a server do not apply here.\n"
     "  I may be given as $JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) with --shard env/N.\n";
 
 #define CHUNK 64
@@ -132,7 +134,17 @@ static int cmd_run(int argc, char **argv) {
   xd_registry_t *reg = NULL;
   xd_api_t *api = NULL;
   xd_api_config_t acfg = {.model_dir = model_dir};
+  /* No request limits: the spec is the operator's own, and a shard is the way past the
+   * limits a server puts on one request (rows, background, model rows) */
   xd_limits_default(&acfg.limits);
+  acfg.limits.max_rows = 100000000;
+  acfg.limits.max_samples = 100000000;
+  acfg.limits.max_steps = 1000000;
+  acfg.limits.max_work_rows = 1000000000000000ULL;
+  acfg.limits.max_background = 100000000;
+  acfg.limits.max_nsamples = 100000000;
+  acfg.limits.max_repeats = 1000000;
+  acfg.limits.max_grid = 1000000;
   int status = 1, fd = -1;
   xd_jobspec_t spec = {0};
   xd_error_t err;
