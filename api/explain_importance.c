@@ -579,6 +579,21 @@ done:
   return rc;
 }
 
+int xd_importance_shard_blocks(xd_api_t *api, const json_t *body, size_t *n_blocks, xd_error_t *err) {
+  xd_work_t w;
+  memset(&w, 0, sizeof w);
+  int rc = xd_importance_decode(api, body, &w, err);
+  if (rc != XD_OK) return rc;
+  imp_state_t *s = w.state;
+  if (s->method != M_PERMUTATION) rc = xd_error_set(err, XD_EINVAL, "method", "only permutation importance runs as a job");
+  else if (s->scoring == XD_IMP_BALANCED_ACCURACY)
+    rc = xd_error_set(err, XD_EINVAL, "scoring", "balanced_accuracy does not split into per-row sums: run it in one request");
+  size_t a = (s->perm.n + XD_IMP_SUM_BLOCK - 1) / XD_IMP_SUM_BLOCK, b = (s->perm.n_sub + XD_IMP_SUM_BLOCK - 1) / XD_IMP_SUM_BLOCK;
+  *n_blocks = a > b ? a : b;
+  imp_free(s);
+  return rc;
+}
+
 /* Adds the blocks of a (array of [sums]) to tot in order; the block count, or -1. */
 static long add_blocks(const json_t *a, double *tot) {
   if (!json_is_array(a)) return -1;

@@ -36,6 +36,9 @@ void xd_imp_data_deinit(xd_imp_data_t *d);
  * (core/importance.h xd_imp_perm_sums), {"importance_shard": {...}} (new reference). */
 int xd_importance_shard(xd_api_t *api, const json_t *body, size_t shard, size_t n_shards, json_t **out,
                         xd_error_t *err);
+/* Validates a /importance body for sharding (permutation, not balanced_accuracy) and
+ * gives its row blocks (the most a split can use). */
+int xd_importance_shard_blocks(xd_api_t *api, const json_t *body, size_t *n_blocks, xd_error_t *err);
 /* The importance answer from every shard of a job (any order): the block sums added in
  * block order, so the scores do not depend on the shard count. NULL with err when the
  * shards do not tile the rows or are not of one job. */

@@ -55,7 +55,7 @@ xd_api_outcome_t xd_jobs_post(xd_api_t *api, const xd_api_request_t *req, const 
   xd_error_t err;
   xd_error_clear(&err);
   json_t *status = NULL;
-  int rc = xd_jobspec_parse(api, body, b->max_rows, &spec, &err);
+  int rc = xd_jobspec_parse(b->api ? b->api : api, body, b->max_rows, &spec, &err);
   json_decref(body);
   if (rc == XD_OK) {
     rc = b->submit(b->ctx, &spec, &status, &err);
@@ -122,7 +122,8 @@ xd_api_outcome_t xd_jobs_results(xd_api_t *api, const xd_api_request_t *req, con
   xd_error_clear(&err);
   char *text = NULL;
   size_t len = 0;
-  if (b->results(b->ctx, id, csv, &text, &len, &err) != XD_OK) {
+  const char *type = NULL;
+  if (b->results(b->ctx, id, csv, &text, &len, &type, &err) != XD_OK) {
     xd_api_error(&err, resp);
     return XD_API_RESPOND;
   }
@@ -130,7 +131,7 @@ xd_api_outcome_t xd_jobs_results(xd_api_t *api, const xd_api_request_t *req, con
   resp->status = 200;
   resp->body = text;
   resp->body_len = len;
-  resp->content_type = csv ? "text/csv" : "application/x-ndjson";
+  resp->content_type = type;
   (void)work;
   return XD_API_RESPOND;
 }

@@ -7,6 +7,7 @@
 
 #include "api/alloc.h"
 #include "api/endpoints.h"
+#include "api/importance.h"
 #include "api/json.h"
 #include "api/jsonout.h"
 #include "core/alloc.h"
@@ -21,16 +22,51 @@ struct xd_jobs_endpoint {
   const char *per_instance[8]; /* members of the answer with one element per instance */
   const char *attr;            /* the member the CSV output reads */
   attr_kind_t attr_kind;
+  int whole; /* one answer for all rows (importance): parts are row blocks, lines their sums */
 };
 
-/* The endpoints a job may run: those whose answer has one part per instance. */
+/* The endpoints a job may run: those whose answer has one part per instance, and
+ * permutation importance (one answer from per-block sums). */
 static const xd_jobs_endpoint_t endpoints[] = {
-    {"/explain/lime", xd_lime_decode, {"explanations"}, "explanations", ATTR_LIME},
+    {"/explain/lime", xd_lime_decode, {"explanations"}, "explanations", ATTR_LIME, 0},
     {"/explain/shap", xd_shap_decode,
-     {"targets", "expected_value", "shap_values", "model_output", "efficiency_gap", "nsamples"}, "shap_values", ATTR_ROW},
-    {"/explain/gradient", xd_gradient_decode, {"targets", "attributions", "convergence_delta"}, "attributions", ATTR_ROW},
-    {"/predict", xd_predict_decode, {"predictions", "label_indices", "probabilities"}, "predictions", ATTR_VALUE},
+     {"targets", "expected_value", "shap_values", "model_output", "efficiency_gap", "nsamples"}, "shap_values", ATTR_ROW, 0},
+    {"/explain/gradient", xd_gradient_decode, {"targets", "attributions", "convergence_delta"}, "attributions", ATTR_ROW, 0},
+    {"/predict", xd_predict_decode, {"predictions", "label_indices", "probabilities"}, "predictions", ATTR_VALUE, 0},
+    {"/importance", xd_importance_decode, {NULL}, NULL, ATTR_VALUE, 1},
 };
+
+/* ---- importance: one part is a range of row blocks (api/importance.h) ------------------ */
+
+#define IMP_BLOCKS_PER_PART 16
+
+typedef struct imp_part {
+  xd_api_t *api;
+  json_t *body;
+  size_t part, n_parts;
+  json_t *out;
+} imp_part_t;
+
+static int imp_part_run(void *state, size_t part, const xd_cancel_t *cancel, xd_error_t *err) {
+  imp_part_t *p = state;
+  (void)part, (void)cancel;
+  return xd_importance_shard(p->api, p->body, p->part, p->n_parts, &p->out, err);
+}
+static json_t *imp_part_encode(void *state, xd_error_t *err) {
+  imp_part_t *p = state;
+  json_t *o = p->out;
+  p->out = NULL;
+  if (!o) xd_error_set(err, XD_EINTERNAL, NULL, "no sums");
+  return o;
+}
+static void imp_part_free(void *state) {
+  imp_part_t *p = state;
+  json_decref(p->body);
+  json_decref(p->out);
+  xd_free(p);
+}
+static const xd_job_ops_t imp_part_ops = {.endpoint = "importance", .run = imp_part_run, .encode = imp_part_encode,
+                                          .free = imp_part_free};
 #define N_ENDPOINTS (sizeof endpoints / sizeof *endpoints)
 
 void xd_jobspec_deinit(xd_jobspec_t *s) {
@@ -80,6 +116,19 @@ int xd_jobspec_parse(xd_api_t *api, const json_t *req, size_t max_rows, xd_jobsp
     return xd_error_set(err, XD_EINVAL, "endpoint", "'%.60s' cannot run as a job: give one of %s", json_string_value(ep),
                         valid);
   snprintf(out->endpoint, sizeof out->endpoint, "%s", out->ep->path);
+  if (out->ep->whole) {
+    out->body = json_deep_copy(req);
+    if (!out->body) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+    json_object_del(out->body, "endpoint");
+    size_t nb = 0;
+    int rc = xd_importance_shard_blocks(api, out->body, &nb, err);
+    if (rc == XD_OK && nb > max_rows) /* a block is 1024 rows: far below --max-job-rows */
+      rc = xd_error_set(err, XD_ETOOBIG, "data", "%zu row blocks is more than the limit", nb);
+    out->total = (nb + IMP_BLOCKS_PER_PART - 1) / IMP_BLOCKS_PER_PART;
+    out->instances = json_array();
+    if (rc != XD_OK) xd_jobspec_deinit(out);
+    return rc;
+  }
   if (json_object_get(req, "instance"))
     return xd_error_set(err, XD_EINVAL, "instance", "a job takes its rows in \"instances\" or \"csv\"");
   json_t *inst = json_object_get(req, "instances"), *csv = json_object_get(req, "csv");
@@ -147,11 +196,32 @@ json_t *xd_jobspec_request(const xd_jobspec_t *s) {
   json_t *r = json_deep_copy(s->body);
   if (!r) return NULL;
   json_object_set_new(r, "endpoint", json_string(s->endpoint));
-  json_object_set(r, "instances", s->instances);
+  if (!s->ep->whole) json_object_set(r, "instances", s->instances);
   return r;
 }
 
+int xd_jobspec_whole(const xd_jobspec_t *s) { return s->ep && s->ep->whole; }
+
+json_t *xd_jobspec_merge(const xd_jobspec_t *s, const char *ndjson, size_t len, xd_error_t *err) {
+  json_t **lines = xd_calloc(s->total ? s->total : 1, sizeof *lines), *out = NULL;
+  size_t n = 0;
+  for (size_t p = 0; lines && p < len && n < s->total;) {
+    const char *nl = memchr(ndjson + p, '\n', len - p);
+    size_t l = nl ? (size_t)(nl - (ndjson + p)) : len - p;
+    if (!(lines[n] = json_loadb(ndjson + p, l, 0, NULL))) break;
+    n++;
+    p += l + 1;
+  }
+  if (!lines) xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+  else if (n != s->total) xd_error_set(err, XD_EINTERNAL, NULL, "%zu of %zu parts' sums are readable", n, s->total);
+  else out = xd_importance_merge(lines, n, err);
+  for (size_t i = 0; lines && i < n; i++) json_decref(lines[i]);
+  xd_free(lines);
+  return out;
+}
+
 size_t xd_jobspec_chunk_rows(xd_api_t *api, const xd_jobspec_t *s, size_t max_chunk) {
+  if (s->ep->whole) return 1;
   const xd_limits_t *lim = xd_api_limits(api);
   size_t n = max_chunk < lim->max_rows ? max_chunk : lim->max_rows;
   if (s->row_cost > 0 && (uint64_t)n * s->row_cost > lim->max_work_rows) n = (size_t)(lim->max_work_rows / s->row_cost);
@@ -172,6 +242,19 @@ static int same_model(xd_api_t *api, const xd_jobspec_t *s, xd_error_t *err) {
 int xd_jobspec_chunk(xd_api_t *api, const xd_jobspec_t *s, size_t first, size_t n, xd_work_t *work,
                      xd_error_t *err) {
   if (s->model_sha256[0] && same_model(api, s, err) != XD_OK) return XD_ECONFLICT;
+  if (s->ep->whole) { /* parts [first, first + n): one at a time */
+    imp_part_t *p = xd_calloc(1, sizeof *p);
+    if (!p) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+    *p = (imp_part_t){api, json_incref(s->body), first, s->total, NULL};
+    memset(work, 0, sizeof *work);
+    work->ops = &imp_part_ops;
+    work->state = p;
+    work->n_parts = 1;
+    work->cost_rows = 1;
+    work->low_priority = 1;
+    (void)n;
+    return XD_OK;
+  }
   json_t *body = json_copy(s->body), *rows = json_array();
   int rc = XD_OK;
   if (!body || !rows) rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
@@ -219,6 +302,15 @@ static int append_json_line(json_t *o, char **buf, size_t *len, size_t *cap) {
 
 int xd_jobspec_lines(const xd_jobspec_t *s, const json_t *answer, size_t first, size_t n, char **buf, size_t *len,
                      size_t *cap, xd_error_t *err) {
+  if (s->ep->whole) { /* {"index": part, "importance_shard": {...}} */
+    json_t *o = json_object();
+    if (!o) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+    json_object_set_new(o, "index", json_integer((json_int_t)first));
+    json_object_set(o, "importance_shard", json_object_get(answer, "importance_shard"));
+    int rc = append_json_line(o, buf, len, cap);
+    json_decref(o);
+    return rc == XD_OK ? XD_OK : xd_error_set(err, rc, NULL, "out of memory");
+  }
   for (size_t k = 0; k < n; k++) {
     json_t *o = json_object();
     if (!o) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");

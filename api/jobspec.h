@@ -51,6 +51,12 @@ json_t *xd_jobspec_request(const xd_jobspec_t *s);
  * per-request limits (--max-rows, --max-work-rows), which the endpoint's decoder applies. */
 size_t xd_jobspec_chunk_rows(xd_api_t *api, const xd_jobspec_t *s, size_t max_chunk);
 
+/* 1 for a job with one answer for all its rows (permutation importance): its parts are
+ * ranges of row blocks, its lines their sums ({"index": part, "importance_shard": ...}), and
+ * xd_jobspec_merge turns the lines into the answer. */
+int xd_jobspec_whole(const xd_jobspec_t *s);
+json_t *xd_jobspec_merge(const xd_jobspec_t *s, const char *ndjson, size_t len, xd_error_t *err);
+
 /* Decodes rows [first, first + n) into work (low priority, streams from first). When the
  * model is no longer the one the job was parsed against (replaced since), XD_ECONFLICT
  * naming "model": a job's lines never mix two versions of a model. */

@@ -47,6 +47,7 @@ typedef struct job {
 
 struct xd_jobs {
   xd_api_t *api;
+  xd_api_t *job_api; /* the same registry, the limits of jobs (xd_jobs_new) */
   xd_pool_t *pool;
   xd_jobs_config_t cfg;
   char dir[4096];
@@ -164,8 +165,8 @@ static void job_free(xd_jobs_t *m, job_t *j, int delete_files) {
   if (j->fd >= 0) close(j->fd);
   if (delete_files) {
     char path[4200];
-    static const char *const files[] = {"results.ndjson", "meta.json", "request.json"};
-    for (size_t i = 0; i < 3; i++) {
+    static const char *const files[] = {"results.ndjson", "meta.json", "request.json", "answer.json"};
+    for (size_t i = 0; i < 4; i++) {
       path_of(m, j, files[i], path, sizeof path);
       unlink(path);
     }
@@ -210,7 +211,7 @@ static void on_chunk_done(void *ctx, json_t *body, const xd_error_t *err) {
  * Called without mu. */
 static json_t *pool_run(xd_jobs_t *m, job_t *j, size_t first, size_t n, xd_error_t *err) {
   xd_work_t w;
-  if (xd_jobspec_chunk(m->api, &j->spec, first, n, &w, err) != XD_OK) return NULL;
+  if (xd_jobspec_chunk(m->job_api, &j->spec, first, n, &w, err) != XD_OK) return NULL;
   xd_pool_job_t *pj = NULL;
   for (;;) {
     int rc = xd_pool_admit_work(m->pool, &w, 0, &pj);
@@ -317,6 +318,38 @@ static void settle_cancelled(xd_jobs_t *m, job_t *j) {
   }
 }
 
+/* A job with one answer (importance): merges its parts' lines into answer.json once all are
+ * done (mu held; reads the job's own files). */
+static void finish_whole(xd_jobs_t *m, job_t *j) {
+  char path[4200], *text = NULL;
+  size_t len = 0;
+  xd_error_t err;
+  xd_error_clear(&err);
+  path_of(m, j, "results.ndjson", path, sizeof path);
+  json_t *ans = NULL;
+  if (xd_jobfile_read(path, (size_t)1 << 40, &text, &len) != XD_OK) xd_error_set(&err, XD_EIO, NULL, "cannot read the parts' sums");
+  else ans = xd_jobspec_merge(&j->spec, text, len < j->bytes ? len : j->bytes, &err);
+  xd_free(text);
+  char *out = ans ? xd_json_print(ans) : NULL;
+  json_decref(ans);
+  path_of(m, j, "answer.json", path, sizeof path);
+  size_t olen = out ? strlen(out) : 0;
+  char *line = out ? xd_malloc(olen + 1) : NULL; /* one line, as the command line's merge writes it */
+  if (line) memcpy(line, out, olen), line[olen] = '\n';
+  xd_free(out);
+  out = line;
+  if (out && xd_jobfile_write_atomic(path, out, olen + 1) != XD_OK)
+    xd_error_set(&err, XD_EIO, NULL, "could not write the answer: %s", strerror(errno));
+  if (out && err.code == XD_OK) {
+    set_status(m, j, SUCCEEDED);
+  } else {
+    if (!err.code) xd_error_set(&err, XD_ENOMEM, NULL, "out of memory merging the parts");
+    j->err = err;
+    set_status(m, j, FAILED);
+  }
+  xd_free(out);
+}
+
 static void *runner(void *arg) {
   xd_jobs_t *m = arg;
   char *buf = NULL;
@@ -336,6 +369,11 @@ static void *runner(void *arg) {
       j->run_t0 = xd_now_ns();
       j->run_done0 = j->done;
       set_status(m, j, RUNNING);
+    }
+    if (j->done == j->spec.total) { /* every part done before a restart: only the answer is left */
+      if (xd_jobspec_whole(&j->spec)) finish_whole(m, j);
+      else set_status(m, j, SUCCEEDED);
+      continue;
     }
     size_t first = j->done, n = j->spec.total - first;
     size_t chunk = xd_jobspec_chunk_rows(m->api, &j->spec, m->cfg.chunk_rows);
@@ -357,8 +395,9 @@ static void *runner(void *arg) {
       j->done += n;
       j->bytes += len;
       j->version++;
-      if (j->done == j->spec.total) set_status(m, j, SUCCEEDED);
-      else changed(m);
+      if (j->done < j->spec.total) changed(m);
+      else if (xd_jobspec_whole(&j->spec)) finish_whole(m, j);
+      else set_status(m, j, SUCCEEDED);
     } else if (rc == XD_EOVERLOAD) {
       /* shutting down: the job resumes at the next start */
     } else {
@@ -459,14 +498,24 @@ static json_t *be_list(void *ctx) {
 }
 
 /* Reads the results file's finished prefix (mu held: the job cannot go away). */
-static int be_results(void *ctx, const char *id, int csv, char **text, size_t *len, xd_error_t *err) {
+static int be_results(void *ctx, const char *id, int csv, char **text, size_t *len, const char **type,
+                      xd_error_t *err) {
   xd_jobs_t *m = ctx;
   int rc = XD_OK;
   char *raw = NULL;
   pthread_mutex_lock(&m->mu);
   job_t *j = find(m, id);
+  *type = csv ? "text/csv" : "application/x-ndjson";
   if (!j) {
     rc = xd_error_set(err, XD_ENOTFOUND, "id", "no job '%s' (GET /jobs lists them)", id);
+  } else if (xd_jobspec_whole(&j->spec) && j->status == SUCCEEDED) { /* the one answer */
+    char path[4200];
+    path_of(m, j, "answer.json", path, sizeof path);
+    rc = xd_jobfile_read(path, (size_t)1 << 32, text, len);
+    if (rc != XD_OK) xd_error_set(err, rc, NULL, "could not read the answer");
+    *type = "application/json";
+  } else if (xd_jobspec_whole(&j->spec) && csv) {
+    rc = xd_error_set(err, XD_EINVAL, "Accept", "an importance job answers JSON, not CSV");
   } else {
     char path[4200];
     path_of(m, j, "results.ndjson", path, sizeof path);
@@ -625,7 +674,7 @@ static void recover_one(xd_jobs_t *m, const char *id) {
   if (xd_jobfile_read(path, (size_t)1 << 34, &text, &len) == XD_OK) req = json_loadb(text, len, 0, NULL);
   xd_free(text);
   text = NULL;
-  if (!req || xd_jobspec_parse(m->api, req, m->cfg.max_rows, &j->spec, &err) != XD_OK) {
+  if (!req || xd_jobspec_parse(m->job_api, req, m->cfg.max_rows, &j->spec, &err) != XD_OK) {
     xd_log(XD_LOG_WARN, "job %s: cannot resume: %s%s%s", id, err.field, err.field[0] ? ": " : "",
            req ? err.text : "request.json is missing or not JSON");
     json_decref(req);
@@ -681,7 +730,8 @@ static void recover_one(xd_jobs_t *m, const char *id) {
     job_free(m, j, 0);
     return;
   }
-  if (!FINISHED(j->status) && j->done == j->spec.total) j->status = SUCCEEDED, j->finished = wall_now();
+  if (!FINISHED(j->status) && j->done == j->spec.total && !xd_jobspec_whole(&j->spec))
+    j->status = SUCCEEDED, j->finished = wall_now();
   write_meta(m, j);
   j->next = m->jobs;
   m->jobs = j;
@@ -725,10 +775,21 @@ int xd_jobs_new(const xd_jobs_config_t *cfg, xd_api_t *api, xd_pool_t *pool, xd_
     }
     m->tmp_dir = 1;
   }
+  /* Jobs decode with the server's limits but two: the rows an importance job reads
+   * (--max-background) and the model rows of the whole job (--max-work-rows), which a job
+   * splits into parts; chunks of instances stay within the request limits
+   * (xd_jobspec_chunk_rows with the server's API). */
+  xd_api_config_t jc = *xd_api_config(api);
+  if (jc.limits.max_background < m->cfg.max_rows) jc.limits.max_background = m->cfg.max_rows;
+  jc.limits.max_work_rows = UINT64_MAX / 4;
+  if (xd_api_new(&jc, xd_api_registry(api), &m->job_api) != XD_OK) {
+    xd_free(m);
+    return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+  }
   pthread_mutex_init(&m->mu, NULL);
   pthread_cond_init(&m->cv, NULL);
   if (!m->tmp_dir) recover(m);
-  m->backend = (xd_jobs_backend_t){.ctx = m, .max_rows = m->cfg.max_rows, .submit = be_submit, .status = be_status,
+  m->backend = (xd_jobs_backend_t){.ctx = m, .api = m->job_api, .max_rows = m->cfg.max_rows, .submit = be_submit, .status = be_status,
                                    .list = be_list, .results = be_results, .remove = be_remove, .events = be_events};
   if (pthread_create(&m->thread, NULL, runner, m) != 0) {
     m->backend.ctx = NULL; /* no runner to join */
@@ -760,6 +821,7 @@ void xd_jobs_free(xd_jobs_t *m) {
     job_free(m, j, m->tmp_dir);
   }
   if (m->tmp_dir) rmdir(m->dir);
+  xd_api_free(m->job_api);
   pthread_cond_destroy(&m->cv);
   pthread_mutex_destroy(&m->mu);
   xd_free(m);

@@ -552,8 +552,9 @@ TEST(model_changed_while_down_fails_the_job) {
 }
 
 /* Permutation importance in 3 shards merges into exactly the 1-shard result (the block
- * sums add up in block order), and matches the synchronous /importance: bit for bit for
- * accuracy (counts), to 1e-12 for log loss (a different order of summation). */
+ * sums add up in block order) and the server job's answer, and matches the synchronous
+ * /importance: bit for bit for accuracy (counts), to 1e-12 for log loss (a different order
+ * of summation). */
 TEST(importance_shards_equal_the_single_run) {
   xd_server_t s;
   if (xd_server_start(&s, NULL, NULL) != 0) {
@@ -591,6 +592,24 @@ TEST(importance_shards_equal_the_single_run) {
     CHECK_MSG(run_cmd(cmd) == 0, "%s: 3 shards merged differ from one", scorings[k]);
     snprintf(cmd, sizeof cmd, "%s/explaind jobs merge %s/s0.json %s/s2.json --output %s/bad.json 2>/dev/null", build_dir(), dir, dir, dir);
     CHECK_MSG(run_cmd(cmd) == 1, "a missing importance shard must be refused");
+    /* the same spec as a server job: its answer is the merged file, byte for byte */
+    const char *jid = submit(s.port, spec);
+    char jidc[64] = "";
+    if (jid) snprintf(jidc, sizeof jidc, "%s", jid);
+    json_t *jst = jidc[0] ? wait_finished(s.port, jidc, 60000) : NULL;
+    CHECK(jst && strcmp(job_state(jst), "succeeded") == 0);
+    json_decref(jst);
+    size_t alen = 0;
+    char *ans = jidc[0] ? results(s.port, jidc, NULL, &alen) : NULL;
+    snprintf(path, sizeof path, "%s/m1.json", dir);
+    FILE *mf = fopen(path, "rb");
+    char *m1 = calloc(1, alen + 16);
+    size_t got = mf ? fread(m1, 1, alen + 8, mf) : 0;
+    if (mf) fclose(mf);
+    CHECK_MSG(ans && got == alen && memcmp(ans, m1, alen) == 0, "%s: server job answer (%zu bytes) != merged shards (%zu)",
+              scorings[k], alen, got);
+    free(ans);
+    free(m1);
     /* against the synchronous answer */
     char *body = malloc(cap + 8);
     snprintf(body, cap + 8, "{%s}", opts);
