@@ -218,9 +218,10 @@ asan: deps
 # model replacement under load in process (test_concurrency: 4 threads through the router
 # while the registry is replaced); the concurrent BLAS callers. test_load and test_admin
 # ran without a report, but their timing and start-up bounds do not hold at TSan's 5-15x
-# slowdown: add them with TSAN_TESTS="..." to look for races only. tests/tsan.supp
+# slowdown: add them with TSAN_TESTS="..." to look for races only. test_jobs: the job runner
+# beside the network threads, the pool and the event streams. tests/tsan.supp
 # silences third-party noise only (see there). 20 minutes per program by default.
-TSAN_TESTS ?= test_pool test_server test_concurrency test_blas_threads
+TSAN_TESTS ?= test_pool test_server test_concurrency test_blas_threads test_jobs
 TSAN_BUILD ?= build-tsan
 tsan: deps
 	$(MAKE) BUILD=$(TSAN_BUILD) OPT=-O1 SAN="-fsanitize=thread" TSAN=1 $(TSAN_BUILD)/explaind \

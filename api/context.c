@@ -14,7 +14,11 @@ struct xd_api {
   /* A flag the main thread flips and probes read, not coordination between workers:
    * an atomic int is the whole of it. */
   atomic_int ready;
+  const struct xd_jobs_backend *jobs;
 };
+
+void xd_api_set_jobs(xd_api_t *api, const struct xd_jobs_backend *jobs) { api->jobs = jobs; }
+const struct xd_jobs_backend *xd_api_jobs(const xd_api_t *api) { return api->jobs; }
 
 int xd_api_new(const xd_api_config_t *cfg, xd_registry_t *reg, xd_api_t **out) {
   xd_api_alloc_init(); /* jansson on xd_malloc: injected failures reach JSON too */

@@ -51,6 +51,12 @@ const xd_limits_t *xd_api_limits(const xd_api_t *api);
  * entry, or NULL with err set (XD_EINVAL or XD_ENOTFOUND, field "model"). */
 xd_model_entry_t *xd_api_model(const xd_api_t *api, const json_t *body, xd_error_t *err);
 
+/* Batch jobs (api/jobs.h): the server plugs in what runs and stores them; without one,
+ * the /jobs routes answer 503. Set before serving; the backend must outlive the API. */
+struct xd_jobs_backend;
+void xd_api_set_jobs(xd_api_t *api, const struct xd_jobs_backend *jobs);
+const struct xd_jobs_backend *xd_api_jobs(const xd_api_t *api);
+
 /* Reads the optional "timeout_ms" field shared by every model-work endpoint. */
 int xd_api_timeout(const json_t *body, int64_t *timeout_ms, xd_error_t *err);
 

@@ -73,6 +73,15 @@ xd_api_outcome_t xd_service_models(xd_api_t *, const xd_api_request_t *, const x
                                    xd_api_response_t *, xd_work_t *);
 xd_api_outcome_t xd_service_model(xd_api_t *, const xd_api_request_t *, const xd_route_args_t *,
                                   xd_api_response_t *, xd_work_t *);
+/* api/jobs.c: the /jobs routes (docs/jobs.md) */
+#define XD_JOBS_ANSWER(fn) \
+  xd_api_outcome_t fn(xd_api_t *, const xd_api_request_t *, const xd_route_args_t *, xd_api_response_t *, xd_work_t *);
+XD_JOBS_ANSWER(xd_jobs_post)
+XD_JOBS_ANSWER(xd_jobs_list)
+XD_JOBS_ANSWER(xd_jobs_get)
+XD_JOBS_ANSWER(xd_jobs_delete)
+XD_JOBS_ANSWER(xd_jobs_results)
+XD_JOBS_ANSWER(xd_jobs_events)
 /* api/admin.c: PUT and DELETE /models/{name} */
 xd_api_outcome_t xd_admin_put(xd_api_t *, const xd_api_request_t *, const xd_route_args_t *, xd_api_response_t *,
                               xd_work_t *);

@@ -33,6 +33,7 @@ typedef struct grad_job {
   double *delta;        /* (n), IG */
   double *alpha, *wq;   /* (steps) IG quadrature, computed once for every part */
   size_t rows_per_part;
+  uint64_t first; /* row k draws from stream first + k (api/job.h set_first_index) */
 } grad_job_t;
 
 static int grad_run(void *state, size_t part, const xd_cancel_t *cancel, xd_error_t *err) {
@@ -43,7 +44,7 @@ static int grad_run(void *state, size_t part, const xd_cancel_t *cancel, xd_erro
   size_t c = j->n - s < j->rows_per_part ? j->n - s : j->rows_per_part;
   int rc = xd_explain_resolve_targets(m, j->X + s * d, c, j->target + s, cancel, err);
   if (rc != XD_OK) return rc;
-  return xd_grad_explain(m, &j->o, j->X + s * d, c, j->target + s, j->Eb, s, j->attr + s * d,
+  return xd_grad_explain(m, &j->o, j->X + s * d, c, j->target + s, j->Eb, j->first + s, j->attr + s * d,
                          j->delta ? j->delta + s : NULL, cancel, err);
 }
 
@@ -113,6 +114,8 @@ nomem:
   return NULL;
 }
 
+static void grad_set_first(void *state, uint64_t first) { ((grad_job_t *)state)->first = first; }
+
 static void grad_free(void *state) {
   grad_job_t *j = state;
   if (!j) return;
@@ -132,7 +135,8 @@ static void grad_free(void *state) {
  * result into a 400 (api/alloc.h). */
 XD_JSON_RESULT_GUARDED(grad_encode_checked, grad_encode)
 static const xd_job_ops_t grad_ops = {
-    .endpoint = "explain_gradient", .run = grad_run, .encode = grad_encode_checked, .free = grad_free};
+    .endpoint = "explain_gradient", .run = grad_run, .encode = grad_encode_checked, .free = grad_free,
+    .set_first_index = grad_set_first};
 
 /* "baseline": "mean" | "zeros" | a row. */
 static int decode_baseline(grad_job_t *j, const json_t *body, xd_error_t *err) {

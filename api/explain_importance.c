@@ -570,3 +570,206 @@ fail:
   imp_free(s);
   return rc;
 }
+
+/* ---- sharded permutation importance (docs/jobs.md, docs/algorithms.md §14) ---------------- */
+
+/* Blocks [b0, b1) of nb for shard `shard` of n_shards: contiguous, on block boundaries. */
+static void shard_blocks(size_t nb, size_t shard, size_t n_shards, size_t *b0, size_t *b1) {
+  *b0 = shard * nb / n_shards;
+  *b1 = (shard + 1) * nb / n_shards;
+}
+
+/* [[sum, ...] per block] of nb blocks from sums (nb, XD_IMP_NSUMS). */
+static json_t *blocks_json(const double *sums, size_t nb) {
+  json_t *a = json_array();
+  for (size_t b = 0; a && b < nb; b++) json_array_append_new(a, xd_json_reals(sums + b * XD_IMP_NSUMS, XD_IMP_NSUMS));
+  return a;
+}
+
+int xd_importance_shard(xd_api_t *api, const json_t *body, size_t shard, size_t n_shards, json_t **out,
+                        xd_error_t *err) {
+  xd_work_t w;
+  memset(&w, 0, sizeof w);
+  int rc = xd_importance_decode(api, body, &w, err);
+  if (rc != XD_OK) return rc;
+  imp_state_t *s = w.state;
+  const xd_imp_perm_t *p = &s->perm;
+  const size_t d = xd_model_n_features(s->m), R = s->n_repeats, B = XD_IMP_SUM_BLOCK;
+  json_t *o = NULL, *cols = NULL, *names = NULL;
+  double *sums = NULL;
+  if (s->method != M_PERMUTATION) {
+    rc = xd_error_set(err, XD_EUNSUPPORTED, "method", "only permutation importance runs in shards");
+    goto done;
+  }
+  size_t nbb = (p->n + B - 1) / B, nbs = (p->n_sub + B - 1) / B, a0, a1, c0, c1;
+  shard_blocks(nbb, shard, n_shards, &a0, &a1);
+  shard_blocks(nbs, shard, n_shards, &c0, &c1);
+  size_t most = (a1 - a0) > (c1 - c0) * R ? (a1 - a0) : (c1 - c0) * R;
+  sums = xd_malloc((most ? most : 1) * XD_IMP_NSUMS * sizeof *sums);
+  o = json_object();
+  cols = json_array();
+  names = json_array();
+  if (!sums || !o || !cols || !names) {
+    rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+    goto done;
+  }
+  size_t r1 = a1 * B < p->n ? a1 * B : p->n;
+  if ((rc = xd_imp_perm_sums(p, d, a0 * B, r1, sums, NULL, err)) != XD_OK) goto done;
+  json_object_set_new(o, "baseline", blocks_json(sums, a1 - a0));
+  r1 = c1 * B < p->n_sub ? c1 * B : p->n_sub;
+  for (size_t j = 0; j < d; j++) {
+    if ((rc = xd_imp_perm_sums(p, j, c0 * B, r1, sums, NULL, err)) != XD_OK) goto done;
+    json_t *reps = json_array();
+    for (size_t r = 0; r < R; r++) json_array_append_new(reps, blocks_json(sums + r * (c1 - c0) * XD_IMP_NSUMS, c1 - c0));
+    json_array_append_new(cols, reps);
+    json_array_append_new(names, json_string(xd_model_features(s->m)[j].name));
+  }
+  json_object_set_new(o, "model", json_string(s->entry->name));
+  json_object_set_new(o, "scoring", json_string(xd_imp_scoring_name(s->scoring)));
+  json_object_set_new(o, "n_rows", json_integer((json_int_t)p->n));
+  json_object_set_new(o, "max_samples", json_integer((json_int_t)p->n_sub));
+  json_object_set_new(o, "n_repeats", json_integer((json_int_t)R));
+  json_object_set_new(o, "seed", s->seed <= (uint64_t)INT64_MAX ? json_integer((json_int_t)s->seed) : json_real((double)s->seed));
+  json_object_set_new(o, "block", json_integer((json_int_t)B));
+  json_object_set_new(o, "baseline_blocks", json_pack("[I,I]", (json_int_t)a0, (json_int_t)a1));
+  json_object_set_new(o, "sample_blocks", json_pack("[I,I]", (json_int_t)c0, (json_int_t)c1));
+  json_object_set_new(o, "features", names);
+  names = NULL;
+  json_object_set_new(o, "columns", cols);
+  cols = NULL;
+  *out = json_pack("{s:o}", "importance_shard", o);
+  o = NULL;
+done:
+  json_decref(o);
+  json_decref(cols);
+  json_decref(names);
+  xd_free(sums);
+  imp_free(s);
+  return rc;
+}
+
+int xd_importance_shard_blocks(xd_api_t *api, const json_t *body, size_t *n_blocks, xd_error_t *err) {
+  xd_work_t w;
+  memset(&w, 0, sizeof w);
+  int rc = xd_importance_decode(api, body, &w, err);
+  if (rc != XD_OK) return rc;
+  imp_state_t *s = w.state;
+  if (s->method != M_PERMUTATION) rc = xd_error_set(err, XD_EINVAL, "method", "only permutation importance runs as a job");
+  else if (s->scoring == XD_IMP_BALANCED_ACCURACY)
+    rc = xd_error_set(err, XD_EINVAL, "scoring", "balanced_accuracy does not split into per-row sums: run it in one request");
+  size_t a = (s->perm.n + XD_IMP_SUM_BLOCK - 1) / XD_IMP_SUM_BLOCK, b = (s->perm.n_sub + XD_IMP_SUM_BLOCK - 1) / XD_IMP_SUM_BLOCK;
+  *n_blocks = a > b ? a : b;
+  imp_free(s);
+  return rc;
+}
+
+/* Adds the blocks of a (array of [sums]) to tot in order; the block count, or -1. */
+static long add_blocks(const json_t *a, double *tot) {
+  if (!json_is_array(a)) return -1;
+  for (size_t b = 0; b < json_array_size(a); b++) {
+    const json_t *v = json_array_get(a, b);
+    if (json_array_size(v) != XD_IMP_NSUMS) return -1;
+    for (size_t q = 0; q < XD_IMP_NSUMS; q++) tot[q] += json_number_value(json_array_get(v, q));
+  }
+  return (long)json_array_size(a);
+}
+
+static int by_first_block(const void *a, const void *b) {
+  json_int_t x = json_integer_value(json_array_get(json_object_get(*(json_t *const *)a, "baseline_blocks"), 0));
+  json_int_t y = json_integer_value(json_array_get(json_object_get(*(json_t *const *)b, "baseline_blocks"), 0));
+  return x < y ? -1 : x > y;
+}
+
+json_t *xd_importance_merge(json_t *const *shards, size_t n, xd_error_t *err) {
+  json_t **sh = xd_calloc(n ? n : 1, sizeof *sh), *body = NULL, *list = NULL;
+  double *scores = NULL, *mean = NULL, *std = NULL, *vals = NULL;
+  size_t *order = NULL;
+  if (!sh) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory"), NULL;
+  for (size_t i = 0; i < n; i++) sh[i] = json_object_get(shards[i], "importance_shard");
+  const json_t *h = n ? sh[0] : NULL;
+  const size_t d = json_array_size(json_object_get(h, "features")), R = (size_t)json_integer_value(json_object_get(h, "n_repeats"));
+  const size_t nr = (size_t)json_integer_value(json_object_get(h, "n_rows")), ns = (size_t)json_integer_value(json_object_get(h, "max_samples"));
+  const char *scoring = json_string_value(json_object_get(h, "scoring"));
+  xd_imp_scoring_t sc = XD_IMP_ACCURACY;
+  for (int k = 0; k <= XD_IMP_NEG_MSE; k++)
+    if (scoring && strcmp(scoring, xd_imp_scoring_name((xd_imp_scoring_t)k)) == 0) sc = (xd_imp_scoring_t)k;
+  for (size_t i = 0; i < n; i++)
+    if (!sh[i] || !json_equal(json_object_get(sh[i], "features"), json_object_get(h, "features")) ||
+        !json_equal(json_object_get(sh[i], "scoring"), json_object_get(h, "scoring")) ||
+        !json_equal(json_object_get(sh[i], "n_repeats"), json_object_get(h, "n_repeats")) ||
+        !json_equal(json_object_get(sh[i], "n_rows"), json_object_get(h, "n_rows")) ||
+        !json_equal(json_object_get(sh[i], "max_samples"), json_object_get(h, "max_samples"))) {
+      xd_error_set(err, XD_EINVAL, NULL, "shard %zu is not an importance shard of the same job", i);
+      goto done;
+    }
+  if (!h || d == 0 || R == 0 || nr == 0 || ns == 0) {
+    xd_error_set(err, XD_EINVAL, NULL, "no importance shards");
+    goto done;
+  }
+  qsort(sh, n, sizeof *sh, by_first_block);
+  scores = xd_calloc((d * R + 1) * XD_IMP_NSUMS, sizeof *scores);
+  mean = xd_calloc(d, sizeof *mean), std = xd_calloc(d, sizeof *std), vals = xd_calloc(d * R, sizeof *vals);
+  order = xd_calloc(d, sizeof *order);
+  if (!scores || !mean || !std || !vals || !order) {
+    xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+    goto done;
+  }
+  /* totals: the block sums in block order, shard after shard; the blocks must tile */
+  long nbb = 0, nbs = 0;
+  for (size_t i = 0; i < n; i++) {
+    const json_t *bb = json_object_get(sh[i], "baseline_blocks"), *sb = json_object_get(sh[i], "sample_blocks");
+    long got = add_blocks(json_object_get(sh[i], "baseline"), scores + d * R * XD_IMP_NSUMS);
+    if (json_integer_value(json_array_get(bb, 0)) != nbb || got != json_integer_value(json_array_get(bb, 1)) - nbb ||
+        json_integer_value(json_array_get(sb, 0)) != nbs) {
+      xd_error_set(err, XD_EINVAL, NULL, "the shards do not tile the rows: a shard is missing or repeated (expected "
+                   "block %ld next)", nbb);
+      goto done;
+    }
+    long ns_blocks = (long)(json_integer_value(json_array_get(sb, 1)) - nbs);
+    for (size_t j = 0; j < d; j++)
+      for (size_t r = 0; r < R; r++)
+        if (add_blocks(json_array_get(json_array_get(json_object_get(sh[i], "columns"), j), r),
+                       scores + (j * R + r) * XD_IMP_NSUMS) != ns_blocks) {
+          xd_error_set(err, XD_EINVAL, "columns", "shard %zu: feature %zu, repeat %zu has the wrong block count", i, j, r);
+          goto done;
+        }
+    nbb += got;
+    nbs += ns_blocks;
+  }
+  if ((size_t)nbb != (nr + XD_IMP_SUM_BLOCK - 1) / XD_IMP_SUM_BLOCK || (size_t)nbs != (ns + XD_IMP_SUM_BLOCK - 1) / XD_IMP_SUM_BLOCK) {
+    xd_error_set(err, XD_EINVAL, NULL, "the shards cover %ld of %zu row blocks: a shard is missing", nbb,
+                 (nr + XD_IMP_SUM_BLOCK - 1) / XD_IMP_SUM_BLOCK);
+    goto done;
+  }
+  /* scores, then as xd_imp_perm_result: baseline - score, mean and population std */
+  double baseline = xd_imp_score_from_sums(sc, scores + d * R * XD_IMP_NSUMS, nr);
+  for (size_t j = 0; j < d; j++) {
+    double sum = 0, ss = 0;
+    for (size_t r = 0; r < R; r++) sum += vals[j * R + r] = baseline - xd_imp_score_from_sums(sc, scores + (j * R + r) * XD_IMP_NSUMS, ns);
+    mean[j] = sum / (double)R;
+    for (size_t r = 0; r < R; r++) ss += (vals[j * R + r] - mean[j]) * (vals[j * R + r] - mean[j]);
+    std[j] = sqrt(ss / (double)R);
+  }
+  sort_by_key(mean, d, order);
+  list = json_array();
+  for (size_t r = 0; list && r < d; r++) {
+    size_t j = order[r];
+    json_array_append_new(list, json_pack("{s:O, s:I, s:o, s:o, s:o}", "feature", json_array_get(json_object_get(h, "features"), j),
+                                          "feature_index", (json_int_t)j, "mean", xd_json_real(mean[j]), "std",
+                                          xd_json_real(std[j]), "values", xd_json_reals(vals + j * R, R)));
+  }
+  body = json_pack("{s:O, s:s, s:o, s:I, s:O, s:I, s:I, s:O, s:O}", "model", json_object_get(h, "model"), "method", "permutation",
+                   "baseline_score", xd_json_real(baseline), "n_rows", (json_int_t)nr, "scoring", json_object_get(h, "scoring"),
+                   "n_repeats", (json_int_t)R, "max_samples", (json_int_t)ns, "seed", json_object_get(h, "seed"),
+                   "importances", list);
+  if (!body) xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+done:
+  json_decref(list);
+  xd_free(sh);
+  xd_free(scores);
+  xd_free(mean);
+  xd_free(std);
+  xd_free(vals);
+  xd_free(order);
+  return body;
+}

@@ -28,6 +28,7 @@ typedef struct lime_job {
   double *X; /* (n, d) instances */
   size_t n;
   xd_lime_result_t *res; /* n */
+  uint64_t first; /* instance k draws from stream first + k (api/job.h set_first_index) */
 } lime_job_t;
 
 static int lime_prepare(void *state, const xd_cancel_t *cancel, xd_error_t *err) {
@@ -40,7 +41,7 @@ static int lime_prepare(void *state, const xd_cancel_t *cancel, xd_error_t *err)
 
 static int lime_run(void *state, size_t part, const xd_cancel_t *cancel, xd_error_t *err) {
   lime_job_t *j = state;
-  return xd_lime_explain(&j->plan, j->X + part * j->plan.d, part, &j->res[part], cancel, err);
+  return xd_lime_explain(&j->plan, j->X + part * j->plan.d, j->first + part, &j->res[part], cancel, err);
 }
 
 /* ---- encode ------------------------------------------------------------------------ */
@@ -137,6 +138,8 @@ nomem:
   return NULL;
 }
 
+static void lime_set_first(void *state, uint64_t first) { ((lime_job_t *)state)->first = first; }
+
 static void lime_free(void *state) {
   lime_job_t *j = state;
   if (!j) return;
@@ -153,7 +156,8 @@ static void lime_free(void *state) {
  * result into a 400 (api/alloc.h). */
 XD_JSON_RESULT_GUARDED(lime_encode_checked, lime_encode)
 static const xd_job_ops_t lime_ops = {
-    .endpoint = "explain_lime", .prepare = lime_prepare, .run = lime_run, .encode = lime_encode_checked, .free = lime_free};
+    .endpoint = "explain_lime", .prepare = lime_prepare, .run = lime_run, .encode = lime_encode_checked, .free = lime_free,
+    .set_first_index = lime_set_first};
 
 /* ---- decode ------------------------------------------------------------------------ */
 

@@ -53,6 +53,7 @@ typedef struct shap_job {
   int have_cancel;
   /* results (encode) */
   double *phi, *expected, *out; /* (n, d), (n), (n) */
+  uint64_t first; /* instance i draws from stream first + i (api/job.h set_first_index) */
 } shap_job_t;
 
 /* The job's prepare step (api/job.h): everything the parts share. */
@@ -97,7 +98,7 @@ static int shap_prepare(void *state, const xd_cancel_t *cancel, xd_error_t *err)
   if ((rc = xd_shap_fnull(m, &j->bg, j->fnull, cancel, err)) != XD_OK) return rc;
   for (size_t i = 0; j->plans && i < j->n; i++) {
     xd_rng_t rng;
-    xd_rng_seed_stream(&rng, j->o.seed, (uint64_t)i);
+    xd_rng_seed_stream(&rng, j->o.seed, j->first + (uint64_t)i);
     if ((rc = xd_shap_plan_init(&j->plans[i], j->o.method, j->X + i * d, &j->bg, j->o.nsamples, &rng, err)) != XD_OK) {
       if (err->field[0] == '\0') snprintf(err->field, sizeof err->field, "instances[%zu]", i);
       return rc;
@@ -123,7 +124,7 @@ static int explain_row(shap_job_t *j, size_t i, const xd_cancel_t *cancel, xd_er
   const double *x = j->X + i * d;
   xd_shap_plan_t pl;
   xd_rng_t rng;
-  xd_rng_seed_stream(&rng, j->o.seed, (uint64_t)i);
+  xd_rng_seed_stream(&rng, j->o.seed, j->first + (uint64_t)i);
   int rc = xd_shap_plan_init(&pl, j->o.method, x, &j->bg, j->o.nsamples, &rng, err);
   if (rc != XD_OK) {
     if (err->field[0] == '\0') snprintf(err->field, sizeof err->field, "instances[%zu]", i);
@@ -216,6 +217,8 @@ nomem:
   return NULL;
 }
 
+static void shap_set_first(void *state, uint64_t first) { ((shap_job_t *)state)->first = first; }
+
 static void shap_free(void *state) {
   shap_job_t *j = state;
   if (!j) return;
@@ -243,7 +246,8 @@ static void shap_free(void *state) {
  * result into a 400 (api/alloc.h). */
 XD_JSON_RESULT_GUARDED(shap_encode_checked, shap_encode)
 static const xd_job_ops_t shap_ops = {
-    .endpoint = "explain_shap", .prepare = shap_prepare, .run = shap_run, .encode = shap_encode_checked, .free = shap_free};
+    .endpoint = "explain_shap", .prepare = shap_prepare, .run = shap_run, .encode = shap_encode_checked, .free = shap_free,
+    .set_first_index = shap_set_first};
 
 /* ---- decoding -------------------------------------------------------------------------- */
 

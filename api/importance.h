@@ -31,4 +31,17 @@ int xd_imp_data_decode(const xd_api_t *api, const xd_model_t *m, const char *mod
                        int need_targets, xd_imp_data_t *out, xd_error_t *err);
 void xd_imp_data_deinit(xd_imp_data_t *d);
 
+/* Sharded permutation importance (docs/jobs.md "Importance in shards"): shard `shard` of
+ * n_shards of a POST /importance body (method permutation) as its per-block sums
+ * (core/importance.h xd_imp_perm_sums), {"importance_shard": {...}} (new reference). */
+int xd_importance_shard(xd_api_t *api, const json_t *body, size_t shard, size_t n_shards, json_t **out,
+                        xd_error_t *err);
+/* Validates a /importance body for sharding (permutation, not balanced_accuracy) and
+ * gives its row blocks (the most a split can use). */
+int xd_importance_shard_blocks(xd_api_t *api, const json_t *body, size_t *n_blocks, xd_error_t *err);
+/* The importance answer from every shard of a job (any order): the block sums added in
+ * block order, so the scores do not depend on the shard count. NULL with err when the
+ * shards do not tile the rows or are not of one job. */
+json_t *xd_importance_merge(json_t *const *shards, size_t n, xd_error_t *err);
+
 #endif

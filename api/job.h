@@ -38,6 +38,12 @@ typedef struct xd_job_ops {
    * when it fails no part runs and the job fails with its error. Check cancel between
    * batches, as parts do. (Initialize xd_job_ops_t with designated members.) */
   int (*prepare)(void *state, const xd_cancel_t *cancel, xd_error_t *err);
+  /* Optional, for endpoints whose instance i draws from random stream i: makes the
+   * state's first instance draw from stream `first` (and instance k from first + k), so
+   * that a batch job (api/jobspec.h) explaining rows [first, first + n) of a larger
+   * request in a chunk gives every row exactly the answer of the whole request. Called
+   * once, after decode and before prepare. */
+  void (*set_first_index)(void *state, uint64_t first);
 } xd_job_ops_t;
 
 typedef struct xd_work {
@@ -47,6 +53,8 @@ typedef struct xd_work {
   uint64_t cost_rows; /* estimated model rows evaluated (admission and metrics) */
   const char *model;  /* borrowed from state: model name for logs/metrics, or NULL */
   int64_t timeout_ms; /* request's own "timeout_ms", 0 = server default */
+  int low_priority;   /* background work (batch jobs): the pool hands its parts out only
+                         when no interactive job is waiting for a worker */
 } xd_work_t;
 
 /* Runs prepare, every part in order and encode, on the calling thread (tests, and small

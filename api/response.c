@@ -143,4 +143,8 @@ void xd_api_finish(json_t *body, const xd_error_t *err, xd_api_response_t *resp)
 void xd_api_response_deinit(xd_api_response_t *resp) {
   xd_free(resp->body);
   resp->body = NULL;
+  if (resp->stream_free && resp->stream_ctx) resp->stream_free(resp->stream_ctx);
+  resp->stream = NULL;
+  resp->stream_free = NULL;
+  resp->stream_ctx = NULL;
 }

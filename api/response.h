@@ -43,6 +43,14 @@ typedef struct xd_api_response {
   char model[XD_API_MODEL_LABEL_MAX + 1]; /* for the access log and metrics; "" if none */
   const char *endpoint;                    /* static route label */
   int oip_errors; /* errors in the Open Inference Protocol's shape {"error": "..."} */
+  /* A streamed body instead of body (Server-Sent Events of a job): the server calls
+   * stream(stream_ctx, pos, buf, max) for the next bytes; it returns their count (> 0),
+   * or -1 at the end. It may wait a little (a fraction of a second) for news. The server
+   * calls stream_free(stream_ctx) once the response is done (deinit does when it never
+   * went out). */
+  long (*stream)(void *ctx, uint64_t pos, char *buf, size_t max);
+  void (*stream_free)(void *ctx);
+  void *stream_ctx;
 } xd_api_response_t;
 
 typedef enum xd_api_outcome { XD_API_RESPOND = 0, XD_API_QUEUE = 1 } xd_api_outcome_t;

@@ -37,6 +37,13 @@ const xd_route_t xd_routes[] = {
     {"POST",   "/importance",                               READ,  POOL,         "importance",       .decode = xd_importance_decode},
     {"POST",   "/explain/pdp",                              READ,  POOL,         "explain_pdp",      .decode = xd_pdp_decode},
     {"POST",   "/explain/lime",                             READ,  POOL,         "explain_lime",     .decode = xd_lime_decode},
+    /* batch jobs (docs/jobs.md) */
+    {"POST",   "/jobs",                                     READ,  INLINE,       "jobs",             .answer = xd_jobs_post},
+    {"GET",    "/jobs",                                     READ,  INLINE,       "jobs",             .answer = xd_jobs_list},
+    {"GET",    "/jobs/{name}",                              READ,  INLINE,       "jobs",             .answer = xd_jobs_get},
+    {"DELETE", "/jobs/{name}",                              READ,  INLINE,       "jobs",             .answer = xd_jobs_delete},
+    {"GET",    "/jobs/{name}/results",                      READ,  INLINE,       "jobs",             .answer = xd_jobs_results},
+    {"GET",    "/jobs/{name}/events",                       READ,  INLINE,       "jobs",             .answer = xd_jobs_events},
     /* the Open Inference Protocol (docs/v2.md); errors in its own shape under /v2 */
     {"GET",    "/v2",                                       READ,  INLINE,       "v2",               .answer = xd_v2_server},
     {"GET",    "/v2/",                                      READ,  INLINE,       "v2",               .answer = xd_v2_server},

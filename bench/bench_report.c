@@ -434,6 +434,33 @@ static void goals(void) {
   printf("\n");
 }
 
+/* Batch jobs (bench/jobs.sh): a job's rows/s beside the same rows as synchronous
+ * requests, and /predict's p99 without and during a job. */
+static void jobs(void) {
+  size_t i;
+  json_t *l;
+  int any = 0;
+  json_array_foreach(lines, i, l) {
+    const char *k = json_string_value(json_object_get(l, "kind"));
+    if (!k || strcmp(k, "jobs") != 0) continue;
+    if (!any++) {
+      printf("## Batch jobs (bench/jobs.sh, --workers 2)\n\n");
+      printf("| job | rows | job: rows/s | one synchronous request: rows/s | one row per request, 2 connections: rows/s |\n");
+      printf("|---|---|---|---|---|\n");
+    }
+    printf("| %s | %d | %.0f | %.0f | %.0f |\n", str(l, "what"), (int)num(l, "rows"), num(l, "job_rows_per_s"),
+           num(l, "sync_one_request_rows_per_s"), num(l, "sync_per_row_rows_per_s"));
+  }
+  json_t *p = by_kind("jobs_p99");
+  if (p) {
+    if (!any++) printf("## Batch jobs (bench/jobs.sh, --workers 2)\n\n");
+    printf("\n/predict (one row, wrk -c2): p99 %.3f ms idle, %.3f ms while a LIME job runs (%.0f and %.0f req/s; "
+           "%d job rows done meanwhile)\n", num(p, "idle_p99_ms"), num(p, "during_job_p99_ms"), num(p, "idle_rps"),
+           num(p, "during_rps"), (int)num(p, "job_rows_done_meanwhile"));
+  }
+  if (any) printf("\n");
+}
+
 static void status(void) {
   printf("## Server stops and errors\n\n");
   size_t i, n = 0;
@@ -485,6 +512,7 @@ int main(int argc, char **argv) {
   graph_models();
   http_tables();
   segmentation();
+  jobs();
   status();
   json_decref(lines);
   return 0;

@@ -231,6 +231,11 @@ else
   note "{\"kind\":\"error\",\"what\":\"tree benchmark skipped: $(jstr "$(tail -n 2 "$WORK/trees.err")")\"}"
 fi
 
+# batch jobs: rows/s of a LIME and a SHAP job beside synchronous requests, and /predict p99
+# while a job runs (bench/jobs.sh starts its own server with --workers 2)
+log "batch jobs (bench/jobs.sh)"
+sh bench/jobs.sh "$BIN" "$("$CORE" --free-port)" >> "$RES" 2>> "$WORK/jobs.err" ||
+  note "{\"kind\":\"error\",\"what\":\"bench/jobs.sh: $(jstr "$(tail -n 3 "$WORK/jobs.err")")\"}"
 for w in 2 1; do
   [ -s "$WORK/server-$w.log" ] && note "{\"kind\":\"server_log\",\"workers\":$w,\"tail\":\"$(jstr "$(tail -n 5 "$WORK/server-$w.log")")\"}"
 done

@@ -235,6 +235,76 @@ done:
   return rc;
 }
 
+/* Adds row i's terms (outputs P, k of them; target y) to sums. */
+static void add_row_sums(xd_imp_scoring_t s, const double *P, size_t k, double y, double *sums) {
+  if (xd_imp_scoring_is_classification(s)) {
+    size_t t = (size_t)y;
+    double q = P[t];
+    if (q < DBL_EPSILON) q = DBL_EPSILON;
+    if (q > 1 - DBL_EPSILON) q = 1 - DBL_EPSILON;
+    sums[0] += argmax_row(P, k) == t;
+    sums[1] -= log(q);
+  } else {
+    double r = y - P[0];
+    sums[2] += r * r;
+    sums[3] += y;
+    sums[4] += y * y;
+  }
+}
+
+int xd_imp_perm_sums(const xd_imp_perm_t *p, size_t part, size_t r0, size_t r1, double *out,
+                     const xd_cancel_t *cancel, xd_error_t *err) {
+  if (p->scoring == XD_IMP_BALANCED_ACCURACY)
+    return xd_error_set(err, XD_EUNSUPPORTED, "scoring", "balanced_accuracy does not split into per-row sums: "
+                        "run it in one request");
+  if (part > p->d) return xd_error_set(err, XD_EINTERNAL, NULL, "permutation part %zu out of range", part);
+  const int base = part == p->d;
+  const size_t d = p->d, k = p->k, reps = base ? 1 : p->n_repeats, n_rows = base ? p->n : p->n_sub;
+  if (r0 % XD_IMP_SUM_BLOCK || r1 > n_rows || r0 > r1)
+    return xd_error_set(err, XD_EINTERNAL, NULL, "rows %zu..%zu are not a block range", r0, r1);
+  const size_t nb = (r1 - r0 + XD_IMP_SUM_BLOCK - 1) / XD_IMP_SUM_BLOCK, m = r1 - r0;
+  memset(out, 0, reps * nb * XD_IMP_NSUMS * sizeof *out);
+  if (m == 0) return XD_OK;
+  double *B = xd_malloc(xd_mul_size(m, d * sizeof(double))), *P = xd_malloc(xd_mul_size(m, k * sizeof(double)));
+  int rc = XD_ENOMEM;
+  if (!B || !P) {
+    xd_error_set(err, rc, NULL, "out of memory summing part %zu", part);
+    goto done;
+  }
+  for (size_t r = 0; r < reps; r++) {
+    /* the rows [r0, r1) of the (permuted) copy, as xd_imp_perm_run builds them */
+    for (size_t i = 0; i < m; i++) {
+      size_t row = base ? r0 + i : p->rows[r0 + i];
+      memcpy(B + i * d, p->X + row * d, d * sizeof(double));
+      if (!base) B[i * d + part] = p->X[p->rows[p->src[r * p->n_sub + r0 + i]] * d + part];
+    }
+    if ((rc = xd_model_predict(p->model, B, m, P, cancel, err)) != XD_OK) goto done;
+    for (size_t i = 0; i < m; i++) {
+      double y = base ? p->y[r0 + i] : p->y_sub[r0 + i];
+      add_row_sums(p->scoring, P + i * k, k, y, out + (r * nb + i / XD_IMP_SUM_BLOCK) * XD_IMP_NSUMS);
+    }
+  }
+  rc = XD_OK;
+done:
+  xd_free(B);
+  xd_free(P);
+  return rc;
+}
+
+double xd_imp_score_from_sums(xd_imp_scoring_t s, const double *sums, size_t n) {
+  switch (s) {
+  case XD_IMP_ACCURACY: return sums[0] / (double)n;
+  case XD_IMP_NEG_LOG_LOSS: return -(sums[1] / (double)n);
+  case XD_IMP_NEG_MSE: return -(sums[2] / (double)n);
+  case XD_IMP_R2: {
+    double ss_tot = sums[4] - sums[3] * sums[3] / (double)n;
+    if (ss_tot <= 0) return sums[2] == 0 ? 1.0 : 0.0;
+    return 1 - sums[2] / ss_tot;
+  }
+  default: return NAN;
+  }
+}
+
 int xd_imp_perm_run(xd_imp_perm_t *p, size_t part, const xd_cancel_t *cancel, xd_error_t *err) {
   if (part == p->d) return perm_baseline(p, cancel, err);
   if (part > p->d) return xd_error_set(err, XD_EINTERNAL, NULL, "permutation part %zu out of range", part);

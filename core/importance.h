@@ -106,6 +106,26 @@ void xd_imp_perm_result(const xd_imp_perm_t *p, double *importances, double *mea
 /* Model rows the plan evaluates: d * n_repeats * n_sub + n. */
 uint64_t xd_imp_perm_work_rows(size_t n, size_t d, size_t n_repeats, size_t n_sub);
 
+/* ---- sums for sharded permutation importance (docs/algorithms.md §14) ------------------- */
+
+/* Per row block, the sums a score is made of: correct predictions, Σ log loss (clipped as
+ * xd_imp_score), Σ(y − ŷ)², Σy, Σy². Blocks are XD_IMP_SUM_BLOCK consecutive rows; block
+ * sums add up in block order, so any split of the rows into shards on block boundaries
+ * gives the same totals, bit for bit, as one machine. */
+#define XD_IMP_NSUMS 5
+#define XD_IMP_SUM_BLOCK 1024
+
+/* Block sums of part `part` over rows [r0, r1) (r0 a multiple of XD_IMP_SUM_BLOCK): the
+ * baseline (part == d) over the data rows, else column `part` in every repeat over the
+ * subset rows. out: (repeats, ceil((r1 - r0) / XD_IMP_SUM_BLOCK), XD_IMP_NSUMS), repeats = 1
+ * for the baseline. balanced_accuracy does not decompose this way: XD_EUNSUPPORTED
+ * (field "scoring"). */
+int xd_imp_perm_sums(const xd_imp_perm_t *p, size_t part, size_t r0, size_t r1, double *out,
+                     const xd_cancel_t *cancel, xd_error_t *err);
+
+/* The score of n rows from their total sums (greater is better, as xd_imp_score). */
+double xd_imp_score_from_sums(xd_imp_scoring_t s, const double *sums, size_t n);
+
 /* ---- connection weights (dense networks) ----------------------------------------------- */
 
 /* Default target of olden/garson: output 1 of a binary classifier, else 0. */

@@ -99,6 +99,12 @@ static const option_t options[] = {
      "rows of a training table (POST /models/{name}/train)"},
     {"train-background", "EXPLAIND_TRAIN_BACKGROUND", K_SIZE, LIM(train_background), 1, 100000, NULL,
      "background rows kept with a trained model"},
+    {"job-dir", "EXPLAIND_JOB_DIR", K_PATH, OFF(job_dir), 0, 0, "none (a temporary folder)",
+     "batch jobs' requests and results; unfinished jobs resume from it after a restart"},
+    {"max-jobs", "EXPLAIND_MAX_JOBS", K_UINT, OFF(max_jobs), 1, 100000, "16", "batch jobs queued or running at once"},
+    {"max-job-rows", "EXPLAIND_MAX_JOB_ROWS", K_SIZE, OFF(max_job_rows), 1, 1000000000, "1000000", "instances of one batch job"},
+    {"job-ttl", "EXPLAIND_JOB_TTL", K_MS, OFF(job_ttl_ms), 1, 365 * DAY_MS, "86400000",
+     "a finished job and its results are deleted this long after it ended"},
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
 
@@ -429,6 +435,9 @@ static void set_defaults(xd_config_t *cfg) {
   cfg->max_inflight_body = (size_t)256 << 20;
   cfg->log_level = XD_LOG_INFO;
   cfg->inline_predict_rows = 256;
+  cfg->max_jobs = 16;
+  cfg->max_job_rows = 1000000;
+  cfg->job_ttl_ms = 86400000;
   xd_limits_default(&cfg->limits);
 }
 

@@ -63,6 +63,11 @@ typedef struct xd_config {
    * server/http.c). "" = plain HTTP. */
   char tls_cert[XD_CONFIG_PATH_MAX];
   char tls_key[XD_CONFIG_PATH_MAX];
+  /* Batch jobs (docs/jobs.md) */
+  char job_dir[XD_CONFIG_PATH_MAX]; /* "" = jobs kept in a temporary folder, lost on exit */
+  unsigned max_jobs;             /* queued + running jobs at once */
+  size_t max_job_rows;           /* instances of one job */
+  int64_t job_ttl_ms;            /* a finished job is forgotten this long after it ended */
   int64_t test_part_delay_ms;    /* EXPLAIND_TEST_PART_DELAY_MS: tests only, see pool.h */
   char healthcheck[XD_CONFIG_PATH_MAX]; /* --healthcheck target, "" when not asked */
 } xd_config_t;

@@ -54,7 +54,17 @@ struct xd_http {
   unsigned pending;
   xd_tls_t tls;            /* PEM text given to MHD (server/tls.h) */
   xd_disconnect_t *watch;  /* cancels jobs whose client left (server/disconnect.h) */
+  /* Streamed responses with nothing to send yet are parked (suspended) and resumed by
+   * the ticker every XD_HTTP_STREAM_TICK_MS to ask again: MHD's content reader must not
+   * block a network thread, and returning 0 without suspending would spin. */
+  pthread_mutex_t park_mu;
+  struct stream *parked;
+  int streams_closing;
+  int ticker_started, ticker_stop;
+  pthread_cond_t ticker_cv;
+  pthread_t ticker;
 };
+#define XD_HTTP_STREAM_TICK_MS 200
 
 typedef struct req {
   xd_http_t *h;
@@ -110,11 +120,83 @@ static void add_mhd_header(void *ctx, const char *name, const char *value) {
   MHD_add_response_header((struct MHD_Response *)ctx, name, value);
 }
 
+/* A streamed response (api/response.h stream): MHD's content reader over the API's. */
+typedef struct stream {
+  long (*read)(void *ctx, uint64_t pos, char *buf, size_t max);
+  void (*free)(void *ctx);
+  void *ctx;
+  xd_http_t *h;
+  struct MHD_Connection *conn;
+  struct stream *next; /* in h->parked */
+  int parked;
+} stream_t;
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
+  stream_t *st = cls;
+  xd_http_t *h = st->h;
+  pthread_mutex_lock(&h->park_mu);
+  int closing = h->streams_closing;
+  pthread_mutex_unlock(&h->park_mu);
+  if (closing) return MHD_CONTENT_READER_END_OF_STREAM;
+  long n = st->read(st->ctx, pos, buf, max);
+  if (n != 0) return n < 0 ? MHD_CONTENT_READER_END_OF_STREAM : (ssize_t)n;
+  pthread_mutex_lock(&h->park_mu); /* nothing yet: park until the next tick */
+  MHD_suspend_connection(st->conn);
+  st->parked = 1;
+  st->next = h->parked;
+  h->parked = st;
+  pthread_mutex_unlock(&h->park_mu);
+  return 0;
+}
+static void stream_done(void *cls) {
+  stream_t *st = cls;
+  xd_http_t *h = st->h;
+  pthread_mutex_lock(&h->park_mu);
+  for (stream_t **pp = &h->parked; *pp; pp = &(*pp)->next)
+    if (*pp == st) {
+      *pp = st->next;
+      break;
+    }
+  pthread_mutex_unlock(&h->park_mu);
+  if (st->free) st->free(st->ctx);
+  free(st);
+}
+/* Resumes every parked stream (park_mu held). */
+static void unpark_all(xd_http_t *h) {
+  for (stream_t *st = h->parked; st; st = st->next) {
+    st->parked = 0;
+    MHD_resume_connection(st->conn);
+  }
+  h->parked = NULL;
+}
+static void *ticker(void *arg) {
+  xd_http_t *h = arg;
+  pthread_mutex_lock(&h->park_mu);
+  while (!h->ticker_stop) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += XD_HTTP_STREAM_TICK_MS * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+    pthread_cond_timedwait(&h->ticker_cv, &h->park_mu, &ts);
+    unpark_all(h);
+  }
+  pthread_mutex_unlock(&h->park_mu);
+  return NULL;
+}
+
 /* Queues r->resp (taking its body). Only on a call where upload_data is NULL. */
 static enum MHD_Result send_response(req_t *r) {
   xd_api_response_t *rs = &r->resp;
   struct MHD_Response *m;
-  if (rs->body) {
+  if (rs->stream) { /* Server-Sent Events: MHD pulls the bytes as they come */
+    stream_t *st = malloc(sizeof *st);
+    m = st ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 1024, stream_read, st, stream_done) : NULL;
+    if (m) {
+      *st = (stream_t){rs->stream, rs->stream_free, rs->stream_ctx, r->h, r->conn, NULL, 0};
+      rs->stream = NULL, rs->stream_free = NULL, rs->stream_ctx = NULL; /* MHD owns it now */
+    } else {
+      free(st);
+    }
+  } else if (rs->body) {
     m = MHD_create_response_from_buffer_with_free_callback(rs->body_len, rs->body, xd_free);
     if (m) rs->body = NULL; /* MHD owns it now */
   } else {
@@ -610,6 +692,8 @@ int xd_http_start(const xd_config_t *cfg, xd_api_t *api, xd_pool_t *pool, xd_htt
     h->rid_prefix = (uint64_t)xd_now_ns() ^ ((uint64_t)getpid() << 32);
   atomic_init(&h->rid_counter, 1);
   pthread_mutex_init(&h->mu, NULL);
+  pthread_mutex_init(&h->park_mu, NULL);
+  pthread_cond_init(&h->ticker_cv, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -668,6 +752,7 @@ int xd_http_start(const xd_config_t *cfg, xd_api_t *api, xd_pool_t *pool, xd_htt
   }
   const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
   h->port = di ? di->port : cfg->port;
+  h->ticker_started = pthread_create(&h->ticker, NULL, ticker, h) == 0;
   *out = h;
   return XD_OK;
 }
@@ -706,11 +791,20 @@ int xd_http_drain(xd_http_t *h, int64_t timeout_ms) {
 void xd_http_stop(xd_http_t *h) {
   if (!h) return;
   xd_disconnect_free(h->watch); /* nothing is suspended now, so nothing is listed */
+  pthread_mutex_lock(&h->park_mu); /* event streams end; none may stay suspended */
+  h->streams_closing = 1;
+  h->ticker_stop = 1;
+  unpark_all(h);
+  pthread_cond_broadcast(&h->ticker_cv);
+  pthread_mutex_unlock(&h->park_mu);
+  if (h->ticker_started) pthread_join(h->ticker, NULL);
   MHD_stop_daemon(h->d); /* closes every connection; NOTIFY_COMPLETED runs for each */
   xd_conns_free(h->conns);
   if (h->listen_fd != MHD_INVALID_SOCKET) close(h->listen_fd);
   xd_tls_free(&h->tls); /* after MHD_stop_daemon: MHD keeps pointers to the PEM text */
   pthread_mutex_destroy(&h->mu);
   pthread_cond_destroy(&h->drained);
+  pthread_mutex_destroy(&h->park_mu);
+  pthread_cond_destroy(&h->ticker_cv);
   free(h);
 }

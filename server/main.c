@@ -38,6 +38,8 @@
 #include "core/mat.h"
 #include "server/config.h"
 #include "server/cli_bundle.h"
+#include "server/cli_jobs.h"
+#include "server/jobs.h"
 #include "server/healthcheck.h"
 #include "server/http.h"
 #include "server/log.h"
@@ -167,6 +169,7 @@ static void shutdown_gracefully(const xd_config_t *cfg, xd_api_t *api, xd_http_t
 int main(int argc, char **argv) {
   /* Subcommands run before any configuration is read and start nothing. */
   if (argc >= 2 && strcmp(argv[1], "bundle") == 0) return xd_cli_bundle(argc - 1, argv + 1);
+  if (argc >= 2 && strcmp(argv[1], "jobs") == 0) return xd_cli_jobs(argc - 1, argv + 1);
   xd_config_t cfg;
   int rc = xd_config_load(&cfg, argc, argv, stdout, stderr);
   if (rc == XD_CONFIG_EXIT_OK) return 0;
@@ -227,6 +230,7 @@ int main(int argc, char **argv) {
   xd_api_t *api = NULL;
   xd_pool_t *pool = NULL;
   xd_http_t *http = NULL;
+  xd_jobs_t *jobs = NULL;
   int status = 1;
   xd_api_config_t acfg = {.limits = cfg.limits, .model_dir = cfg.model_dir,
                           .inline_predict_rows = cfg.inline_predict_rows,
@@ -255,6 +259,14 @@ int main(int argc, char **argv) {
 
   remove_stale_temp(cfg.model_dir);
   if (load_models(api, cfg.model_dir) < 0) goto done;
+  /* after the models: the jobs it resumes need theirs */
+  xd_jobs_config_t jcfg = {.dir = cfg.job_dir, .max_jobs = cfg.max_jobs, .max_rows = cfg.max_job_rows,
+                           .ttl_ms = cfg.job_ttl_ms};
+  xd_error_t jerr;
+  if (xd_jobs_new(&jcfg, api, pool, &jobs, &jerr) != XD_OK) {
+    xd_log(XD_LOG_ERROR, "--%s: %s", jerr.field, jerr.text);
+    goto done;
+  }
   xd_api_set_ready(api, 1);
   xd_log(XD_LOG_INFO, "ready");
 
@@ -271,6 +283,7 @@ done:
     xd_pool_drain(pool, INT32_MAX);
   }
   xd_http_stop(http); /* only after every suspended connection was resumed */
+  xd_jobs_free(jobs);  /* after the event streams, before the pool its chunk runs on */
   xd_pool_free(pool);
   xd_api_free(api);
   xd_registry_free(reg);

@@ -306,11 +306,18 @@ static int part_is_long(const xd_pool_t *p, const xd_pool_job_t *j) {
 static xd_pool_job_t *pick_job(xd_pool_t *p, int *is_long) {
   xd_pool_job_t *j = p->ring;
   if (!j) return NULL;
-  do {
-    *is_long = part_is_long(p, j);
-    if (!*is_long || p->long_running + 1 < p->cfg.workers) return j;
-    j = j->rr_next;
-  } while (j != p->ring);
+  /* Two passes: interactive jobs first; low-priority (batch) work only when no
+   * interactive job can take the worker. */
+  for (int low = 0; low <= 1; low++) {
+    j = p->ring;
+    do {
+      if (!!j->work.low_priority == low) {
+        *is_long = part_is_long(p, j);
+        if (!*is_long || p->long_running + 1 < p->cfg.workers) return j;
+      }
+      j = j->rr_next;
+    } while (j != p->ring);
+  }
   return NULL;
 }
 

@@ -145,6 +145,29 @@ TEST(kustomize_render_valid) {
   free(out);
 }
 
+/* The sharded batch job (deploy/k8s/batch): valid and strict, its kustomize rendering
+ * too, and its conventions (tests/deploy/batch.mjs); a set whose completions disagree
+ * with --shard env/N must fail. */
+TEST(k8s_batch_job_valid_and_consistent) {
+  char *out;
+  int rc = run("node tests/deploy/validate.mjs deploy/k8s/batch/*.yaml && kubectl kustomize deploy/k8s/batch | "
+               "node tests/deploy/validate.mjs - && node tests/deploy/batch.mjs deploy/k8s/batch deploy/k8s", &out);
+  CHECK_MSG(rc == 0, "batch manifests: exit status %d", rc);
+  static const char *const want[] = {"ok   deploy/k8s/batch/shards-job.yaml Job/explaind-shards",
+                                     "ok   deploy/k8s/batch/merge-job.yaml Job/explaind-merge",
+                                     "ok   - Job/explaind-shards",
+                                     "ok   shards: one pod per shard, index from JOB_COMPLETION_INDEX",
+                                     "ok   merge: every shard file, in order, into one output", "0 failed", NULL};
+  expect_all(out, want);
+  free(out);
+  rc = run("d=$(mktemp -d) && cp deploy/k8s/batch/*.yaml \"$d\" && sed -i 's/completions: 4/completions: 3/' \"$d/shards-job.yaml\" && "
+           "node tests/deploy/batch.mjs \"$d\" deploy/k8s; s=$?; rm -rf \"$d\"; exit $s", &out);
+  CHECK_MSG(rc == 1, "a broken batch set: exit status %d, want 1", rc);
+  static const char *const broken[] = {"FAIL shards: one pod per shard", "completions 3 != N 4", NULL};
+  expect_all(out, broken);
+  free(out);
+}
+
 /* ---- conventions ------------------------------------------------------------------ */
 
 /* Writes `$BUILD/explaind --help` to path; 0 on success. */
@@ -212,6 +235,8 @@ int main(void) {
   if (need_node("broken_manifest_fails")) RUN(broken_manifest_fails);
   if (!have("kubectl")) skip("kustomize_render_valid", "needs kubectl (make deploy-deps: Debian's kubernetes-client)", 1);
   else if (need_node("kustomize_render_valid")) RUN(kustomize_render_valid);
+  if (!have("kubectl")) skip("k8s_batch_job_valid_and_consistent", "needs kubectl (make deploy-deps: Debian's kubernetes-client)", 1);
+  else if (need_node("k8s_batch_job_valid_and_consistent")) RUN(k8s_batch_job_valid_and_consistent);
   if (need_node("deploy_conventions")) RUN(deploy_conventions);
   if (!have("docker-compose")) skip("compose_config", "needs Debian's docker-compose (make deploy-deps)", 1);
   else RUN(compose_config);

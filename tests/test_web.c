@@ -200,6 +200,8 @@ TEST(openapi_documents_every_route) {
       {"/metrics", "get"},        {"/openapi.json", "get"},    {"/", "get"},
       {"/v2", "get"},             {"/v2/health/live", "get"},  {"/v2/health/ready", "get"},
       {"/v2/models/{name}", "get"}, {"/v2/models/{name}/ready", "get"}, {"/v2/models/{name}/infer", "post"},
+      {"/jobs", "post"},          {"/jobs", "get"},            {"/jobs/{id}", "get"},
+      {"/jobs/{id}", "delete"},   {"/jobs/{id}/results", "get"}, {"/jobs/{id}/events", "get"},
   };
   json_t *paths = json_object_get(doc, "paths");
   for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {

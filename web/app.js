@@ -666,6 +666,96 @@ async function shapSummary(ev) {
   });
 }
 
+/* ---- batch jobs (docs/jobs.md) ------------------------------------------------------ */
+
+/* A job over an uploaded CSV: POST /jobs, then its progress from the event stream
+ * (EventSource; polling GET /jobs/{id} where the stream is unavailable, e.g. with an API
+ * key, which EventSource cannot send), then the results as a download. */
+const jobs = { id: '', source: null, timer: 0 };
+
+function jobShow(st) {
+  const p = st.progress || {};
+  $('jobs-progress').max = p.total || 1;
+  $('jobs-progress').value = p.done || 0;
+  const rate = p.rate_per_s ? `, ${Math.round(p.rate_per_s)} rows/s` : '';
+  const eta = p.eta_s ? `, about ${Math.ceil(p.eta_s)} s left` : '';
+  setSummary('jobs-summary', `Job ${st.id}: ${st.status}, ${p.done} of ${p.total} rows${rate}${eta}.`);
+  const ended = ['succeeded', 'failed', 'cancelled'].includes(st.status);
+  $('jobs-cancel').disabled = ended;
+  $('jobs-links').hidden = !(p.done > 0);
+  if (st.error && st.status === 'failed') showError('jobs-error', new ApiError(0, st.error.code, st.error.message, st.error.field));
+  if (ended) jobStop();
+}
+
+function jobStop() {
+  if (jobs.source) jobs.source.close();
+  jobs.source = null;
+  clearInterval(jobs.timer);
+  jobs.timer = 0;
+}
+
+function jobWatch(id) {
+  jobStop();
+  const poll = () => {
+    jobs.timer = setInterval(async () => {
+      try {
+        jobShow(await api('GET', `/jobs/${id}`));
+      } catch (e) {
+        showError('jobs-error', e);
+        jobStop();
+      }
+    }, 500);
+  };
+  if (state.apiKey || typeof EventSource === 'undefined') return poll();
+  const es = new EventSource(`/jobs/${id}/events`);
+  jobs.source = es;
+  const onEvent = (ev) => jobShow(JSON.parse(ev.data));
+  es.addEventListener('progress', onEvent);
+  es.addEventListener('end', (ev) => {
+    onEvent(ev);
+    jobStop();
+  });
+  es.onerror = () => {
+    if (jobs.source !== es) return;
+    es.close();
+    jobs.source = null;
+    poll();
+  };
+}
+
+async function jobSubmit(ev) {
+  ev.preventDefault();
+  if (!state.meta) return;
+  await run('jobs-run', 'jobs-error', async (call) => {
+    const f = $('jobs-file').files[0];
+    if (!f) throw new Error('choose a CSV file whose header names the model\'s features');
+    const req = { endpoint: $('jobs-endpoint').value, model: state.meta.name, csv: await f.text(), seed: 0 };
+    if (req.endpoint === '/predict') delete req.seed;
+    const st = await call('POST', '/jobs', req);
+    jobs.id = st.id;
+    jobShow(st);
+    jobWatch(st.id);
+  });
+}
+
+async function jobDownload(csv) {
+  if (!jobs.id) return;
+  const headers = { Accept: csv ? 'text/csv' : 'application/x-ndjson' };
+  if (state.apiKey) headers.Authorization = `Bearer ${state.apiKey}`;
+  try {
+    const resp = await fetch(`/jobs/${jobs.id}/results`, { headers });
+    if (!resp.ok) throw new ApiError(resp.status, 'error', resp.statusText);
+    const url = URL.createObjectURL(await resp.blob());
+    const a = el('a', { href: url, download: `job-${jobs.id}.${csv ? 'csv' : 'ndjson'}` });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  } catch (e) {
+    showError('jobs-error', e);
+  }
+}
+
 /* ---- start -------------------------------------------------------------------------- */
 
 /* Fills the model picker from GET /models and selects the model named in the URL
@@ -731,6 +821,17 @@ async function start() {
   $('imp-form').addEventListener('submit', importance);
   $('pdp-form').addEventListener('submit', explainPdp);
   $('summary-form').addEventListener('submit', shapSummary);
+  $('jobs-form').addEventListener('submit', jobSubmit);
+  $('jobs-cancel').addEventListener('click', async () => {
+    if (!jobs.id) return;
+    try {
+      jobShow(await api('DELETE', `/jobs/${jobs.id}`));
+    } catch (e) {
+      showError('jobs-error', e);
+    }
+  });
+  $('jobs-ndjson').addEventListener('click', () => jobDownload(false));
+  $('jobs-csv').addEventListener('click', () => jobDownload(true));
   for (const p of ['predict', 'lime', 'attr', 'imp', 'pdp', 'summary']) codeTools(p);
   await loadModels();
   document.body.dataset.ready = '1';

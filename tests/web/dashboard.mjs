@@ -360,6 +360,24 @@ try {
   await (await page.$('#summary-section')).screenshot({ path: join(outDir, 'dashboard-summary.png') });
   await (await page.$('#lime-section')).screenshot({ path: join(outDir, 'dashboard-lime.png') });
 
+  // ---- a batch job over an uploaded CSV: progress from the event stream, then results ----
+  const csvRows = (await apiGet('/models/breast_cancer?background=40')).json.background;
+  const csvText = [names.map((x) => (/[",]/.test(x) ? `"${x.replace(/"/g, '""')}"` : x)).join(','),
+    ...csvRows.map((r) => r.join(','))].join('\n') + '\n';
+  await page.selectOption('#jobs-endpoint', '/explain/shap');
+  await page.setInputFiles('#jobs-file', { name: 'rows.csv', mimeType: 'text/csv', buffer: Buffer.from(csvText) });
+  await page.click('#jobs-run');
+  await page.waitForFunction(() => /succeeded|failed|cancelled/.test(document.getElementById('jobs-summary').textContent)
+    || !document.getElementById('jobs-error').hidden, null, { timeout: TIMEOUT * 2 });
+  const jobText = await page.textContent('#jobs-summary');
+  const bar = await page.$eval('#jobs-progress', (p) => [p.value, p.max]);
+  check('batch job: succeeded, the progress bar full', /succeeded, 40 of 40 rows/.test(jobText) && bar[0] === 40 && bar[1] === 40,
+    `${jobText} ${bar}`);
+  check('batch job: the downloads are offered', await page.isVisible('#jobs-ndjson') && await page.isVisible('#jobs-csv'));
+  const jobId = /Job ([0-9a-f]+)/.exec(jobText)?.[1];
+  const lines = jobId ? (await (await fetch(`${base}/jobs/${jobId}/results`)).text()).trim().split('\n') : [];
+  check('batch job: one result line per CSV row', lines.length === 40 && JSON.parse(lines[39]).index === 39, `${lines.length} lines`);
+
   // ---- an API error reaches the user ----
   await page.fill('#lime-samples', '1000000');
   await page.click('#lime-run');
