@@ -441,16 +441,19 @@ typedef struct runner {
   atomic_size_t next;
   int reverse;
   atomic_int rc;
+  int prep; /* runs the prepare parts, not the parts */
 } runner_t;
 
 static void *run_parts(void *arg) {
   runner_t *r = arg;
+  size_t n = r->prep ? r->w->n_prepare_parts : r->w->n_parts;
   for (;;) {
     size_t i = atomic_fetch_add(&r->next, 1);
-    if (i >= r->w->n_parts) break;
-    size_t part = r->reverse ? r->w->n_parts - 1 - i : i;
+    if (i >= n) break;
+    size_t part = r->reverse ? n - 1 - i : i;
     xd_error_t err;
-    int rc = r->w->ops->run(r->w->state, part, NULL, &err);
+    int rc = r->prep ? r->w->ops->prepare_part(r->w->state, part, NULL, &err)
+                     : r->w->ops->run(r->w->state, part, NULL, &err);
     if (rc != XD_OK) atomic_store(&r->rc, rc);
   }
   return NULL;
@@ -472,14 +475,24 @@ static char *run_job(xd_api_t *api, xd_endpoint_decode_fn decode, const char *bo
     return NULL;
   }
   *n_parts = w.n_parts;
-  /* the job contract (api/job.h): prepare once, then the parts in any order */
+  /* the job contract (api/job.h): prepare parts in any order, prepare once, then the
+   * parts in any order */
+  runner_t pr = {&w, 0, reverse, XD_OK, 1};
+  pthread_t pth[4];
+  for (int t = 0; t < threads; t++) pthread_create(&pth[t], NULL, run_parts, &pr);
+  for (int t = 0; t < threads; t++) pthread_join(pth[t], NULL);
+  if (atomic_load(&pr.rc) != XD_OK) {
+    w.ops->free(w.state);
+    json_decref(b);
+    return NULL;
+  }
   if (w.ops->prepare && w.ops->prepare(w.state, NULL, &err) != XD_OK) {
     fprintf(stderr, "  prepare: %s: %s\n", err.field, err.text);
     w.ops->free(w.state);
     json_decref(b);
     return NULL;
   }
-  runner_t r = {&w, 0, reverse, XD_OK};
+  runner_t r = {&w, 0, reverse, XD_OK, 0};
   pthread_t th[4];
   for (int t = 0; t < threads; t++) pthread_create(&th[t], NULL, run_parts, &r);
   for (int t = 0; t < threads; t++) pthread_join(th[t], NULL);
