@@ -706,6 +706,9 @@ const xd_image_prep_t *xd_model_image_prep(const xd_model_t *m) { return m->gm ?
 const xd_tokenizer_t *xd_model_tokenizer(const xd_model_t *m) { return m->gm ? xd_gmodel_tokenizer(m->gm) : NULL; }
 size_t xd_model_max_length(const xd_model_t *m) { return m->gm ? xd_gmodel_max_length(m->gm) : 0; }
 const char *xd_model_embedding(const xd_model_t *m) { return m->gm ? xd_gmodel_embedding(m->gm) : NULL; }
+void xd_model_set_max_work_memory(xd_model_t *m, size_t bytes) {
+  if (m->gm) xd_gmodel_set_max_work_memory(m->gm, bytes);
+}
 const char *xd_model_output_tensor(const xd_model_t *m, xd_act_t *act, size_t *width) {
   if (act) *act = m->out_act;
   if (width) *width = m->out_k;

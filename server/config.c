@@ -99,6 +99,9 @@ static const option_t options[] = {
      "rows of a training table (POST /models/{name}/train)"},
     {"train-background", "EXPLAIND_TRAIN_BACKGROUND", K_SIZE, LIM(train_background), 1, 100000, NULL,
      "background rows kept with a trained model"},
+    {"max-work-memory", "EXPLAIND_MAX_WORK_MEMORY", K_BYTES, LIM(max_work_memory), 1, 1ULL << 40, "1GiB",
+     "working memory one graph-model run may use (bytes; suffixes k, M, G); larger batches run in chunks, a row "
+     "that does not fit is 413"},
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
 
