@@ -602,7 +602,7 @@ int xd_importance_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_
   work->state = s;
   work->n_parts = parts;
   work->n_prepare_parts = s->km_k ? XD_SHAP_KMEANS_RUNS : 0;
-  work->cost_rows = rows;
+  work->cost_rows = xd_work_cost(rows, xd_model_row_cost(s->m));
   work->model = s->entry->name;
   return XD_OK;
 nomem:

@@ -425,7 +425,7 @@ int xd_shap_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_
   work->state = j;
   work->n_parts = j->n * j->parts_per_row;
   work->n_prepare_parts = j->need_kmeans ? XD_SHAP_KMEANS_RUNS : 0;
-  work->cost_rows = j->o.method == XD_SHAP_LINEAR ? j->n : cost;
+  work->cost_rows = xd_work_cost(j->o.method == XD_SHAP_LINEAR ? j->n : cost, xd_model_row_cost(m));
   work->model = j->entry->name;
   return XD_OK;
 fail:

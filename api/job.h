@@ -55,10 +55,17 @@ typedef struct xd_work {
   void *state;
   size_t n_parts;     /* >= 1 */
   size_t n_prepare_parts; /* ops->prepare_part calls before prepare; 0 = none */
-  uint64_t cost_rows; /* estimated model rows evaluated (admission and metrics) */
+  uint64_t cost_rows; /* estimated work in dense model rows: rows evaluated x the model's
+                         xd_model_row_cost (inline or pool, admission, long parts) */
   const char *model;  /* borrowed from state: model name for logs/metrics, or NULL */
   int64_t timeout_ms; /* request's own "timeout_ms", 0 = server default */
 } xd_work_t;
+
+/* rows model rows of a model whose row costs row_cost dense rows (xd_model_row_cost), in
+ * the unit of cost_rows; saturates instead of wrapping. */
+static inline uint64_t xd_work_cost(uint64_t rows, uint64_t row_cost) {
+  return row_cost && rows > UINT64_MAX / row_cost ? UINT64_MAX : rows * row_cost;
+}
 
 /* Runs every prepare part in order, prepare, every part in order and encode, on the calling thread (tests, and small
  * requests answered inline). Returns the body or NULL with err set. Does not free. */

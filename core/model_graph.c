@@ -255,6 +255,15 @@ char *const *xd_gmodel_background_texts(const xd_gmodel_t *gm, size_t *n) {
 
 void xd_gmodel_set_max_work_memory(xd_gmodel_t *gm, size_t bytes) { gm->max_work_memory = bytes; }
 
+double xd_gmodel_flops_per_row(const xd_gmodel_t *gm) {
+  xd_tensor_t in[N_ROLES];
+  size_t L = gm->fixed_len >= 0 ? (size_t)gm->fixed_len : gm->s.max_length;
+  probe_inputs(gm, 1, L ? L : 1, in); /* a text row at its longest: the bound a request may reach */
+  double f = 0;
+  xd_error_t e;
+  return xd_graph_flops_per_row(gm->s.graph, in, &f, &e) == XD_OK ? f : 0;
+}
+
 /* ---- images ---------------------------------------------------------------------------- */
 
 int xd_gmodel_forward_image(const xd_gmodel_t *gm, const float *E, size_t n, double *z, const xd_cancel_t *cancel,
