@@ -434,6 +434,61 @@ TEST(kmeans_summary_weights_snapped_deterministic) {
   xd_model_free(m);
 }
 
+/* The runs of a summary taken as prepare parts (api/job.h), here in reverse order on
+ * threads of their own, then picked: the serial summary bit for bit. */
+typedef struct km_arg {
+  const xd_dataset_t *ds;
+  unsigned r;
+  double *C;
+  size_t *cnt;
+  double *inertia;
+  int rc;
+} km_arg_t;
+
+static void *km_one(void *a) {
+  km_arg_t *k = a;
+  k->rc = xd_shap_kmeans_run(k->ds->X, k->ds->n, k->ds->d, 10, 7, k->r, k->C, k->cnt, k->inertia, NULL, NULL);
+  return NULL;
+}
+
+TEST(kmeans_runs_in_any_order_equal_the_serial_summary) {
+  size_t cats[3] = {0, 5, 0};
+  gs_net_t g = {.task = XD_TASK_REGRESSION, .d = 3, .cats = cats, .n_layers = 1, .out_act = XD_ACT_IDENTITY,
+                .n_out = 1, .n_bg = 300, .preprocess = 1, .seed = 2};
+  xd_model_t *m = gs_build(&g);
+  if (!m) return;
+  const xd_dataset_t *ds = xd_model_background(m);
+  xd_shap_bg_t serial, par;
+  CHECK(xd_shap_summarize(ds, 10, 7, &serial, NULL) == XD_OK);
+  double *C[XD_SHAP_KMEANS_RUNS], inertia[XD_SHAP_KMEANS_RUNS];
+  size_t *cnt[XD_SHAP_KMEANS_RUNS];
+  km_arg_t args[XD_SHAP_KMEANS_RUNS];
+  pthread_t th[XD_SHAP_KMEANS_RUNS];
+  for (int r = XD_SHAP_KMEANS_RUNS - 1; r >= 0; r--) {
+    C[r] = xd_malloc(10 * ds->d * sizeof **C);
+    cnt[r] = xd_malloc(10 * sizeof **cnt);
+    args[r] = (km_arg_t){ds, (unsigned)r, C[r], cnt[r], &inertia[r], -1};
+    pthread_create(&th[r], NULL, km_one, &args[r]);
+  }
+  for (int r = 0; r < XD_SHAP_KMEANS_RUNS; r++) {
+    pthread_join(th[r], NULL);
+    CHECK(args[r].rc == XD_OK);
+  }
+  CHECK(xd_shap_kmeans_pick(ds->X, ds->n, ds->d, 10, C, cnt, inertia, XD_SHAP_KMEANS_RUNS, &par, NULL) == XD_OK);
+  CHECK(par.n == serial.n && par.d == serial.d);
+  if (par.n == serial.n && par.d == serial.d) {
+    CHECK(memcmp(par.X, serial.X, par.n * par.d * sizeof *par.X) == 0);
+    CHECK(memcmp(par.w, serial.w, par.n * sizeof *par.w) == 0);
+  }
+  for (int r = 0; r < XD_SHAP_KMEANS_RUNS; r++) {
+    xd_free(C[r]);
+    xd_free(cnt[r]);
+  }
+  xd_shap_bg_deinit(&serial);
+  xd_shap_bg_deinit(&par);
+  xd_model_free(m);
+}
+
 /* ---- same answer whatever the worker count (the API job) ---------------------------------- */
 
 typedef struct runner {
@@ -663,6 +718,7 @@ int main(void) {
   RUN(categorical_feature_is_one_player);
   RUN(l1_num_features_selects_k_and_keeps_efficiency);
   RUN(kmeans_summary_weights_snapped_deterministic);
+  RUN(kmeans_runs_in_any_order_equal_the_serial_summary);
   RUN(same_seed_same_answer_whatever_the_worker_count);
   RUN(allocation_failures_are_clean);
   RUN(endpoint_jobs_survive_allocation_failures);
