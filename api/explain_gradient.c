@@ -240,7 +240,7 @@ int xd_gradient_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_er
   work->ops = &grad_ops;
   work->state = j;
   work->n_parts = (j->n + j->rows_per_part - 1) / j->rows_per_part;
-  work->cost_rows = cost;
+  work->cost_rows = xd_work_cost(cost, xd_model_row_cost(m));
   work->model = j->entry->name;
   return XD_OK;
 nomem:

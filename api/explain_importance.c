@@ -150,6 +150,12 @@ typedef struct imp_state {
   /* mean_abs_shap: the summarized background, made once by the prepare step */
   xd_shap_bg_t bg;
   double *expected, *out; /* (n) each, required by xd_shap_explain */
+  /* its k-means runs (the prepare parts) when the background is summarized */
+  xd_dataset_t km_ds;                  /* the rows summarized (borrowed) */
+  size_t km_k;
+  double *km_C[XD_SHAP_KMEANS_RUNS];   /* (km_k, d) each */
+  size_t *km_cnt[XD_SHAP_KMEANS_RUNS]; /* (km_k) each */
+  double km_inertia[XD_SHAP_KMEANS_RUNS];
 } imp_state_t;
 
 static void imp_free(void *state) {
@@ -162,6 +168,10 @@ static void imp_free(void *state) {
   xd_free(s->expected);
   xd_free(s->out);
   xd_shap_bg_deinit(&s->bg);
+  for (int r = 0; r < XD_SHAP_KMEANS_RUNS; r++) {
+    xd_free(s->km_C[r]);
+    xd_free(s->km_cnt[r]);
+  }
   if (s->entry) xd_model_entry_release(s->entry);
   xd_free(s);
 }
@@ -191,22 +201,40 @@ done:
   return rc;
 }
 
-/* The job's prepare step (api/job.h): mean_abs_shap's k-means summary of the background,
- * drawn from the request seed, made once before any part runs. */
+/* The rows mean_abs_shap summarizes and into how many points (SIZE_MAX: as they are). */
+static xd_dataset_t shap_bg_rows(const imp_state_t *s, size_t *k) {
+  const size_t d = xd_model_n_features(s->m);
+  const xd_dataset_t *bg = xd_model_background(s->m);
+  xd_dataset_t own = {s->data.n, d, (double *)s->data.X, NULL};
+  xd_dataset_t use = bg && bg->n ? *bg : own;
+  /* as /explain/shap: the linear closed form takes the whole background (its mean is
+   * exact and costs nothing), the others a k-means summary */
+  *k = xd_shap_resolve_method(s->m, XD_SHAP_AUTO, XD_SHAP_LINK_IDENTITY, use.n) == XD_SHAP_LINEAR ? SIZE_MAX
+                                                                                                  : SHAP_BG;
+  return use;
+}
+
+/* Prepare part r (api/job.h): k-means run r of mean_abs_shap's summary, from its own
+ * stream of the seed; imp_prepare picks the best as xd_shap_kmeans does. */
+static int imp_kmeans_part(void *state, size_t r, const xd_cancel_t *cancel, xd_error_t *err) {
+  imp_state_t *s = state;
+  return xd_shap_kmeans_run(s->km_ds.X, s->km_ds.n, s->km_ds.d, s->km_k, s->seed, (unsigned)r, s->km_C[r],
+                            s->km_cnt[r], &s->km_inertia[r], cancel, err);
+}
+
+/* The job's prepare step (api/job.h): mean_abs_shap's summary of the background, drawn
+ * from the request seed, made once before any part runs (from the k-means runs of the
+ * prepare parts when there are any). */
 static int imp_prepare(void *state, const xd_cancel_t *cancel, xd_error_t *err) {
   imp_state_t *s = state;
   (void)cancel;
   if (s->method != M_SHAP || xd_model_trees(s->m)) return XD_OK; /* trees: TreeSHAP, no summary */
-  const size_t d = xd_model_n_features(s->m);
-  const xd_dataset_t *bg = xd_model_background(s->m);
-  xd_dataset_t own = {s->data.n, d, (double *)s->data.X, NULL};
-  const xd_dataset_t *use = bg && bg->n ? bg : &own;
-  /* as /explain/shap: the linear closed form takes the whole background (its mean is
-   * exact and costs nothing), the others a k-means summary */
-  size_t k = xd_shap_resolve_method(s->m, XD_SHAP_AUTO, XD_SHAP_LINK_IDENTITY, use->n) == XD_SHAP_LINEAR
-                 ? SIZE_MAX
-                 : SHAP_BG;
-  return xd_shap_summarize(use, k, s->seed, &s->bg, err);
+  if (s->km_k)
+    return xd_shap_kmeans_pick(s->km_ds.X, s->km_ds.n, s->km_ds.d, s->km_k, s->km_C, s->km_cnt, s->km_inertia,
+                               XD_SHAP_KMEANS_RUNS, &s->bg, err);
+  size_t k;
+  xd_dataset_t use = shap_bg_rows(s, &k);
+  return xd_shap_summarize(&use, k, s->seed, &s->bg, err); /* as is: nothing to summarize */
 }
 
 static int shap_part(imp_state_t *s, size_t part, const xd_cancel_t *cancel, xd_error_t *err) {
@@ -354,7 +382,8 @@ done:
  * result into a 400 (api/alloc.h). */
 XD_JSON_RESULT_GUARDED(imp_encode_checked, imp_encode)
 static const xd_job_ops_t imp_ops = {
-    .endpoint = "importance", .prepare = imp_prepare, .run = imp_run, .encode = imp_encode_checked, .free = imp_free};
+    .endpoint = "importance", .prepare = imp_prepare,
+    .prepare_part = imp_kmeans_part, .run = imp_run, .encode = imp_encode_checked, .free = imp_free};
 
 /* ==== decoding ============================================================================= */
 
@@ -555,13 +584,25 @@ int xd_importance_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_
     if (!s->values || !s->expected || !s->out || !s->targets) goto nomem;
     for (size_t i = 0; i < n; i++) s->targets[i] = s->target_predicted ? SIZE_MAX : s->target;
     parts = (n + SHAP_CHUNK - 1) / SHAP_CHUNK;
+    size_t km_k;
+    xd_dataset_t use = shap_bg_rows(s, &km_k);
+    if (use.n > km_k) { /* summarized: its k-means runs become prepare parts */
+      s->km_ds = use;
+      s->km_k = km_k;
+      for (int r = 0; r < XD_SHAP_KMEANS_RUNS; r++) {
+        s->km_C[r] = xd_malloc(xd_mul_size(km_k, use.d) * sizeof **s->km_C);
+        s->km_cnt[r] = xd_malloc(km_k * sizeof **s->km_cnt);
+        if (!s->km_C[r] || !s->km_cnt[r]) goto nomem;
+      }
+    }
     break;
   }
   }
   work->ops = &imp_ops;
   work->state = s;
   work->n_parts = parts;
-  work->cost_rows = rows;
+  work->n_prepare_parts = s->km_k ? XD_SHAP_KMEANS_RUNS : 0;
+  work->cost_rows = xd_work_cost(rows, xd_model_row_cost(s->m));
   work->model = s->entry->name;
   return XD_OK;
 nomem:

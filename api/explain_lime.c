@@ -248,7 +248,7 @@ int xd_lime_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_
   work->ops = &lime_ops;
   work->state = j;
   work->n_parts = j->n;
-  work->cost_rows = (uint64_t)work_rows;
+  work->cost_rows = xd_work_cost((uint64_t)work_rows, xd_model_row_cost(m));
   work->model = j->entry->name;
   return XD_OK;
 fail:

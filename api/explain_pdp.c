@@ -224,7 +224,7 @@ int xd_pdp_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t
   work->ops = &pdp_ops;
   work->state = s;
   work->n_parts = xd_pdp_parts(&s->pdp);
-  work->cost_rows = xd_pdp_work_rows(&s->pdp);
+  work->cost_rows = xd_work_cost(xd_pdp_work_rows(&s->pdp), xd_model_row_cost(s->entry->model));
   work->model = s->entry->name;
   return XD_OK;
 fail:

@@ -6,9 +6,10 @@
  * than MAX_PARTS_PER_ROW), each instance is split into parts_per_row parts that evaluate
  * fixed slices of its coalitions — so a single-row request still uses every worker —
  * its plan is built up front and the solve runs in encode. What every part needs first
- * — the k-means runs of the background summary and the summary itself, E_bg f, f(x),
- * the targets and each instance's coalition plan — is built by the job's prepare step
- * (api/job.h), once, before any part runs; parts never wait for each other.
+ * — the background summary, E_bg f, f(x), the targets and each instance's coalition
+ * plan — is built by the job's prepare step (api/job.h), once, before any part runs;
+ * the summary's 10 k-means runs before it, as prepare parts that any workers may run
+ * concurrently. Parts never wait for each other.
  * Everything is drawn from the request seed (k-means run r from its own stream,
  * instance i's coalitions from stream i) and the part layout depends only on the
  * request, so the answer is bit-identical whatever the worker count.
@@ -56,6 +57,16 @@ typedef struct shap_job {
   uint64_t first; /* instance i draws from stream first + i (api/job.h set_first_index) */
 } shap_job_t;
 
+/* Prepare part r (api/job.h): k-means run r of the background summary, from its own
+ * stream of the seed, so the runs may go to any workers in any order; shap_prepare picks
+ * the best (the first of equal inertia) exactly as xd_shap_kmeans does. */
+static int shap_kmeans_part(void *state, size_t r, const xd_cancel_t *cancel, xd_error_t *err) {
+  shap_job_t *j = state;
+  const xd_dataset_t *mb = xd_model_background(j->entry->model);
+  return xd_shap_kmeans_run(mb->X, mb->n, xd_model_n_features(j->entry->model), j->km_k, j->o.seed, (unsigned)r, j->km_C[r], j->km_cnt[r],
+                            &j->km_inertia[r], cancel, err);
+}
+
 /* The job's prepare step (api/job.h): everything the parts share. */
 static int shap_prepare(void *state, const xd_cancel_t *cancel, xd_error_t *err) {
   shap_job_t *j = state;
@@ -67,17 +78,7 @@ static int shap_prepare(void *state, const xd_cancel_t *cancel, xd_error_t *err)
     j->run_cancel = *cancel;
     j->have_cancel = 1;
   }
-  if (j->need_kmeans) {
-    for (unsigned r = 0; r < XD_SHAP_KMEANS_RUNS; r++) {
-      /* A k-means run does not look at the deadline (core/shap.h); check it between runs,
-       * so a summary of a large background stops within one run of its deadline. */
-      if ((rc = xd_cancel_check(cancel)) != XD_OK)
-        return xd_error_set(err, rc, NULL, "%s while summarizing the background",
-                            rc == XD_ETIMEDOUT ? "deadline exceeded" : "canceled");
-      if ((rc = xd_shap_kmeans_run(mb->X, mb->n, d, j->km_k, j->o.seed, r, j->km_C[r], j->km_cnt[r],
-                                   &j->km_inertia[r], cancel, err)) != XD_OK)
-        return rc;
-    }
+  if (j->need_kmeans) { /* the runs were the prepare parts (shap_kmeans_part) */
     if ((rc = xd_shap_kmeans_pick(mb->X, mb->n, d, j->km_k, j->km_C, j->km_cnt, j->km_inertia, XD_SHAP_KMEANS_RUNS,
                                   &j->bg, err)) != XD_OK)
       return rc;
@@ -246,8 +247,8 @@ static void shap_free(void *state) {
  * result into a 400 (api/alloc.h). */
 XD_JSON_RESULT_GUARDED(shap_encode_checked, shap_encode)
 static const xd_job_ops_t shap_ops = {
-    .endpoint = "explain_shap", .prepare = shap_prepare, .run = shap_run, .encode = shap_encode_checked, .free = shap_free,
-    .set_first_index = shap_set_first};
+    .endpoint = "explain_shap", .prepare = shap_prepare, .prepare_part = shap_kmeans_part, .run = shap_run,
+    .encode = shap_encode_checked, .free = shap_free, .set_first_index = shap_set_first};
 
 /* ---- decoding -------------------------------------------------------------------------- */
 
@@ -426,7 +427,8 @@ int xd_shap_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_
   work->ops = &shap_ops;
   work->state = j;
   work->n_parts = j->n * j->parts_per_row;
-  work->cost_rows = j->o.method == XD_SHAP_LINEAR ? j->n : cost;
+  work->n_prepare_parts = j->need_kmeans ? XD_SHAP_KMEANS_RUNS : 0;
+  work->cost_rows = xd_work_cost(j->o.method == XD_SHAP_LINEAR ? j->n : cost, xd_model_row_cost(m));
   work->model = j->entry->name;
   return XD_OK;
 fail:

@@ -2,9 +2,14 @@
  *
  * An endpoint's decoder (network thread) validates the request into a plain state struct
  * and describes the work as an xd_work_t, run in three stages:
- *   1. prepare (optional): once per job, before any part, on one worker. What every part
- *      reads and nobody should build twice goes here (a LIME plan, a background summary,
- *      the model's output on the instances). It may write anywhere in the state.
+ *   0. n_prepare_parts prepare parts (optional): independent pieces of the preparation
+ *      (e.g. the 10 k-means runs of a background summary) that workers may run
+ *      concurrently and in any order, before prepare and before any part. Each writes
+ *      only its own slots of the state; prepare then combines them.
+ *   1. prepare (optional): once per job, after every prepare part, before any part, on
+ *      one worker. What every part reads and nobody should build twice goes here (a LIME
+ *      plan, a background summary, the model's output on the instances). It may write
+ *      anywhere in the state.
  *   2. n_parts independent parts (e.g. one per instance, or per column) that workers may
  *      run concurrently and in any order. Parts only read what prepare built and write
  *      only their own slots of the state: no part ever waits for another, so api/ needs
@@ -44,20 +49,33 @@ typedef struct xd_job_ops {
    * request in a chunk gives every row exactly the answer of the whole request. Called
    * once, after decode and before prepare. */
   void (*set_first_index)(void *state, uint64_t first);
+  /* Optional (NULL: none; required when xd_work_t.n_prepare_parts > 0). Runs prepare part
+   * `part` (< n_prepare_parts) on a worker thread, concurrently with the job's other
+   * prepare parts, before prepare and any part. A failure fails the job as prepare's
+   * does: prepare and the parts then do not run. */
+  int (*prepare_part)(void *state, size_t part, const xd_cancel_t *cancel, xd_error_t *err);
 } xd_job_ops_t;
 
 typedef struct xd_work {
   const xd_job_ops_t *ops;
   void *state;
   size_t n_parts;     /* >= 1 */
-  uint64_t cost_rows; /* estimated model rows evaluated (admission and metrics) */
+  size_t n_prepare_parts; /* ops->prepare_part calls before prepare; 0 = none */
+  uint64_t cost_rows; /* estimated work in dense model rows: rows evaluated x the model's
+                         xd_model_row_cost (inline or pool, admission, long parts) */
   const char *model;  /* borrowed from state: model name for logs/metrics, or NULL */
   int64_t timeout_ms; /* request's own "timeout_ms", 0 = server default */
   int low_priority;   /* background work (batch jobs): the pool hands its parts out only
                          when no interactive job is waiting for a worker */
 } xd_work_t;
 
-/* Runs prepare, every part in order and encode, on the calling thread (tests, and small
+/* rows model rows of a model whose row costs row_cost dense rows (xd_model_row_cost), in
+ * the unit of cost_rows; saturates instead of wrapping. */
+static inline uint64_t xd_work_cost(uint64_t rows, uint64_t row_cost) {
+  return row_cost && rows > UINT64_MAX / row_cost ? UINT64_MAX : rows * row_cost;
+}
+
+/* Runs every prepare part in order, prepare, every part in order and encode, on the calling thread (tests, and small
  * requests answered inline). Returns the body or NULL with err set. Does not free. */
 json_t *xd_work_run_inline(const xd_work_t *w, const xd_cancel_t *cancel, xd_error_t *err);
 

@@ -17,6 +17,8 @@ typedef struct xd_limits {
   size_t max_grid;          /* PDP grid_resolution (default 1000) */
   size_t max_train_rows;    /* rows of a training CSV (default 100000) */
   size_t train_background;  /* background rows kept with a trained model (default 1000) */
+  size_t max_work_memory;   /* bytes of working memory one graph-model run may use (default
+                               1 GiB); set on each model as it is loaded (api/store.c) */
 } xd_limits_t;
 
 /* Fills l with the defaults above. */

@@ -118,7 +118,7 @@ int xd_predict_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_err
   work->ops = &predict_ops;
   work->state = j;
   work->n_parts = (j->n + PART_ROWS - 1) / PART_ROWS;
-  work->cost_rows = j->n;
+  work->cost_rows = xd_work_cost(j->n, xd_model_row_cost(j->entry->model));
   work->model = j->entry->name;
   return XD_OK;
 fail:
@@ -165,7 +165,7 @@ int xd_predict_fast(xd_api_t *api, const char *body, size_t len, xd_work_t *work
   work->ops = &predict_ops;
   work->state = j;
   work->n_parts = (j->n + PART_ROWS - 1) / PART_ROWS;
-  work->cost_rows = j->n;
+  work->cost_rows = xd_work_cost(j->n, xd_model_row_cost(j->entry->model));
   work->model = j->entry->name;
   work->timeout_ms = timeout_ms;
   return 1;

@@ -127,6 +127,7 @@ int xd_store_put(xd_api_t *api, const char *name, json_t *doc, const void *onnx,
     goto done;
   }
   int replaced = 0;
+  xd_model_set_max_work_memory(m, xd_api_config(api)->limits.max_work_memory); /* --max-work-memory */
   rc = xd_registry_put(xd_api_registry(api), name, m, out->sha256, path, version, &replaced);
   m = NULL; /* the registry owns it either way */
   if (rc != XD_OK) {
@@ -227,6 +228,7 @@ static int load_one(xd_api_t *api, const char *name, const char *path, void (*lo
     xd_model_free(m);
     return 1;
   }
+  xd_model_set_max_work_memory(m, xd_api_config(api)->limits.max_work_memory); /* --max-work-memory */
   if (xd_registry_put(xd_api_registry(api), name, m, sha, path, version, NULL) != XD_OK) {
     snprintf(msg, sizeof msg, "skipping %s: out of memory", path);
     if (log) log(ctx, msg);

@@ -319,7 +319,7 @@ static int decode_infer(xd_api_t *api, const xd_api_request_t *req, xd_model_ent
   work->ops = &v2_ops;
   work->state = j;
   work->n_parts = 1;
-  work->cost_rows = j->n;
+  work->cost_rows = xd_work_cost(j->n, xd_model_row_cost(e->model));
   work->model = e->name;
   return XD_OK;
 fail:

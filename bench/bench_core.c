@@ -320,15 +320,18 @@ typedef struct pool {
   pthread_cond_t go, done;
   const xd_work_t *w;
   atomic_size_t next;
+  int prep; /* this round runs the prepare parts */
   unsigned gen, busy;
   int n, quit;
   pthread_t th[MAXT];
 } pool_t;
 
 static void pull_parts(pool_t *p) {
-  for (size_t q; (q = atomic_fetch_add(&p->next, 1)) < p->w->n_parts;) {
+  size_t n = p->prep ? p->w->n_prepare_parts : p->w->n_parts;
+  for (size_t q; (q = atomic_fetch_add(&p->next, 1)) < n;) {
     xd_error_t err;
-    if (p->w->ops->run(p->w->state, q, NULL, &err) != XD_OK) {
+    if ((p->prep ? p->w->ops->prepare_part(p->w->state, q, NULL, &err)
+                 : p->w->ops->run(p->w->state, q, NULL, &err)) != XD_OK) {
       fprintf(stderr, "bench: part failed: %s\n", err.text);
       exit(1);
     }
@@ -362,9 +365,10 @@ static void pool_init(pool_t *p, int threads) {
   for (int i = 0; i < p->n; i++) pthread_create(&p->th[i], NULL, pool_thread, p);
 }
 
-static void pool_run(pool_t *p, const xd_work_t *w) {
+static void pool_run(pool_t *p, const xd_work_t *w, int prep) {
   pthread_mutex_lock(&p->mu);
   p->w = w;
+  p->prep = prep;
   atomic_store(&p->next, 0);
   p->busy = (unsigned)p->n;
   p->gen++;
@@ -400,12 +404,14 @@ static uint64_t run_job(job_ctx_t *j) {
     fprintf(stderr, "bench: decode failed: %s %s\n", err.field, err.text);
     exit(1);
   }
-  /* the job contract (api/job.h): prepare once on one thread, then the parts */
+  /* the job contract (api/job.h): the prepare parts on every thread, prepare once on one
+   * thread, then the parts */
+  if (w.n_prepare_parts) pool_run(&j->pool, &w, 1);
   if (w.ops->prepare && w.ops->prepare(w.state, NULL, &err) != XD_OK) {
     fprintf(stderr, "bench: prepare failed: %s\n", err.text);
     exit(1);
   }
-  pool_run(&j->pool, &w);
+  pool_run(&j->pool, &w, 0);
   json_t *out = w.ops->encode(w.state, &err);
   if (!out) {
     fprintf(stderr, "bench: encode failed: %s\n", err.text);

@@ -104,6 +104,12 @@ const char *xd_graph_embedding(const xd_graph_t *g, const float **matrix, size_t
  * Tanh, Clip) that directly follows it; NULL when the graph has no Conv. */
 const char *xd_graph_last_conv(const xd_graph_t *g);
 
+/* Floating-point operations of one row (inputs: shapes of a batch of one; data may be
+ * NULL), from the planned shapes: a multiply-add counts two (Conv, MatMul, Gemm, GRU,
+ * LSTM), any other node one per output element. An estimate for scheduling (the cost of
+ * a row), not a measurement. XD_OK, or an error as xd_graph_shape. */
+int xd_graph_flops_per_row(const xd_graph_t *g, const xd_tensor_t *inputs, double *flops, xd_error_t *err);
+
 /* ---- run ----------------------------------------------------------------------------- */
 
 /* What one run computes; caller-owned storage, zero it and fill what is wanted. */

@@ -647,6 +647,35 @@ int xd_graph_shape(const xd_graph_t *g, const xd_tensor_t *inputs, const char *n
   return XD_OK;
 }
 
+/* Multiply-adds count two: Conv 2·out·(C_in/group·kernel), MatMul 2·out·K (A's last
+ * dimension), Gemm 2·out·K (|A| / M, whether A is transposed or not), GRU/LSTM 2·seq·(|W| + |R|); every
+ * other node one per output element. Only the node's shapes are read (a plan). */
+static double node_flops(const xd_gnode_t *nd, const plan_t *p) {
+  const xd_tensor_t *o = nd->n_out && nd->out[0] >= 0 ? &p->tv[nd->out[0]] : NULL;
+  double out = o ? (double)xd_tensor_numel(o) : 0;
+  const xd_tensor_t *a = nd->n_in > 0 && nd->in[0] >= 0 ? &p->tv[nd->in[0]] : NULL;
+  const xd_tensor_t *w = nd->n_in > 1 && nd->in[1] >= 0 ? &p->tv[nd->in[1]] : NULL;
+  const char *op = nd->op->name;
+  if (strcmp(op, "Conv") == 0 && w && w->rank >= 1 && w->dims[0] > 0)
+    return 2 * out * ((double)xd_tensor_numel(w) / (double)w->dims[0]);
+  if (strcmp(op, "MatMul") == 0 && a && a->rank >= 1) return 2 * out * (double)a->dims[a->rank - 1];
+  if (strcmp(op, "Gemm") == 0 && a && o && o->rank == 2 && o->dims[0] > 0) /* A is (M,K) or (K,M) */
+    return 2 * out * ((double)xd_tensor_numel(a) / (double)o->dims[0]);
+  if ((strcmp(op, "GRU") == 0 || strcmp(op, "LSTM") == 0) && a && a->rank == 3 && w && nd->n_in > 2 && nd->in[2] >= 0)
+    return 2 * (double)a->dims[0] * (double)(xd_tensor_numel(w) + xd_tensor_numel(&p->tv[nd->in[2]]));
+  return out;
+}
+
+int xd_graph_flops_per_row(const xd_graph_t *g, const xd_tensor_t *inputs, double *flops, xd_error_t *err) {
+  plan_t p;
+  *flops = 0;
+  int rc = xd_graph__plan(g, inputs, 1, XD_DT_F32, NULL, 0, &p, err);
+  if (rc != XD_OK) return rc;
+  for (size_t i = 0; i < g->nn; i++) *flops += node_flops(&g->nodes[i], &p);
+  xd_graph__plan_free(&p);
+  return XD_OK;
+}
+
 int xd_graph__eval(const xd_graph_t *g, const xd_tensor_t *inputs, xd_dtype_t fdt, size_t max_bytes,
                    xd_tensor_t *outs, xd_error_t *err) {
   plan_t p;

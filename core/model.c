@@ -58,6 +58,7 @@ struct xd_model {
   xd_act_t out_act;
   size_t out_k;
   xd_gmodel_t *gm; /* graph family only */
+  uint64_t row_cost; /* graph family: xd_model_row_cost, from the graph's FLOPs at load */
 };
 
 /* ---- spec ------------------------------------------------------------------------------ */
@@ -587,6 +588,7 @@ static int graph_model_new(xd_model_spec_t *spec, xd_model_t **out, xd_error_t *
   }
   xd_gmodel_out_t info;
   if ((rc = xd_gmodel_new(&spec->graph, spec->task, spec->n_classes, &m->gm, &info, err)) != XD_OK) goto fail;
+  m->row_cost = (uint64_t)ceil(xd_gmodel_flops_per_row(m->gm) / XD_MODEL_DENSE_ROW_FLOPS);
   m->fam = &graph_family;
   m->task = spec->task;
   m->n_classes = spec->n_classes;
@@ -706,6 +708,17 @@ const xd_image_prep_t *xd_model_image_prep(const xd_model_t *m) { return m->gm ?
 const xd_tokenizer_t *xd_model_tokenizer(const xd_model_t *m) { return m->gm ? xd_gmodel_tokenizer(m->gm) : NULL; }
 size_t xd_model_max_length(const xd_model_t *m) { return m->gm ? xd_gmodel_max_length(m->gm) : 0; }
 const char *xd_model_embedding(const xd_model_t *m) { return m->gm ? xd_gmodel_embedding(m->gm) : NULL; }
+uint64_t xd_model_row_cost(const xd_model_t *m) {
+  double c = 1;
+  if (m->gm) c = (double)m->row_cost;
+  else if (m->trees)
+    c = ceil((double)xd_trees_n_trees(m->trees) * (double)xd_trees_max_depth(m->trees) / XD_MODEL_TREE_VISITS_PER_ROW);
+  return c >= 1 ? (c < 1e15 ? (uint64_t)c : (uint64_t)1e15) : 1;
+}
+
+void xd_model_set_max_work_memory(xd_model_t *m, size_t bytes) {
+  if (m->gm) xd_gmodel_set_max_work_memory(m->gm, bytes);
+}
 const char *xd_model_output_tensor(const xd_model_t *m, xd_act_t *act, size_t *width) {
   if (act) *act = m->out_act;
   if (width) *width = m->out_k;

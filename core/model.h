@@ -125,6 +125,20 @@ const xd_tokenizer_t *xd_model_tokenizer(const xd_model_t *m);
 size_t xd_model_max_length(const xd_model_t *m);
 /* The token-embedding tensor text attributions differentiate at (bundle or graph), or NULL. */
 const char *xd_model_embedding(const xd_model_t *m);
+/* Bytes of working memory one graph run of m may use (every predict and gradient of a
+ * graph model; 0: XD_GRAPH_DEFAULT_WORK_MEMORY). A batch is run in chunks that fit; a
+ * request whose one row does not fit fails with XD_ETOOBIG, field "max_work_memory".
+ * Set once, before the model is shared (the registry's loader applies the server's
+ * --max-work-memory); no effect on other families. */
+void xd_model_set_max_work_memory(xd_model_t *m, size_t bytes);
+
+/* The cost of one row of m in "dense rows", the unit of the work estimates
+ * (xd_work_t.cost_rows: inline or pool, admission): 1 for the dense family; for trees
+ * ceil(trees x depth / XD_MODEL_TREE_VISITS_PER_ROW); for graphs ceil(FLOPs of a row /
+ * XD_MODEL_DENSE_ROW_FLOPS). Always >= 1. docs/routing.md has the measurements. */
+#define XD_MODEL_DENSE_ROW_FLOPS 8192.0   /* the largest demo MLP (30-64-32-2): ~150 ns a row */
+#define XD_MODEL_TREE_VISITS_PER_ROW 10.0 /* a node visit is ~1/10 of a dense row */
+uint64_t xd_model_row_cost(const xd_model_t *m);
 /* The tensor the output stage reads (the logits before a final softmax or sigmoid, or
  * the graph's output), its activation and its width (n, width). */
 const char *xd_model_output_tensor(const xd_model_t *m, xd_act_t *act, size_t *width);

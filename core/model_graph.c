@@ -26,6 +26,7 @@ struct xd_gmodel {
   int role[N_ROLES];      /* text: role of graph input i */
   int has_mask;
   int64_t fixed_len;      /* text: a fixed sequence dimension, or -1 */
+  size_t max_work_memory; /* bytes one graph run may use (0: the engine's default) */
 };
 
 void xd_graph_spec_deinit(xd_graph_spec_t *gs) {
@@ -252,6 +253,17 @@ char *const *xd_gmodel_background_texts(const xd_gmodel_t *gm, size_t *n) {
   return gm->s.background_texts;
 }
 
+void xd_gmodel_set_max_work_memory(xd_gmodel_t *gm, size_t bytes) { gm->max_work_memory = bytes; }
+
+double xd_gmodel_flops_per_row(const xd_gmodel_t *gm) {
+  xd_tensor_t in[N_ROLES];
+  size_t L = gm->fixed_len >= 0 ? (size_t)gm->fixed_len : gm->s.max_length;
+  probe_inputs(gm, 1, L ? L : 1, in); /* a text row at its longest: the bound a request may reach */
+  double f = 0;
+  xd_error_t e;
+  return xd_graph_flops_per_row(gm->s.graph, in, &f, &e) == XD_OK ? f : 0;
+}
+
 /* ---- images ---------------------------------------------------------------------------- */
 
 int xd_gmodel_forward_image(const xd_gmodel_t *gm, const float *E, size_t n, double *z, const xd_cancel_t *cancel,
@@ -259,7 +271,8 @@ int xd_gmodel_forward_image(const xd_gmodel_t *gm, const float *E, size_t n, dou
   xd_tensor_t in;
   probe_inputs(gm, n, 0, &in);
   in.data = (void *)E;
-  xd_graph_run_t r = {.inputs = &in, .precision = XD_DT_F32, .output = gm->out_name, .out = z, .cancel = cancel};
+  xd_graph_run_t r = {.inputs = &in, .precision = XD_DT_F32, .output = gm->out_name, .out = z, .cancel = cancel,
+                      .max_work_memory = gm->max_work_memory};
   return xd_graph_run(gm->s.graph, &r, err);
 }
 
@@ -277,6 +290,7 @@ int xd_gmodel_gradient_image(const xd_gmodel_t *gm, const double *E, size_t n,
                       .grad = G,
                       .seed_fn = seed_fn,
                       .seed_ctx = ctx,
+                      .max_work_memory = gm->max_work_memory,
                       .cancel = cancel};
   return xd_graph_run(gm->s.graph, &r, err);
 }
@@ -342,7 +356,8 @@ int xd_gmodel_forward_tokens(const xd_gmodel_t *gm, const xd_tok_encoding_t *row
     probe_inputs(gm, c, L, in);
     for (size_t i = 0; i < gm->n_graph_inputs; i++)
       in[i].data = gm->role[i] == ROLE_IDS ? ids : gm->role[i] == ROLE_MASK ? mask : types;
-    xd_graph_run_t run = {.inputs = in, .precision = XD_DT_F32, .output = gm->out_name, .out = zc, .cancel = cancel};
+    xd_graph_run_t run = {.inputs = in, .precision = XD_DT_F32, .output = gm->out_name, .out = zc, .cancel = cancel,
+                          .max_work_memory = gm->max_work_memory};
     rc = xd_graph_run(gm->s.graph, &run, err);
     for (size_t r = 0; rc == XD_OK && r < c; r++)
       memcpy(z + ord[s + r].i * gm->width, zc + r * gm->width, gm->width * sizeof *z);

@@ -25,6 +25,12 @@ typedef struct xd_gmodel_out {
 int xd_gmodel_new(xd_graph_spec_t *gs, xd_task_t task, size_t n_classes, xd_gmodel_t **out, xd_gmodel_out_t *info,
                   xd_error_t *err);
 void xd_gmodel_free(xd_gmodel_t *gm);
+/* Bytes of working memory each graph run of gm may use (xd_graph_run_t.max_work_memory;
+ * 0: XD_GRAPH_DEFAULT_WORK_MEMORY). Set before the model is shared between threads. */
+void xd_gmodel_set_max_work_memory(xd_gmodel_t *gm, size_t bytes);
+/* Floating-point operations of one row (a text at the model's longest length), from the
+ * planned shapes (xd_graph_flops_per_row); 0 when the graph cannot be planned. */
+double xd_gmodel_flops_per_row(const xd_gmodel_t *gm);
 void xd_graph_spec_deinit(xd_graph_spec_t *gs);
 
 xd_input_kind_t xd_gmodel_kind(const xd_gmodel_t *gm);

@@ -105,6 +105,9 @@ static const option_t options[] = {
     {"max-job-rows", "EXPLAIND_MAX_JOB_ROWS", K_SIZE, OFF(max_job_rows), 1, 1000000000, "1000000", "instances of one batch job"},
     {"job-ttl", "EXPLAIND_JOB_TTL", K_MS, OFF(job_ttl_ms), 1, 365 * DAY_MS, "86400000",
      "a finished job and its results are deleted this long after it ended"},
+    {"max-work-memory", "EXPLAIND_MAX_WORK_MEMORY", K_BYTES, LIM(max_work_memory), 1, 1ULL << 40, "1GiB",
+     "working memory one graph-model run may use (bytes; suffixes k, M, G); larger batches run in chunks, a row "
+     "that does not fit is 413"},
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
 

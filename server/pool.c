@@ -13,6 +13,11 @@
  *    parts handed out. uv's queue/after_work ordering is the happens-before edge between
  *    prepare and the parts. The step does not count in `remaining`, so the job stays alive
  *    while it runs (nobody can finish a job that is out of the ring with parts left).
+ *  - Prepare parts (work.n_prepare_parts) come before that step and are handed out like
+ *    parts, to any worker; the job leaves the ring once the last is handed out, and the
+ *    after_work_cb of the last to finish puts it back (prep_running, loop thread). A job
+ *    with prepare parts running is never retired: pump only takes it out of the ring
+ *    and the last of them brings it back to be retired (see stage_back).
  */
 #include "server/wait.h"
 #include "server/pool.h"
@@ -41,7 +46,9 @@ struct xd_pool_job {
   atomic_size_t remaining;  /* parts not yet run or skipped */
   xd_error_t err;           /* first error; under pool->mu */
   size_t next_part;         /* loop thread */
-  int prepared;             /* loop thread: its prepare step (if any) has finished */
+  int prepared;             /* loop thread: its prepare parts and step (if any) have finished */
+  size_t next_prep_part;    /* loop thread: prepare parts handed out */
+  size_t prep_running;      /* loop thread: prepare parts handed out and not yet back */
   xd_pool_job_t *rr_next, *rr_prev;   /* loop thread: the active ring */
   xd_pool_job_t *all_next, *all_prev; /* pool->mu: every submitted job */
   xd_pool_job_t *inbox_next;          /* pool->mu */
@@ -58,6 +65,7 @@ typedef struct item {
   xd_pool_job_t *job;
   size_t part;
   int prepare;   /* runs the job's prepare step, not a part */
+  int prep_part; /* runs prepare part `part`, not a part */
   int long_part; /* counted in pool->long_running (see pick_job) */
   struct item *next_free;
 } item_t;
@@ -236,18 +244,19 @@ static void work_cb(uv_work_t *req) {
   xd_error_clear(&err);
   const xd_pool_config_t *cfg = &j->pool->cfg;
   int rc = xd_cancel_check(&cancel); /* a part not started by the deadline is skipped */
-  if (rc == XD_OK && cfg->test_part_delay_ms > 0 && !it->prepare) rc = test_delay(&cancel, cfg->test_part_delay_ms);
+  if (rc == XD_OK && cfg->test_part_delay_ms > 0 && !it->prepare && !it->prep_part) rc = test_delay(&cancel, cfg->test_part_delay_ms);
   if (rc == XD_OK) {
     int64_t t0 = xd_now_ns();
     if (atomic_exchange(&j->started, 1) == 0 && cfg->observe_queue)
       cfg->observe_queue(&j->work, (double)(t0 - j->submit_ns) / 1e9);
-    rc = it->prepare ? j->work.ops->prepare(j->work.state, &cancel, &err)
-                     : j->work.ops->run(j->work.state, it->part, &cancel, &err);
+    rc = it->prep_part ? j->work.ops->prepare_part(j->work.state, it->part, &cancel, &err)
+         : it->prepare ? j->work.ops->prepare(j->work.state, &cancel, &err)
+                       : j->work.ops->run(j->work.state, it->part, &cancel, &err);
     atomic_fetch_add(&j->compute_ns, xd_now_ns() - t0);
   }
   if (rc == XD_ETIMEDOUT || (rc != XD_OK && err.code == XD_OK)) job_fail_code(j, rc);
   else if (rc != XD_OK) job_fail(j, &err);
-  if (it->prepare) return; /* not a part: after_work_cb puts the job back in the ring */
+  if (it->prepare || it->prep_part) return; /* not a part: after_work_cb puts the job back */
   if (atomic_fetch_sub(&j->remaining, 1) == 1) job_finish(j);
   /* j may be gone now */
 }
@@ -321,6 +330,42 @@ static xd_pool_job_t *pick_job(xd_pool_t *p, int *is_long) {
   return NULL;
 }
 
+/* ---- the loop thread: prepare parts and the prepare step ---------------------------- */
+
+/* Sets what item it runs for j: its next prepare part, then its prepare step, then its
+ * next part; takes j out of the ring while it has nothing more to hand out. */
+static void stage_assign(xd_pool_t *p, xd_pool_job_t *j, item_t *it) {
+  it->prepare = it->prep_part = 0;
+  if (!j->prepared && j->next_prep_part < j->work.n_prepare_parts) {
+    it->prep_part = 1;
+    it->part = j->next_prep_part++;
+    j->prep_running++;
+    if (j->next_prep_part == j->work.n_prepare_parts) ring_remove(p, j); /* back when all are done */
+    else p->ring = j->rr_next;
+  } else if (!j->prepared && j->work.ops->prepare) {
+    it->prepare = 1;
+    ring_remove(p, j); /* alone until prepared: see the header comment */
+  } else {
+    j->prepared = 1;
+    it->part = j->next_part++;
+    if (j->next_part == j->work.n_parts) ring_remove(p, j); /* last part handed out */
+    else p->ring = j->rr_next;                              /* next item: next job */
+  }
+}
+
+/* A prepare part or the prepare step of j came back (it->prep_part / it->prepare): puts
+ * j back in the ring when its next stage may start, or when it failed while out of it
+ * (the pump then retires it). */
+static void stage_back(xd_pool_t *p, xd_pool_job_t *j, const item_t *it) {
+  if (it->prep_part) {
+    if (--j->prep_running > 0 || j->rr_next) return; /* others still run, or still in the ring */
+    if (j->next_prep_part == j->work.n_prepare_parts && !j->work.ops->prepare) j->prepared = 1;
+  } else {
+    j->prepared = 1;
+  }
+  ring_insert_tail(p, j);
+}
+
 /* Hands parts to free workers, round robin over the ring, and re-arms the deadline
  * timer. Called whenever something changed: new jobs, a finished part, a deadline. */
 static void pump(xd_pool_t *p) {
@@ -333,7 +378,9 @@ static void pump(xd_pool_t *p) {
     for (;;) {
       xd_pool_job_t *next = j->rr_next;
       int last = j == stop;
-      if (atomic_load(&j->cancel)) retire(p, j, 0);
+      if (j->prep_running && (atomic_load(&j->cancel) || now > j->deadline_ns))
+        ring_remove(p, j); /* its running prepare parts end first (stage_back) */
+      else if (atomic_load(&j->cancel)) retire(p, j, 0);
       else if (now > j->deadline_ns) retire(p, j, XD_ETIMEDOUT);
       if (last || !p->ring) break;
       j = next;
@@ -348,13 +395,7 @@ static void pump(xd_pool_t *p) {
     it->job = j;
     it->long_part = is_long; /* a job's prepare step counts as one of its parts */
     p->long_running += is_long;
-    it->prepare = j->work.ops->prepare && !j->prepared;
-    if (it->prepare) ring_remove(p, j); /* alone until prepared: see the header comment */
-    else {
-      it->part = j->next_part++;
-      if (j->next_part == j->work.n_parts) ring_remove(p, j); /* last part handed out */
-      else p->ring = j->rr_next;                              /* next item: next job */
-    }
+    stage_assign(p, j, it);
     it->req.data = it;
     p->outstanding++;
     int rc = uv_queue_work(&p->loop, &it->req, work_cb, after_work_cb);
@@ -365,9 +406,8 @@ static void pump(xd_pool_t *p) {
       it->next_free = p->free_items;
       p->free_items = it;
       job_fail_code(j, XD_EINTERNAL);
-      if (it->prepare) { /* back in the ring, failed: retired at the next pump */
-        j->prepared = 1;
-        ring_insert_tail(p, j);
+      if (it->prepare || it->prep_part) { /* back in the ring, failed: retired at the next pump */
+        stage_back(p, j, it);
       } else if (atomic_fetch_sub(&j->remaining, 1) == 1) {
         job_finish(j);
       }
@@ -391,10 +431,8 @@ static void after_work_cb(uv_work_t *req, int status) {
   (void)status; /* never canceled: we do not call uv_cancel */
   item_t *it = req->data;
   xd_pool_t *p = req->loop->data;
-  if (it->prepare) { /* the job is alive: its parts are all still to come */
-    it->job->prepared = 1;
-    ring_insert_tail(p, it->job); /* a failed one is retired by the pump below */
-  }
+  if (it->prepare || it->prep_part) /* the job is alive: its parts are all still to come */
+    stage_back(p, it->job, it);      /* a failed one is retired by the pump below */
   it->job = NULL; /* the job may be freed already; the item no longer refers to it */
   p->outstanding--;
   p->long_running -= it->long_part;

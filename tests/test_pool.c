@@ -30,6 +30,13 @@ typedef struct probe {
   atomic_int prepares, early; /* prepare calls; parts that ran before prepare had finished */
   atomic_int ready;           /* set at the end of prepare */
   int prepare_ms, prepare_fail;
+  /* jobs with prepare parts (ops_prep_parts) */
+  atomic_int prep_ran, prep_done, prep_now, prep_max; /* started, finished, running, most at once */
+  atomic_int prep_late;                               /* prepare parts that began after prepare */
+  atomic_int prepare_early;                           /* prepare calls before every prepare part ended */
+  int prep_ms;      /* per prepare part, in 1 ms slices returning at cancel */
+  long prep_fail;   /* -1: none */
+  size_t n_prep;
 } probe_t;
 
 typedef struct state {
@@ -40,6 +47,7 @@ static void probe_init(probe_t *p, int sleep_ms) {
   memset(p, 0, sizeof *p);
   p->sleep_ms = sleep_ms;
   p->fail_part = -1;
+  p->prep_fail = -1;
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->cv, NULL);
 }
@@ -101,6 +109,39 @@ static int run_after_prepare(void *s, size_t part, const xd_cancel_t *c, xd_erro
 static const xd_job_ops_t ops_prepared = {
     .endpoint = "test", .prepare = prepare, .run = run_after_prepare, .encode = encode, .free = free_state};
 
+/* A prepare part: sleeps prep_ms (returning at cancel), then fails or counts itself. */
+static int prep_part(void *s, size_t part, const xd_cancel_t *c, xd_error_t *err) {
+  probe_t *p = ((state_t *)s)->p;
+  atomic_fetch_add(&p->prep_ran, 1);
+  if (atomic_load(&p->prepares)) atomic_fetch_add(&p->prep_late, 1);
+  int now = atomic_fetch_add(&p->prep_now, 1) + 1, max = atomic_load(&p->prep_max);
+  while (now > max && !atomic_compare_exchange_weak(&p->prep_max, &max, now)) {
+  }
+  int rc = XD_OK;
+  for (int i = 0; i < p->prep_ms && rc == XD_OK; i++) {
+    rc = xd_cancel_check(c);
+    if (rc == XD_OK) xd_sleep_ms(1);
+  }
+  atomic_fetch_sub(&p->prep_now, 1);
+  if (rc) return rc;
+  if ((long)part == p->prep_fail) return xd_error_set(err, XD_EINVAL, "background", "prepare part %zu failed", part);
+  atomic_fetch_add(&p->prep_done, 1);
+  return XD_OK;
+}
+
+static int prepare_after_parts(void *s, const xd_cancel_t *c, xd_error_t *err) {
+  probe_t *p = ((state_t *)s)->p;
+  if ((size_t)atomic_load(&p->prep_done) != p->n_prep) atomic_fetch_add(&p->prepare_early, 1);
+  return prepare(s, c, err);
+}
+
+static const xd_job_ops_t ops_prep_parts = {.endpoint = "test",
+                                            .prepare_part = prep_part,
+                                            .prepare = prepare_after_parts,
+                                            .run = run_after_prepare,
+                                            .encode = encode,
+                                            .free = free_state};
+
 static void on_done(void *ctx, json_t *body, const xd_error_t *err) {
   probe_t *p = ctx;
   atomic_fetch_add(&p->done_calls, 1);
@@ -136,6 +177,20 @@ static int submit_ops(xd_pool_t *pool, const xd_job_ops_t *o, probe_t *p, size_t
   state_t *s = malloc(sizeof *s);
   s->p = p;
   xd_work_t w = {.ops = o, .state = s, .n_parts = n, .timeout_ms = timeout_ms};
+  xd_pool_submit(pool, job, &w, xd_now_ns(), on_done, p);
+  return XD_OK;
+}
+
+/* As submit_ops with ops_prep_parts and p->n_prep prepare parts; *job_out: the job. */
+static int submit_prep(xd_pool_t *pool, probe_t *p, size_t n, int64_t timeout_ms, xd_pool_job_t **job_out) {
+  xd_pool_job_t *job;
+  int rc = xd_pool_admit(pool, &job);
+  if (rc != XD_OK) return rc;
+  state_t *s = malloc(sizeof *s);
+  s->p = p;
+  xd_work_t w = {.ops = &ops_prep_parts, .state = s, .n_parts = n, .n_prepare_parts = p->n_prep,
+                 .timeout_ms = timeout_ms};
+  if (job_out) *job_out = job;
   xd_pool_submit(pool, job, &w, xd_now_ns(), on_done, p);
   return XD_OK;
 }
@@ -225,6 +280,130 @@ TEST(prepare_is_cancellable_by_the_deadline) {
   CHECK(p.code == XD_ETIMEDOUT);
   CHECK(atomic_load(&p.ran) == 0);
   CHECK_MSG(p.t_done - t0 < 1000, "answered after %.0f ms", p.t_done - t0);
+  xd_pool_free(pool);
+  probe_deinit(&p);
+}
+
+/* Prepare parts all run and end before prepare starts; no part starts before prepare
+ * has ended; other jobs share the workers meanwhile; a job alone gets its prepare parts
+ * run on both workers at once. */
+TEST(prepare_parts_run_concurrently_before_prepare_and_parts) {
+  xd_pool_t *pool = new_pool(2, 64, 60000);
+  enum { JOBS = 4 };
+  static probe_t p[JOBS];
+  for (int i = 0; i < JOBS; i++) {
+    probe_init(&p[i], 1);
+    p[i].n_prep = 10;
+    p[i].prep_ms = 15;
+    p[i].prepare_ms = 2;
+    CHECK(submit_prep(pool, &p[i], 6, 0, NULL) == XD_OK);
+  }
+  int max = 0;
+  for (int i = 0; i < JOBS; i++) {
+    CHECK(wait_done(&p[i], 20000));
+    CHECK(p[i].code == XD_OK && p[i].value == 6);
+    CHECK(atomic_load(&p[i].prep_ran) == 10 && atomic_load(&p[i].prep_done) == 10);
+    CHECK(atomic_load(&p[i].prepares) == 1);
+    CHECK_MSG(atomic_load(&p[i].prepare_early) == 0, "job %d: prepare began before its prepare parts ended", i);
+    CHECK(atomic_load(&p[i].prep_late) == 0);
+    CHECK(atomic_load(&p[i].early) == 0);
+    CHECK(atomic_load(&p[i].encoded) == 1 && atomic_load(&p[i].freed) == 1);
+    if (atomic_load(&p[i].prep_max) > max) max = atomic_load(&p[i].prep_max);
+  }
+  CHECK(max <= 2);
+  /* alone, a job's prepare parts take both workers */
+  probe_t one;
+  probe_init(&one, 0);
+  one.n_prep = 10;
+  one.prep_ms = 15;
+  CHECK(submit_prep(pool, &one, 2, 0, NULL) == XD_OK);
+  CHECK(wait_done(&one, 20000));
+  CHECK(one.code == XD_OK && atomic_load(&one.prep_done) == 10);
+  CHECK_MSG(atomic_load(&one.prep_max) == 2, "prepare parts never ran on both workers at once (max %d)",
+            atomic_load(&one.prep_max));
+  probe_deinit(&one);
+  CHECK(xd_pool_drain(pool, 1000) == XD_OK);
+  xd_pool_free(pool);
+  for (int i = 0; i < JOBS; i++) probe_deinit(&p[i]);
+}
+
+/* Prepare parts without a prepare step: the parts follow them. */
+TEST(prepare_parts_without_prepare) {
+  static const xd_job_ops_t o = {.endpoint = "test", .prepare_part = prep_part, .run = run, .encode = encode,
+                                 .free = free_state};
+  xd_pool_t *pool = new_pool(2, 8, 60000);
+  probe_t p;
+  probe_init(&p, 0);
+  xd_pool_job_t *job;
+  CHECK(xd_pool_admit(pool, &job) == XD_OK);
+  state_t *s = malloc(sizeof *s);
+  s->p = &p;
+  xd_work_t w = {.ops = &o, .state = s, .n_parts = 3, .n_prepare_parts = 5};
+  xd_pool_submit(pool, job, &w, xd_now_ns(), on_done, &p);
+  CHECK(wait_done(&p, 5000));
+  CHECK(p.code == XD_OK && p.value == 3);
+  CHECK(atomic_load(&p.prep_done) == 5);
+  xd_pool_free(pool);
+  probe_deinit(&p);
+}
+
+/* A failing prepare part fails the job with its error: prepare and the parts never run,
+ * the parts not yet started are skipped, and the job is answered and freed once. */
+TEST(failed_prepare_part_fails_the_job) {
+  xd_pool_t *pool = new_pool(2, 8, 60000);
+  probe_t p;
+  probe_init(&p, 0);
+  p.n_prep = 40;
+  p.prep_ms = 5;
+  p.prep_fail = 1;
+  CHECK(submit_prep(pool, &p, 50, 0, NULL) == XD_OK);
+  CHECK(wait_done(&p, 5000));
+  CHECK(p.code == XD_EINVAL && strcmp(p.field, "background") == 0);
+  CHECK(atomic_load(&p.prepares) == 0 && atomic_load(&p.ran) == 0);
+  CHECK_MSG(atomic_load(&p.prep_ran) < 40, "all %d prepare parts ran after one failed", atomic_load(&p.prep_ran));
+  CHECK(atomic_load(&p.encoded) == 0 && atomic_load(&p.freed) == 1 && atomic_load(&p.done_calls) == 1);
+  CHECK(xd_pool_drain(pool, 1000) == XD_OK);
+  xd_pool_free(pool);
+  probe_deinit(&p);
+}
+
+/* Cancelling a job during its prepare parts answers it with the cancel's error. */
+TEST(cancelled_prepare_parts_fail_the_job) {
+  xd_pool_t *pool = new_pool(2, 8, 60000);
+  probe_t p;
+  probe_init(&p, 0);
+  p.n_prep = 8;
+  p.prep_ms = 3000;
+  xd_pool_job_t *job = NULL;
+  double t0 = xd_ms_now();
+  CHECK(submit_prep(pool, &p, 4, 0, &job) == XD_OK);
+  for (int i = 0; i < 2000 && atomic_load(&p.prep_ran) == 0; i++) xd_sleep_ms(1);
+  xd_error_t e;
+  xd_error_set(&e, XD_ECANCELED, NULL, "client went away");
+  xd_pool_cancel_job(pool, job, &e);
+  CHECK(wait_done(&p, 5000));
+  CHECK(p.code == XD_ECANCELED);
+  CHECK(atomic_load(&p.prepares) == 0 && atomic_load(&p.ran) == 0);
+  CHECK_MSG(p.t_done - t0 < 2500, "answered after %.0f ms", p.t_done - t0);
+  CHECK(atomic_load(&p.freed) == 1 && atomic_load(&p.done_calls) == 1);
+  xd_pool_free(pool);
+  probe_deinit(&p);
+}
+
+/* Prepare parts see the job's deadline: long ones end at it, with XD_ETIMEDOUT. */
+TEST(prepare_parts_are_cancellable_by_the_deadline) {
+  xd_pool_t *pool = new_pool(2, 8, 60000);
+  probe_t p;
+  probe_init(&p, 0);
+  p.n_prep = 6;
+  p.prep_ms = 3000;
+  double t0 = xd_ms_now();
+  CHECK(submit_prep(pool, &p, 4, 80, NULL) == XD_OK);
+  CHECK(wait_done(&p, 5000));
+  CHECK(p.code == XD_ETIMEDOUT);
+  CHECK(atomic_load(&p.prepares) == 0 && atomic_load(&p.ran) == 0);
+  CHECK_MSG(p.t_done - t0 < 1500, "answered after %.0f ms", p.t_done - t0);
+  CHECK(atomic_load(&p.freed) == 1 && atomic_load(&p.done_calls) == 1);
   xd_pool_free(pool);
   probe_deinit(&p);
 }
@@ -412,6 +591,11 @@ int main(void) {
   RUN(prepare_runs_once_before_any_part);
   RUN(failed_prepare_fails_the_job_without_parts);
   RUN(prepare_is_cancellable_by_the_deadline);
+  RUN(prepare_parts_run_concurrently_before_prepare_and_parts);
+  RUN(prepare_parts_without_prepare);
+  RUN(failed_prepare_part_fails_the_job);
+  RUN(cancelled_prepare_parts_fail_the_job);
+  RUN(prepare_parts_are_cancellable_by_the_deadline);
   RUN(round_robin_lets_a_small_job_through);
   RUN(deadline_skips_parts_not_started);
   RUN(deadline_of_a_queued_job_answers_on_time);

@@ -434,6 +434,61 @@ TEST(kmeans_summary_weights_snapped_deterministic) {
   xd_model_free(m);
 }
 
+/* The runs of a summary taken as prepare parts (api/job.h), here in reverse order on
+ * threads of their own, then picked: the serial summary bit for bit. */
+typedef struct km_arg {
+  const xd_dataset_t *ds;
+  unsigned r;
+  double *C;
+  size_t *cnt;
+  double *inertia;
+  int rc;
+} km_arg_t;
+
+static void *km_one(void *a) {
+  km_arg_t *k = a;
+  k->rc = xd_shap_kmeans_run(k->ds->X, k->ds->n, k->ds->d, 10, 7, k->r, k->C, k->cnt, k->inertia, NULL, NULL);
+  return NULL;
+}
+
+TEST(kmeans_runs_in_any_order_equal_the_serial_summary) {
+  size_t cats[3] = {0, 5, 0};
+  gs_net_t g = {.task = XD_TASK_REGRESSION, .d = 3, .cats = cats, .n_layers = 1, .out_act = XD_ACT_IDENTITY,
+                .n_out = 1, .n_bg = 300, .preprocess = 1, .seed = 2};
+  xd_model_t *m = gs_build(&g);
+  if (!m) return;
+  const xd_dataset_t *ds = xd_model_background(m);
+  xd_shap_bg_t serial, par;
+  CHECK(xd_shap_summarize(ds, 10, 7, &serial, NULL) == XD_OK);
+  double *C[XD_SHAP_KMEANS_RUNS], inertia[XD_SHAP_KMEANS_RUNS];
+  size_t *cnt[XD_SHAP_KMEANS_RUNS];
+  km_arg_t args[XD_SHAP_KMEANS_RUNS];
+  pthread_t th[XD_SHAP_KMEANS_RUNS];
+  for (int r = XD_SHAP_KMEANS_RUNS - 1; r >= 0; r--) {
+    C[r] = xd_malloc(10 * ds->d * sizeof **C);
+    cnt[r] = xd_malloc(10 * sizeof **cnt);
+    args[r] = (km_arg_t){ds, (unsigned)r, C[r], cnt[r], &inertia[r], -1};
+    pthread_create(&th[r], NULL, km_one, &args[r]);
+  }
+  for (int r = 0; r < XD_SHAP_KMEANS_RUNS; r++) {
+    pthread_join(th[r], NULL);
+    CHECK(args[r].rc == XD_OK);
+  }
+  CHECK(xd_shap_kmeans_pick(ds->X, ds->n, ds->d, 10, C, cnt, inertia, XD_SHAP_KMEANS_RUNS, &par, NULL) == XD_OK);
+  CHECK(par.n == serial.n && par.d == serial.d);
+  if (par.n == serial.n && par.d == serial.d) {
+    CHECK(memcmp(par.X, serial.X, par.n * par.d * sizeof *par.X) == 0);
+    CHECK(memcmp(par.w, serial.w, par.n * sizeof *par.w) == 0);
+  }
+  for (int r = 0; r < XD_SHAP_KMEANS_RUNS; r++) {
+    xd_free(C[r]);
+    xd_free(cnt[r]);
+  }
+  xd_shap_bg_deinit(&serial);
+  xd_shap_bg_deinit(&par);
+  xd_model_free(m);
+}
+
 /* ---- same answer whatever the worker count (the API job) ---------------------------------- */
 
 typedef struct runner {
@@ -441,16 +496,19 @@ typedef struct runner {
   atomic_size_t next;
   int reverse;
   atomic_int rc;
+  int prep; /* runs the prepare parts, not the parts */
 } runner_t;
 
 static void *run_parts(void *arg) {
   runner_t *r = arg;
+  size_t n = r->prep ? r->w->n_prepare_parts : r->w->n_parts;
   for (;;) {
     size_t i = atomic_fetch_add(&r->next, 1);
-    if (i >= r->w->n_parts) break;
-    size_t part = r->reverse ? r->w->n_parts - 1 - i : i;
+    if (i >= n) break;
+    size_t part = r->reverse ? n - 1 - i : i;
     xd_error_t err;
-    int rc = r->w->ops->run(r->w->state, part, NULL, &err);
+    int rc = r->prep ? r->w->ops->prepare_part(r->w->state, part, NULL, &err)
+                     : r->w->ops->run(r->w->state, part, NULL, &err);
     if (rc != XD_OK) atomic_store(&r->rc, rc);
   }
   return NULL;
@@ -472,14 +530,24 @@ static char *run_job(xd_api_t *api, xd_endpoint_decode_fn decode, const char *bo
     return NULL;
   }
   *n_parts = w.n_parts;
-  /* the job contract (api/job.h): prepare once, then the parts in any order */
+  /* the job contract (api/job.h): prepare parts in any order, prepare once, then the
+   * parts in any order */
+  runner_t pr = {&w, 0, reverse, XD_OK, 1};
+  pthread_t pth[4];
+  for (int t = 0; t < threads; t++) pthread_create(&pth[t], NULL, run_parts, &pr);
+  for (int t = 0; t < threads; t++) pthread_join(pth[t], NULL);
+  if (atomic_load(&pr.rc) != XD_OK) {
+    w.ops->free(w.state);
+    json_decref(b);
+    return NULL;
+  }
   if (w.ops->prepare && w.ops->prepare(w.state, NULL, &err) != XD_OK) {
     fprintf(stderr, "  prepare: %s: %s\n", err.field, err.text);
     w.ops->free(w.state);
     json_decref(b);
     return NULL;
   }
-  runner_t r = {&w, 0, reverse, XD_OK};
+  runner_t r = {&w, 0, reverse, XD_OK, 0};
   pthread_t th[4];
   for (int t = 0; t < threads; t++) pthread_create(&th[t], NULL, run_parts, &r);
   for (int t = 0; t < threads; t++) pthread_join(th[t], NULL);
@@ -650,6 +718,7 @@ int main(void) {
   RUN(categorical_feature_is_one_player);
   RUN(l1_num_features_selects_k_and_keeps_efficiency);
   RUN(kmeans_summary_weights_snapped_deterministic);
+  RUN(kmeans_runs_in_any_order_equal_the_serial_summary);
   RUN(same_seed_same_answer_whatever_the_worker_count);
   RUN(allocation_failures_are_clean);
   RUN(endpoint_jobs_survive_allocation_failures);
