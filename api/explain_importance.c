@@ -428,7 +428,7 @@ int xd_importance_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_
   if ((rc = xd_json_opt_enum(body, "scoring", scoring_names, &scoring, err)) != XD_OK) goto fail;
   s->scoring = (xd_imp_scoring_t)scoring;
   if (xd_imp_scoring_is_classification(s->scoring) != (xd_model_task(m) == XD_TASK_CLASSIFICATION)) {
-    rc = xd_error_set(err, XD_EINVAL, "scoring", "scoring '%s' does not apply to a %s model",
+    rc = xd_error_set(err, XD_EINVAL, "scoring", "scoring '%s' does not apply to a %s model (must be a scoring of that task, docs/API.md)",
                       scoring_names[scoring],
                       xd_model_task(m) == XD_TASK_CLASSIFICATION ? "classification" : "regression");
     goto fail;

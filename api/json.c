@@ -16,6 +16,30 @@ static void join(char *out, size_t cap, const char *prefix, const char *key) {
     snprintf(out, cap, "%s", key);
 }
 
+size_t xd_json_edit_distance(const char *a, const char *b) {
+  enum { MAX = 64 }; /* longer names compare on their first MAX bytes */
+  size_t la = strnlen(a, MAX), lb = strnlen(b, MAX), row[MAX + 1];
+  for (size_t j = 0; j <= lb; j++) row[j] = j;
+  for (size_t i = 1; i <= la; i++) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= lb; j++) {
+      size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+      if (up + 1 < best) best = up + 1;
+      if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+      diag = up;
+      row[j] = best;
+    }
+  }
+  return row[lb];
+}
+
+void xd_json_hint(xd_error_t *err, const char *hint) {
+  if (!err) return;
+  size_t n = strlen(err->text);
+  if (n + 3 < sizeof err->text) snprintf(err->text + n, sizeof err->text - n, "; %s", hint);
+}
+
 int xd_json_check_keys(const json_t *obj, const char *const *allowed, const char *prefix, xd_error_t *err) {
   const char *key;
   json_t *v;
@@ -25,10 +49,41 @@ int xd_json_check_keys(const json_t *obj, const char *const *allowed, const char
     if (!ok) {
       char f[XD_ERROR_FIELD_MAX];
       join(f, sizeof f, prefix, key);
-      return xd_error_set(err, XD_EINVAL, f, "unknown field '%.100s'", key);
+      /* the nearest allowed name (a typo), then every allowed name, bounded */
+      const char *near = NULL;
+      size_t best = (size_t)-1, limit = (strnlen(key, 64) + 2) / 3;
+      char names[240] = "";
+      size_t len = 0;
+      for (const char *const *a = allowed; *a; a++) {
+        size_t d = xd_json_edit_distance(key, *a);
+        if (d <= limit && d < best) best = d, near = *a;
+        int w = snprintf(names + len, sizeof names - len, "%s%s", len ? ", " : "", *a);
+        if (w > 0 && (size_t)w < sizeof names - len) len += (size_t)w;
+        else names[len] = '\0';
+      }
+      if (near)
+        return xd_error_set(err, XD_EINVAL, f, "unknown field '%.64s'; did you mean '%s'? allowed: %s", key, near, names);
+      return xd_error_set(err, XD_EINVAL, f, "unknown field '%.64s'; must be one of: %s", key, names);
     }
   }
   return XD_OK;
+}
+
+void xd_json_describe(const json_t *v, char *out, size_t cap) {
+  if (json_is_string(v))
+    snprintf(out, cap, "\"%.24s\"%s", json_string_value(v), json_string_length(v) > 24 ? ".." : "");
+  else if (json_is_null(v))
+    snprintf(out, cap, "null");
+  else if (json_is_boolean(v))
+    snprintf(out, cap, "%s", json_is_true(v) ? "true" : "false");
+  else if (json_is_array(v))
+    snprintf(out, cap, "a list");
+  else if (json_is_object(v))
+    snprintf(out, cap, "an object");
+  else if (json_is_number(v))
+    snprintf(out, cap, "%g", json_number_value(v));
+  else
+    snprintf(out, cap, "a value of another type");
 }
 
 int xd_json_number(const json_t *v, const char *field, double *out, xd_error_t *err) {
@@ -135,7 +190,7 @@ int xd_json_row(const xd_model_t *m, const json_t *v, const char *field, double 
       while (j < d && strcmp(fs[j].name, key) != 0) j++;
       if (j == d) {
         snprintf(f, sizeof f, "%s.%s", field, key);
-        return xd_error_set(err, XD_EINVAL, f, "'%.100s' is not a feature of the model", key);
+        return xd_error_set(err, XD_EINVAL, f, "'%.100s' is not a feature of the model (must be one of the names GET /models/{name} lists)", key);
       }
     }
   } else {
@@ -149,7 +204,7 @@ int xd_json_row(const xd_model_t *m, const json_t *v, const char *field, double 
    f)
   for (size_t j = 0; j < d; j++) {
     json_t *x = json_is_array(v) ? json_array_get(v, j) : json_object_get(v, fs[j].name);
-    if (!x) return xd_error_set(err, XD_EINVAL, VALUE_FIELD(), "feature '%s' is missing", fs[j].name);
+    if (!x) return xd_error_set(err, XD_EINVAL, VALUE_FIELD(), "feature '%s' is missing: an object row must give every feature", fs[j].name);
     if (json_is_null(x) && xd_model_trees(m)) { /* a missing value: tree models route it */
       row[j] = NAN;
       continue;
@@ -170,7 +225,11 @@ int xd_json_row(const xd_model_t *m, const json_t *v, const char *field, double 
     } else if (json_is_number(x) && isfinite(json_number_value(x))) {
       row[j] = json_number_value(x);
     } else {
-      return xd_json_number(x, VALUE_FIELD(), &row[j], err); /* names the error */
+      /* names the feature and what was received, not only the position */
+      char got[48];
+      xd_json_describe(x, got, sizeof got);
+      return xd_error_set(err, XD_EINVAL, VALUE_FIELD(), "feature '%.64s': expected a finite number, got %s",
+                          fs[j].name, got);
     }
   }
 #undef VALUE_FIELD
@@ -245,7 +304,18 @@ int xd_json_label(const xd_model_t *m, const json_t *v, const char *field, size_
         *out = i;
         return XD_OK;
       }
-    return xd_error_set(err, XD_EINVAL, field, "unknown label '%.100s'", json_string_value(v));
+    char names[200] = "";
+    size_t len = 0;
+    for (size_t i = 0; i < k; i++) {
+      int w = snprintf(names + len, sizeof names - len, "%s'%s'", i ? ", " : "", cls[i]);
+      if (w < 0 || (size_t)w >= sizeof names - len) {
+        snprintf(names + (len < sizeof names - 5 ? len : sizeof names - 5), 5, ", ..");
+        break;
+      }
+      len += (size_t)w;
+    }
+    return xd_error_set(err, XD_EINVAL, field, "unknown label '%.64s'; must be a class index 0..%zu or one of %s",
+                        json_string_value(v), k - 1, names);
   }
   return xd_error_set(err, XD_EINVAL, field, "a label is a class index or a class name");
 }

@@ -30,6 +30,15 @@ int xd_json_opt_enum(const json_t *obj, const char *key, const char *const *name
 /* "seed": unsigned 64-bit integer. *given set to 1 when present. */
 int xd_json_opt_seed(const json_t *obj, const char *key, uint64_t *out, int *given, xd_error_t *err);
 
+/* Levenshtein distance of two names (compared on their first 64 bytes). */
+size_t xd_json_edit_distance(const char *a, const char *b);
+
+/* Appends "; hint" to err's sentence (when it fits): what would have been valid. */
+void xd_json_hint(xd_error_t *err, const char *hint);
+
+/* A short description of v for an error message: "\"abc\"", "null", "true", "a list". */
+void xd_json_describe(const json_t *v, char *out, size_t cap);
+
 /* A finite number (integer or real) at v; field names it in errors. */
 int xd_json_number(const json_t *v, const char *field, double *out, xd_error_t *err);
 

@@ -1,0 +1,185 @@
+/* test_answers.c — answers and errors that help: the unknown-model suggestion, readiness
+ * without models, and the rule that every error of the request suite says what would be
+ * valid (checked here case by case through the router, beside test_api's own run). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "api/bundle.h"
+#include "core/mat.h"
+#include "tests/cases.h"
+#include "tests/test.h"
+
+static void quiet(void *ctx, const char *msg) { (void)ctx, (void)msg; }
+
+typedef struct answer {
+  int status;
+  json_t *body;
+} answer_t;
+
+static answer_t call(xd_api_t *a, const char *method, const char *path, const char *body) {
+  xd_api_request_t req = {method, path, NULL, body, body ? strlen(body) : 0, NULL, NULL};
+  xd_api_response_t resp;
+  memset(&resp, 0, sizeof resp);
+  xd_api_handle_sync(a, &req, &resp, NULL);
+  answer_t r = {resp.status, json_loadb(resp.body ? resp.body : "", resp.body_len, 0, NULL)};
+  xd_api_response_deinit(&resp);
+  return r;
+}
+
+static const char *message(const answer_t *r) {
+  return json_string_value(json_object_get(json_object_get(r->body, "error"), "message"));
+}
+
+static xd_api_t *api;
+static xd_registry_t *reg;
+
+TEST(unknown_model_suggests_the_nearest_and_lists_loaded) {
+  answer_t r = call(api, "POST", "/predict", "{\"model\":\"irsi\",\"instances\":[[1,2,3,4]]}");
+  CHECK(r.status == 404);
+  const char *m = message(&r);
+  CHECK_MSG(m && strstr(m, "did you mean 'iris'?") && strstr(m, "loaded: ") && strstr(m, "breast_cancer"), "%s",
+            m ? m : "(none)");
+  json_decref(r.body);
+  /* nothing near: no suggestion, still the list */
+  r = call(api, "POST", "/predict", "{\"model\":\"zzzzzzzz\",\"instances\":[[1,2,3,4]]}");
+  m = message(&r);
+  CHECK_MSG(m && !strstr(m, "did you mean") && strstr(m, "one of the loaded models"), "%s", m ? m : "(none)");
+  json_decref(r.body);
+  /* GET /models/{name} answers the same */
+  r = call(api, "GET", "/models/iri", NULL);
+  m = message(&r);
+  CHECK(r.status == 404 && m && strstr(m, "did you mean 'iris'?"));
+  json_decref(r.body);
+}
+
+TEST(unknown_model_list_is_bounded) {
+  xd_registry_t *r2;
+  xd_api_t *a2;
+  xd_api_config_t cfg;
+  memset(&cfg, 0, sizeof cfg);
+  xd_limits_default(&cfg.limits);
+  xd_registry_new(&r2);
+  xd_api_new(&cfg, r2, &a2);
+  xd_model_entry_t *iris = xd_registry_get(reg, "iris");
+  CHECK(iris != NULL);
+  if (!iris) return;
+  /* twenty names: the message lists eight and counts the rest */
+  char path[64];
+  for (int i = 0; i < 20; i++) {
+    snprintf(path, sizeof path, "m%02d", i);
+    xd_model_t *m = NULL;
+    CHECK(xd_bundle_load_file(iris->source, &m, NULL, NULL) == XD_OK);
+    if (m) xd_registry_put(r2, path, m, "", NULL, 0, NULL);
+  }
+  xd_model_entry_release(iris);
+  xd_api_set_ready(a2, 1);
+  answer_t r = call(a2, "POST", "/predict", "{\"model\":\"m2\",\"instances\":[[1,2,3,4]]}");
+  const char *m = message(&r);
+  CHECK_MSG(m && strstr(m, "m07") && !strstr(m, "m08") && strstr(m, "and 12 more"), "%s", m ? m : "(none)");
+  json_decref(r.body);
+  xd_api_free(a2);
+  xd_registry_free(r2);
+}
+
+TEST(readyz_not_ready_without_models_unless_allowed) {
+  for (int allow = 0; allow < 2; allow++) {
+    xd_registry_t *r2;
+    xd_api_t *a2;
+    xd_api_config_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    xd_limits_default(&cfg.limits);
+    cfg.allow_empty = allow;
+    xd_registry_new(&r2);
+    xd_api_new(&cfg, r2, &a2);
+    xd_api_set_ready(a2, 1);
+    answer_t r = call(a2, "GET", "/readyz", NULL);
+    if (allow) {
+      CHECK(r.status == 200);
+    } else {
+      const char *m = message(&r);
+      CHECK(r.status == 503);
+      CHECK_MSG(m && strstr(m, "no model is loaded") && strstr(m, "--allow-empty"), "%s", m ? m : "(none)");
+    }
+    json_decref(r.body);
+    /* an unknown model on an empty server says there is none */
+    r = call(a2, "POST", "/predict", "{\"model\":\"iris\",\"instances\":[[1,2,3,4]]}");
+    CHECK(r.status == 404 && message(&r) && strstr(message(&r), "no model is loaded"));
+    json_decref(r.body);
+    xd_api_free(a2);
+    xd_registry_free(r2);
+  }
+}
+
+TEST(wrong_typed_value_names_feature_and_value) {
+  answer_t r = call(api, "POST", "/predict", "{\"model\":\"iris\",\"instances\":[[5.1,3.5,\"abc\",0.2]]}");
+  const char *m = message(&r);
+  const char *f = json_string_value(json_object_get(json_object_get(r.body, "error"), "field"));
+  CHECK(r.status == 400 && f && strcmp(f, "instances[0][2]") == 0);
+  CHECK_MSG(m && strstr(m, "feature '") && strstr(m, "expected a finite number, got \"abc\""), "%s", m ? m : "(none)");
+  json_decref(r.body);
+}
+
+/* The rule itself must be able to fail. */
+TEST(hint_rule_rejects_bare_messages) {
+  CHECK(!xd_error_message_helps("bad value"));
+  CHECK(!xd_error_message_helps("unknown field 'x'"));
+  CHECK(xd_error_message_helps("must be between 1 and 10"));
+  CHECK(xd_error_message_helps("unknown model 'irs'; did you mean 'iris'? loaded: iris"));
+}
+
+/* Every invalid case of the suite: its answer names a field when it refuses a value of
+ * the body, and its message says what would be valid (xd_case_check holds both). */
+TEST(every_invalid_case_says_what_would_be_valid) {
+  xd_case_t *cs;
+  size_t n = xd_cases_load("tests/requests/invalid", &cs), ran = 0;
+  CHECK(n >= 40);
+  for (size_t i = 0; i < n; i++) {
+    if (json_is_true(json_object_get(cs[i].spec, "http_only"))) continue;
+    const char *method = json_string_value(json_object_get(cs[i].spec, "method"));
+    const char *path = json_string_value(json_object_get(cs[i].spec, "path"));
+    json_t *h = json_object_get(cs[i].spec, "headers");
+    if (json_object_size(h)) continue; /* headers matter to these: test_api runs them */
+    xd_api_request_t req = {method, path, NULL, cs[i].body, cs[i].body_len, NULL, NULL};
+    xd_api_response_t resp;
+    memset(&resp, 0, sizeof resp);
+    xd_api_handle_sync(api, &req, &resp, NULL);
+    json_t *b = json_loadb(resp.body ? resp.body : "", resp.body_len, 0, NULL);
+    json_t *e = json_object_get(b, "error");
+    const char *m = json_string_value(json_object_get(e, "message"));
+    CHECK_MSG(m && xd_error_message_helps(m), "case %s: message '%s' does not say what would be valid", cs[i].name,
+              m ? m : "(none)");
+    const char *code = json_string_value(json_object_get(e, "code"));
+    const char *f = json_string_value(json_object_get(e, "field"));
+    if (code && strcmp(code, "invalid_argument") == 0)
+      CHECK_MSG(f && *f, "case %s: invalid_argument without a field", cs[i].name);
+    json_decref(b);
+    xd_api_response_deinit(&resp);
+    ran++;
+  }
+  CHECK(ran > 40);
+  xd_cases_free(cs, n);
+}
+
+int main(void) {
+  xd_blas_init();
+  xd_api_config_t cfg;
+  memset(&cfg, 0, sizeof cfg);
+  xd_limits_default(&cfg.limits);
+  cfg.limits.max_rows = 100;
+  cfg.inline_predict_rows = 64;
+  xd_registry_new(&reg);
+  xd_api_new(&cfg, reg, &api);
+  xd_api_load_dir(api, "models", quiet, NULL);
+  xd_api_set_ready(api, 1);
+  RUN(unknown_model_suggests_the_nearest_and_lists_loaded);
+  RUN(unknown_model_list_is_bounded);
+  RUN(readyz_not_ready_without_models_unless_allowed);
+  RUN(wrong_typed_value_names_feature_and_value);
+  RUN(hint_rule_rejects_bare_messages);
+  RUN(every_invalid_case_says_what_would_be_valid);
+  xd_api_free(api);
+  xd_registry_free(reg);
+  return TEST_REPORT();
+}
