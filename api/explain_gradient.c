@@ -89,6 +89,7 @@ static json_t *grad_encode(void *state, xd_error_t *err) {
   bad |= json_object_set_new(o, "output", json_string(j->o.output == XD_OUTPUT_LOGIT ? "logit" : "probability"));
   bad |= json_object_set_new(o, "targets", t);
   t = NULL;
+  bad |= xd_json_set_target_names(o, m, j->target, j->n) != XD_OK;
   bad |= json_object_set_new(o, "features", names);
   names = NULL;
   if (j->o.method == XD_GRAD_INTEGRATED) {

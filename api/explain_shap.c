@@ -203,6 +203,18 @@ static json_t *shap_encode(void *state, xd_error_t *err) {
   } else {
     bad |= json_object_set_new(o, "l1_reg", json_false());
   }
+  bad |= !bad && xd_json_set_target_names(o, m, j->target, j->n) != XD_OK;
+  if (!bad) { /* Kernel SHAP with fewer coalitions than twice the features (and short of
+               * enumerating them all) is a poorly determined regression */
+    json_t *w = json_array();
+    bad |= !w;
+    for (size_t i = 0; !bad && i < j->n; i++)
+      if (j->o.method == XD_SHAP_KERNEL && d < 62 && j->ncoal[i] < 2 * d && j->ncoal[i] < ((size_t)1 << d) - 2)
+        bad |= xd_json_warn(w, "instances[%zu]: nsamples %zu is too small for %zu features (at least %zu is advised): "
+                            "the values are poorly determined", i, (size_t)j->ncoal[i], d, 2 * d) != XD_OK;
+    if (!bad) xd_json_set_warnings(o, w);
+    json_decref(w);
+  }
   if (bad) goto nomem;
   xd_free(gap);
   return o;

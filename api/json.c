@@ -1,6 +1,8 @@
 /* json.c — strict request decoding helpers and number encoding. */
 #include "api/json.h"
 
+#include <stdarg.h>
+
 #include "api/alloc.h"
 
 #include <math.h>
@@ -32,6 +34,33 @@ size_t xd_json_edit_distance(const char *a, const char *b) {
     }
   }
   return row[lb];
+}
+
+int xd_json_warn(json_t *warnings, const char *fmt, ...) {
+  if (!warnings) return XD_ENOMEM;
+  char w[XD_ERROR_TEXT_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(w, sizeof w, fmt, ap);
+  va_end(ap);
+  return json_array_append_new(warnings, json_string(w)) == 0 ? XD_OK : XD_ENOMEM;
+}
+
+int xd_json_set_target_names(json_t *body, const xd_model_t *m, const size_t *targets, size_t n) {
+  if (xd_model_task(m) != XD_TASK_CLASSIFICATION) return XD_OK; /* a regression's output has no class */
+  char *const *cls = xd_model_classes(m);
+  size_t k = xd_model_n_outputs(m);
+  json_t *a = json_array();
+  for (size_t i = 0; a && i < n; i++)
+    if (json_array_append_new(a, targets[i] < k ? json_string(cls[targets[i]]) : json_null())) {
+      json_decref(a);
+      a = NULL;
+    }
+  return a && json_object_set_new(body, "target_names", a) == 0 ? XD_OK : XD_ENOMEM;
+}
+
+void xd_json_set_warnings(json_t *body, json_t *warnings) {
+  if (body && json_array_size(warnings)) json_object_set(body, "warnings", warnings);
 }
 
 void xd_json_hint(xd_error_t *err, const char *hint) {

@@ -121,6 +121,61 @@ TEST(wrong_typed_value_names_feature_and_value) {
   json_decref(r.body);
 }
 
+static int has_warning(const json_t *body, const char *text) {
+  json_t *w = json_object_get(body, "warnings");
+  for (size_t i = 0; i < json_array_size(w); i++)
+    if (strstr(json_string_value(json_array_get(w, i)) ? json_string_value(json_array_get(w, i)) : "", text)) return 1;
+  return 0;
+}
+
+TEST(class_names_beside_target_indices) {
+  answer_t r = call(api, "POST", "/explain/shap",
+                    "{\"model\":\"iris\",\"instances\":[[5.1,3.5,1.4,0.2],[6.7,3.0,5.2,2.3]],\"target\":\"virginica\"}");
+  CHECK(r.status == 200);
+  json_t *t = json_object_get(r.body, "targets"), *tn = json_object_get(r.body, "target_names");
+  CHECK(json_array_size(t) == 2 && json_integer_value(json_array_get(t, 0)) == 2);
+  CHECK_MSG(json_array_size(tn) == 2 && !strcmp(json_string_value(json_array_get(tn, 1)) ?: "", "virginica"), "%s",
+            tn ? "names" : "no target_names");
+  json_decref(r.body);
+  r = call(api, "POST", "/explain/gradient", "{\"model\":\"iris\",\"instance\":[5.1,3.5,1.4,0.2]}");
+  tn = json_object_get(r.body, "target_names");
+  CHECK(r.status == 200 && json_array_size(tn) == 1 && !strcmp(json_string_value(json_array_get(tn, 0)) ?: "", "setosa"));
+  json_decref(r.body);
+  /* a regression has no class names */
+  r = call(api, "POST", "/explain/gradient", "{\"model\":\"diabetes\",\"instance\":[0,0,0,0,0,0,0,0,0,0]}");
+  CHECK(r.status == 200 && json_object_get(r.body, "targets") && !json_object_get(r.body, "target_names"));
+  json_decref(r.body);
+}
+
+TEST(degenerate_requests_answered_with_warnings) {
+  /* num_features over the model's 4 features is clamped, and said */
+  answer_t r = call(api, "POST", "/explain/lime",
+                    "{\"model\":\"iris\",\"instance\":[5.1,3.5,1.4,0.2],\"num_features\":10,\"seed\":1}");
+  CHECK(r.status == 200);
+  CHECK(has_warning(r.body, "num_features 10 is more than the model's 4 features: clamped to 4"));
+  /* each label whose fit scores below 0.5 is named, with the threshold; none above it */
+  json_t *l0 = json_array_get(json_object_get(json_array_get(json_object_get(r.body, "explanations"), 0), "labels"), 0);
+  double score = json_number_value(json_object_get(l0, "score"));
+  CHECK(has_warning(r.body, "explanations[0].labels[0]: the local fit has score") == (score < 0.5));
+  json_decref(r.body);
+  /* without a degenerate input there is no list at all */
+  r = call(api, "POST", "/explain/lime",
+           "{\"model\":\"iris\",\"instance\":[5.1,3.5,1.4,0.2],\"num_features\":2,\"seed\":1,\"num_samples\":5000}");
+  CHECK(r.status == 200);
+  CHECK(!has_warning(r.body, "num_features"));
+  json_decref(r.body);
+  /* Kernel SHAP with 5 coalitions for 30 features */
+  r = call(api, "POST", "/explain/shap",
+           "{\"model\":\"breast_cancer\",\"instance\":[14,20,90,600,0.1,0.1,0.1,0.05,0.18,0.06,0.4,1.2,2.8,40,0.007,"
+           "0.025,0.03,0.01,0.02,0.004,16,25,105,800,0.13,0.25,0.27,0.11,0.29,0.08],\"nsamples\":5,\"seed\":1}");
+  CHECK(r.status == 200);
+  CHECK_MSG(has_warning(r.body, "nsamples 5 is too small for 30 features"), "%.300s", "shap warning missing");
+  json_decref(r.body);
+  r = call(api, "POST", "/explain/shap", "{\"model\":\"iris\",\"instance\":[5.1,3.5,1.4,0.2],\"seed\":1}");
+  CHECK(r.status == 200 && !json_object_get(r.body, "warnings"));
+  json_decref(r.body);
+}
+
 /* The rule itself must be able to fail. */
 TEST(hint_rule_rejects_bare_messages) {
   CHECK(!xd_error_message_helps("bad value"));
@@ -178,6 +233,8 @@ int main(void) {
   RUN(readyz_not_ready_without_models_unless_allowed);
   RUN(wrong_typed_value_names_feature_and_value);
   RUN(hint_rule_rejects_bare_messages);
+  RUN(class_names_beside_target_indices);
+  RUN(degenerate_requests_answered_with_warnings);
   RUN(every_invalid_case_says_what_would_be_valid);
   xd_api_free(api);
   xd_registry_free(reg);
