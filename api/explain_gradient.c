@@ -8,6 +8,7 @@
  */
 #include <string.h>
 
+#include "api/metrics.h"
 #include "api/endpoints.h"
 #include "api/explain_common.h"
 #include "api/alloc.h"
@@ -103,7 +104,11 @@ static json_t *grad_encode(void *state, xd_error_t *err) {
     bad |= json_object_set_new(o, "seed", xd_explain_seed_json(j->o.seed));
   }
   bad |= json_object_set_new(o, "attributions", xd_json_matrix(j->attr, j->n, d));
-  if (j->delta) bad |= json_object_set_new(o, "convergence_delta", xd_json_reals(j->delta, j->n));
+  if (j->delta) {
+    bad |= json_object_set_new(o, "convergence_delta", xd_json_reals(j->delta, j->n));
+    for (size_t i = 0; i < j->n; i++)
+      xd_metrics_quality(XD_QUALITY_IG_DELTA, xd_grad_method_names[j->o.method], j->delta[i]);
+  }
   if (bad) goto nomem;
   return o;
 nomem:

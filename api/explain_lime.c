@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api/metrics.h"
 #include "api/endpoints.h"
 #include "api/explain_common.h"
 #include "api/alloc.h"
@@ -98,6 +99,7 @@ static int lime_warnings(const lime_job_t *j, json_t *body) {
   for (size_t i = 0; rc == XD_OK && i < j->n; i++)
     for (size_t l = 0; rc == XD_OK && l < j->res[i].n_labels; l++) {
       double s = j->res[i].labels[l].score;
+      xd_metrics_quality(XD_QUALITY_LIME_SCORE, "lime", s);
       if (s < XD_LIME_LOW_SCORE)
         rc = xd_json_warn(w, "explanations[%zu].labels[%zu]: the local fit has score (R^2) %.3f, below %.1f: the "
                           "weights describe the model poorly here (try more num_samples or another kernel_width)",

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api/metrics.h"
 #include "api/endpoints.h"
 #include "api/explain_common.h"
 #include "api/explain_tree.h"
@@ -169,6 +170,7 @@ static json_t *shap_encode(void *state, xd_error_t *err) {
     double s = 0;
     for (size_t f = 0; f < d; f++) s += j->phi[i * d + f];
     gap[i] = s - (j->out[i] - j->expected[i]);
+    xd_metrics_quality(XD_QUALITY_SHAP_GAP, xd_shap_method_names[j->o.method], gap[i]);
   }
   o = json_object();
   t = json_array();
