@@ -84,6 +84,7 @@ static xd_api_outcome_t decode_json(xd_api_t *api, const xd_route_t *r, const xd
   xd_error_clear(&err);
   int rc = r->decode(api, body, work, &err);
   json_decref(body);
+  resp->explain_method = rc == XD_OK ? work->method : NULL;
   if (rc != XD_OK) {
     if (!err.code) err.code = rc;
     xd_api_error(&err, resp);

@@ -244,6 +244,7 @@ int xd_gradient_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_er
   work->n_parts = (j->n + j->rows_per_part - 1) / j->rows_per_part;
   work->cost_rows = cost;
   work->model = j->entry->name;
+  work->method = xd_grad_method_names[j->o.method];
   return XD_OK;
 nomem:
   rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");

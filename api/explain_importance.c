@@ -563,6 +563,7 @@ int xd_importance_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_
   work->n_parts = parts;
   work->cost_rows = rows;
   work->model = s->entry->name;
+  work->method = method_names[s->method];
   return XD_OK;
 nomem:
   rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");

@@ -276,6 +276,7 @@ int xd_lime_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_
   work->n_parts = j->n;
   work->cost_rows = (uint64_t)work_rows;
   work->model = j->entry->name;
+  work->method = "lime";
   return XD_OK;
 fail:
   lime_free(j);

@@ -438,6 +438,7 @@ int xd_shap_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_
   work->n_parts = j->n * j->parts_per_row;
   work->cost_rows = j->o.method == XD_SHAP_LINEAR ? j->n : cost;
   work->model = j->entry->name;
+  work->method = xd_shap_method_names[j->o.method];
   return XD_OK;
 fail:
   shap_free(j);

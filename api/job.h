@@ -46,6 +46,8 @@ typedef struct xd_work {
   size_t n_parts;     /* >= 1 */
   uint64_t cost_rows; /* estimated model rows evaluated (admission and metrics) */
   const char *model;  /* borrowed from state: model name for logs/metrics, or NULL */
+  const char *method; /* static, from the endpoint's table of method names: the metrics'
+                       * "method" label of an explanation (docs/metrics.md), or NULL */
   int64_t timeout_ms; /* request's own "timeout_ms", 0 = server default */
 } xd_work_t;
 

@@ -34,6 +34,7 @@ enum { K_REQ, K_REQDUR, K_QUEUE, K_COMPUTE, K_REJECT, K_ROWS, K_LIME_SCORE, K_IG
 typedef struct series {
   int kind;
   char l1[48], l2[XD_MODEL_NAME_MAX + 1]; /* endpoint, model or reason */
+  char method[32]; /* explanation method (requests of explanation endpoints), or "" */
   int code;
   unsigned long long n;
   hist_t h;
@@ -60,10 +61,12 @@ void xd_metrics_set_gauges(const xd_metrics_gauges_t *g) {
 }
 
 /* Finds or adds a series; mu held. Returns NULL when the table is full. */
-static series_t *get(int kind, const char *l1, const char *l2, int code) {
+static series_t *get_m(int kind, const char *l1, const char *l2, const char *method, int code) {
   for (size_t i = 0; i < n_series; i++) {
     series_t *s = &table[i];
-    if (s->kind == kind && s->code == code && strcmp(s->l1, l1) == 0 && strcmp(s->l2, l2) == 0) return s;
+    if (s->kind == kind && s->code == code && strcmp(s->l1, l1) == 0 && strcmp(s->l2, l2) == 0 &&
+        strcmp(s->method, method) == 0)
+      return s;
   }
   if (n_series == MAX_SERIES) return NULL;
   series_t *s = &table[n_series++];
@@ -72,8 +75,11 @@ static series_t *get(int kind, const char *l1, const char *l2, int code) {
   s->code = code;
   snprintf(s->l1, sizeof s->l1, "%s", l1);
   snprintf(s->l2, sizeof s->l2, "%s", l2);
+  snprintf(s->method, sizeof s->method, "%s", method);
   return s;
 }
+
+static series_t *get(int kind, const char *l1, const char *l2, int code) { return get_m(kind, l1, l2, "", code); }
 
 static const double *bounds_of(int kind) {
   return kind == K_LIME_SCORE ? score_bounds : kind == K_IG_DELTA || kind == K_SHAP_GAP ? gap_bounds : bounds;
@@ -106,11 +112,16 @@ static const char *model_label(const char *model) {
 }
 
 void xd_metrics_request(const char *endpoint, const char *model, int status, double seconds) {
-  const char *m = model_label(model);
+  xd_metrics_request_method(endpoint, model, NULL, status, seconds);
+}
+
+void xd_metrics_request_method(const char *endpoint, const char *model, const char *method, int status,
+                               double seconds) {
+  const char *m = model_label(model), *x = method ? method : "";
   pthread_mutex_lock(&mu);
-  series_t *s = get(K_REQ, endpoint ? endpoint : "other", m, status);
+  series_t *s = get_m(K_REQ, endpoint ? endpoint : "other", m, x, status);
   if (s) s->n++;
-  s = get(K_REQDUR, endpoint ? endpoint : "other", m, 0);
+  s = get_m(K_REQDUR, endpoint ? endpoint : "other", m, x, 0);
   if (s) observe(&s->h, seconds);
   pthread_mutex_unlock(&mu);
 }
@@ -258,7 +269,7 @@ static void process_metrics(buf_t *b) {
 void xd_metrics_render(xd_registry_t *reg, int ready, xd_api_response_t *resp) {
   buf_t b = {xd_malloc(16384), 0, 16384, 0};
   if (!b.p) b.oom = 1;
-  char e1[128], e2[160], e3[160], lab[512];
+  char e1[128], e2[160], e3[160], lab[512], mlab[64];
   pthread_mutex_lock(&mu);
   static const struct {
     int kind;
@@ -281,9 +292,12 @@ void xd_metrics_render(xd_registry_t *reg, int ready, xd_api_response_t *resp) {
       if (s->kind != fams[f].kind) continue;
       esc(s->l1, e1, sizeof e1);
       esc(s->l2, e2, sizeof e2);
+      /* the method label only where one applies (explanation endpoints) */
+      if (s->method[0]) snprintf(mlab, sizeof mlab, ",method=\"%s\"", s->method);
+      else mlab[0] = '\0';
       switch (s->kind) {
       case K_REQ:
-        put(&b, "%s{endpoint=\"%s\",model=\"%s\",code=\"%d\"} %llu\n", fams[f].name, e1, e2, s->code, s->n);
+        put(&b, "%s{endpoint=\"%s\",model=\"%s\"%s,code=\"%d\"} %llu\n", fams[f].name, e1, e2, mlab, s->code, s->n);
         break;
       case K_REJECT:
         put(&b, "%s{endpoint=\"%s\",reason=\"%s\"} %llu\n", fams[f].name, e1, e2, s->n);
@@ -302,7 +316,7 @@ void xd_metrics_render(xd_registry_t *reg, int ready, xd_api_response_t *resp) {
         render_hist_in(&b, fams[f].name, lab, &s->h, bounds_of(s->kind));
         break;
       default:
-        snprintf(lab, sizeof lab, "endpoint=\"%s\",model=\"%s\"", e1, e2);
+        snprintf(lab, sizeof lab, "endpoint=\"%s\",model=\"%s\"%s", e1, e2, mlab);
         render_hist(&b, fams[f].name, lab, &s->h);
       }
     }

@@ -1,7 +1,7 @@
 /* metrics.h — Prometheus metrics (text exposition format 0.0.4), names as docs/serving.md §3:
  *
- *   explaind_requests_total{endpoint,model,code}             counter
- *   explaind_request_duration_seconds{endpoint,model}        histogram (whole request)
+ *   explaind_requests_total{endpoint,model[,method],code}    counter
+ *   explaind_request_duration_seconds{endpoint,model[,method]} histogram (whole request)
  *   explaind_queue_duration_seconds{endpoint}                histogram (admitted -> started)
  *   explaind_compute_duration_seconds{endpoint,model}        histogram (worker time)
  *   explaind_rejected_total{endpoint,reason}                 counter (queue_full|draining|too_large|no_memory)
@@ -38,6 +38,11 @@ void xd_metrics_set_gauges(const xd_metrics_gauges_t *g);
 void xd_metrics_set_registry(xd_registry_t *reg);
 
 void xd_metrics_request(const char *endpoint, const char *model, int status, double seconds);
+/* The same with the explanation method that ran (a static name from the endpoint's own
+ * table, so the label's values are bounded), or NULL for none: requests_total and
+ * request_duration_seconds then carry method="...". */
+void xd_metrics_request_method(const char *endpoint, const char *model, const char *method, int status,
+                               double seconds);
 void xd_metrics_queue(const char *endpoint, double seconds);
 void xd_metrics_compute(const char *endpoint, const char *model, double seconds, unsigned long long rows);
 void xd_metrics_rejected(const char *endpoint, const char *reason);

@@ -292,6 +292,24 @@ TEST(counters_follow_traffic) {
   }
 }
 
+/* Explanation requests carry the method that ran; other endpoints have no method label. */
+TEST(requests_labelled_by_explanation_method) {
+  const char *lime[] = {"endpoint", "explain_lime", "method", "lime", "code", "200", NULL};
+  CHECK(sum_of(&after, "explaind_requests_total", lime) >= 1);
+  const char *grad[] = {"endpoint", "explain_gradient", "method", "integrated_gradients", NULL};
+  CHECK(sum_of(&after, "explaind_request_duration_seconds_count", grad) >= 1);
+  int shap_labelled = 0, predict_unlabelled = 1;
+  for (size_t i = 0; i < after.n; i++) {
+    const sample_t *s = &after.s[i];
+    if (strcmp(s->name, "explaind_requests_total") != 0) continue;
+    int has_method = strstr(s->labels, "method=\"") != NULL;
+    if (has_label(s, "endpoint", "explain_shap") && has_label(s, "code", "200")) shap_labelled |= has_method;
+    if (has_label(s, "endpoint", "predict")) predict_unlabelled &= !has_method;
+  }
+  CHECK(shap_labelled);
+  CHECK(predict_unlabelled);
+}
+
 /* One observation per explained row (per LIME label), labelled by the method that ran. */
 TEST(quality_histograms_follow_explanations) {
   const char *lime[] = {"method", "lime", NULL};
@@ -460,6 +478,7 @@ int main(void) {
     RUN(content_type_and_every_family);
     RUN(counters_follow_traffic);
     RUN(quality_histograms_follow_explanations);
+    RUN(requests_labelled_by_explanation_method);
     RUN(gauges_sane);
     RUN(histograms_cumulative);
     RUN(model_labels_only_for_served_models);
