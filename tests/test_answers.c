@@ -176,6 +176,31 @@ TEST(degenerate_requests_answered_with_warnings) {
   json_decref(r.body);
 }
 
+/* "instance" is "instances" with one row on every explanation endpoint (one shared
+ * decoder, xd_json_instances): the answers are equal. */
+TEST(instance_is_a_one_row_instances_everywhere) {
+  static const char *const eps[][2] = {
+      {"/explain/lime", "\"num_samples\":300,\"seed\":3"},
+      {"/explain/shap", "\"seed\":3"},
+      {"/explain/gradient", "\"method\":\"integrated_gradients\",\"steps\":16"},
+  };
+  for (size_t e = 0; e < sizeof eps / sizeof eps[0]; e++) {
+    char one[512], many[512];
+    snprintf(one, sizeof one, "{\"model\":\"iris\",\"instance\":[6.1,2.8,4.7,1.2],%s}", eps[e][1]);
+    snprintf(many, sizeof many, "{\"model\":\"iris\",\"instances\":[[6.1,2.8,4.7,1.2]],%s}", eps[e][1]);
+    answer_t a = call(api, "POST", eps[e][0], one), b = call(api, "POST", eps[e][0], many);
+    CHECK_MSG(a.status == 200 && b.status == 200, "%s: %d %d", eps[e][0], a.status, b.status);
+    CHECK_MSG(a.body && b.body && json_equal(a.body, b.body), "%s: instance and instances differ", eps[e][0]);
+    json_decref(a.body);
+    json_decref(b.body);
+  }
+  /* both at once is refused, naming the field */
+  answer_t r = call(api, "POST", "/explain/shap",
+                    "{\"model\":\"iris\",\"instance\":[1,2,3,4],\"instances\":[[1,2,3,4]]}");
+  CHECK(r.status == 400 && message(&r) && xd_error_message_helps(message(&r)));
+  json_decref(r.body);
+}
+
 /* The rule itself must be able to fail. */
 TEST(hint_rule_rejects_bare_messages) {
   CHECK(!xd_error_message_helps("bad value"));
@@ -234,6 +259,7 @@ int main(void) {
   RUN(wrong_typed_value_names_feature_and_value);
   RUN(hint_rule_rejects_bare_messages);
   RUN(class_names_beside_target_indices);
+  RUN(instance_is_a_one_row_instances_everywhere);
   RUN(degenerate_requests_answered_with_warnings);
   RUN(every_invalid_case_says_what_would_be_valid);
   xd_api_free(api);
