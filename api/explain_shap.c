@@ -33,6 +33,7 @@ typedef struct shap_job {
   xd_model_entry_t *entry;
   xd_shap_opts_t o;        /* o.method: resolved (kernel, exact or linear) */
   size_t bg_size;
+  int bg_size_given;       /* "background_size" was in the request (a clamp is then worth a warning) */
   int custom_bg;           /* bg given by the client (filled at decode) */
   xd_shap_bg_t bg;
   double *X;               /* (n, d) */
@@ -210,6 +211,9 @@ static json_t *shap_encode(void *state, xd_error_t *err) {
                * enumerating them all) is a poorly determined regression */
     json_t *w = json_array();
     bad |= !w;
+    if (!bad && j->bg_size_given && !j->custom_bg && j->bg_size > j->bg.n)
+      bad |= xd_json_warn(w, "background_size %zu is more than the model's %zu background rows: clamped to %zu",
+                          j->bg_size, j->bg.n, j->bg.n) != XD_OK;
     for (size_t i = 0; !bad && i < j->n; i++)
       if (j->o.method == XD_SHAP_KERNEL && d < 62 && j->ncoal[i] < 2 * d && j->ncoal[i] < ((size_t)1 << d) - 2)
         bad |= xd_json_warn(w, "instances[%zu]: nsamples %zu is too small for %zu features (at least %zu is advised): "
@@ -356,6 +360,7 @@ int xd_shap_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_
   size_t d = xd_model_n_features(m);
   int link = XD_SHAP_LINK_IDENTITY, method = XD_SHAP_AUTO;
   j->bg_size = 50;
+  j->bg_size_given = json_object_get(body, "background_size") != NULL;
   if ((rc = xd_api_timeout(body, &work->timeout_ms, err)) != XD_OK ||
       (rc = xd_json_opt_enum(body, "link", xd_shap_link_names, &link, err)) != XD_OK ||
       (rc = xd_json_opt_enum(body, "method", xd_shap_method_names, &method, err)) != XD_OK ||

@@ -174,6 +174,12 @@ TEST(degenerate_requests_answered_with_warnings) {
   r = call(api, "POST", "/explain/shap", "{\"model\":\"iris\",\"instance\":[5.1,3.5,1.4,0.2],\"seed\":1}");
   CHECK(r.status == 200 && !json_object_get(r.body, "warnings"));
   json_decref(r.body);
+  /* a background_size over the stored background is clamped, and said */
+  r = call(api, "POST", "/explain/shap",
+           "{\"model\":\"iris\",\"instance\":[5.1,3.5,1.4,0.2],\"seed\":1,\"background_size\":5000}");
+  CHECK(r.status == 200);
+  CHECK_MSG(has_warning(r.body, "background_size 5000 is more than the model's"), "background clamp not said");
+  json_decref(r.body);
 }
 
 /* "instance" is "instances" with one row on every explanation endpoint (one shared
