@@ -527,13 +527,14 @@ void xd_config_describe(const xd_config_t *c, char *buf, size_t cap) {
            "request_timeout_ms=%" PRId64 " drain_timeout_ms=%" PRId64 " shutdown_delay_ms=%" PRId64
            " conn_timeout_s=%u max_connections=%u max_connections_per_ip=%u read_timeout_s=%u max_inflight_body=%zu"
            " log_level=%s inline_predict_rows=%" PRIu64 " max_rows=%zu max_samples=%zu "
-           "max_steps=%zu max_work_rows=%" PRIu64 " api_keys=%zu admin_key=%s cors_origins=%zu tls=%s%s",
+           "max_steps=%zu max_work_rows=%" PRIu64 " api_keys=%zu admin_key=%s cors_origins=%zu tls=%s strict_models=%d"
+           " allow_empty=%d%s",
            strchr(c->host, ':') ? "[" : "", c->host[0] ? c->host : "0.0.0.0", strchr(c->host, ':') ? "]" : "",
            c->port, c->model_dir, c->threads, c->workers, c->queue_size, c->queue_work_rows, c->max_body, c->request_timeout_ms,
            c->drain_timeout_ms, c->shutdown_delay_ms, c->conn_timeout_s, c->max_connections, c->max_connections_per_ip,
            c->read_timeout_s, c->max_inflight_body, xd_log_level_name(c->log_level),
            c->inline_predict_rows, c->limits.max_rows, c->limits.max_samples, c->limits.max_steps,
            c->limits.max_work_rows, c->n_api_keys, c->admin_key[0] ? "set" : "none", c->n_cors_origins,
-           c->tls_cert[0] ? "on" : "off",
+           c->tls_cert[0] ? "on" : "off", c->strict_models, c->allow_empty,
            c->test_part_delay_ms ? " TEST_PART_DELAY" : "");
 }
