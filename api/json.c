@@ -69,6 +69,17 @@ void xd_json_hint(xd_error_t *err, const char *hint) {
   if (n + 3 < sizeof err->text) snprintf(err->text + n, sizeof err->text - n, "; %s", hint);
 }
 
+/* The first at most max bytes of s, cut before a UTF-8 continuation byte so that the
+ * message stays valid UTF-8 (jansson refuses anything else). out has cap >= max + 1. */
+static const char *clip(const char *s, size_t max, char *out, size_t cap) {
+  size_t n = strnlen(s, max < cap ? max : cap - 1);
+  if (s[n] != '\0')
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
+  memcpy(out, s, n);
+  out[n] = '\0';
+  return out;
+}
+
 int xd_json_check_keys(const json_t *obj, const char *const *allowed, const char *prefix, xd_error_t *err) {
   const char *key;
   json_t *v;
@@ -90,17 +101,20 @@ int xd_json_check_keys(const json_t *obj, const char *const *allowed, const char
         if (w > 0 && (size_t)w < sizeof names - len) len += (size_t)w;
         else names[len] = '\0';
       }
+      char k[72];
+      clip(key, 64, k, sizeof k);
       if (near)
-        return xd_error_set(err, XD_EINVAL, f, "unknown field '%.64s'; did you mean '%s'? allowed: %s", key, near, names);
-      return xd_error_set(err, XD_EINVAL, f, "unknown field '%.64s'; must be one of: %s", key, names);
+        return xd_error_set(err, XD_EINVAL, f, "unknown field '%s'; did you mean '%s'? allowed: %s", k, near, names);
+      return xd_error_set(err, XD_EINVAL, f, "unknown field '%s'; must be one of: %s", k, names);
     }
   }
   return XD_OK;
 }
 
 void xd_json_describe(const json_t *v, char *out, size_t cap) {
+  char c[32];
   if (json_is_string(v))
-    snprintf(out, cap, "\"%.24s\"%s", json_string_value(v), json_string_length(v) > 24 ? ".." : "");
+    snprintf(out, cap, "\"%s\"%s", clip(json_string_value(v), 24, c, sizeof c), json_string_length(v) > 24 ? ".." : "");
   else if (json_is_null(v))
     snprintf(out, cap, "null");
   else if (json_is_boolean(v))
@@ -343,8 +357,9 @@ int xd_json_label(const xd_model_t *m, const json_t *v, const char *field, size_
       }
       len += (size_t)w;
     }
-    return xd_error_set(err, XD_EINVAL, field, "unknown label '%.64s'; must be a class index 0..%zu or one of %s",
-                        json_string_value(v), k - 1, names);
+    char l[72];
+    return xd_error_set(err, XD_EINVAL, field, "unknown label '%s'; must be a class index 0..%zu or one of %s",
+                        clip(json_string_value(v), 64, l, sizeof l), k - 1, names);
   }
   return xd_error_set(err, XD_EINVAL, field, "a label is a class index or a class name");
 }

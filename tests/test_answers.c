@@ -119,6 +119,20 @@ TEST(wrong_typed_value_names_feature_and_value) {
   CHECK(r.status == 400 && f && strcmp(f, "instances[0][2]") == 0);
   CHECK_MSG(m && strstr(m, "feature '") && strstr(m, "expected a finite number, got \"abc\""), "%s", m ? m : "(none)");
   json_decref(r.body);
+  /* a long value is clipped on a character boundary: the message stays valid UTF-8 and whole */
+  r = call(api, "POST", "/predict",
+           "{\"model\":\"iris\",\"instances\":[[5.1,3.5,\"a\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"
+           "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\",0.2]]}");
+  m = message(&r);
+  CHECK_MSG(r.status == 400 && m && strstr(m, "got \"a\xc3\xa9") && strstr(m, "\".."), "%s", m ? m : "(none)");
+  json_decref(r.body);
+  r = call(api, "POST", "/explain/lime", "{\"model\":\"iris\",\"instance\":[1,2,3,4],\"a\u00e9\u00e9\u00e9\u00e9\u00e9"
+           "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"
+           "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9x\":1}");
+  m = message(&r);
+  CHECK_MSG(r.status == 400 && m && strstr(m, "unknown field 'a\xc3\xa9") && strstr(m, "must be one of"), "%s",
+            m ? m : "(none)");
+  json_decref(r.body);
 }
 
 static int has_warning(const json_t *body, const char *text) {
