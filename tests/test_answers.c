@@ -103,6 +103,13 @@ TEST(readyz_not_ready_without_models_unless_allowed) {
       CHECK_MSG(m && strstr(m, "no model is loaded") && strstr(m, "--allow-empty"), "%s", m ? m : "(none)");
     }
     json_decref(r.body);
+    /* the explaind_ready gauge agrees with /readyz */
+    xd_api_request_t mq = {"GET", "/metrics", NULL, NULL, 0, NULL, NULL};
+    xd_api_response_t mr;
+    memset(&mr, 0, sizeof mr);
+    xd_api_handle_sync(a2, &mq, &mr, NULL);
+    CHECK(mr.status == 200 && mr.body && strstr(mr.body, allow ? "\nexplaind_ready 1\n" : "\nexplaind_ready 0\n"));
+    xd_api_response_deinit(&mr);
     /* an unknown model on an empty server says there is none */
     r = call(a2, "POST", "/predict", "{\"model\":\"iris\",\"instances\":[[1,2,3,4]]}");
     CHECK(r.status == 404 && message(&r) && strstr(message(&r), "no model is loaded"));
