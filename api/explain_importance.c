@@ -322,6 +322,8 @@ static json_t *imp_encode(void *state, xd_error_t *err) {
     bad |= json_object_set_new(body, "max_samples", json_integer((json_int_t)s->n_sub));
   } else if (s->method < M_WEIGHT) { /* the split importances are about no output */
     bad |= json_object_set_new(body, "target", target_json(s));
+    if (!s->target_predicted && xd_model_task(s->m) == XD_TASK_CLASSIFICATION && s->target < xd_model_n_outputs(s->m))
+      bad |= json_object_set_new(body, "target_name", json_string(xd_model_classes(s->m)[s->target]));
   }
   if (s->method == M_PERMUTATION || s->method == M_SHAP) {
     /* seeds above 2^63 do not fit jansson's integer: echo those as reals */

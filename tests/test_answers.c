@@ -162,6 +162,10 @@ TEST(class_names_beside_target_indices) {
   tn = json_object_get(r.body, "target_names");
   CHECK(r.status == 200 && json_array_size(tn) == 1 && !strcmp(json_string_value(json_array_get(tn, 0)) ?: "", "setosa"));
   json_decref(r.body);
+  r = call(api, "POST", "/importance", "{\"model\":\"iris\",\"method\":\"olden\",\"target\":1}");
+  CHECK_MSG(r.status == 200 && !strcmp(json_string_value(json_object_get(r.body, "target_name")) ?: "", "versicolor"),
+            "importance: %d", r.status);
+  json_decref(r.body);
   /* a regression has no class names */
   r = call(api, "POST", "/explain/gradient", "{\"model\":\"diabetes\",\"instance\":[0,0,0,0,0,0,0,0,0,0]}");
   CHECK(r.status == 200 && json_object_get(r.body, "targets") && !json_object_get(r.body, "target_names"));
