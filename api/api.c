@@ -68,8 +68,10 @@ static xd_api_outcome_t decode_json(xd_api_t *api, const xd_route_t *r, const xd
   if (!body || !json_is_object(body)) {
     if (oom)
       xd_api_errorf(resp, XD_ENOMEM, NULL, "out of memory reading the body"); /* not the client's fault */
+    else if (!body && req->body_len == 0)
+      xd_api_errorf(resp, XD_EJSON, NULL, "body is empty: send a JSON object such as {\"model\": ...}");
     else if (!body)
-      xd_api_errorf(resp, XD_EJSON, NULL, "body is not valid JSON: %s (line %d, column %d)", jerr.text, jerr.line,
+      xd_api_errorf(resp, XD_EJSON, NULL, "body is not valid JSON (expected a JSON object): %s (line %d, column %d)", jerr.text, jerr.line,
                     jerr.column);
     else
       xd_api_errorf(resp, XD_EJSON, NULL, "body must be a JSON object");
@@ -82,6 +84,7 @@ static xd_api_outcome_t decode_json(xd_api_t *api, const xd_route_t *r, const xd
   xd_error_clear(&err);
   int rc = r->decode(api, body, work, &err);
   json_decref(body);
+  resp->explain_method = rc == XD_OK ? work->method : NULL;
   if (rc != XD_OK) {
     if (!err.code) err.code = rc;
     xd_api_error(&err, resp);
@@ -141,7 +144,7 @@ static xd_api_outcome_t route(xd_api_t *api, const xd_api_request_t *req, xd_api
       xd_api_errorf(resp, XD_EMETHOD, NULL, "method %.20s is not allowed here", req->method);
       xd_api_add_header(resp, "Allow", "%s", miss.allow);
     } else {
-      xd_api_errorf(resp, XD_ENOTFOUND, NULL, "no such path: %.200s", req->path);
+      xd_api_errorf(resp, XD_ENOTFOUND, NULL, "no such path: %.200s; must be one of the paths listed in /openapi.json", req->path);
     }
     return XD_API_RESPOND;
   }

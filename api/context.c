@@ -2,6 +2,8 @@
 #include "api/context.h"
 
 #include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "api/alloc.h"
 #include "api/json.h"
@@ -50,8 +52,43 @@ xd_model_entry_t *xd_api_model(const xd_api_t *api, const json_t *body, xd_error
     return NULL;
   }
   xd_model_entry_t *e = xd_registry_get(api->reg, json_string_value(v));
-  if (!e) xd_error_set(err, XD_ENOTFOUND, "model", "model '%s' is not loaded", json_string_value(v));
+  if (!e) xd_api_unknown_model(api->reg, json_string_value(v), err);
   return e;
+}
+
+/* How many loaded names an error lists before "and N more": the message stays one line. */
+#define XD_UNKNOWN_MODEL_LIST 8
+
+void xd_api_unknown_model(xd_registry_t *reg, const char *name, xd_error_t *err) {
+  xd_model_entry_t **es = NULL;
+  size_t n = 0;
+  if (xd_registry_list(reg, &es, &n) != XD_OK) n = 0;
+  /* The nearest name, if it is near enough to be a typo: at most a third of the name's
+   * length (rounded up) edits away. */
+  size_t best = (size_t)-1, limit = (strnlen(name, XD_MODEL_NAME_MAX + 1) + 2) / 3;
+  const char *near = NULL;
+  for (size_t i = 0; i < n; i++) {
+    size_t d = xd_json_edit_distance(name, es[i]->name);
+    if (d <= limit && d < best) best = d, near = es[i]->name;
+  }
+  char list[XD_ERROR_TEXT_MAX / 2] = "";
+  size_t len = 0;
+  for (size_t i = 0; i < n && i < XD_UNKNOWN_MODEL_LIST; i++) {
+    int w = snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", es[i]->name);
+    if (w < 0 || (size_t)w >= sizeof list - len) break;
+    len += (size_t)w;
+  }
+  if (n > XD_UNKNOWN_MODEL_LIST && len + 24 < sizeof list)
+    snprintf(list + len, sizeof list - len, ", and %zu more", n - XD_UNKNOWN_MODEL_LIST);
+  if (near)
+    xd_error_set(err, XD_ENOTFOUND, "model", "unknown model '%.64s'; did you mean '%s'? loaded: %s", name, near, list);
+  else if (n)
+    xd_error_set(err, XD_ENOTFOUND, "model", "unknown model '%.64s'; must be one of the loaded models: %s", name, list);
+  else
+    xd_error_set(err, XD_ENOTFOUND, "model", "unknown model '%.64s'; no model is loaded (upload one with PUT /models/{name})",
+                 name);
+  for (size_t i = 0; i < n; i++) xd_model_entry_release(es[i]);
+  xd_free(es);
 }
 
 int xd_api_timeout(const json_t *body, int64_t *timeout_ms, xd_error_t *err) {

@@ -32,6 +32,8 @@ typedef struct xd_api_config {
    * lower case, or "*"); none = same origin only. Borrowed, like the keys. */
   const char *const *cors_origins;
   size_t n_cors_origins;
+  /* /readyz is ready with no model loaded (else 503 with the reason). */
+  int allow_empty;
 } xd_api_config_t;
 
 /* A new API over reg (borrowed: it must outlive the API). Points jansson at xd_malloc
@@ -56,6 +58,10 @@ xd_model_entry_t *xd_api_model(const xd_api_t *api, const json_t *body, xd_error
 struct xd_jobs_backend;
 void xd_api_set_jobs(xd_api_t *api, const struct xd_jobs_backend *jobs);
 const struct xd_jobs_backend *xd_api_jobs(const xd_api_t *api);
+
+/* Sets err to XD_ENOTFOUND on field "model" for a name that is not loaded: the message
+ * suggests the nearest loaded name (edit distance) and lists the loaded ones (bounded). */
+void xd_api_unknown_model(xd_registry_t *reg, const char *name, xd_error_t *err);
 
 /* Reads the optional "timeout_ms" field shared by every model-work endpoint. */
 int xd_api_timeout(const json_t *body, int64_t *timeout_ms, xd_error_t *err);

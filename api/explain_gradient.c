@@ -8,6 +8,7 @@
  */
 #include <string.h>
 
+#include "api/metrics.h"
 #include "api/endpoints.h"
 #include "api/explain_common.h"
 #include "api/alloc.h"
@@ -90,6 +91,7 @@ static json_t *grad_encode(void *state, xd_error_t *err) {
   bad |= json_object_set_new(o, "output", json_string(j->o.output == XD_OUTPUT_LOGIT ? "logit" : "probability"));
   bad |= json_object_set_new(o, "targets", t);
   t = NULL;
+  bad |= xd_json_set_target_names(o, m, j->target, j->n) != XD_OK;
   bad |= json_object_set_new(o, "features", names);
   names = NULL;
   if (j->o.method == XD_GRAD_INTEGRATED) {
@@ -103,7 +105,11 @@ static json_t *grad_encode(void *state, xd_error_t *err) {
     bad |= json_object_set_new(o, "seed", xd_explain_seed_json(j->o.seed));
   }
   bad |= json_object_set_new(o, "attributions", xd_json_matrix(j->attr, j->n, d));
-  if (j->delta) bad |= json_object_set_new(o, "convergence_delta", xd_json_reals(j->delta, j->n));
+  if (j->delta) {
+    bad |= json_object_set_new(o, "convergence_delta", xd_json_reals(j->delta, j->n));
+    for (size_t i = 0; i < j->n; i++)
+      xd_metrics_quality(XD_QUALITY_IG_DELTA, xd_grad_method_names[j->o.method], j->delta[i]);
+  }
   if (bad) goto nomem;
   return o;
 nomem:
@@ -242,6 +248,7 @@ int xd_gradient_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_er
   work->n_parts = (j->n + j->rows_per_part - 1) / j->rows_per_part;
   work->cost_rows = xd_work_cost(cost, xd_model_row_cost(m));
   work->model = j->entry->name;
+  work->method = xd_grad_method_names[j->o.method];
   return XD_OK;
 nomem:
   rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");

@@ -350,6 +350,8 @@ static json_t *imp_encode(void *state, xd_error_t *err) {
     bad |= json_object_set_new(body, "max_samples", json_integer((json_int_t)s->n_sub));
   } else if (s->method < M_WEIGHT) { /* the split importances are about no output */
     bad |= json_object_set_new(body, "target", target_json(s));
+    if (!s->target_predicted && xd_model_task(s->m) == XD_TASK_CLASSIFICATION && s->target < xd_model_n_outputs(s->m))
+      bad |= json_object_set_new(body, "target_name", json_string(xd_model_classes(s->m)[s->target]));
   }
   if (s->method == M_PERMUTATION || s->method == M_SHAP) {
     /* seeds above 2^63 do not fit jansson's integer: echo those as reals */
@@ -457,7 +459,7 @@ int xd_importance_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_
   if ((rc = xd_json_opt_enum(body, "scoring", scoring_names, &scoring, err)) != XD_OK) goto fail;
   s->scoring = (xd_imp_scoring_t)scoring;
   if (xd_imp_scoring_is_classification(s->scoring) != (xd_model_task(m) == XD_TASK_CLASSIFICATION)) {
-    rc = xd_error_set(err, XD_EINVAL, "scoring", "scoring '%s' does not apply to a %s model",
+    rc = xd_error_set(err, XD_EINVAL, "scoring", "scoring '%s' does not apply to a %s model (must be a scoring of that task, docs/API.md)",
                       scoring_names[scoring],
                       xd_model_task(m) == XD_TASK_CLASSIFICATION ? "classification" : "regression");
     goto fail;
@@ -604,6 +606,7 @@ int xd_importance_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_
   work->n_prepare_parts = s->km_k ? XD_SHAP_KMEANS_RUNS : 0;
   work->cost_rows = xd_work_cost(rows, xd_model_row_cost(s->m));
   work->model = s->entry->name;
+  work->method = method_names[s->method];
   return XD_OK;
 nomem:
   rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api/metrics.h"
 #include "api/endpoints.h"
 #include "api/explain_common.h"
 #include "api/alloc.h"
@@ -85,6 +86,31 @@ fail:
   return NULL;
 }
 
+/* Below this R² of the local surrogate on its weighted samples, the explanation describes
+ * the model poorly near the instance: the answer says so (docs/API.md, "Warnings"). */
+#define XD_LIME_LOW_SCORE 0.5
+
+static int lime_warnings(const lime_job_t *j, json_t *body) {
+  json_t *w = json_array();
+  int rc = w ? XD_OK : XD_ENOMEM;
+  size_t d = j->plan.d;
+  if (rc == XD_OK && j->opt.num_features > d)
+    rc = xd_json_warn(w, "num_features %zu is more than the model's %zu features: clamped to %zu",
+                      j->opt.num_features, d, d);
+  for (size_t i = 0; rc == XD_OK && i < j->n; i++)
+    for (size_t l = 0; rc == XD_OK && l < j->res[i].n_labels; l++) {
+      double s = j->res[i].labels[l].score;
+      xd_metrics_quality(XD_QUALITY_LIME_SCORE, "lime", s);
+      if (s < XD_LIME_LOW_SCORE)
+        rc = xd_json_warn(w, "explanations[%zu].labels[%zu]: the local fit has score (R^2) %.3f, below %.1f: the "
+                          "weights describe the model poorly here (try more num_samples or another kernel_width)",
+                          i, l, s, XD_LIME_LOW_SCORE);
+    }
+  if (rc == XD_OK) xd_json_set_warnings(body, w);
+  json_decref(w);
+  return rc;
+}
+
 static json_t *lime_encode(void *state, xd_error_t *err) {
   lime_job_t *j = state;
   const xd_model_t *m = j->entry->model;
@@ -130,6 +156,10 @@ static json_t *lime_encode(void *state, xd_error_t *err) {
     json_object_set_new(e, "labels", labels);
   }
   json_object_set_new(body, "explanations", exps);
+  if (lime_warnings(j, body) != XD_OK) {
+    exps = NULL; /* owned by body now */
+    goto nomem;
+  }
   return body;
 nomem:
   json_decref(body);
@@ -250,6 +280,7 @@ int xd_lime_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_
   work->n_parts = j->n;
   work->cost_rows = xd_work_cost((uint64_t)work_rows, xd_model_row_cost(m));
   work->model = j->entry->name;
+  work->method = "lime";
   return XD_OK;
 fail:
   lime_free(j);

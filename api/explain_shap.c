@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api/metrics.h"
 #include "api/endpoints.h"
 #include "api/explain_common.h"
 #include "api/explain_tree.h"
@@ -33,6 +34,7 @@ typedef struct shap_job {
   xd_model_entry_t *entry;
   xd_shap_opts_t o;        /* o.method: resolved (kernel, exact or linear) */
   size_t bg_size;
+  int bg_size_given;       /* "background_size" was in the request (a clamp is then worth a warning) */
   int custom_bg;           /* bg given by the client (filled at decode) */
   xd_shap_bg_t bg;
   double *X;               /* (n, d) */
@@ -171,6 +173,7 @@ static json_t *shap_encode(void *state, xd_error_t *err) {
     double s = 0;
     for (size_t f = 0; f < d; f++) s += j->phi[i * d + f];
     gap[i] = s - (j->out[i] - j->expected[i]);
+    xd_metrics_quality(XD_QUALITY_SHAP_GAP, xd_shap_method_names[j->o.method], gap[i]);
   }
   o = json_object();
   t = json_array();
@@ -204,6 +207,21 @@ static json_t *shap_encode(void *state, xd_error_t *err) {
     bad |= json_object_set_new(o, "l1_reg", json_string(buf));
   } else {
     bad |= json_object_set_new(o, "l1_reg", json_false());
+  }
+  bad |= !bad && xd_json_set_target_names(o, m, j->target, j->n) != XD_OK;
+  if (!bad) { /* Kernel SHAP with fewer coalitions than twice the features (and short of
+               * enumerating them all) is a poorly determined regression */
+    json_t *w = json_array();
+    bad |= !w;
+    if (!bad && j->bg_size_given && !j->custom_bg && j->bg_size > j->bg.n)
+      bad |= xd_json_warn(w, "background_size %zu is more than the model's %zu background rows: clamped to %zu",
+                          j->bg_size, j->bg.n, j->bg.n) != XD_OK;
+    for (size_t i = 0; !bad && i < j->n; i++)
+      if (j->o.method == XD_SHAP_KERNEL && d < 62 && j->ncoal[i] < 2 * d && j->ncoal[i] < ((size_t)1 << d) - 2)
+        bad |= xd_json_warn(w, "instances[%zu]: nsamples %zu is too small for %zu features (at least %zu is advised): "
+                            "the values are poorly determined", i, (size_t)j->ncoal[i], d, 2 * d) != XD_OK;
+    if (!bad) xd_json_set_warnings(o, w);
+    json_decref(w);
   }
   if (bad) goto nomem;
   xd_free(gap);
@@ -347,6 +365,7 @@ int xd_shap_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_
   size_t d = xd_model_n_features(m);
   int link = XD_SHAP_LINK_IDENTITY, method = XD_SHAP_AUTO;
   j->bg_size = 50;
+  j->bg_size_given = json_object_get(body, "background_size") != NULL;
   if ((rc = xd_api_timeout(body, &work->timeout_ms, err)) != XD_OK ||
       (rc = xd_json_opt_enum(body, "link", xd_shap_link_names, &link, err)) != XD_OK ||
       (rc = xd_json_opt_enum(body, "method", xd_shap_method_names, &method, err)) != XD_OK ||
@@ -430,6 +449,7 @@ int xd_shap_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_
   work->n_prepare_parts = j->need_kmeans ? XD_SHAP_KMEANS_RUNS : 0;
   work->cost_rows = xd_work_cost(j->o.method == XD_SHAP_LINEAR ? j->n : cost, xd_model_row_cost(m));
   work->model = j->entry->name;
+  work->method = xd_shap_method_names[j->o.method];
   return XD_OK;
 fail:
   shap_free(j);

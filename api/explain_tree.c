@@ -351,6 +351,7 @@ int xd_tree_shap_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_e
   work->n_parts = (j->n + j->rows_per_part - 1) / j->rows_per_part;
   work->cost_rows = rows_equiv ? rows_equiv : j->n;
   work->model = j->entry->name;
+  work->method = "tree";
   return XD_OK;
 fail:
   tree_free(j);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api/json.h"
 #include "core/alloc.h"
 #include "core/base64.h"
 #include "core/image.h"
@@ -60,13 +61,14 @@ static int picture_row(const xd_image_prep_t *p, const json_t *v, const char *fi
   json_t *b = json_object_get(v, "b64");
   char f[XD_ERROR_FIELD_MAX];
   if (!json_is_string(b) || json_object_size(v) != 1)
-    return xd_error_set(err, XD_EINVAL, field, "an image row is [C][H][W] pixel values or {\"b64\": \"<PNG or JPEG>\"}");
+    return xd_error_set(err, XD_EINVAL, field, "an image row must be [C][H][W] pixel values or {\"b64\": \"<PNG or JPEG>\"}");
   snprintf(f, sizeof f, "%.150s.b64", field);
   uint8_t *raw = NULL;
   size_t len = 0;
   int rc = xd_base64_decode(json_string_value(b), json_string_length(b), &raw, &len, err);
   if (rc != XD_OK) {
     if (err) snprintf(err->field, sizeof err->field, "%s", f);
+    xd_json_hint(err, "expected standard base64 (RFC 4648) of a PNG or JPEG file");
     return rc;
   }
   xd_image_t img;
@@ -80,6 +82,7 @@ static int picture_row(const xd_image_prep_t *p, const json_t *v, const char *fi
   if (rc != XD_OK && err) {
     snprintf(err->field, sizeof err->field, "%s", f);
     if (rc == XD_ETOOBIG) err->code = rc = XD_EINVAL; /* the picture, not the request, is too large */
+    else if (rc == XD_EINVAL) xd_json_hint(err, "expected a PNG or JPEG file, base64-encoded");
   }
   return rc;
 }
@@ -91,7 +94,7 @@ int xd_json_image_row(const xd_model_t *m, const json_t *v, const char *field, d
   size_t C = p->channels, H = p->height, W = p->width;
   char f[XD_ERROR_FIELD_MAX];
   if (!json_is_array(v) || json_array_size(v) != C)
-    return xd_error_set(err, XD_EINVAL, field, "an image row is a [%zu][%zu][%zu] list of pixel values (channels, "
+    return xd_error_set(err, XD_EINVAL, field, "an image row must be a [%zu][%zu][%zu] list of pixel values (channels, "
                         "height, width) or {\"b64\": \"<PNG or JPEG>\"}", C, H, W);
   for (size_t c = 0; c < C; c++) {
     json_t *plane = json_array_get(v, c);
@@ -172,7 +175,7 @@ int xd_json_text_rows(const xd_model_t *m, const json_t *body, int allow_single,
   for (size_t i = 0; i < count; i++) {
     const json_t *v = row_at(body, list, single, i, f, sizeof f);
     if (!json_is_string(v)) {
-      rc = xd_error_set(err, XD_EINVAL, f, "a text model's row is a string, not %s",
+      rc = xd_error_set(err, XD_EINVAL, f, "a text model's row must be a string, not %s",
                         json_is_number(v) ? "a number" : json_is_array(v) ? "a list" : json_is_object(v) ? "an object" : "null or a boolean");
       break;
     }
@@ -183,7 +186,7 @@ int xd_json_text_rows(const xd_model_t *m, const json_t *body, int allow_single,
       break;
     }
     if (rows[i].n == 0) {
-      rc = xd_error_set(err, XD_EINVAL, f, "the text gives no tokens");
+      rc = xd_error_set(err, XD_EINVAL, f, "the text gives no tokens: send a text with at least one word or symbol");
       break;
     }
     if (rows[i].truncated && warnings) {

@@ -64,6 +64,8 @@ typedef struct xd_work {
   uint64_t cost_rows; /* estimated work in dense model rows: rows evaluated x the model's
                          xd_model_row_cost (inline or pool, admission, long parts) */
   const char *model;  /* borrowed from state: model name for logs/metrics, or NULL */
+  const char *method; /* static, from the endpoint's table of method names: the metrics'
+                       * "method" label of an explanation (docs/metrics.md), or NULL */
   int64_t timeout_ms; /* request's own "timeout_ms", 0 = server default */
   int low_priority;   /* background work (batch jobs): the pool hands its parts out only
                          when no interactive job is waiting for a worker */

@@ -1,6 +1,8 @@
 /* json.c — strict request decoding helpers and number encoding. */
 #include "api/json.h"
 
+#include <stdarg.h>
+
 #include "api/alloc.h"
 
 #include <math.h>
@@ -16,6 +18,68 @@ static void join(char *out, size_t cap, const char *prefix, const char *key) {
     snprintf(out, cap, "%s", key);
 }
 
+size_t xd_json_edit_distance(const char *a, const char *b) {
+  enum { MAX = 64 }; /* longer names compare on their first MAX bytes */
+  size_t la = strnlen(a, MAX), lb = strnlen(b, MAX), row[MAX + 1];
+  for (size_t j = 0; j <= lb; j++) row[j] = j;
+  for (size_t i = 1; i <= la; i++) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= lb; j++) {
+      size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+      if (up + 1 < best) best = up + 1;
+      if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+      diag = up;
+      row[j] = best;
+    }
+  }
+  return row[lb];
+}
+
+int xd_json_warn(json_t *warnings, const char *fmt, ...) {
+  if (!warnings) return XD_ENOMEM;
+  char w[XD_ERROR_TEXT_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(w, sizeof w, fmt, ap);
+  va_end(ap);
+  return json_array_append_new(warnings, json_string(w)) == 0 ? XD_OK : XD_ENOMEM;
+}
+
+int xd_json_set_target_names(json_t *body, const xd_model_t *m, const size_t *targets, size_t n) {
+  if (xd_model_task(m) != XD_TASK_CLASSIFICATION) return XD_OK; /* a regression's output has no class */
+  char *const *cls = xd_model_classes(m);
+  size_t k = xd_model_n_outputs(m);
+  json_t *a = json_array();
+  for (size_t i = 0; a && i < n; i++)
+    if (json_array_append_new(a, targets[i] < k ? json_string(cls[targets[i]]) : json_null())) {
+      json_decref(a);
+      a = NULL;
+    }
+  return a && json_object_set_new(body, "target_names", a) == 0 ? XD_OK : XD_ENOMEM;
+}
+
+void xd_json_set_warnings(json_t *body, json_t *warnings) {
+  if (body && json_array_size(warnings)) json_object_set(body, "warnings", warnings);
+}
+
+void xd_json_hint(xd_error_t *err, const char *hint) {
+  if (!err) return;
+  size_t n = strlen(err->text);
+  if (n + 3 < sizeof err->text) snprintf(err->text + n, sizeof err->text - n, "; %s", hint);
+}
+
+/* The first at most max bytes of s, cut before a UTF-8 continuation byte so that the
+ * message stays valid UTF-8 (jansson refuses anything else). out has cap >= max + 1. */
+static const char *clip(const char *s, size_t max, char *out, size_t cap) {
+  size_t n = strnlen(s, max < cap ? max : cap - 1);
+  if (s[n] != '\0')
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
+  memcpy(out, s, n);
+  out[n] = '\0';
+  return out;
+}
+
 int xd_json_check_keys(const json_t *obj, const char *const *allowed, const char *prefix, xd_error_t *err) {
   const char *key;
   json_t *v;
@@ -25,10 +89,44 @@ int xd_json_check_keys(const json_t *obj, const char *const *allowed, const char
     if (!ok) {
       char f[XD_ERROR_FIELD_MAX];
       join(f, sizeof f, prefix, key);
-      return xd_error_set(err, XD_EINVAL, f, "unknown field '%.100s'", key);
+      /* the nearest allowed name (a typo), then every allowed name, bounded */
+      const char *near = NULL;
+      size_t best = (size_t)-1, limit = (strnlen(key, 64) + 2) / 3;
+      char names[240] = "";
+      size_t len = 0;
+      for (const char *const *a = allowed; *a; a++) {
+        size_t d = xd_json_edit_distance(key, *a);
+        if (d <= limit && d < best) best = d, near = *a;
+        int w = snprintf(names + len, sizeof names - len, "%s%s", len ? ", " : "", *a);
+        if (w > 0 && (size_t)w < sizeof names - len) len += (size_t)w;
+        else names[len] = '\0';
+      }
+      char k[72];
+      clip(key, 64, k, sizeof k);
+      if (near)
+        return xd_error_set(err, XD_EINVAL, f, "unknown field '%s'; did you mean '%s'? allowed: %s", k, near, names);
+      return xd_error_set(err, XD_EINVAL, f, "unknown field '%s'; must be one of: %s", k, names);
     }
   }
   return XD_OK;
+}
+
+void xd_json_describe(const json_t *v, char *out, size_t cap) {
+  char c[32];
+  if (json_is_string(v))
+    snprintf(out, cap, "\"%s\"%s", clip(json_string_value(v), 24, c, sizeof c), json_string_length(v) > 24 ? ".." : "");
+  else if (json_is_null(v))
+    snprintf(out, cap, "null");
+  else if (json_is_boolean(v))
+    snprintf(out, cap, "%s", json_is_true(v) ? "true" : "false");
+  else if (json_is_array(v))
+    snprintf(out, cap, "a list");
+  else if (json_is_object(v))
+    snprintf(out, cap, "an object");
+  else if (json_is_number(v))
+    snprintf(out, cap, "%g", json_number_value(v));
+  else
+    snprintf(out, cap, "a value of another type");
 }
 
 int xd_json_number(const json_t *v, const char *field, double *out, xd_error_t *err) {
@@ -135,7 +233,7 @@ int xd_json_row(const xd_model_t *m, const json_t *v, const char *field, double 
       while (j < d && strcmp(fs[j].name, key) != 0) j++;
       if (j == d) {
         snprintf(f, sizeof f, "%s.%s", field, key);
-        return xd_error_set(err, XD_EINVAL, f, "'%.100s' is not a feature of the model", key);
+        return xd_error_set(err, XD_EINVAL, f, "'%.100s' is not a feature of the model (must be one of the names GET /models/{name} lists)", key);
       }
     }
   } else {
@@ -149,7 +247,7 @@ int xd_json_row(const xd_model_t *m, const json_t *v, const char *field, double 
    f)
   for (size_t j = 0; j < d; j++) {
     json_t *x = json_is_array(v) ? json_array_get(v, j) : json_object_get(v, fs[j].name);
-    if (!x) return xd_error_set(err, XD_EINVAL, VALUE_FIELD(), "feature '%s' is missing", fs[j].name);
+    if (!x) return xd_error_set(err, XD_EINVAL, VALUE_FIELD(), "feature '%s' is missing: an object row must give every feature", fs[j].name);
     if (json_is_null(x) && xd_model_trees(m)) { /* a missing value: tree models route it */
       row[j] = NAN;
       continue;
@@ -170,7 +268,11 @@ int xd_json_row(const xd_model_t *m, const json_t *v, const char *field, double 
     } else if (json_is_number(x) && isfinite(json_number_value(x))) {
       row[j] = json_number_value(x);
     } else {
-      return xd_json_number(x, VALUE_FIELD(), &row[j], err); /* names the error */
+      /* names the feature and what was received, not only the position */
+      char got[48];
+      xd_json_describe(x, got, sizeof got);
+      return xd_error_set(err, XD_EINVAL, VALUE_FIELD(), "feature '%.64s': expected a finite number, got %s",
+                          fs[j].name, got);
     }
   }
 #undef VALUE_FIELD
@@ -245,7 +347,19 @@ int xd_json_label(const xd_model_t *m, const json_t *v, const char *field, size_
         *out = i;
         return XD_OK;
       }
-    return xd_error_set(err, XD_EINVAL, field, "unknown label '%.100s'", json_string_value(v));
+    char names[200] = "";
+    size_t len = 0;
+    for (size_t i = 0; i < k; i++) {
+      int w = snprintf(names + len, sizeof names - len, "%s'%s'", i ? ", " : "", cls[i]);
+      if (w < 0 || (size_t)w >= sizeof names - len) {
+        snprintf(names + (len < sizeof names - 5 ? len : sizeof names - 5), 5, ", ..");
+        break;
+      }
+      len += (size_t)w;
+    }
+    char l[72];
+    return xd_error_set(err, XD_EINVAL, field, "unknown label '%s'; must be a class index 0..%zu or one of %s",
+                        clip(json_string_value(v), 64, l, sizeof l), k - 1, names);
   }
   return xd_error_set(err, XD_EINVAL, field, "a label is a class index or a class name");
 }

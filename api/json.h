@@ -30,6 +30,27 @@ int xd_json_opt_enum(const json_t *obj, const char *key, const char *const *name
 /* "seed": unsigned 64-bit integer. *given set to 1 when present. */
 int xd_json_opt_seed(const json_t *obj, const char *key, uint64_t *out, int *given, xd_error_t *err);
 
+/* Levenshtein distance of two names (compared on their first 64 bytes). */
+size_t xd_json_edit_distance(const char *a, const char *b);
+
+/* Warnings: a request answered but degenerate (a clamped value, a poor fit) gets a
+ * "warnings" list of sentences in its answer. Every endpoint uses these two, so the list
+ * looks the same everywhere: xd_json_warn appends one sentence (printf-style) to an array
+ * (XD_ENOMEM on failure), xd_json_set_warnings adds the array to the answer when it is
+ * not empty (a new reference; the caller keeps its own). */
+/* Adds "target_names": the class name of each output index of targets (n), beside an
+ * answer's "targets", for a classification model (nothing for a regression). */
+int xd_json_set_target_names(json_t *body, const xd_model_t *m, const size_t *targets, size_t n);
+
+int xd_json_warn(json_t *warnings, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void xd_json_set_warnings(json_t *body, json_t *warnings);
+
+/* Appends "; hint" to err's sentence (when it fits): what would have been valid. */
+void xd_json_hint(xd_error_t *err, const char *hint);
+
+/* A short description of v for an error message: "\"abc\"", "null", "true", "a list". */
+void xd_json_describe(const json_t *v, char *out, size_t cap);
+
 /* A finite number (integer or real) at v; field names it in errors. */
 int xd_json_number(const json_t *v, const char *field, double *out, xd_error_t *err);
 

@@ -17,17 +17,24 @@
 #define NB 15
 static const double bounds[NB] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 
+/* Quality histograms have their own buckets (same count): an R² (at most 1; a fit at or
+ * below 0 lands in the first bucket), absolute
+ * gaps from round-off (1e-9) to a broken explanation (1). */
+static const double score_bounds[NB] = {0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.999, 1};
+static const double gap_bounds[NB] = {1e-12, 1e-10, 1e-8, 1e-6, 1e-5, 1e-4, 1e-3, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1};
+
 typedef struct hist {
   unsigned long long b[NB + 1]; /* per bucket, not cumulative; last is +Inf */
   double sum;
   unsigned long long count;
 } hist_t;
 
-enum { K_REQ, K_REQDUR, K_QUEUE, K_COMPUTE, K_REJECT, K_ROWS };
+enum { K_REQ, K_REQDUR, K_QUEUE, K_COMPUTE, K_REJECT, K_ROWS, K_LIME_SCORE, K_IG_DELTA, K_SHAP_GAP };
 
 typedef struct series {
   int kind;
   char l1[48], l2[XD_MODEL_NAME_MAX + 1]; /* endpoint, model or reason */
+  char method[32]; /* explanation method (requests of explanation endpoints), or "" */
   int code;
   unsigned long long n;
   hist_t h;
@@ -54,10 +61,12 @@ void xd_metrics_set_gauges(const xd_metrics_gauges_t *g) {
 }
 
 /* Finds or adds a series; mu held. Returns NULL when the table is full. */
-static series_t *get(int kind, const char *l1, const char *l2, int code) {
+static series_t *get_m(int kind, const char *l1, const char *l2, const char *method, int code) {
   for (size_t i = 0; i < n_series; i++) {
     series_t *s = &table[i];
-    if (s->kind == kind && s->code == code && strcmp(s->l1, l1) == 0 && strcmp(s->l2, l2) == 0) return s;
+    if (s->kind == kind && s->code == code && strcmp(s->l1, l1) == 0 && strcmp(s->l2, l2) == 0 &&
+        strcmp(s->method, method) == 0)
+      return s;
   }
   if (n_series == MAX_SERIES) return NULL;
   series_t *s = &table[n_series++];
@@ -66,7 +75,22 @@ static series_t *get(int kind, const char *l1, const char *l2, int code) {
   s->code = code;
   snprintf(s->l1, sizeof s->l1, "%s", l1);
   snprintf(s->l2, sizeof s->l2, "%s", l2);
+  snprintf(s->method, sizeof s->method, "%s", method);
   return s;
+}
+
+static series_t *get(int kind, const char *l1, const char *l2, int code) { return get_m(kind, l1, l2, "", code); }
+
+static const double *bounds_of(int kind) {
+  return kind == K_LIME_SCORE ? score_bounds : kind == K_IG_DELTA || kind == K_SHAP_GAP ? gap_bounds : bounds;
+}
+
+static void observe_in(hist_t *h, const double *bd, double v) {
+  size_t i = 0;
+  while (i < NB && v > bd[i]) i++;
+  h->b[i]++;
+  h->sum += v;
+  h->count++;
 }
 
 static void observe(hist_t *h, double v) {
@@ -88,11 +112,16 @@ static const char *model_label(const char *model) {
 }
 
 void xd_metrics_request(const char *endpoint, const char *model, int status, double seconds) {
-  const char *m = model_label(model);
+  xd_metrics_request_method(endpoint, model, NULL, status, seconds);
+}
+
+void xd_metrics_request_method(const char *endpoint, const char *model, const char *method, int status,
+                               double seconds) {
+  const char *m = model_label(model), *x = method ? method : "";
   pthread_mutex_lock(&mu);
-  series_t *s = get(K_REQ, endpoint ? endpoint : "other", m, status);
+  series_t *s = get_m(K_REQ, endpoint ? endpoint : "other", m, x, status);
   if (s) s->n++;
-  s = get(K_REQDUR, endpoint ? endpoint : "other", m, 0);
+  s = get_m(K_REQDUR, endpoint ? endpoint : "other", m, x, 0);
   if (s) observe(&s->h, seconds);
   pthread_mutex_unlock(&mu);
 }
@@ -111,6 +140,18 @@ void xd_metrics_compute(const char *endpoint, const char *model, double seconds,
   if (s) observe(&s->h, seconds);
   s = get(K_ROWS, endpoint ? endpoint : "other", "", 0);
   if (s) s->n += rows;
+  pthread_mutex_unlock(&mu);
+}
+
+void xd_metrics_quality(xd_metrics_quality_t q, const char *method, double value) {
+  static const int kinds[] = {[XD_QUALITY_LIME_SCORE] = K_LIME_SCORE, [XD_QUALITY_IG_DELTA] = K_IG_DELTA,
+                              [XD_QUALITY_SHAP_GAP] = K_SHAP_GAP};
+  if ((unsigned)q >= sizeof kinds / sizeof *kinds || !(value == value)) return; /* NaN: nothing to count */
+  int kind = kinds[q];
+  if (kind != K_LIME_SCORE && value < 0) value = -value; /* gaps are reported absolute */
+  pthread_mutex_lock(&mu);
+  series_t *s = get(kind, method ? method : "", "", 0);
+  if (s) observe_in(&s->h, bounds_of(kind), value);
   pthread_mutex_unlock(&mu);
 }
 
@@ -173,15 +214,19 @@ static void header(buf_t *b, const char *name, const char *type, const char *hel
   put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void render_hist(buf_t *b, const char *name, const char *labels, const hist_t *h) {
+static void render_hist_in(buf_t *b, const char *name, const char *labels, const hist_t *h, const double *bd) {
   unsigned long long cum = 0;
   for (size_t i = 0; i < NB; i++) {
     cum += h->b[i];
-    put(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, *labels ? "," : "", bounds[i], cum);
+    put(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, *labels ? "," : "", bd[i], cum);
   }
   cum += h->b[NB];
   put(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, *labels ? "," : "", cum);
   put(b, "%s_sum{%s} %.9g\n%s_count{%s} %llu\n", name, labels, h->sum, name, labels, h->count);
+}
+
+static void render_hist(buf_t *b, const char *name, const char *labels, const hist_t *h) {
+  render_hist_in(b, name, labels, h, bounds);
 }
 
 static void process_metrics(buf_t *b) {
@@ -224,7 +269,7 @@ static void process_metrics(buf_t *b) {
 void xd_metrics_render(xd_registry_t *reg, int ready, xd_api_response_t *resp) {
   buf_t b = {xd_malloc(16384), 0, 16384, 0};
   if (!b.p) b.oom = 1;
-  char e1[128], e2[160], e3[160], lab[512];
+  char e1[128], e2[160], e3[160], lab[512], mlab[64];
   pthread_mutex_lock(&mu);
   static const struct {
     int kind;
@@ -236,6 +281,9 @@ void xd_metrics_render(xd_registry_t *reg, int ready, xd_api_response_t *resp) {
       {K_COMPUTE, "explaind_compute_duration_seconds", "histogram", "Worker time of a job, from its first part starting to its encoding."},
       {K_REJECT, "explaind_rejected_total", "counter", "Requests refused before any work (queue_full, draining, too_large, no_memory, body_memory, bad_request) and connections refused (connections, connections_per_ip)."},
       {K_ROWS, "explaind_model_rows_total", "counter", "Model rows evaluated by finished jobs (their estimate)."},
+      {K_LIME_SCORE, "explaind_lime_score", "histogram", "R2 of each LIME surrogate fit on its weighted samples."},
+      {K_IG_DELTA, "explaind_ig_convergence_delta", "histogram", "Absolute integrated-gradients convergence delta per explained row."},
+      {K_SHAP_GAP, "explaind_shap_efficiency_gap", "histogram", "Absolute SHAP efficiency gap (sum of values minus output minus expected value) per explained row."},
   };
   for (size_t f = 0; f < sizeof fams / sizeof *fams; f++) {
     header(&b, fams[f].name, fams[f].type, fams[f].help);
@@ -244,9 +292,12 @@ void xd_metrics_render(xd_registry_t *reg, int ready, xd_api_response_t *resp) {
       if (s->kind != fams[f].kind) continue;
       esc(s->l1, e1, sizeof e1);
       esc(s->l2, e2, sizeof e2);
+      /* the method label only where one applies (explanation endpoints) */
+      if (s->method[0]) snprintf(mlab, sizeof mlab, ",method=\"%s\"", s->method);
+      else mlab[0] = '\0';
       switch (s->kind) {
       case K_REQ:
-        put(&b, "%s{endpoint=\"%s\",model=\"%s\",code=\"%d\"} %llu\n", fams[f].name, e1, e2, s->code, s->n);
+        put(&b, "%s{endpoint=\"%s\",model=\"%s\"%s,code=\"%d\"} %llu\n", fams[f].name, e1, e2, mlab, s->code, s->n);
         break;
       case K_REJECT:
         put(&b, "%s{endpoint=\"%s\",reason=\"%s\"} %llu\n", fams[f].name, e1, e2, s->n);
@@ -258,8 +309,14 @@ void xd_metrics_render(xd_registry_t *reg, int ready, xd_api_response_t *resp) {
         snprintf(lab, sizeof lab, "endpoint=\"%s\"", e1);
         render_hist(&b, fams[f].name, lab, &s->h);
         break;
+      case K_LIME_SCORE:
+      case K_IG_DELTA:
+      case K_SHAP_GAP:
+        snprintf(lab, sizeof lab, "method=\"%s\"", e1);
+        render_hist_in(&b, fams[f].name, lab, &s->h, bounds_of(s->kind));
+        break;
       default:
-        snprintf(lab, sizeof lab, "endpoint=\"%s\",model=\"%s\"", e1, e2);
+        snprintf(lab, sizeof lab, "endpoint=\"%s\",model=\"%s\"%s", e1, e2, mlab);
         render_hist(&b, fams[f].name, lab, &s->h);
       }
     }

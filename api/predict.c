@@ -55,7 +55,7 @@ static json_t *predict_encode(void *state, xd_error_t *err) {
   if (j->text) {
     json_object_set_new(o, "tokens", xd_json_tokens(j->text, j->n));
     json_object_set_new(o, "offsets", xd_json_offsets(j->text, j->n));
-    if (json_array_size(j->warnings)) json_object_set(o, "warnings", j->warnings);
+    xd_json_set_warnings(o, j->warnings);
   }
   return o;
 nomem:

@@ -42,6 +42,7 @@ typedef struct xd_api_response {
   size_t n_headers;
   char model[XD_API_MODEL_LABEL_MAX + 1]; /* for the access log and metrics; "" if none */
   const char *endpoint;                    /* static route label */
+  const char *explain_method;              /* static: the explanation method (metrics), or NULL */
   int oip_errors; /* errors in the Open Inference Protocol's shape {"error": "..."} */
   /* A streamed body instead of body (Server-Sent Events of a job): the server calls
    * stream(stream_ctx, pos, buf, max) for the next bytes; it returns their count (> 0),

@@ -142,9 +142,19 @@ xd_api_outcome_t xd_service_healthz(xd_api_t *api, const xd_api_request_t *req, 
   return XD_API_RESPOND;
 }
 
+/* Ready for traffic: loaded and not draining, and with a model unless --allow-empty.
+ * /readyz and the explaind_ready gauge answer the same. */
+static int empty_not_allowed(xd_api_t *api) {
+  return !xd_api_config(api)->allow_empty && xd_registry_count(xd_api_registry(api)) == 0;
+}
+
 xd_api_outcome_t xd_service_readyz(xd_api_t *api, const xd_api_request_t *req, const xd_route_args_t *args,
                                    xd_api_response_t *resp, xd_work_t *work) {
-  if (xd_api_ready(api))
+  if (xd_api_ready(api) && empty_not_allowed(api))
+    xd_api_errorf(resp, XD_EOVERLOAD, NULL,
+                  "not ready: no model is loaded; add a bundle to the model folder (then SIGHUP), upload one with "
+                  "PUT /models/{name}, or start with --allow-empty");
+  else if (xd_api_ready(api))
     xd_api_json(resp, 200,
                 json_pack("{s:s, s:I}", "status", "ready", "models", (json_int_t)xd_registry_count(xd_api_registry(api))));
   else
@@ -154,7 +164,7 @@ xd_api_outcome_t xd_service_readyz(xd_api_t *api, const xd_api_request_t *req, c
 
 xd_api_outcome_t xd_service_metrics(xd_api_t *api, const xd_api_request_t *req, const xd_route_args_t *args,
                                     xd_api_response_t *resp, xd_work_t *work) {
-  xd_metrics_render(xd_api_registry(api), xd_api_ready(api), resp);
+  xd_metrics_render(xd_api_registry(api), xd_api_ready(api) && !empty_not_allowed(api), resp);
   return XD_API_RESPOND;
 }
 
@@ -182,7 +192,10 @@ xd_api_outcome_t xd_service_model(xd_api_t *api, const xd_api_request_t *req, co
   xd_route_arg_copy(args->name, args->name_len, name, sizeof name);
   xd_model_entry_t *e = xd_model_name_valid(name) ? xd_registry_get(xd_api_registry(api), name) : NULL;
   if (!e) {
-    xd_api_errorf(resp, XD_ENOTFOUND, "model", "model '%.64s' is not loaded", name);
+    xd_error_t err;
+    xd_error_clear(&err);
+    xd_api_unknown_model(xd_api_registry(api), name, &err);
+    xd_api_error(&err, resp);
     return XD_API_RESPOND;
   }
   json_t *detail = model_detail(e);

@@ -186,7 +186,7 @@ static int decode_inputs(xd_api_t *api, const json_t *inputs, v2_job_t *j, xd_er
     size_t col = 0;
     if (!matrix) {
       while (col < d && strcmp(fs[col].name, name) != 0) col++;
-      if (col == d) return xd_error_set(err, XD_EINVAL, f, "'%.100s' is not a feature of the model", name);
+      if (col == d) return xd_error_set(err, XD_EINVAL, f, "'%.100s' is not a feature of the model (must be one of the names GET /models/{name} lists)", name);
     }
     int bytes = strcmp(dt, "BYTES") == 0;
     if (!bytes && !numeric_type(dt)) return xd_error_set(err, XD_EINVAL, f, "datatype %.20s is not supported (FP32, FP64, INT*, UINT*)", dt);

@@ -16,7 +16,7 @@
 
 /* ---- the table ------------------------------------------------------------------- */
 
-typedef enum kind { K_LISTEN, K_PATH, K_UINT, K_SIZE, K_U64, K_BYTES, K_MS, K_LEVEL, K_KEYS, K_KEY, K_ORIGINS } kind_t;
+typedef enum kind { K_LISTEN, K_PATH, K_UINT, K_SIZE, K_U64, K_BYTES, K_MS, K_LEVEL, K_KEYS, K_KEY, K_ORIGINS, K_BOOL } kind_t;
 
 typedef struct option {
   const char *flag; /* without the leading "--" */
@@ -97,6 +97,10 @@ static const option_t options[] = {
     {"max-grid", "EXPLAIND_MAX_GRID", K_SIZE, LIM(max_grid), 2, 1000000, NULL, "PDP grid_resolution"},
     {"max-train-rows", "EXPLAIND_MAX_TRAIN_ROWS", K_SIZE, LIM(max_train_rows), 1, 100000000, NULL,
      "rows of a training table (POST /models/{name}/train)"},
+    {"strict-models", "EXPLAIND_STRICT_MODELS", K_BOOL, OFF(strict_models), 0, 0, "false",
+     "exit (status 1) if any bundle of the model folder fails to load; a bare flag means true"},
+    {"allow-empty", "EXPLAIND_ALLOW_EMPTY", K_BOOL, OFF(allow_empty), 0, 0, "false",
+     "/readyz is ready with no model loaded (else 503 until one is)"},
     {"train-background", "EXPLAIND_TRAIN_BACKGROUND", K_SIZE, LIM(train_background), 1, 100000, NULL,
      "background rows kept with a trained model"},
     {"job-dir", "EXPLAIND_JOB_DIR", K_PATH, OFF(job_dir), 0, 0, "none (a temporary folder)",
@@ -384,6 +388,17 @@ static int apply(xd_config_t *cfg, const option_t *o, const char *value, const c
       fprintf(err, "explaind: %s: '%s' is not debug, info, warn or error\n", source, value);
       return -1;
     }
+    case K_BOOL:
+      if (!strcmp(value, "true") || !strcmp(value, "1") || !strcmp(value, "yes") || !strcmp(value, "on")) {
+        *(int *)(base + o->offset) = 1;
+        return 0;
+      }
+      if (!strcmp(value, "false") || !strcmp(value, "0") || !strcmp(value, "no") || !strcmp(value, "off")) {
+        *(int *)(base + o->offset) = 0;
+        return 0;
+      }
+      fprintf(err, "explaind: %s: '%s' must be true or false (or 1/0, yes/no, on/off)\n", source, value);
+      return -1;
     case K_KEYS: return set_keys(cfg, value, source, err);
     case K_ORIGINS: return add_origins(cfg, value, source, err);
     case K_KEY:
@@ -480,6 +495,8 @@ int xd_config_load(xd_config_t *cfg, int argc, char **argv, FILE *out, FILE *err
     const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[i + 1] : NULL);
     int is_hc = len == 11 && strncmp(name, "healthcheck", 11) == 0;
     const option_t *o = is_hc ? NULL : find(name, len);
+    int bare = o && o->kind == K_BOOL && !eq; /* "--strict-models" alone means true */
+    if (bare) value = "true";
     if (!o && !is_hc) {
       fprintf(err, "explaind: unknown flag '%.*s' (see --help)\n", (int)len + 2, a);
       return XD_CONFIG_EXIT_USAGE;
@@ -488,7 +505,7 @@ int xd_config_load(xd_config_t *cfg, int argc, char **argv, FILE *out, FILE *err
       fprintf(err, "explaind: %s needs a value\n", a);
       return XD_CONFIG_EXIT_USAGE;
     }
-    if (!eq) i++;
+    if (!eq && !bare) i++;
     char source[80];
     snprintf(source, sizeof source, "--%.*s", (int)len, name);
     if (is_hc) {
@@ -522,13 +539,14 @@ void xd_config_describe(const xd_config_t *c, char *buf, size_t cap) {
            "request_timeout_ms=%" PRId64 " drain_timeout_ms=%" PRId64 " shutdown_delay_ms=%" PRId64
            " conn_timeout_s=%u max_connections=%u max_connections_per_ip=%u read_timeout_s=%u max_inflight_body=%zu"
            " log_level=%s inline_predict_rows=%" PRIu64 " max_rows=%zu max_samples=%zu "
-           "max_steps=%zu max_work_rows=%" PRIu64 " api_keys=%zu admin_key=%s cors_origins=%zu tls=%s%s",
+           "max_steps=%zu max_work_rows=%" PRIu64 " api_keys=%zu admin_key=%s cors_origins=%zu tls=%s strict_models=%d"
+           " allow_empty=%d%s",
            strchr(c->host, ':') ? "[" : "", c->host[0] ? c->host : "0.0.0.0", strchr(c->host, ':') ? "]" : "",
            c->port, c->model_dir, c->threads, c->workers, c->queue_size, c->queue_work_rows, c->max_body, c->request_timeout_ms,
            c->drain_timeout_ms, c->shutdown_delay_ms, c->conn_timeout_s, c->max_connections, c->max_connections_per_ip,
            c->read_timeout_s, c->max_inflight_body, xd_log_level_name(c->log_level),
            c->inline_predict_rows, c->limits.max_rows, c->limits.max_samples, c->limits.max_steps,
            c->limits.max_work_rows, c->n_api_keys, c->admin_key[0] ? "set" : "none", c->n_cors_origins,
-           c->tls_cert[0] ? "on" : "off",
+           c->tls_cert[0] ? "on" : "off", c->strict_models, c->allow_empty,
            c->test_part_delay_ms ? " TEST_PART_DELAY" : "");
 }

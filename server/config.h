@@ -40,6 +40,8 @@ typedef struct xd_config {
   unsigned read_timeout_s;       /* request line + headers; body without progress */
   size_t max_inflight_body;      /* bytes of request bodies held at once, all connections */
   int log_level;                 /* XD_LOG_* */
+  int strict_models;             /* exit when a bundle of model_dir fails to load */
+  int allow_empty;               /* ready with no model loaded */
   uint64_t inline_predict_rows;  /* /predict rows at or below which it runs inline; 0 = never */
   xd_limits_t limits;
   /* Authentication: the keys point into api_keys_buf, so use cfg in place (do not copy

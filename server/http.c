@@ -75,6 +75,7 @@ typedef struct req {
   char rid[RID_MAX + 1];
   char model[XD_MODEL_NAME_MAX + 1];
   const char *endpoint; /* the API's static route label, NULL before routing */
+  const char *explain_method; /* static, or NULL: the metrics' method label */
   char method[16];     /* copies for the access log, written after the request ended */
   char *path;
   char *body;          /* malloc'd below BODY_MMAP_MIN, else mmap'd (body_mapped) */
@@ -554,6 +555,7 @@ static enum MHD_Result final_call(xd_http_t *h, req_t *r, const char *url, const
   xd_api_outcome_t out = xd_api_handle(h->api, &in, &r->resp, &work);
   snprintf(r->model, sizeof r->model, "%s", r->resp.model);
   r->endpoint = r->resp.endpoint;
+  r->explain_method = r->resp.explain_method;
   body_release(r); /* decoded into the work state or answered: the raw body is done */
   if (body_len >= ((size_t)1 << 20)) xd_conns_want_trim(h->conns); /* its decoded form too, soon */
   if (out == XD_API_RESPOND) return send_response(r);
@@ -617,7 +619,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
   *con_cls = NULL;
   if (r->started) {
     double ms = (double)(xd_now_ns() - r->t0) / 1e6;
-    if (r->status) xd_metrics_request(r->endpoint, r->model, r->status, ms / 1e3);
+    if (r->status) xd_metrics_request_method(r->endpoint, r->model, r->explain_method, r->status, ms / 1e3);
     xd_log_access(r->rid, r->method, r->path ? r->path : "?", r->model, r->status, ms);
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && xd_log_enabled(XD_LOG_DEBUG))
       xd_log(XD_LOG_DEBUG, "rid=%s connection ended before the answer was sent (%d)", r->rid, (int)toe);

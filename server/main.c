@@ -46,14 +46,16 @@
 #include "server/pool.h"
 
 /* xd_api_load_dir reports each bundle, loaded or skipped (with the reason). */
+/* A skipped bundle is logged at warn (file and reason) and counted for --strict-models. */
 static void log_load(void *ctx, const char *msg) {
-  (void)ctx;
-  xd_log(XD_LOG_INFO, "model folder: %s", msg);
+  int skipped = strncmp(msg, "skipping ", 9) == 0;
+  if (skipped && ctx) ++*(int *)ctx;
+  xd_log(skipped ? XD_LOG_WARN : XD_LOG_INFO, "model folder: %s", msg);
 }
 
-static int load_models(xd_api_t *api, const char *dir) {
+static int load_models(xd_api_t *api, const char *dir, int *skipped) {
   int64_t t0 = xd_now_ns();
-  int n = xd_api_load_dir(api, dir, log_load, NULL);
+  int n = xd_api_load_dir(api, dir, log_load, skipped);
   if (n < 0) {
     xd_log(XD_LOG_ERROR, "cannot read the model folder %s", dir);
     return n;
@@ -140,7 +142,7 @@ static int wait_for_stop(const sigset_t *set, xd_api_t *api, const char *model_d
     if (sigwait(set, &sig) != 0) continue;
     if (sig == SIGHUP) {
       xd_log(XD_LOG_INFO, "SIGHUP: reloading models from %s", model_dir);
-      load_models(api, model_dir);
+      load_models(api, model_dir, NULL);
       unload_missing(api);
       continue;
     }
@@ -236,7 +238,8 @@ int main(int argc, char **argv) {
                           .inline_predict_rows = cfg.inline_predict_rows,
                           .api_keys = cfg.api_keys, .n_api_keys = cfg.n_api_keys,
                           .admin_key = cfg.admin_key[0] ? cfg.admin_key : NULL,
-                          .cors_origins = cfg.cors_origins, .n_cors_origins = cfg.n_cors_origins};
+                          .cors_origins = cfg.cors_origins, .n_cors_origins = cfg.n_cors_origins,
+                          .allow_empty = cfg.allow_empty};
   if (xd_registry_new(&reg) != XD_OK || xd_api_new(&acfg, reg, &api) != XD_OK) {
     xd_log(XD_LOG_ERROR, "cannot create the API (out of memory)");
     goto done;
@@ -254,11 +257,28 @@ int main(int argc, char **argv) {
   xd_metrics_gauges_t gauges = {.inflight = gauge_inflight, .capacity = gauge_capacity, .ctx = pool,
                                 .mhd_version = MHD_get_version()};
   xd_metrics_set_gauges(&gauges);
+  /* A folder that cannot be read is a configuration error: say so before listening. */
+  DIR *md = opendir(cfg.model_dir);
+  if (!md) {
+    xd_log(XD_LOG_ERROR, "--model-dir %s: %s (it must be a readable folder of model bundles)", cfg.model_dir,
+           strerror(errno));
+    status = 2;
+    goto done;
+  }
+  closedir(md);
   if (xd_http_start(&cfg, api, pool, &http) != XD_OK) goto done; /* logged */
   xd_log(XD_LOG_INFO, "listening on port %d", xd_http_port(http));
 
   remove_stale_temp(cfg.model_dir);
-  if (load_models(api, cfg.model_dir) < 0) goto done;
+  int skipped = 0;
+  if (load_models(api, cfg.model_dir, &skipped) < 0) goto done;
+  if (cfg.strict_models && skipped) {
+    xd_log(XD_LOG_ERROR, "--strict-models: %d bundle(s) of %s failed to load (each named above with the reason)",
+           skipped, cfg.model_dir);
+    goto done;
+  }
+  if (!cfg.allow_empty && xd_registry_count(reg) == 0)
+    xd_log(XD_LOG_WARN, "no model loaded: /readyz answers 503 until one is (--allow-empty to be ready without)");
   /* after the models: the jobs it resumes need theirs */
   xd_jobs_config_t jcfg = {.dir = cfg.job_dir, .max_jobs = cfg.max_jobs, .max_rows = cfg.max_job_rows,
                            .ttl_ms = cfg.job_ttl_ms};

@@ -97,6 +97,17 @@ static json_t *at(json_t *v, const char *ptr) {
   return v;
 }
 
+/* The words by which an error message says what would be valid (docs/API.md, "Errors"). */
+static const char *const hint_words[] = {"must",     "expected", "expects", "need",   "one of", "at most",
+                                         "at least", "did you mean", "required", "send", "give",   "choose",
+                                         "between",  "allowed",  "limit",   "use ",    "only",   NULL};
+
+int xd_error_message_helps(const char *msg) {
+  for (const char *const *w = hint_words; *w; w++)
+    if (strcasestr(msg, *w)) return 1;
+  return 0;
+}
+
 int xd_case_check(const xd_case_t *c, int status, const char *body, size_t body_len) {
   int want = (int)json_integer_value(json_object_get(c->spec, "status"));
   json_t *resp = json_loadb(body ? body : "", body_len, 0, NULL);
@@ -118,6 +129,22 @@ int xd_case_check(const xd_case_t *c, int status, const char *body, size_t body_
     }
     if (!json_string_value(json_object_get(e, "message"))) {
       fprintf(stderr, "  case %s: error has no message\n", c->name);
+      ok = 0;
+    }
+    const char *msg = json_string_value(json_object_get(e, "message"));
+    const char *wm = json_string_value(json_object_get(c->spec, "message"));
+    if (wm && (!msg || !strstr(msg, wm))) {
+      fprintf(stderr, "  case %s: message '%s' does not contain '%s'\n", c->name, msg ? msg : "", wm);
+      ok = 0;
+    }
+    if (msg && !xd_error_message_helps(msg)) {
+      fprintf(stderr, "  case %s: message '%s' does not say what would be valid\n", c->name, msg);
+      ok = 0;
+    }
+    /* A value of the body was refused: the answer must say which */
+    const char *got_field = json_string_value(json_object_get(e, "field"));
+    if (code && strcmp(code, "invalid_argument") == 0 && (!got_field || !*got_field)) {
+      fprintf(stderr, "  case %s: invalid_argument without a field\n", c->name);
       ok = 0;
     }
     json_t *wf = json_object_get(c->spec, "field");

@@ -380,6 +380,9 @@ int xd_server_start(xd_server_t *s, const char *const *args, const char *const *
   argv[n++] = exe;
   argv[n++] = "--listen";
   argv[n++] = listen;
+  /* Many tests start from an empty folder and upload models: ready at once, as before
+   * --allow-empty existed. A test of readiness passes --allow-empty=false after it. */
+  argv[n++] = "--allow-empty";
   for (int i = 0; args && args[i] && n < 60; i++) {
     has_dir |= strcmp(args[i], "--model-dir") == 0 || strncmp(args[i], "--model-dir=", 12) == 0;
     argv[n++] = args[i];

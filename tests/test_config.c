@@ -86,6 +86,30 @@ TEST(flag_wins_over_env) {
   unsetenv("EXPLAIND_THREADS");
 }
 
+/* --strict-models and --allow-empty: a bare flag is true and takes no value, so the next
+ * flag is read as a flag; =false, the environment and a bad value. */
+TEST(boolean_flags) {
+  xd_config_t c;
+  CHECK(load(&c, NULL) == XD_CONFIG_RUN && c.strict_models == 0 && c.allow_empty == 0);
+  const char *a[] = {"--strict-models", "--workers", "3", "--allow-empty=yes", NULL};
+  CHECK(load(&c, a) == XD_CONFIG_RUN && c.strict_models == 1 && c.allow_empty == 1 && c.workers == 3);
+  const char *b[] = {"--allow-empty", "--allow-empty=false", NULL}; /* the last one wins */
+  CHECK(load(&c, b) == XD_CONFIG_RUN && c.allow_empty == 0);
+  setenv("EXPLAIND_STRICT_MODELS", "1", 1);
+  CHECK(load(&c, NULL) == XD_CONFIG_RUN && c.strict_models == 1);
+  const char *f[] = {"--strict-models=off", NULL};
+  CHECK(load(&c, f) == XD_CONFIG_RUN && c.strict_models == 0);
+  setenv("EXPLAIND_STRICT_MODELS", "maybe", 1);
+  CHECK(load(&c, NULL) == XD_CONFIG_EXIT_USAGE);
+  unsetenv("EXPLAIND_STRICT_MODELS");
+  const char *bad[] = {"--allow-empty=2", NULL};
+  CHECK(load(&c, bad) == XD_CONFIG_EXIT_USAGE);
+  char desc[1536];
+  CHECK(load(&c, a) == XD_CONFIG_RUN);
+  xd_config_describe(&c, desc, sizeof desc);
+  CHECK(strstr(desc, "strict_models=1") && strstr(desc, "allow_empty=1"));
+}
+
 TEST(invalid_values_are_usage_errors) {
   xd_config_t c;
   const char *bad[][3] = {{"--threads", "0", NULL},        {"--workers", "65", NULL},     {"--max-body", "0", NULL},
@@ -152,6 +176,7 @@ int main(void) {
   RUN(defaults);
   RUN(flags_both_forms_and_sizes);
   RUN(flag_wins_over_env);
+  RUN(boolean_flags);
   RUN(invalid_values_are_usage_errors);
   RUN(help_version_healthcheck);
   RUN(log_levels);

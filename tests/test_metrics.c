@@ -205,6 +205,8 @@ static int run_traffic(void) {
   ok &= post(srv.port, "/v2/models/iris/infer",
              "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,4],\"datatype\":\"FP64\",\"data\":[5.1,3.5,1.4,0.2]}]}") == 200;
   ok &= post(srv.port, "/explain/lime", "{\"model\":\"iris\",\"instance\":[5.1,3.5,1.4,0.2],\"num_samples\":200,\"seed\":1}") == 200;
+  ok &= post(srv.port, "/explain/shap", "{\"model\":\"iris\",\"instances\":[[5.1,3.5,1.4,0.2],[6.7,3.0,5.2,2.3]],\"seed\":1}") == 200;
+  ok &= post(srv.port, "/explain/gradient", "{\"model\":\"iris\",\"instance\":[5.1,3.5,1.4,0.2]}") == 200;
   ok &= post(srv.port, "/predict", "{\"model\":\"iris\",\"instances\":[[5.1,3.5,1.4,0.2]],\"timeout_ms\":50}") == 504;
   call_t a;
   memset(&a, 0, sizeof a);
@@ -244,6 +246,9 @@ TEST(content_type_and_every_family) {
       {"explaind_models_loaded", "gauge"},
       {"explaind_ready", "gauge"},
       {"explaind_build_info", "gauge"},
+      {"explaind_lime_score", "histogram"},
+      {"explaind_ig_convergence_delta", "histogram"},
+      {"explaind_shap_efficiency_gap", "histogram"},
       {"process_resident_memory_bytes", "gauge"},
       {"process_cpu_seconds_total", "counter"},
       {"process_open_fds", "gauge"},
@@ -285,6 +290,39 @@ TEST(counters_follow_traffic) {
       if (strcmp(after.s[j].name, b->name) == 0 && strcmp(after.s[j].labels, b->labels) == 0)
         CHECK_MSG(after.s[j].value >= b->value, "%s{%s} went down", b->name, b->labels);
   }
+}
+
+/* Explanation requests carry the method that ran; other endpoints have no method label. */
+TEST(requests_labelled_by_explanation_method) {
+  const char *lime[] = {"endpoint", "explain_lime", "method", "lime", "code", "200", NULL};
+  CHECK(sum_of(&after, "explaind_requests_total", lime) >= 1);
+  const char *grad[] = {"endpoint", "explain_gradient", "method", "integrated_gradients", NULL};
+  CHECK(sum_of(&after, "explaind_request_duration_seconds_count", grad) >= 1);
+  int shap_labelled = 0, predict_unlabelled = 1;
+  for (size_t i = 0; i < after.n; i++) {
+    const sample_t *s = &after.s[i];
+    if (strcmp(s->name, "explaind_requests_total") != 0) continue;
+    int has_method = strstr(s->labels, "method=\"") != NULL;
+    if (has_label(s, "endpoint", "explain_shap") && has_label(s, "code", "200")) shap_labelled |= has_method;
+    if (has_label(s, "endpoint", "predict")) predict_unlabelled &= !has_method;
+  }
+  CHECK(shap_labelled);
+  CHECK(predict_unlabelled);
+}
+
+/* One observation per explained row (per LIME label), labelled by the method that ran. */
+TEST(quality_histograms_follow_explanations) {
+  const char *lime[] = {"method", "lime", NULL};
+  CHECK(sum_of(&after, "explaind_lime_score_count", lime) - sum_of(&before, "explaind_lime_score_count", lime) >= 1);
+  const char *ig[] = {"method", "integrated_gradients", NULL};
+  double d = sum_of(&after, "explaind_ig_convergence_delta_count", ig) -
+             sum_of(&before, "explaind_ig_convergence_delta_count", ig);
+  CHECK_MSG(d >= 1, "ig deltas grew by %g", d);
+  const char *shap[] = {NULL}; /* whichever method auto chose */
+  d = sum_of(&after, "explaind_shap_efficiency_gap_count", shap) - sum_of(&before, "explaind_shap_efficiency_gap_count", shap);
+  CHECK_MSG(d >= 2, "shap gaps grew by %g", d);
+  /* gaps are absolute: every observation is at or above 0, so none falls below the first bound */
+  CHECK(sum_of(&after, "explaind_shap_efficiency_gap_sum", shap) >= 0);
 }
 
 TEST(gauges_sane) {
@@ -439,6 +477,8 @@ int main(void) {
   if (after.text) {
     RUN(content_type_and_every_family);
     RUN(counters_follow_traffic);
+    RUN(quality_histograms_follow_explanations);
+    RUN(requests_labelled_by_explanation_method);
     RUN(gauges_sane);
     RUN(histograms_cumulative);
     RUN(model_labels_only_for_served_models);

@@ -425,6 +425,7 @@ TEST(help_and_version_exit_zero) {
   const char *must[] = {"--listen", "--model-dir", "--threads", "--workers", "--queue-size", "--max-body",
                         "--request-timeout", "--drain-timeout", "--conn-timeout", "--log-level", "--max-rows",
                         "--max-samples", "--max-steps", "--max-work-rows", "--healthcheck", "EXPLAIND_QUEUE_SIZE",
+                        "--strict-models", "--allow-empty", "EXPLAIND_STRICT_MODELS",
                         "127.0.0.1:8080", NULL};
   for (int i = 0; must[i]; i++) CHECK_MSG(strstr(out, must[i]) != NULL, "--help lacks %s", must[i]);
   const char *ver[] = {"--version", NULL};
@@ -445,6 +446,41 @@ TEST(invalid_values_exit_two) {
   const char *none[] = {NULL};
   CHECK(run_binary(none, "EXPLAIND_WORKERS=many", out, sizeof out) == 2);
   CHECK(strstr(out, "EXPLAIND_WORKERS") != NULL);
+}
+
+/* The model folder at start-up: unreadable (exit 2 before listening), a broken bundle
+ * (logged at warn with file and reason; with --strict-models, exit 1 naming it). */
+TEST(model_folder_checks_at_start_up) {
+  static char out[16384];
+  char listen[32], dir[] = "/tmp/explaind-strict-XXXXXX", cmd[256];
+  snprintf(listen, sizeof listen, "127.0.0.1:%d", xd_free_port());
+  const char *missing[] = {"--listen", listen, "--model-dir", "/nonexistent/explaind-models", NULL};
+  CHECK(run_binary(missing, NULL, out, sizeof out) == 2);
+  CHECK_MSG(strstr(out, "--model-dir /nonexistent/explaind-models") && strstr(out, "must be a readable folder") &&
+                !strstr(out, "listening on"),
+            "%s", out);
+  if (!mkdtemp(dir)) {
+    CHECK(0);
+    return;
+  }
+  snprintf(cmd, sizeof cmd, "cp -r models/iris %s/iris && printf '{\"format\":1}' > %s/broken.json", dir, dir);
+  CHECK(system(cmd) == 0);
+  const char *strict[] = {"--listen", listen, "--model-dir", dir, "--strict-models", NULL};
+  CHECK(run_binary(strict, NULL, out, sizeof out) == 1);
+  CHECK_MSG(strstr(out, "broken.json") && strstr(out, "--strict-models: 1 bundle(s)"), "%s", out);
+  /* without it the server serves the good bundle and warns about the broken one */
+  const char *lenient[] = {"--model-dir", dir, "--allow-empty=false", NULL};
+  xd_server_t s;
+  if (xd_server_start(&s, lenient, NULL) == 0) {
+    CHECK(xd_server_log_contains(&s, "warn"));
+    CHECK(xd_server_log_contains(&s, "skipping"));
+    CHECK(xd_server_log_contains(&s, "broken.json"));
+    CHECK(xd_server_stop(&s) == 0);
+  } else {
+    CHECK(0);
+  }
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  CHECK(system(cmd) == 0);
 }
 
 TEST(flag_wins_over_environment) {
@@ -550,6 +586,7 @@ int main(void) {
   RUN(help_and_version_exit_zero);
   RUN(invalid_values_exit_two);
   RUN(flag_wins_over_environment);
+  RUN(model_folder_checks_at_start_up);
   RUN(api_keys_and_sighup_reload);
   return TEST_REPORT();
 }
