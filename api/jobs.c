@@ -33,7 +33,7 @@ static int job_id(const xd_route_args_t *args, char id[40], xd_api_response_t *r
 }
 
 static void not_found(xd_api_response_t *resp, const char *id) {
-  xd_api_errorf(resp, XD_ENOTFOUND, "id", "no job '%s' (GET /jobs lists them)", id);
+  xd_api_errorf(resp, XD_ENOTFOUND, "id", "no job '%s': give the id of a job that GET /jobs lists", id);
 }
 
 xd_api_outcome_t xd_jobs_post(xd_api_t *api, const xd_api_request_t *req, const xd_route_args_t *args,

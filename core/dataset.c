@@ -219,7 +219,10 @@ int xd_dataset_from_csv(const xd_csv_t *csv, const xd_feature_t *features, size_
     size_t j = 0;
     while (j < d && strcmp(features[j].name, h) != 0) j++;
     if (j == d) {
-      rc = xd_error_set(err, XD_EINVAL, fp, "column '%s' is neither a feature nor the target", h);
+      rc = xd_error_set(err, XD_EINVAL, fp,
+                        "column '%s' is neither a feature nor the target: the header must name the model's "
+                        "features (the first is '%s')",
+                        h, d ? features[0].name : "");
       goto done;
     }
     if (col_of[j] != (size_t)-1) {

@@ -507,7 +507,7 @@ static int be_results(void *ctx, const char *id, int csv, char **text, size_t *l
   job_t *j = find(m, id);
   *type = csv ? "text/csv" : "application/x-ndjson";
   if (!j) {
-    rc = xd_error_set(err, XD_ENOTFOUND, "id", "no job '%s' (GET /jobs lists them)", id);
+    rc = xd_error_set(err, XD_ENOTFOUND, "id", "no job '%s': give the id of a job that GET /jobs lists", id);
   } else if (xd_jobspec_whole(&j->spec) && j->status == SUCCEEDED) { /* the one answer */
     char path[4200];
     path_of(m, j, "answer.json", path, sizeof path);
@@ -562,7 +562,7 @@ static int be_remove(void *ctx, const char *id, json_t **status, xd_error_t *err
   pthread_mutex_lock(&m->mu);
   job_t *j = find(m, id);
   if (!j) {
-    rc = xd_error_set(err, XD_ENOTFOUND, "id", "no job '%s' (GET /jobs lists them)", id);
+    rc = xd_error_set(err, XD_ENOTFOUND, "id", "no job '%s': give the id of a job that GET /jobs lists", id);
   } else if (FINISHED(j->status)) { /* delete it */
     *status = status_json(m, j);
     json_object_set_new(*status, "deleted", json_true());
@@ -644,7 +644,7 @@ static int be_events(void *ctx, const char *id, xd_api_response_t *resp, xd_erro
   pthread_mutex_lock(&m->mu);
   int found = find(m, id) != NULL;
   pthread_mutex_unlock(&m->mu);
-  if (!found) return xd_error_set(err, XD_ENOTFOUND, "id", "no job '%s' (GET /jobs lists them)", id);
+  if (!found) return xd_error_set(err, XD_ENOTFOUND, "id", "no job '%s': give the id of a job that GET /jobs lists", id);
   sse_t *s = xd_calloc(1, sizeof *s);
   if (!s) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
   s->m = m;
