@@ -9,6 +9,8 @@ BLAS_INC := /usr/include/x86_64-linux-gnu/openblas-pthread
 BLAS_LIB := /usr/lib/x86_64-linux-gnu/openblas-pthread
 PKGS     := libmicrohttpd-dev libjansson-dev libopenblas-dev libopenblas0-pthread libopenblas-pthread-dev \
             libuv1-dev pkg-config protobuf-c-compiler libprotobuf-c-dev libonnx-dev libgnutls28-dev
+# Image inputs (core/image.c): PNG through libspng, JPEG through libjpeg-turbo's TurboJPEG.
+PKGS     += libspng-dev libturbojpeg0-dev
 OPT      ?= -O2
 SAN      ?=
 CFLAGS   += -std=gnu11 $(OPT) -g -Wall -Wextra -Wshadow -Wno-unused-parameter -I. -I$(BLAS_INC) \
@@ -19,6 +21,7 @@ LDLIBS   += -lmicrohttpd -lgnutls -ljansson -luv -L$(BLAS_LIB) -Wl,-rpath,$(BLAS
 ONNX_PROTO := /usr/include/onnx/onnx.proto
 CFLAGS   += -I$(BUILD)/gen
 LDLIBS   += -lprotobuf-c
+LDLIBS   += -lspng -lturbojpeg
 
 CORE_SRC   := $(wildcard core/*.c)
 API_SRC    := $(wildcard api/*.c)
@@ -40,7 +43,7 @@ FUZZ_NAMES  := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRC))
 FUZZ_REPLAY := $(patsubst %,$(BUILD)/tests/test_fuzz_%,$(FUZZ_NAMES))
 
 .PHONY: all deps run test asan tsan valgrind bench bench-deps clean fmt models web-deps fuzz deploy-deps edge-deps
-.PHONY: soak py-deps
+.PHONY: soak py-deps onnxrt-deps tokref-deps
 all: $(BUILD)/explaind $(TEST_BIN) $(FUZZ_REPLAY)
 
 # ---- dependencies ------------------------------------------------------------------
@@ -64,6 +67,35 @@ web-deps:
 
 $(WEB_NODE_MODULES): tests/web/package.json tests/web/package-lock.json
 	cd tests/web && npm ci --no-audit --no-fund --loglevel=error
+
+# ONNX Runtime for the graph engine's tests (tests/onnxrt/run.mjs runs a graph as a second
+# opinion): npm's onnxruntime-node, pinned in tests/onnxrt/package-lock.json (npm ci, only
+# when the lock changed). Its CPU runtime ships inside the npm package; the install script
+# would also fetch CUDA libraries from NuGet, which ONNXRUNTIME_NODE_INSTALL=skip stops.
+# A failure here only warns: those tests then skip, or fail under CI=true.
+ONNXRT_NODE_MODULES := tests/onnxrt/node_modules/.package-lock.json
+onnxrt-deps:
+	@command -v npm >/dev/null 2>&1 || { echo "installing: nodejs npm"; \
+	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nodejs npm; } || \
+	  echo "warning: could not install nodejs npm; the ONNX Runtime comparisons will skip"; }
+	@$(MAKE) -s --no-print-directory $(ONNXRT_NODE_MODULES) || echo "warning: npm ci failed; the ONNX Runtime comparisons will skip"
+
+$(ONNXRT_NODE_MODULES): tests/onnxrt/package.json tests/onnxrt/package-lock.json
+	cd tests/onnxrt && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error
+
+# The reference tokenizer of tests/test_tokenizer.c: Hugging Face's tokenizers library
+# through its Node bindings (npm's tokenizers, which ships its compiled library for each
+# platform), pinned in tests/tokref/package-lock.json (npm ci, only when the lock changed).
+# A failure here only warns: the live comparison then skips, or fails under CI=true.
+TOKREF_NODE_MODULES := tests/tokref/node_modules/.package-lock.json
+tokref-deps:
+	@command -v npm >/dev/null 2>&1 || { echo "installing: nodejs npm"; \
+	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nodejs npm; } || \
+	  echo "warning: could not install nodejs npm; the live tokenizer comparison will skip"; }
+	@$(MAKE) -s --no-print-directory $(TOKREF_NODE_MODULES) || echo "warning: npm ci failed; the live tokenizer comparison will skip"
+
+$(TOKREF_NODE_MODULES): tests/tokref/package.json tests/tokref/package-lock.json
+	cd tests/tokref && npm ci --no-audit --no-fund --loglevel=error
 
 # Tools of the deployment tests (tests/test_deploy.c, tests/test_lb.c): Debian's nginx,
 # kubernetes-client (`kubectl kustomize` renders deploy/k8s offline; any kubectl already on
@@ -150,7 +182,7 @@ $(GEN_OBJ): $(BUILD)/gen/onnx.pb-c.c $(BUILD)/gen/onnx.pb-c.h
 	$(CC) $(CFLAGS) -c $< -o $@
 
 # The ONNX importer includes the generated header: generate it before compiling.
-$(BUILD)/obj/core/onnx.o $(BUILD)/obj/core/onnx_ops.o: | $(BUILD)/gen/onnx.pb-c.h
+$(BUILD)/obj/core/onnx.o $(BUILD)/obj/core/onnx_ops.o $(BUILD)/obj/core/onnx_graph.o: | $(BUILD)/gen/onnx.pb-c.h
 
 $(BUILD)/explaind: $(BUILD)/obj/server/main.o $(BUILD)/libxd.a
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
@@ -170,7 +202,7 @@ LISTEN ?= 127.0.0.1:8080
 run: deps $(BUILD)/explaind
 	./$(BUILD)/explaind --listen $(LISTEN) --model-dir models
 
-test: deps web-deps deploy-deps edge-deps py-deps all
+test: deps web-deps deploy-deps edge-deps py-deps onnxrt-deps tokref-deps all
 	@BUILD=$(BUILD) sh tests/run.sh
 
 # Sanitizer builds live in their own folders so they never mix objects with the normal build.
@@ -196,11 +228,12 @@ tsan: deps
 valgrind: deps all
 	@BUILD=$(BUILD) VALGRIND=1 sh tests/run.sh
 
-# Benchmarks (bench/): in-process microbenchmarks (bench_core), the report writer
-# (bench_report) and HTTP load with wrk against the real server; bench/run.sh writes
+# Benchmarks (bench/): in-process microbenchmarks (bench_core), the graph models beside
+# PyTorch (bench_graph, bench/graph_torch.py), the report writer (bench_report) and HTTP
+# load with wrk against the real server; bench/run.sh writes
 # bench/RESULTS.md. BENCH_SCALE=0.2 shortens every measurement (development runs).
 BENCH_PKGS := wrk curl
-BENCH_BIN  := $(BUILD)/bench/bench_core $(BUILD)/bench/bench_report
+BENCH_BIN  := $(BUILD)/bench/bench_core $(BUILD)/bench/bench_report $(BUILD)/bench/bench_graph
 bench-deps:
 	@missing=""; for p in $(BENCH_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
@@ -225,6 +258,7 @@ soak: deps $(BUILD)/explaind $(BUILD)/soak
 
 models:
 	/usr/bin/python3 tools/make_models.py
+	/usr/bin/python3 tools/make_graph_models.py
 
 # libFuzzer: the library is rebuilt with clang and coverage instrumentation in build-fuzz/;
 # new inputs go to build-fuzz/corpus/<target>, crashes to build-fuzz/crashes/ (copy a

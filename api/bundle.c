@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "api/alloc.h"
+#include "api/bundle_graph.h"
 #include "api/json.h"
 #include "core/alloc.h"
 #include "core/onnx.h"
@@ -315,7 +316,8 @@ static int decode(const char *data, size_t len, const char *dir, const void *onn
   int rc = XD_OK;
   if (oom) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory reading the bundle");
   if (!root) return xd_error_set(err, XD_EFORMAT, "", "not valid JSON: %s (line %d, column %d)", jerr.text, jerr.line, jerr.column);
-  static const char *const keys[] = {"format", "task", "features", "classes", "preprocess", "layers", "onnx", "background", NULL};
+  static const char *const keys[] = {"format", "task",   "features", "classes", "preprocess", "layers",
+                                     "onnx",   "input",  "output",   "background", NULL};
   if (!json_is_object(root)) {
     rc = xd_error_set(err, XD_EFORMAT, "", "a bundle is a JSON object");
     goto done;
@@ -335,7 +337,13 @@ static int decode(const char *data, size_t len, const char *dir, const void *onn
     rc = xd_error_set(err, XD_EFORMAT, "task", "must be \"classification\" or \"regression\"");
     goto done;
   }
-  if ((rc = decode_features(json_object_get(root, "features"), &s, err)) != XD_OK) goto done;
+  /* An image or text model ("input", MODEL_FORMAT "Graph models") has no tabular features. */
+  int graph = json_object_get(root, "input") != NULL;
+  if (!graph && json_object_get(root, "output")) {
+    rc = xd_error_set(err, XD_EFORMAT, "output", "goes with \"input\" (an image or text model)");
+    goto done;
+  }
+  if (!graph && (rc = decode_features(json_object_get(root, "features"), &s, err)) != XD_OK) goto done;
   json_t *classes = json_object_get(root, "classes");
   if (classes) {
     if (!json_is_array(classes) || json_array_size(classes) > XD_BUNDLE_MAX_CLASSES) {
@@ -360,6 +368,11 @@ static int decode(const char *data, size_t len, const char *dir, const void *onn
   } else if (s.task == XD_TASK_CLASSIFICATION) {
     rc = xd_error_set(err, XD_EFORMAT, "classes", "a classifier needs its class names");
     goto done;
+  }
+  if (graph) {
+    if ((rc = xd_bundle_graph_decode(root, dir, onnx, onnx_len, &s, err)) != XD_OK) goto done;
+    json_decref(root);
+    return xd_model_new(&s, out, err); /* takes the spec's contents either way */
   }
   json_t *pre = json_object_get(root, "preprocess");
   if (pre) {
@@ -514,6 +527,7 @@ void xd_bundle_digest(const char *data, size_t len, const char *dir, char sha256
       digest_file(&c, dir, json_object_get(root, "onnx"));
       json_t *bg = json_object_get(root, "background");
       if (json_is_object(bg)) digest_file(&c, dir, json_object_get(bg, "csv"));
+      xd_bundle_graph_digest(&c, root, dir);
     }
     json_decref(root);
   }

@@ -10,6 +10,7 @@
  *                      nsamples, identity link, no L1), SHAP_CHUNK rows per part.
  * The decoder validates every field strictly and takes the model reference that the
  * job's free releases. */
+#include "api/graph_rows.h"
 #include "api/importance.h"
 
 #include <math.h>
@@ -378,6 +379,7 @@ int xd_importance_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_
   }
   s->m = s->entry->model;
   const xd_model_t *m = s->m;
+  if ((rc = xd_api_require_tabular(s->m, s->entry->name, "/importance", err)) != XD_OK) goto fail;
   const size_t d = xd_model_n_features(m);
   int method = M_PERMUTATION;
   if ((rc = xd_json_opt_enum(body, "method", method_names, &method, err)) != XD_OK) goto fail;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api/graph_rows.h"
 #include "api/endpoints.h"
 #include "api/importance.h"
 #include "api/alloc.h"
@@ -198,6 +199,7 @@ int xd_pdp_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t
   }
   s->m = s->entry->model;
   size_t feats[2], n_feat = 0, resolution = 100;
+  if ((rc = xd_api_require_tabular(s->m, s->entry->name, "/explain/pdp", err)) != XD_OK) goto fail;
   double lo = 0.05, hi = 0.95;
   if ((rc = decode_features(s->m, body, feats, &n_feat, err)) != XD_OK) goto fail;
   if ((rc = xd_json_opt_size(body, "grid_resolution", 2, lim->max_grid, &resolution, err)) != XD_OK) goto fail;

@@ -203,6 +203,12 @@ int xd_json_instances(const xd_model_t *m, const json_t *body, int allow_single,
     if (rows > max_rows)
       return xd_error_set(err, XD_ETOOBIG, "instances", "%zu rows is more than the limit of %zu", rows, max_rows);
   }
+  /* Image and text rows have their own decoders (api/graph_rows.h): an endpoint that
+   * reaches this one for such a model does not take them. */
+  if (xd_model_input_kind(m) != XD_INPUT_TABULAR)
+    return xd_error_set(err, XD_EINVAL, many ? "instances" : "instance",
+                        "this model takes %s rows, which this endpoint does not accept (GET /models/{name} shows "
+                        "the model's input)", xd_model_input_kind(m) == XD_INPUT_IMAGE ? "image" : "text");
   size_t d = xd_model_n_features(m);
   double *x = xd_malloc(xd_mul_size(rows, d) * sizeof *x);
   if (!x) return xd_error_set(err, XD_ENOMEM, "instances", "out of memory");

@@ -1,9 +1,12 @@
 /* predict.c — POST /predict: class probabilities and labels, or regression values.
- * The rows are evaluated in parts of PART_ROWS so a large batch spreads over workers. */
+ * The rows are evaluated in parts of PART_ROWS so a large batch spreads over workers.
+ * Image rows are pixels or pictures, text rows strings (api/graph_rows.c); answers about
+ * text add each row's tokens and offsets, and warnings for truncated texts. */
 #include <string.h>
 
 #include "api/endpoints.h"
 #include "api/alloc.h"
+#include "api/graph_rows.h"
 #include "core/alloc.h"
 
 #define PART_ROWS 2048
@@ -13,13 +16,17 @@ typedef struct predict_job {
   double *X;   /* (n, d) */
   double *out; /* (n, n_outputs) */
   size_t n;
+  xd_tok_encoding_t *text; /* text models: n tokenized rows instead of X */
+  json_t *warnings;        /* text models: truncations */
 } predict_job_t;
 
 static int predict_run(void *state, size_t part, const xd_cancel_t *cancel, xd_error_t *err) {
   predict_job_t *j = state;
   const xd_model_t *m = j->entry->model;
   size_t s = part * PART_ROWS, c = j->n - s < PART_ROWS ? j->n - s : PART_ROWS;
-  return xd_model_predict(m, j->X + s * xd_model_n_features(m), c, j->out + s * xd_model_n_outputs(m), cancel, err);
+  if (j->text) return xd_model_predict_text(m, j->text + s, c, j->out + s * xd_model_n_outputs(m), cancel, err);
+  size_t d = xd_model_input_kind(m) == XD_INPUT_IMAGE ? xd_model_n_inputs(m) : xd_model_n_features(m);
+  return xd_model_predict(m, j->X + s * d, c, j->out + s * xd_model_n_outputs(m), cancel, err);
 }
 
 static json_t *predict_encode(void *state, xd_error_t *err) {
@@ -44,6 +51,11 @@ static json_t *predict_encode(void *state, xd_error_t *err) {
     for (size_t i = 0; i < j->n; i++) json_array_append_new(preds, xd_json_real(j->out[i]));
     json_object_set_new(o, "predictions", preds);
   }
+  if (j->text) {
+    json_object_set_new(o, "tokens", xd_json_tokens(j->text, j->n));
+    json_object_set_new(o, "offsets", xd_json_offsets(j->text, j->n));
+    if (json_array_size(j->warnings)) json_object_set(o, "warnings", j->warnings);
+  }
   return o;
 nomem:
   json_decref(o);
@@ -58,6 +70,8 @@ static void predict_free(void *state) {
   xd_model_entry_release(j->entry);
   xd_free(j->X);
   xd_free(j->out);
+  xd_tok_rows_free(j->text, j->n);
+  json_decref(j->warnings);
   xd_free(j);
 }
 
@@ -78,7 +92,22 @@ int xd_predict_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_err
   }
   const xd_model_t *m = j->entry->model;
   if ((rc = xd_api_timeout(body, &work->timeout_ms, err)) != XD_OK) goto fail;
-  if ((rc = xd_json_instances(m, body, 0, xd_api_limits(api)->max_rows, &j->X, &j->n, err)) != XD_OK) goto fail;
+  size_t max_rows = xd_api_limits(api)->max_rows;
+  switch (xd_model_input_kind(m)) {
+  case XD_INPUT_IMAGE:
+    rc = xd_json_image_rows(m, body, 0, max_rows, &j->X, &j->n, err);
+    break;
+  case XD_INPUT_TEXT:
+    if (!(j->warnings = json_array())) {
+      rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+      break;
+    }
+    rc = xd_json_text_rows(m, body, 0, max_rows, &j->text, &j->n, j->warnings, err);
+    break;
+  default:
+    rc = xd_json_instances(m, body, 0, max_rows, &j->X, &j->n, err);
+  }
+  if (rc != XD_OK) goto fail;
   j->out = xd_malloc(xd_mul_size(j->n, xd_model_n_outputs(m)) * sizeof *j->out);
   if (!j->out) {
     rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");

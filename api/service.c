@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "api/bundle.h"
+#include "api/graph_rows.h"
 #include "api/metrics.h"
 #include "core/alloc.h"
 #include "core/sha256.h"
@@ -25,10 +26,11 @@ static json_t *model_summary(const xd_model_entry_t *e) {
   char *const *cls = xd_model_classes(m);
   if (cls)
     for (size_t i = 0; i < xd_model_n_outputs(m); i++) json_array_append_new(classes, json_string(cls[i]));
-  return json_pack("{s:s, s:s, s:I, s:I, s:o, s:I}", "name", e->name, "task",
+  return json_pack("{s:s, s:s, s:I, s:I, s:o, s:I, s:s}", "name", e->name, "task",
                    xd_model_task(m) == XD_TASK_CLASSIFICATION ? "classification" : "regression", "n_features",
                    (json_int_t)xd_model_n_features(m), "n_outputs", (json_int_t)xd_model_n_outputs(m), "classes",
-                   classes, "version", (json_int_t)e->version);
+                   classes, "version", (json_int_t)e->version, "input_kind",
+                   xd_input_kind_name(xd_model_input_kind(m)));
 }
 
 /* The "x-metrics" object of the bundle file a model came from (training writes it: the
@@ -107,6 +109,8 @@ static json_t *model_detail(const xd_model_entry_t *e) {
     json_array_append_new(layers, json_pack("{s:I, s:I, s:s}", "in", (json_int_t)L[l].in, "out",
                                             (json_int_t)L[l].out, "activation", xd_act_name(L[l].act)));
   json_object_set_new(o, "layers", layers);
+  json_object_set_new(o, "input", xd_json_model_input(m));
+  if (xd_model_graph(m)) json_object_set_new(o, "nodes", xd_json_model_nodes(m));
   json_object_set_new(o, "family", json_string(xd_model_family(m)));
   json_object_set_new(o, "n_inputs", json_integer((json_int_t)xd_model_n_inputs(m)));
   json_object_set_new(o, "background_rows", json_integer((json_int_t)xd_model_background(m)->n));

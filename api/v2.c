@@ -6,6 +6,8 @@
  * flat or nested. Outputs: classification "probabilities" (FP64 [n, k]), "label"
  * (BYTES [n]) and "label_index" (INT64 [n]); regression "predictions" (FP64 [n, 1]).
  * "outputs" in the request selects among them. The model version is the registry's. */
+#include "api/graph_rows.h"
+#include "api/v2_graph.h"
 #include "api/v2.h"
 #include "api/alloc.h"
 
@@ -40,6 +42,11 @@ static json_t *model_metadata(const xd_model_entry_t *e) {
     json_array_append_new(outputs, tensor_meta("label_index", "INT64", -1, 0));
   } else {
     json_array_append_new(outputs, tensor_meta("predictions", "FP64", -1, 1));
+  }
+  if (xd_model_input_kind(m) != XD_INPUT_TABULAR) { /* image and text models (api/v2_graph.c) */
+    json_decref(inputs);
+    return json_pack("{s:s, s:[s], s:s, s:o, s:o}", "name", e->name, "versions", ver, "platform", "explaind_graph",
+                     "inputs", xd_v2_graph_input_meta(m), "outputs", outputs);
   }
   json_t *names = json_array();
   const xd_feature_t *fs = xd_model_features(m);
@@ -83,11 +90,14 @@ typedef struct v2_job {
   size_t n;
   json_t *id;        /* echoed */
   unsigned want;     /* bit mask of requested outputs: 1 probabilities, 2 label, 4 label_index, 8 predictions */
+  xd_tok_encoding_t *text; /* text models: the rows, tokenized */
+  json_t *warnings;        /* text models: truncations, answered in "parameters" */
 } v2_job_t;
 
 static int v2_run(void *state, size_t part, const xd_cancel_t *cancel, xd_error_t *err) {
   v2_job_t *j = state;
   (void)part;
+  if (j->text) return xd_model_predict_text(j->entry->model, j->text, j->n, j->out, cancel, err);
   return xd_model_predict(j->entry->model, j->X, j->n, j->out, cancel, err);
 }
 
@@ -124,6 +134,7 @@ static json_t *v2_encode(void *state, xd_error_t *err) {
     return NULL;
   }
   if (j->id) json_object_set(o, "id", j->id);
+  if (json_array_size(j->warnings)) json_object_set_new(o, "parameters", json_pack("{s:O}", "warnings", j->warnings));
   return o;
 }
 
@@ -134,6 +145,8 @@ static void v2_free(void *state) {
   json_decref(j->id);
   xd_free(j->X);
   xd_free(j->out);
+  xd_tok_rows_free(j->text, j->n);
+  json_decref(j->warnings);
   xd_free(j);
 }
 
@@ -267,7 +280,17 @@ static int decode_infer(xd_api_t *api, const xd_api_request_t *req, xd_model_ent
     goto fail;
   }
   j->id = json_incref(id);
-  if ((rc = decode_inputs(api, json_object_get(body, "inputs"), j, err)) != XD_OK) goto fail;
+  if (xd_model_input_kind(e->model) != XD_INPUT_TABULAR) {
+    if (!(j->warnings = json_array())) {
+      rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+      goto fail;
+    }
+    rc = xd_v2_graph_inputs(e->model, json_object_get(body, "inputs"), xd_api_limits(api)->max_rows, &j->X, &j->text,
+                            &j->n, j->warnings, err);
+  } else {
+    rc = decode_inputs(api, json_object_get(body, "inputs"), j, err);
+  }
+  if (rc != XD_OK) goto fail;
   json_t *outputs = json_object_get(body, "outputs");
   j->want = outputs ? 0 : 15;
   if (outputs && !json_is_array(outputs)) {

@@ -36,6 +36,7 @@
 #include "api/endpoints.h"
 #include "api/registry.h"
 #include "core/alloc.h"
+#include "core/kern.h"
 #include "core/lime.h"
 #include "core/mat.h"
 #include "core/model.h"
@@ -557,6 +558,85 @@ static void make_bodies(void) {
   free(r1), free(r100);
 }
 
+/* ---- graph kernels (core/kern.h) ------------------------------------------------------------ */
+
+/* The convolutions of models/shapes (3x32x32 input, 3x3 pad 1, 16-32-64 channels, 2x2 max
+ * pools between them) at batch 256 in float, fast and naive (naive over 8 images: the
+ * direct loops take seconds at 256), and a bidirectional GRU (seq 32, batch 64, 32 -> 32). */
+typedef struct kern_ctx {
+  xd_conv_shape_t c[3];
+  xd_pool_shape_t p;
+  int naive;
+  float *x, *w, *b, *y, *y2, *scr;
+  xd_rnn_shape_t r;
+  float *rx, *rw, *rr, *rb, *ry, *rscr;
+} kern_ctx_t;
+
+static void kern_cnn_op(void *c, int tid) {
+  kern_ctx_t *k = c;
+  for (int i = 0; i < 3; i++) {
+    if (k->naive)
+      xd_conv_forward_f_naive(&k->c[i], k->x, k->w, k->b, k->y);
+    else
+      xd_conv_forward_f(&k->c[i], k->x, k->w, k->b, k->y, k->scr);
+    if (i < 2 && !k->naive) xd_maxpool_forward_f(&k->p, k->y, k->y2);
+  }
+}
+
+static void kern_gru_op(void *c, int tid) {
+  kern_ctx_t *k = c;
+  xd_gru_forward_f(&k->r, k->rx, k->rw, k->rr, k->rb, NULL, k->ry, NULL, k->rscr);
+}
+
+static void bench_kernels(void) {
+  static const size_t ch[4] = {3, 16, 32, 64}, hw[3] = {32, 16, 8};
+  kern_ctx_t k;
+  memset(&k, 0, sizeof k);
+  size_t scr = 0;
+  for (int i = 0; i < 3; i++) {
+    xd_conv_shape_t *c = &k.c[i];
+    c->nsp = 2, c->N = 256, c->C = ch[i], c->M = ch[i + 1], c->group = 1;
+    c->in[0] = c->in[1] = hw[i], c->k[0] = c->k[1] = 3;
+    c->pad0[0] = c->pad0[1] = c->pad1[0] = c->pad1[1] = 1;
+    xd_conv_shape_init(c, NULL);
+    if (xd_conv_scratch(c) > scr) scr = xd_conv_scratch(c);
+  }
+  k.p = (xd_pool_shape_t){.nsp = 2, .N = 256, .C = 16, .in = {32, 32}, .k = {2, 2}, .stride = {2, 2}};
+  xd_pool_shape_init(&k.p, NULL);
+  k.x = xd_calloc(256 * 32 * 32 * 16, 4);
+  k.w = xd_calloc(64 * 32 * 9, 4);
+  k.b = xd_calloc(64, 4);
+  k.y = xd_calloc(256 * 32 * 32 * 16, 4);
+  k.y2 = xd_calloc(256 * 16 * 16 * 16, 4);
+  k.scr = xd_calloc(scr, 4);
+  for (size_t i = 0; i < 256 * 32 * 32 * 16; i++) k.x[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
+  for (size_t i = 0; i < 64 * 32 * 9; i++) k.w[i] = (float)((i * 104729) % 1000) / 5000.0f - 0.1f;
+  char extra[256];
+  double flop = 0;
+  for (int i = 0; i < 3; i++)
+    flop += 2.0 * 256 * (double)(ch[i + 1] * ch[i] * 9 * hw[i] * hw[i]);
+  snprintf(extra, sizeof extra, "\"rows\":256,\"flop\":%.6g", flop);
+  emit("kern_cnn_256", "kernels", "shapes CNN convolutions + pools, float, batch 256", 1,
+       measure(kern_cnn_op, &k, 1, 1.0, 3, 50), extra);
+  for (int i = 0; i < 3; i++) k.c[i].N = 8;
+  k.naive = 1;
+  snprintf(extra, sizeof extra, "\"rows\":8,\"flop\":%.6g", flop / 32);
+  emit("kern_cnn_naive_8", "kernels", "the same convolutions, naive loops, batch 8", 1,
+       measure(kern_cnn_op, &k, 1, 0.5, 1, 5), extra);
+  k.r = (xd_rnn_shape_t){32, 64, 32, 32, 2, 0, 1};
+  k.rx = xd_calloc(32 * 64 * 32, 4);
+  k.rw = xd_calloc(2 * 96 * 32, 4);
+  k.rr = xd_calloc(2 * 96 * 32, 4);
+  k.rb = xd_calloc(2 * 192, 4);
+  k.ry = xd_calloc(32 * 2 * 64 * 32, 4);
+  k.rscr = xd_calloc(xd_gru_scratch(&k.r), 4);
+  snprintf(extra, sizeof extra, "\"rows\":64,\"flop\":%.6g", 2.0 * 2 * 32 * 64 * (96.0 * 32 + 96.0 * 32));
+  emit("kern_gru_64", "kernels", "bidirectional GRU 32->32, seq 32, float, batch 64", 1,
+       measure(kern_gru_op, &k, 1, 0.5, 3, 200), extra);
+  float *all[] = {k.x, k.w, k.b, k.y, k.y2, k.scr, k.rx, k.rw, k.rr, k.rb, k.ry, k.rscr};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++) xd_free(all[i]);
+}
+
 /* ---- main ------------------------------------------------------------------------------------ */
 
 static void setup(void) {
@@ -637,6 +717,7 @@ int main(int argc, char **argv) {
   }
   if (WANT("shap")) bench_job("shap", "shap", "Kernel SHAP, bg 50, nsamples auto, 1 row", xd_shap_decode,
                               bodies[B_SHAP], 0, 2, 3.0);
+  if (WANT("kernels")) bench_kernels();
   if (WANT("importance")) {
     bench_job("perm", "importance", "permutation importance, 5 repeats, 143 rows", xd_importance_decode,
               bodies[B_PERM], 0, 2, 1.5);

@@ -249,6 +249,65 @@ static void explanations(void) {
   printf("\n");
 }
 
+/* The graph kernels (bench_core's "kernels" group): one row per line, as measured. */
+static void kernels(void) {
+  size_t i;
+  json_t *l;
+  int any = 0;
+  json_array_foreach(lines, i, l) {
+    const char *g = json_string_value(json_object_get(l, "group"));
+    if (!g || strcmp(g, "kernels")) continue;
+    if (!any)
+      printf("## Graph kernels (core/kern.h, one thread)\n\n"
+             "| kernel | rows | median ms | CPU ms | GFLOP/s (CPU) |\n|---|---|---|---|---|\n");
+    any = 1;
+    printf("| %s | %d | %s | %s | %s |\n", str(l, "label"), (int)num(l, "rows"), f3(num(l, "median_ms")),
+           f3(num(l, "cpu_ms")), f3(num(l, "flop") / (num(l, "cpu_ms") * 1e6)));
+  }
+  if (any) printf("\n");
+}
+
+/* The graph engine on the demo image and text models (bench_graph, kind "graph") beside
+ * PyTorch on the same architectures and shapes (bench/graph_torch.py, kind "torch_graph"). */
+static json_t *graph_line(const char *kind, const char *target, int threads) {
+  size_t i;
+  json_t *l;
+  json_array_foreach(lines, i, l) {
+    const char *k = json_string_value(json_object_get(l, "kind")), *t = json_string_value(json_object_get(l, "target"));
+    if (k && t && !strcmp(k, kind) && !strcmp(t, target) && json_integer_value(json_object_get(l, "threads")) == threads)
+      return l;
+  }
+  return NULL;
+}
+
+static void graph_models(void) {
+  static const char *t[] = {"cnn_forward_256", "cnn_gradient_256", "bert_forward_64",
+                            "bert_gradient_64", "gru_forward_64", "gru_gradient_64"};
+  int any = 0;
+  for (size_t j = 0; j < sizeof t / sizeof *t; j++) {
+    json_t *e1 = graph_line("graph", t[j], 1), *e2 = graph_line("graph", t[j], 2);
+    json_t *p1 = graph_line("torch_graph", t[j], 1), *p2 = graph_line("torch_graph", t[j], 2);
+    if (!e1 && !p1) continue;
+    if (!any)
+      printf("## Graph models beside PyTorch\n\n"
+             "models/shapes, models/reviews_bert, models/reviews_gru (bench/bench_graph.c) and PyTorch %s on the "
+             "same architectures and input shapes (bench/graph_torch.py, float32). explaind computes gradients in "
+             "double, PyTorch in float. A run of explaind is single-threaded; \"2 at once\" is two runs on two "
+             "threads (two requests on two workers), ms per run. PyTorch's 2 threads split one run. CPU ms is "
+             "process CPU time per run (independent of other load on the machine). Peak memory is the process's "
+             "maximum resident set (PyTorch's includes about %s MB for torch itself).\n\n"
+             "| measurement | explaind ms | CPU ms | PyTorch 1 thread ms | CPU ms | PyTorch CPU ÷ explaind CPU | PyTorch 2 threads ms | "
+             "explaind 2 at once ms | peak MB explaind | peak MB PyTorch |\n|---|---|---|---|---|---|---|---|---|---|\n",
+             p1 ? str(p1, "torch") : "", f3(num(p1, "import_rss_mb")));
+    any = 1;
+    printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", str(e1 ? e1 : p1, "label"), f3(num(e1, "median_ms")),
+           f3(num(e1, "cpu_ms")), f3(num(p1, "median_ms")), f3(num(p1, "cpu_ms")),
+           fx(num(p1, "cpu_ms") / num(e1, "cpu_ms")), f3(num(p2, "median_ms")), f3(num(e2, "median_ms")),
+           f3(num(e1, "peak_rss_mb")), f3(num(p1, "peak_rss_mb")));
+  }
+  if (any) printf("\n");
+}
+
 static void http_tables(void) {
   printf("## HTTP load (wrk, real server, 127.0.0.1)\n\n");
   printf("req/s counts every answer in the run; non-2xx are answers with status ≥ 400 (wrk's status errors); "
@@ -391,6 +450,8 @@ int main(int argc, char **argv) {
   goals();
   forward();
   explanations();
+  kernels();
+  graph_models();
   http_tables();
   status();
   json_decref(lines);

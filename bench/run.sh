@@ -22,12 +22,13 @@ OUT=${BENCH_OUT:-bench/RESULTS.md}
 BIN=$BUILD/explaind
 CORE=$BUILD/bench/bench_core
 REPORT=$BUILD/bench/bench_report
+GRAPH=$BUILD/bench/bench_graph
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/explaind-bench.XXXXXX") || exit 1
 RES=$WORK/results.jsonl
 SERVER_PID=""
 START=$(date +%s)
 
-for f in "$BIN" "$CORE" "$REPORT"; do
+for f in "$BIN" "$CORE" "$REPORT" "$GRAPH"; do
   [ -x "$f" ] || { echo "bench: $f is missing; run 'make BUILD=$BUILD bench'" >&2; exit 1; }
 done
 command -v wrk >/dev/null 2>&1 || { echo "bench: wrk is missing (Debian package wrk)" >&2; exit 1; }
@@ -82,6 +83,19 @@ log "in-process microbenchmarks (BENCH_SCALE=$SCALE)"
 if ! BENCH_SCALE=$SCALE "$CORE" >> "$RES" 2> "$WORK/core.err"; then
   note "{\"kind\":\"error\",\"what\":\"bench_core failed: $(jstr "$(tail -n 3 "$WORK/core.err")")\"}"
   log "bench_core failed: $(tail -n 3 "$WORK/core.err")"
+fi
+
+# ---- 1b. graph models: the graph engine, and PyTorch on the same shapes --------------------
+log "graph models (bench_graph; PyTorch: bench/graph_torch.py)"
+if ! BENCH_SCALE=$SCALE "$GRAPH" >> "$RES" 2> "$WORK/graph.err"; then
+  note "{\"kind\":\"error\",\"what\":\"bench_graph failed: $(jstr "$(tail -n 3 "$WORK/graph.err")")\"}"
+  log "bench_graph failed: $(tail -n 3 "$WORK/graph.err")"
+fi
+if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+  BENCH_SCALE=$SCALE /usr/bin/python3 bench/graph_torch.py --jsonl >> "$RES" 2> "$WORK/torch.err" ||
+    note "{\"kind\":\"error\",\"what\":\"bench/graph_torch.py failed: $(jstr "$(tail -n 3 "$WORK/torch.err")")\"}"
+else
+  note "{\"kind\":\"error\",\"what\":\"no PyTorch figures for the graph models: /usr/bin/python3 cannot import torch (Debian package python3-torch)\"}"
 fi
 
 # ---- 2. HTTP load ------------------------------------------------------------------------

@@ -102,6 +102,54 @@ void xd_dgemm_tn_naive(size_t M, size_t N, size_t K, const double *A, const doub
     }
 }
 
+/* ---- C = alpha·op(A)·op(B) + beta·C, strided ----------------------------------------- */
+
+void xd_sgemm(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+              const float *B, size_t ldb, float beta, float *C, size_t ldc) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) { /* nothing to multiply: BLAS would reject the strides */
+    for (size_t i = 0; i < M; i++)
+      for (size_t j = 0; j < N; j++) C[i * ldc + j] = beta != 0 ? beta * C[i * ldc + j] : 0;
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, (int)M,
+              (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+}
+
+void xd_sgemm_naive(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A,
+                    size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc) {
+  for (size_t i = 0; i < M; i++)
+    for (size_t j = 0; j < N; j++) {
+      double s = 0;
+      for (size_t k = 0; k < K; k++)
+        s += (double)(transA ? A[k * lda + i] : A[i * lda + k]) * (transB ? B[j * ldb + k] : B[k * ldb + j]);
+      C[i * ldc + j] = (float)((double)alpha * s + (beta != 0 ? (double)beta * C[i * ldc + j] : 0));
+    }
+}
+
+void xd_dgemm(int transA, int transB, size_t M, size_t N, size_t K, double alpha, const double *A, size_t lda,
+              const double *B, size_t ldb, double beta, double *C, size_t ldc) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) { /* nothing to multiply: BLAS would reject the strides */
+    for (size_t i = 0; i < M; i++)
+      for (size_t j = 0; j < N; j++) C[i * ldc + j] = beta != 0 ? beta * C[i * ldc + j] : 0;
+    return;
+  }
+  cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, (int)M,
+              (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+}
+
+void xd_dgemm_naive(int transA, int transB, size_t M, size_t N, size_t K, double alpha, const double *A,
+                    size_t lda, const double *B, size_t ldb, double beta, double *C, size_t ldc) {
+  for (size_t i = 0; i < M; i++)
+    for (size_t j = 0; j < N; j++) {
+      double s = 0;
+      for (size_t k = 0; k < K; k++)
+        s += (transA ? A[k * lda + i] : A[i * lda + k]) * (transB ? B[j * ldb + k] : B[k * ldb + j]);
+      C[i * ldc + j] = alpha * s + (beta != 0 ? beta * C[i * ldc + j] : 0);
+    }
+}
+
 /* ---- LAPACK ------------------------------------------------------------------------ */
 
 int xd_dposv(size_t n, size_t nrhs, double *A, double *B) {

@@ -37,6 +37,19 @@ void xd_dgemm_tn(size_t M, size_t N, size_t K, const double *A, const double *B,
 void xd_dgemm_tn_naive(size_t M, size_t N, size_t K, const double *A, const double *B, double beta,
                        double *C);
 
+/* General strided GEMM, the form the graph kernels need (sub-blocks of gate matrices,
+ * column slices): C (M,N) = alpha·op(A)·op(B) + beta·C with op(X) = Xᵀ when the trans
+ * flag is set. op(A) is (M,K), op(B) is (K,N); lda, ldb, ldc are the row strides of A,
+ * B, C as stored (row-major). beta = 0 never reads C. */
+void xd_sgemm(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+              const float *B, size_t ldb, float beta, float *C, size_t ldc);
+void xd_sgemm_naive(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A,
+                    size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
+void xd_dgemm(int transA, int transB, size_t M, size_t N, size_t K, double alpha, const double *A, size_t lda,
+              const double *B, size_t ldb, double beta, double *C, size_t ldc);
+void xd_dgemm_naive(int transA, int transB, size_t M, size_t N, size_t K, double alpha, const double *A,
+                    size_t lda, const double *B, size_t ldb, double beta, double *C, size_t ldc);
+
 /* Solves A x = b for symmetric positive definite A (n,n) with nrhs right-hand sides
  * B (n,nrhs), row-major, in place (LAPACK dposv). A is overwritten by its Cholesky
  * factor, B by the solution. Returns 0, or >0 when A is not positive definite. */

@@ -12,6 +12,7 @@
 #include "core/alloc.h"
 
 #include "core/hotloop.h"
+#include "core/model_graph.h"
 
 /* ---- family interface --------------------------------------------------------------- */
 
@@ -23,6 +24,13 @@ typedef struct family {
   /* see xd_model_gradient; NULL if the family has no gradient */
   int (*gradient)(const xd_model_t *m, const double *E, size_t n, const size_t *target, xd_output_kind_t kind,
                   double *f, double *G, double *out_all, double *scratch);
+  /* A family that batches and bounds its own memory (the graph engine) evaluates whole
+   * requests here instead of forward/gradient on blocks; see xd_model_predict and
+   * xd_model_gradient for the contracts. NULL for the dense family. */
+  int (*predict)(const xd_model_t *m, const double *X, size_t n, double *out, const xd_cancel_t *cancel,
+                 xd_error_t *err);
+  int (*gradient_all)(const xd_model_t *m, const double *E, size_t n, const size_t *target, xd_output_kind_t kind,
+                      double *f, double *G, double *out_all, const xd_cancel_t *cancel, xd_error_t *err);
 } family_t;
 
 struct xd_model {
@@ -41,6 +49,11 @@ struct xd_model {
   xd_dataset_t background;
   xd_stats_t stats;
   int has_stats;
+  /* the output stage: activation and width of the last layer (dense) or of the tensor
+   * the graph family reads (model_graph.c) */
+  xd_act_t out_act;
+  size_t out_k;
+  xd_gmodel_t *gm; /* graph family only */
 };
 
 /* ---- spec ------------------------------------------------------------------------------ */
@@ -74,6 +87,7 @@ void xd_model_spec_deinit(xd_model_spec_t *spec) {
     }
   xd_free(spec->layers);
   xd_dataset_deinit(&spec->background);
+  xd_graph_spec_deinit(&spec->graph);
   memset(spec, 0, sizeof *spec);
 }
 
@@ -91,6 +105,7 @@ void xd_model_free(xd_model_t *m) {
   xd_free(m->layers);
   xd_dataset_deinit(&m->background);
   if (m->has_stats) xd_stats_deinit(&m->stats);
+  xd_gmodel_free(m->gm);
   xd_free(m);
 }
 
@@ -103,6 +118,23 @@ static int check_finite(const double *v, size_t n, const char *field, xd_error_t
       snprintf(f, sizeof f, "%s[%zu]", field, i);
       return xd_error_set(err, XD_EFORMAT, f, "value is not a finite number");
     }
+  return XD_OK;
+}
+
+/* Class names: at least 2 and distinct for a classifier, none for a regression. */
+static int validate_classes(const xd_model_spec_t *s, xd_error_t *err) {
+  char f[XD_ERROR_FIELD_MAX];
+  if (s->task == XD_TASK_CLASSIFICATION) {
+    if (s->n_classes < 2) return xd_error_set(err, XD_EFORMAT, "classes", "classification needs at least 2 class names");
+    for (size_t a = 0; a < s->n_classes; a++)
+      for (size_t b = 0; b < a; b++)
+        if (strcmp(s->classes[a], s->classes[b]) == 0) {
+          snprintf(f, sizeof f, "classes[%zu]", a);
+          return xd_error_set(err, XD_EFORMAT, f, "duplicate class name '%s'", s->classes[a]);
+        }
+  } else if (s->n_classes != 0) {
+    return xd_error_set(err, XD_EFORMAT, "classes", "a regression model has no classes");
+  }
   return XD_OK;
 }
 
@@ -131,21 +163,12 @@ static int validate(const xd_model_spec_t *s, size_t *n_inputs, xd_error_t *err)
       in += 1;
     }
   }
-  if (s->task == XD_TASK_CLASSIFICATION) {
-    if (s->n_classes < 2) return xd_error_set(err, XD_EFORMAT, "classes", "classification needs at least 2 class names");
-    for (size_t a = 0; a < s->n_classes; a++)
-      for (size_t b = 0; b < a; b++)
-        if (strcmp(s->classes[a], s->classes[b]) == 0) {
-          snprintf(f, sizeof f, "classes[%zu]", a);
-          return xd_error_set(err, XD_EFORMAT, f, "duplicate class name '%s'", s->classes[a]);
-        }
-  } else if (s->n_classes != 0) {
-    return xd_error_set(err, XD_EFORMAT, "classes", "a regression model has no classes");
-  }
+  int rc = validate_classes(s, err);
+  if (rc != XD_OK) return rc;
   if ((s->pre_mean == NULL) != (s->pre_scale == NULL))
     return xd_error_set(err, XD_EFORMAT, "preprocess", "mean and scale must both be given");
   if (s->pre_mean) {
-    int rc = check_finite(s->pre_mean, s->n_features, "preprocess.mean", err);
+    rc = check_finite(s->pre_mean, s->n_features, "preprocess.mean", err);
     if (rc == XD_OK) rc = check_finite(s->pre_scale, s->n_features, "preprocess.scale", err);
     if (rc != XD_OK) return rc;
     for (size_t j = 0; j < s->n_features; j++) {
@@ -171,7 +194,7 @@ static int validate(const xd_model_spec_t *s, size_t *n_inputs, xd_error_t *err)
       return xd_error_set(err, XD_EFORMAT, f, "expected %zu inputs per row (%s), got %zu", prev,
                           l == 0 ? "numeric features plus categories" : "previous layer's outputs", L->in);
     if (L->out == 0) return xd_error_set(err, XD_EFORMAT, f, "a layer needs at least one output");
-    int rc = check_finite(L->weights, L->in * L->out, f, err);
+    rc = check_finite(L->weights, L->in * L->out, f, err);
     if (rc != XD_OK) return rc;
     snprintf(f, sizeof f, "layers[%zu].bias", l);
     if ((rc = check_finite(L->bias, L->out, f, err)) != XD_OK) return rc;
@@ -263,9 +286,9 @@ static int validate(const xd_model_spec_t *s, size_t *n_inputs, xd_error_t *err)
  * classification probabilities or the regression value. zf (float) or zd (double);
  * one loop per case so the common float softmax has no per-element branch. */
 static void output_stage(const xd_model_t *m, const float *zf, const double *zd, size_t n, double *out) {
-  const xd_dense_t *L = &m->layers[m->n_layers - 1];
-  size_t k = L->out;
-  if (L->act == XD_ACT_SOFTMAX) {
+  xd_act_t act = m->out_act;
+  size_t k = m->out_k;
+  if (act == XD_ACT_SOFTMAX) {
     for (size_t i = 0; i < n; i++) {
       double *o = out + i * m->n_outputs;
       if (zf) {
@@ -280,6 +303,10 @@ static void output_stage(const xd_model_t *m, const float *zf, const double *zd,
     }
     return;
   }
+  if (act == XD_ACT_IDENTITY && m->task == XD_TASK_CLASSIFICATION) { /* a graph's own probabilities */
+    for (size_t i = 0; i < n * k; i++) out[i] = zf ? (double)zf[i] : zd[i];
+    return;
+  }
   for (size_t i = 0; i < n; i++) {
     double *o = out + i * m->n_outputs;
     double z = zf ? (double)zf[i * k] : zd[i * k];
@@ -287,7 +314,7 @@ static void output_stage(const xd_model_t *m, const float *zf, const double *zd,
       o[1] = xd_act_apply(XD_ACT_SIGMOID, z);
       o[0] = xd_act_apply(XD_ACT_SIGMOID, -z); /* not 1-p: keeps tiny p0's digits */
     } else {
-      o[0] = xd_act_apply(L->act, z);
+      o[0] = xd_act_apply(act, z);
     }
   }
 }
@@ -315,10 +342,10 @@ static int dense_forward(const xd_model_t *m, const float *E, size_t n, double *
  * from the logits, so 1-p is the sum of the other classes and never a cancellation. */
 static double output_deriv(const xd_model_t *m, const double *z, size_t t, xd_output_kind_t kind, double *dz,
                            double *all) {
-  const xd_dense_t *L = &m->layers[m->n_layers - 1];
-  size_t k = L->out;
+  xd_act_t act = m->out_act;
+  size_t k = m->out_k;
   for (size_t j = 0; j < k; j++) dz[j] = 0;
-  if (L->act == XD_ACT_SOFTMAX) {
+  if (act == XD_ACT_SOFTMAX) {
     double mx = -INFINITY, s = 0, p[64], *pp = k <= 64 ? p : all; /* all is (k) when k > 64 */
     for (size_t j = 0; j < k; j++) mx = z[j] > mx ? z[j] : mx;
     for (size_t j = 0; j < k; j++) s += (pp[j] = exp(z[j] - mx));
@@ -334,6 +361,11 @@ static double output_deriv(const xd_model_t *m, const double *z, size_t t, xd_ou
     for (size_t j = 0; j < k; j++) dz[j] = j == t ? pp[t] * rest : -pp[t] * pp[j];
     return pp[t];
   }
+  if (act == XD_ACT_IDENTITY && m->task == XD_TASK_CLASSIFICATION) { /* a graph's own probabilities */
+    if (all) memcpy(all, z, k * sizeof *all);
+    dz[t] = 1;
+    return z[t];
+  }
   if (m->task == XD_TASK_CLASSIFICATION) { /* single sigmoid unit: class 1 is z, class 0 is -z */
     double sgn = t == 1 ? 1.0 : -1.0;
     double p1 = xd_act_apply(XD_ACT_SIGMOID, z[0]), p0 = xd_act_apply(XD_ACT_SIGMOID, -z[0]);
@@ -348,13 +380,13 @@ static double output_deriv(const xd_model_t *m, const double *z, size_t t, xd_ou
     dz[0] = sgn * p1 * p0;
     return t == 1 ? p1 : p0;
   }
-  double v = xd_act_apply(L->act, z[0]);
+  double v = xd_act_apply(act, z[0]);
   if (all) all[0] = v;
   if (kind == XD_OUTPUT_LOGIT) {
     dz[0] = 1;
     return z[0];
   }
-  dz[0] = xd_act_deriv(L->act, z[0]);
+  dz[0] = xd_act_deriv(act, z[0]);
   return v;
 }
 
@@ -434,12 +466,108 @@ static int dense_gradient(const xd_model_t *m, const double *E, size_t n, const 
   return XD_OK;
 }
 
-static const family_t dense_family = {"dense", dense_forward, dense_gradient};
+static const family_t dense_family = {"dense", dense_forward, dense_gradient, NULL, NULL};
+
+/* ---- the graph family (core/model_graph.c runs the graph; the output stage is here) --- */
+
+/* Image rows X (n, n_inputs): blocks of FWD_BLOCK rows converted to float, run to the
+ * output tensor, then the output stage in double. Text models go through
+ * xd_model_predict_text. */
+static int graph_predict(const xd_model_t *m, const double *X, size_t n, double *out, const xd_cancel_t *cancel,
+                         xd_error_t *err) {
+  if (xd_gmodel_kind(m->gm) != XD_INPUT_IMAGE)
+    return xd_error_set(err, XD_EUNSUPPORTED, NULL, "a text model's rows are token sequences (xd_model_predict_text)");
+  size_t b = n < FWD_BLOCK ? n : FWD_BLOCK, d = m->n_inputs;
+  float *E = xd_malloc(xd_mul_size(b, d) * sizeof *E);
+  double *z = xd_malloc(xd_mul_size(b, m->out_k) * sizeof *z);
+  int rc = E && z ? XD_OK : xd_error_set(err, XD_ENOMEM, NULL, "out of memory evaluating the model");
+  for (size_t s = 0; s < n && rc == XD_OK; s += b) {
+    size_t c = n - s < b ? n - s : b;
+    for (size_t i = 0; i < c * d; i++) E[i] = (float)X[s * d + i];
+    rc = xd_gmodel_forward_image(m->gm, E, c, z, cancel, err);
+    if (rc == XD_OK) output_stage(m, NULL, z, c, out + s * m->n_outputs);
+  }
+  xd_free(E);
+  xd_free(z);
+  return rc;
+}
+
+typedef struct graph_seed {
+  const xd_model_t *m;
+  const size_t *target;
+  xd_output_kind_t kind;
+  double *f, *out_all, *tmp_all; /* tmp_all (out_k) when out_all is NULL and out_k > 64 */
+} graph_seed_t;
+
+/* The engine's seed callback: dp/dz of the explained output from the logits, in double
+ * (output_deriv, as the dense family), for rows [row0, row0 + c). */
+static int graph_seed(void *ctx, size_t row0, size_t c, const double *z, double *seed) {
+  graph_seed_t *g = ctx;
+  const xd_model_t *m = g->m;
+  size_t k = m->out_k;
+  for (size_t i = 0; i < c; i++) {
+    size_t r = row0 + i, t = g->target ? g->target[r] : 0;
+    double *all = g->out_all ? g->out_all + r * m->n_outputs : g->tmp_all;
+    double fv = output_deriv(m, z + i * k, t, g->kind, seed + i * k, all);
+    if (g->f) g->f[r] = fv;
+  }
+  return XD_OK;
+}
+
+static int graph_gradient_all(const xd_model_t *m, const double *E, size_t n, const size_t *target,
+                              xd_output_kind_t kind, double *f, double *G, double *out_all, const xd_cancel_t *cancel,
+                              xd_error_t *err) {
+  if (xd_gmodel_kind(m->gm) != XD_INPUT_IMAGE)
+    return xd_error_set(err, XD_EUNSUPPORTED, NULL, "a text model is differentiated at its token embedding");
+  graph_seed_t g = {m, target, kind, f, out_all, NULL};
+  if (!out_all && m->out_k > 64 && !(g.tmp_all = xd_malloc(m->out_k * sizeof *g.tmp_all)))
+    return xd_error_set(err, XD_ENOMEM, NULL, "out of memory computing gradients");
+  int rc = xd_gmodel_gradient_image(m->gm, E, n, graph_seed, &g, G, cancel, err);
+  xd_free(g.tmp_all);
+  return rc;
+}
+
+static const family_t graph_family = {"graph", NULL, NULL, graph_predict, graph_gradient_all};
+
+/* A graph model: classes as any model, then the graph against the bundle's input and
+ * output (model_graph.c). No tabular features, preprocess, layers or background rows. */
+static int graph_model_new(xd_model_spec_t *spec, xd_model_t **out, xd_error_t *err) {
+  xd_model_t *m = NULL;
+  int rc = validate_classes(spec, err);
+  if (rc == XD_OK && (spec->n_features || spec->pre_mean || spec->n_layers || spec->background.n))
+    rc = xd_error_set(err, XD_EFORMAT, spec->n_features ? "features" : spec->pre_mean ? "preprocess" :
+                      spec->n_layers ? "layers" : "background",
+                      "an image or text model takes no tabular features, preprocess, layers or background rows");
+  if (rc != XD_OK) goto fail;
+  if (!(m = xd_calloc(1, sizeof *m))) {
+    rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory building the model");
+    goto fail;
+  }
+  xd_gmodel_out_t info;
+  if ((rc = xd_gmodel_new(&spec->graph, spec->task, spec->n_classes, &m->gm, &info, err)) != XD_OK) goto fail;
+  m->fam = &graph_family;
+  m->task = spec->task;
+  m->n_classes = spec->n_classes;
+  m->n_outputs = spec->task == XD_TASK_CLASSIFICATION ? spec->n_classes : 1;
+  m->classes = spec->classes;
+  spec->classes = NULL;
+  m->n_inputs = info.n_inputs;
+  m->out_act = info.act;
+  m->out_k = m->max_width = info.width;
+  xd_model_spec_deinit(spec);
+  *out = m;
+  return XD_OK;
+fail:
+  xd_model_free(m);
+  xd_model_spec_deinit(spec);
+  return rc;
+}
 
 /* ---- construction ------------------------------------------------------------------- */
 
 int xd_model_new(xd_model_spec_t *spec, xd_model_t **out, xd_error_t *err) {
   *out = NULL;
+  if (spec->graph.kind != XD_INPUT_TABULAR || spec->graph.graph) return graph_model_new(spec, out, err);
   size_t n_inputs = 0;
   int rc = validate(spec, &n_inputs, err);
   if (rc != XD_OK) {
@@ -485,6 +613,8 @@ int xd_model_new(xd_model_spec_t *spec, xd_model_t **out, xd_error_t *err) {
     m->n_layers = l + 1;
     if (L->out > m->max_width) m->max_width = L->out;
   }
+  m->out_act = m->layers[m->n_layers - 1].act;
+  m->out_k = m->layers[m->n_layers - 1].out;
   if (m->background.n > 0) {
     rc = xd_stats_compute(&m->background, m->features, m->task == XD_TASK_CLASSIFICATION ? m->n_classes : 0,
                           &m->stats, err);
@@ -517,7 +647,29 @@ double xd_model_pre_mean(const xd_model_t *m, size_t j) { return m->pre_mean[j];
 double xd_model_pre_scale(const xd_model_t *m, size_t j) { return m->pre_scale[j]; }
 const xd_dataset_t *xd_model_background(const xd_model_t *m) { return &m->background; }
 const xd_stats_t *xd_model_stats(const xd_model_t *m) { return m->has_stats ? &m->stats : NULL; }
-int xd_model_has_gradient(const xd_model_t *m) { return m->fam->gradient != NULL; }
+int xd_model_has_gradient(const xd_model_t *m) {
+  return m->fam->gradient != NULL || (m->gm && xd_gmodel_kind(m->gm) == XD_INPUT_IMAGE);
+}
+
+xd_input_kind_t xd_model_input_kind(const xd_model_t *m) { return m->gm ? xd_gmodel_kind(m->gm) : XD_INPUT_TABULAR; }
+const xd_graph_t *xd_model_graph(const xd_model_t *m) { return m->gm ? xd_gmodel_graph(m->gm) : NULL; }
+const xd_image_prep_t *xd_model_image_prep(const xd_model_t *m) { return m->gm ? xd_gmodel_image_prep(m->gm) : NULL; }
+const xd_tokenizer_t *xd_model_tokenizer(const xd_model_t *m) { return m->gm ? xd_gmodel_tokenizer(m->gm) : NULL; }
+size_t xd_model_max_length(const xd_model_t *m) { return m->gm ? xd_gmodel_max_length(m->gm) : 0; }
+const char *xd_model_embedding(const xd_model_t *m) { return m->gm ? xd_gmodel_embedding(m->gm) : NULL; }
+const char *xd_model_output_tensor(const xd_model_t *m, xd_act_t *act, size_t *width) {
+  if (act) *act = m->out_act;
+  if (width) *width = m->out_k;
+  return m->gm ? xd_gmodel_output_tensor(m->gm) : NULL;
+}
+const double *xd_model_background_images(const xd_model_t *m, size_t *n) {
+  *n = 0;
+  return m->gm ? xd_gmodel_background_images(m->gm, n) : NULL;
+}
+char *const *xd_model_background_texts(const xd_model_t *m, size_t *n) {
+  *n = 0;
+  return m->gm ? xd_gmodel_background_texts(m->gm, n) : NULL;
+}
 
 const xd_dense_t *xd_model_dense_layers(const xd_model_t *m, size_t *n) {
   *n = m->fam == &dense_family ? m->n_layers : 0;
@@ -566,13 +718,23 @@ XD_HOT_LOOP static void encode_numeric_f(const xd_model_t *m, const double *X, s
 }
 
 void xd_model_encode_f(const xd_model_t *m, const double *X, size_t n, float *E) {
+  if (m->gm) { /* image rows are already the model input */
+    for (size_t i = 0; i < n * m->n_inputs; i++) E[i] = (float)X[i];
+    return;
+  }
   if (m->all_numeric) {
     encode_numeric_f(m, X, n, E);
     return;
   }
   ENCODE_BODY(float)
 }
-void xd_model_encode_d(const xd_model_t *m, const double *X, size_t n, double *E) { ENCODE_BODY(double) }
+void xd_model_encode_d(const xd_model_t *m, const double *X, size_t n, double *E) {
+  if (m->gm) {
+    memcpy(E, X, n * m->n_inputs * sizeof *E);
+    return;
+  }
+  ENCODE_BODY(double)
+}
 
 /* Fills err for a stop asked by xd_cancel_check (rc: XD_ECANCELED or XD_ETIMEDOUT). */
 static void stopped(xd_error_t *err, int rc) {
@@ -585,6 +747,7 @@ int xd_model_predict(const xd_model_t *m, const double *X, size_t n, double *out
    * allocation for the encoded block and the activations. */
   size_t b = n < FWD_BLOCK ? n : FWD_BLOCK;
   if (n == 0) return XD_OK;
+  if (m->fam->predict) return m->fam->predict(m, X, n, out, cancel, err);
   size_t ne = xd_mul_size(b, m->n_inputs);
   float *E = xd_malloc((ne + forward_scratch(m, b)) * sizeof *E);
   if (!E) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory evaluating the model");
@@ -607,8 +770,9 @@ int xd_model_predict(const xd_model_t *m, const double *X, size_t n, double *out
 
 int xd_model_gradient(const xd_model_t *m, const double *E, size_t n, const size_t *target, xd_output_kind_t kind,
                       double *f, double *G, double *out_all, const xd_cancel_t *cancel, xd_error_t *err) {
-  if (!m->fam->gradient) return xd_error_set(err, XD_EUNSUPPORTED, NULL, "this model family has no gradient");
   if (n == 0) return XD_OK;
+  if (m->fam->gradient_all) return m->fam->gradient_all(m, E, n, target, kind, f, G, out_all, cancel, err);
+  if (!m->fam->gradient) return xd_error_set(err, XD_EUNSUPPORTED, NULL, "this model family has no gradient");
   /* Blocks of GRAD_BLOCK rows (see there) with one scratch allocation per call. */
   size_t b = n < GRAD_BLOCK ? n : GRAD_BLOCK, ns = gradient_scratch(m, b);
   double *scratch = ns ? xd_malloc(ns * sizeof *scratch) : NULL;
@@ -628,5 +792,18 @@ int xd_model_gradient(const xd_model_t *m, const double *E, size_t n, const size
     }
   }
   xd_free(scratch);
+  return rc;
+}
+
+int xd_model_predict_text(const xd_model_t *m, const xd_tok_encoding_t *rows, size_t n, double *out,
+                          const xd_cancel_t *cancel, xd_error_t *err) {
+  if (!m->gm || xd_gmodel_kind(m->gm) != XD_INPUT_TEXT)
+    return xd_error_set(err, XD_EUNSUPPORTED, NULL, "not a text model");
+  if (n == 0) return XD_OK;
+  double *z = xd_malloc(xd_mul_size(n, m->out_k) * sizeof *z);
+  if (!z) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory evaluating the model");
+  int rc = xd_gmodel_forward_tokens(m->gm, rows, n, z, cancel, err);
+  if (rc == XD_OK) output_stage(m, NULL, z, n, out);
+  xd_free(z);
   return rc;
 }

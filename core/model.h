@@ -17,8 +17,11 @@
 
 #include "core/dataset.h"
 #include "core/dense.h"
+#include "core/graph.h"
+#include "core/image.h"
 #include "core/stats.h"
 #include "core/status.h"
+#include "core/tokenizer.h"
 
 typedef enum xd_task { XD_TASK_CLASSIFICATION = 0, XD_TASK_REGRESSION = 1 } xd_task_t;
 
@@ -35,6 +38,26 @@ typedef struct xd_layer_spec {
   xd_act_t act;
 } xd_layer_spec_t;
 
+/* What a row is (MODEL_FORMAT "Graph models"). Tabular rows are raw features; an image
+ * row is the model input after preprocessing, C*H*W values [C][H][W]; a text row is a
+ * token sequence (xd_model_predict_text). */
+typedef enum xd_input_kind { XD_INPUT_TABULAR = 0, XD_INPUT_IMAGE = 1, XD_INPUT_TEXT = 2 } xd_input_kind_t;
+
+/* The graph family's part of a spec (kind != XD_INPUT_TABULAR): then features,
+ * preprocess and layers stay empty. Everything here is owned by the spec. */
+typedef struct xd_graph_spec {
+  xd_input_kind_t kind;
+  xd_graph_t *graph;
+  xd_image_prep_t image;     /* XD_INPUT_IMAGE */
+  xd_tokenizer_t *tokenizer; /* XD_INPUT_TEXT */
+  size_t max_length;         /* XD_INPUT_TEXT: tokens, special ones included */
+  char *embedding;           /* XD_INPUT_TEXT: token-embedding tensor; NULL = found in the graph */
+  int output_logits;         /* the bundle's "output": "logits" (else "probabilities") */
+  size_t n_background;
+  double *background_images; /* (n_background, C*H*W), preprocessed */
+  char **background_texts;   /* n_background UTF-8 strings */
+} xd_graph_spec_t;
+
 typedef struct xd_model_spec {
   xd_task_t task;
   size_t n_features;
@@ -45,6 +68,7 @@ typedef struct xd_model_spec {
   size_t n_layers;
   xd_layer_spec_t *layers;
   xd_dataset_t background; /* n == 0: none */
+  xd_graph_spec_t graph;    /* kind XD_INPUT_TABULAR: not a graph model */
 } xd_model_spec_t;
 
 /* Frees everything a spec owns (decoders build specs with xd_malloc). */
@@ -63,7 +87,7 @@ void xd_model_free(xd_model_t *m);
 
 /* Metadata (borrowed pointers, valid for the model's lifetime). */
 xd_task_t xd_model_task(const xd_model_t *m);
-const char *xd_model_family(const xd_model_t *m);       /* "dense" */
+const char *xd_model_family(const xd_model_t *m);       /* "dense" or "graph" */
 size_t xd_model_n_features(const xd_model_t *m);        /* raw features */
 const xd_feature_t *xd_model_features(const xd_model_t *m);
 size_t xd_model_n_inputs(const xd_model_t *m);          /* encoded inputs */
@@ -82,6 +106,25 @@ const xd_stats_t *xd_model_stats(const xd_model_t *m);
 const xd_dense_t *xd_model_dense_layers(const xd_model_t *m, size_t *n);
 /* 1 when the family can compute input gradients. */
 int xd_model_has_gradient(const xd_model_t *m);
+
+/* ---- graph models (images, text) ----------------------------------------------------
+ * A graph model has no tabular features (n_features 0). An image model's rows are
+ * n_inputs = C*H*W preprocessed values: xd_model_predict and xd_model_gradient take
+ * them as both raw and encoded rows. A text model's rows are token sequences:
+ * xd_model_predict_text. Getters return borrowed pointers, NULL for other kinds. */
+xd_input_kind_t xd_model_input_kind(const xd_model_t *m);
+const xd_graph_t *xd_model_graph(const xd_model_t *m);
+const xd_image_prep_t *xd_model_image_prep(const xd_model_t *m);
+const xd_tokenizer_t *xd_model_tokenizer(const xd_model_t *m);
+size_t xd_model_max_length(const xd_model_t *m);
+/* The token-embedding tensor text attributions differentiate at (bundle or graph), or NULL. */
+const char *xd_model_embedding(const xd_model_t *m);
+/* The tensor the output stage reads (the logits before a final softmax or sigmoid, or
+ * the graph's output), its activation and its width (n, width). */
+const char *xd_model_output_tensor(const xd_model_t *m, xd_act_t *act, size_t *width);
+/* Background of a graph model: preprocessed images (n, n_inputs) or texts. */
+const double *xd_model_background_images(const xd_model_t *m, size_t *n);
+char *const *xd_model_background_texts(const xd_model_t *m, size_t *n);
 
 /* ---- evaluation -------------------------------------------------------------------- */
 
@@ -113,6 +156,15 @@ int xd_model_predict(const xd_model_t *m, const double *X, size_t n, double *out
  * Returns XD_OK, XD_EUNSUPPORTED (no gradient), XD_ENOMEM or a cancel status. */
 int xd_model_gradient(const xd_model_t *m, const double *E, size_t n, const size_t *target, xd_output_kind_t kind,
                       double *f, double *G, double *out_all, const xd_cancel_t *cancel, xd_error_t *err);
+
+/* Text model: n tokenized rows (xd_tokenizer_encode with xd_model_max_length; at least
+ * one token each) -> out (n, n_outputs) as xd_model_predict. Rows are batched by length:
+ * right-padded with the pad token (mask 0) when the graph takes an attention_mask,
+ * otherwise only rows of equal length share a batch. Returns XD_OK, XD_EINVAL (an empty
+ * row, field "rows[i]"), XD_EUNSUPPORTED (not a text model), XD_ETOOBIG, XD_ENOMEM or a
+ * cancel status. */
+int xd_model_predict_text(const xd_model_t *m, const xd_tok_encoding_t *rows, size_t n, double *out,
+                          const xd_cancel_t *cancel, xd_error_t *err);
 
 /* Predicted class of a row of outputs (argmax; first on ties), or 0 for regression. */
 size_t xd_model_argmax(const xd_model_t *m, const double *outputs_row);

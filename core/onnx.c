@@ -555,11 +555,10 @@ done:
   return rc;
 }
 
-int xd_onnx_to_layers(const void *bytes, size_t len, size_t n_inputs, xd_layer_spec_t **layers, size_t *n_layers,
-                      xd_error_t *err) {
-  *layers = NULL;
-  *n_layers = 0;
+/* Pre-scan and unpack (see the top of this file); shared with the graph importer. */
+int xd_onnx__read(const void *bytes, size_t len, Onnx__ModelProto **out, xd_error_t *err) {
   conv_t cv = {.err = err};
+  *out = NULL;
   size_t msgs = 0;
   int rc = scan(bytes, len, &onnx__model_proto__descriptor, 0, &msgs);
   if (rc == -2)
@@ -574,12 +573,30 @@ int xd_onnx_to_layers(const void *bytes, size_t len, size_t n_inputs, xd_layer_s
     if (nomem) return fail(&cv, XD_ENOMEM, "out of memory reading the ONNX model");
     return fail(&cv, XD_EFORMAT, "not a valid ONNX model (truncated or corrupted protobuf, %zu bytes)", len);
   }
+  *out = m;
+  return XD_OK;
+}
+
+void xd_onnx__release(Onnx__ModelProto *m) {
+  int nomem = 0;
+  ProtobufCAllocator alloc = {.alloc = pb_alloc, .free = pb_free, .allocator_data = &nomem};
+  if (m) onnx__model_proto__free_unpacked(m, &alloc);
+}
+
+int xd_onnx_to_layers(const void *bytes, size_t len, size_t n_inputs, xd_layer_spec_t **layers, size_t *n_layers,
+                      xd_error_t *err) {
+  *layers = NULL;
+  *n_layers = 0;
+  conv_t cv = {.err = err};
+  Onnx__ModelProto *m;
+  int rc = xd_onnx__read(bytes, len, &m, err);
+  if (rc != XD_OK) return rc;
   rc = convert(&cv, m, n_inputs);
   for (size_t i = 0; i < cv.nv; i++) xd_onnx__value_deinit(&cv.v[i]);
   xd_free(cv.v);
   names_deinit(&cv.names);
   names_deinit(&cv.uses);
-  onnx__model_proto__free_unpacked(m, &alloc);
+  xd_onnx__release(m);
   if (rc != XD_OK) {
     xd_onnx_layers_free(cv.layers, cv.n_layers);
     return rc;

@@ -30,6 +30,7 @@
 
 #include <stddef.h>
 
+#include "core/graph.h"
 #include "core/model.h"
 #include "core/status.h"
 
@@ -51,6 +52,16 @@
  * XD_EFORMAT (field "onnx") or XD_ENOMEM, with *layers NULL and *n_layers 0. */
 int xd_onnx_to_layers(const void *bytes, size_t len, size_t n_inputs, xd_layer_spec_t **layers, size_t *n_layers,
                       xd_error_t *err);
+
+/* Imports any ONNX model: a chain of dense layers becomes dense layer specs exactly as
+ * xd_onnx_to_layers (so tabular models keep the dense family's speed); any other graph
+ * is loaded by the graph engine (core/graph.h, xd_graph_from_onnx). On success exactly
+ * one of *layers (with *n_layers) or *graph is set, owned by the caller. When neither
+ * accepts the model, the graph engine's error is returned (it names the node and its
+ * operator), except for a one-input (batch, width) graph of another width than
+ * n_inputs, where the dense converter's width error stands. (onnx_graph.c) */
+int xd_onnx_import(const void *bytes, size_t len, size_t n_inputs, xd_layer_spec_t **layers, size_t *n_layers,
+                   xd_graph_t **graph, xd_error_t *err);
 
 /* Frees what xd_onnx_to_layers returned; NULL is a no-op. */
 void xd_onnx_layers_free(xd_layer_spec_t *layers, size_t n_layers);

@@ -81,6 +81,12 @@ int xd_onnx__affine(xd_onnx__conv_t *cv, xd_onnx__value_t *v, const double *W, c
 int xd_onnx__elementwise(xd_onnx__conv_t *cv, xd_onnx__value_t *v, const double *s, size_t ns, const double *add,
                          size_t na);
 
+/* Bounds-checks (pre-scan) and unpacks a ModelProto; *out freed with xd_onnx__release.
+ * Shared with the graph importer (onnx_graph.c). XD_OK, XD_EFORMAT (field "onnx") or
+ * XD_ENOMEM. */
+int xd_onnx__read(const void *bytes, size_t len, Onnx__ModelProto **out, xd_error_t *err);
+void xd_onnx__release(Onnx__ModelProto *m);
+
 /* onnx_ops.c */
 /* Converts one live node: *res (zeroed by the caller) receives the value of its first
  * output; further outputs (Dropout's mask) are defined unusable by the caller. */

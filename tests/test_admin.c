@@ -690,8 +690,8 @@ TEST(kill9_during_puts_leaves_old_or_new) {
       CHECK(call_port(cs.port, "GET", "/models", AUTH, NULL, 0, &o, NULL) == 200);
       size_t stored = 0;
       for (int m = 0; m < N_MODELS; m++) stored += s.acked[m] > 0;
-      CHECK_MSG(json_array_size(json_object_get(o, "models")) == 5 + stored, "%zu models loaded, %zu expected",
-                json_array_size(json_object_get(o, "models")), 5 + stored);
+      CHECK_MSG(json_array_size(json_object_get(o, "models")) == 8 + stored, "%zu models loaded, %zu expected",
+                json_array_size(json_object_get(o, "models")), 8 + stored);
       json_decref(o);
       CHECK(!xd_server_log_contains(&cs, "skipping"));
     }

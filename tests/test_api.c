@@ -164,7 +164,7 @@ int main(void) {
   xd_registry_new(&reg);
   xd_api_new(&cfg, reg, &api);
   int n = xd_api_load_dir(api, "models", quiet, NULL);
-  if (n != 5) fprintf(stderr, "loaded %d models, want 5\n", n);
+  if (n != 8) fprintf(stderr, "loaded %d models, want 8\n", n);
   xd_api_set_ready(api, 1);
   RUN(invalid_requests_get_their_error);
   RUN(valid_requests_succeed);

@@ -127,7 +127,13 @@ static void load_through(const char *path) {
 TEST(model_loading) {
   static const char *const paths[] = {"models/iris/model.json",     "models/credit/model.json",
                                       "models/wine/model.json",     "models/diabetes/model.json",
-                                      "models/breast_cancer/model.json", "tests/onnx/categorical_op13.json"};
+                                      "models/breast_cancer/model.json", "tests/onnx/categorical_op13.json",
+                                      "models/shapes/model.json"};
+  /* Not the text bundles: when jansson's lexer (2.14, and its current source) cannot grow
+   * its string buffer, lex_save drops the byte and lex_scan_string then decodes the
+   * shortened copy as if it were whole (an assertion or a read past its end). Their
+   * tokenizer.json has strings long enough to reach that; the tokenizer's own allocations
+   * are failed one by one in tests/test_tokenizer.c (allocation_failures). */
   for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) load_through(paths[i]);
 }
 
@@ -170,6 +176,18 @@ static const call_t calls[] = {
      "\"data\":[6.5,3.0,5.2,2.0,5.1,3.5,1.4,0.2]}]}",
      NULL, 200, 0, 1},
     {"v2 metadata", "GET", "/v2/models/credit", NULL, NULL, NULL, 200, 0, 1},
+    {"predict image png", "POST", "/predict", NULL,
+     "{\"model\":\"shapes\",\"instances\":[{\"b64\":"
+     "\"iVBORw0KGgoAAAANSUhEUgAAAAIAAAABCAAAAADRSSBWAAAAC0lEQVR4nGPgOgEAAN8A00shpUkAAAAASUVORK5CYII=\"}]}",
+     NULL, 200, 0, 1},
+    /* Strings under 14 bytes: see model_loading on jansson's lexer (longer ones grow its
+     * string buffer, whose failure it mishandles). */
+    {"predict texts", "POST", "/predict", NULL,
+     "{\"model\":\"reviews_bert\",\"instances\":[\"A great film\",\"Boring, dull\",\"ok\"]}", NULL, 200, 0, 1},
+    {"v2 infer texts", "POST", "/v2/models/reviews_gru/infer", NULL,
+     "{\"inputs\":[{\"name\":\"text\",\"shape\":[2],\"datatype\":\"BYTES\",\"data\":[\"great\",\"awful film\"]}]}",
+     NULL, 200, 0, 1},
+    {"graph model metadata", "GET", "/models/reviews_bert", NULL, NULL, NULL, 200, 0, 1},
     {"models", "GET", "/models", NULL, NULL, NULL, 200, 0, 0},
     {"model metadata", "GET", "/models/credit", NULL, NULL, NULL, 200, 0, 1},
     {"metrics", "GET", "/metrics", NULL, NULL, NULL, 200, 0, 0},
@@ -234,7 +252,7 @@ int main(void) {
   xd_registry_new(&reg);
   xd_api_new(&cfg, reg, &api); /* installs the jansson hook */
   int n = xd_api_load_dir(api, "models", quiet, NULL);
-  if (n != 5) fprintf(stderr, "loaded %d models, want 5\n", n);
+  if (n != 8) fprintf(stderr, "loaded %d models, want 8\n", n);
   xd_api_set_ready(api, 1);
   RUN(model_loading);
   RUN(endpoints);

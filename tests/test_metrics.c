@@ -291,7 +291,7 @@ TEST(gauges_sane) {
   CHECK(sum_of(&after, "explaind_inflight_jobs", NULL) == 0); /* nothing in flight at the scrape */
   CHECK(sum_of(&after, "explaind_queue_capacity", NULL) == 1);
   CHECK(sum_of(&after, "explaind_ready", NULL) == 1);
-  CHECK(sum_of(&after, "explaind_models_loaded", NULL) == 5);
+  CHECK(sum_of(&after, "explaind_models_loaded", NULL) == 8); /* five tabular demo models, one image, two text */
   const char *iris[] = {"model", "iris", NULL};
   CHECK(sum_of(&after, "explaind_model_info", iris) == 1);
   CHECK(sum_of(&after, "explaind_build_info", NULL) == 1);
@@ -363,7 +363,8 @@ TEST(histograms_cumulative) {
 
 TEST(model_labels_only_for_served_models) {
   CHECK(strstr(after.text, "no-such-model") == NULL);
-  static const char *const served[] = {"", "iris", "wine", "diabetes", "breast_cancer", "credit"};
+  static const char *const served[] = {"",       "iris",   "wine",         "diabetes",   "breast_cancer",
+                                       "credit", "shapes", "reviews_bert", "reviews_gru"};
   for (size_t i = 0; i < after.n; i++) {
     char m[128];
     if (label(&after.s[i], "model", m, sizeof m) != 0) continue;

@@ -263,6 +263,11 @@ def build(spec):
 
 def main():
     table = [build(spec) for spec in MODELS]
+    # The image and text models' section is written by tools/make_graph_models.py: keep it.
+    readme = os.path.join(ROOT, "models", "README.md")
+    mark = "## Image and text models"
+    old = open(readme).read() if os.path.exists(readme) else ""
+    graph_section = "\n" + mark + old.split(mark, 1)[1] if mark in old else ""
     write("models/README.md", "\n".join([
         "# Demo models",
         "",
@@ -276,7 +281,7 @@ def main():
         "",
         "| model | task | architecture (inputs → units activation) | features | background rows | test metric |",
         "|---|---|---|---|---|---|",
-        *table, ""]))
+        *table, ""]) + graph_section)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,266 @@
+/* bench_graph.c — the graph engine (core/graph.h) on the image and text demo models, timed
+ * as bench/graph_torch.py times PyTorch on the same architectures and shapes.
+ *
+ * Prints one JSON object per line (bench/bench_report.c puts them beside torch's):
+ *   {"kind":"graph", "target":..., "label":..., "threads":T, "rows":R, "runs":N,
+ *    "median_ms":..., "cpu_ms":..., "peak_rss_mb":..., "load_rss_mb":...}
+ * Targets (inputs are fixed pseudo-random values: the time of dense kernels does not depend
+ * on them):
+ *   cnn_forward_256    models/shapes, 256 images, probabilities, float
+ *   cnn_gradient_256   the same plus d p[target] / d input per image (double, as the server
+ *                      computes gradients), target = the most probable class
+ *   bert_forward_64    models/reviews_bert, 64 sequences of 32 tokens (mask all ones), float
+ *   bert_gradient_64   the same plus d p[target] / d token-embedding output (double)
+ *   gru_forward_64     models/reviews_gru, 64 sequences of 20 tokens, float
+ *   gru_gradient_64    the same plus the embedding gradient (double)
+ * threads 1: one run at a time; threads 2: two runs at once on two threads (two requests
+ * on two workers; a run itself is single-threaded), median over both threads' runs and
+ * CPU time per run. Each target runs in its own forked process, so that peak_rss_mb
+ * (ru_maxrss) is its own; load_rss_mb is the resident memory once the graph is loaded.
+ *
+ * Usage (from the repository root): bench_graph [TARGET]; BENCH_SCALE=0.2 shortens the
+ * budgets. Built by `make bench` into $(BUILD)/bench/bench_graph. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/graph.h"
+#include "core/mat.h"
+
+static double scale = 1.0;
+
+typedef struct target {
+  const char *id, *label, *onnx;
+  int kind; /* 0 image, 1 text with attention mask, 2 text without */
+  int grad;
+  int64_t rows, seq;
+} target_t;
+
+static const target_t targets[] = {
+    {"cnn_forward_256", "shapes CNN forward, batch 256", "models/shapes/model.onnx", 0, 0, 256, 0},
+    {"cnn_gradient_256", "shapes CNN forward + input gradient, batch 256", "models/shapes/model.onnx", 0, 1, 256, 0},
+    {"bert_forward_64", "reviews_bert forward, 64 texts of 32 tokens", "models/reviews_bert/model.onnx", 1, 0, 64, 32},
+    {"bert_gradient_64", "reviews_bert forward + embedding gradient, 64 texts of 32 tokens",
+     "models/reviews_bert/model.onnx", 1, 1, 64, 32},
+    {"gru_forward_64", "reviews_gru forward, 64 texts of 20 tokens", "models/reviews_gru/model.onnx", 2, 0, 64, 20},
+    {"gru_gradient_64", "reviews_gru forward + embedding gradient, 64 texts of 20 tokens",
+     "models/reviews_gru/model.onnx", 2, 1, 64, 20},
+};
+
+typedef struct work {
+  const target_t *t;
+  const xd_graph_t *g;
+  xd_tensor_t in[2];
+  const char *wrt;
+  size_t out_n, grad_n;
+} work_t;
+
+static double now_ms(void) { return (double)xd_now_ns() / 1e6; }
+
+static double cpu_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static double rss_mb(void) {
+  long pages = 0, resident = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f) {
+    if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    fclose(f);
+  }
+  return (double)resident * (double)sysconf(_SC_PAGESIZE) / (1024.0 * 1024.0);
+}
+
+/* The seed of the gradient: 1 at the most probable class of each row. */
+static int seed_argmax(void *ctx, size_t row0, size_t n, const double *outv, double *seed) {
+  size_t k = *(const size_t *)ctx;
+  for (size_t i = 0; i < n; i++) {
+    size_t best = 0;
+    for (size_t j = 0; j < k; j++) {
+      seed[i * k + j] = 0;
+      if (outv[i * k + j] > outv[i * k + best]) best = j;
+    }
+    seed[i * k + best] = 1;
+  }
+  return XD_OK;
+}
+
+static int run_once(const work_t *w, double *out, double *grad) {
+  xd_graph_run_t r;
+  memset(&r, 0, sizeof r);
+  size_t k = w->out_n / (size_t)w->t->rows;
+  r.inputs = w->in;
+  r.precision = w->t->grad ? XD_DT_F64 : XD_DT_F32;
+  r.out = out;
+  if (w->t->grad) {
+    r.wrt = w->wrt;
+    r.grad = grad;
+    r.seed_fn = seed_argmax;
+    r.seed_ctx = &k;
+  }
+  xd_error_t err;
+  xd_error_clear(&err);
+  int rc = xd_graph_run(w->g, &r, &err);
+  if (rc != XD_OK) fprintf(stderr, "bench_graph %s: %s: %s\n", w->t->id, err.field, err.text);
+  return rc;
+}
+
+typedef struct thread_arg {
+  const work_t *w;
+  double budget_ms;
+  size_t n, cap;
+  double *lat;
+  int rc;
+} thread_arg_t;
+
+static void *loop(void *a) {
+  thread_arg_t *ta = a;
+  double *out = xd_malloc(ta->w->out_n * sizeof(double));
+  double *grad = ta->w->grad_n ? xd_malloc(ta->w->grad_n * sizeof(double)) : NULL;
+  ta->rc = run_once(ta->w, out, grad); /* warm-up: first touch, caches */
+  double t0 = now_ms();
+  while (ta->rc == XD_OK && ta->n < ta->cap && (ta->n < 3 || now_ms() - t0 < ta->budget_ms)) {
+    double s = now_ms();
+    ta->rc = run_once(ta->w, out, grad);
+    ta->lat[ta->n++] = now_ms() - s;
+  }
+  xd_free(out);
+  xd_free(grad);
+  return NULL;
+}
+
+static int cmp_d(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static void *slurp(const char *path, size_t *n) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  void *b = NULL;
+  if (fseek(f, 0, SEEK_END) == 0) {
+    long len = ftell(f);
+    if (len > 0 && fseek(f, 0, SEEK_SET) == 0 && (b = malloc((size_t)len)) && fread(b, 1, (size_t)len, f) != (size_t)len) {
+      free(b);
+      b = NULL;
+    }
+    *n = (size_t)len;
+  }
+  fclose(f);
+  return b;
+}
+
+/* One target at `threads` threads, in this process; prints its JSON line. */
+static int bench_one(const target_t *t, int threads) {
+  size_t len = 0;
+  void *bytes = slurp(t->onnx, &len);
+  if (!bytes) {
+    fprintf(stderr, "bench_graph: cannot read %s (run from the repository root)\n", t->onnx);
+    return 1;
+  }
+  xd_graph_t *g = NULL;
+  xd_error_t err;
+  xd_error_clear(&err);
+  if (xd_graph_from_onnx(bytes, len, &g, &err) != XD_OK) {
+    fprintf(stderr, "bench_graph: %s: %s: %s\n", t->onnx, err.field, err.text);
+    free(bytes);
+    return 1;
+  }
+  free(bytes);
+  work_t w = {.t = t, .g = g};
+  size_t vocab = 0, numel;
+  float *x = NULL;
+  int64_t *ids = NULL, *mask = NULL;
+  if (t->kind == 0) {
+    numel = (size_t)t->rows * 3 * 32 * 32;
+    x = xd_malloc(numel * sizeof(float));
+    for (size_t i = 0; i < numel; i++) x[i] = (float)((i * 7919) % 1000) / 250.0f - 2.0f;
+    w.in[0] = (xd_tensor_t){XD_DT_F32, 4, {t->rows, 3, 32, 32}, x};
+    w.wrt = xd_graph_input(g, 0)->name;
+    w.grad_n = t->grad ? numel : 0;
+  } else {
+    w.wrt = xd_graph_embedding(g, NULL, &vocab, NULL);
+    numel = (size_t)(t->rows * t->seq);
+    ids = xd_malloc(numel * sizeof(int64_t));
+    mask = xd_malloc(numel * sizeof(int64_t));
+    for (size_t i = 0; i < numel; i++) ids[i] = 5 + (int64_t)((i * 7919) % (vocab - 5)), mask[i] = 1;
+    w.in[0] = (xd_tensor_t){XD_DT_I64, 2, {t->rows, t->seq}, ids};
+    w.in[1] = (xd_tensor_t){XD_DT_I64, 2, {t->rows, t->seq}, mask};
+    xd_tensor_t shape;
+    if (t->grad && xd_graph_shape(g, w.in, w.wrt, &shape, &err) != XD_OK) {
+      fprintf(stderr, "bench_graph %s: %s\n", t->id, err.text);
+      return 1;
+    }
+    w.grad_n = t->grad ? xd_tensor_numel(&shape) : 0;
+  }
+  xd_tensor_t oshape;
+  if (xd_graph_shape(g, w.in, xd_graph_output(g, 0)->name, &oshape, &err) != XD_OK) {
+    fprintf(stderr, "bench_graph %s: %s\n", t->id, err.text);
+    return 1;
+  }
+  w.out_n = xd_tensor_numel(&oshape);
+  double load_rss = rss_mb();
+  thread_arg_t ta[2];
+  pthread_t th[2];
+  for (int i = 0; i < threads; i++) {
+    ta[i] = (thread_arg_t){&w, 2000.0 * scale, 0, 200, malloc(200 * sizeof(double)), 0};
+  }
+  double c0 = cpu_ms();
+  for (int i = 1; i < threads; i++) pthread_create(&th[i], NULL, loop, &ta[i]);
+  loop(&ta[0]);
+  for (int i = 1; i < threads; i++) pthread_join(th[i], NULL);
+  double cpu = cpu_ms() - c0;
+  size_t n = 0;
+  double lat[400];
+  int rc = XD_OK;
+  for (int i = 0; i < threads; i++) {
+    memcpy(lat + n, ta[i].lat, ta[i].n * sizeof(double));
+    n += ta[i].n;
+    if (ta[i].rc != XD_OK) rc = ta[i].rc;
+    free(ta[i].lat);
+  }
+  if (rc != XD_OK || n == 0) return 1;
+  qsort(lat, n, sizeof(double), cmp_d);
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  /* CPU per run: the warm-up runs are inside the CPU window too */
+  printf("{\"kind\":\"graph\",\"target\":\"%s\",\"label\":\"%s\",\"threads\":%d,\"rows\":%lld,\"runs\":%zu,"
+         "\"median_ms\":%.4f,\"cpu_ms\":%.4f,\"peak_rss_mb\":%.1f,\"load_rss_mb\":%.1f}\n",
+         t->id, t->label, threads, (long long)t->rows, n, lat[n / 2], cpu / (double)(n + (size_t)threads),
+         (double)ru.ru_maxrss / 1024.0, load_rss);
+  fflush(stdout);
+  xd_free(x);
+  xd_free(ids);
+  xd_free(mask);
+  xd_graph_free(g);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  const char *sc = getenv("BENCH_SCALE");
+  if (sc && atof(sc) > 0) scale = atof(sc);
+  xd_blas_init();
+  int failed = 0;
+  for (size_t i = 0; i < sizeof targets / sizeof *targets; i++) {
+    if (argc > 1 && strcmp(argv[1], targets[i].id) != 0) continue;
+    for (int threads = 1; threads <= 2; threads++) {
+      fflush(stdout);
+      pid_t pid = fork();
+      if (pid == 0) _exit(bench_one(&targets[i], threads));
+      int st = 0;
+      if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        printf("{\"kind\":\"error\",\"what\":\"bench_graph %s threads %d failed\"}\n", targets[i].id, threads);
+        failed = 1;
+      }
+    }
+  }
+  return failed;
+}

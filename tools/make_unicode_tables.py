@@ -1,0 +1,183 @@
+#!/usr/bin/python3
+"""Generates core/unicode_tables.c, the character data core/unicode.c needs to follow the
+Hugging Face tokenizers' normalizers and pre-tokenizers.
+
+Source: the Unicode Character Database as Debian's unicode-data package installs it
+(/usr/share/unicode: UnicodeData.txt, PropList.txt, DerivedCoreProperties.txt,
+SpecialCasing.txt). Written:
+  - flag ranges: White_Space, Alphabetic, Join_Control, general categories Mn, M*, P*,
+    Nd, Pc and "other" (Cc, Cf, Co: the definition of the BERT normalizer's control
+    characters);
+  - canonical combining classes (non-zero);
+  - full canonical decompositions (recursive; Hangul syllables are computed in C);
+  - full lowercase mappings (UnicodeData simple mappings plus SpecialCasing's
+    unconditional ones, i.e. Rust's char::to_lowercase).
+Run: /usr/bin/python3 tools/make_unicode_tables.py  (apt-get install unicode-data)
+"""
+import os
+import re
+
+UCD = os.environ.get("UCD_DIR", "/usr/share/unicode")
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "core", "unicode_tables.c")
+
+FLAGS = ["WHITE_SPACE", "ALPHABETIC", "JOIN_CONTROL", "MARK_NONSPACING", "MARK", "PUNCT", "OTHER", "DIGIT",
+         "CONNECTOR"]
+BIT = {name: 1 << i for i, name in enumerate(FLAGS)}
+
+
+def ucd_ranges(path, prop):
+    out = []
+    for line in open(os.path.join(UCD, path), encoding="utf-8"):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        cps, p = [x.strip() for x in line.split(";")[:2]]
+        if p != prop:
+            continue
+        a, _, b = cps.partition("..")
+        out.append((int(a, 16), int(b or a, 16)))
+    return out
+
+
+def unicode_data():
+    """code point -> (category, ccc, decomposition field, lowercase) with ranges expanded."""
+    rows = {}
+    first = None
+    for line in open(os.path.join(UCD, "UnicodeData.txt"), encoding="utf-8"):
+        f = line.rstrip("\n").split(";")
+        cp = int(f[0], 16)
+        if f[1].endswith(", First>"):
+            first = cp
+            continue
+        if f[1].endswith(", Last>"):
+            for c in range(first, cp + 1):
+                rows[c] = (f[2], int(f[3]), "", "")
+            continue
+        rows[cp] = (f[2], int(f[3]), f[5], f[13])
+    return rows
+
+
+def version():
+    for line in open(os.path.join(UCD, "DerivedCoreProperties.txt"), encoding="utf-8"):
+        m = re.match(r"# DerivedCoreProperties-(\d+\.\d+\.\d+)\.txt", line)
+        if m:
+            return m.group(1)
+    return "unknown"
+
+
+def main():
+    rows = unicode_data()
+    flags = {}
+
+    def add(cp, bit):
+        flags[cp] = flags.get(cp, 0) | bit
+
+    for a, b in ucd_ranges("PropList.txt", "White_Space"):
+        for c in range(a, b + 1):
+            add(c, BIT["WHITE_SPACE"])
+    for a, b in ucd_ranges("PropList.txt", "Join_Control"):
+        for c in range(a, b + 1):
+            add(c, BIT["JOIN_CONTROL"])
+    for a, b in ucd_ranges("DerivedCoreProperties.txt", "Alphabetic"):
+        for c in range(a, b + 1):
+            add(c, BIT["ALPHABETIC"])
+    for cp, (cat, _, _, _) in rows.items():
+        if cat == "Mn":
+            add(cp, BIT["MARK_NONSPACING"])
+        if cat in ("Mn", "Mc", "Me"):
+            add(cp, BIT["MARK"])
+        if cat.startswith("P"):
+            add(cp, BIT["PUNCT"])
+        if cat in ("Cc", "Cf", "Co"):
+            add(cp, BIT["OTHER"])
+        if cat == "Nd":
+            add(cp, BIT["DIGIT"])
+        if cat == "Pc":
+            add(cp, BIT["CONNECTOR"])
+    ranges = []
+    for cp in sorted(flags):
+        v = flags[cp]
+        if ranges and ranges[-1][1] == cp - 1 and ranges[-1][2] == v:
+            ranges[-1][1] = cp
+        else:
+            ranges.append([cp, cp, v])
+
+    ccc = []
+    for cp in sorted(rows):
+        c = rows[cp][1]
+        if c == 0:
+            continue
+        if ccc and ccc[-1][1] == cp - 1 and ccc[-1][2] == c:
+            ccc[-1][1] = cp
+        else:
+            ccc.append([cp, cp, c])
+
+    def canon(cp):
+        d = rows.get(cp, ("", 0, "", ""))[2]
+        if not d or d.startswith("<"):
+            return [cp]
+        out = []
+        for x in d.split():
+            out.extend(canon(int(x, 16)))
+        return out
+
+    decomp = []
+    for cp in sorted(rows):
+        d = canon(cp)
+        if d != [cp]:
+            decomp.append((cp, d))
+
+    lower = {}
+    for cp, (_, _, _, lo) in rows.items():
+        if lo:
+            lower[cp] = [int(lo, 16)]
+    for line in open(os.path.join(UCD, "SpecialCasing.txt"), encoding="utf-8"):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        f = [x.strip() for x in line.split(";")]
+        if len(f) >= 5 and f[4]:  # conditional (language or context): not in char::to_lowercase
+            continue
+        cp = int(f[0], 16)
+        lo = [int(x, 16) for x in f[1].split()]
+        if lo != [cp]:
+            lower[cp] = lo
+    assert max(len(v) for v in lower.values()) <= 3
+
+    with open(OUT, "w") as o:
+        o.write("/* unicode_tables.c — GENERATED by tools/make_unicode_tables.py from the Unicode\n"
+                " * Character Database %s. Do not edit. */\n" % version())
+        o.write('#include "core/unicode_int.h"\n\n')
+        o.write("const char xd_uni_data_version[] = \"%s\";\n\n" % version())
+        o.write("const xd_uni_range_t xd_uni_flag_ranges[] = {\n")
+        for a, b, v in ranges:
+            o.write("  {0x%x, 0x%x, 0x%x},\n" % (a, b, v))
+        o.write("};\nconst size_t xd_uni_n_flag_ranges = %d;\n\n" % len(ranges))
+        o.write("const xd_uni_range_t xd_uni_ccc_ranges[] = {\n")
+        for a, b, v in ccc:
+            o.write("  {0x%x, 0x%x, %d},\n" % (a, b, v))
+        o.write("};\nconst size_t xd_uni_n_ccc_ranges = %d;\n\n" % len(ccc))
+        pool = []
+        o.write("const xd_uni_map_t xd_uni_decomp[] = {\n")
+        for cp, d in decomp:
+            o.write("  {0x%x, %d, %d},\n" % (cp, len(pool), len(d)))
+            pool.extend(d)
+        o.write("};\nconst size_t xd_uni_n_decomp = %d;\n\n" % len(decomp))
+        o.write("const uint32_t xd_uni_decomp_pool[] = {\n")
+        for i in range(0, len(pool), 10):
+            o.write("  " + ", ".join("0x%x" % x for x in pool[i:i + 10]) + ",\n")
+        o.write("};\n\n")
+        pool = []
+        o.write("const xd_uni_map_t xd_uni_lower_map[] = {\n")
+        for cp in sorted(lower):
+            o.write("  {0x%x, %d, %d},\n" % (cp, len(pool), len(lower[cp])))
+            pool.extend(lower[cp])
+        o.write("};\nconst size_t xd_uni_n_lower = %d;\n\n" % len(lower))
+        o.write("const uint32_t xd_uni_lower_pool[] = {\n")
+        for i in range(0, len(pool), 10):
+            o.write("  " + ", ".join("0x%x" % x for x in pool[i:i + 10]) + ",\n")
+        o.write("};\n")
+
+
+if __name__ == "__main__":
+    main()
