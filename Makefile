@@ -142,11 +142,12 @@ $(PROMTOOL):
 	@$@ --version >/dev/null 2>&1
 
 # Python the tests drive (tests/test_exporters.c: the scikit-learn and PyTorch exporters;
-# tests/test_pyclient.c: the Python client in clients/python with numpy, pandas and tqdm).
+# tests/test_pyclient.c: the Python client in clients/python with numpy, pandas and tqdm;
+# tests/test_segment.c and tests/test_render.c: scikit-image and matplotlib for the live checks).
 # Debian's /usr/bin/python3 and its packages only. A failure only warns: those tests then
 # skip, or fail under CI=true.
 PY_PKGS := python3 python3-pip python3-setuptools python3-numpy python3-pandas python3-tqdm python3-sklearn \
-           python3-torch python3-onnx
+           python3-torch python3-onnx python3-skimage python3-matplotlib
 py-deps:
 	@missing=""; for p in $(PY_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
@@ -233,7 +234,8 @@ valgrind: deps all
 # load with wrk against the real server; bench/run.sh writes
 # bench/RESULTS.md. BENCH_SCALE=0.2 shortens every measurement (development runs).
 BENCH_PKGS := wrk curl
-BENCH_BIN  := $(BUILD)/bench/bench_core $(BUILD)/bench/bench_report $(BUILD)/bench/bench_graph
+BENCH_BIN  := $(BUILD)/bench/bench_core $(BUILD)/bench/bench_report $(BUILD)/bench/bench_graph \
+              $(BUILD)/bench/bench_segment
 bench-deps:
 	@missing=""; for p in $(BENCH_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \

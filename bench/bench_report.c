@@ -336,6 +336,37 @@ static void http_tables(void) {
   printf("\n");
 }
 
+/* SLIC and quickshift (bench_segment) beside scikit-image (bench/segment_skimage.py). */
+static json_t *segment_line(const char *kind, const char *id) {
+  size_t i;
+  json_t *l;
+  json_array_foreach(lines, i, l) {
+    const char *k = json_string_value(json_object_get(l, "kind")), *v = json_string_value(json_object_get(l, "id"));
+    if (k && v && strcmp(k, kind) == 0 && strcmp(v, id) == 0) return l;
+  }
+  return NULL;
+}
+
+static void segmentation(void) {
+  static const char *ids[] = {"slic_32", "slic_224", "quickshift_32", "quickshift_224"};
+  if (!segment_line("segment", ids[0])) return;
+  json_t *r0 = segment_line("segment_ref", ids[0]);
+  printf("## Segmentation (SLIC and quickshift)\n\n`%s/bench/bench_segment` (core/segment.h, one thread) beside "
+         "`bench/segment_skimage.py` (%s, Debian's /usr/bin/python3), same 8-bit RGB image and lime's settings: "
+         "SLIC n_segments 50, compactness 10, sigma 1; quickshift kernel_size 4, max_dist 200, ratio 0.2. "
+         "Wall-clock medians and the median process CPU time of one call (a busy machine inflates the first, "
+         "not the second).\n\n", str(by_kind("params"), "build"), r0 ? str(r0, "version") : "scikit-image: not run");
+  printf("| case | segments (explaind / scikit-image) | explaind ms | explaind CPU ms | scikit-image ms | scikit-image CPU ms | speedup (CPU) |\n"
+         "|---|---|---|---|---|---|---|\n");
+  for (size_t i = 0; i < sizeof ids / sizeof *ids; i++) {
+    json_t *m = segment_line("segment", ids[i]), *r = segment_line("segment_ref", ids[i]);
+    printf("| %s %dx%d | %d / %d | %s | %s | %s | %s | %s |\n", str(m, "method"), (int)num(m, "side"),
+           (int)num(m, "side"), (int)num(m, "segments"), r ? (int)num(r, "segments") : -1, f3(num(m, "median_ms")), f3(num(m, "cpu_ms")), f3(num(r, "median_ms")),
+           f3(num(r, "cpu_ms")), fx(num(r, "cpu_ms") / num(m, "cpu_ms")));
+  }
+  printf("\nThe label maps themselves are compared with scikit-image's by tests/test_segment.c on its fixtures.\n\n");
+}
+
 static void goal(const char *what, const char *measured, int ok, int known) {
   printf("| %s | %s | %s |\n", what, measured, met(ok, known));
 }
@@ -453,6 +484,7 @@ int main(int argc, char **argv) {
   kernels();
   graph_models();
   http_tables();
+  segmentation();
   status();
   json_decref(lines);
   return 0;

@@ -98,6 +98,20 @@ else
   note "{\"kind\":\"error\",\"what\":\"no PyTorch figures for the graph models: /usr/bin/python3 cannot import torch (Debian package python3-torch)\"}"
 fi
 
+# ---- 1c. segmentation: explaind's SLIC and quickshift beside scikit-image's ------------------
+SEG=$BUILD/bench/bench_segment
+if [ -x "$SEG" ]; then
+  log "segmentation: SLIC and quickshift, 32x32 and 224x224 RGB"
+  BENCH_SCALE=$SCALE "$SEG" >> "$RES" 2> "$WORK/segment.err" ||
+    note "{\"kind\":\"error\",\"what\":\"bench_segment failed: $(jstr "$(tail -n 3 "$WORK/segment.err")")\"}"
+  if /usr/bin/python3 -c 'import skimage.segmentation' 2>/dev/null; then
+    /usr/bin/python3 bench/segment_skimage.py "$SCALE" >> "$RES" 2> "$WORK/segment_ref.err" ||
+      note "{\"kind\":\"error\",\"what\":\"segment_skimage.py failed: $(jstr "$(tail -n 3 "$WORK/segment_ref.err")")\"}"
+  else
+    log "scikit-image missing (apt-get install python3-skimage): no reference segmentation figures"
+  fi
+fi
+
 # ---- 2. HTTP load ------------------------------------------------------------------------
 BODIES=$WORK/bodies
 mkdir -p "$BODIES" && "$CORE" --bodies "$BODIES"
