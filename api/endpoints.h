@@ -23,6 +23,7 @@ int xd_api_timeout(const json_t *body, int64_t *timeout_ms, xd_error_t *err);
 
 int xd_predict_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err);
 int xd_gradient_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err);
+int xd_occlusion_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err);
 int xd_shap_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err);
 int xd_importance_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err);
 int xd_pdp_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err);

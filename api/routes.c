@@ -12,6 +12,7 @@ static const xd_route_t routes[] = {
     {"POST", "/importance", "importance", xd_importance_decode},
     {"POST", "/explain/pdp", "explain_pdp", xd_pdp_decode},
     {"POST", "/explain/lime", "explain_lime", xd_lime_decode},
+    {"POST", "/explain/occlusion", "explain_occlusion", xd_occlusion_decode},
 };
 
 const xd_route_t *xd_routes_find(const char *method, const char *path, int *path_known, char *allow,
