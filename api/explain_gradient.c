@@ -10,6 +10,7 @@
 
 #include "api/endpoints.h"
 #include "api/explain_common.h"
+#include "api/explain_text.h"
 #include "api/explain_image.h"
 #include "api/alloc.h"
 #include "core/alloc.h"
@@ -161,6 +162,7 @@ static int decode_baseline(grad_job_t *j, const json_t *body, xd_error_t *err) {
 }
 
 int xd_gradient_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err) {
+  if (xd_api_is_text_model(api, body)) return xd_gradient_text_decode(api, body, work, err); /* api/explain_text.c */
   static const char *const keys[] = {"model",  "instances",   "instance", "method",       "target",
                                      "output", "baseline",    "steps",    "integration",  "samples",
                                      "noise_stddev", "seed",  "timeout_ms", NULL};
