@@ -10,6 +10,7 @@
 #include "api/endpoints.h"
 #include "api/explain_common.h"
 #include "api/explain_image.h"
+#include "api/explain_text.h"
 #include "api/graph_rows.h"
 #include "core/alloc.h"
 
@@ -177,6 +178,7 @@ static int tabular_baseline(occl_job_t *j, const json_t *body, xd_error_t *err) 
 }
 
 int xd_occlusion_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err) {
+  if (xd_api_is_text_model(api, body)) return xd_occlusion_text_decode(api, body, work, err); /* api/explain_text.c */
   static const char *const keys[] = {"model",  "instances",  "instance", "target",     "window", "strides",
                                      "baseline", "blur_sigma", "render", "timeout_ms", NULL};
   const xd_limits_t *lim = xd_api_limits(api);
