@@ -30,6 +30,14 @@ typedef struct tlime_job {
   double *probs;     /* (n, K) */
   xd_text_lime_out_t *out; /* (n, L) */
   json_t *warnings;
+  /* /explain/shap */
+  int shap;
+  xd_shap_method_t method;
+  xd_shap_link_t link;
+  size_t nsamples;
+  size_t *target;  /* (n) */
+  double **phi;    /* (n) rows of words[i].d */
+  double *expected, *fx;
 } tlime_job_t;
 
 static int tlime_run(void *state, size_t i, const xd_cancel_t *cancel, xd_error_t *err) {
@@ -147,6 +155,11 @@ static void tlime_free(void *state) {
   xd_tok_rows_free(j->rows, j->n);
   json_decref(j->warnings);
   json_decref(j->body);
+  for (size_t i = 0; j->phi && i < j->n; i++) xd_free(j->phi[i]);
+  xd_free(j->phi);
+  xd_free(j->target);
+  xd_free(j->expected);
+  xd_free(j->fx);
   xd_free(j);
 }
 
@@ -170,6 +183,52 @@ static int decode_labels(const xd_model_t *m, const json_t *body, tlime_job_t *j
     if (rc != XD_OK) return rc;
   }
   j->n_labels = k;
+  return XD_OK;
+}
+
+/* The texts (borrowed from the body, kept referenced), their tokens and their words. */
+static int decode_texts(xd_api_t *api, const json_t *body, tlime_job_t *j, uint64_t per_text, const char *what,
+                        xd_error_t *err) {
+  const xd_limits_t *lim = xd_api_limits(api);
+  const xd_model_t *m = j->entry->model;
+  int rc;
+  if (!(j->warnings = json_array())) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+  if ((rc = xd_json_text_rows(m, body, 1, lim->max_rows, &j->rows, &j->n, j->warnings, err)) != XD_OK) return rc;
+  uint64_t cost = (uint64_t)j->n * per_text;
+  if (cost > lim->max_work_rows)
+    return xd_error_set(err, XD_ETOOBIG, what, "%zu texts x %llu perturbed texts each exceed the limit of %llu model rows",
+                        j->n, (unsigned long long)per_text, (unsigned long long)lim->max_work_rows);
+  j->text = xd_calloc(j->n, sizeof *j->text);
+  j->len = xd_calloc(j->n, sizeof *j->len);
+  j->words = xd_calloc(j->n, sizeof *j->words);
+  j->lab = xd_calloc(xd_mul_size(j->n, MAX_LABELS), sizeof *j->lab);
+  j->nl = xd_calloc(j->n, sizeof *j->nl);
+  j->probs = xd_calloc(xd_mul_size(j->n, xd_model_n_outputs(m)), sizeof *j->probs);
+  j->out = xd_calloc(xd_mul_size(j->n, MAX_LABELS), sizeof *j->out);
+  if (!j->text || !j->len || !j->words || !j->lab || !j->nl || !j->probs || !j->out)
+    return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+  const json_t *list = json_object_get(body, "instances");
+  for (size_t i = 0; i < j->n; i++) {
+    const json_t *v = list && !json_is_null(list) ? json_array_get(list, i) : json_object_get(body, "instance");
+    j->text[i] = json_string_value(v);
+    j->len[i] = json_string_length(v);
+    if ((rc = xd_text_words_split(j->text[i], j->len[i], j->bow, &j->words[i], err)) != XD_OK) {
+      if (list && !json_is_null(list)) snprintf(err->field, sizeof err->field, "instances[%zu]", i);
+      return rc;
+    }
+  }
+  return XD_OK;
+}
+
+/* "mask_string": null (remove the words) or a short string. */
+static int decode_mask(const json_t *body, tlime_job_t *j, xd_error_t *err) {
+  json_t *ms = json_object_get(body, "mask_string");
+  if (!ms || json_is_null(ms)) return XD_OK;
+  if (!json_is_string(ms)) return xd_error_set(err, XD_EINVAL, "mask_string", "must be a string (or null: remove the words)");
+  if (json_string_length(ms) > 256 || strlen(json_string_value(ms)) != json_string_length(ms))
+    return xd_error_set(err, XD_EINVAL, "mask_string", "must be at most 256 bytes, without NUL");
+  if (!(j->mask = xd_strdup(json_string_value(ms)))) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+  j->o.mask = j->mask;
   return XD_OK;
 }
 
@@ -211,53 +270,134 @@ int xd_lime_text_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_e
     goto fail;
   }
   j->o.feature_selection = (xd_lime_fs_t)fs;
-  json_t *ms = json_object_get(body, "mask_string");
-  if (ms && !json_is_null(ms)) {
-    if (!json_is_string(ms)) {
-      rc = xd_error_set(err, XD_EINVAL, "mask_string", "must be a string (or null: remove the words)");
-      goto fail;
-    }
-    if (json_string_length(ms) > 256 || strlen(json_string_value(ms)) != json_string_length(ms)) {
-      rc = xd_error_set(err, XD_EINVAL, "mask_string", "must be at most 256 bytes, without NUL");
-      goto fail;
-    }
-    if (!(j->mask = xd_strdup(json_string_value(ms)))) goto nomem;
-    j->o.mask = j->mask;
-  }
-  if (!(j->warnings = json_array())) goto nomem;
-  if ((rc = xd_json_text_rows(m, body, 1, lim->max_rows, &j->rows, &j->n, j->warnings, err)) != XD_OK) goto fail;
-  uint64_t cost = (uint64_t)j->n * j->o.num_samples * j->o.repeats;
-  if (cost > lim->max_work_rows) {
-    rc = xd_error_set(err, XD_ETOOBIG, "num_samples", "%zu texts x %zu samples x %zu repeats exceed the limit of %llu "
-                      "model rows", j->n, j->o.num_samples, j->o.repeats, (unsigned long long)lim->max_work_rows);
+  if ((rc = decode_mask(body, j, err)) != XD_OK) goto fail;
+  if ((rc = decode_texts(api, body, j, (uint64_t)j->o.num_samples * j->o.repeats, "num_samples", err)) != XD_OK)
     goto fail;
-  }
-  j->text = xd_calloc(j->n, sizeof *j->text);
-  j->len = xd_calloc(j->n, sizeof *j->len);
-  j->words = xd_calloc(j->n, sizeof *j->words);
-  j->lab = xd_calloc(xd_mul_size(j->n, MAX_LABELS), sizeof *j->lab);
-  j->nl = xd_calloc(j->n, sizeof *j->nl);
-  j->probs = xd_calloc(xd_mul_size(j->n, xd_model_n_outputs(m)), sizeof *j->probs);
-  j->out = xd_calloc(xd_mul_size(j->n, MAX_LABELS), sizeof *j->out);
-  if (!j->text || !j->len || !j->words || !j->lab || !j->nl || !j->probs || !j->out) goto nomem;
-  const json_t *list = json_object_get(body, "instances");
-  for (size_t i = 0; i < j->n; i++) {
-    const json_t *v = list && !json_is_null(list) ? json_array_get(list, i) : json_object_get(body, "instance");
-    j->text[i] = json_string_value(v);
-    j->len[i] = json_string_length(v);
-    if ((rc = xd_text_words_split(j->text[i], j->len[i], j->bow, &j->words[i], err)) != XD_OK) {
-      if (list && !json_is_null(list)) snprintf(err->field, sizeof err->field, "instances[%zu]", i);
-      goto fail;
-    }
-  }
+  uint64_t cost = (uint64_t)j->n * j->o.num_samples * j->o.repeats;
   work->ops = &tlime_ops;
   work->state = j;
   work->n_parts = j->n;
   work->cost_rows = cost;
   work->model = j->entry->name;
   return XD_OK;
-nomem:
-  rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+fail:
+  tlime_free(j);
+  return rc;
+}
+
+/* ---- /explain/shap on text ------------------------------------------------------------- */
+
+static int tshap_run(void *state, size_t i, const xd_cancel_t *cancel, xd_error_t *err) {
+  tlime_job_t *j = state;
+  const xd_model_t *m = j->entry->model;
+  if (i >= j->n) return XD_OK;
+  int rc;
+  if (j->target[i] == XD_TARGET_PREDICTED) {
+    double *p = j->probs + i * xd_model_n_outputs(m);
+    if ((rc = xd_model_predict_text(m, &j->rows[i], 1, p, cancel, err)) != XD_OK) return rc;
+    j->target[i] = xd_model_argmax(m, p);
+  }
+  return xd_text_shap_explain(m, &j->words[i], j->text[i], j->len[i], j->mask, j->method, j->nsamples, j->link,
+                              j->o.seed, i, j->target[i], j->phi[i], &j->expected[i], &j->fx[i], cancel, err);
+}
+
+static json_t *tshap_encode(void *state, xd_error_t *err) {
+  tlime_job_t *j = state;
+  json_t *o = json_object(), *t = json_array(), *sv = json_array(), *ev = json_array(), *words = json_array();
+  int bad = !o || !t || !sv || !ev || !words;
+  for (size_t i = 0; !bad && i < j->n; i++) {
+    const xd_text_words_t *W = &j->words[i];
+    json_t *wl = json_array();
+    for (size_t f = 0; wl && f < W->d; f++) {
+      json_t *wj = word_json(j, i, f, 0, 0);
+      json_object_del(wj, "weight");
+      json_object_del(wj, "feature_index");
+      bad |= json_array_append_new(wl, wj);
+    }
+    bad |= json_array_append_new(words, wl);
+    bad |= json_array_append_new(t, json_integer((json_int_t)j->target[i]));
+    bad |= json_array_append_new(sv, xd_json_reals(j->phi[i], W->d));
+    bad |= json_array_append_new(ev, xd_json_real(xd_shap_link(j->link, j->expected[i])));
+  }
+  bad |= json_object_set_new(o, "model", json_string(j->entry->name));
+  bad |= json_object_set_new(o, "method", json_string(j->method == XD_SHAP_EXACT ? "exact" : "kernel"));
+  bad |= json_object_set_new(o, "link", json_string(xd_shap_link_names[j->link]));
+  bad |= json_object_set_new(o, "targets", t);
+  bad |= json_object_set_new(o, "tokens", xd_json_tokens(j->rows, j->n));
+  bad |= json_object_set_new(o, "words", words);
+  bad |= json_object_set_new(o, "expected_value", ev);
+  bad |= json_object_set_new(o, "shap_values", sv);
+  bad |= json_object_set_new(o, "mask_string", j->mask ? json_string(j->mask) : json_null());
+  bad |= json_object_set_new(o, "seed", xd_explain_seed_json(j->o.seed));
+  if (json_array_size(j->warnings)) bad |= json_object_set(o, "warnings", j->warnings);
+  if (bad) {
+    json_decref(o);
+    xd_error_set(err, XD_ENOMEM, NULL, "out of memory encoding the response");
+    return NULL;
+  }
+  return o;
+}
+
+XD_JSON_RESULT_GUARDED(tshap_encode_checked, tshap_encode)
+static const xd_job_ops_t tshap_ops = {"explain_shap", tshap_run, tshap_encode_checked, tlime_free};
+
+int xd_shap_text_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err) {
+  static const char *const keys[] = {"model", "instances", "instance", "target", "nsamples",  "link", "method",
+                                     "mask_string", "bow", "seed", "timeout_ms", NULL};
+  static const char *const methods[] = {"auto", "kernel", "exact", NULL};
+  const xd_limits_t *lim = xd_api_limits(api);
+  int rc = xd_json_check_keys(body, keys, NULL, err);
+  if (rc != XD_OK) return rc;
+  tlime_job_t *j = xd_calloc(1, sizeof *j);
+  if (!j) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+  j->body = json_incref((json_t *)body);
+  j->shap = 1;
+  j->bow = 1;
+  int method = 0, link = XD_SHAP_LINK_IDENTITY;
+  if (!(j->entry = xd_api_model(api, body, err))) {
+    rc = err->code;
+    goto fail;
+  }
+  const xd_model_t *m = j->entry->model;
+  const json_t *ns = json_object_get(body, "nsamples");
+  if (ns && json_is_string(ns) && !strcmp(json_string_value(ns), "auto")) ns = NULL;
+  if ((rc = xd_api_timeout(body, &work->timeout_ms, err)) != XD_OK ||
+      (ns && (rc = xd_json_opt_size(body, "nsamples", 1, lim->max_nsamples, &j->nsamples, err)) != XD_OK) ||
+      (rc = xd_json_opt_enum(body, "method", methods, &method, err)) != XD_OK ||
+      (rc = xd_json_opt_enum(body, "link", xd_shap_link_names, &link, err)) != XD_OK ||
+      (rc = xd_json_opt_bool(body, "bow", &j->bow, err)) != XD_OK || (rc = decode_mask(body, j, err)) != XD_OK ||
+      (rc = xd_explain_seed(body, &j->o.seed, err)) != XD_OK)
+    goto fail;
+  j->method = method == 2 ? XD_SHAP_EXACT : XD_SHAP_KERNEL;
+  j->link = (xd_shap_link_t)link;
+  size_t per = j->nsamples ? j->nsamples : 2 * 64 + 2048;
+  if ((rc = decode_texts(api, body, j, (uint64_t)per + 2, "nsamples", err)) != XD_OK) goto fail;
+  j->target = xd_malloc(j->n * sizeof *j->target);
+  j->phi = xd_calloc(j->n, sizeof *j->phi);
+  j->expected = xd_calloc(j->n, sizeof *j->expected);
+  j->fx = xd_calloc(j->n, sizeof *j->fx);
+  if (!j->target || !j->phi || !j->expected || !j->fx) {
+    rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+    goto fail;
+  }
+  for (size_t i = 0; i < j->n; i++) {
+    if (j->method == XD_SHAP_EXACT && j->words[i].d > XD_SHAP_EXACT_MAX) {
+      rc = xd_error_set(err, XD_EINVAL, "method", "exact Shapley values need at most %d words; instance %zu has %zu",
+                        XD_SHAP_EXACT_MAX, i, j->words[i].d);
+      goto fail;
+    }
+    if (!(j->phi[i] = xd_calloc(j->words[i].d, sizeof *j->phi[i]))) {
+      rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+      goto fail;
+    }
+  }
+  if ((rc = xd_explain_targets(m, body, j->n, j->target, err)) != XD_OK) goto fail;
+  work->ops = &tshap_ops;
+  work->state = j;
+  work->n_parts = j->n;
+  work->cost_rows = (uint64_t)j->n * (per + 2);
+  work->model = j->entry->name;
+  return XD_OK;
 fail:
   tlime_free(j);
   return rc;

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "core/lime.h"
+#include "core/shap.h"
 #include "core/model.h"
 
 /* Bound on the words of one text (features). */
@@ -76,3 +77,15 @@ int xd_text_lime_explain(const xd_model_t *m, const xd_text_words_t *w, const ch
                          xd_text_lime_out_t *out, const xd_cancel_t *cancel, xd_error_t *err);
 
 #endif
+
+/* Kernel SHAP over the words of one text (players = features of w): a coalition keeps
+ * its words and removes (or masks) the others; v(∅) = f(everything hidden) is the
+ * expected value. method XD_SHAP_KERNEL (nsamples 0 = auto, 2d + 2048, capped at 2^d − 2:
+ * then every coalition) or XD_SHAP_EXACT (d <= XD_SHAP_EXACT_MAX). All coalitions are
+ * evaluated in batched predict_text calls. phi (d); *expected, *fx (link applied by the
+ * solver's convention: values before the link). Efficiency: link(expected) + Σ phi =
+ * link(fx). */
+int xd_text_shap_explain(const xd_model_t *m, const xd_text_words_t *w, const char *text, size_t len,
+                         const char *mask, xd_shap_method_t method, size_t nsamples, xd_shap_link_t link,
+                         uint64_t seed, size_t index, size_t target, double *phi, double *expected, double *fx,
+                         const xd_cancel_t *cancel, xd_error_t *err);
