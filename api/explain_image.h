@@ -12,6 +12,11 @@
 /* /explain/gradient on an image model (API.md Part 2). */
 int xd_gradient_image_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err);
 
+/* /explain/lime on an image model (api/explain_lime_image.c). */
+int xd_lime_image_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err);
+/* 1 when body's "model" names a loaded image model (dispatch before any other check). */
+int xd_api_is_image_model(xd_api_t *api, const json_t *body);
+
 /* A baseline field: "black" | "white" | "blur" | "mean" | a number (model-input space,
  * XD_IMGX_ZERO plus *value) | a row [C][H][W] or {"b64"} (*row (P) xd_malloc'd).
  * allowed: bit k set when baseline kind k may be named. */
