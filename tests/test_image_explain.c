@@ -2,6 +2,8 @@
  * torch references written from Captum's definitions (tools/image_explain_reference.py,
  * frozen in tests/golden/image_explain/shapes.json and recomputed live when Debian's
  * python3-torch is installed; a skip fails under CI=true):
+ *   LIME with given segments against lime_image's algorithm (Pearson >= 0.95 of the mean
+ *   weights over 10 runs), and
  *   saliency, input × gradient, integrated gradients (Gauss–Legendre 50 and riemann_right
  *   20, black baseline) with their convergence deltas, Grad-CAM with and without ReLU (map
  *   at the layer and the upsampled heatmap), occlusion 4×4 stride 2: relative error
@@ -139,6 +141,41 @@ static void compare_to(const char *path) {
   CHECK(share_close("occlusion 3x4x4 / 3x2x2", json_object_get(a, "attributions"), json_object_get(g, "occlusion")) >=
         0.9);
   json_decref(a);
+  /* LIME with given segments: mean weights over 10 runs against lime's algorithm averaged
+   * over 10 seeds (different random streams: a Pearson correlation, not equality) */
+  json_t *refs = json_object_get(g, "lime");
+  for (size_t i = 0; i < json_array_size(refs); i++) {
+    json_t *ref = json_array_get(refs, i), *ans = NULL;
+    json_t *lb = json_pack("{s:s, s:{s:O}, s:O, s:[O], s:i, s:i, s:i}", "model", "shapes", "instance", "b64",
+                           json_array_get(json_object_get(g, "images"), i), "segments",
+                           json_object_get(g, "lime_segments"), "labels",
+                           json_array_get(json_object_get(g, "targets"), i), "num_samples", 1000, "repeats", 10, "seed", 7);
+    CHECK(call("/explain/lime", lb, &ans) == 200);
+    json_t *lab = json_array_get(json_object_get(json_array_get(json_object_get(ans, "explanations"), 0), "labels"), 0);
+    json_t *ws = json_object_get(lab, "weights"), *rw = json_object_get(ref, "weights");
+    size_t S = json_array_size(rw);
+    double ours[64] = {0}, sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0;
+    CHECK(S <= 64 && json_array_size(ws) == S);
+    for (size_t k = 0; k < json_array_size(ws) && k < 64; k++) {
+      json_t *w = json_array_get(ws, k);
+      json_int_t seg = json_integer_value(json_object_get(w, "segment"));
+      if (seg >= 0 && seg < 64) ours[seg] = json_number_value(json_object_get(w, "weight"));
+      if (k) CHECK(fabs(json_number_value(json_object_get(w, "weight"))) <=
+                   fabs(json_number_value(json_object_get(json_array_get(ws, k - 1), "weight"))));
+    }
+    for (size_t k = 0; k < S; k++) {
+      double x = ours[k], y = json_number_value(json_array_get(rw, k));
+      sx += x, sy += y, sxx += x * x, syy += y * y, sxy += x * y;
+    }
+    double n = (double)S, r = (sxy - sx * sy / n) / sqrt((sxx - sx * sx / n) * (syy - sy * sy / n));
+    fprintf(stderr, "  lime image %zu: Pearson %.4f, score %.3f vs %.3f, intercept %.4f vs %.4f\n", i, r,
+            json_number_value(json_object_get(lab, "score")), json_number_value(json_object_get(ref, "score")),
+            json_number_value(json_object_get(lab, "intercept")), json_number_value(json_object_get(ref, "intercept")));
+    CHECK(r >= 0.95);
+    CHECK_NEAR(json_number_value(json_object_get(lab, "local_pred")),
+               json_number_value(json_object_get(lab, "intercept")) + sx, 1e-9); /* row 0 is all ones */
+    json_decref(ans);
+  }
   json_decref(g);
 }
 

@@ -16,6 +16,12 @@ predicted class; pictures are preprocessed as the bundle says ((p/255 - 0.5) / 0
   grad_cam          relu?(sum_k mean_hw(dA_k) A_k) at the last Relu; upsampled with
                     F.interpolate(bilinear, align_corners=False)   (LayerGradCam + interpolate)
   occlusion         window (3,4,4), strides (3,2,2), baseline 0 (Captum Occlusion)
+  lime              lime_image.LimeImageExplainer.explain_instance (lime is not packaged for
+                    Debian; its steps are written here with numpy and scikit-learn's Ridge):
+                    given segments (8x8 squares), segment-mean fudged image, randint(0, 2)
+                    rows with row 0 all ones, cosine distances, kernel sqrt(exp(-d^2/0.25^2)),
+                    'auto' selection with every feature (highest_weights), Ridge(alpha=1)
+                    weighted; 1000 samples; the mean over LIME_SEEDS seeds
 Pointing game over the 100 held-out images of tests/golden/graph/shapes_pointing.json:
 the fraction whose heatmap (attribution summed over channels; Grad-CAM upsampled) has its
 maximum inside the object mask dilated by one pixel (4-neighbours).
@@ -172,6 +178,49 @@ def pointing(heat, mask):
     return bool(m.flat[i])
 
 
+LIME_SEEDS = 10
+
+
+def grid_segments(h, w, size):
+    return (np.arange(h)[:, None] // size) * ((w + size - 1) // size) + np.arange(w)[None, :] // size
+
+
+def lime_image(model, x, seg, label, num_samples, seed):
+    from sklearn.linear_model import Ridge
+    from sklearn.metrics import pairwise_distances
+    rs = np.random.RandomState(seed)
+    S = int(seg.max()) + 1
+    fudged = x.copy()
+    for s in range(S):
+        m = seg == s
+        fudged[:, m] = x[:, m].mean(axis=1)[:, None]
+    data = rs.randint(0, 2, num_samples * S).reshape((num_samples, S))
+    data[0, :] = 1
+    imgs = np.repeat(x[None], num_samples, axis=0)
+    for r in range(num_samples):
+        off = np.isin(seg, np.where(data[r] == 0)[0])
+        imgs[r][:, off] = fudged[:, off]
+    with torch.no_grad():
+        z, _ = model.run(torch.tensor(imgs))
+        y = torch.softmax(z, dim=-1)[:, label].numpy()
+    d = pairwise_distances(data, data[0].reshape(1, -1), metric="cosine").ravel()
+    w = np.sqrt(np.exp(-(d ** 2) / 0.25 ** 2))
+    clf = Ridge(alpha=0.01, fit_intercept=True)  # highest_weights: every feature is kept
+    clf.fit(data, y, sample_weight=w)
+    used = sorted(range(S), key=lambda j: -abs(clf.coef_[j] * data[0, j]))
+    ridge = Ridge(alpha=1, fit_intercept=True)
+    ridge.fit(data[:, used], y, sample_weight=w)
+    coef = np.zeros(S)
+    coef[used] = ridge.coef_
+    return coef, ridge.intercept_, ridge.score(data[:, used], y, sample_weight=w), ridge.predict(data[0:1, used])[0]
+
+
+def lime_mean(model, x, seg, label, num_samples=1000):
+    runs = [lime_image(model, x, seg, label, num_samples, s) for s in range(LIME_SEEDS)]
+    return {"weights": np.mean([r[0] for r in runs], axis=0).tolist(), "intercept": float(np.mean([r[1] for r in runs])),
+            "score": float(np.mean([r[2] for r in runs])), "local_pred": float(np.mean([r[3] for r in runs]))}
+
+
 def round9(v):
     if isinstance(v, float):
         return float("%.9g" % v)
@@ -194,7 +243,8 @@ def main():
         x, t = X[:1], T[:1]
         out = {}
         for name, fn in [("ig_50", lambda: integrated_gradients(model, x, t, black[:1], "gausslegendre", 50)),
-                         ("occlusion_4x4_s2", lambda: occlusion(model, x, t))]:
+                         ("occlusion_4x4_s2", lambda: occlusion(model, x, t)),
+                         ("lime_1000", lambda: lime_image(model, X[0].numpy(), grid_segments(32, 32, 8), int(T[0]), 1000, 0))]:
             fn()
             reps, t0 = 0, time.perf_counter()
             while time.perf_counter() - t0 < 1.0:
@@ -218,6 +268,9 @@ def main():
         cam, heat = grad_cam(model, x, t, layer, relu)
         res["grad_cam_relu" if relu else "grad_cam_norelu"] = {"cam": cam.tolist(), "heat": heat.tolist()}
     res["occlusion"] = occlusion(model, x, t).tolist()
+    seg = grid_segments(32, 32, 8)
+    res["lime_segments"] = seg.tolist()
+    res["lime"] = [lime_mean(model, x[i].numpy(), seg, int(t[i])) for i in range(N_GOLDEN)]
     # pointing game over every held-out image
     hits = {"saliency": 0, "integrated_gradients": 0, "grad_cam": 0}
     for s in range(0, X.shape[0], 25):
