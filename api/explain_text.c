@@ -211,7 +211,7 @@ fail:
 int xd_occlusion_text_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err) {
   static const char *const keys[] = {"model", "instances", "instance", "target", "baseline", "window", "strides",
                                      "render", "timeout_ms", NULL};
-  static const char *const bases[] = {"pad", "unk", "-", "delete", NULL};
+  static const char *const bases[] = {"pad", "unk", "delete", NULL}; /* index 2 is XD_TEXT_BASE_DELETE */
   const xd_limits_t *lim = xd_api_limits(api);
   int rc = xd_json_check_keys(body, keys, NULL, err);
   if (rc != XD_OK) return rc;
@@ -221,7 +221,7 @@ int xd_occlusion_text_decode(xd_api_t *api, const json_t *body, xd_work_t *work,
   j->o.output = XD_OUTPUT_PROBABILITY;
   int base = XD_TEXT_BASE_PAD, render = 0;
   const json_t *bv = json_object_get(body, "baseline");
-  if (bv && !json_is_null(bv) && (!json_is_string(bv) || !strcmp(json_string_value(bv), "-"))) {
+  if (bv && !json_is_null(bv) && !json_is_string(bv)) {
     rc = xd_error_set(err, XD_EINVAL, "baseline", "a text model's baseline is \"pad\", \"unk\" or \"delete\"");
     goto fail;
   }
@@ -229,7 +229,7 @@ int xd_occlusion_text_decode(xd_api_t *api, const json_t *body, xd_work_t *work,
       (rc = check_unit(body, "window", err)) != XD_OK || (rc = check_unit(body, "strides", err)) != XD_OK ||
       (rc = xd_json_opt_bool(body, "render", &render, err)) != XD_OK)
     goto fail;
-  j->base = (xd_text_base_t)base;
+  j->base = base == 2 ? XD_TEXT_BASE_DELETE : (xd_text_base_t)base;
   if ((rc = text_job_common(api, body, j, work, err)) != XD_OK) goto fail;
   uint64_t cost = 0;
   for (size_t i = 0; i < j->n; i++) cost += (uint64_t)(j->rows[i].n + 1);
