@@ -14,6 +14,8 @@ int xd_gradient_image_decode(xd_api_t *api, const json_t *body, xd_work_t *work,
 
 /* /explain/lime on an image model (api/explain_lime_image.c). */
 int xd_lime_image_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err);
+/* /explain/shap on an image model: Kernel SHAP over segments (api/explain_lime_image.c). */
+int xd_shap_image_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err);
 /* 1 when body's "model" names a loaded image model (dispatch before any other check). */
 int xd_api_is_image_model(xd_api_t *api, const json_t *body);
 

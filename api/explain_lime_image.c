@@ -29,6 +29,12 @@ typedef struct limg_job {
   xd_lime_image_label_t *res; /* (n, n_labels) */
   size_t *lab;                /* (n, n_labels) labels explained */
   double *pred;               /* (n, K) */
+  /* Kernel SHAP over the segments (/explain/shap) */
+  int shap;
+  size_t nsamples;
+  size_t *target;             /* (n) */
+  double *phi;                /* (n, HW): S[i] values used per row */
+  double *expected, *fx;      /* (n) */
 } limg_job_t;
 
 int xd_api_is_image_model(xd_api_t *api, const json_t *body) {
@@ -61,6 +67,11 @@ static int limg_run(void *state, size_t i, const xd_cancel_t *cancel, xd_error_t
   size_t K = xd_model_n_outputs(m);
   int rc = XD_OK;
   if (!j->seg_given && (rc = segment_instance(j, i, cancel, err)) != XD_OK) return rc;
+  if (j->shap) {
+    if ((rc = xd_explain_resolve_targets(m, j->X + i * j->P, 1, j->target + i, cancel, err)) != XD_OK) return rc;
+    return xd_shap_image_explain(m, j->X + i * j->P, j->seg + i * j->HW, j->S[i], j->o.hide, j->nsamples, j->o.seed, i,
+                                 j->target[i], j->phi + i * j->HW, j->expected + i, j->fx + i, cancel, err);
+  }
   size_t *lab = j->lab + i * j->n_labels, nl = j->n_labels;
   if (!j->top_labels) {
     memcpy(lab, j->labels, nl * sizeof *lab);
@@ -98,6 +109,7 @@ static json_t *seg_json(const int32_t *seg, size_t H, size_t W) {
 
 /* One PNG outlining the 5 strongest positive segments of the first label. */
 static json_t *outline_png(const limg_job_t *j, size_t i) {
+  const double *weights = j->shap ? j->phi + i * j->HW : j->res[i * j->n_labels].coef;
   const xd_image_prep_t *p = xd_model_image_prep(j->entry->model);
   int H = (int)p->height, W = (int)p->width;
   float *xf = xd_malloc(j->P * sizeof *xf);
@@ -109,7 +121,7 @@ static json_t *outline_png(const limg_job_t *j, size_t i) {
   if (xf && rgb && scratch) {
     for (size_t v = 0; v < j->P; v++) xf[v] = (float)j->X[i * j->P + v];
     xd_render_display(xf, (int)p->channels, H, W, p->scale, p->mean, p->std, rgb);
-    xd_render_outline_top(rgb, H, W, j->seg + i * j->HW, (int)j->S[i], j->res[i * j->n_labels].coef, 5, NULL, scratch);
+    xd_render_outline_top(rgb, H, W, j->seg + i * j->HW, (int)j->S[i], weights, 5, NULL, scratch);
     if (xd_image_encode_png(rgb, (size_t)W, (size_t)H, 3, &png, &len, &e) == XD_OK) {
       char *b = xd_base64_encode(png, len, &blen);
       if (b) s = json_stringn(b, blen);
@@ -133,10 +145,12 @@ static json_t *limg_encode(void *state, xd_error_t *err) {
   int bad = !body || !exps || (j->render && !imgs);
   bad |= json_object_set_new(body, "model", json_string(j->entry->name));
   bad |= json_object_set_new(body, "seed", xd_explain_seed_json(j->o.seed));
-  bad |= json_object_set_new(body, "num_samples", json_integer((json_int_t)j->o.num_samples));
-  bad |= json_object_set_new(body, "kernel_width", xd_json_real(j->o.kernel_width));
-  bad |= json_object_set_new(body, "feature_selection", json_string(xd_lime_fs_names[j->o.feature_selection]));
-  bad |= json_object_set_new(body, "repeats", json_integer((json_int_t)j->o.repeats));
+  if (!j->shap) {
+    bad |= json_object_set_new(body, "num_samples", json_integer((json_int_t)j->o.num_samples));
+    bad |= json_object_set_new(body, "kernel_width", xd_json_real(j->o.kernel_width));
+    bad |= json_object_set_new(body, "feature_selection", json_string(xd_lime_fs_names[j->o.feature_selection]));
+    bad |= json_object_set_new(body, "repeats", json_integer((json_int_t)j->o.repeats));
+  }
   bad |= json_object_set_new(body, "hide_color", j->has_hide ? xd_json_reals(j->hide, p->channels) : json_null());
   if (j->seg_given) {
     bad |= json_object_set_new(body, "segmentation", json_pack("{s:s}", "method", "given"));
@@ -156,7 +170,28 @@ static json_t *limg_encode(void *state, xd_error_t *err) {
     }
     bad |= json_object_set_new(body, "segmentation", sg);
   }
-  for (size_t i = 0; !bad && i < j->n; i++) {
+  if (j->shap) {
+    json_t *sv = json_array(), *t = json_array();
+    for (size_t i = 0; !bad && i < j->n; i++) {
+      json_t *e = json_object();
+      bad |= !e || json_object_set_new(e, "segments", seg_json(j->seg + i * j->HW, p->height, p->width));
+      bad |= json_object_set_new(e, "n_segments", json_integer((json_int_t)j->S[i]));
+      bad |= json_array_append_new(exps, e);
+      bad |= json_array_append_new(sv, xd_json_reals(j->phi + i * j->HW, j->S[i]));
+      bad |= json_array_append_new(t, json_integer((json_int_t)j->target[i]));
+    }
+    bad |= json_object_set_new(body, "targets", t);
+    bad |= json_object_set_new(body, "nsamples", j->nsamples ? json_integer((json_int_t)j->nsamples) : json_string("auto"));
+    bad |= json_object_set_new(body, "link", json_string("identity"));
+    bad |= json_object_set_new(body, "expected_value", xd_json_reals(j->expected, j->n));
+    bad |= json_object_set_new(body, "outputs", xd_json_reals(j->fx, j->n));
+    bad |= json_object_set_new(body, "shap_values", sv);
+    for (size_t i = 0; !bad && imgs && i < j->n; i++) {
+      json_t *png = outline_png(j, i);
+      bad |= !png || json_array_append_new(imgs, png);
+    }
+  }
+  for (size_t i = 0; !bad && !j->shap && i < j->n; i++) {
     json_t *e = json_object(), *labels = json_array();
     bad |= !e || !labels;
     bad |= json_object_set_new(e, "segments", seg_json(j->seg + i * j->HW, p->height, p->width));
@@ -216,11 +251,16 @@ static void limg_free(void *state) {
   xd_free(j->res);
   xd_free(j->lab);
   xd_free(j->pred);
+  xd_free(j->target);
+  xd_free(j->phi);
+  xd_free(j->expected);
+  xd_free(j->fx);
   xd_free(j);
 }
 
 XD_JSON_RESULT_GUARDED(limg_encode_checked, limg_encode)
 static const xd_job_ops_t limg_ops = {"explain_lime", limg_run, limg_encode_checked, limg_free};
+static const xd_job_ops_t simg_ops = {"explain_shap", limg_run, limg_encode_checked, limg_free};
 
 /* One [H][W] map at v into seg; labels 0..S-1 without gaps. */
 static int decode_map(const json_t *v, const char *field, size_t H, size_t W, int32_t *seg, size_t *S,
@@ -300,6 +340,80 @@ static int decode_segmentation(limg_job_t *j, const json_t *body, xd_error_t *er
   return xd_segment_check(&j->sp, (int)p->channels, (int)p->height, (int)p->width, err);
 }
 
+/* "hide_color": null (segment means), a pixel value for every channel, or one per channel. */
+static int decode_hide(limg_job_t *j, const json_t *body, xd_error_t *err) {
+  const xd_image_prep_t *p = xd_model_image_prep(j->entry->model);
+  json_t *hc = json_object_get(body, "hide_color");
+  if (!hc || json_is_null(hc)) return XD_OK;
+  j->has_hide = 1;
+  for (size_t c = 0; c < p->channels; c++) {
+    json_t *e = json_is_array(hc) ? json_array_get(hc, c) : hc;
+    double v;
+    if (json_is_array(hc) && json_array_size(hc) != p->channels) e = NULL;
+    if (!e || xd_json_number(e, "hide_color", &v, err) != XD_OK)
+      return xd_error_set(err, XD_EINVAL, "hide_color", "expected null, a pixel value or %zu of them", p->channels);
+    j->hide[c] = (v * p->scale - p->mean[c]) / p->std[c];
+  }
+  j->o.hide = j->hide;
+  return XD_OK;
+}
+
+int xd_shap_image_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err) {
+  static const char *const keys[] = {"model",   "instances", "instance", "segments", "segmentation", "hide_color",
+                                     "nsamples", "target",   "seed",     "render",   "timeout_ms",   NULL};
+  const xd_limits_t *lim = xd_api_limits(api);
+  int rc = xd_json_check_keys(body, keys, NULL, err);
+  if (rc != XD_OK) return rc;
+  limg_job_t *j = xd_calloc(1, sizeof *j);
+  if (!j) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+  j->shap = 1;
+  if (!(j->entry = xd_api_model(api, body, err))) {
+    rc = err->code;
+    goto fail;
+  }
+  const xd_model_t *m = j->entry->model;
+  const xd_image_prep_t *p = xd_model_image_prep(m);
+  json_t *ns = json_object_get(body, "nsamples");
+  if ((rc = xd_api_timeout(body, &work->timeout_ms, err)) != XD_OK ||
+      (!(ns && json_is_string(ns) && !strcmp(json_string_value(ns), "auto")) &&
+       (rc = xd_json_opt_size(body, "nsamples", 1, lim->max_nsamples, &j->nsamples, err)) != XD_OK) ||
+      (rc = xd_json_opt_bool(body, "render", &j->render, err)) != XD_OK ||
+      (rc = xd_explain_seed(body, &j->o.seed, err)) != XD_OK || (rc = decode_hide(j, body, err)) != XD_OK ||
+      (rc = xd_json_image_rows(m, body, 1, lim->max_rows, &j->X, &j->n, err)) != XD_OK)
+    goto fail;
+  j->P = xd_model_n_inputs(m);
+  j->HW = p->height * p->width;
+  /* auto: 2S + 2048 coalitions with S at most H·W; admitted on that bound */
+  double per = (double)(j->nsamples ? j->nsamples : 2 * j->HW + 2048) + 2, work_rows = (double)j->n * per;
+  if (work_rows > (double)lim->max_work_rows) {
+    rc = xd_error_set(err, XD_ETOOBIG, "nsamples", "%zu instances x %.0f coalitions is more than the limit of %llu model rows",
+                      j->n, per, (unsigned long long)lim->max_work_rows);
+    goto fail;
+  }
+  j->seg = xd_malloc(xd_mul_size(j->n, j->HW) * sizeof *j->seg);
+  j->S = xd_calloc(j->n, sizeof *j->S);
+  j->target = xd_malloc(j->n * sizeof *j->target);
+  j->phi = xd_calloc(xd_mul_size(j->n, j->HW), sizeof *j->phi);
+  j->expected = xd_calloc(j->n, sizeof *j->expected);
+  j->fx = xd_calloc(j->n, sizeof *j->fx);
+  if (!j->seg || !j->S || !j->target || !j->phi || !j->expected || !j->fx) {
+    rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+    goto fail;
+  }
+  if ((rc = xd_explain_targets(m, body, j->n, j->target, err)) != XD_OK ||
+      (rc = decode_segmentation(j, body, err)) != XD_OK)
+    goto fail;
+  work->ops = &simg_ops;
+  work->state = j;
+  work->n_parts = j->n;
+  work->cost_rows = (uint64_t)work_rows;
+  work->model = j->entry->name;
+  return XD_OK;
+fail:
+  limg_free(j);
+  return rc;
+}
+
 int xd_lime_image_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err) {
   static const char *const keys[] = {"model",        "instances",  "instance",  "segments",          "segmentation",
                                      "hide_color",   "num_samples", "num_features", "kernel_width",   "labels",
@@ -349,22 +463,9 @@ int xd_lime_image_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_
     j->n_labels = json_array_size(lv);
     j->top_labels = 0;
   }
-  json_t *hc = json_object_get(body, "hide_color");
-  if (hc && !json_is_null(hc)) { /* a pixel value (every channel) or one per channel */
-    j->has_hide = 1;
-    for (size_t c = 0; c < p->channels; c++) {
-      json_t *e = json_is_array(hc) ? json_array_get(hc, c) : hc;
-      double v;
-      if (json_is_array(hc) && json_array_size(hc) != p->channels) e = NULL;
-      if (!e || (rc = xd_json_number(e, "hide_color", &v, err)) != XD_OK) {
-        rc = xd_error_set(err, XD_EINVAL, "hide_color", "expected null, a pixel value or %zu of them", p->channels);
-        goto fail;
-      }
-      j->hide[c] = (v * p->scale - p->mean[c]) / p->std[c];
-    }
-    j->o.hide = j->hide;
-  }
-  if ((rc = xd_json_image_rows(m, body, 1, lim->max_rows, &j->X, &j->n, err)) != XD_OK) goto fail;
+  if ((rc = decode_hide(j, body, err)) != XD_OK ||
+      (rc = xd_json_image_rows(m, body, 1, lim->max_rows, &j->X, &j->n, err)) != XD_OK)
+    goto fail;
   j->P = xd_model_n_inputs(m);
   j->HW = p->height * p->width;
   double work_rows = (double)j->n * (double)j->o.num_samples * (double)j->o.repeats;

@@ -24,6 +24,7 @@
 
 #include "api/endpoints.h"
 #include "api/explain_common.h"
+#include "api/explain_image.h"
 #include "api/explain_text.h"
 #include "api/alloc.h"
 #include "core/alloc.h"
@@ -367,6 +368,7 @@ static int decode_l1(const json_t *body, size_t d, size_t *k, xd_error_t *err) {
 
 int xd_shap_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err) {
   if (xd_api_is_text_model(api, body)) return xd_shap_text_decode(api, body, work, err); /* api/explain_text_lime.c */
+  if (xd_api_is_image_model(api, body)) return xd_shap_image_decode(api, body, work, err); /* api/explain_lime_image.c */
   static const char *const keys[] = {"model",   "instances", "instance",        "target",     "nsamples",
                                      "background_size", "background", "background_weights", "link", "l1_reg",
                                      "method",  "seed",      "timeout_ms",      NULL};

@@ -48,4 +48,15 @@ int xd_lime_image_explain(const xd_model_t *m, const xd_lime_image_opts_t *o, co
                           xd_lime_image_label_t *out, double *pred, const xd_cancel_t *cancel, xd_error_t *err);
 void xd_lime_image_free(xd_lime_image_label_t *out, size_t n_labels);
 
+/* Kernel SHAP over the same superpixels (players = segments; a hidden segment takes the
+ * fudged image's values, as in LIME): shap's coalitions and efficiency-constrained
+ * weighted least squares (core/shap.h, identity link) with v(∅) = f_t(everything
+ * hidden) = *expected and v(all) = f_t(x) = *fx, so Σ phi = fx − expected. nsamples 0 =
+ * auto (2S + 2048). Coalitions are evaluated in bounded batches. The random stream is
+ * instance_index of seed. phi has S entries. Returns XD_OK, XD_EINVAL, XD_ENOMEM or a
+ * cancel status. */
+int xd_shap_image_explain(const xd_model_t *m, const double *x, const int32_t *segments, size_t S,
+                          const double *hide, size_t nsamples, uint64_t seed, size_t instance_index, size_t target,
+                          double *phi, double *expected, double *fx, const xd_cancel_t *cancel, xd_error_t *err);
+
 #endif

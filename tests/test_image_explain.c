@@ -11,6 +11,7 @@
  *   IG completeness against /predict; the pointing game on the 100 held-out images with
  *   object masks (IG and Grad-CAM at least as often inside the object as torch);
  *   FeatureAblation on a tabular model equals f(x) − f(x with the feature at its baseline);
+ *   Kernel SHAP over 4 segments equals the exact Shapley values from /predict;
  *   bad fields answer 400 naming them, too much work 413; and end to end over HTTP with
  *   rendered PNGs. In process through xd_api_handle_sync except the HTTP part. */
 #include <jansson.h>
@@ -361,6 +362,60 @@ TEST(smoothgrad_without_noise_is_the_gradient) {
   json_decref(g);
 }
 
+/* A 32x32 RGB picture as pixel arrays: pixel (c, y, x) = (37c + 5y + 3x + 11xy/7) mod 256,
+ * with the pixels of segment s of a 16-px grid set to 0 when bit s of hidden is set. */
+static json_t *picture(unsigned hidden) {
+  json_t *img = json_array();
+  for (int c = 0; c < 3; c++) {
+    json_t *plane = json_array();
+    for (int y = 0; y < 32; y++) {
+      json_t *r = json_array();
+      for (int x = 0; x < 32; x++) {
+        int s = (y / 16) * 2 + x / 16;
+        json_array_append_new(r, json_integer(hidden >> s & 1u ? 0 : (37 * c + 5 * y + 3 * x + 11 * x * y / 7) % 256));
+      }
+      json_array_append_new(plane, r);
+    }
+    json_array_append_new(img, plane);
+  }
+  return img;
+}
+
+/* Kernel SHAP over 4 segments enumerates every coalition: it equals the exact Shapley
+ * values of f_t over the 16 pictures (hidden segments at pixel 0), from /predict; and
+ * efficiency: Σ φ = f(x) − f(all hidden) = outputs − expected_value. */
+TEST(image_shap_equals_exact_shapley) {
+  json_t *a = NULL, *p = NULL, *rows = json_array();
+  CHECK(call("/explain/shap", json_pack("{s:s, s:o, s:{s:s, s:i}, s:i, s:i}", "model", "shapes", "instance", picture(0),
+                                        "segmentation", "method", "grid", "size", 16, "hide_color", 0, "target", 1),
+             &a) == 200);
+  for (unsigned h = 0; h < 16; h++) json_array_append_new(rows, picture(h));
+  CHECK(call("/predict", json_pack("{s:s, s:o}", "model", "shapes", "instances", rows), &p) == 200);
+  double f[16];
+  for (unsigned h = 0; h < 16; h++) /* f of the coalition "shown = ~h" */
+    f[h] = json_number_value(json_array_get(json_array_get(json_object_get(p, "probabilities"), h), 1));
+  json_t *phi = json_array_get(json_object_get(a, "shap_values"), 0);
+  CHECK(json_array_size(phi) == 4);
+  static const double wsize[4] = {1.0 / 4, 1.0 / 12, 1.0 / 12, 1.0 / 4}; /* |S|!(M-|S|-1)!/M! */
+  double sum = 0;
+  for (unsigned s = 0; s < 4; s++) {
+    double v = 0;
+    for (unsigned shown = 0; shown < 16; shown++) {
+      if (shown >> s & 1u) continue;
+      unsigned with = shown | 1u << s;
+      v += wsize[__builtin_popcount(shown)] * (f[~with & 15u] - f[~shown & 15u]);
+    }
+    CHECK_NEAR(json_number_value(json_array_get(phi, s)), v, 1e-6);
+    sum += json_number_value(json_array_get(phi, s));
+  }
+  double fx = json_number_value(json_array_get(json_object_get(a, "outputs"), 0));
+  double e0 = json_number_value(json_array_get(json_object_get(a, "expected_value"), 0));
+  CHECK_NEAR(e0, f[15], 1e-6);
+  CHECK_NEAR(sum, fx - e0, 1e-9);
+  json_decref(a);
+  json_decref(p);
+}
+
 static void expect_status(const char *path, json_t *body, int status, const char *field, const char *text) {
   json_t *a = NULL;
   int st = call(path, body, &a);
@@ -396,6 +451,16 @@ TEST(bad_fields_are_400_naming_them) {
   b = request(g, "integrated_gradients");
   json_object_set_new(b, "baseline", json_string("grey"));
   expect_status("/explain/gradient", b, 400, "baseline", "\"white\"");
+  /* segments: wrong size, gaps in the labels; per-instance maps of the wrong count */
+  json_t *seg2 = json_pack("[[i,i],[i,i]]", 0, 1, 1, 0), *gap = json_deep_copy(json_object_get(g, "lime_segments"));
+  json_array_set_new(json_array_get(gap, 0), 0, json_integer(99));
+  expect_status("/explain/lime", json_pack("{s:s, s:o, s:o}", "model", "shapes", "instance", picture(0), "segments", seg2),
+                400, "segments", "[32][32]");
+  expect_status("/explain/shap", json_pack("{s:s, s:o, s:o}", "model", "shapes", "instance", picture(0), "segments", gap),
+                400, "segments", "without gaps");
+  expect_status("/explain/lime", json_pack("{s:s, s:o, s:{s:s}}", "model", "shapes", "instance", picture(0),
+                                           "segmentation", "method", "watershed"),
+                400, "method", "quickshift");
   /* 100 instances x 1025 occluded copies > the test's max_work_rows of 100000 */
   json_t *rows = json_array();
   for (int i = 0; i < 100; i++)
@@ -456,6 +521,7 @@ int main(void) {
   RUN(tabular_occlusion_is_feature_ablation);
   RUN(blur_baseline_of_constant_image_is_itself);
   RUN(smoothgrad_without_noise_is_the_gradient);
+  RUN(image_shap_equals_exact_shapley);
   RUN(bad_fields_are_400_naming_them);
   RUN(end_to_end_over_http_with_pictures);
   RUN(equals_live_torch_reference);
