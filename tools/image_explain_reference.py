@@ -3,7 +3,8 @@
 (tests/test_image_explain.c; frozen in tests/golden/image_explain/).
 
     /usr/bin/python3 tools/image_explain_reference.py [OUT]     # default tests/golden/image_explain/shapes.json
-    /usr/bin/python3 tools/image_explain_reference.py --bench   # timings of one 32x32 image (bench/run.sh)
+    /usr/bin/python3 tools/image_explain_reference.py --bench   # timings of one 32x32 image (bench/run.sh):
+                                                                 # JSON lines {"kind":"image_ref","id":...,"median_ms":...}
 
 Captum is not packaged for Debian, so its definitions are written here directly in torch
 float64 (Debian's python3-torch): the model is models/shapes/model.onnx run op by op from
@@ -240,18 +241,20 @@ def main():
         T = torch.argmax(z, dim=-1)
     black = torch.full_like(X, (0 - 0.5) / 0.25)
     if len(sys.argv) > 1 and sys.argv[1] == "--bench":
+        # one 32x32 image, as bench/run.sh sends it: median wall time of 5 runs after a warm-up
         x, t = X[:1], T[:1]
-        out = {}
-        for name, fn in [("ig_50", lambda: integrated_gradients(model, x, t, black[:1], "gausslegendre", 50)),
-                         ("occlusion_4x4_s2", lambda: occlusion(model, x, t)),
-                         ("lime_1000", lambda: lime_image(model, X[0].numpy(), grid_segments(32, 32, 8), int(T[0]), 1000, 0))]:
+        cases = [("ig_50", lambda: integrated_gradients(model, x, t, black[:1], "gausslegendre", 50)),
+                 ("occlusion_4x4_s2", lambda: occlusion(model, x, t)),
+                 ("lime_1000", lambda: lime_image(model, X[0].numpy(), grid_segments(32, 32, 8), int(T[0]), 1000, 0))]
+        for name, fn in cases:
             fn()
-            reps, t0 = 0, time.perf_counter()
-            while time.perf_counter() - t0 < 1.0:
+            ms = []
+            for _ in range(5):
+                t0 = time.perf_counter()
                 fn()
-                reps += 1
-            out[name] = (time.perf_counter() - t0) / reps * 1e3
-        print(json.dumps({"torch_ms": out, "torch_threads": torch.get_num_threads()}))
+                ms.append((time.perf_counter() - t0) * 1e3)
+            print(json.dumps({"kind": "image_ref", "id": name, "median_ms": sorted(ms)[2], "torch": torch.__version__,
+                              "threads": torch.get_num_threads()}))
         return
     out_path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "tests/golden/image_explain/shapes.json")
     res = {"model": "shapes", "layer": layer, "notes": __doc__.split("\n\n")[2], "images": b64s[:N_GOLDEN],
