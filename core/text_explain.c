@@ -12,6 +12,11 @@
 const char *const xd_text_base_names[] = {"pad", "unk", "zeros", "delete", NULL};
 
 enum { ROLE_IDS, ROLE_MASK, ROLE_TYPES, N_ROLES };
+
+/* Bytes of override values plus gradients per engine call (the engine chunks further by its
+ * own work memory), and the largest embedding of one text, in doubles. */
+size_t xd_text_chunk_bytes = (size_t)32 << 20;
+#define TEXT_MAX_ROW ((size_t)1 << 24)
 static const char *const role_names[N_ROLES] = {"input_ids", "attention_mask", "token_type_ids"};
 
 double xd_text_output(const xd_model_t *m, const double *z, size_t t, xd_output_kind_t kind, double *dz) {
@@ -134,7 +139,7 @@ int xd_text_grad_explain(const xd_model_t *m, const xd_text_grad_opts_t *o, cons
       return xd_error_set(err, XD_EINVAL, "baseline", "the tokenizer has no %s token; use \"zeros\"",
                           xd_text_base_names[o->baseline]);
   }
-  size_t R = xd_text_grad_rows(o), R0 = R > 2 ? R : 2;
+  size_t R = xd_text_grad_rows(o), R0 = 2; /* x and the token baseline; the chunks get their own */
   int64_t *ids = xd_malloc(xd_mul_size(R0, L) * 3 * sizeof *ids);
   double *E = NULL, *V = NULL, *G = NULL, *f = NULL;
   int rc = XD_OK;
@@ -158,13 +163,24 @@ int xd_text_grad_explain(const xd_model_t *m, const xd_text_grad_opts_t *o, cons
     goto done;
   }
   size_t d = rowsz / L;
+  if (rowsz > TEXT_MAX_ROW) {
+    rc = xd_error_set(err, XD_ETOOBIG, "instances", "one text's embedding (%zu tokens x %zu) is too large to explain",
+                      L, d);
+    goto done;
+  }
+  /* rows go to the engine in chunks whose override and gradient stay under xd_text_chunk_bytes */
+  size_t C = xd_text_chunk_bytes / (2 * sizeof(double) * rowsz);
+  C = C < 1 ? 1 : C > R ? R : C;
   E = xd_calloc(xd_mul_size(2, rowsz), sizeof *E); /* e_x, e_b */
-  V = xd_malloc(xd_mul_size(R, rowsz) * sizeof *V);
-  G = xd_calloc(xd_mul_size(R, rowsz), sizeof *G);
+  V = xd_malloc(xd_mul_size(C, rowsz) * sizeof *V);
+  G = xd_malloc(xd_mul_size(C, rowsz) * sizeof *G);
   f = xd_calloc(R, sizeof *f);
+  double *S1 = xd_calloc(rowsz, sizeof *S1), *S2 = xd_calloc(rowsz, sizeof *S2); /* Σ w·g (or Σ g), Σ g² */
   double *z0 = xd_malloc(2 * W * sizeof *z0);
-  if (!E || !V || !G || !f || !z0) {
+  if (!E || !V || !G || !f || !z0 || !S1 || !S2) {
     xd_free(z0);
+    xd_free(S1);
+    xd_free(S2);
     rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
     goto done;
   }
@@ -174,60 +190,70 @@ int xd_text_grad_explain(const xd_model_t *m, const xd_text_grad_opts_t *o, cons
                        .fetch_out = E, .cancel = cancel};
   rc = xd_graph_run(g, &r1, err);
   xd_free(z0);
-  if (rc != XD_OK) goto done;
-  const double *ex = E, *eb = E + rowsz; /* eb stays zeros for the "zeros" baseline */
-  if (ig) {
-    for (size_t s = 0; s < o->steps; s++)
-      for (size_t k = 0; k < rowsz; k++) V[s * rowsz + k] = eb[k] + o->alpha[s] * (ex[k] - eb[k]);
-    memcpy(V + o->steps * rowsz, eb, rowsz * sizeof *V);
-    memcpy(V + (o->steps + 1) * rowsz, ex, rowsz * sizeof *V);
-  } else if (o->method >= XD_GRAD_SMOOTHGRAD) {
-    double sd = o->noise_stddev * embedding_std(m, ex, rowsz);
-    xd_rng_t rng;
-    xd_rng_seed_stream(&rng, o->seed, index);
-    for (size_t s = 0; s < R; s++)
-      for (size_t k = 0; k < rowsz; k++) V[s * rowsz + k] = ex[k] + sd * xd_rng_normal(&rng);
-  } else {
-    memcpy(V, ex, rowsz * sizeof *V);
-  }
-  /* one run: every step (or noisy copy) is a row; the rows of x all use x's tokens and mask */
-  text_inputs(g, ids, mask, types, R, L, in);
-  for (size_t k = 0; k < L; k++) ids[L + k] = row->ids[k]; /* row 1 back to x's tokens */
-  seed_ctx_t sc = {m, target, W, o->output, f};
-  xd_graph_run_t r2 = {.inputs = in, .precision = XD_DT_F64, .output = out_name, .override = emb,
-                       .override_values = V, .wrt = emb, .grad = G, .seed_fn = seed_rows, .seed_ctx = &sc,
-                       .cancel = cancel};
-  if ((rc = xd_graph_run(g, &r2, err)) != XD_OK) goto done;
-  for (size_t t = 0; t < L; t++) {
-    double a = 0, ss = 0;
-    if (ig) {
-      for (size_t k = 0; k < d; k++) {
-        double avg = 0;
-        for (size_t s = 0; s < o->steps; s++) avg += o->weights[s] * G[s * rowsz + t * d + k];
-        a += (ex[t * d + k] - eb[t * d + k]) * avg;
-      }
-    } else if (o->method >= XD_GRAD_SMOOTHGRAD) {
-      for (size_t k = 0; k < d; k++) {
-        double mu = 0, sq = 0;
-        for (size_t s = 0; s < R; s++) {
-          double v = G[s * rowsz + t * d + k];
-          mu += v;
-          sq += v * v;
-        }
-        mu /= (double)R;
-        sq /= (double)R;
-        a += o->method == XD_GRAD_SMOOTHGRAD ? mu : o->method == XD_GRAD_SMOOTHGRAD_SQ ? sq : sq - mu * mu;
-      }
-    } else {
-      for (size_t k = 0; k < d; k++) {
-        double gk = G[t * d + k];
-        a += o->method == XD_GRAD_INPUT_X_GRADIENT ? ex[t * d + k] * gk : gk;
-        ss += gk * gk;
-      }
-      if (o->method == XD_GRAD_SALIENCY) a = sqrt(ss);
+  int64_t *cids = rc == XD_OK ? xd_malloc(xd_mul_size(xd_mul_size(C, L), 3 * sizeof *cids)) : NULL;
+  if (rc == XD_OK && !cids) rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+  for (size_t r = 0; cids && r < C; r++) /* every row of a chunk has x's tokens and a full mask */
+    for (size_t k = 0; k < L; k++) {
+      cids[r * L + k] = row->ids[k];
+      cids[(C + r) * L + k] = 1;
+      cids[(2 * C + r) * L + k] = row->type_ids ? (int64_t)row->type_ids[k] : 0;
     }
-    attr[t] = a;
+  const double *ex = E, *eb = E + rowsz; /* eb stays zeros for the "zeros" baseline */
+  double sd = o->method >= XD_GRAD_SMOOTHGRAD ? o->noise_stddev * embedding_std(m, ex, rowsz) : 0;
+  xd_rng_t rng;
+  xd_rng_seed_stream(&rng, o->seed, index);
+  for (size_t s0 = 0; rc == XD_OK && s0 < R; s0 += C) {
+    size_t c = R - s0 < C ? R - s0 : C;
+    for (size_t i = 0; i < c; i++) { /* row r: an IG point, the baseline, x; a noisy copy; or x */
+      size_t r = s0 + i;
+      double *v = V + i * rowsz;
+      if (ig && r < o->steps)
+        for (size_t k = 0; k < rowsz; k++) v[k] = eb[k] + o->alpha[r] * (ex[k] - eb[k]);
+      else if (ig && r == o->steps)
+        memcpy(v, eb, rowsz * sizeof *v);
+      else if (o->method >= XD_GRAD_SMOOTHGRAD)
+        for (size_t k = 0; k < rowsz; k++) v[k] = ex[k] + sd * xd_rng_normal(&rng);
+      else
+        memcpy(v, ex, rowsz * sizeof *v);
+    }
+    memset(G, 0, xd_mul_size(c, rowsz) * sizeof *G);
+    text_inputs(g, cids, cids + C * L, cids + 2 * C * L, c, L, in);
+    seed_ctx_t sc = {m, target, W, o->output, f + s0};
+    xd_graph_run_t r2 = {.inputs = in, .precision = XD_DT_F64, .output = out_name, .override = emb,
+                         .override_values = V, .wrt = emb, .grad = G, .seed_fn = seed_rows, .seed_ctx = &sc,
+                         .cancel = cancel};
+    if ((rc = xd_graph_run(g, &r2, err)) != XD_OK) break;
+    for (size_t i = 0; i < c; i++) {
+      size_t r = s0 + i;
+      const double *gr = G + i * rowsz;
+      if (ig && r >= o->steps) continue; /* the baseline and x: their outputs only */
+      double w = ig ? o->weights[r] : 1;
+      for (size_t k = 0; k < rowsz; k++) {
+        S1[k] += w * gr[k];
+        S2[k] += gr[k] * gr[k];
+      }
+    }
   }
+  for (size_t t = 0; rc == XD_OK && t < L; t++) {
+    double a = 0, ss = 0;
+    for (size_t k = 0; k < d; k++) {
+      size_t q = t * d + k;
+      if (ig) {
+        a += (ex[q] - eb[q]) * S1[q];
+      } else if (o->method >= XD_GRAD_SMOOTHGRAD) {
+        double mu = S1[q] / (double)R, sq = S2[q] / (double)R;
+        a += o->method == XD_GRAD_SMOOTHGRAD ? mu : o->method == XD_GRAD_SMOOTHGRAD_SQ ? sq : sq - mu * mu;
+      } else {
+        a += o->method == XD_GRAD_INPUT_X_GRADIENT ? ex[q] * S1[q] : S1[q];
+        ss += S1[q] * S1[q];
+      }
+    }
+    attr[t] = o->method == XD_GRAD_SALIENCY ? sqrt(ss) : a;
+  }
+  xd_free(S1);
+  xd_free(S2);
+  xd_free(cids);
+  if (rc != XD_OK) goto done;
   if (ig && delta) {
     double sum = 0;
     for (size_t t = 0; t < L; t++) sum += attr[t];

@@ -42,6 +42,10 @@ typedef struct xd_text_grad_opts {
   uint64_t seed;              /* text i draws from stream i */
 } xd_text_grad_opts_t;
 
+/* Bytes of override values and gradients per engine call (32 MiB; tests lower it to make
+ * a text's rows go in several chunks). */
+extern size_t xd_text_chunk_bytes;
+
 /* Model rows one text costs (for cost limits). */
 size_t xd_text_grad_rows(const xd_text_grad_opts_t *o);
 
