@@ -195,6 +195,9 @@ int xd_text_lime_explain(const xd_model_t *m, const xd_text_words_t *w, const ch
                          xd_text_lime_out_t *out, const xd_cancel_t *cancel, xd_error_t *err) {
   size_t n = o->num_samples, d = w->d, K = xd_model_n_outputs(m), R = o->repeats ? o->repeats : 1;
   if (n < 1) return xd_error_set(err, XD_EINVAL, "num_samples", "must be at least 1");
+  if ((double)n * (double)d > XD_TEXT_MAX_CELLS)
+    return xd_error_set(err, XD_ETOOBIG, "num_samples", "%zu samples x %zu words exceed %.0f cells", n, d,
+                        (double)XD_TEXT_MAX_CELLS);
   uint8_t *Z = xd_malloc(xd_mul_size(n, d));
   double *Zd = xd_malloc(xd_mul_size(n, d) * sizeof *Zd), *P = xd_malloc(xd_mul_size(n, K) * sizeof *P);
   double *dist = xd_malloc(n * sizeof *dist), *y = xd_malloc(n * sizeof *y);
@@ -306,6 +309,11 @@ int xd_text_shap_explain(const xd_model_t *m, const xd_text_words_t *w, const ch
                               err)) != XD_OK)
     goto done;
   size_t R = pl.K + 2; /* the coalitions, then nothing kept, then everything kept */
+  if ((double)R * (double)d > XD_TEXT_MAX_CELLS) {
+    rc = xd_error_set(err, XD_ETOOBIG, "nsamples", "%zu coalitions x %zu words exceed %.0f cells", R, d,
+                      (double)XD_TEXT_MAX_CELLS);
+    goto done;
+  }
   Z = xd_calloc(xd_mul_size(R, d), 1);
   P = xd_malloc(xd_mul_size(R, K) * sizeof *P);
   if (!Z || !P) {

@@ -26,6 +26,8 @@
 
 /* Bound on the words of one text (features). */
 #define XD_TEXT_MAX_WORDS 4096
+/* Bound on samples x words of one explanation (the on/off matrix and the fit's copies). */
+#define XD_TEXT_MAX_CELLS ((size_t)1 << 24)
 
 typedef struct xd_text_words {
   size_t n_pieces;
