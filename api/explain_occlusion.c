@@ -190,11 +190,7 @@ int xd_occlusion_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_e
     goto fail;
   }
   const xd_model_t *m = j->entry->model;
-  j->kind = xd_model_input_kind(m);
-  if (j->kind == XD_INPUT_TEXT) {
-    rc = xd_error_set(err, XD_EUNSUPPORTED, "model", "occlusion on text models is not available yet");
-    goto fail;
-  }
+  j->kind = xd_model_input_kind(m); /* text models were dispatched above */
   if ((rc = xd_json_check_keys(body, keys, NULL, err)) != XD_OK) goto fail;
   j->blur_sigma = 5;
   j->base = XD_IMGX_ZERO;
