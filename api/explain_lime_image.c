@@ -293,6 +293,9 @@ static int decode_map(const json_t *v, const char *field, size_t H, size_t W, in
   return XD_OK;
 }
 
+/* xd_segment_method_names in the enum's order, NULL-terminated for xd_json_opt_enum. */
+static const char *const seg_methods[] = {"quickshift", "slic", "grid", NULL};
+
 static int decode_segmentation(limg_job_t *j, const json_t *body, xd_error_t *err) {
   const xd_image_prep_t *p = xd_model_image_prep(j->entry->model);
   json_t *segs = json_object_get(body, "segments"), *sg = json_object_get(body, "segmentation");
@@ -319,7 +322,7 @@ static int decode_segmentation(limg_job_t *j, const json_t *body, xd_error_t *er
   }
   int method = (p->height < p->width ? p->height : p->width) >= 64 ? XD_SEGMENT_QUICKSHIFT : XD_SEGMENT_SLIC;
   if (sg && !json_is_object(sg)) return xd_error_set(err, XD_EINVAL, "segmentation", "expected an object");
-  int rc = xd_json_opt_enum(sg, "method", xd_segment_method_names, &method, err);
+  int rc = xd_json_opt_enum(sg, "method", seg_methods, &method, err);
   if (rc != XD_OK) return rc;
   xd_segment_params_default(&j->sp, (xd_segment_method_t)method);
   static const char *const keys[] = {"method", "n_segments", "compactness", "sigma", "kernel_size", "max_dist", "ratio",
