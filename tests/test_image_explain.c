@@ -433,10 +433,10 @@ TEST(bad_fields_are_400_naming_them) {
   if (!g) return;
 #define OCC(extra, field, text)                                                                       \
   do {                                                                                                \
-    json_t *b_ = request(g, "x");                                                                     \
+    json_t *b_ = request(g, "x"), *x_ = (extra);                                                      \
     json_object_del(b_, "method");                                                                    \
-    json_object_update(b_, extra);                                                                    \
-    json_decref(extra);                                                                               \
+    json_object_update(b_, x_);                                                                       \
+    json_decref(x_);                                                                                  \
     expect_status("/explain/occlusion", b_, 400, field, text);                                         \
   } while (0)
   OCC(json_pack("{s:[i,i,i]}", "window", 3, 40, 4), "window", "1..32");
