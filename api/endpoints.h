@@ -56,6 +56,7 @@ typedef xd_api_outcome_t (*xd_endpoint_answer_fn)(xd_api_t *api, const xd_api_re
 int xd_predict_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err);
 int xd_predict_fast(xd_api_t *api, const char *body, size_t len, xd_work_t *work);
 int xd_gradient_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err);
+int xd_occlusion_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err);
 int xd_shap_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err);
 int xd_importance_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err);
 int xd_pdp_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err);

@@ -62,6 +62,7 @@ json_t *xd_explain_seed_json(uint64_t seed) {
 int xd_explain_resolve_targets(const xd_model_t *m, const double *X, size_t n, size_t *target,
                                const xd_cancel_t *cancel, xd_error_t *err) {
   size_t d = xd_model_n_features(m), K = xd_model_n_outputs(m), need = 0;
+  if (xd_model_input_kind(m) == XD_INPUT_IMAGE) d = xd_model_n_inputs(m); /* rows of C*H*W model inputs */
   for (size_t i = 0; i < n; i++) need += target[i] == XD_TARGET_PREDICTED;
   if (!need) return XD_OK;
   double *R = xd_malloc(xd_mul_size(need, d) * sizeof *R), *Y = xd_malloc(xd_mul_size(need, K) * sizeof *Y);

@@ -27,7 +27,7 @@ int xd_explain_seed(const json_t *body, uint64_t *seed, xd_error_t *err);
 json_t *xd_explain_seed_json(uint64_t seed);
 
 /* Replaces XD_TARGET_PREDICTED entries of target (n) by the predicted class of the rows
- * of X (n, n_features), evaluating only those rows. Worker thread. */
+ * of X (n, n_features; an image model's rows are n_inputs long), evaluating only those rows. Worker thread. */
 int xd_explain_resolve_targets(const xd_model_t *m, const double *X, size_t n, size_t *target,
                                const xd_cancel_t *cancel, xd_error_t *err);
 

@@ -11,6 +11,8 @@
 #include "api/metrics.h"
 #include "api/endpoints.h"
 #include "api/explain_common.h"
+#include "api/explain_text.h"
+#include "api/explain_image.h"
 #include "api/alloc.h"
 #include "core/alloc.h"
 #include "core/gradient.h"
@@ -171,11 +173,17 @@ static int decode_baseline(grad_job_t *j, const json_t *body, xd_error_t *err) {
 }
 
 int xd_gradient_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err) {
+  if (xd_api_is_text_model(api, body)) return xd_gradient_text_decode(api, body, work, err); /* api/explain_text.c */
   static const char *const keys[] = {"model",  "instances",   "instance", "method",       "target",
                                      "output", "baseline",    "steps",    "integration",  "samples",
                                      "noise_stddev", "seed",  "timeout_ms", NULL};
   static const char *const outputs[] = {"probability", "logit", NULL};
   const xd_limits_t *lim = xd_api_limits(api);
+  xd_model_entry_t *peek = xd_api_model(api, body, err); /* image models: api/explain_image.c */
+  int image = peek && xd_model_input_kind(peek->model) == XD_INPUT_IMAGE;
+  xd_model_entry_release(peek);
+  if (image) return xd_gradient_image_decode(api, body, work, err);
+  memset(err, 0, sizeof *err); /* a failed peek is reported below, in the usual order */
   int rc = xd_json_check_keys(body, keys, NULL, err);
   if (rc != XD_OK) return rc;
   grad_job_t *j = xd_calloc(1, sizeof *j);

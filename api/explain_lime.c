@@ -15,6 +15,8 @@
 #include "api/metrics.h"
 #include "api/endpoints.h"
 #include "api/explain_common.h"
+#include "api/explain_image.h"
+#include "api/explain_text.h"
 #include "api/alloc.h"
 #include "core/alloc.h"
 #include "core/lime.h"
@@ -243,6 +245,8 @@ static int decode_options(xd_api_t *api, const xd_model_t *m, const json_t *body
 }
 
 int xd_lime_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err) {
+  if (xd_api_is_text_model(api, body)) return xd_lime_text_decode(api, body, work, err); /* api/explain_text_lime.c */
+  if (xd_api_is_image_model(api, body)) return xd_lime_image_decode(api, body, work, err); /* api/explain_lime_image.c */
   static const char *const keys[] = {"model",  "instances", "instance", "num_samples", "num_features",
                                      "labels", "top_labels", "discretize", "kernel_width", "feature_selection",
                                      "sample_around_instance", "repeats", "seed", "timeout_ms", NULL};

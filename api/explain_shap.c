@@ -22,6 +22,8 @@
 #include "api/endpoints.h"
 #include "api/explain_common.h"
 #include "api/explain_tree.h"
+#include "api/explain_image.h"
+#include "api/explain_text.h"
 #include "api/alloc.h"
 #include "core/alloc.h"
 #include "core/shap.h"
@@ -346,6 +348,8 @@ static int decode_l1(const json_t *body, size_t d, size_t *k, xd_error_t *err) {
 }
 
 int xd_shap_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err) {
+  if (xd_api_is_text_model(api, body)) return xd_shap_text_decode(api, body, work, err); /* api/explain_text_lime.c */
+  if (xd_api_is_image_model(api, body)) return xd_shap_image_decode(api, body, work, err); /* api/explain_lime_image.c */
   /* tree ensembles default to TreeSHAP (api/explain_tree.c); Kernel SHAP when asked */
   int trc = xd_tree_shap_decode(api, body, work, err);
   if (trc != XD_TREE_SHAP_NOT_MINE) return trc;

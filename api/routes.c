@@ -37,6 +37,7 @@ const xd_route_t xd_routes[] = {
     {"POST",   "/importance",                               READ,  POOL,         "importance",       .decode = xd_importance_decode},
     {"POST",   "/explain/pdp",                              READ,  POOL,         "explain_pdp",      .decode = xd_pdp_decode},
     {"POST",   "/explain/lime",                             READ,  POOL,         "explain_lime",     .decode = xd_lime_decode},
+    {"POST",   "/explain/occlusion",                        READ,  POOL,         "explain_occlusion", .decode = xd_occlusion_decode},
     /* batch jobs (docs/jobs.md) */
     {"POST",   "/jobs",                                     READ,  INLINE,       "jobs",             .answer = xd_jobs_post},
     {"GET",    "/jobs",                                     READ,  INLINE,       "jobs",             .answer = xd_jobs_list},

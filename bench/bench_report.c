@@ -367,6 +367,30 @@ static void segmentation(void) {
   printf("\nThe label maps themselves are compared with scikit-image's by tests/test_segment.c on its fixtures.\n\n");
 }
 
+/* Image explanations over HTTP (one 32x32 RGB image, --workers 1) beside the torch/numpy
+ * references of tools/image_explain_reference.py --bench, with the goals. */
+static void images(void) {
+  static const char *ids[] = {"ig_50", "occlusion_4x4_s2", "lime_1000"};
+  static const char *what[] = {"integrated gradients, 50 steps", "occlusion, window 4x4, stride 2",
+                               "LIME, 1,000 samples, 16 grid segments"};
+  static const double goal_x[] = {10, 20, 20};
+  if (!segment_line("image_http", ids[0])) return;
+  json_t *r0 = segment_line("image_ref", ids[0]);
+  printf("## Image explanations (models/shapes, one 32x32 RGB image)\n\nMedian wall time of 5 HTTP requests "
+         "(curl, after a warm-up, server with --workers 1) beside the float64 references of "
+         "`tools/image_explain_reference.py --bench` (torch %s, %d thread(s); LIME's steps with numpy and "
+         "scikit-learn), which compute the same attributions as the tests compare.\n\n",
+         r0 ? str(r0, "torch") : "not run", r0 ? (int)num(r0, "threads") : 0);
+  printf("| case | explaind ms (HTTP) | reference ms | speedup | goal |\n|---|---|---|---|---|\n");
+  for (size_t i = 0; i < sizeof ids / sizeof *ids; i++) {
+    json_t *m = segment_line("image_http", ids[i]), *r = segment_line("image_ref", ids[i]);
+    double a = num(m, "median_ms"), b = num(r, "median_ms");
+    printf("| %s | %s | %s | %s | %s %.0fx |\n", what[i], f3(a), f3(b), fx(b / a), met(b / a >= goal_x[i], r != NULL),
+           goal_x[i]);
+  }
+  printf("\n");
+}
+
 static void goal(const char *what, const char *measured, int ok, int known) {
   printf("| %s | %s | %s |\n", what, measured, met(ok, known));
 }
@@ -513,6 +537,7 @@ int main(int argc, char **argv) {
   http_tables();
   segmentation();
   jobs();
+  images();
   status();
   json_decref(lines);
   return 0;

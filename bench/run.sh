@@ -240,6 +240,53 @@ for w in 2 1; do
   [ -s "$WORK/server-$w.log" ] && note "{\"kind\":\"server_log\",\"workers\":$w,\"tail\":\"$(jstr "$(tail -n 5 "$WORK/server-$w.log")")\"}"
 done
 
+# ---- 2b. text explanations: one ~20-word text over HTTP beside PyTorch/numpy on the same models
+TEXT_BENCH="The acting was superb, but the ending felt rather dull and the script was a waste of two hours tonight."
+# text_time NAME PATH BODY: median wall time (ms) of 5 requests after one warm-up.
+text_time() {
+  curl -s -o /dev/null --max-time 120 "$URL$2" -H 'Content-Type: application/json' -d "$3"
+  for i in 1 2 3 4 5; do
+    curl -s -o /dev/null -w '%{time_total}\n' --max-time 120 "$URL$2" -H 'Content-Type: application/json' -d "$3"
+  done | sort -n | sed -n 3p | awk -v id="$1" '{printf "{\"kind\":\"text_http\",\"id\":\"%s\",\"median_ms\":%.2f}\n", id, $1 * 1000}' >> "$RES"
+}
+if start_server 2; then
+  log "text explanations over HTTP (layer IG 50 steps, LIME 5000 samples)"
+  for m in reviews_bert reviews_gru; do
+    text_time "ig_$m" /explain/gradient "{\"model\":\"$m\",\"instance\":\"$TEXT_BENCH\",\"steps\":50,\"target\":1}"
+    text_time "lime_$m" /explain/lime "{\"model\":\"$m\",\"instance\":\"$TEXT_BENCH\",\"num_samples\":5000,\"seed\":0,\"labels\":[1]}"
+  done
+  stop_server
+  if /usr/bin/python3 -c 'import torch, sklearn, onnx' 2>/dev/null; then
+    /usr/bin/python3 bench/text_torch.py 5 >> "$RES" 2> "$WORK/text_ref.err" ||
+      note "{\"kind\":\"error\",\"what\":\"text_torch.py failed: $(jstr "$(tail -n 3 "$WORK/text_ref.err")")\"}"
+  else
+    log "PyTorch missing (apt-get install python3-torch python3-sklearn python3-onnx): no reference text figures"
+  fi
+fi
+
+# ---- 2c. image explanations: one 32x32 RGB image over HTTP beside torch/numpy references ----
+IMG_B64=$(sed -n 's/.*"images":\["\([^"]*\)".*/\1/p' tests/golden/image_explain/shapes.json)
+image_time() {
+  curl -s -o /dev/null --max-time 120 "$URL$2" -H 'Content-Type: application/json' -d "$3"
+  for i in 1 2 3 4 5; do
+    curl -s -o /dev/null -w '%{time_total}\n' --max-time 120 "$URL$2" -H 'Content-Type: application/json' -d "$3"
+  done | sort -n | sed -n 3p | awk -v id="$1" '{printf "{\"kind\":\"image_http\",\"id\":\"%s\",\"median_ms\":%.2f}\n", id, $1 * 1000}' >> "$RES"
+}
+if [ -n "$IMG_B64" ] && start_server 1; then
+  log "image explanations over HTTP (IG 50 steps, occlusion 4x4 stride 2, LIME 1000 samples)"
+  IMG="{\"b64\":\"$IMG_B64\"}"
+  image_time ig_50 /explain/gradient "{\"model\":\"shapes\",\"instance\":$IMG,\"steps\":50}"
+  image_time occlusion_4x4_s2 /explain/occlusion "{\"model\":\"shapes\",\"instance\":$IMG}"
+  image_time lime_1000 /explain/lime "{\"model\":\"shapes\",\"instance\":$IMG,\"num_samples\":1000,\"seed\":0,\"segmentation\":{\"method\":\"grid\",\"size\":8}}"
+  stop_server
+  if /usr/bin/python3 -c 'import torch, sklearn, onnx, PIL' 2>/dev/null; then
+    /usr/bin/python3 tools/image_explain_reference.py --bench >> "$RES" 2> "$WORK/image_ref.err" ||
+      note "{\"kind\":\"error\",\"what\":\"image_explain_reference.py failed: $(jstr "$(tail -n 3 "$WORK/image_ref.err")")\"}"
+  else
+    log "PyTorch missing (apt-get install python3-torch python3-sklearn python3-onnx python3-pil): no reference image figures"
+  fi
+fi
+
 # ---- 3. the report -------------------------------------------------------------------------
 note "{\"kind\":\"end\",\"seconds\":$(( $(date +%s) - START )),\"load_after\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
 cp "$RES" "$BUILD/bench/results.jsonl"

@@ -220,11 +220,12 @@ int xd_graph__plan(const xd_graph_t *g, const xd_tensor_t *inputs, size_t batch,
         goto done;
       }
       if (n > FOLD_MAX_ELEMENTS) fold = 0;
-      if (fold && (p->owned_bytes += (size_t)n * 8) > FOLD_BUDGET) fold = 0; /* the rest runs in the arena */
     }
     if (!(nd->op->flags & XD_GOP_SHAPE_ONLY))
       for (size_t k = 0; k < nd->n_in && fold; k++)
         if (ip[k] && !p->known[nd->in[k]]) fold = 0;
+    for (size_t k = 0; k < nd->n_out && fold; k++) /* only folded values spend the budget */
+      if ((p->owned_bytes += xd_tensor_numel(op[k]) * 8) > FOLD_BUDGET) fold = 0; /* the rest runs in the arena */
     if (fold) {
       void *scr = env.scratch ? xd_malloc(env.scratch) : NULL;
       for (size_t k = 0; k < nd->n_out; k++) {

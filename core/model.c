@@ -570,6 +570,25 @@ static int graph_gradient_all(const xd_model_t *m, const double *E, size_t n, co
   return rc;
 }
 
+int xd_model_layer_gradient(const xd_model_t *m, const double *E, size_t n, const size_t *target,
+                            xd_output_kind_t kind, const char *layer, double *A, double *dA, double *f,
+                            const xd_cancel_t *cancel, xd_error_t *err) {
+  if (!m->gm || xd_gmodel_kind(m->gm) != XD_INPUT_IMAGE)
+    return xd_error_set(err, XD_EUNSUPPORTED, "model", "layer gradients are for image models");
+  graph_seed_t g = {m, target, kind, f, NULL, NULL};
+  if (m->out_k > 64 && !(g.tmp_all = xd_malloc(m->out_k * sizeof *g.tmp_all)))
+    return xd_error_set(err, XD_ENOMEM, NULL, "out of memory computing gradients");
+  int rc = xd_gmodel_layer_image(m->gm, E, n, layer, graph_seed, &g, A, dA, cancel, err);
+  xd_free(g.tmp_all);
+  return rc;
+}
+
+int xd_model_layer_shape(const xd_model_t *m, const char *layer, size_t *rank, int64_t dims[3], xd_error_t *err) {
+  if (!m->gm || xd_gmodel_kind(m->gm) != XD_INPUT_IMAGE)
+    return xd_error_set(err, XD_EUNSUPPORTED, "model", "layer gradients are for image models");
+  return xd_gmodel_layer_shape(m->gm, layer, rank, dims, err);
+}
+
 static const family_t graph_family = {.name = "graph", .predict = graph_predict, .gradient_all = graph_gradient_all};
 
 /* A graph model: classes as any model, then the graph against the bundle's input and

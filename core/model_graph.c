@@ -295,6 +295,39 @@ int xd_gmodel_gradient_image(const xd_gmodel_t *gm, const double *E, size_t n,
   return xd_graph_run(gm->s.graph, &r, err);
 }
 
+/* Grad-CAM: the layer's values and the gradient there in one double run. */
+int xd_gmodel_layer_image(const xd_gmodel_t *gm, const double *E, size_t n, const char *layer,
+                          int (*seed_fn)(void *ctx, size_t row0, size_t c, const double *z, double *seed), void *ctx,
+                          double *A, double *dA, const xd_cancel_t *cancel, xd_error_t *err) {
+  xd_tensor_t in;
+  probe_inputs(gm, n, 0, &in);
+  in.dtype = XD_DT_F64;
+  in.data = (void *)E;
+  xd_graph_run_t r = {.inputs = &in,
+                      .precision = XD_DT_F64,
+                      .output = gm->out_name,
+                      .fetch = layer,
+                      .fetch_out = A,
+                      .wrt = layer,
+                      .grad = dA,
+                      .seed_fn = seed_fn,
+                      .seed_ctx = ctx,
+                      .cancel = cancel};
+  return xd_graph_run(gm->s.graph, &r, err);
+}
+
+/* The shape of `layer` after the batch dimension, for one image row. */
+int xd_gmodel_layer_shape(const xd_gmodel_t *gm, const char *layer, size_t *rank, int64_t *dims, xd_error_t *err) {
+  xd_tensor_t in, sh;
+  probe_inputs(gm, 1, 0, &in);
+  int rc = xd_graph_shape(gm->s.graph, &in, layer, &sh, err);
+  if (rc != XD_OK) return rc;
+  if (sh.rank < 1 || sh.rank > 4) return xd_error_set(err, XD_EUNSUPPORTED, "layer", "tensor '%s' has rank %zu", layer, sh.rank);
+  *rank = sh.rank - 1;
+  for (size_t k = 1; k < sh.rank; k++) dims[k - 1] = sh.dims[k];
+  return XD_OK;
+}
+
 /* ---- token batches ------------------------------------------------------------------- */
 
 typedef struct by_len {

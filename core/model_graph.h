@@ -54,6 +54,14 @@ int xd_gmodel_gradient_image(const xd_gmodel_t *gm, const double *E, size_t n,
                              int (*seed_fn)(void *ctx, size_t row0, size_t c, const double *z, double *seed), void *ctx,
                              double *G, const xd_cancel_t *cancel, xd_error_t *err);
 
+/* Image rows E (n, C*H*W) double -> the values A (n, row) of tensor `layer` and dA (n,
+ * row) = d(Σ_j seed[i,j] z[i,j]) / dA[i,:] (Grad-CAM). *row (may be NULL) receives the
+ * layer's row size and dims its shape after the batch (rank-1 entries, up to 3; *rank). */
+int xd_gmodel_layer_image(const xd_gmodel_t *gm, const double *E, size_t n, const char *layer,
+                          int (*seed_fn)(void *ctx, size_t row0, size_t c, const double *z, double *seed), void *ctx,
+                          double *A, double *dA, const xd_cancel_t *cancel, xd_error_t *err);
+int xd_gmodel_layer_shape(const xd_gmodel_t *gm, const char *layer, size_t *rank, int64_t *dims, xd_error_t *err);
+
 /* Token rows -> z (n, width), batched as xd_model_predict_text says. */
 int xd_gmodel_forward_tokens(const xd_gmodel_t *gm, const xd_tok_encoding_t *rows, size_t n, double *z,
                              const xd_cancel_t *cancel, xd_error_t *err);

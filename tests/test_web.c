@@ -303,6 +303,28 @@ TEST(dashboard) {
   CHECK(xd_server_stop(&s) == 0);
 }
 
+/* The text view (/text.html, tests/web/text_view.mjs): tokens and words shaded with the
+ * API's values; screenshot $BUILD/artifacts/dashboard-text.png. */
+TEST(dashboard_text) {
+  const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
+  char art[512], cmd[2048], cwd[512];
+  snprintf(art, sizeof art, "%s/artifacts", build);
+  snprintf(cmd, sizeof cmd, "mkdir -p '%s'", art);
+  run(cmd);
+  xd_server_t s;
+  if (xd_server_start(&s, server_args(), NULL) != 0) {
+    CHECK_MSG(0, "the server did not start");
+    return;
+  }
+  CHECK(getcwd(cwd, sizeof cwd) != NULL);
+  snprintf(cmd, sizeof cmd, "cd tests/web && timeout 300 node text_view.mjs %d '%s%s%s' >&2", s.port,
+           art[0] == '/' ? "" : cwd, art[0] == '/' ? "" : "/", art);
+  CHECK_MSG(run(cmd) == 0, "the text view run failed (see above)");
+  snprintf(cmd, sizeof cmd, "%s/dashboard-text.png", art);
+  CHECK_MSG(exists(cmd), "no screenshot at %s", cmd);
+  CHECK(xd_server_stop(&s) == 0);
+}
+
 /* With API keys the page itself needs none (it holds no data), shows the API's 401 and
  * works once the key is typed in. */
 TEST(dashboard_api_key) {
@@ -350,9 +372,11 @@ int main(void) {
   if (why) {
     skip("dashboard", why);
     skip("dashboard_api_key", why);
+    skip("dashboard_text", why);
   } else {
     RUN(dashboard);
     RUN(dashboard_api_key);
+    RUN(dashboard_text);
   }
 
   xd_api_free(web_api);

@@ -1,0 +1,336 @@
+/* image_explain.c — see image_explain.h. */
+#include "core/image_explain.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/image.h"
+#include "core/rng.h"
+
+static size_t chunk_rows(size_t P) {
+  size_t r = XD_IMGX_CHUNK_VALUES / (P ? P : 1);
+  return r ? r : 1;
+}
+
+/* ---- baselines ------------------------------------------------------------------------ */
+
+/* scipy.ndimage "reflect": d c b a | a b c d | d c b a. */
+static size_t reflect(long i, size_t n) {
+  long p = 2 * (long)n;
+  i %= p;
+  if (i < 0) i += p;
+  return (size_t)(i < (long)n ? i : p - 1 - i);
+}
+
+/* One plane (h, w) blurred in place with a normalized Gaussian of radius
+ * int(4 sigma + 0.5) (scipy's truncate 4), rows then columns. */
+static void blur_plane(double *x, size_t h, size_t w, double sigma, double *tmp) {
+  long r = (long)(4.0 * sigma + 0.5);
+  double k[2 * 64 + 1], s = 0;
+  if (r > 64) r = 64;
+  for (long t = -r; t <= r; t++) s += (k[t + r] = exp(-0.5 * (double)(t * t) / (sigma * sigma)));
+  for (long t = -r; t <= r; t++) k[t + r] /= s;
+  for (size_t i = 0; i < h; i++)
+    for (size_t j = 0; j < w; j++) {
+      double a = 0;
+      for (long t = -r; t <= r; t++) a += k[t + r] * x[i * w + reflect((long)j + t, w)];
+      tmp[i * w + j] = a;
+    }
+  for (size_t i = 0; i < h; i++)
+    for (size_t j = 0; j < w; j++) {
+      double a = 0;
+      for (long t = -r; t <= r; t++) a += k[t + r] * tmp[reflect((long)i + t, h) * w + j];
+      x[i * w + j] = a;
+    }
+}
+
+int xd_imgx_baseline(const xd_model_t *m, xd_imgx_baseline_t kind, const double *x, double sigma,
+                     const double *row, double *b, xd_error_t *err) {
+  const xd_image_prep_t *p = xd_model_image_prep(m);
+  size_t C = p->channels, HW = p->height * p->width, nbg = 0;
+  const double *bg = xd_model_background_images(m, &nbg);
+  if (kind == XD_IMGX_MEAN && (!bg || !nbg)) kind = XD_IMGX_BLACK;
+  for (size_t c = 0; c < C; c++) {
+    double *bc = b + c * HW;
+    switch (kind) {
+    case XD_IMGX_BLACK:
+    case XD_IMGX_WHITE: {
+      double v = ((kind == XD_IMGX_WHITE ? 1.0 : 0.0) - p->mean[c]) / p->std[c];
+      for (size_t k = 0; k < HW; k++) bc[k] = v;
+      break;
+    }
+    case XD_IMGX_ZERO:
+      memset(bc, 0, HW * sizeof *bc);
+      break;
+    case XD_IMGX_ROW:
+      memcpy(bc, row + c * HW, HW * sizeof *bc);
+      break;
+    case XD_IMGX_MEAN:
+      for (size_t k = 0; k < HW; k++) {
+        double s = 0;
+        for (size_t i = 0; i < nbg; i++) s += bg[i * C * HW + c * HW + k];
+        bc[k] = s / (double)nbg;
+      }
+      break;
+    case XD_IMGX_BLUR:
+      memcpy(bc, x + c * HW, HW * sizeof *bc);
+      break;
+    }
+  }
+  if (kind == XD_IMGX_BLUR) {
+    double *tmp = xd_malloc(HW * sizeof *tmp);
+    if (!tmp) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory blurring the baseline");
+    for (size_t c = 0; c < C; c++) blur_plane(b + c * HW, p->height, p->width, sigma, tmp);
+    xd_free(tmp);
+  }
+  return XD_OK;
+}
+
+/* ---- gradient family ------------------------------------------------------------------- */
+
+/* Rows of model work per instance and what row k of an instance is. */
+static size_t rows_per(const xd_grad_opts_t *o) {
+  if (o->method == XD_GRAD_INTEGRATED) return o->steps + 2;
+  if (o->method >= XD_GRAD_SMOOTHGRAD) return o->samples;
+  return 1;
+}
+
+int xd_imgx_gradient(const xd_model_t *m, const xd_grad_opts_t *o, const double *X, size_t n, const size_t *target,
+                     const double *B, size_t row0, double *attr, double *delta, const xd_cancel_t *cancel,
+                     xd_error_t *err) {
+  size_t P = xd_model_n_inputs(m), per = rows_per(o), total = n * per, cr = chunk_rows(P);
+  double *alpha = (double *)o->alpha, *wq = (double *)o->weights, *own = NULL;
+  if (o->method == XD_GRAD_INTEGRATED && (!alpha || !wq)) {
+    own = xd_malloc(2 * o->steps * sizeof *own);
+    if (!own) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory computing gradients");
+    alpha = own;
+    wq = own + o->steps;
+    int rc = xd_grad_quadrature(o->integration, o->steps, alpha, wq, err);
+    if (rc != XD_OK) {
+      xd_free(own);
+      return rc;
+    }
+  }
+  if (cr > total) cr = total;
+  double *E = xd_malloc(xd_mul_size(cr, P) * sizeof *E), *G = xd_malloc(xd_mul_size(cr, P) * sizeof *G);
+  double *f = xd_malloc(cr * sizeof *f), *fx = xd_calloc(n, sizeof *fx), *fb = xd_calloc(n, sizeof *fb);
+  double *sum2 = o->method >= XD_GRAD_SMOOTHGRAD ? xd_calloc(xd_mul_size(n, P), sizeof *sum2) : NULL;
+  size_t *tc = xd_malloc(cr * sizeof *tc);
+  int rc = XD_OK;
+  if (!E || !G || !f || !fx || !fb || !tc || (o->method >= XD_GRAD_SMOOTHGRAD && !sum2)) {
+    rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory computing gradients");
+    goto done;
+  }
+  memset(attr, 0, xd_mul_size(n, P) * sizeof *attr);
+  xd_rng_t rng;
+  size_t rng_row = SIZE_MAX;
+  double sd = 0;
+  for (size_t r0 = 0; r0 < total && rc == XD_OK; r0 += cr) {
+    size_t c = total - r0 < cr ? total - r0 : cr;
+    for (size_t q = 0; q < c; q++) {
+      size_t r = r0 + q, i = r / per, k = r % per;
+      const double *x = X + i * P, *b = B ? B + i * P : NULL;
+      double *e = E + q * P;
+      tc[q] = target[i];
+      if (o->method == XD_GRAD_INTEGRATED) {
+        if (k < o->steps)
+          for (size_t v = 0; v < P; v++) e[v] = b[v] + alpha[k] * (x[v] - b[v]);
+        else memcpy(e, k == o->steps ? x : b, P * sizeof *e);
+      } else if (o->method >= XD_GRAD_SMOOTHGRAD) {
+        if (rng_row != i) { /* row i's noise: stream row0 + i, its samples in order */
+          xd_rng_seed_stream(&rng, o->seed, row0 + i);
+          rng_row = i;
+          double lo = x[0], hi = x[0];
+          for (size_t v = 1; v < P; v++) {
+            lo = x[v] < lo ? x[v] : lo;
+            hi = x[v] > hi ? x[v] : hi;
+          }
+          sd = o->noise_stddev * (hi - lo);
+        }
+        for (size_t v = 0; v < P; v++) e[v] = x[v] + sd * xd_rng_normal(&rng);
+      } else {
+        memcpy(e, x, P * sizeof *e);
+      }
+    }
+    rc = xd_model_gradient(m, E, c, tc, o->output, f, G, NULL, cancel, err);
+    for (size_t q = 0; rc == XD_OK && q < c; q++) {
+      size_t r = r0 + q, i = r / per, k = r % per;
+      const double *g = G + q * P, *x = X + i * P;
+      double *a = attr + i * P;
+      switch (o->method) {
+      case XD_GRAD_SALIENCY:
+        for (size_t v = 0; v < P; v++) a[v] = fabs(g[v]);
+        break;
+      case XD_GRAD_GRADIENT:
+        memcpy(a, g, P * sizeof *a);
+        break;
+      case XD_GRAD_INPUT_X_GRADIENT:
+        for (size_t v = 0; v < P; v++) a[v] = x[v] * g[v];
+        break;
+      case XD_GRAD_INTEGRATED:
+        if (k < o->steps)
+          for (size_t v = 0; v < P; v++) a[v] += wq[k] * g[v];
+        else if (k == o->steps) fx[i] = f[q];
+        else fb[i] = f[q];
+        break;
+      default: {
+        double *s2 = sum2 + i * P;
+        for (size_t v = 0; v < P; v++) {
+          a[v] += g[v];
+          s2[v] += g[v] * g[v];
+        }
+      }
+      }
+    }
+  }
+  if (rc != XD_OK) goto done;
+  for (size_t i = 0; i < n; i++) {
+    double *a = attr + i * P;
+    const double *x = X + i * P, *b = B ? B + i * P : NULL;
+    if (o->method == XD_GRAD_INTEGRATED) {
+      double s = 0;
+      for (size_t v = 0; v < P; v++) s += (a[v] *= x[v] - b[v]);
+      if (delta) delta[i] = s - (fx[i] - fb[i]);
+    } else if (o->method >= XD_GRAD_SMOOTHGRAD) {
+      double inv = 1.0 / (double)o->samples, *s2 = sum2 + i * P;
+      for (size_t v = 0; v < P; v++) {
+        double mu = a[v] * inv, sq = s2[v] * inv;
+        a[v] = o->method == XD_GRAD_SMOOTHGRAD ? mu : o->method == XD_GRAD_SMOOTHGRAD_SQ ? sq : sq - mu * mu;
+      }
+    }
+  }
+done:
+  xd_free(own);
+  xd_free(E);
+  xd_free(G);
+  xd_free(f);
+  xd_free(fx);
+  xd_free(fb);
+  xd_free(sum2);
+  xd_free(tc);
+  return rc;
+}
+
+/* ---- Grad-CAM ----------------------------------------------------------------------- */
+
+int xd_imgx_gradcam(const xd_model_t *m, const char *layer, size_t K, size_t h, size_t w, int relu,
+                    xd_output_kind_t output, const double *X, size_t n, const size_t *target, double *cam,
+                    double *heat, const xd_cancel_t *cancel, xd_error_t *err) {
+  const xd_image_prep_t *p = xd_model_image_prep(m);
+  size_t P = xd_model_n_inputs(m), L = K * h * w, hw = h * w;
+  size_t cr = chunk_rows(P > L ? P : L);
+  if (cr > n) cr = n;
+  double *A = xd_malloc(xd_mul_size(cr, L) * sizeof *A), *dA = xd_malloc(xd_mul_size(cr, L) * sizeof *dA);
+  int rc = XD_OK;
+  if (!A || !dA) {
+    rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory computing Grad-CAM");
+    goto done;
+  }
+  for (size_t r0 = 0; r0 < n && rc == XD_OK; r0 += cr) {
+    size_t c = n - r0 < cr ? n - r0 : cr;
+    memset(dA, 0, xd_mul_size(c, L) * sizeof *dA);
+    rc = xd_model_layer_gradient(m, X + r0 * P, c, target + r0, output, layer, A, dA, NULL, cancel, err);
+    for (size_t q = 0; rc == XD_OK && q < c; q++) {
+      double *cm = cam + (r0 + q) * hw;
+      memset(cm, 0, hw * sizeof *cm);
+      for (size_t k = 0; k < K; k++) {
+        const double *a = A + q * L + k * hw, *g = dA + q * L + k * hw;
+        double al = 0;
+        for (size_t v = 0; v < hw; v++) al += g[v];
+        al /= (double)hw;
+        for (size_t v = 0; v < hw; v++) cm[v] += al * a[v];
+      }
+      if (relu)
+        for (size_t v = 0; v < hw; v++) cm[v] = cm[v] > 0 ? cm[v] : 0;
+      xd_image_resize(cm, 1, h, w, heat + (r0 + q) * p->height * p->width, p->height, p->width);
+    }
+  }
+done:
+  xd_free(A);
+  xd_free(dA);
+  return rc;
+}
+
+/* ---- occlusion ----------------------------------------------------------------------- */
+
+int xd_occl_plan(xd_occl_plan_t *p, size_t rank, const size_t *dims, const size_t *window, const size_t *stride,
+                 xd_error_t *err) {
+  memset(p, 0, sizeof *p);
+  p->rank = rank;
+  p->n_windows = 1;
+  for (size_t k = 0; k < rank; k++) {
+    if (window[k] < 1 || window[k] > dims[k])
+      return xd_error_set(err, XD_EINVAL, "window", "window[%zu] = %zu must be in 1..%zu (the input's size)", k,
+                          window[k], dims[k]);
+    if (stride[k] < 1) return xd_error_set(err, XD_EINVAL, "strides", "strides[%zu] must be at least 1", k);
+    p->dims[k] = dims[k];
+    p->window[k] = window[k];
+    p->stride[k] = stride[k];
+    p->count[k] = (dims[k] - window[k]) / stride[k] + 1;
+    p->n_windows *= p->count[k];
+  }
+  for (size_t k = rank; k < 3; k++) p->dims[k] = p->window[k] = p->stride[k] = p->count[k] = 1;
+  return XD_OK;
+}
+
+/* Calls fn(ctx, flat index) for every element of window wi of plan p. */
+#define FOR_WINDOW(p, wi, idx, BODY)                                                                        \
+  do {                                                                                                      \
+    size_t w2_ = (wi) % (p)->count[2], w1_ = (wi) / (p)->count[2] % (p)->count[1],                          \
+           w0_ = (wi) / ((p)->count[2] * (p)->count[1]);                                                     \
+    for (size_t a_ = 0; a_ < (p)->window[0]; a_++)                                                          \
+      for (size_t b_ = 0; b_ < (p)->window[1]; b_++)                                                        \
+        for (size_t c_ = 0; c_ < (p)->window[2]; c_++) {                                                    \
+          size_t idx = ((w0_ * (p)->stride[0] + a_) * (p)->dims[1] + w1_ * (p)->stride[1] + b_) * (p)->dims[2] + \
+                       w2_ * (p)->stride[2] + c_;                                                            \
+          BODY;                                                                                             \
+        }                                                                                                   \
+  } while (0)
+
+int xd_imgx_occlusion(const xd_model_t *m, const xd_occl_plan_t *p, const double *X, size_t n,
+                      const size_t *target, const double *B, double *attr, const xd_cancel_t *cancel,
+                      xd_error_t *err) {
+  size_t d = p->dims[0] * p->dims[1] * p->dims[2], K = xd_model_n_outputs(m), per = p->n_windows + 1;
+  size_t total = n * per, cr = chunk_rows(d);
+  if (cr > total) cr = total;
+  double *R = xd_malloc(xd_mul_size(cr, d) * sizeof *R), *out = xd_malloc(xd_mul_size(cr, K) * sizeof *out);
+  double *fx = xd_malloc(n * sizeof *fx), *cnt = xd_calloc(d, sizeof *cnt);
+  int rc = XD_OK;
+  if (!R || !out || !fx || !cnt) {
+    rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory computing occlusion");
+    goto done;
+  }
+  for (size_t wi = 0; wi < p->n_windows; wi++) FOR_WINDOW(p, wi, v, cnt[v] += 1);
+  memset(attr, 0, xd_mul_size(n, d) * sizeof *attr);
+  /* Row 0 of each instance is the instance itself; f_t(x) comes first in its order. */
+  for (size_t r0 = 0; r0 < total && rc == XD_OK; r0 += cr) {
+    size_t c = total - r0 < cr ? total - r0 : cr;
+    for (size_t q = 0; q < c; q++) {
+      size_t r = r0 + q, i = r / per, k = r % per;
+      double *e = R + q * d;
+      memcpy(e, X + i * d, d * sizeof *e);
+      if (k > 0) FOR_WINDOW(p, k - 1, v, e[v] = B[i * d + v]);
+    }
+    rc = xd_model_predict(m, R, c, out, cancel, err);
+    for (size_t q = 0; rc == XD_OK && q < c; q++) {
+      size_t r = r0 + q, i = r / per, k = r % per;
+      double ft = out[q * K + target[i]];
+      if (k == 0) {
+        fx[i] = ft;
+        continue;
+      }
+      double diff = fx[i] - ft;
+      double *a = attr + i * d;
+      FOR_WINDOW(p, k - 1, v, a[v] += diff);
+    }
+  }
+  for (size_t i = 0; rc == XD_OK && i < n; i++)
+    for (size_t v = 0; v < d; v++) attr[i * d + v] = cnt[v] > 0 ? attr[i * d + v] / cnt[v] : 0;
+done:
+  xd_free(R);
+  xd_free(out);
+  xd_free(fx);
+  xd_free(cnt);
+  return rc;
+}

@@ -1,0 +1,181 @@
+/* lime_image.c — see lime_image.h. */
+#include "core/lime_image.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/image_explain.h"
+#include "core/rng.h"
+#include "core/shap.h"
+
+void xd_lime_image_free(xd_lime_image_label_t *out, size_t n_labels) {
+  for (size_t l = 0; out && l < n_labels; l++) {
+    xd_free(out[l].coef);
+    out[l].coef = NULL;
+  }
+}
+
+/* The fudged image: segment means per channel, or hide everywhere. */
+static int fudge(const xd_model_t *m, const double *x, const int32_t *seg, size_t S, const double *hide, double *fz) {
+  const xd_image_prep_t *p = xd_model_image_prep(m);
+  size_t C = p->channels, HW = p->height * p->width;
+  if (hide) {
+    for (size_t c = 0; c < C; c++)
+      for (size_t v = 0; v < HW; v++) fz[c * HW + v] = hide[c];
+    return XD_OK;
+  }
+  double *sum = xd_calloc(S * (C + 1), sizeof *sum);
+  if (!sum) return XD_ENOMEM;
+  for (size_t v = 0; v < HW; v++) {
+    size_t s = (size_t)seg[v];
+    sum[s * (C + 1) + C] += 1;
+    for (size_t c = 0; c < C; c++) sum[s * (C + 1) + c] += x[c * HW + v];
+  }
+  for (size_t v = 0; v < HW; v++) {
+    size_t s = (size_t)seg[v];
+    for (size_t c = 0; c < C; c++) fz[c * HW + v] = sum[s * (C + 1) + c] / sum[s * (C + 1) + C];
+  }
+  xd_free(sum);
+  return XD_OK;
+}
+
+int xd_lime_image_explain(const xd_model_t *m, const xd_lime_image_opts_t *o, const double *x, const int32_t *segments,
+                          size_t S, const size_t *labels, size_t n_labels, size_t instance_index,
+                          xd_lime_image_label_t *out, double *pred, const xd_cancel_t *cancel, xd_error_t *err) {
+  const xd_image_prep_t *p = xd_model_image_prep(m);
+  size_t C = p->channels, HW = p->height * p->width, P = C * HW, n = o->num_samples, K = xd_model_n_outputs(m);
+  size_t cr = XD_IMGX_CHUNK_VALUES / P ? XD_IMGX_CHUNK_VALUES / P : 1, R = o->repeats ? o->repeats : 1;
+  if (cr > n) cr = n;
+  memset(out, 0, n_labels * sizeof *out);
+  double *fz = xd_malloc(P * sizeof *fz), *Z = xd_malloc(xd_mul_size(n, S) * sizeof *Z);
+  double *Y = xd_malloc(xd_mul_size(n, K) * sizeof *Y), *E = xd_malloc(xd_mul_size(cr, P) * sizeof *E);
+  double *dist = xd_malloc(n * sizeof *dist), *y = xd_malloc(n * sizeof *y);
+  double *coef = xd_malloc(S * sizeof *coef);
+  size_t *used = xd_malloc(S * sizeof *used);
+  int rc = XD_OK;
+  if (!fz || !Z || !Y || !E || !dist || !y || !coef || !used || fudge(m, x, segments, S, o->hide, fz) != XD_OK) {
+    rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory explaining an image with LIME");
+    goto done;
+  }
+  for (size_t l = 0; l < n_labels; l++) {
+    out[l].label = labels[l];
+    if (!(out[l].coef = xd_calloc(S, sizeof *out[l].coef))) {
+      rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory explaining an image with LIME");
+      goto done;
+    }
+  }
+  for (size_t r = 0; r < R && rc == XD_OK; r++) {
+    xd_rng_t rng;
+    xd_rng_seed_stream(&rng, o->seed, (uint64_t)instance_index * R + r);
+    for (size_t i = 0; i < n; i++) {
+      double on = 0;
+      for (size_t s = 0; s < S; s++) on += (Z[i * S + s] = i == 0 ? 1.0 : (double)xd_rng_below(&rng, 2));
+      /* cosine distance to the all-ones row; a zero row has similarity 0 */
+      dist[i] = on > 0 ? 1.0 - on / (sqrt(on) * sqrt((double)S)) : 1.0;
+      if (dist[i] < 0) dist[i] = 0;
+    }
+    for (size_t r0 = 0; r0 < n && rc == XD_OK; r0 += cr) {
+      size_t c = n - r0 < cr ? n - r0 : cr;
+      for (size_t q = 0; q < c; q++) {
+        const double *z = Z + (r0 + q) * S;
+        double *e = E + q * P;
+        for (size_t ch = 0; ch < C; ch++)
+          for (size_t v = 0; v < HW; v++) {
+            size_t k = ch * HW + v;
+            e[k] = z[segments[v]] != 0 ? x[k] : fz[k];
+          }
+      }
+      rc = xd_model_predict(m, E, c, Y + r0 * K, cancel, err);
+    }
+    if (rc != XD_OK) break;
+    if (pred && r == 0) memcpy(pred, Y, K * sizeof *pred);
+    for (size_t l = 0; l < n_labels && rc == XD_OK; l++) {
+      for (size_t i = 0; i < n; i++) y[i] = Y[i * K + labels[l]];
+      xd_lime_fit_out_t fo = {0, 0, 0, 0, used, coef};
+      rc = xd_lime_fit_neighbourhood(n, S, Z, y, dist, o->kernel_width, o->feature_selection, o->num_features, &fo,
+                                     err);
+      if (rc != XD_OK) break;
+      for (size_t s = 0; s < S; s++) out[l].coef[s] += coef[s] / (double)R;
+      out[l].intercept += fo.intercept / (double)R;
+      out[l].score += fo.score / (double)R;
+      out[l].local_pred += fo.local_pred / (double)R;
+    }
+  }
+done:
+  if (rc != XD_OK) xd_lime_image_free(out, n_labels);
+  xd_free(fz);
+  xd_free(Z);
+  xd_free(Y);
+  xd_free(E);
+  xd_free(dist);
+  xd_free(y);
+  xd_free(coef);
+  xd_free(used);
+  return rc;
+}
+
+/* Coalition rows: segment s shown when on[s], else fudged. */
+static void compose(const double *x, const double *fz, const int32_t *seg, const unsigned char *on, size_t C, size_t HW,
+                    double *e) {
+  for (size_t c = 0; c < C; c++)
+    for (size_t v = 0; v < HW; v++) e[c * HW + v] = on[seg[v]] ? x[c * HW + v] : fz[c * HW + v];
+}
+
+int xd_shap_image_explain(const xd_model_t *m, const double *x, const int32_t *segments, size_t S,
+                          const double *hide, size_t nsamples, uint64_t seed, size_t instance_index, size_t target,
+                          double *phi, double *expected, double *fx, const xd_cancel_t *cancel, xd_error_t *err) {
+  const xd_image_prep_t *p = xd_model_image_prep(m);
+  size_t C = p->channels, HW = p->height * p->width, P = C * HW, K = xd_model_n_outputs(m);
+  size_t cr = XD_IMGX_CHUNK_VALUES / P ? XD_IMGX_CHUNK_VALUES / P : 1;
+  double *ones = xd_malloc(S * sizeof *ones), *zeros = xd_calloc(S, sizeof *zeros), w1 = 1;
+  double *fz = xd_malloc(P * sizeof *fz), *E = xd_malloc(xd_mul_size(cr, P) * sizeof *E);
+  double *Y = xd_malloc(xd_mul_size(cr, K) * sizeof *Y);
+  unsigned char *on = xd_malloc(S ? S : 1);
+  xd_shap_plan_t pl;
+  memset(&pl, 0, sizeof pl);
+  int rc = XD_OK;
+  if (!ones || !zeros || !fz || !E || !Y || !on || fudge(m, x, segments, S, hide, fz) != XD_OK) {
+    rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory explaining an image with Kernel SHAP");
+    goto done;
+  }
+  for (size_t s = 0; s < S; s++) ones[s] = 1;
+  /* the players: segments; "x" all ones against one background row of zeros */
+  xd_shap_bg_t bg = {1, S, zeros, &w1};
+  xd_rng_t rng;
+  xd_rng_seed_stream(&rng, seed, instance_index);
+  if ((rc = xd_shap_plan_init(&pl, XD_SHAP_KERNEL, ones, &bg, nsamples, &rng, err)) != XD_OK) goto done;
+  /* rows: everything shown, everything hidden, then the coalitions */
+  size_t total = pl.K + 2;
+  for (size_t r0 = 0; r0 < total && rc == XD_OK; r0 += cr) {
+    size_t c = total - r0 < cr ? total - r0 : cr;
+    for (size_t q = 0; q < c; q++) {
+      size_t r = r0 + q;
+      if (r < 2) {
+        memset(on, r == 0, S);
+      } else {
+        memset(on, 0, S);
+        for (size_t k = 0; k < pl.M; k++) on[pl.varying[k]] = pl.masks[(r - 2) * pl.M + k];
+      }
+      compose(x, fz, segments, on, C, HW, E + q * P);
+    }
+    rc = xd_model_predict(m, E, c, Y, cancel, err);
+    for (size_t q = 0; rc == XD_OK && q < c; q++) {
+      size_t r = r0 + q;
+      double f = Y[q * K + target];
+      if (r == 0) *fx = f;
+      else if (r == 1) *expected = f;
+      else pl.ey[r - 2] = f;
+    }
+  }
+  if (rc == XD_OK) rc = xd_shap_plan_solve(&pl, XD_SHAP_LINK_IDENTITY, *fx, *expected, 0, phi, cancel, err);
+done:
+  xd_shap_plan_deinit(&pl);
+  xd_free(ones);
+  xd_free(zeros);
+  xd_free(fz);
+  xd_free(E);
+  xd_free(Y);
+  xd_free(on);
+  return rc;
+}
