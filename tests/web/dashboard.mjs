@@ -135,6 +135,10 @@ try {
   // ---- credit_xgb: a tree ensemble offers TreeSHAP and split importances, no gradients ----
   await page.selectOption('#model', 'credit_xgb');
   await page.waitForFunction(() => document.querySelectorAll('#instance .field').length === 6);
+  // credit has 6 fields too: wait (bounded) for the tree model's own options, which arrive
+  // with its metadata; if they never do, the checks below fail and say what was offered
+  await page.waitForFunction(() => [...document.querySelectorAll('#imp-method option')]
+    .some((o) => o.value === 'total_gain' && !o.disabled), null, { timeout: 15000 }).catch(() => {});
   const offered = async (id) => page.$$eval(`#${id} option`, (os) => os.filter((o) => !o.disabled).map((o) => o.value));
   check('trees: attribution methods are SHAP only', same(await offered('attr-method'), ['shap']),
     `${await offered('attr-method')}`);
