@@ -271,7 +271,7 @@ static int decode_layer(img_job_t *j, const json_t *body, xd_error_t *err) {
         if (w < 0 || (size_t)w >= sizeof list - used) break;
         used += (size_t)w;
       }
-      return xd_error_set(err, XD_EINVAL, "layer", "unknown layer '%.64s'; 4-D layers of the model: %s", name, list);
+      return xd_error_set(err, XD_EINVAL, "layer", "unknown layer '%.64s'; must be one of the model's 4-D layers: %s", name, list);
     }
   } else if (!(name = xd_graph_last_conv(g))) {
     return xd_error_set(err, XD_EINVAL, "layer", "the model has no Conv layer; name a 4-D tensor of its nodes");

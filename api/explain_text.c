@@ -161,7 +161,7 @@ int xd_gradient_text_decode(xd_api_t *api, const json_t *body, xd_work_t *work, 
     goto fail;
   const json_t *bv = json_object_get(body, "baseline");
   if (bv && !json_is_null(bv) && !json_is_string(bv)) {
-    rc = xd_error_set(err, XD_EINVAL, "baseline", "a text model's baseline is \"pad\", \"unk\" or \"zeros\"");
+    rc = xd_error_set(err, XD_EINVAL, "baseline", "a text model's baseline must be one of \"pad\", \"unk\" or \"zeros\"");
     goto fail;
   }
   if ((rc = xd_json_opt_enum(body, "baseline", bases, &base, err)) != XD_OK) goto fail;
@@ -224,7 +224,7 @@ int xd_occlusion_text_decode(xd_api_t *api, const json_t *body, xd_work_t *work,
   int base = XD_TEXT_BASE_PAD, render = 0;
   const json_t *bv = json_object_get(body, "baseline");
   if (bv && !json_is_null(bv) && !json_is_string(bv)) {
-    rc = xd_error_set(err, XD_EINVAL, "baseline", "a text model's baseline is \"pad\", \"unk\" or \"delete\"");
+    rc = xd_error_set(err, XD_EINVAL, "baseline", "a text model's baseline must be one of \"pad\", \"unk\" or \"delete\"");
     goto fail;
   }
   if ((rc = xd_json_opt_enum(body, "baseline", bases, &base, err)) != XD_OK ||

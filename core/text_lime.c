@@ -75,7 +75,7 @@ int xd_text_words_split(const char *text, size_t len, int bow, xd_text_words_t *
   }
   w->n_pieces = np;
   if (nwords == 0) {
-    rc = xd_error_set(err, XD_EINVAL, "instances", "the text has no word to explain (words are \\w+ runs)");
+    rc = xd_error_set(err, XD_EINVAL, "instances", "the text has no word to explain: give a text with at least one word (a \\w+ run)");
     goto done;
   }
   if (nwords > XD_TEXT_MAX_WORDS) {
