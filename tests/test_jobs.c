@@ -152,6 +152,7 @@ TEST(lines_equal_synchronous_answers) {
       {"/explain/lime", "\"num_samples\":300,\"seed\":7", {"explanations", NULL}},
       {"/explain/shap", "\"nsamples\":64,\"seed\":11", {"targets", "expected_value", "shap_values", "model_output", "efficiency_gap", "nsamples", NULL}},
       {"/explain/gradient", "\"method\":\"smoothgrad\",\"samples\":8,\"seed\":5", {"targets", "attributions", NULL}},
+      {"/explain/occlusion", "\"baseline\":\"mean\"", {"targets", "attributions", NULL}},
   };
   for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
     size_t cap = strlen(rows) + 256;
