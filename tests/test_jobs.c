@@ -188,6 +188,12 @@ TEST(lines_equal_synchronous_answers) {
   CHECK(xd_server_stop(&s) == 0);
 }
 
+static int count_char(const char *s, char c) {
+  int n = 0;
+  for (; s && *s; s++) n += *s == c;
+  return n;
+}
+
 /* Image occlusion: a line holds the instance's attributions, heatmap and rendered PNG. */
 TEST(image_occlusion_lines_equal_synchronous_answer) {
   xd_server_t s;
@@ -216,6 +222,9 @@ TEST(image_occlusion_lines_equal_synchronous_answer) {
   char *nd = id ? results(s.port, id, NULL, &len) : NULL;
   static const char *const keys[] = {"targets", "attributions", "heatmaps", "images", NULL};
   if (nd && sync) check_lines(nd, sync, keys, json_array_size(rows));
+  char *csv = id ? results(s.port, id, "text/csv", &len) : NULL; /* an image model has no named features: the index only */
+  CHECK(csv && strcmp(csv, "index\n0\n1\n2\n3\n") == 0);
+  free(csv);
   free(nd);
   json_decref(st);
   json_decref(sync);
@@ -225,12 +234,6 @@ TEST(image_occlusion_lines_equal_synchronous_answer) {
   json_decref(rows);
   json_decref(g);
   CHECK(xd_server_stop(&s) == 0);
-}
-
-static int count_char(const char *s, char c) {
-  int n = 0;
-  for (; s && *s; s++) n += *s == c;
-  return n;
 }
 
 /* kill -9 in the middle of a job, a torn line appended, restart: every line exactly once,
