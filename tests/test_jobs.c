@@ -52,7 +52,9 @@ static const char *submit(int port, const char *body) {
   json_t *j = http_json(port, "POST", "/jobs", body, &st);
   const char *v = json_string_value(json_object_get(j, "id"));
   if (st != 202 || !v) {
-    fprintf(stderr, "  submit: %d\n", st);
+    char *t = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    fprintf(stderr, "  submit: %d %.300s\n", st, t ? t : "");
+    free(t);
     json_decref(j);
     return NULL;
   }
@@ -152,6 +154,7 @@ TEST(lines_equal_synchronous_answers) {
       {"/explain/lime", "\"num_samples\":300,\"seed\":7", {"explanations", NULL}},
       {"/explain/shap", "\"nsamples\":64,\"seed\":11", {"targets", "expected_value", "shap_values", "model_output", "efficiency_gap", "nsamples", NULL}},
       {"/explain/gradient", "\"method\":\"smoothgrad\",\"samples\":8,\"seed\":5", {"targets", "attributions", NULL}},
+      {"/explain/occlusion", "\"baseline\":\"mean\"", {"targets", "attributions", NULL}},
   };
   for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
     size_t cap = strlen(rows) + 256;
@@ -189,6 +192,48 @@ static int count_char(const char *s, char c) {
   int n = 0;
   for (; s && *s; s++) n += *s == c;
   return n;
+}
+
+/* Image occlusion: a line holds the instance's attributions, heatmap and rendered PNG. */
+TEST(image_occlusion_lines_equal_synchronous_answer) {
+  xd_server_t s;
+  const char *args[] = {"--workers", "2", NULL};
+  if (xd_server_start(&s, args, NULL) != 0) {
+    CHECK(0);
+    return;
+  }
+  json_t *g = json_load_file("tests/golden/image_explain/shapes.json", 0, NULL);
+  CHECK(g != NULL);
+  json_t *rows = json_array();
+  for (size_t i = 0; g && i < json_array_size(json_object_get(g, "images")); i++)
+    json_array_append_new(rows, json_pack("{s:O}", "b64", json_array_get(json_object_get(g, "images"), i)));
+  json_t *sb = json_pack("{s:s, s:O, s:[iii], s:[iii], s:b}", "model", "shapes", "instances", rows, "window", 3, 4, 4,
+                         "strides", 3, 2, 2, "render", 1);
+  char *sync_body = json_dumps(sb, JSON_COMPACT);
+  json_object_set_new(sb, "endpoint", json_string("/explain/occlusion"));
+  char *job_body = json_dumps(sb, JSON_COMPACT);
+  json_t *sync = sync_answer(s.port, "/explain/occlusion", sync_body);
+  CHECK(json_array_size(json_object_get(sync, "images")) == json_array_size(rows));
+  const char *id = submit(s.port, job_body);
+  CHECK(id != NULL);
+  json_t *st = id ? wait_finished(s.port, id, 60000) : NULL;
+  CHECK(st && strcmp(job_state(st), "succeeded") == 0);
+  size_t len = 0;
+  char *nd = id ? results(s.port, id, NULL, &len) : NULL;
+  static const char *const keys[] = {"targets", "attributions", "heatmaps", "images", NULL};
+  if (nd && sync) check_lines(nd, sync, keys, json_array_size(rows));
+  char *csv = id ? results(s.port, id, "text/csv", &len) : NULL; /* an image model has no named features: the index only */
+  CHECK(csv && strcmp(csv, "index\n0\n1\n2\n3\n") == 0);
+  free(csv);
+  free(nd);
+  json_decref(st);
+  json_decref(sync);
+  free(sync_body);
+  free(job_body);
+  json_decref(sb);
+  json_decref(rows);
+  json_decref(g);
+  CHECK(xd_server_stop(&s) == 0);
 }
 
 /* kill -9 in the middle of a job, a torn line appended, restart: every line exactly once,
@@ -648,6 +693,7 @@ int main(int argc, char **argv) {
   const char *only = argc > 1 ? argv[1] : NULL;
   signal(SIGPIPE, SIG_IGN);
   if (!only || strstr("lines_equal_synchronous_answers", only)) RUN(lines_equal_synchronous_answers);
+  if (!only || strstr("image_occlusion_lines_equal_synchronous_answer", only)) RUN(image_occlusion_lines_equal_synchronous_answer);
   if (!only || strstr("kill9_and_restart_resume_without_loss_or_duplicates", only)) RUN(kill9_and_restart_resume_without_loss_or_duplicates);
   if (!only || strstr("cancel_then_delete", only)) RUN(cancel_then_delete);
   if (!only || strstr("progress_monotone_and_event_stream", only)) RUN(progress_monotone_and_event_stream);
