@@ -91,11 +91,12 @@ static json_t *pdp_encode(void *state, const xd_cancel_t *cancel, xd_error_t *er
       size_t since_check = 0;
       for (size_t i = 0; i < p->n; i++) {
         bad |= json_array_append_new(rows, grid_block(p, p->individual + (o * p->n + i) * p->n_points));
-        if ((since_check += p->n_points) >= PDP_ENCODE_CHECK_EVERY) { /* 57 MB of JSON at the bound */
+        if ((since_check += p->n_points) >= PDP_ENCODE_CHECK_EVERY) { /* ~90 MB of JSON at the bound */
           since_check = 0;
           int rc = xd_cancel_check(cancel);
           if (rc != XD_OK) {
-            xd_error_set(err, rc, NULL, "the request's deadline passed while its answer was being encoded");
+            xd_error_set(err, rc, NULL, "the request %s while its answer was being built",
+                         rc == XD_ETIMEDOUT ? "passed its deadline" : "was canceled");
             goto fail;
           }
         }

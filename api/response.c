@@ -132,7 +132,8 @@ void xd_api_json(xd_api_response_t *resp, int status, json_t *body) {
   if (!s) {
     xd_error_t err;
     if (rc != XD_ENOMEM)
-      xd_error_set(&err, rc, NULL, "the request's deadline passed while its answer was being written");
+      xd_error_set(&err, rc, NULL, "the request %s while its answer was being written",
+                   rc == XD_ETIMEDOUT ? "passed its deadline" : "was canceled");
     else
       xd_error_set(&err, XD_ENOMEM, NULL, "out of memory encoding the response");
     xd_api_error(&err, resp);
