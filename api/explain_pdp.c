@@ -50,7 +50,10 @@ static json_t *grid_block(const xd_pdp_t *p, const double *values) {
   return xd_json_matrix(values, p->n_grid[0], p->n_grid[1]);
 }
 
-static json_t *pdp_encode(void *state, xd_error_t *err) {
+/* ICE values encoded between two checks of the deadline (a few ms of work). */
+#define PDP_ENCODE_CHECK_EVERY 4096
+
+static json_t *pdp_encode(void *state, const xd_cancel_t *cancel, xd_error_t *err) {
   pdp_state_t *s = state;
   const xd_pdp_t *p = &s->pdp;
   const xd_feature_t *fs = xd_model_features(s->m);
@@ -84,9 +87,20 @@ static json_t *pdp_encode(void *state, xd_error_t *err) {
     for (size_t o = 0; o < p->n_out; o++) {
       json_t *rows = json_array();
       if (!rows) goto nomem;
-      for (size_t i = 0; i < p->n; i++)
+      if (json_array_append_new(ind, rows)) goto nomem; /* owned by ind from here: freed with it */
+      size_t since_check = 0;
+      for (size_t i = 0; i < p->n; i++) {
         bad |= json_array_append_new(rows, grid_block(p, p->individual + (o * p->n + i) * p->n_points));
-      bad |= json_array_append_new(ind, rows);
+        if ((since_check += p->n_points) >= PDP_ENCODE_CHECK_EVERY) { /* ~90 MB of JSON at the bound */
+          since_check = 0;
+          int rc = xd_cancel_check(cancel);
+          if (rc != XD_OK) {
+            xd_error_set(err, rc, NULL, "the request %s while its answer was being built",
+                         rc == XD_ETIMEDOUT ? "passed its deadline" : "was canceled");
+            goto fail;
+          }
+        }
+      }
     }
   }
   bad |= json_object_set_new(body, "model", json_string(s->entry->name));
@@ -103,6 +117,8 @@ static json_t *pdp_encode(void *state, xd_error_t *err) {
   if (bad) goto nomem;
   return body;
 nomem:
+  xd_error_set(err, XD_ENOMEM, NULL, "out of memory encoding the response");
+fail:
   json_decref(body);
   json_decref(names);
   json_decref(idx);
@@ -110,15 +126,23 @@ nomem:
   json_decref(outs);
   json_decref(avg);
   json_decref(ind);
-  xd_error_set(err, XD_ENOMEM, NULL, "out of memory encoding the response");
   return NULL;
 }
 
 /* A JSON allocation failure while encoding turns the answer into a 500, a non-finite
  * result into a 400 (api/alloc.h). */
-XD_JSON_RESULT_GUARDED(pdp_encode_checked, pdp_encode)
-static const xd_job_ops_t pdp_ops = {
-    .endpoint = "explain_pdp", .run = pdp_run, .encode = pdp_encode_checked, .free = pdp_free};
+static json_t *pdp_encode_checked(void *state, const xd_cancel_t *cancel, xd_error_t *err) {
+  unsigned long mark = xd_json_oom_mark(), nf = xd_json_nonfinite_mark();
+  json_t *body = xd_json_oom_check(pdp_encode(state, cancel, err), mark, err);
+  return xd_json_finite_check(body, nf, err);
+}
+/* encode (no deadline) for callers without one; the runners call encode_cancel. */
+static json_t *pdp_encode_no_deadline(void *state, xd_error_t *err) { return pdp_encode_checked(state, NULL, err); }
+static const xd_job_ops_t pdp_ops = {.endpoint = "explain_pdp",
+                                     .run = pdp_run,
+                                     .encode = pdp_encode_no_deadline,
+                                     .encode_cancel = pdp_encode_checked,
+                                     .free = pdp_free};
 
 /* One feature reference: a name or an index. */
 static int decode_feature(const xd_model_t *m, const json_t *v, const char *field, size_t *out, xd_error_t *err) {

@@ -7,5 +7,6 @@ json_t *xd_work_run_inline(const xd_work_t *w, const xd_cancel_t *cancel, xd_err
   if (w->ops->prepare && w->ops->prepare(w->state, cancel, err) != XD_OK) return NULL;
   for (size_t p = 0; p < w->n_parts; p++)
     if (w->ops->run(w->state, p, cancel, err) != XD_OK) return NULL;
+  if (w->ops->encode_cancel) return w->ops->encode_cancel(w->state, cancel, err);
   return w->ops->encode(w->state, err);
 }

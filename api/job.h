@@ -54,6 +54,11 @@ typedef struct xd_job_ops {
    * prepare parts, before prepare and any part. A failure fails the job as prepare's
    * does: prepare and the parts then do not run. */
   int (*prepare_part)(void *state, size_t part, const xd_cancel_t *cancel, xd_error_t *err);
+  /* Optional (NULL: encode is used). As encode, for answers large enough that building
+   * them can outlast the deadline (PDP's ICE curves: millions of values): checks cancel
+   * every few thousand values and fails with its status (XD_ETIMEDOUT: 504) once it
+   * fires. When set, the runners call it instead of encode. */
+  json_t *(*encode_cancel)(void *state, const xd_cancel_t *cancel, xd_error_t *err);
 } xd_job_ops_t;
 
 typedef struct xd_work {

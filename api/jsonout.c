@@ -112,7 +112,19 @@ typedef struct out {
   char *p;
   size_t n, cap;
   int oom;
+  const xd_cancel_t *cancel; /* checked every PRINT_CHECK_EVERY numbers */
+  size_t numbers;
+  int rc; /* cancel's status once it fired */
 } out_t;
+
+#define PRINT_CHECK_EVERY 4096
+
+/* 0, or -1 with o->rc set when cancel fired. */
+static int count_number(out_t *o) {
+  if (!o->cancel || ++o->numbers % PRINT_CHECK_EVERY) return 0;
+  o->rc = xd_cancel_check(o->cancel);
+  return o->rc == XD_OK ? 0 : -1;
+}
 
 static void put(out_t *o, const char *s, size_t n) {
   if (o->oom) return;
@@ -189,8 +201,14 @@ static int dump(out_t *o, const json_t *v, int depth) {
     put(o, "]", 1);
     break;
   case JSON_STRING: put_string(o, json_string_value(v), json_string_length(v)); break;
-  case JSON_INTEGER: put(o, buf, (size_t)snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(v))); break;
-  case JSON_REAL: put(o, buf, xd_json_format_real(json_real_value(v), buf)); break;
+  case JSON_INTEGER:
+    if (count_number(o)) return -1;
+    put(o, buf, (size_t)snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(v)));
+    break;
+  case JSON_REAL:
+    if (count_number(o)) return -1;
+    put(o, buf, xd_json_format_real(json_real_value(v), buf));
+    break;
   case JSON_TRUE: put(o, "true", 4); break;
   case JSON_FALSE: put(o, "false", 5); break;
   case JSON_NULL: put(o, "null", 4); break;
@@ -199,9 +217,16 @@ static int dump(out_t *o, const json_t *v, int depth) {
 }
 
 char *xd_json_print(const json_t *v) {
-  out_t o = {0};
+  int rc;
+  return xd_json_print_cancel(v, NULL, &rc);
+}
+
+char *xd_json_print_cancel(const json_t *v, const xd_cancel_t *cancel, int *rc) {
+  out_t o = {.cancel = cancel};
+  *rc = XD_OK;
   if (!v || dump(&o, v, 0) != 0 || (put(&o, "", 0), o.oom)) {
     xd_free(o.p);
+    *rc = o.rc != XD_OK ? o.rc : XD_ENOMEM;
     return NULL;
   }
   o.p[o.n] = '\0';

@@ -15,6 +15,8 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "core/status.h"
+
 /* Shortest "%.15g"/"%.16g"/"%.17g" text of finite x that strtod reads back as x, written
  * as jansson writes reals: with ".0" when it would read as an integer, and the exponent
  * without '+' or leading zeros ("1e20", "1e-5"). Writes at most 32 bytes (NUL included)
@@ -24,5 +26,9 @@ size_t xd_json_format_real(double x, char buf[32]);
 /* New NUL-terminated text of v (the caller frees it with xd_free), or NULL when an
  * allocation failed or v nests deeper than 2048 levels. */
 char *xd_json_print(const json_t *v);
+/* As xd_json_print, checking cancel (NULL: never) every 4096 numbers: the largest answers
+ * (PDP's ICE curves, ~90 MB of text) take seconds to print. Returns NULL with *rc set to
+ * cancel's status (XD_ETIMEDOUT past the deadline) when it fired, else to XD_ENOMEM. */
+char *xd_json_print_cancel(const json_t *v, const xd_cancel_t *cancel, int *rc);
 
 #endif

@@ -118,15 +118,24 @@ void xd_api_errorf(xd_api_response_t *resp, int code, const char *field, const c
   xd_api_error(&err, resp);
 }
 
+static _Thread_local const xd_cancel_t *print_cancel; /* xd_api_print_cancel */
+
+void xd_api_print_cancel(const xd_cancel_t *cancel) { print_cancel = cancel; }
+
 void xd_api_json(xd_api_response_t *resp, int status, json_t *body) {
   /* Reals as the shortest text that reads back the same (api/jsonout.h). The text is
    * allocated with xd_malloc: it is the body as is. A failed allocation while printing
    * gives NULL, never text with a piece missing: answer 500. */
-  char *s = body ? xd_json_print(body) : NULL;
+  int rc = XD_ENOMEM;
+  char *s = body ? xd_json_print_cancel(body, print_cancel, &rc) : NULL;
   json_decref(body);
   if (!s) {
     xd_error_t err;
-    xd_error_set(&err, XD_ENOMEM, NULL, "out of memory encoding the response");
+    if (rc != XD_ENOMEM)
+      xd_error_set(&err, rc, NULL, "the request %s while its answer was being written",
+                   rc == XD_ETIMEDOUT ? "passed its deadline" : "was canceled");
+    else
+      xd_error_set(&err, XD_ENOMEM, NULL, "out of memory encoding the response");
     xd_api_error(&err, resp);
     return;
   }

@@ -30,6 +30,7 @@
 #include <time.h>
 #include <uv.h>
 
+#include "api/response.h"
 #include "server/log.h"
 
 struct xd_pool_job {
@@ -199,7 +200,9 @@ static void job_finish(xd_pool_job_t *j) {
     pthread_mutex_unlock(&p->mu);
   }
   if (err.code == XD_OK) {
-    body = j->work.ops->encode(j->work.state, &err);
+    xd_cancel_t cancel = {&j->cancel, j->deadline_ns};
+    body = j->work.ops->encode_cancel ? j->work.ops->encode_cancel(j->work.state, &cancel, &err)
+                                      : j->work.ops->encode(j->work.state, &err);
     if (!body && err.code == XD_OK) xd_error_set(&err, XD_EINTERNAL, NULL, "encoding the answer failed");
   }
   if (p->cfg.observe_compute && atomic_load(&j->started))
@@ -209,7 +212,10 @@ static void job_finish(xd_pool_job_t *j) {
   p->admitted--;
   admission_release(p, j);
   pthread_mutex_unlock(&p->mu);
+  xd_cancel_t print_cancel = {&j->cancel, j->deadline_ns};
+  xd_api_print_cancel(&print_cancel); /* done prints the answer: at most until the deadline */
   j->done(j->ctx, body, body ? NULL : &err);
+  xd_api_print_cancel(NULL);
 
   pthread_mutex_lock(&p->mu);
   if (j->all_prev) j->all_prev->all_next = j->all_next;

@@ -53,6 +53,21 @@ static char *bc_body(size_t n, const char *extra) {
   return b;
 }
 
+/* A PDP request on features 0 and 1 of breast_cancer over n rows whose two features
+ * take n distinct values each: n x n grid points per row, n^3 ICE values with "kind":
+ * "individual". Free it. */
+static char *pdp_ice_body(size_t n) {
+  const char *rest = strchr(strchr(BC_ROW, ',') + 1, ','); /* ",122.8,...]" */
+  size_t rl = strlen(rest) + 64;
+  char *b = malloc(256 + n * rl);
+  size_t pos = (size_t)sprintf(b, "{\"model\":\"breast_cancer\",\"features\":[0,1],\"grid_resolution\":1000,"
+                                  "\"percentiles\":[0,1],\"kind\":\"individual\",\"data\":{\"instances\":[");
+  for (size_t i = 0; i < n; i++)
+    pos += (size_t)sprintf(b + pos, "[%.3f,%.3f%s%s", 8.0 + 0.1 * (double)i, 10.0 + 0.07 * (double)i, rest,
+                           i + 1 < n ? "," : "]}}");
+  return b;
+}
+
 /* One request from src ("127.0.0.2", or NULL for 127.0.0.1) on its own connection: the
  * status (0: no answer) and the time it took. */
 static int request_from(const char *src, int port, const char *path, const char *body, double *ms) {
@@ -206,6 +221,7 @@ TEST(every_endpoint_ends_within_its_deadline) {
       {"integrated gradients 10000 instances x 1024 steps", "/explain/gradient", NULL, 0},
       {"permutation importance n_repeats 100", "/importance", NULL, 0},
       {"pdp two features, grid 1000, average", "/explain/pdp", NULL, 0},
+      {"pdp individual, 170 rows x 170 x 170 grid (4.9M values)", "/explain/pdp", NULL, 0},
   };
   char shap1[1400];
   snprintf(shap1, sizeof shap1,
@@ -219,6 +235,7 @@ TEST(every_endpoint_ends_within_its_deadline) {
   c[5].body = bc_body(10000, ",\"steps\":1024");
   c[6].body = strdup("{\"model\":\"breast_cancer\",\"n_repeats\":100}");
   c[7].body = strdup("{\"model\":\"breast_cancer\",\"features\":[0,1],\"grid_resolution\":1000,\"kind\":\"average\"}");
+  c[8].body = pdp_ice_body(170); /* 4,913,000 values: the XD_PDP_MAX_INDIVIDUAL bound is 5,000,000 */
   for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
     xd_http_resp_t r;
     double t0 = xd_ms_now();
