@@ -32,6 +32,7 @@ typedef struct lime_job {
   size_t n;
   xd_lime_result_t *res; /* n */
   uint64_t first; /* instance k draws from stream first + k (api/job.h set_first_index) */
+  int diagnostics; /* "diagnostics": true adds each instance's z0 to the answer */
 } lime_job_t;
 
 static int lime_prepare(void *state, const xd_cancel_t *cancel, xd_error_t *err) {
@@ -147,7 +148,7 @@ static json_t *lime_encode(void *state, xd_error_t *err) {
     } else {
       json_object_set_new(e, "prediction", xd_json_real(r->prediction[0]));
     }
-    json_object_set_new(e, "z0", xd_json_reals(r->z0, d));
+    if (j->diagnostics) json_object_set_new(e, "z0", xd_json_reals(r->z0, d)); /* only when asked for */
     for (size_t l = 0; l < r->n_labels; l++) {
       json_t *lj = label_json(j, j->X + i * d, &r->labels[l], o->repeats > 1);
       if (!lj || json_array_append_new(labels, lj)) {
@@ -249,7 +250,7 @@ int xd_lime_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_
   if (xd_api_is_image_model(api, body)) return xd_lime_image_decode(api, body, work, err); /* api/explain_lime_image.c */
   static const char *const keys[] = {"model",  "instances", "instance", "num_samples", "num_features",
                                      "labels", "top_labels", "discretize", "kernel_width", "feature_selection",
-                                     "sample_around_instance", "repeats", "seed", "timeout_ms", NULL};
+                                     "sample_around_instance", "repeats", "seed", "diagnostics", "timeout_ms", NULL};
   int rc = xd_json_check_keys(body, keys, NULL, err);
   if (rc != XD_OK) return rc;
   lime_job_t *j = xd_calloc(1, sizeof *j);
@@ -263,6 +264,7 @@ int xd_lime_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_
   xd_lime_options_t o;
   if ((rc = xd_api_timeout(body, &work->timeout_ms, err))) goto fail;
   if ((rc = decode_options(api, m, body, &o, err))) goto fail;
+  if ((rc = xd_json_opt_bool(body, "diagnostics", &j->diagnostics, err))) goto fail;
   if ((rc = xd_json_instances(m, body, 1, lim->max_rows, &j->X, &j->n, err))) goto fail;
   /* Admission: every instance evaluates num_samples rows per repeat. */
   double work_rows = (double)j->n * (double)o.num_samples * (double)o.repeats;

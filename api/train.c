@@ -30,6 +30,7 @@ typedef struct train_job {
   xd_train_options_t opt;
   xd_model_spec_t spec;
   xd_train_result_t res;
+  int diagnostics; /* "diagnostics": true adds the loss per epoch to the answer */
 } train_job_t;
 
 static int train_run(void *state, size_t part, const xd_cancel_t *cancel, xd_error_t *err) {
@@ -100,8 +101,10 @@ static json_t *train_encode(void *state, xd_error_t *err) {
   }
   json_object_set_new(o, "train_metric", xd_json_real(r->train_metric));
   json_object_set_new(o, "validation_metric", xd_json_real(r->val_metric)); /* null without validation rows */
-  json_object_set_new(o, "train_loss", xd_json_reals(r->train_loss, r->epochs));
-  json_object_set_new(o, "validation_loss", r->val_loss ? xd_json_reals(r->val_loss, r->epochs) : json_null());
+  if (j->diagnostics) { /* one value per epoch: only when asked for */
+    json_object_set_new(o, "train_loss", xd_json_reals(r->train_loss, r->epochs));
+    json_object_set_new(o, "validation_loss", r->val_loss ? xd_json_reals(r->val_loss, r->epochs) : json_null());
+  }
   json_object_set_new(o, "best_epoch", r->best_epoch ? json_integer((json_int_t)r->best_epoch) : json_null());
   json_object_set_new(o, "stopped_early", json_boolean(r->best_epoch && r->epochs < j->opt.epochs));
   return o;
@@ -295,7 +298,7 @@ static int train_decode(xd_api_t *api, const xd_api_request_t *req, const char *
       goto fail;
     }
     static const char *const keys[] = {"target", "task", "hidden", "activation", "epochs", "batch_size",
-                                       "learning_rate", "l2", "validation_split", "seed", "patience", "timeout_ms", NULL};
+                                       "learning_rate", "l2", "validation_split", "seed", "patience", "diagnostics", "timeout_ms", NULL};
     if ((rc = xd_json_check_keys(o, keys, NULL, err)) != XD_OK) goto fail;
     /* Names and categories become JSON strings (the bundle, the answer): UTF-8 only.
      * (A CSV inside a JSON body is UTF-8 already.) */
@@ -321,7 +324,7 @@ static int train_decode(xd_api_t *api, const xd_api_request_t *req, const char *
       goto fail;
     }
     static const char *const keys[] = {"csv", "columns", "rows", "target", "task", "hidden", "activation", "epochs",
-                                       "batch_size", "learning_rate", "l2", "validation_split", "seed", "patience", "timeout_ms", NULL};
+                                       "batch_size", "learning_rate", "l2", "validation_split", "seed", "patience", "diagnostics", "timeout_ms", NULL};
     if ((rc = xd_json_check_keys(o, keys, NULL, err)) != XD_OK) goto fail;
     json_t *text = json_object_get(o, "csv");
     if (text && (json_object_get(o, "columns") || json_object_get(o, "rows"))) {
@@ -342,7 +345,9 @@ static int train_decode(xd_api_t *api, const xd_api_request_t *req, const char *
       goto fail;
     }
   }
-  if ((rc = decode_options(o, &j->opt, j->target, sizeof j->target, err)) != XD_OK) goto fail;
+  if ((rc = decode_options(o, &j->opt, j->target, sizeof j->target, err)) != XD_OK ||
+      (rc = xd_json_opt_bool(o, "diagnostics", &j->diagnostics, err)) != XD_OK)
+    goto fail;
   if ((rc = xd_api_timeout(o, &work->timeout_ms, err)) != XD_OK) goto fail;
   json_decref(o);
   work->ops = &train_ops;

@@ -883,7 +883,7 @@ TEST(train_over_http) {
   int st;
 
   /* iris, three body forms, one seed: the same model each time */
-  char *body = train_json(iris, "{\"target\":\"species\",\"hidden\":[16],\"seed\":7}");
+  char *body = train_json(iris, "{\"target\":\"species\",\"hidden\":[16],\"seed\":7,\"diagnostics\":true}");
   json_t *r1 = train("iris-t", NULL, NULL, body, &st);
   CHECK_MSG(st == 200, "status %d", st);
   double acc = json_number_value(json_object_get(r1, "validation_metric"));
@@ -897,11 +897,11 @@ TEST(train_over_http) {
   CHECK(same_json(json_object_get(r1, "train_loss"), json_object_get(r2, "train_loss")));
   CHECK(same_json(json_object_get(r1, "validation_metric"), json_object_get(r2, "validation_metric")));
   CHECK(json_integer_value(json_object_get(r2, "version")) == json_integer_value(json_object_get(r1, "version")) + 1);
-  body = train_rows_json(iris, "{\"target\":\"species\",\"hidden\":[16],\"seed\":7}");
+  body = train_rows_json(iris, "{\"target\":\"species\",\"hidden\":[16],\"seed\":7,\"diagnostics\":true}");
   json_t *r3 = train("iris-t", NULL, NULL, body, &st);
   free(body);
   CHECK(st == 200 && same_json(json_object_get(r1, "train_loss"), json_object_get(r3, "train_loss")));
-  json_t *r4 = train("iris-t", "target=species&hidden=16&seed=7", "text/csv", iris, &st);
+  json_t *r4 = train("iris-t", "target=species&hidden=16&seed=7&diagnostics=true", "text/csv", iris, &st);
   CHECK(st == 200 && same_json(json_object_get(r1, "train_loss"), json_object_get(r4, "train_loss")));
   CHECK(json_integer_value(json_object_get(r4, "version")) == json_integer_value(json_object_get(r1, "version")) + 3);
   /* the stored model is the one GET reports, and it is served and explainable */
@@ -921,7 +921,7 @@ TEST(train_over_http) {
   json_decref(r4);
 
   /* credit: at least scikit-learn's LogisticRegression on the same split */
-  body = train_json(credit, "{\"target\":\"approved\",\"hidden\":[],\"seed\":7}");
+  body = train_json(credit, "{\"target\":\"approved\",\"hidden\":[],\"seed\":7,\"diagnostics\":true}");
   json_t *c1 = train("credit-t", NULL, NULL, body, &st);
   free(body);
   CHECK(st == 200);
@@ -931,8 +931,13 @@ TEST(train_over_http) {
   fprintf(stderr, "  credit over HTTP: validation accuracy %.4f (recorded %.4f, scikit-learn %.4f)\n", acc, rec, skl);
   CHECK(acc >= rec - 1.0 / 800 - 1e-12);
   CHECK(acc >= skl - 1.0 / 800 - 1e-12);
-  json_t *c2 = train("credit-t", "target=approved&seed=7", "text/csv", credit, &st);
+  json_t *c2 = train("credit-t", "target=approved&seed=7&diagnostics=true", "text/csv", credit, &st);
   CHECK(st == 200 && same_json(json_object_get(c1, "train_loss"), json_object_get(c2, "train_loss")));
+  /* the loss per epoch is a diagnostic: left out unless asked for */
+  json_t *c3 = train("credit-t", "target=approved&seed=7", "text/csv", credit, &st);
+  CHECK(st == 200 && json_object_get(c3, "train_metric") && !json_object_get(c3, "train_loss") &&
+        !json_object_get(c3, "validation_loss"));
+  json_decref(c3);
   CHECK(call("POST", "/explain/lime", AUTH,
              "{\"model\":\"credit-t\",\"instance\":{\"age\":40,\"income\":50000,\"debt_ratio\":0.3,"
              "\"employment\":\"employed\",\"region\":\"west\",\"late_payments\":1},\"seed\":3,\"num_samples\":1000}",

@@ -104,7 +104,8 @@ TEST(every_model_every_mode) {
     for (size_t md = 0; md < sizeof modes / sizeof *modes; md++) {
       int regression = strcmp(demo[k], "diabetes") == 0;
       char body[65536];
-      snprintf(body, sizeof body, "{\"model\":\"%s\",\"instances\":%s,\"num_samples\":1500,\"seed\":7%s}", demo[k],
+      snprintf(body, sizeof body,
+               "{\"model\":\"%s\",\"instances\":%s,\"num_samples\":1500,\"seed\":7,\"diagnostics\":true%s}", demo[k],
                inst, modes[md]);
       json_t *j;
       int st = post(body, &j, NULL);
@@ -135,6 +136,9 @@ TEST(same_seed_same_bytes) {
   CHECK(post(body, &a, &ra) == 200);
   CHECK(post(body, &b, &rb) == 200);
   CHECK(ra && rb && strcmp(ra, rb) == 0);
+  /* z0 is a diagnostic: only with "diagnostics": true (check_answer asks for it) */
+  CHECK(json_object_get(json_array_get(json_object_get(a, "explanations"), 0), "z0") == NULL);
+  CHECK(json_object_get(json_array_get(json_object_get(a, "explanations"), 0), "labels") != NULL);
   json_decref(a), json_decref(b), free(ra), free(rb);
   snprintf(body, sizeof body, "{\"model\":\"breast_cancer\",\"instances\":%s}", inst);
   CHECK(post(body, &a, &ra) == 200);
