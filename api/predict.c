@@ -83,7 +83,8 @@ static const xd_job_ops_t predict_ops = {
     .endpoint = "predict", .run = predict_run, .encode = predict_encode_checked, .free = predict_free};
 
 int xd_predict_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err) {
-  static const char *const keys[] = {"model", "instances", "timeout_ms", NULL};
+  /* "instance" (one row) is accepted wherever "instances" is */
+  static const char *const keys[] = {"model", "instances", "instance", "timeout_ms", NULL};
   int rc = xd_json_check_keys(body, keys, NULL, err);
   if (rc != XD_OK) return rc;
   predict_job_t *j = xd_calloc(1, sizeof *j);
@@ -97,17 +98,17 @@ int xd_predict_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_err
   size_t max_rows = xd_api_limits(api)->max_rows;
   switch (xd_model_input_kind(m)) {
   case XD_INPUT_IMAGE:
-    rc = xd_json_image_rows(m, body, 0, max_rows, &j->X, &j->n, err);
+    rc = xd_json_image_rows(m, body, 1, max_rows, &j->X, &j->n, err);
     break;
   case XD_INPUT_TEXT:
     if (!(j->warnings = json_array())) {
       rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
       break;
     }
-    rc = xd_json_text_rows(m, body, 0, max_rows, &j->text, &j->n, j->warnings, err);
+    rc = xd_json_text_rows(m, body, 1, max_rows, &j->text, &j->n, j->warnings, err);
     break;
   default:
-    rc = xd_json_instances(m, body, 0, max_rows, &j->X, &j->n, err);
+    rc = xd_json_instances(m, body, 1, max_rows, &j->X, &j->n, err);
   }
   if (rc != XD_OK) goto fail;
   j->out = xd_malloc(xd_mul_size(j->n, xd_model_n_outputs(m)) * sizeof *j->out);
