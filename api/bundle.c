@@ -17,22 +17,6 @@
 #include "core/onnx.h"
 #include "core/sha256.h"
 
-static int check_keys(const json_t *obj, const char *const *allowed, const char *prefix, xd_error_t *err) {
-  const char *key;
-  json_t *v;
-  json_object_foreach((json_t *)obj, key, v) {
-    if (strncmp(key, "x-", 2) == 0) continue;
-    int ok = 0;
-    for (const char *const *a = allowed; *a && !ok; a++) ok = strcmp(*a, key) == 0;
-    if (!ok) {
-      char f[XD_ERROR_FIELD_MAX];
-      snprintf(f, sizeof f, "%s%s%s", prefix, *prefix ? "." : "", key);
-      return xd_error_set(err, XD_EFORMAT, f, "unknown key '%.100s'", key);
-    }
-  }
-  return XD_OK;
-}
-
 static char *dup_string(const json_t *v, const char *field, size_t maxlen, xd_error_t *err) {
   if (!json_is_string(v)) {
     xd_error_set(err, XD_EFORMAT, field, "must be a string");
@@ -84,7 +68,7 @@ static int decode_features(const json_t *v, xd_model_spec_t *s, xd_error_t *err)
     json_t *o = json_array_get(v, j);
     snprintf(f, sizeof f, "features[%zu]", j);
     if (!json_is_object(o)) return xd_error_set(err, XD_EFORMAT, f, "must be an object with a name");
-    int rc = check_keys(o, keys, f, err);
+    int rc = xd_json_check_file_keys(o, keys, f, err);
     if (rc != XD_OK) return rc;
     snprintf(f, sizeof f, "features[%zu].name", j);
     if (!(s->features[j].name = dup_string(json_object_get(o, "name"), f, 256, err))) return err ? err->code : XD_EFORMAT;
@@ -135,7 +119,7 @@ static int decode_layers(const json_t *v, xd_model_spec_t *s, xd_error_t *err) {
     xd_layer_spec_t *L = &s->layers[l];
     snprintf(f, sizeof f, "layers[%zu]", l);
     if (!json_is_object(o)) return xd_error_set(err, XD_EFORMAT, f, "must be an object");
-    int rc = check_keys(o, keys, f, err);
+    int rc = xd_json_check_file_keys(o, keys, f, err);
     if (rc != XD_OK) return rc;
     json_t *w = json_object_get(o, "weights");
     snprintf(f, sizeof f, "layers[%zu].weights", l);
@@ -213,7 +197,7 @@ static void onnx_error_path(xd_error_t *err) {
 static int decode_background(const json_t *v, const char *dir, xd_model_spec_t *s, xd_error_t *err) {
   if (!json_is_object(v)) return xd_error_set(err, XD_EFORMAT, "background", "must be an object");
   static const char *const keys[] = {"csv", "target", "rows", "targets", NULL};
-  int rc = check_keys(v, keys, "background", err);
+  int rc = xd_json_check_file_keys(v, keys, "background", err);
   if (rc != XD_OK) return rc;
   json_t *csv = json_object_get(v, "csv"), *rows = json_object_get(v, "rows");
   int cls = s->task == XD_TASK_CLASSIFICATION;
@@ -327,7 +311,7 @@ static int decode(const char *data, size_t len, const char *dir, const void *onn
     rc = xd_error_set(err, XD_EFORMAT, "", "a bundle is a JSON object");
     goto done;
   }
-  if ((rc = check_keys(root, keys, "", err)) != XD_OK) goto done;
+  if ((rc = xd_json_check_file_keys(root, keys, "", err)) != XD_OK) goto done;
   json_t *fmt = json_object_get(root, "format");
   if (!json_is_string(fmt) || strcmp(json_string_value(fmt), "explaind.model/v1") != 0) {
     rc = xd_error_set(err, XD_EFORMAT, "format", "must be \"explaind.model/v1\"");
@@ -390,7 +374,7 @@ static int decode(const char *data, size_t len, const char *dir, const void *onn
       rc = xd_error_set(err, XD_EFORMAT, "preprocess", "must be an object with mean and scale");
       goto done;
     }
-    if ((rc = check_keys(pre, pkeys, "preprocess", err)) != XD_OK) goto done;
+    if ((rc = xd_json_check_file_keys(pre, pkeys, "preprocess", err)) != XD_OK) goto done;
     s.pre_mean = xd_malloc(s.n_features * sizeof *s.pre_mean);
     s.pre_scale = xd_malloc(s.n_features * sizeof *s.pre_scale);
     if (!s.pre_mean || !s.pre_scale) {

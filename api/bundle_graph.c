@@ -8,26 +8,11 @@
 
 #include "api/bundle_limits.h"
 #include "api/files.h"
+#include "api/json.h"
 #include "api/tokenizer_json.h"
 #include "core/alloc.h"
 #include "core/base64.h"
 #include "core/image.h"
-
-static int keys_ok(const json_t *obj, const char *const *allowed, const char *prefix, xd_error_t *err) {
-  const char *key;
-  json_t *v;
-  json_object_foreach((json_t *)obj, key, v) {
-    if (strncmp(key, "x-", 2) == 0) continue;
-    int ok = 0;
-    for (const char *const *a = allowed; *a && !ok; a++) ok = strcmp(*a, key) == 0;
-    if (!ok) {
-      char f[XD_ERROR_FIELD_MAX];
-      snprintf(f, sizeof f, "%s.%s", prefix, key);
-      return xd_error_set(err, XD_EFORMAT, f, "unknown key '%.100s'", key);
-    }
-  }
-  return XD_OK;
-}
 
 /* Reads a file named by a bundle (relative to dir) into *data; field names it. */
 static int read_named(const json_t *v, const char *dir, size_t max, const char *field, char **data, size_t *len,
@@ -84,7 +69,7 @@ static int per_channel(const json_t *o, const char *key, size_t c, double dflt, 
 
 static int image_input(const json_t *in, xd_graph_spec_t *g, xd_error_t *err) {
   static const char *const keys[] = {"kind", "channels", "height", "width", "scale", "mean", "std", NULL};
-  int rc = keys_ok(in, keys, "input", err);
+  int rc = xd_json_check_file_keys(in, keys, "input", err);
   xd_image_prep_t *p = &g->image;
   if (rc == XD_OK) rc = size_in(in, "channels", 1, 3, &p->channels, err);
   if (rc == XD_OK && p->channels == 2) rc = xd_error_set(err, XD_EFORMAT, "input.channels", "must be 1 (gray) or 3 (RGB)");
@@ -105,7 +90,7 @@ static int image_input(const json_t *in, xd_graph_spec_t *g, xd_error_t *err) {
 
 static int text_input(const json_t *in, const char *dir, xd_graph_spec_t *g, xd_error_t *err) {
   static const char *const keys[] = {"kind", "tokenizer", "max_length", "embedding", NULL};
-  int rc = keys_ok(in, keys, "input", err);
+  int rc = xd_json_check_file_keys(in, keys, "input", err);
   if (rc == XD_OK) rc = size_in(in, "max_length", 1, XD_TOK_MAX_LENGTH, &g->max_length, err);
   if (rc != XD_OK) return rc;
   json_t *tok = json_object_get(in, "tokenizer"), *emb = json_object_get(in, "embedding");
@@ -175,7 +160,7 @@ static int background(const json_t *bg, const char *dir, xd_graph_spec_t *g, xd_
   if (!json_is_object(bg)) return xd_error_set(err, XD_EFORMAT, "background", "must be an object");
   int image = g->kind == XD_INPUT_IMAGE;
   static const char *const ikeys[] = {"images", NULL}, *const tkeys[] = {"texts", NULL};
-  int rc = keys_ok(bg, image ? ikeys : tkeys, "background", err);
+  int rc = xd_json_check_file_keys(bg, image ? ikeys : tkeys, "background", err);
   if (rc != XD_OK) return rc;
   const char *key = image ? "background.images" : "background.texts";
   json_t *list = json_object_get(bg, image ? "images" : "texts");

@@ -80,6 +80,22 @@ static const char *clip(const char *s, size_t max, char *out, size_t cap) {
   return out;
 }
 
+int xd_json_check_file_keys(const json_t *obj, const char *const *allowed, const char *prefix, xd_error_t *err) {
+  const char *key;
+  json_t *v;
+  json_object_foreach((json_t *)obj, key, v) {
+    if (strncmp(key, "x-", 2) == 0) continue;
+    int ok = 0;
+    for (const char *const *a = allowed; *a && !ok; a++) ok = strcmp(*a, key) == 0;
+    if (!ok) {
+      char f[XD_ERROR_FIELD_MAX];
+      snprintf(f, sizeof f, "%s%s%s", prefix, *prefix ? "." : "", key);
+      return xd_error_set(err, XD_EFORMAT, f, "unknown key '%.100s'", key);
+    }
+  }
+  return XD_OK;
+}
+
 int xd_json_check_keys(const json_t *obj, const char *const *allowed, const char *prefix, xd_error_t *err) {
   const char *key;
   json_t *v;

@@ -19,6 +19,10 @@
 /* Fails with XD_EINVAL naming "<prefix>.<key>" (or "<key>") for any key of obj not in
  * allowed (NULL-terminated). Keys starting "x-" are not allowed in requests. */
 int xd_json_check_keys(const json_t *obj, const char *const *allowed, const char *prefix, xd_error_t *err);
+/* The same check for files (model bundles), where keys starting "x-" are extensions that
+ * readers skip, and an unknown key is a format error (XD_EFORMAT) naming "<prefix>.<key>"
+ * (or "<key>" when prefix is empty). */
+int xd_json_check_file_keys(const json_t *obj, const char *const *allowed, const char *prefix, xd_error_t *err);
 
 /* Optional getters: leave *out untouched when the key is absent or null; otherwise check
  * type and range [min, max] and fail naming key. */
