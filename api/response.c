@@ -118,11 +118,7 @@ void xd_api_errorf(xd_api_response_t *resp, int code, const char *field, const c
   xd_api_error(&err, resp);
 }
 
-static _Thread_local const xd_cancel_t *print_cancel; /* xd_api_print_cancel */
-
-void xd_api_print_cancel(const xd_cancel_t *cancel) { print_cancel = cancel; }
-
-void xd_api_json(xd_api_response_t *resp, int status, json_t *body) {
+static void json_cancel(xd_api_response_t *resp, int status, json_t *body, const xd_cancel_t *print_cancel) {
   /* Reals as the shortest text that reads back the same (api/jsonout.h). The text is
    * allocated with xd_malloc: it is the body as is. A failed allocation while printing
    * gives NULL, never text with a piece missing: answer 500. */
@@ -142,11 +138,17 @@ void xd_api_json(xd_api_response_t *resp, int status, json_t *body) {
   set_body(resp, status, s);
 }
 
-void xd_api_finish(json_t *body, const xd_error_t *err, xd_api_response_t *resp) {
+void xd_api_json(xd_api_response_t *resp, int status, json_t *body) { json_cancel(resp, status, body, NULL); }
+
+void xd_api_finish_cancel(json_t *body, const xd_error_t *err, const xd_cancel_t *cancel, xd_api_response_t *resp) {
   if (body)
-    xd_api_json(resp, 200, body);
+    json_cancel(resp, 200, body, cancel);
   else
     xd_api_error(err, resp);
+}
+
+void xd_api_finish(json_t *body, const xd_error_t *err, xd_api_response_t *resp) {
+  xd_api_finish_cancel(body, err, NULL, resp);
 }
 
 void xd_api_response_deinit(xd_api_response_t *resp) {

@@ -79,11 +79,10 @@ void xd_api_empty(xd_api_response_t *resp, int status, const char *content_type)
 /* Turns a finished job into a response: body (a new reference, consumed) on success,
  * or the error. Any thread. */
 void xd_api_finish(json_t *body, const xd_error_t *err, xd_api_response_t *resp);
-/* Until the next call, xd_api_json (and xd_api_finish) on the calling thread checks cancel
- * (NULL: nothing) while printing and answers its status instead (504 past the deadline):
- * a job's completion callback prints its answer, and a 90 MB answer takes seconds. The
- * worker pool sets it around that callback. */
-void xd_api_print_cancel(const xd_cancel_t *cancel);
+/* As xd_api_finish, checking cancel (NULL: nothing) while printing the body and answering
+ * its status instead (504 past the deadline): a job's completion callback prints its
+ * answer, and a 90 MB answer takes seconds. */
+void xd_api_finish_cancel(json_t *body, const xd_error_t *err, const xd_cancel_t *cancel, xd_api_response_t *resp);
 
 void xd_api_response_deinit(xd_api_response_t *resp);
 

@@ -244,9 +244,9 @@ static enum MHD_Result send_error(req_t *r, int code, const char *fmt, ...) {
 
 /* ---- the pool's completion (worker or loop thread) ---------------------------------- */
 
-static void on_done(void *ctx, json_t *body, const xd_error_t *err) {
+static void on_done(void *ctx, json_t *body, const xd_error_t *err, const xd_cancel_t *print_cancel) {
   req_t *r = ctx;
-  xd_api_finish(body, err, &r->resp); /* errors get Retry-After from xd_api_error where due */
+  xd_api_finish_cancel(body, err, print_cancel, &r->resp); /* errors get Retry-After from xd_api_error where due */
   xd_disconnect_remove(r->h->watch, &r->watch);
   atomic_store_explicit(&r->done, 1, memory_order_release);
   MHD_resume_connection(r->conn); /* last touch: r may be freed once MHD sends the answer */

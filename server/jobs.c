@@ -195,7 +195,8 @@ static job_t *find(xd_jobs_t *m, const char *id) {
 
 /* ---- running ------------------------------------------------------------------------ */
 
-static void on_chunk_done(void *ctx, json_t *body, const xd_error_t *err) {
+static void on_chunk_done(void *ctx, json_t *body, const xd_error_t *err, const xd_cancel_t *print_cancel) {
+  (void)print_cancel; /* the runner thread writes the chunk's lines itself, under its own checks */
   xd_jobs_t *m = ctx;
   pthread_mutex_lock(&m->mu);
   m->chunk_body = body;

@@ -30,7 +30,6 @@
 #include <time.h>
 #include <uv.h>
 
-#include "api/response.h"
 #include "server/log.h"
 
 struct xd_pool_job {
@@ -213,9 +212,7 @@ static void job_finish(xd_pool_job_t *j) {
   admission_release(p, j);
   pthread_mutex_unlock(&p->mu);
   xd_cancel_t print_cancel = {&j->cancel, j->deadline_ns};
-  xd_api_print_cancel(&print_cancel); /* done prints the answer: at most until the deadline */
-  j->done(j->ctx, body, body ? NULL : &err);
-  xd_api_print_cancel(NULL);
+  j->done(j->ctx, body, body ? NULL : &err, &print_cancel); /* done prints the answer: at most until the deadline */
 
   pthread_mutex_lock(&p->mu);
   if (j->all_prev) j->all_prev->all_next = j->all_next;

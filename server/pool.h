@@ -53,9 +53,10 @@ typedef struct xd_pool_config {
 
 /* Called exactly once per submitted job, on a worker thread (or on the loop thread when
  * the job failed before any part ran), with either body (a new reference the callee
- * owns) or err. The work state has been freed already; after the callback returns the
- * pool forgets the job. Must not block. */
-typedef void (*xd_pool_done_fn)(void *ctx, json_t *body, const xd_error_t *err);
+ * owns) or err, and print_cancel: the job's cancellation and deadline, which printing the
+ * body should honour (a large answer can take seconds to print). The work state has been
+ * freed already; after the callback returns the pool forgets the job. Must not block. */
+typedef void (*xd_pool_done_fn)(void *ctx, json_t *body, const xd_error_t *err, const xd_cancel_t *print_cancel);
 
 /* Sets UV_THREADPOOL_SIZE (libuv reads it once, at the first pool use in the process, so
  * call before other threads read the environment and before any other libuv work), and

@@ -142,7 +142,8 @@ static const xd_job_ops_t ops_prep_parts = {.endpoint = "test",
                                             .encode = encode,
                                             .free = free_state};
 
-static void on_done(void *ctx, json_t *body, const xd_error_t *err) {
+static void on_done(void *ctx, json_t *body, const xd_error_t *err, const xd_cancel_t *print_cancel) {
+  (void)print_cancel;
   probe_t *p = ctx;
   atomic_fetch_add(&p->done_calls, 1);
   pthread_mutex_lock(&p->mu);
