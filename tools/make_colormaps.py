@@ -13,7 +13,7 @@ core/render.c, taken from matplotlib (Debian's python3-matplotlib).
             256 points, for signed attributions centred at 0.
 Entries are sRGB floats in [0, 1] with 6 decimals; render.c rounds them to 8 bits.
 With --js the same tables, already rounded to 8 bits as render.c does (round(v·255) of the
-float), go to web/colormaps.js for the image view's legend (tests/test_render.c checks
+float), go to web/colormaps.js for the image view's legend (tests/test_render_pixels.c checks
 that each entry equals xd_render_color's).
 """
 import math
