@@ -18,7 +18,8 @@
  *     strongest positive segments in yellow, where find_boundaries is written here as
  *     scikit-image and scipy compute it (whole-image dilations and erosions, scipy's
  *     separable minimum through double) and checked first against scikit-image's own
- *     outputs in tests/golden/segment/.
+ *     outputs in tests/golden/segment/;
+ *   - GET /models/shapes?background=N answers the bundle's pictures, pixel for pixel.
  * Run from the repository root. */
 #include <jansson.h>
 #include <math.h>
@@ -445,6 +446,60 @@ TEST(api_outline_pictures) {
   free(seg);
 }
 
+/* The PNG bytes png[len] as 8-bit RGB (malloc'd) of size w x h, or NULL. */
+static uint8_t *png_rgb(const uint8_t *png, size_t len, uint32_t *w, uint32_t *h) {
+  spng_ctx *ctx = spng_ctx_new(0);
+  struct spng_ihdr ihdr;
+  size_t size = 0;
+  uint8_t *rgb = NULL;
+  if (ctx && spng_set_png_buffer(ctx, png, len) == 0 && spng_get_ihdr(ctx, &ihdr) == 0 &&
+      spng_decoded_image_size(ctx, SPNG_FMT_RGB8, &size) == 0 && (rgb = malloc(size)) &&
+      spng_decode_image(ctx, rgb, size, SPNG_FMT_RGB8, 0) == 0) {
+    *w = ihdr.width, *h = ihdr.height;
+  } else {
+    free(rgb);
+    rgb = NULL;
+  }
+  spng_ctx_free(ctx);
+  return rgb;
+}
+
+/* GET /models/shapes?background=3: the bundle's pictures 0, 5 and 10 of 16 (evenly spaced)
+ * as {"b64": PNG} rows whose pixels are the files' (the image view picks from them). */
+TEST(api_background_pictures_are_the_bundles) {
+  xd_api_request_t req = {"GET", "/models/shapes", "background=3", NULL, 0, NULL, NULL};
+  xd_api_response_t resp;
+  memset(&resp, 0, sizeof resp);
+  xd_api_handle_sync(api, &req, &resp, NULL);
+  CHECK(resp.status == 200);
+  json_t *a = resp.body ? json_loadb(resp.body, resp.body_len, 0, NULL) : NULL;
+  xd_api_response_deinit(&resp);
+  const json_t *bg = json_object_get(a, "background");
+  CHECK(json_array_size(bg) == 3);
+  for (size_t k = 0; k < json_array_size(bg); k++) {
+    const json_t *row = json_array_get(bg, k);
+    const char *b64 = json_string_value(json_object_get(row, "b64"));
+    CHECK(json_object_size(row) == 1 && b64);
+    uint8_t *png = NULL;
+    size_t len = 0;
+    xd_error_t err;
+    uint32_t w = 0, h = 0, fw = 0, fh = 0;
+    uint8_t *got = b64 && xd_base64_decode(b64, strlen(b64), &png, &len, &err) == XD_OK ? png_rgb(png, len, &w, &h) : NULL;
+    xd_free(png);
+    char path[64];
+    snprintf(path, sizeof path, "models/shapes/bg/%zu.png", k * 16 / 3);
+    FILE *f = fopen(path, "rb");
+    static uint8_t file[1 << 16];
+    size_t n = f ? fread(file, 1, sizeof file, f) : 0;
+    if (f) fclose(f);
+    uint8_t *want = png_rgb(file, n, &fw, &fh);
+    CHECK_MSG(got && want && w == fw && h == fh && memcmp(got, want, (size_t)w * h * 3) == 0, "%s differs", path);
+    free(got);
+    free(want);
+  }
+  json_decref(a);
+}
+
 int main(void) {
   /* the picture: a noisy background, a square and a bright bar (a deterministic pattern) */
   for (int y = 0; y < H; y++)
@@ -476,6 +531,7 @@ int main(void) {
   xd_api_set_ready(api, 1);
   RUN(api_heatmap_pictures);
   RUN(api_outline_pictures);
+  RUN(api_background_pictures_are_the_bundles);
   xd_api_free(api);
   xd_registry_free(reg);
   unlink(link_path);
