@@ -80,6 +80,7 @@ function showParams() {
 // The picture to explain: {b64, src (for <img>), name}.
 function setPicture(pic) {
   state.picture = pic;
+  $('image-chosen').textContent = `chosen: ${pic.name}`;
   for (const t of document.querySelectorAll('#image-thumbs img')) t.classList.toggle('on', t.dataset.index === pic.index);
 }
 

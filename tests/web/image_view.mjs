@@ -2,7 +2,8 @@
 // Chromium (Debian's /usr/bin/chromium driven by playwright-core) against the real server.
 //
 // Picks shapes and one of its background pictures, runs integrated gradients, Grad-CAM and
-// LIME (and occlusion on an uploaded PNG of another size), and checks: the overlay <img>
+// LIME (and Kernel SHAP, saliency, occlusion on an uploaded PNG of another size and saliency
+// on an uploaded JPEG), and checks: the overlay <img>
 // is the API's PNG for the same request, decoded at the right size (the picture plus the
 // legend strip for heatmaps) and not blank (pixel variance > 0, read through a canvas);
 // the legend shows the API's range with numbers and its colour bar has, at every column
@@ -68,7 +69,8 @@ try {
   const targets = await page.$$eval('#image-target option', (os) => os.map((o) => o.value));
   check('class choices', targets.length === info.classes.length + 1);
   await page.click(`#image-thumbs img[data-index="${PICK}"]`);
-  check('clicking a thumbnail picks it', (await page.inputValue('#image-pick')) === String(PICK));
+  check('clicking a thumbnail picks it', (await page.inputValue('#image-pick')) === String(PICK) &&
+    (await page.textContent('#image-chosen')) === `chosen: background ${PICK}`);
   const instance = { b64: info.background[PICK].b64 };
 
   // Runs the chosen method; the overlay's size, its pixels' variance and the colours it holds.
@@ -197,12 +199,22 @@ try {
   // an uploaded PNG of another size (56x40 RGBA): resized by the server; occlusion
   const up = readFileSync('../golden/graph/shapes_rgba_56x40.png');
   await page.setInputFiles('#image-file', '../golden/graph/shapes_rgba_56x40.png');
-  await page.waitForFunction(() => !document.querySelector('#image-thumbs img.on'), null, { timeout: 10000 });
+  await page.waitForFunction(() => document.getElementById('image-chosen').textContent === 'chosen: shapes_rgba_56x40.png' &&
+    !document.querySelector('#image-thumbs img.on'), null, { timeout: 10000 });
   shot = await run('occlusion');
   a = await apiPost('/explain/occlusion', { model: MODEL, instance: { b64: up.toString('base64') }, render: true, window: [C, 4, 4], strides: [C, 2, 2] });
   check('upload: original shown', shot.orig === `data:image/png;base64,${up.toString('base64')}`);
   check('upload + occlusion: overlay is the API\'s PNG at the model size', shot.src === `data:image/png;base64,${a.images[0]}` &&
     shot.w === W && shot.h === H + legendRows(H) && shot.variance > 0, `${shot.w}x${shot.h}`);
+  // and a JPEG
+  const jpg = readFileSync('../golden/graph/shapes_jpeg_32x32.jpg');
+  await page.setInputFiles('#image-file', '../golden/graph/shapes_jpeg_32x32.jpg');
+  await page.waitForFunction(() => document.getElementById('image-chosen').textContent === 'chosen: shapes_jpeg_32x32.jpg',
+    null, { timeout: 10000 });
+  shot = await run('saliency');
+  a = await apiPost('/explain/gradient', { model: MODEL, instance: { b64: jpg.toString('base64') }, render: true, method: 'saliency' });
+  check('upload JPEG: original and the API\'s PNG', shot.orig === `data:image/jpeg;base64,${jpg.toString('base64')}` &&
+    shot.src === `data:image/png;base64,${a.images[0]}` && shot.variance > 0);
   check('no console error, page error or outside request', problems.length === 0, problems.join('; '));
 
   // errors: a bad parameter shows the server's message; a file that is not an image is refused
