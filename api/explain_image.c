@@ -71,20 +71,25 @@ json_t *xd_json_chw(const double *x, size_t n, size_t C, size_t H, size_t W) {
 }
 
 json_t *xd_json_render(const xd_model_t *m, const double *X, const double *heat, size_t n, int signed_map,
-                       xd_error_t *err) {
+                       json_t **legends, xd_error_t *err) {
   const xd_image_prep_t *p = xd_model_image_prep(m);
   int C = (int)p->channels, H = (int)p->height, W = (int)p->width, L = xd_render_legend_height(H);
   size_t P = (size_t)C * H * W;
   float *xf = xd_malloc(P * sizeof *xf), *hf = xd_malloc((size_t)H * W * sizeof *hf);
   uint8_t *base = xd_malloc((size_t)H * W * 3), *out = xd_malloc((size_t)(H + L) * W * 3);
-  json_t *a = json_array();
-  if (!xf || !hf || !base || !out || !a) goto nomem;
+  json_t *a = json_array(), *lgs = legends ? json_array() : NULL;
+  if (legends) *legends = NULL;
+  if (!xf || !hf || !base || !out || !a || (legends && !lgs)) goto nomem;
   for (size_t i = 0; i < n; i++) {
     for (size_t v = 0; v < P; v++) xf[v] = (float)X[i * P + v];
     for (size_t v = 0; v < (size_t)H * W; v++) hf[v] = (float)heat[i * H * W + v];
     xd_render_display(xf, C, H, W, p->mean, p->std, base);
     xd_render_options_t o = {signed_map, 0.5, 1};
-    if (xd_render_heatmap(&o, hf, H, W, base, out, NULL, err) != XD_OK) goto fail;
+    xd_render_legend_t lg;
+    if (xd_render_heatmap(&o, hf, H, W, base, out, &lg, err) != XD_OK) goto fail;
+    if (lgs && json_array_append_new(lgs, json_pack("{s:s, s:o, s:o}", "colormap", signed_map ? "coolwarm" : "viridis",
+                                                    "min", xd_json_real(lg.lo), "max", xd_json_real(lg.hi))))
+      goto nomem;
     uint8_t *png = NULL;
     size_t len = 0, blen = 0;
     if (xd_image_encode_png(out, (size_t)W, (size_t)(H + L), 3, &png, &len, err) != XD_OK) goto fail;
@@ -99,6 +104,7 @@ json_t *xd_json_render(const xd_model_t *m, const double *X, const double *heat,
   xd_free(hf);
   xd_free(base);
   xd_free(out);
+  if (legends) *legends = lgs;
   return a;
 nomem:
   xd_error_set(err, XD_ENOMEM, NULL, "out of memory rendering images");
@@ -108,6 +114,7 @@ fail:
   xd_free(base);
   xd_free(out);
   json_decref(a);
+  json_decref(lgs);
   return NULL;
 }
 
@@ -213,12 +220,12 @@ static json_t *img_encode(void *state, xd_error_t *err) {
   if (j->render) {
     int signed_map = j->method != XD_GRAD_SALIENCY && j->method != XD_GRAD_SMOOTHGRAD_SQ &&
                      j->method != XD_GRAD_VARGRAD && !(j->method == METHOD_GRAD_CAM && j->relu);
-    json_t *imgs = xd_json_render(m, j->X, j->heat, j->n, signed_map, err);
+    json_t *lgs = NULL, *imgs = xd_json_render(m, j->X, j->heat, j->n, signed_map, &lgs, err);
     if (!imgs) {
       json_decref(o);
       return NULL;
     }
-    if (json_object_set_new(o, "images", imgs)) goto nomem;
+    if (json_object_set_new(o, "images", imgs) || json_object_set_new(o, "legends", lgs)) goto nomem;
   }
   return o;
 nomem:

@@ -30,8 +30,10 @@ extern const char *const xd_imgx_baseline_names[];
 json_t *xd_json_chw(const double *x, size_t n, size_t C, size_t H, size_t W);
 
 /* Base64 PNGs: heat (n, H*W) over the instances X (n, P) with a legend; signed_map picks
- * the diverging map. */
+ * the diverging map. *legends (when legends is not NULL) gets the numbers of each
+ * picture's colour bar, [{"colormap": "coolwarm"|"viridis", "min", "max"}], so that a
+ * client can label the bar the PNG carries without deciding the range itself. */
 json_t *xd_json_render(const xd_model_t *m, const double *X, const double *heat, size_t n, int signed_map,
-                       xd_error_t *err);
+                       json_t **legends, xd_error_t *err);
 
 #endif

@@ -88,12 +88,13 @@ static json_t *occl_encode(void *state, xd_error_t *err) {
       bad |= json_array_append_new(heat, xd_json_matrix(j->heat + i * H * W, H, W));
     bad |= json_object_set_new(o, "heatmaps", heat);
     if (!bad && j->render) {
-      json_t *imgs = xd_json_render(m, j->X, j->heat, j->n, 1, err);
+      json_t *lgs = NULL, *imgs = xd_json_render(m, j->X, j->heat, j->n, 1, &lgs, err);
       if (!imgs) {
         json_decref(o);
         return NULL;
       }
       bad |= json_object_set_new(o, "images", imgs);
+      bad |= json_object_set_new(o, "legends", lgs);
     }
   } else {
     const xd_feature_t *F = xd_model_features(m);

@@ -33,7 +33,7 @@ static const xd_jobs_endpoint_t endpoints[] = {
      {"targets", "expected_value", "shap_values", "model_output", "efficiency_gap", "nsamples"}, "shap_values", ATTR_ROW, 0},
     {"/explain/gradient", xd_gradient_decode, {"targets", "attributions", "convergence_delta"}, "attributions", ATTR_ROW, 0},
     /* tabular, image and text kinds' per-instance members; "images" only with "render" */
-    {"/explain/occlusion", xd_occlusion_decode, {"targets", "attributions", "heatmaps", "images", "tokens", "offsets"},
+    {"/explain/occlusion", xd_occlusion_decode, {"targets", "attributions", "heatmaps", "images", "legends", "tokens", "offsets"},
      "attributions", ATTR_ROW, 0},
     {"/predict", xd_predict_decode, {"predictions", "label_indices", "probabilities"}, "predictions", ATTR_VALUE, 0},
     {"/importance", xd_importance_decode, {NULL}, NULL, ATTR_VALUE, 1},

@@ -3,6 +3,7 @@
 #include "api/endpoints.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,6 +14,8 @@
 #include "api/metrics.h"
 #include "core/trees.h"
 #include "core/alloc.h"
+#include "core/base64.h"
+#include "core/image.h"
 #include "core/sha256.h"
 
 static json_t *model_summary(const xd_model_entry_t *e) {
@@ -70,6 +73,45 @@ static json_t *background_rows(const xd_model_t *m, size_t max) {
     json_array_append_new(rows, row);
   }
   return rows;
+}
+
+/* An image model's background pictures for ?background=N: up to N (at most 100), evenly
+ * spaced, each as an instance row {"b64": PNG} that the explanation endpoints accept back
+ * (the dashboard's image view picks from them). The stored rows are preprocessed; the
+ * pixels are p = round((x·std[c] + mean[c]) / scale), clamped to 0..255, which gives back
+ * the 8-bit pictures of the bundle (after any resize to the model's size). NULL when out
+ * of memory. */
+static json_t *background_pictures(const xd_model_t *m, size_t max) {
+  size_t nb = 0;
+  const double *X = xd_model_background_images(m, &nb);
+  const xd_image_prep_t *p = xd_model_image_prep(m);
+  if (max > 100) max = 100;
+  size_t k = nb < max ? nb : max, C = p->channels, HW = p->height * p->width;
+  uint8_t *px = xd_malloc(C * HW);
+  json_t *rows = json_array();
+  for (size_t r = 0; px && rows && r < k; r++) {
+    const double *x = X + (r * nb / k) * C * HW;
+    for (size_t c = 0; c < C; c++)
+      for (size_t i = 0; i < HW; i++) {
+        double v = round((x[c * HW + i] * p->std[c] + p->mean[c]) / p->scale);
+        px[i * C + c] = (uint8_t)(v > 0 ? (v < 255 ? v : 255) : 0);
+      }
+    uint8_t *png = NULL;
+    size_t len = 0, blen = 0;
+    xd_error_t err;
+    char *b64 = NULL;
+    if (xd_image_encode_png(px, p->width, p->height, C, &png, &len, &err) == XD_OK) b64 = xd_base64_encode(png, len, &blen);
+    xd_free(png);
+    json_t *row = b64 ? json_pack("{s:s%}", "b64", b64, blen) : NULL;
+    xd_free(b64);
+    if (!row || json_array_append_new(rows, row)) {
+      json_decref(rows);
+      rows = NULL;
+    }
+  }
+  xd_free(px);
+  if (!px) json_decref(rows);
+  return px ? rows : NULL;
 }
 
 static json_t *model_detail(const xd_model_entry_t *e) {
@@ -200,7 +242,12 @@ xd_api_outcome_t xd_service_model(xd_api_t *api, const xd_api_request_t *req, co
   }
   json_t *detail = model_detail(e);
   size_t nb = background_asked(req->query);
-  if (detail && nb) json_object_set_new(detail, "background", background_rows(e->model, nb));
+  if (detail && nb && xd_model_input_kind(e->model) == XD_INPUT_IMAGE) {
+    json_t *pics = background_pictures(e->model, nb);
+    if (pics) json_object_set_new(detail, "background", pics);
+  } else if (detail && nb) {
+    json_object_set_new(detail, "background", background_rows(e->model, nb));
+  }
   xd_api_json(resp, 200, detail);
   xd_api_add_header(resp, "ETag", "\"%s\"", e->sha256); /* for If-Match on PUT */
   xd_model_entry_release(e);

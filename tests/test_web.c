@@ -9,7 +9,8 @@
  *   V2 and metrics endpoints) conform to it (tests/web/conform.mjs, ajv).
  * - The dashboard end to end in headless Chromium (Debian's chromium driven by npm
  *   playwright-core, tests/web/dashboard.mjs) against the real server; the screenshot is
- *   saved as $BUILD/artifacts/dashboard.png.
+ *   saved as $BUILD/artifacts/dashboard.png. The text and image views likewise
+ *   (tests/web/text_view.mjs, tests/web/image_view.mjs).
  *
  * node, the npm packages (tests/web/node_modules) and chromium come from `make
  * web-deps`. A missing one is a skip, printed with how to get it, except under CI=true,
@@ -325,6 +326,28 @@ TEST(dashboard_text) {
   CHECK(xd_server_stop(&s) == 0);
 }
 
+/* The image view (/image.html, tests/web/image_view.mjs): overlays, legends and errors of
+ * the real server's answers; screenshots $BUILD/artifacts/dashboard-image*.png. */
+TEST(dashboard_image) {
+  const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
+  char art[512], cmd[2048], cwd[512];
+  snprintf(art, sizeof art, "%s/artifacts", build);
+  snprintf(cmd, sizeof cmd, "mkdir -p '%s'", art);
+  run(cmd);
+  xd_server_t s;
+  if (xd_server_start(&s, server_args(), NULL) != 0) {
+    CHECK_MSG(0, "the server did not start");
+    return;
+  }
+  CHECK(getcwd(cwd, sizeof cwd) != NULL);
+  snprintf(cmd, sizeof cmd, "cd tests/web && timeout 600 node image_view.mjs %d '%s%s%s' >&2", s.port,
+           art[0] == '/' ? "" : cwd, art[0] == '/' ? "" : "/", art);
+  CHECK_MSG(run(cmd) == 0, "the image view run failed (see above)");
+  snprintf(cmd, sizeof cmd, "%s/dashboard-image.png", art);
+  CHECK_MSG(exists(cmd), "no screenshot at %s", cmd);
+  CHECK(xd_server_stop(&s) == 0);
+}
+
 /* With API keys the page itself needs none (it holds no data), shows the API's 401 and
  * works once the key is typed in. */
 TEST(dashboard_api_key) {
@@ -373,10 +396,12 @@ int main(void) {
     skip("dashboard", why);
     skip("dashboard_api_key", why);
     skip("dashboard_text", why);
+    skip("dashboard_image", why);
   } else {
     RUN(dashboard);
     RUN(dashboard_api_key);
     RUN(dashboard_text);
+    RUN(dashboard_image);
   }
 
   xd_api_free(web_api);
