@@ -689,6 +689,256 @@ TEST(importance_shards_equal_the_single_run) {
   CHECK(xd_server_stop(&s) == 0);
 }
 
+/* ---- partial dependence as a job (docs/jobs.md "PDP over large data") ----------------- */
+
+/* The raw text of a synchronous answer (NULL unless 200). */
+static char *sync_text(int port, const char *path, const char *body, size_t *len) {
+  xd_http_resp_t r;
+  if (xd_http(port, "POST", path, NULL, body, strlen(body), &r) != 0) return NULL;
+  char *b = r.status == 200 ? r.body : NULL;
+  if (!b) fprintf(stderr, "  %s: %d %.300s\n", path, r.status, r.body ? r.body : "");
+  *len = r.body_len;
+  if (b) r.body = NULL;
+  xd_http_resp_free(&r);
+  return b;
+}
+
+/* Submits body and waits for success; the results text (the one answer for PDP) or NULL. */
+static char *job_results(int port, const char *body, int timeout_ms, size_t *len) {
+  const char *id0 = submit(port, body);
+  char id[64] = "";
+  if (id0) snprintf(id, sizeof id, "%s", id0);
+  json_t *st = id[0] ? wait_finished(port, id, timeout_ms) : NULL;
+  int ok = st && strcmp(job_state(st), "succeeded") == 0;
+  CHECK_MSG(ok, "job %s did not succeed", id);
+  json_decref(st);
+  return ok ? results(port, id, NULL, len) : NULL;
+}
+
+/* The answer text plus the newline the job's answer file ends with equals the job's. */
+static int same_answer(const char *sync, size_t slen, const char *job, size_t jlen) {
+  return sync && job && jlen == slen + 1 && memcmp(sync, job, slen) == 0 && job[slen] == '\n';
+}
+
+/* A PDP job (a pair of features over 17,500 rows: two parts of 16 blocks of 1,024 rows)
+ * answers the synchronous /explain/pdp body byte for byte; so does one with ICE curves
+ * whose rows are given as a job's "instances"; a target list per instance is cut per
+ * chunk. */
+TEST(pdp_job_equals_synchronous_answer) {
+  xd_server_t s;
+  const char *args[] = {"--workers", "2", "--max-background", "20000", NULL};
+  if (xd_server_start(&s, args, NULL) != 0) {
+    CHECK(0);
+    return;
+  }
+  size_t n = 17500, cap = n * 64 + 512, slen = 0, jlen = 0;
+  char *rows = iris_rows(n, -1), *sb = malloc(cap), *jb = malloc(cap);
+  snprintf(sb, cap, "{\"model\":\"iris\",\"features\":[\"petal length (cm)\",3],\"grid_resolution\":6,\"data\":{\"instances\":%s}}", rows);
+  snprintf(jb, cap, "{\"endpoint\":\"/explain/pdp\",\"model\":\"iris\",\"features\":[\"petal length (cm)\",3],\"grid_resolution\":6,"
+           "\"data\":{\"instances\":%s}}", rows);
+  char *sync = sync_text(s.port, "/explain/pdp", sb, &slen), *job = job_results(s.port, jb, 120000, &jlen);
+  CHECK_MSG(same_answer(sync, slen, job, jlen), "pair over 17500 rows: job %zu bytes, synchronous %zu", jlen, slen);
+  json_t *a = sync ? json_loads(sync, 0, NULL) : NULL;
+  CHECK(json_array_size(json_object_get(a, "average")) == 3 && json_integer_value(json_object_get(a, "n_rows")) == 17500);
+  json_decref(a);
+  free(sync);
+  free(job);
+  free(rows);
+  /* ICE: kind "both", rows as the job's "instances" */
+  rows = iris_rows(2500, -1);
+  snprintf(sb, cap, "{\"model\":\"iris\",\"features\":2,\"grid_resolution\":9,\"kind\":\"both\",\"data\":{\"instances\":%s}}", rows);
+  snprintf(jb, cap, "{\"endpoint\":\"/explain/pdp\",\"model\":\"iris\",\"features\":2,\"grid_resolution\":9,\"kind\":\"both\",\"instances\":%s}", rows);
+  sync = sync_text(s.port, "/explain/pdp", sb, &slen);
+  job = job_results(s.port, jb, 120000, &jlen);
+  CHECK_MSG(same_answer(sync, slen, job, jlen), "ICE over 2500 rows: job %zu bytes, synchronous %zu", jlen, slen);
+  free(sync);
+  free(job);
+  free(rows);
+  free(sb);
+  free(jb);
+  CHECK(xd_server_stop(&s) == 0);
+}
+
+/* Per-instance targets (one per row, 150 rows: three chunks) are cut as the rows are:
+ * every line equals the synchronous answer's; a list of another length is a 400 naming
+ * "target". */
+TEST(per_instance_targets_are_cut_per_chunk) {
+  xd_server_t s;
+  const char *args[] = {"--workers", "2", NULL};
+  if (xd_server_start(&s, args, NULL) != 0) {
+    CHECK(0);
+    return;
+  }
+  size_t n = 150;
+  char *rows = iris_rows(n, -1), *targets = malloc(n * 4 + 8);
+  size_t pos = (size_t)sprintf(targets, "[");
+  for (size_t i = 0; i < n; i++) pos += (size_t)sprintf(targets + pos, "%s%zu", i ? "," : "", (i * 7 + i / 5) % 3);
+  sprintf(targets + pos, "]");
+  static const struct {
+    const char *path, *opts;
+    const char *keys[7];
+  } cases[] = {
+      {"/explain/shap", "\"nsamples\":64,\"seed\":11", {"targets", "expected_value", "shap_values", "model_output", NULL}},
+      {"/explain/gradient", "\"method\":\"integrated_gradients\",\"steps\":16", {"targets", "attributions", "convergence_delta", NULL}},
+      {"/explain/occlusion", "\"baseline\":\"mean\"", {"targets", "attributions", NULL}},
+  };
+  size_t cap = strlen(rows) + strlen(targets) + 512;
+  char *sb = malloc(cap), *jb = malloc(cap);
+  for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+    snprintf(sb, cap, "{\"model\":\"iris\",\"instances\":%s,\"target\":%s,%s}", rows, targets, cases[c].opts);
+    snprintf(jb, cap, "{\"endpoint\":\"%s\",\"model\":\"iris\",\"instances\":%s,\"target\":%s,%s}", cases[c].path, rows, targets,
+             cases[c].opts);
+    json_t *sync = sync_answer(s.port, cases[c].path, sb);
+    /* the targets are the ones asked for, not all "predicted" */
+    CHECK_MSG(sync && json_integer_value(json_array_get(json_object_get(sync, "targets"), 1)) == 1 &&
+                  json_integer_value(json_array_get(json_object_get(sync, "targets"), 2)) == 2,
+              "%s", cases[c].path);
+    size_t len = 0;
+    char *nd = job_results(s.port, jb, 60000, &len);
+    CHECK_MSG(nd && strstr(nd, "\"error\"") == NULL, "%s: a line is an error", cases[c].path);
+    if (nd && sync) check_lines(nd, sync, cases[c].keys, n);
+    free(nd);
+    json_decref(sync);
+  }
+  snprintf(jb, cap, "{\"endpoint\":\"/explain/shap\",\"model\":\"iris\",\"instances\":%s,\"target\":[0,1]}", rows);
+  expect_error(s.port, jb, 400, "target");
+  free(sb);
+  free(jb);
+  free(rows);
+  free(targets);
+  CHECK(xd_server_stop(&s) == 0);
+}
+
+/* Three command-line shards of a PDP spec with ICE curves (3 blocks of 2,500 rows), merged
+ * in any order, give the server job's answer byte for byte. */
+TEST(pdp_cli_shards_merge_into_the_servers_answer) {
+  xd_server_t s;
+  if (xd_server_start(&s, NULL, NULL) != 0) {
+    CHECK(0);
+    return;
+  }
+  char dir[] = "/tmp/xd-pdp-XXXXXX", path[512], cmd[1400];
+  CHECK(mkdtemp(dir) != NULL);
+  char *rows = iris_rows(2500, -1), *spec = malloc(strlen(rows) + 512);
+  sprintf(spec, "{\"endpoint\":\"/explain/pdp\",\"model\":\"iris\",\"features\":[\"sepal width (cm)\"],\"grid_resolution\":11,"
+          "\"kind\":\"both\",\"percentiles\":[0.1,0.9],\"data\":{\"instances\":%s}}", rows);
+  snprintf(path, sizeof path, "%s/spec.json", dir);
+  FILE *f = fopen(path, "w");
+  fputs(spec, f);
+  fclose(f);
+  size_t len = 0;
+  char *ans = job_results(s.port, spec, 60000, &len);
+  for (int i = 0; i < 3; i++) {
+    snprintf(cmd, sizeof cmd, "%s/explaind jobs run %s/spec.json --model-dir models --shard %d/3 --output %s/s%d.json 2>/dev/null",
+             build_dir(), dir, i, dir, i);
+    CHECK_MSG(run_cmd(cmd) == 0, "%s", cmd);
+  }
+  snprintf(cmd, sizeof cmd, "%s/explaind jobs merge %s/s2.json %s/s0.json %s/s1.json --output %s/m.json 2>/dev/null",
+           build_dir(), dir, dir, dir, dir);
+  CHECK(run_cmd(cmd) == 0);
+  snprintf(path, sizeof path, "%s/m.json", dir);
+  f = fopen(path, "rb");
+  char *merged = calloc(1, len + 16);
+  size_t got = f ? fread(merged, 1, len + 8, f) : 0;
+  if (f) fclose(f);
+  CHECK_MSG(ans && got == len && memcmp(merged, ans, len) == 0, "merged %zu bytes, server %zu", got, len);
+  /* each shard holds one block: its ICE rows and sums */
+  snprintf(path, sizeof path, "%s/s1.json", dir);
+  json_t *s1 = json_load_file(path, 0, NULL), *sh = json_object_get(s1, "pdp_shard");
+  CHECK(json_integer_value(json_array_get(json_object_get(sh, "blocks"), 0)) == 1);
+  CHECK(json_array_size(json_array_get(json_object_get(sh, "individual"), 0)) == 1024);
+  json_decref(s1);
+  /* a missing shard is refused */
+  snprintf(cmd, sizeof cmd, "%s/explaind jobs merge %s/s0.json %s/s2.json --output %s/bad.json 2>/dev/null", build_dir(), dir, dir, dir);
+  CHECK(run_cmd(cmd) == 1);
+  free(merged);
+  free(ans);
+  free(rows);
+  free(spec);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  CHECK(run_cmd(cmd) == 0);
+  CHECK(xd_server_stop(&s) == 0);
+}
+
+/* kill -9 between the two parts of a PDP job: after the restart it resumes at its second
+ * part, and the answer is still the synchronous one byte for byte. */
+TEST(pdp_job_resumes_after_kill9) {
+  char dir[] = "/tmp/xd-pdp-jobs-XXXXXX";
+  CHECK(mkdtemp(dir) != NULL);
+  const char *args[] = {"--workers", "2", "--job-dir", dir, "--max-background", "20000", NULL};
+  const char *env[] = {"EXPLAIND_TEST_PART_DELAY_MS=1500", NULL};
+  xd_server_t s;
+  if (xd_server_start(&s, args, env) != 0) {
+    CHECK(0);
+    return;
+  }
+  size_t n = 17000, cap = n * 64 + 512;
+  char *rows = iris_rows(n, -1), *jb = malloc(cap), *sb = malloc(cap);
+  snprintf(jb, cap, "{\"endpoint\":\"/explain/pdp\",\"model\":\"iris\",\"features\":0,\"grid_resolution\":5,\"instances\":%s}", rows);
+  snprintf(sb, cap, "{\"model\":\"iris\",\"features\":0,\"grid_resolution\":5,\"data\":{\"instances\":%s}}", rows);
+  const char *id0 = submit(s.port, jb);
+  char id[64] = "";
+  if (id0) snprintf(id, sizeof id, "%s", id0);
+  CHECK(id[0]);
+  size_t done = 0;
+  for (double t0 = xd_ms_now(); xd_ms_now() - t0 < 30000;) {
+    json_t *st = job_status(s.port, id);
+    done = job_done(st);
+    json_decref(st);
+    if (done >= 1) break;
+    xd_sleep_ms(20);
+  }
+  CHECK_MSG(done == 1, "done %zu of 2 parts", done);
+  kill(s.pid, SIGKILL);
+  xd_server_wait(&s, 5000);
+  const char *env2[] = {NULL};
+  if (xd_server_start(&s, args, env2) != 0) {
+    CHECK(0);
+    return;
+  }
+  json_t *st = wait_finished(s.port, id, 60000);
+  CHECK(st && strcmp(job_state(st), "succeeded") == 0 && job_done(st) == 2);
+  json_decref(st);
+  CHECK(xd_server_log_contains(&s, "resuming"));
+  size_t len = 0, slen = 0;
+  char *ans = results(s.port, id, NULL, &len), *sync = sync_text(s.port, "/explain/pdp", sb, &slen);
+  CHECK_MSG(same_answer(sync, slen, ans, len), "resumed job %zu bytes, synchronous %zu", len, slen);
+  free(ans);
+  free(sync);
+  free(rows);
+  free(jb);
+  free(sb);
+  CHECK(xd_server_stop(&s) == 0);
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  CHECK(system(cmd) == 0);
+}
+
+/* A bad PDP job is a 4xx at submission naming the field. */
+TEST(pdp_job_bad_input) {
+  xd_server_t s;
+  if (xd_server_start(&s, NULL, NULL) != 0) {
+    CHECK(0);
+    return;
+  }
+  expect_error(s.port, "{\"endpoint\":\"/explain/pdp\",\"model\":\"iris\",\"features\":[\"nope\"],\"instances\":[[1,2,3,4],[2,3,4,5]]}",
+               400, "features[0]");
+  expect_error(s.port, "{\"endpoint\":\"/explain/pdp\",\"model\":\"iris\",\"features\":0,\"grid_resolution\":100000,"
+               "\"instances\":[[1,2,3,4],[2,3,4,5]]}", 400, "grid_resolution");
+  expect_error(s.port, "{\"endpoint\":\"/explain/pdp\",\"model\":\"iris\",\"features\":0,\"kind\":\"all\","
+               "\"instances\":[[1,2,3,4],[2,3,4,5]]}", 400, "kind");
+  expect_error(s.port, "{\"endpoint\":\"/explain/pdp\",\"model\":\"iris\",\"features\":0,\"csv\":\"a,b\\n1,2\\n\"}", 400, "csv");
+  expect_error(s.port, "{\"endpoint\":\"/explain/pdp\",\"model\":\"iris\",\"features\":0,\"instances\":[[1,2,3,4]],"
+               "\"data\":{\"instances\":[[1,2,3,4]]}}", 400, "instances");
+  /* CSV rows work */
+  size_t len = 0;
+  char *ans = job_results(s.port, "{\"endpoint\":\"/explain/pdp\",\"model\":\"iris\",\"features\":3,\"csv\":\"petal width (cm),"
+                          "sepal length (cm),sepal width (cm),petal length (cm)\\n0.2,5.1,3.5,1.4\\n1.3,6.2,2.9,4.3\\n\"}", 30000, &len);
+  CHECK(ans && strncmp(ans, "{\"model\":\"iris\",\"features\":[\"petal width (cm)\"]", 47) == 0 && strstr(ans, "\"n_rows\":2}"));
+  free(ans);
+  CHECK(xd_server_stop(&s) == 0);
+}
+
 int main(int argc, char **argv) {
   const char *only = argc > 1 ? argv[1] : NULL;
   signal(SIGPIPE, SIG_IGN);
@@ -702,5 +952,10 @@ int main(int argc, char **argv) {
   if (!only || strstr("chunks_within_the_request_limits", only)) RUN(chunks_within_the_request_limits);
   if (!only || strstr("model_changed_while_down_fails_the_job", only)) RUN(model_changed_while_down_fails_the_job);
   if (!only || strstr("importance_shards_equal_the_single_run", only)) RUN(importance_shards_equal_the_single_run);
+  if (!only || strstr("pdp_job_equals_synchronous_answer", only)) RUN(pdp_job_equals_synchronous_answer);
+  if (!only || strstr("per_instance_targets_are_cut_per_chunk", only)) RUN(per_instance_targets_are_cut_per_chunk);
+  if (!only || strstr("pdp_cli_shards_merge_into_the_servers_answer", only)) RUN(pdp_cli_shards_merge_into_the_servers_answer);
+  if (!only || strstr("pdp_job_resumes_after_kill9", only)) RUN(pdp_job_resumes_after_kill9);
+  if (!only || strstr("pdp_job_bad_input", only)) RUN(pdp_job_bad_input);
   return TEST_REPORT();
 }
