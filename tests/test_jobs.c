@@ -802,6 +802,20 @@ TEST(per_instance_targets_are_cut_per_chunk) {
   }
   snprintf(jb, cap, "{\"endpoint\":\"/explain/shap\",\"model\":\"iris\",\"instances\":%s,\"target\":[0,1]}", rows);
   expect_error(s.port, jb, 400, "target");
+  /* a bad element fails its own row, named by its place in the job */
+  json_t *tl = json_loads(targets, 0, NULL);
+  json_array_set_new(tl, 70, json_integer(7));
+  char *tt = json_dumps(tl, JSON_COMPACT);
+  snprintf(jb, cap, "{\"endpoint\":\"/explain/shap\",\"model\":\"iris\",\"instances\":%s,\"target\":%s,\"nsamples\":32}", rows, tt);
+  size_t elen = 0;
+  char *nd = job_results(s.port, jb, 60000, &elen);
+  char *l70 = nd ? strstr(nd, "{\"index\":70,") : NULL;
+  CHECK_MSG(l70 && strncmp(l70, "{\"index\":70,\"error\":{", 21) == 0 && strstr(l70, "\"field\":\"target[70]\""), "%.200s",
+            l70 ? l70 : "(no line 70)");
+  CHECK(nd && count_char(nd, '\n') == (int)n && strstr(nd, "{\"index\":71,\"targets\":") != NULL);
+  free(nd);
+  free(tt);
+  json_decref(tl);
   free(sb);
   free(jb);
   free(rows);
