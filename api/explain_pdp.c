@@ -368,7 +368,8 @@ json_t *xd_pdp_merge(json_t *const *shards, size_t n, xd_error_t *err) {
         xd_error_set(err, XD_EINVAL, NULL, "shard %zu is not a PDP shard of the same job (its \"%s\" differs)", i, *k);
         goto done;
       }
-  if (!h || nr == 0 || n_out == 0 || G == 0 || n_feat < 1 || n_feat > 2 || !kind ||
+  /* sizes as the documents claim them: bounded before any use (a shard file is input) */
+  if (!h || nr == 0 || nr > ((size_t)1 << 40) || n_out == 0 || G == 0 || n_feat < 1 || n_feat > 2 || !kind ||
       json_integer_value(json_object_get(h, "block")) != B_ROWS) {
     xd_error_set(err, XD_EINVAL, NULL, "no PDP shards");
     goto done;
@@ -393,7 +394,7 @@ json_t *xd_pdp_merge(json_t *const *shards, size_t n, xd_error_t *err) {
   for (size_t i = 0; i < n; i++) {
     const json_t *bl = json_object_get(sh[i], "blocks"), *sums = json_object_get(sh[i], "sums");
     size_t b0 = (size_t)json_integer_value(json_array_get(bl, 0)), b1 = (size_t)json_integer_value(json_array_get(bl, 1));
-    if (b0 != next || b1 < b0 || b1 * B_ROWS >= nr + B_ROWS || json_array_size(sums) != n_out) {
+    if (b0 != next || b1 < b0 || b1 > (nr + B_ROWS - 1) / B_ROWS || json_array_size(sums) != n_out) {
       xd_error_set(err, XD_EINVAL, NULL, "the shards do not tile the rows: a shard is missing or repeated (expected "
                    "block %zu next)", next);
       goto done;
