@@ -30,7 +30,7 @@ typedef struct whole_ops {
 struct xd_jobs_endpoint {
   const char *path;
   xd_endpoint_decode_fn decode;
-  const char *per_instance[8]; /* members of the answer with one element per instance */
+  const char *per_instance[12]; /* members of the answer with one element per instance */
   const char *per_row[4];      /* fields of the body that may hold one element per instance */
   const char *attr;            /* the member the CSV output reads */
   attr_kind_t attr_kind;
@@ -79,9 +79,12 @@ static const whole_ops_t pdp_whole = {
 static const xd_jobs_endpoint_t endpoints[] = {
     /* "segments": image LIME's per-instance maps; "target": per-instance targets */
     {"/explain/lime", xd_lime_decode, {"explanations"}, {"target", "segments"}, "explanations", ATTR_LIME, NULL},
+    /* tabular members, then an image model's ("outputs", "explanations": its segments,
+     * "images" with "render"; its "nsamples" is one number for all) */
     {"/explain/shap", xd_shap_decode,
-     {"targets", "expected_value", "shap_values", "model_output", "efficiency_gap", "nsamples"}, {"target", "segments"},
-     "shap_values", ATTR_ROW, NULL},
+     {"targets", "expected_value", "shap_values", "model_output", "efficiency_gap", "nsamples", "outputs", "explanations",
+      "images"},
+     {"target", "segments"}, "shap_values", ATTR_ROW, NULL},
     {"/explain/gradient", xd_gradient_decode, {"targets", "attributions", "convergence_delta"}, {"target"}, "attributions",
      ATTR_ROW, NULL},
     /* tabular, image and text kinds' per-instance members; "images" only with "render" */
@@ -454,10 +457,13 @@ int xd_jobspec_lines(const xd_jobspec_t *s, const json_t *answer, size_t first, 
     json_t *o = json_object();
     if (!o) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
     json_object_set_new(o, "index", json_integer((json_int_t)(first + k)));
-    for (size_t m = 0; m < 8 && s->ep->per_instance[m]; m++) {
+    for (size_t m = 0; m < 12 && s->ep->per_instance[m]; m++) {
       json_t *v = json_object_get(answer, s->ep->per_instance[m]);
-      if (!v) continue; /* optional members (probabilities of a regressor, IG's delta) */
-      if (!json_is_array(v) || json_array_size(v) != n) {
+      /* optional members (probabilities of a regressor, IG's delta); a member that is one
+       * value for all instances in this kind of model (an image SHAP's "nsamples") is left
+       * out as the answer's other shared members */
+      if (!v || !json_is_array(v)) continue;
+      if (json_array_size(v) != n) {
         json_decref(o);
         return xd_error_set(err, XD_EINTERNAL, s->ep->per_instance[m], "the answer does not have one element per instance");
       }

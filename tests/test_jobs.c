@@ -953,6 +953,67 @@ TEST(pdp_job_bad_input) {
   CHECK(xd_server_stop(&s) == 0);
 }
 
+/* Image SHAP with one segment map per image (2x2 .. 5x5 grids) and a target per image, run
+ * as two command-line shards of two images each: each shard cuts "segments" and "target"
+ * as its rows, and the merged lines equal the synchronous answer's. */
+TEST(per_instance_segments_are_cut_per_shard) {
+  xd_server_t s;
+  if (xd_server_start(&s, NULL, NULL) != 0) {
+    CHECK(0);
+    return;
+  }
+  char dir[] = "/tmp/xd-seg-XXXXXX", path[512], cmd[1400];
+  CHECK(mkdtemp(dir) != NULL);
+  json_t *g = json_load_file("tests/golden/image_explain/shapes.json", 0, NULL), *rows = json_array(), *segs = json_array();
+  for (size_t i = 0; g && i < 4; i++) {
+    json_array_append_new(rows, json_pack("{s:O}", "b64", json_array_get(json_object_get(g, "images"), i)));
+    json_t *map = json_array();
+    size_t k = 2 + i;
+    for (size_t y = 0; y < 32; y++) {
+      json_t *r = json_array();
+      for (size_t x = 0; x < 32; x++) json_array_append_new(r, json_integer((json_int_t)((y * k / 32) * k + x * k / 32)));
+      json_array_append_new(map, r);
+    }
+    json_array_append_new(segs, map);
+  }
+  json_t *sb = json_pack("{s:s, s:O, s:O, s:[iiii], s:i, s:i}", "model", "shapes", "instances", rows, "segments", segs, "target",
+                         1, 0, 2, 1, "nsamples", 40, "seed", 3);
+  char *sync_body = json_dumps(sb, JSON_COMPACT);
+  json_object_set_new(sb, "endpoint", json_string("/explain/shap"));
+  snprintf(path, sizeof path, "%s/spec.json", dir);
+  CHECK(json_dump_file(sb, path, JSON_COMPACT) == 0);
+  json_t *sync = sync_answer(s.port, "/explain/shap", sync_body);
+  CHECK(json_array_size(json_array_get(json_object_get(sync, "shap_values"), 3)) == 25);
+  for (int i = 0; i < 2; i++) {
+    snprintf(cmd, sizeof cmd, "%s/explaind jobs run %s --model-dir models --shard %d/2 --output %s/p%d.ndjson 2>/dev/null",
+             build_dir(), path, i, dir, i);
+    CHECK_MSG(run_cmd(cmd) == 0, "%s", cmd);
+  }
+  snprintf(cmd, sizeof cmd, "%s/explaind jobs merge %s/p1.ndjson %s/p0.ndjson --output %s/all.ndjson 2>/dev/null", build_dir(), dir,
+           dir, dir);
+  CHECK(run_cmd(cmd) == 0);
+  snprintf(path, sizeof path, "%s/all.ndjson", dir);
+  FILE *f = fopen(path, "rb");
+  char *nd = calloc(1, 1 << 20);
+  if (f) {
+    CHECK(fread(nd, 1, (1 << 20) - 1, f) > 0);
+    fclose(f);
+  }
+  static const char *const keys[] = {"targets", "expected_value", "shap_values", "outputs", "explanations", NULL};
+  CHECK_MSG(strstr(nd, "\"error\"") == NULL, "%.300s", nd);
+  if (sync) check_lines(nd, sync, keys, 4);
+  free(nd);
+  free(sync_body);
+  json_decref(sync);
+  json_decref(sb);
+  json_decref(rows);
+  json_decref(segs);
+  json_decref(g);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  CHECK(run_cmd(cmd) == 0);
+  CHECK(xd_server_stop(&s) == 0);
+}
+
 int main(int argc, char **argv) {
   const char *only = argc > 1 ? argv[1] : NULL;
   signal(SIGPIPE, SIG_IGN);
@@ -971,5 +1032,6 @@ int main(int argc, char **argv) {
   if (!only || strstr("pdp_cli_shards_merge_into_the_servers_answer", only)) RUN(pdp_cli_shards_merge_into_the_servers_answer);
   if (!only || strstr("pdp_job_resumes_after_kill9", only)) RUN(pdp_job_resumes_after_kill9);
   if (!only || strstr("pdp_job_bad_input", only)) RUN(pdp_job_bad_input);
+  if (!only || strstr("per_instance_segments_are_cut_per_shard", only)) RUN(per_instance_segments_are_cut_per_shard);
   return TEST_REPORT();
 }
