@@ -953,17 +953,54 @@ TEST(pdp_job_bad_input) {
   CHECK(xd_server_stop(&s) == 0);
 }
 
+/* Runs spec (a job body) as two command-line shards, merges them, and checks every line
+ * against the synchronous answer to the same body without "endpoint". */
+static void two_shards_equal_sync(int port, json_t *spec, const char *const *keys, size_t n) {
+  char dir[] = "/tmp/xd-two-XXXXXX", path[512], cmd[1400];
+  CHECK(mkdtemp(dir) != NULL);
+  const char *endpoint = json_string_value(json_object_get(spec, "endpoint"));
+  json_t *sb = json_deep_copy(spec);
+  json_object_del(sb, "endpoint");
+  char *sync_body = json_dumps(sb, JSON_COMPACT);
+  snprintf(path, sizeof path, "%s/spec.json", dir);
+  CHECK(json_dump_file(spec, path, JSON_COMPACT) == 0);
+  json_t *sync = sync_answer(port, endpoint, sync_body);
+  for (int i = 0; i < 2; i++) {
+    snprintf(cmd, sizeof cmd, "%s/explaind jobs run %s --model-dir models --shard %d/2 --output %s/p%d.ndjson 2>/dev/null",
+             build_dir(), path, i, dir, i);
+    CHECK_MSG(run_cmd(cmd) == 0, "%s", cmd);
+  }
+  snprintf(cmd, sizeof cmd, "%s/explaind jobs merge %s/p1.ndjson %s/p0.ndjson --output %s/all.ndjson 2>/dev/null", build_dir(), dir,
+           dir, dir);
+  CHECK(run_cmd(cmd) == 0);
+  snprintf(path, sizeof path, "%s/all.ndjson", dir);
+  FILE *f = fopen(path, "rb");
+  char *nd = calloc(1, 1 << 22);
+  if (f) {
+    CHECK(fread(nd, 1, (1 << 22) - 1, f) > 0);
+    fclose(f);
+  }
+  CHECK_MSG(strstr(nd, "\"error\"") == NULL, "%s: %.300s", endpoint, nd);
+  if (sync) check_lines(nd, sync, keys, n);
+  free(nd);
+  free(sync_body);
+  json_decref(sync);
+  json_decref(sb);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  CHECK(run_cmd(cmd) == 0);
+}
+
 /* Image SHAP with one segment map per image (2x2 .. 5x5 grids) and a target per image, run
  * as two command-line shards of two images each: each shard cuts "segments" and "target"
- * as its rows, and the merged lines equal the synchronous answer's. */
-TEST(per_instance_segments_are_cut_per_shard) {
+ * as its rows, and the merged lines equal the synchronous answer's. So do the other
+ * endpoints that draw random numbers per image or text: each shard's instance k draws from
+ * stream first + k. */
+TEST(image_and_text_shards_equal_the_synchronous_answer) {
   xd_server_t s;
   if (xd_server_start(&s, NULL, NULL) != 0) {
     CHECK(0);
     return;
   }
-  char dir[] = "/tmp/xd-seg-XXXXXX", path[512], cmd[1400];
-  CHECK(mkdtemp(dir) != NULL);
   json_t *g = json_load_file("tests/golden/image_explain/shapes.json", 0, NULL), *rows = json_array(), *segs = json_array();
   for (size_t i = 0; g && i < 4; i++) {
     json_array_append_new(rows, json_pack("{s:O}", "b64", json_array_get(json_object_get(g, "images"), i)));
@@ -976,41 +1013,36 @@ TEST(per_instance_segments_are_cut_per_shard) {
     }
     json_array_append_new(segs, map);
   }
-  json_t *sb = json_pack("{s:s, s:O, s:O, s:[iiii], s:i, s:i}", "model", "shapes", "instances", rows, "segments", segs, "target",
-                         1, 0, 2, 1, "nsamples", 40, "seed", 3);
-  char *sync_body = json_dumps(sb, JSON_COMPACT);
-  json_object_set_new(sb, "endpoint", json_string("/explain/shap"));
-  snprintf(path, sizeof path, "%s/spec.json", dir);
-  CHECK(json_dump_file(sb, path, JSON_COMPACT) == 0);
-  json_t *sync = sync_answer(s.port, "/explain/shap", sync_body);
-  CHECK(json_array_size(json_array_get(json_object_get(sync, "shap_values"), 3)) == 25);
-  for (int i = 0; i < 2; i++) {
-    snprintf(cmd, sizeof cmd, "%s/explaind jobs run %s --model-dir models --shard %d/2 --output %s/p%d.ndjson 2>/dev/null",
-             build_dir(), path, i, dir, i);
-    CHECK_MSG(run_cmd(cmd) == 0, "%s", cmd);
-  }
-  snprintf(cmd, sizeof cmd, "%s/explaind jobs merge %s/p1.ndjson %s/p0.ndjson --output %s/all.ndjson 2>/dev/null", build_dir(), dir,
-           dir, dir);
-  CHECK(run_cmd(cmd) == 0);
-  snprintf(path, sizeof path, "%s/all.ndjson", dir);
-  FILE *f = fopen(path, "rb");
-  char *nd = calloc(1, 1 << 20);
-  if (f) {
-    CHECK(fread(nd, 1, (1 << 20) - 1, f) > 0);
-    fclose(f);
-  }
-  static const char *const keys[] = {"targets", "expected_value", "shap_values", "outputs", "explanations", NULL};
-  CHECK_MSG(strstr(nd, "\"error\"") == NULL, "%.300s", nd);
-  if (sync) check_lines(nd, sync, keys, 4);
-  free(nd);
-  free(sync_body);
-  json_decref(sync);
-  json_decref(sb);
+  json_t *spec = json_pack("{s:s, s:s, s:O, s:O, s:[iiii], s:i, s:i}", "endpoint", "/explain/shap", "model", "shapes", "instances",
+                           rows, "segments", segs, "target", 1, 0, 2, 1, "nsamples", 40, "seed", 3);
+  static const char *const shap_keys[] = {"targets", "expected_value", "shap_values", "outputs", "explanations", NULL};
+  two_shards_equal_sync(s.port, spec, shap_keys, 4);
+  json_decref(spec);
+  /* image LIME with the segments given per image */
+  spec = json_pack("{s:s, s:s, s:O, s:O, s:i, s:i, s:[i]}", "endpoint", "/explain/lime", "model", "shapes", "instances", rows,
+                   "segments", segs, "num_samples", 60, "seed", 4, "labels", 1);
+  static const char *const lime_keys[] = {"explanations", NULL};
+  two_shards_equal_sync(s.port, spec, lime_keys, 4);
+  json_decref(spec);
+  /* (image gradients are left out: a graph model's batch of rows evaluated together can
+   * round an image's attributions differently in the last bits, docs/jobs.md "Known limits") */
+  static const char *const grad_keys[] = {"targets", "attributions", NULL};
+  /* text: Kernel SHAP and SmoothGrad on the words of four reviews */
+  json_t *texts = json_pack("[ssss]", "a great film with a fine cast", "dull and far too long", "not bad at all, really",
+                            "the plot makes no sense but the music is lovely");
+  spec = json_pack("{s:s, s:s, s:O, s:i, s:i}", "endpoint", "/explain/shap", "model", "reviews_gru", "instances", texts,
+                   "nsamples", 30, "seed", 8);
+  static const char *const tshap_keys[] = {"targets", "expected_value", "shap_values", NULL};
+  two_shards_equal_sync(s.port, spec, tshap_keys, 4);
+  json_decref(spec);
+  spec = json_pack("{s:s, s:s, s:O, s:s, s:i, s:i}", "endpoint", "/explain/gradient", "model", "reviews_gru", "instances", texts,
+                   "method", "smoothgrad", "samples", 3, "seed", 9);
+  two_shards_equal_sync(s.port, spec, grad_keys, 4);
+  json_decref(spec);
+  json_decref(texts);
   json_decref(rows);
   json_decref(segs);
   json_decref(g);
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  CHECK(run_cmd(cmd) == 0);
   CHECK(xd_server_stop(&s) == 0);
 }
 
@@ -1032,6 +1064,7 @@ int main(int argc, char **argv) {
   if (!only || strstr("pdp_cli_shards_merge_into_the_servers_answer", only)) RUN(pdp_cli_shards_merge_into_the_servers_answer);
   if (!only || strstr("pdp_job_resumes_after_kill9", only)) RUN(pdp_job_resumes_after_kill9);
   if (!only || strstr("pdp_job_bad_input", only)) RUN(pdp_job_bad_input);
-  if (!only || strstr("per_instance_segments_are_cut_per_shard", only)) RUN(per_instance_segments_are_cut_per_shard);
+  if (!only || strstr("image_and_text_shards_equal_the_synchronous_answer", only))
+    RUN(image_and_text_shards_equal_the_synchronous_answer);
   return TEST_REPORT();
 }
