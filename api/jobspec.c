@@ -196,10 +196,18 @@ static int whole_parse(xd_api_t *api, const json_t *req, size_t max_rows, xd_job
     json_object_del(out->body, "instances");
     json_object_del(out->body, "csv");
   }
-  size_t nb = 0;
+  size_t nb = 0, rows = json_array_size(json_object_get(json_object_get(out->body, "data"), "instances"));
+  const char *rows_field = csv ? "csv" : inst ? "instances" : "data.instances";
+  if (rows > max_rows) {
+    rc = xd_error_set(err, XD_ETOOBIG, rows_field, "%zu rows is more than the limit of %zu (--max-job-rows)", rows, max_rows);
+    goto done;
+  }
   rc = out->ep->whole->blocks(api, out->body, &nb, err);
-  if (rc == XD_OK && nb > max_rows) /* a block is 1024 rows: far below --max-job-rows */
-    rc = xd_error_set(err, XD_ETOOBIG, "data", "%zu row blocks is more than the limit", nb);
+  if (rc != XD_OK && (csv || inst) && strncmp(err->field, "data.instances", 14) == 0) { /* name the rows as given */
+    char f[XD_ERROR_FIELD_MAX];
+    snprintf(f, sizeof f, "%s%s", rows_field, csv ? "" : err->field + 14);
+    snprintf(err->field, sizeof err->field, "%s", f);
+  }
   out->total = (nb + BLOCKS_PER_PART - 1) / BLOCKS_PER_PART;
   out->instances = json_array();
   snprintf(out->model_sha256, sizeof out->model_sha256, "%s", entry->sha256);

@@ -931,7 +931,8 @@ TEST(pdp_job_resumes_after_kill9) {
 /* A bad PDP job is a 4xx at submission naming the field. */
 TEST(pdp_job_bad_input) {
   xd_server_t s;
-  if (xd_server_start(&s, NULL, NULL) != 0) {
+  const char *args[] = {"--max-job-rows", "3", NULL};
+  if (xd_server_start(&s, args, NULL) != 0) {
     CHECK(0);
     return;
   }
@@ -944,6 +945,10 @@ TEST(pdp_job_bad_input) {
   expect_error(s.port, "{\"endpoint\":\"/explain/pdp\",\"model\":\"iris\",\"features\":0,\"csv\":\"a,b\\n1,2\\n\"}", 400, "csv");
   expect_error(s.port, "{\"endpoint\":\"/explain/pdp\",\"model\":\"iris\",\"features\":0,\"instances\":[[1,2,3,4]],"
                "\"data\":{\"instances\":[[1,2,3,4]]}}", 400, "instances");
+  expect_error(s.port, "{\"endpoint\":\"/explain/pdp\",\"model\":\"iris\",\"features\":0,\"instances\":[[1,2,3,4],[1,2,3]]}", 400,
+               "instances[1]");
+  expect_error(s.port, "{\"endpoint\":\"/explain/pdp\",\"model\":\"iris\",\"features\":0,"
+               "\"instances\":[[1,2,3,4],[1,2,3,4],[1,2,3,4],[1,2,3,4]]}", 413, "instances");
   /* CSV rows work */
   size_t len = 0;
   char *ans = job_results(s.port, "{\"endpoint\":\"/explain/pdp\",\"model\":\"iris\",\"features\":3,\"csv\":\"petal width (cm),"
