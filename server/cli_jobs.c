@@ -19,7 +19,6 @@
 #include <unistd.h>
 
 #include "api/context.h"
-#include "api/importance.h"
 #include "api/jsonout.h"
 #include "api/jobspec.h"
 #include "api/registry.h"
