@@ -143,6 +143,7 @@ typedef struct img_job {
   size_t K, h, w;
   int relu, render;
   double *cam; /* (n, h*w) */
+  uint64_t first; /* row i draws from noise stream first + i (api/job.h set_first_index) */
 } img_job_t;
 
 static int img_run(void *state, size_t part, const xd_cancel_t *cancel, xd_error_t *err) {
@@ -164,7 +165,7 @@ static int img_run(void *state, size_t part, const xd_cancel_t *cancel, xd_error
       if (j->base == XD_IMGX_ZERO)
         for (size_t v = 0; v < P; v++) b[v] = j->base_value;
     }
-  rc = xd_imgx_gradient(m, &j->o, j->X + s * P, c, j->target + s, j->B ? j->B + s * P : NULL, s, j->attr + s * P,
+  rc = xd_imgx_gradient(m, &j->o, j->X + s * P, c, j->target + s, j->B ? j->B + s * P : NULL, (size_t)(j->first + s), j->attr + s * P,
                         j->delta ? j->delta + s : NULL, cancel, err);
   for (size_t i = s; rc == XD_OK && i < s + c; i++)
     for (size_t v = 0; v < HW; v++) {
@@ -254,8 +255,9 @@ static void img_free(void *state) {
 }
 
 XD_JSON_RESULT_GUARDED(img_encode_checked, img_encode)
-static const xd_job_ops_t img_ops = {
-    .endpoint = "explain_gradient", .run = img_run, .encode = img_encode_checked, .free = img_free};
+static void img_set_first(void *state, uint64_t first) { ((img_job_t *)state)->first = first; }
+static const xd_job_ops_t img_ops = {.endpoint = "explain_gradient", .run = img_run, .encode = img_encode_checked,
+                                     .free = img_free, .set_first_index = img_set_first};
 
 /* "layer": a name of the graph's nodes (default: the last Conv after its activation). */
 static int decode_layer(img_job_t *j, const json_t *body, xd_error_t *err) {

@@ -746,7 +746,8 @@ json_t *xd_importance_merge(json_t *const *shards, size_t n, xd_error_t *err) {
       xd_error_set(err, XD_EINVAL, NULL, "shard %zu is not an importance shard of the same job", i);
       goto done;
     }
-  if (!h || d == 0 || R == 0 || nr == 0 || ns == 0) {
+  /* sizes as the documents claim them: bounded before any use (a shard file is input) */
+  if (!h || d == 0 || R == 0 || nr == 0 || ns == 0 || R > 1000000 || nr > ((size_t)1 << 40) || ns > nr) {
     xd_error_set(err, XD_EINVAL, NULL, "no importance shards");
     goto done;
   }
@@ -770,6 +771,10 @@ json_t *xd_importance_merge(json_t *const *shards, size_t n, xd_error_t *err) {
       goto done;
     }
     long ns_blocks = (long)(json_integer_value(json_array_get(sb, 1)) - nbs);
+    if (ns_blocks < 0 || got < 0) {
+      xd_error_set(err, XD_EINVAL, NULL, "shard %zu: its block ranges are not ranges", i);
+      goto done;
+    }
     for (size_t j = 0; j < d; j++)
       for (size_t r = 0; r < R; r++)
         if (add_blocks(json_array_get(json_array_get(json_object_get(sh[i], "columns"), j), r),

@@ -35,6 +35,7 @@ typedef struct limg_job {
   size_t *target;             /* (n) */
   double *phi;                /* (n, HW): S[i] values used per row */
   double *expected, *fx;      /* (n) */
+  uint64_t first; /* instance i draws from stream first + i (api/job.h set_first_index) */
 } limg_job_t;
 
 int xd_api_is_image_model(xd_api_t *api, const json_t *body) {
@@ -69,8 +70,8 @@ static int limg_run(void *state, size_t i, const xd_cancel_t *cancel, xd_error_t
   if (!j->seg_given && (rc = segment_instance(j, i, cancel, err)) != XD_OK) return rc;
   if (j->shap) {
     if ((rc = xd_explain_resolve_targets(m, j->X + i * j->P, 1, j->target + i, cancel, err)) != XD_OK) return rc;
-    return xd_shap_image_explain(m, j->X + i * j->P, j->seg + i * j->HW, j->S[i], j->o.hide, j->nsamples, j->o.seed, i,
-                                 j->target[i], j->phi + i * j->HW, j->expected + i, j->fx + i, cancel, err);
+    return xd_shap_image_explain(m, j->X + i * j->P, j->seg + i * j->HW, j->S[i], j->o.hide, j->nsamples, j->o.seed,
+                                 (size_t)(j->first + i), j->target[i], j->phi + i * j->HW, j->expected + i, j->fx + i, cancel, err);
   }
   size_t *lab = j->lab + i * j->n_labels, nl = j->n_labels;
   if (!j->top_labels) {
@@ -90,7 +91,7 @@ static int limg_run(void *state, size_t i, const xd_cancel_t *cancel, xd_error_t
   }
   xd_lime_image_opts_t o = j->o;
   if (o.num_features > j->S[i]) o.num_features = j->S[i];
-  return xd_lime_image_explain(m, &o, j->X + i * j->P, j->seg + i * j->HW, j->S[i], lab, nl, i,
+  return xd_lime_image_explain(m, &o, j->X + i * j->P, j->seg + i * j->HW, j->S[i], lab, nl, (size_t)(j->first + i),
                                j->res + i * j->n_labels, j->pred + i * K, cancel, err);
 }
 
@@ -259,10 +260,11 @@ static void limg_free(void *state) {
 }
 
 XD_JSON_RESULT_GUARDED(limg_encode_checked, limg_encode)
-static const xd_job_ops_t limg_ops = {
-    .endpoint = "explain_lime", .run = limg_run, .encode = limg_encode_checked, .free = limg_free};
-static const xd_job_ops_t simg_ops = {
-    .endpoint = "explain_shap", .run = limg_run, .encode = limg_encode_checked, .free = limg_free};
+static void limg_set_first(void *state, uint64_t first) { ((limg_job_t *)state)->first = first; }
+static const xd_job_ops_t limg_ops = {.endpoint = "explain_lime", .run = limg_run, .encode = limg_encode_checked,
+                                      .free = limg_free, .set_first_index = limg_set_first};
+static const xd_job_ops_t simg_ops = {.endpoint = "explain_shap", .run = limg_run, .encode = limg_encode_checked,
+                                      .free = limg_free, .set_first_index = limg_set_first};
 
 /* One [H][W] map at v into seg; labels 0..S-1 without gaps. */
 static int decode_map(const json_t *v, const char *field, size_t H, size_t W, int32_t *seg, size_t *S,

@@ -30,6 +30,7 @@ typedef struct tgrad_job {
   double *delta;  /* (n) IG */
   double *alpha, *wq;
   json_t *warnings;
+  uint64_t first; /* row i draws from noise stream first + i (api/job.h set_first_index) */
 } tgrad_job_t;
 
 static int tgrad_run(void *state, size_t i, const xd_cancel_t *cancel, xd_error_t *err) {
@@ -46,7 +47,7 @@ static int tgrad_run(void *state, size_t i, const xd_cancel_t *cancel, xd_error_
   }
   if (j->occlusion)
     return xd_text_occlusion(m, &j->rows[i], j->target[i], j->base, j->o.output, j->attr[i], NULL, cancel, err);
-  return xd_text_grad_explain(m, &j->o, &j->rows[i], j->target[i], i, j->attr[i], j->delta ? &j->delta[i] : NULL,
+  return xd_text_grad_explain(m, &j->o, &j->rows[i], j->target[i], (size_t)(j->first + i), j->attr[i], j->delta ? &j->delta[i] : NULL,
                               cancel, err);
 }
 
@@ -105,8 +106,9 @@ static void tgrad_free(void *state) {
 }
 
 XD_JSON_RESULT_GUARDED(tgrad_encode_checked, tgrad_encode)
-static const xd_job_ops_t tgrad_ops = {
-    .endpoint = "explain_gradient", .run = tgrad_run, .encode = tgrad_encode_checked, .free = tgrad_free};
+static void tgrad_set_first(void *state, uint64_t first) { ((tgrad_job_t *)state)->first = first; }
+static const xd_job_ops_t tgrad_ops = {.endpoint = "explain_gradient", .run = tgrad_run, .encode = tgrad_encode_checked,
+                                       .free = tgrad_free, .set_first_index = tgrad_set_first};
 static const xd_job_ops_t tocc_ops = {
     .endpoint = "explain_occlusion", .run = tgrad_run, .encode = tgrad_encode_checked, .free = tgrad_free};
 

@@ -38,6 +38,7 @@ typedef struct tlime_job {
   size_t *target;  /* (n) */
   double **phi;    /* (n) rows of words[i].d */
   double *expected, *fx;
+  uint64_t first; /* instance i draws from stream first + i (api/job.h set_first_index) */
 } tlime_job_t;
 
 static int tlime_run(void *state, size_t i, const xd_cancel_t *cancel, xd_error_t *err) {
@@ -299,7 +300,7 @@ static int tshap_run(void *state, size_t i, const xd_cancel_t *cancel, xd_error_
     j->target[i] = xd_model_argmax(m, p);
   }
   return xd_text_shap_explain(m, &j->words[i], j->text[i], j->len[i], j->mask, j->method, j->nsamples, j->link,
-                              j->o.seed, i, j->target[i], j->phi[i], &j->expected[i], &j->fx[i], cancel, err);
+                              j->o.seed, (size_t)(j->first + i), j->target[i], j->phi[i], &j->expected[i], &j->fx[i], cancel, err);
 }
 
 static json_t *tshap_encode(void *state, xd_error_t *err) {
@@ -340,8 +341,9 @@ static json_t *tshap_encode(void *state, xd_error_t *err) {
 }
 
 XD_JSON_RESULT_GUARDED(tshap_encode_checked, tshap_encode)
-static const xd_job_ops_t tshap_ops = {
-    .endpoint = "explain_shap", .run = tshap_run, .encode = tshap_encode_checked, .free = tlime_free};
+static void tshap_set_first(void *state, uint64_t first) { ((tlime_job_t *)state)->first = first; }
+static const xd_job_ops_t tshap_ops = {.endpoint = "explain_shap", .run = tshap_run, .encode = tshap_encode_checked,
+                                       .free = tlime_free, .set_first_index = tshap_set_first};
 
 int xd_shap_text_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err) {
   static const char *const keys[] = {"model", "instances", "instance", "target", "nsamples",  "link", "method",

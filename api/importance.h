@@ -1,5 +1,6 @@
 /* importance.h — the "data" field shared by the global-explanation endpoints
- * (POST /importance, POST /explain/pdp): rows and targets to explain over.
+ * (POST /importance, POST /explain/pdp): rows and targets to explain over, and both
+ * endpoints' shards (one answer over more rows than a request takes, docs/jobs.md).
  *
  * `"data": {"instances": [...], "targets": [...]}` (targets: class names or indices for a
  * classifier, numbers for a regressor), or, when "data" is absent, the model's background
@@ -43,5 +44,20 @@ int xd_importance_shard_blocks(xd_api_t *api, const json_t *body, size_t *n_bloc
  * block order, so the scores do not depend on the shard count. NULL with err when the
  * shards do not tile the rows or are not of one job. */
 json_t *xd_importance_merge(json_t *const *shards, size_t n, xd_error_t *err);
+
+/* Partial dependence over large data (docs/jobs.md "PDP over large data"), as sharded
+ * importance: every shard decodes the whole POST /explain/pdp body and builds the grid from
+ * all its rows (the same rows give the same grid), then evaluates its range of 1,024-row
+ * blocks (core/pdp.h xd_pdp_block_sums) at every grid point: {"pdp_shard": {the answer's
+ * model, features, feature_indices, kind, grid_values, outputs; n_rows, block, blocks
+ * [b0, b1), sums (outputs, grid points, blocks), individual (outputs, its rows, grid) unless
+ * kind is "average"}} (new reference). */
+int xd_pdp_shard(xd_api_t *api, const json_t *body, size_t shard, size_t n_shards, json_t **out, xd_error_t *err);
+/* Validates a /explain/pdp body (every field, the grid) and gives its row blocks. */
+int xd_pdp_shard_blocks(xd_api_t *api, const json_t *body, size_t *n_blocks, xd_error_t *err);
+/* The /explain/pdp answer from every shard of a job (any order): block sums added in block
+ * order, divided by the row count, ICE rows concatenated: bit for bit the synchronous
+ * answer. NULL with err when the shards do not tile the rows or are not of one job. */
+json_t *xd_pdp_merge(json_t *const *shards, size_t n, xd_error_t *err);
 
 #endif

@@ -16,60 +16,115 @@
 /* How an attribution row of the CSV output is read from a line. */
 typedef enum { ATTR_ROW, ATTR_LIME, ATTR_VALUE } attr_kind_t;
 
+/* An endpoint with one answer for all its rows that decomposes over row blocks: a part
+ * (or a shard) evaluates a range of blocks and reports their sums, its line
+ * {"index": part, key: sums}; merge adds the sums in block order into the answer. */
+typedef struct whole_ops {
+  const char *key; /* the member of a part's line: "importance_shard" */
+  int (*blocks)(xd_api_t *api, const json_t *body, size_t *n_blocks, xd_error_t *err);
+  int (*shard)(xd_api_t *api, const json_t *body, size_t shard, size_t n_shards, json_t **out, xd_error_t *err);
+  json_t *(*merge)(json_t *const *shards, size_t n, xd_error_t *err);
+  xd_job_ops_t part_ops; /* a part as pool work */
+} whole_ops_t;
+
 struct xd_jobs_endpoint {
   const char *path;
   xd_endpoint_decode_fn decode;
-  const char *per_instance[8]; /* members of the answer with one element per instance */
+  const char *per_instance[12]; /* members of the answer with one element per instance */
+  const char *per_row[4];      /* fields of the body that may hold one element per instance */
   const char *attr;            /* the member the CSV output reads */
   attr_kind_t attr_kind;
-  int whole; /* one answer for all rows (importance): parts are row blocks, lines their sums */
+  const whole_ops_t *whole; /* one answer for all rows: parts are row blocks, lines their sums */
 };
 
-/* The endpoints a job may run: those whose answer has one part per instance, and
- * permutation importance (one answer from per-block sums). */
-static const xd_jobs_endpoint_t endpoints[] = {
-    {"/explain/lime", xd_lime_decode, {"explanations"}, "explanations", ATTR_LIME, 0},
-    {"/explain/shap", xd_shap_decode,
-     {"targets", "expected_value", "shap_values", "model_output", "efficiency_gap", "nsamples"}, "shap_values", ATTR_ROW, 0},
-    {"/explain/gradient", xd_gradient_decode, {"targets", "attributions", "convergence_delta"}, "attributions", ATTR_ROW, 0},
-    /* tabular, image and text kinds' per-instance members; "images" only with "render" */
-    {"/explain/occlusion", xd_occlusion_decode, {"targets", "attributions", "heatmaps", "images", "legends", "tokens", "offsets"},
-     "attributions", ATTR_ROW, 0},
-    {"/predict", xd_predict_decode, {"predictions", "label_indices", "probabilities"}, "predictions", ATTR_VALUE, 0},
-    {"/importance", xd_importance_decode, {NULL}, NULL, ATTR_VALUE, 1},
-};
+/* ---- one answer from row blocks: a part is a range of 16 blocks of 1,024 rows --------------- */
 
-/* ---- importance: one part is a range of row blocks (api/importance.h) ------------------ */
+#define BLOCKS_PER_PART 16
 
-#define IMP_BLOCKS_PER_PART 16
-
-typedef struct imp_part {
+typedef struct whole_part {
+  const whole_ops_t *ops;
   xd_api_t *api;
   json_t *body;
   size_t part, n_parts;
   json_t *out;
-} imp_part_t;
+} whole_part_t;
 
-static int imp_part_run(void *state, size_t part, const xd_cancel_t *cancel, xd_error_t *err) {
-  imp_part_t *p = state;
+static int whole_part_run(void *state, size_t part, const xd_cancel_t *cancel, xd_error_t *err) {
+  whole_part_t *p = state;
   (void)part, (void)cancel;
-  return xd_importance_shard(p->api, p->body, p->part, p->n_parts, &p->out, err);
+  return p->ops->shard(p->api, p->body, p->part, p->n_parts, &p->out, err);
 }
-static json_t *imp_part_encode(void *state, xd_error_t *err) {
-  imp_part_t *p = state;
+static json_t *whole_part_encode(void *state, xd_error_t *err) {
+  whole_part_t *p = state;
   json_t *o = p->out;
   p->out = NULL;
   if (!o) xd_error_set(err, XD_EINTERNAL, NULL, "no sums");
   return o;
 }
-static void imp_part_free(void *state) {
-  imp_part_t *p = state;
+static void whole_part_free(void *state) {
+  whole_part_t *p = state;
   json_decref(p->body);
   json_decref(p->out);
   xd_free(p);
 }
-static const xd_job_ops_t imp_part_ops = {.endpoint = "importance", .run = imp_part_run, .encode = imp_part_encode,
-                                          .free = imp_part_free};
+static const whole_ops_t importance_whole = {
+    "importance_shard", xd_importance_shard_blocks, xd_importance_shard, xd_importance_merge,
+    {.endpoint = "importance", .run = whole_part_run, .encode = whole_part_encode, .free = whole_part_free}};
+static const whole_ops_t pdp_whole = {
+    "pdp_shard", xd_pdp_shard_blocks, xd_pdp_shard, xd_pdp_merge,
+    {.endpoint = "explain_pdp", .run = whole_part_run, .encode = whole_part_encode, .free = whole_part_free}};
+
+/* The endpoints a job may run: those whose answer has one part per instance, and those
+ * with one answer from per-block sums (permutation importance, partial dependence). */
+static const xd_jobs_endpoint_t endpoints[] = {
+    /* "segments": image LIME's per-instance maps; "target": per-instance targets; an image
+     * answer's "images" with "render", a text answer's "tokens" */
+    {"/explain/lime", xd_lime_decode, {"explanations", "images", "tokens"}, {"target", "segments"}, "explanations", ATTR_LIME, NULL},
+    /* tabular members, then an image model's ("outputs", "explanations": its segments,
+     * "images" with "render"; its "nsamples" is one number for all), a text model's
+     * ("tokens", "words") */
+    {"/explain/shap", xd_shap_decode,
+     {"targets", "expected_value", "shap_values", "model_output", "efficiency_gap", "nsamples", "outputs", "explanations",
+      "images", "tokens", "words"},
+     {"target", "segments"}, "shap_values", ATTR_ROW, NULL},
+    /* tabular members, then an image model's ("cam", "heatmaps"; "images", "legends" with
+     * "render") and a text model's ("tokens", "offsets") */
+    {"/explain/gradient", xd_gradient_decode,
+     {"targets", "attributions", "convergence_delta", "cam", "heatmaps", "images", "legends", "tokens", "offsets"},
+     {"target"}, "attributions", ATTR_ROW, NULL},
+    /* tabular, image and text kinds' per-instance members; "images" only with "render" */
+    {"/explain/occlusion", xd_occlusion_decode,
+     {"targets", "attributions", "heatmaps", "images", "legends", "tokens", "offsets"},
+     {"target"}, "attributions", ATTR_ROW, NULL},
+    {"/predict", xd_predict_decode, {"predictions", "label_indices", "probabilities"}, {NULL}, "predictions", ATTR_VALUE,
+     NULL},
+    {"/importance", xd_importance_decode, {NULL}, {NULL}, NULL, ATTR_VALUE, &importance_whole},
+    {"/explain/pdp", xd_pdp_decode, {NULL}, {NULL}, NULL, ATTR_VALUE, &pdp_whole},
+};
+
+/* A per-row field holds one element per instance when it nests this deep along its first
+ * elements ("target": any list; "segments": a list of [H][W] maps, not one map). */
+static const struct {
+  const char *name;
+  int depth;
+} per_row_depth[] = {{"target", 1}, {"segments", 3}};
+
+/* name [name, end) is a per-row field's */
+static int is_per_row_name(const char *name, const char *end) {
+  for (size_t k = 0; k < sizeof per_row_depth / sizeof *per_row_depth; k++)
+    if (strlen(per_row_depth[k].name) == (size_t)(end - name) && strncmp(per_row_depth[k].name, name, (size_t)(end - name)) == 0)
+      return 1;
+  return 0;
+}
+
+static int is_per_row(const char *name, const json_t *v) {
+  int depth = 0;
+  for (size_t k = 0; k < sizeof per_row_depth / sizeof *per_row_depth; k++)
+    if (strcmp(per_row_depth[k].name, name) == 0) depth = per_row_depth[k].depth;
+  for (int l = 0; l < depth; l++, v = json_array_get(v, 0))
+    if (!json_is_array(v)) return 0;
+  return depth > 0;
+}
 #define N_ENDPOINTS (sizeof endpoints / sizeof *endpoints)
 
 void xd_jobspec_deinit(xd_jobspec_t *s) {
@@ -106,6 +161,68 @@ static json_t *csv_rows(const xd_model_t *m, const char *text, size_t len, size_
   return rows;
 }
 
+/* A job with one answer: the endpoint's body, its rows in "data" as in a request, or
+ * given as a job's rows ("instances", "csv"), which become "data.instances". */
+static int whole_parse(xd_api_t *api, const json_t *req, size_t max_rows, xd_jobspec_t *out, xd_error_t *err) {
+  int rc = XD_OK;
+  out->body = json_deep_copy(req);
+  if (!out->body) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+  json_object_del(out->body, "endpoint");
+  xd_model_entry_t *entry = xd_api_model(api, out->body, err);
+  if (!entry) {
+    rc = err->code ? err->code : XD_ENOTFOUND;
+    goto done;
+  }
+  json_t *inst = json_object_get(req, "instances"), *csv = json_object_get(req, "csv");
+  if (inst && csv) {
+    rc = xd_error_set(err, XD_EINVAL, "instances", "give the rows in \"instances\" or in \"csv\" (one of them)");
+    goto done;
+  }
+  if (inst || csv) {
+    json_t *data = json_object_get(out->body, "data"), *rows = NULL;
+    if (data && (!json_is_object(data) || json_object_get(data, "instances"))) {
+      rc = xd_error_set(err, XD_EINVAL, csv ? "csv" : "instances", "the rows are in \"data\" already: give them once");
+      goto done;
+    }
+    if (csv && !json_is_string(csv)) {
+      rc = xd_error_set(err, XD_EINVAL, "csv", "must be CSV text whose header names the model's features");
+      goto done;
+    }
+    if (csv && !(rows = csv_rows(entry->model, json_string_value(csv), json_string_length(csv), max_rows + 1, err))) {
+      rc = err->code ? err->code : XD_EINVAL;
+      if (rc == XD_ETOOBIG) snprintf(err->field, sizeof err->field, "csv");
+      goto done;
+    }
+    if (!csv) rows = json_incref(inst);
+    if (!data) json_object_set_new(out->body, "data", data = json_object());
+    if (!data || json_object_set_new(data, "instances", rows)) {
+      rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+      goto done;
+    }
+    json_object_del(out->body, "instances");
+    json_object_del(out->body, "csv");
+  }
+  size_t nb = 0, rows = json_array_size(json_object_get(json_object_get(out->body, "data"), "instances"));
+  const char *rows_field = csv ? "csv" : inst ? "instances" : "data.instances";
+  if (rows > max_rows) {
+    rc = xd_error_set(err, XD_ETOOBIG, rows_field, "%zu rows is more than the limit of %zu (--max-job-rows)", rows, max_rows);
+    goto done;
+  }
+  rc = out->ep->whole->blocks(api, out->body, &nb, err);
+  if (rc != XD_OK && (csv || inst) && strncmp(err->field, "data.instances", 14) == 0) { /* name the rows as given */
+    char f[XD_ERROR_FIELD_MAX];
+    snprintf(f, sizeof f, "%s%s", rows_field, csv ? "" : err->field + 14);
+    snprintf(err->field, sizeof err->field, "%s", f);
+  }
+  out->total = (nb + BLOCKS_PER_PART - 1) / BLOCKS_PER_PART;
+  out->instances = json_array();
+  snprintf(out->model_sha256, sizeof out->model_sha256, "%s", entry->sha256);
+done:
+  if (entry) xd_model_entry_release(entry);
+  if (rc != XD_OK) xd_jobspec_deinit(out);
+  return rc;
+}
+
 int xd_jobspec_parse(xd_api_t *api, const json_t *req, size_t max_rows, xd_jobspec_t *out, xd_error_t *err) {
   memset(out, 0, sizeof *out);
   json_t *ep = json_object_get(req, "endpoint");
@@ -119,19 +236,7 @@ int xd_jobspec_parse(xd_api_t *api, const json_t *req, size_t max_rows, xd_jobsp
     return xd_error_set(err, XD_EINVAL, "endpoint", "'%.60s' cannot run as a job: give one of %s", json_string_value(ep),
                         valid);
   snprintf(out->endpoint, sizeof out->endpoint, "%s", out->ep->path);
-  if (out->ep->whole) {
-    out->body = json_deep_copy(req);
-    if (!out->body) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
-    json_object_del(out->body, "endpoint");
-    size_t nb = 0;
-    int rc = xd_importance_shard_blocks(api, out->body, &nb, err);
-    if (rc == XD_OK && nb > max_rows) /* a block is 1024 rows: far below --max-job-rows */
-      rc = xd_error_set(err, XD_ETOOBIG, "data", "%zu row blocks is more than the limit", nb);
-    out->total = (nb + IMP_BLOCKS_PER_PART - 1) / IMP_BLOCKS_PER_PART;
-    out->instances = json_array();
-    if (rc != XD_OK) xd_jobspec_deinit(out);
-    return rc;
-  }
+  if (out->ep->whole) return whole_parse(api, req, max_rows, out, err);
   if (json_object_get(req, "instance"))
     return xd_error_set(err, XD_EINVAL, "instance", "a job takes its rows in \"instances\" or \"csv\"");
   json_t *inst = json_object_get(req, "instances"), *csv = json_object_get(req, "csv");
@@ -181,6 +286,15 @@ int xd_jobspec_parse(xd_api_t *api, const json_t *req, size_t max_rows, xd_jobsp
   out->d = xd_model_n_features(m);
   out->features = xd_calloc(out->d, sizeof *out->features);
   for (size_t f = 0; out->features && f < out->d; f++) out->features[f] = xd_strdup(xd_model_features(m)[f].name);
+  for (size_t f = 0; f < 4 && out->ep->per_row[f]; f++) {
+    const char *name = out->ep->per_row[f];
+    json_t *v = json_object_get(out->body, name);
+    if (is_per_row(name, v) && json_array_size(v) != out->total) {
+      rc = xd_error_set(err, XD_EINVAL, name, "a list needs one element per instance (%zu), got %zu", out->total,
+                        json_array_size(v));
+      goto done;
+    }
+  }
   /* The endpoint's own options, checked now on the first row. */
   xd_work_t w;
   if ((rc = xd_jobspec_chunk(api, out, 0, 1, &w, err)) == XD_OK) {
@@ -217,10 +331,39 @@ json_t *xd_jobspec_merge(const xd_jobspec_t *s, const char *ndjson, size_t len, 
   }
   if (!lines) xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
   else if (n != s->total) xd_error_set(err, XD_EINTERNAL, NULL, "%zu of %zu parts' sums are readable", n, s->total);
-  else out = xd_importance_merge(lines, n, err);
+  else out = s->ep->whole->merge(lines, n, err);
   for (size_t i = 0; lines && i < n; i++) json_decref(lines[i]);
   xd_free(lines);
   return out;
+}
+
+static int same_model(xd_api_t *api, const xd_jobspec_t *s, xd_error_t *err);
+
+int xd_jobspec_shard(xd_api_t *api, const xd_jobspec_t *s, size_t shard, size_t n_shards, json_t **out,
+                     xd_error_t *err) {
+  if (!s->ep->whole) return xd_error_set(err, XD_EINVAL, "endpoint", "%s answers per instance: its shards are lines", s->endpoint);
+  if (s->model_sha256[0] && same_model(api, s, err) != XD_OK) return XD_ECONFLICT;
+  return s->ep->whole->shard(api, s->body, shard, n_shards, out, err);
+}
+
+/* The endpoint row whose shard documents have key (the first member of text), or NULL. */
+static const whole_ops_t *whole_of_text(const char *text, size_t len) {
+  for (size_t i = 0; i < N_ENDPOINTS; i++) {
+    const whole_ops_t *w = endpoints[i].whole;
+    size_t k = w ? strlen(w->key) : 0;
+    if (w && len > k + 4 && text[0] == '{' && text[1] == '"' && memcmp(text + 2, w->key, k) == 0 && text[k + 2] == '"' &&
+        text[k + 3] == ':')
+      return w;
+  }
+  return NULL;
+}
+
+int xd_jobspec_is_shard(const char *text, size_t len) { return whole_of_text(text, len) != NULL; }
+
+json_t *xd_jobspec_merge_shards(json_t *const *docs, size_t n, xd_error_t *err) {
+  for (size_t i = 0; n && i < N_ENDPOINTS; i++)
+    if (endpoints[i].whole && json_object_get(docs[0], endpoints[i].whole->key)) return endpoints[i].whole->merge(docs, n, err);
+  return xd_error_set(err, XD_EINVAL, NULL, "not the shards of a job with one answer"), NULL;
 }
 
 size_t xd_jobspec_chunk_rows(xd_api_t *api, const xd_jobspec_t *s, size_t max_chunk) {
@@ -246,11 +389,11 @@ int xd_jobspec_chunk(xd_api_t *api, const xd_jobspec_t *s, size_t first, size_t 
                      xd_error_t *err) {
   if (s->model_sha256[0] && same_model(api, s, err) != XD_OK) return XD_ECONFLICT;
   if (s->ep->whole) { /* parts [first, first + n): one at a time */
-    imp_part_t *p = xd_calloc(1, sizeof *p);
+    whole_part_t *p = xd_calloc(1, sizeof *p);
     if (!p) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
-    *p = (imp_part_t){api, json_incref(s->body), first, s->total, NULL};
+    *p = (whole_part_t){s->ep->whole, api, json_incref(s->body), first, s->total, NULL};
     memset(work, 0, sizeof *work);
-    work->ops = &imp_part_ops;
+    work->ops = &s->ep->whole->part_ops;
     work->state = p;
     work->n_parts = 1;
     work->cost_rows = 1;
@@ -264,6 +407,16 @@ int xd_jobspec_chunk(xd_api_t *api, const xd_jobspec_t *s, size_t first, size_t 
   for (size_t i = first; rc == XD_OK && i < first + n && i < s->total; i++)
     if (json_array_append(rows, json_array_get(s->instances, i))) rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
   if (rc == XD_OK && json_object_set(body, "instances", rows)) rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+  /* per-instance fields ("target": [...] one per row) are cut as the rows are */
+  for (size_t f = 0; rc == XD_OK && f < 4 && s->ep->per_row[f]; f++) {
+    json_t *v = json_object_get(s->body, s->ep->per_row[f]), *part = NULL;
+    if (!is_per_row(s->ep->per_row[f], v)) continue;
+    if (!(part = json_array())) rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+    for (size_t i = first; rc == XD_OK && i < first + n && i < s->total; i++)
+      if (json_array_append(part, json_array_get(v, i))) rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+    if (rc == XD_OK && json_object_set(body, s->ep->per_row[f], part)) rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+    json_decref(part);
+  }
   memset(work, 0, sizeof *work);
   if (rc == XD_OK) rc = s->ep->decode(api, body, work, err);
   json_decref(body);
@@ -309,7 +462,7 @@ int xd_jobspec_lines(const xd_jobspec_t *s, const json_t *answer, size_t first, 
     json_t *o = json_object();
     if (!o) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
     json_object_set_new(o, "index", json_integer((json_int_t)first));
-    json_object_set(o, "importance_shard", json_object_get(answer, "importance_shard"));
+    json_object_set(o, s->ep->whole->key, json_object_get(answer, s->ep->whole->key));
     int rc = append_json_line(o, buf, len, cap);
     json_decref(o);
     return rc == XD_OK ? XD_OK : xd_error_set(err, rc, NULL, "out of memory");
@@ -318,10 +471,13 @@ int xd_jobspec_lines(const xd_jobspec_t *s, const json_t *answer, size_t first, 
     json_t *o = json_object();
     if (!o) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
     json_object_set_new(o, "index", json_integer((json_int_t)(first + k)));
-    for (size_t m = 0; m < 8 && s->ep->per_instance[m]; m++) {
+    for (size_t m = 0; m < 12 && s->ep->per_instance[m]; m++) {
       json_t *v = json_object_get(answer, s->ep->per_instance[m]);
-      if (!v) continue; /* optional members (probabilities of a regressor, IG's delta) */
-      if (!json_is_array(v) || json_array_size(v) != n) {
+      /* optional members (probabilities of a regressor, IG's delta); a member that is one
+       * value for all instances in this kind of model (an image SHAP's "nsamples") is left
+       * out as the answer's other shared members */
+      if (!v || !json_is_array(v)) continue;
+      if (json_array_size(v) != n) {
         json_decref(o);
         return xd_error_set(err, XD_EINTERNAL, s->ep->per_instance[m], "the answer does not have one element per instance");
       }
@@ -344,8 +500,11 @@ int xd_jobspec_error_line(size_t index, const xd_error_t *e, char **buf, size_t 
   json_object_set_new(o, "index", json_integer((json_int_t)index));
   json_object_set_new(eo, "code", json_string(xd_api_error_code(e->code)));
   char field[XD_ERROR_FIELD_MAX + 32];
-  /* a row run alone is "instances[0]" to its decoder: name it by its place in the job */
-  if (strncmp(e->field, "instances[0]", 12) == 0) snprintf(field, sizeof field, "instances[%zu]%s", index, e->field + 12);
+  /* a row run alone is "instances[0]" ("target[0]") to its decoder: name it by its place
+   * in the job */
+  const char *br = strchr(e->field, '[');
+  int per_row = br && strncmp(br, "[0]", 3) == 0 && (strncmp(e->field, "instances[", 10) == 0 || is_per_row_name(e->field, br));
+  if (per_row) snprintf(field, sizeof field, "%.*s[%zu]%s", (int)(br - e->field), e->field, index, br + 3);
   else snprintf(field, sizeof field, "%s", e->field);
   if (field[0]) json_object_set_new(eo, "field", json_string(field));
   json_object_set_new(eo, "message", json_string(e->text));

@@ -5,7 +5,8 @@
  * instances [first, first + n): a chunk is the endpoint's own body with those rows, decoded
  * by the endpoint's own decoder, whose random streams start at `first`
  * (xd_job_ops_t.set_first_index), run like any request and encoded by the endpoint's own
- * encoder. The answer is then cut into one NDJSON line per instance: {"index": i, then
+ * encoder; the body's per-instance lists ("target": one per row) are cut as the rows
+ * are. The answer is then cut into one NDJSON line per instance: {"index": i, then
  * the instance's element of every per-instance member of the answer}. So line i is, bit
  * for bit, instance i's part of the synchronous answer to the whole body, whatever the
  * chunking, the worker count or the machine (docs/jobs.md). The server (server/jobs.c)
@@ -51,11 +52,23 @@ json_t *xd_jobspec_request(const xd_jobspec_t *s);
  * per-request limits (--max-rows, --max-work-rows), which the endpoint's decoder applies. */
 size_t xd_jobspec_chunk_rows(xd_api_t *api, const xd_jobspec_t *s, size_t max_chunk);
 
-/* 1 for a job with one answer for all its rows (permutation importance): its parts are
- * ranges of row blocks, its lines their sums ({"index": part, "importance_shard": ...}), and
- * xd_jobspec_merge turns the lines into the answer. */
+/* 1 for a job with one answer for all its rows (permutation importance, partial
+ * dependence): its parts are ranges of row blocks, its lines their sums
+ * ({"index": part, "importance_shard": ...}, {"index": part, "pdp_shard": ...}), and
+ * xd_jobspec_merge turns the lines into the answer. Such endpoints are one table row each
+ * in jobspec.c (blocks, shard, merge), shared by the server and the command line. */
 int xd_jobspec_whole(const xd_jobspec_t *s);
 json_t *xd_jobspec_merge(const xd_jobspec_t *s, const char *ndjson, size_t len, xd_error_t *err);
+
+/* Shard `shard` of n_shards of a job with one answer, on the calling thread: its block
+ * sums as a shard document ({"importance_shard": ...} or {"pdp_shard": ...}; new
+ * reference). XD_EINVAL for a job answered per instance. */
+int xd_jobspec_shard(xd_api_t *api, const xd_jobspec_t *s, size_t shard, size_t n_shards, json_t **out,
+                     xd_error_t *err);
+/* 1 when text starts as a shard document of a job with one answer. */
+int xd_jobspec_is_shard(const char *text, size_t len);
+/* The answer from all the shard documents of one job (any order), or NULL with err. */
+json_t *xd_jobspec_merge_shards(json_t *const *docs, size_t n, xd_error_t *err);
 
 /* Decodes rows [first, first + n) into work (low priority, streams from first). When the
  * model is no longer the one the job was parsed against (replaced since), XD_ECONFLICT

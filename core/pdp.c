@@ -149,6 +149,33 @@ size_t xd_pdp_parts(const xd_pdp_t *p) { return (p->n_points + p->pts_per_part -
 
 uint64_t xd_pdp_work_rows(const xd_pdp_t *p) { return (uint64_t)p->n * p->n_points; }
 
+/* Block sum of output c over rows [i0, i1) of P (rows, k): one pass in row order from 0,
+ * the same additions wherever the block is evaluated (one request, a job's part, a shard). */
+static double block_sum(const double *P, size_t k, size_t c, size_t i0, size_t i1) {
+  double s = 0;
+  for (size_t i = i0; i < i1; i++) s += P[i * k + c];
+  return s;
+}
+
+/* P (np·(r1 − r0), k): the model's outputs for rows [r0, r1) of X with the feature(s) set
+ * to grid points [g0, g0 + np), point after point. B is scratch of the same rows × d. */
+static int eval_points(const xd_pdp_t *p, size_t g0, size_t np, size_t r0, size_t r1, double *B, double *P,
+                       const xd_cancel_t *cancel, xd_error_t *err) {
+  const size_t d = p->d, m = r1 - r0;
+  for (size_t q = 0; q < np; q++) {
+    size_t g = g0 + q;
+    double v0 = p->n_feat == 2 ? p->grid[0][g / p->n_grid[1]] : p->grid[0][g];
+    double v1 = p->n_feat == 2 ? p->grid[1][g % p->n_grid[1]] : 0;
+    double *blk = B + q * m * d;
+    memcpy(blk, p->X + r0 * d, m * d * sizeof(double));
+    for (size_t i = 0; i < m; i++) {
+      blk[i * d + p->feat[0]] = v0;
+      if (p->n_feat == 2) blk[i * d + p->feat[1]] = v1;
+    }
+  }
+  return xd_model_predict(p->model, B, np * m, P, cancel, err);
+}
+
 int xd_pdp_run(xd_pdp_t *p, size_t part, const xd_cancel_t *cancel, xd_error_t *err) {
   const size_t n = p->n, d = p->d, k = xd_model_n_outputs(p->model), G = p->n_points;
   size_t g0 = part * p->pts_per_part;
@@ -161,31 +188,59 @@ int xd_pdp_run(xd_pdp_t *p, size_t part, const xd_cancel_t *cancel, xd_error_t *
     xd_error_set(err, rc, NULL, "out of memory evaluating the grid");
     goto done;
   }
-  /* B stacks one copy of the data per grid point of this part: (np·n, d). */
-  for (size_t q = 0; q < np; q++) {
-    size_t g = g0 + q;
-    double v0 = p->n_feat == 2 ? p->grid[0][g / p->n_grid[1]] : p->grid[0][g];
-    double v1 = p->n_feat == 2 ? p->grid[1][g % p->n_grid[1]] : 0;
-    double *blk = B + q * n * d;
-    memcpy(blk, p->X, n * d * sizeof(double));
-    for (size_t i = 0; i < n; i++) {
-      blk[i * d + p->feat[0]] = v0;
-      if (p->n_feat == 2) blk[i * d + p->feat[1]] = v1;
-    }
-  }
-  rc = xd_model_predict(p->model, B, np * n, P, cancel, err);
+  rc = eval_points(p, g0, np, 0, n, B, P, cancel, err);
   if (rc != XD_OK) goto done;
   for (size_t q = 0; q < np; q++) {
     size_t g = g0 + q;
+    const double *Pq = P + q * n * k;
     for (size_t o = 0; o < p->n_out; o++) {
       size_t c = p->out_first + o;
+      /* block sums added in block order: what a job's parts add up to (xd_pdp_block_sums) */
       double s = 0;
-      for (size_t i = 0; i < n; i++) {
-        double y = P[(q * n + i) * k + c];
-        s += y;
-        if (p->individual) p->individual[(o * n + i) * G + g] = y;
-      }
+      for (size_t i0 = 0; i0 < n; i0 += XD_PDP_SUM_BLOCK)
+        s += block_sum(Pq, k, c, i0, n - i0 < XD_PDP_SUM_BLOCK ? n : i0 + XD_PDP_SUM_BLOCK);
+      if (p->individual)
+        for (size_t i = 0; i < n; i++) p->individual[(o * n + i) * G + g] = Pq[i * k + c];
       p->average[o * G + g] = s / (double)n;
+    }
+  }
+  rc = XD_OK;
+done:
+  xd_free(B);
+  xd_free(P);
+  return rc;
+}
+
+int xd_pdp_block_sums(const xd_pdp_t *p, size_t r0, size_t r1, double *sums, double *ice, const xd_cancel_t *cancel,
+                      xd_error_t *err) {
+  const size_t d = p->d, k = xd_model_n_outputs(p->model), G = p->n_points, m = r1 - r0;
+  if (r0 % XD_PDP_SUM_BLOCK || r1 > p->n || r0 >= r1)
+    return xd_error_set(err, XD_EINTERNAL, NULL, "pdp rows [%zu, %zu) are not on block boundaries", r0, r1);
+  const size_t nb = (m + XD_PDP_SUM_BLOCK - 1) / XD_PDP_SUM_BLOCK;
+  size_t per = XD_PDP_PART_ROWS / m; /* grid points per model call */
+  if (per < 1) per = 1;
+  if (per > G) per = G;
+  double *B = xd_malloc(xd_mul_size(xd_mul_size(per, m), d * sizeof(double)));
+  double *P = xd_malloc(xd_mul_size(xd_mul_size(per, m), k * sizeof(double)));
+  int rc = XD_ENOMEM;
+  if (!B || !P) {
+    xd_error_set(err, rc, NULL, "out of memory evaluating the grid");
+    goto done;
+  }
+  for (size_t g0 = 0; g0 < G; g0 += per) {
+    size_t np = G - g0 < per ? G - g0 : per;
+    if ((rc = eval_points(p, g0, np, r0, r1, B, P, cancel, err)) != XD_OK) goto done;
+    for (size_t q = 0; q < np; q++) {
+      const double *Pq = P + q * m * k;
+      for (size_t o = 0; o < p->n_out; o++) {
+        size_t c = p->out_first + o;
+        for (size_t b = 0; b < nb; b++) {
+          size_t i0 = b * XD_PDP_SUM_BLOCK, i1 = i0 + XD_PDP_SUM_BLOCK < m ? i0 + XD_PDP_SUM_BLOCK : m;
+          sums[(o * G + g0 + q) * nb + b] = block_sum(Pq, k, c, i0, i1);
+        }
+        if (ice)
+          for (size_t i = 0; i < m; i++) ice[(o * m + i) * G + g0 + q] = Pq[i * k + c];
+      }
     }
   }
   rc = XD_OK;

@@ -76,6 +76,21 @@ size_t xd_pdp_parts(const xd_pdp_t *p);
  * individual). Allocates its scratch once. Returns XD_OK, XD_ENOMEM or a cancel status. */
 int xd_pdp_run(xd_pdp_t *p, size_t part, const xd_cancel_t *cancel, xd_error_t *err);
 
+/* Partial dependence sums its rows in blocks of XD_PDP_SUM_BLOCK consecutive rows (each
+ * block in row order from 0), then the block sums in block order, and divides by n: a
+ * split of the rows on block boundaries (a job's parts, shards on several machines) gives
+ * the block sums of its rows, and adding them in block order gives the one request's
+ * average bit for bit (docs/jobs.md). */
+#define XD_PDP_SUM_BLOCK 1024
+
+/* Rows [r0, r1) of the data (r0 a multiple of XD_PDP_SUM_BLOCK, r1 <= n) at every grid
+ * point: sums (n_out, n_points, nb) the block sums, nb = ceil((r1 − r0) / XD_PDP_SUM_BLOCK);
+ * ice (n_out, r1 − r0, n_points) the rows' outputs, or NULL. Does not touch p's results;
+ * works without them (xd_pdp_init with want_individual 0). Returns XD_OK, XD_ENOMEM or a
+ * cancel status. */
+int xd_pdp_block_sums(const xd_pdp_t *p, size_t r0, size_t r1, double *sums, double *ice, const xd_cancel_t *cancel,
+                      xd_error_t *err);
+
 /* Model rows the PDP evaluates: n · n_points. */
 uint64_t xd_pdp_work_rows(const xd_pdp_t *p);
 

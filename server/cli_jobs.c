@@ -19,7 +19,6 @@
 #include <unistd.h>
 
 #include "api/context.h"
-#include "api/importance.h"
 #include "api/jsonout.h"
 #include "api/jobspec.h"
 #include "api/registry.h"
@@ -35,8 +34,8 @@ static const char usage[] =
     "  run: explains shard I of N (instances floor(I*total/N) .. floor((I+1)*total/N)-1) of the job\n"
     "       SPEC.json (a POST /jobs body) and writes its NDJSON lines to FILE.\n"
     "  merge: concatenates shard files in index order into the file the server writes.\n"
-    "  An \"/importance\" spec (method permutation) gives each shard's sums; merge turns them into\n"
-    "  the /importance answer. The request limits of a server do not apply here.\n"
+    "  An \"/importance\" (method permutation) or \"/explain/pdp\" spec gives each shard's block sums;\n"
+    "  merge turns them into the endpoint's answer. The request limits of a server do not apply here.\n"
     "  I may be given as $JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) with --shard env/N.\n";
 
 #define CHUNK 64
@@ -77,25 +76,22 @@ static int parse_shard(const char *s, size_t *i, size_t *n) {
   return errno || *end || *n == 0 || *n > 100000 || *i >= *n ? -1 : 0;
 }
 
-/* Permutation importance in shards: the shard's block sums, one JSON line (docs/jobs.md). */
-static int run_importance(xd_api_t *api, const json_t *req, size_t si, size_t sn, const char *output) {
-  json_t *body = json_deep_copy(req), *out = NULL;
+/* A job with one answer (permutation importance, partial dependence) in shards: the
+ * shard's block sums, one JSON line (docs/jobs.md). */
+static int run_whole(xd_api_t *api, const xd_jobspec_t *spec, size_t si, size_t sn, const char *output) {
+  json_t *out = NULL;
   xd_error_t err;
   xd_error_clear(&err);
-  json_object_del(body, "endpoint");
-  int rc = xd_importance_shard(api, body, si, sn, &out, &err);
-  json_decref(body);
-  if (rc != XD_OK) {
+  if (xd_jobspec_shard(api, spec, si, sn, &out, &err) != XD_OK) {
     fprintf(stderr, "explaind jobs: %s%s%s\n", err.field, err.field[0] ? ": " : "", err.text);
     return 1;
   }
   char *text = xd_json_print(out);
   json_decref(out);
   size_t n = text ? strlen(text) : 0;
-  if (text) text[n] = '\0';
   int ok = text && write_line_atomic(output, text, n) == XD_OK;
   if (!ok) fprintf(stderr, "explaind jobs: %s: %s\n", output, strerror(errno));
-  else fprintf(stderr, "explaind jobs: importance shard %zu/%zu written to %s\n", si, sn, output);
+  else fprintf(stderr, "explaind jobs: %s shard %zu/%zu written to %s\n", spec->endpoint, si, sn, output);
   xd_free(text);
   return ok ? 0 : 1;
 }
@@ -157,12 +153,12 @@ static int cmd_run(int argc, char **argv) {
     fprintf(stderr, "explaind jobs: cannot read --model-dir %s\n", model_dir);
     goto done;
   }
-  if (json_is_string(json_object_get(req, "endpoint")) && strcmp(json_string_value(json_object_get(req, "endpoint")), "/importance") == 0) {
-    status = run_importance(api, req, si, sn, output);
-    goto done;
-  }
   if (xd_jobspec_parse(api, req, (size_t)1 << 40, &spec, &err) != XD_OK) {
     fprintf(stderr, "explaind jobs: %s: %s%s%s\n", spec_path, err.field, err.field[0] ? ": " : "", err.text);
+    goto done;
+  }
+  if (xd_jobspec_whole(&spec)) {
+    status = run_whole(api, &spec, si, sn, output);
     goto done;
   }
   size_t lo = si * spec.total / sn, hi = (si + 1) * spec.total / sn, next = lo;
@@ -214,24 +210,24 @@ static int by_first(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-/* Importance shards: the merged answer, one JSON line. */
-static int merge_importance(const shard_file_t *f, size_t n, const char *output) {
+/* Shards of a job with one answer: the merged answer, one JSON line. */
+static int merge_whole(const shard_file_t *f, size_t n, const char *output) {
   json_t **docs = xd_calloc(n, sizeof *docs), *out = NULL;
   int status = 1;
   xd_error_t err;
   xd_error_clear(&err);
   for (size_t i = 0; docs && i < n; i++)
     if (!(docs[i] = json_loadb(f[i].text, f[i].len, 0, NULL))) {
-      fprintf(stderr, "explaind jobs: %s: not an importance shard (not JSON)\n", f[i].path);
+      fprintf(stderr, "explaind jobs: %s: not a shard of a job with one answer (not JSON)\n", f[i].path);
       goto done;
     }
-  if (docs && !(out = xd_importance_merge(docs, n, &err))) {
+  if (docs && !(out = xd_jobspec_merge_shards(docs, n, &err))) {
     fprintf(stderr, "explaind jobs: %s%s%s\n", err.field, err.field[0] ? ": " : "", err.text);
     goto done;
   }
   char *text = out ? xd_json_print(out) : NULL;
   if (text && write_line_atomic(output, text, strlen(text)) == XD_OK) {
-    fprintf(stderr, "explaind jobs: importance from %zu shard(s) written to %s\n", n, output);
+    fprintf(stderr, "explaind jobs: the answer from %zu shard(s) written to %s\n", n, output);
     status = 0;
   }
   xd_free(text);
@@ -266,13 +262,13 @@ static int cmd_merge(int argc, char **argv) {
       goto done;
     }
     f[i].first = f[i].len ? xd_jobfile_line_index(f[i].text, f[i].len) : -1;
-    if (f[i].len && f[i].first < 0 && strncmp(f[i].text, "{\"importance_shard\":", 20) != 0) {
+    if (f[i].len && f[i].first < 0 && !xd_jobspec_is_shard(f[i].text, f[i].len)) {
       fprintf(stderr, "explaind jobs: %s: not a shard's NDJSON (its first line has no \"index\")\n", f[i].path);
       goto done;
     }
   }
-  if (f[0].len > 20 && strncmp(f[0].text, "{\"importance_shard\":", 20) == 0) {
-    status = merge_importance(f, n, output);
+  if (xd_jobspec_is_shard(f[0].text, f[0].len)) {
+    status = merge_whole(f, n, output);
     goto done;
   }
   qsort(f, n, sizeof *f, by_first);

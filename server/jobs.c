@@ -319,7 +319,7 @@ static void settle_cancelled(xd_jobs_t *m, job_t *j) {
   }
 }
 
-/* A job with one answer (importance): merges its parts' lines into answer.json once all are
+/* A job with one answer (importance, PDP): merges its parts' lines into answer.json once all are
  * done (mu held; reads the job's own files). */
 static void finish_whole(xd_jobs_t *m, job_t *j) {
   char path[4200], *text = NULL;
@@ -516,7 +516,7 @@ static int be_results(void *ctx, const char *id, int csv, char **text, size_t *l
     if (rc != XD_OK) xd_error_set(err, rc, NULL, "could not read the answer");
     *type = "application/json";
   } else if (xd_jobspec_whole(&j->spec) && csv) {
-    rc = xd_error_set(err, XD_EINVAL, "Accept", "an importance job answers JSON, not CSV");
+    rc = xd_error_set(err, XD_EINVAL, "Accept", "a job with one answer (importance, PDP) answers JSON, not CSV");
   } else {
     char path[4200];
     path_of(m, j, "results.ndjson", path, sizeof path);
@@ -776,7 +776,7 @@ int xd_jobs_new(const xd_jobs_config_t *cfg, xd_api_t *api, xd_pool_t *pool, xd_
     }
     m->tmp_dir = 1;
   }
-  /* Jobs decode with the server's limits but two: the rows an importance job reads
+  /* Jobs decode with the server's limits but two: the rows an importance or PDP job reads
    * (--max-background) and the model rows of the whole job (--max-work-rows), which a job
    * splits into parts; chunks of instances stay within the request limits
    * (xd_jobspec_chunk_rows with the server's API). */
