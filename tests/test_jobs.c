@@ -1031,13 +1031,13 @@ TEST(image_and_text_shards_equal_the_synchronous_answer) {
   json_decref(spec);
   /* (image gradients are left out: a graph model's batch of rows evaluated together can
    * round an image's attributions differently in the last bits, docs/jobs.md "Known limits") */
-  static const char *const grad_keys[] = {"targets", "attributions", NULL};
+  static const char *const grad_keys[] = {"targets", "attributions", "tokens", "offsets", NULL};
   /* text: Kernel SHAP and SmoothGrad on the words of four reviews */
   json_t *texts = json_pack("[ssss]", "a great film with a fine cast", "dull and far too long", "not bad at all, really",
                             "the plot makes no sense but the music is lovely");
   spec = json_pack("{s:s, s:s, s:O, s:i, s:i}", "endpoint", "/explain/shap", "model", "reviews_gru", "instances", texts,
                    "nsamples", 30, "seed", 8);
-  static const char *const tshap_keys[] = {"targets", "expected_value", "shap_values", NULL};
+  static const char *const tshap_keys[] = {"targets", "expected_value", "shap_values", "tokens", "words", NULL};
   two_shards_equal_sync(s.port, spec, tshap_keys, 4);
   json_decref(spec);
   spec = json_pack("{s:s, s:s, s:O, s:s, s:i, s:i}", "endpoint", "/explain/gradient", "model", "reviews_gru", "instances", texts,
