@@ -131,6 +131,13 @@ XD_HOT_LOOP static void relu_f(const float *restrict x, float *restrict y, size_
 XD_HOT_LOOP static void relu_d(const double *restrict x, double *restrict y, size_t n) {
   for (size_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0;
 }
+/* Relu's backward, d += x > 0 ? g : 0: a CNN's most frequent elementwise backward. */
+XD_HOT_LOOP static void relu_bwd_f(const float *restrict x, const float *restrict g, float *restrict d, size_t n) {
+  for (size_t i = 0; i < n; i++) d[i] += x[i] > 0 ? g[i] : 0;
+}
+XD_HOT_LOOP static void relu_bwd_d(const double *restrict x, const double *restrict g, double *restrict d, size_t n) {
+  for (size_t i = 0; i < n; i++) d[i] += x[i] > 0 ? g[i] : 0;
+}
 
 /* ---- binary ops ------------------------------------------------------------------------------ */
 
@@ -495,6 +502,14 @@ static int unary_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gt
   size_t n = xd_tensor_numel(in[0]);
   double lo = 0, hi = 0;
   if (p->code == U_CLIP) clip_bounds(p, nd, in, &lo, &hi);
+  if (p->code == U_RELU && in[0]->dtype == XD_DT_F32) {
+    relu_bwd_f(in[0]->data, dout[0]->data, din[0]->data, n);
+    return XD_OK;
+  }
+  if (p->code == U_RELU && in[0]->dtype == XD_DT_F64) {
+    relu_bwd_d(in[0]->data, dout[0]->data, din[0]->data, n);
+    return XD_OK;
+  }
   /* T is the run's float type (gop.h); transcendental derivatives in double */
   XD_GOP_FLOAT_T(in[0]->dtype, {
     const T *restrict X = in[0]->data, *restrict Y = out[0]->data, *restrict G = dout[0]->data;
