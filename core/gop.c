@@ -102,7 +102,7 @@ void xd_gop_same(const xd_tensor_t *in, xd_tensor_t *out, xd_dtype_t dt) {
   XD_HOT_LOOP static void NAME##_into(T *restrict acc, const T *restrict g, size_t n) {                     \
     for (size_t i = 0; i < n; i++) acc[i] += g[i];                                                          \
   }                                                                                                         \
-  static void NAME(const xd_tensor_t *full, const T *g, const xd_tensor_t *small, T *acc) {                 \
+  XD_HOT_LOOP static void NAME(const xd_tensor_t *full, const T *g, const xd_tensor_t *small, T *acc) {     \
     size_t n = xd_tensor_numel(full), r = full->rank, m = xd_tensor_numel(small);                           \
     if (m == n) { /* same element count: same layout (broadcasting only adds 1s) */                         \
       NAME##_into(acc, g, n);                                                                               \

@@ -265,6 +265,52 @@ static int binary_forward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, void 
   return XD_OK;
 }
 
+/* One row of the backward of Mul and Div on a side that is not broadcast, v the other
+ * operand (stride sv, 0 or 1), y the output: d += g·v (c 0), d += g / v (c 1),
+ * d -= g·y / v (c 2). The hot rows of attention and decomposed LayerNorm. */
+#define BWD_ROW(T, NAME)                                                                                 \
+  XD_HOT_LOOP static void NAME(int c, T *restrict d, const T *restrict g, const T *restrict v, size_t sv, \
+                               const T *restrict y, size_t n) {                                         \
+    if (sv) {                                                                                           \
+      if (c == 0) for (size_t e = 0; e < n; e++) d[e] += g[e] * v[e];                                   \
+      else if (c == 1) for (size_t e = 0; e < n; e++) d[e] += g[e] / v[e];                              \
+      else for (size_t e = 0; e < n; e++) d[e] -= g[e] * y[e] / v[e];                                   \
+    } else {                                                                                            \
+      T v0 = v[0];                                                                                      \
+      if (c == 0) for (size_t e = 0; e < n; e++) d[e] += g[e] * v0;                                     \
+      else if (c == 1) for (size_t e = 0; e < n; e++) d[e] += g[e] / v0;                                \
+      else for (size_t e = 0; e < n; e++) d[e] -= g[e] * y[e] / v0;                                     \
+    }                                                                                                   \
+  }
+BWD_ROW(float, bwd_row_f)
+BWD_ROW(double, bwd_row_d)
+
+/* Mul or Div's gradient on a side with the output's shape, row by row through bwd_row;
+ * 0 when the other operand's last axis is neither contiguous nor broadcast (the caller's
+ * general loop then does it). */
+static int binary_rows(int c, int side, const bc_t *bc, const xd_tensor_t *a, const xd_tensor_t *b,
+                       const xd_tensor_t *y, const xd_tensor_t *g, xd_tensor_t *d) {
+  int vk = c == B_MUL && side ? 0 : 1; /* the other operand: a for Mul's b side, else b */
+  const xd_tensor_t *v = vk ? b : a;
+  size_t r = bc->r, so = r ? bc->st[vk][r - 1] : 0;
+  if (so > 1 || a->dtype != b->dtype) return 0;
+  int code = c == B_MUL ? 0 : side ? 2 : 1;
+  size_t idx[MAXR] = {0}, es = xd_dtype_size(a->dtype);
+  for (size_t it = 0, o = 0; it < bc->outer; it++, o += bc->inner) {
+    size_t i = 0;
+    for (size_t k = 0; k + 1 < r; k++) i += idx[k] * bc->st[vk][k];
+    const char *vp = (const char *)v->data + i * es;
+    if (a->dtype == XD_DT_F32)
+      bwd_row_f(code, (float *)d->data + o, (const float *)g->data + o, (const float *)vp, so,
+                (const float *)y->data + o, bc->inner);
+    else
+      bwd_row_d(code, (double *)d->data + o, (const double *)g->data + o, (const double *)vp, so,
+                (const double *)y->data + o, bc->inner);
+    next_row(idx, bc->dims, r);
+  }
+  return 1;
+}
+
 static int binary_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gtv_t dout, xd_gtv_t din,
                            void *scratch) {
   int c = bcode(nd);
@@ -290,6 +336,7 @@ static int binary_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_g
       if (xd_tensor_numel(in[side]) == nout && (c == B_SUB || c == B_MUL || c == B_DIV)) {
         /* no broadcast on this side: accumulate in place */
         if (c == B_SUB) for (size_t i = 0; i < nout; i++) D[i] -= G[i];
+        else if (binary_rows(c, side, &bc, a, b, out[0], dout[0], din[side])) continue;
         else if (c == B_MUL) BC_FOR(&bc, D[o] += G[o] * (side ? A[i0] : (T)BV(i1)));
         else BC_FOR(&bc, D[o] += side ? -G[o] * Y[o] / (T)BV(i1) : G[o] / (T)BV(i1));
         continue;
@@ -520,7 +567,10 @@ static int unary_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gt
     case U_SIGMOID: for (size_t i = 0; i < n; i++) D[i] += G[i] * Y[i] * (1 - Y[i]); break;
     case U_TANH: for (size_t i = 0; i < n; i++) D[i] += G[i] * (1 - Y[i] * Y[i]); break;
     case U_ERF:
-      for (size_t i = 0; i < n; i++) D[i] += (T)(G[i] * M_2_SQRTPI * exp(-(double)X[i] * X[i]));
+      if (sizeof(T) == sizeof(float))
+        for (size_t i = 0; i < n; i++) D[i] += G[i] * (float)M_2_SQRTPI * expf(-(float)X[i] * (float)X[i]);
+      else
+        for (size_t i = 0; i < n; i++) D[i] += (T)(G[i] * M_2_SQRTPI * exp(-(double)X[i] * X[i]));
       break;
     case U_SQRT: for (size_t i = 0; i < n; i++) D[i] += (T)(G[i] * 0.5 / Y[i]); break;
     case U_NEG: for (size_t i = 0; i < n; i++) D[i] -= G[i]; break;
@@ -541,6 +591,9 @@ static int unary_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gt
         if (p->tanh_form) {
           double u = 0.7978845608028654 * (x + 0.044715 * x * x * x), t = tanh(u);
           d = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * 0.7978845608028654 * (1 + 3 * 0.044715 * x * x);
+        } else if (sizeof(T) == sizeof(float)) { /* float's erff and expf: within float's digits */
+          float xf = (float)x;
+          d = 0.5f * (1 + erff(xf * (float)M_SQRT1_2)) + xf * expf(-0.5f * xf * xf) * 0.3989422804014327f;
         } else {
           d = 0.5 * (1 + erf(x * M_SQRT1_2)) + x * exp(-0.5 * x * x) * 0.3989422804014327;
         }
