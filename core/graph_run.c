@@ -452,19 +452,25 @@ static int run_chunk(const run_t *R, plan_t *p, size_t row0, size_t c, unsigned 
     xd_tensor_convert(XD_DT_F64, r->fetch_out + row0 * fr, p->tv[R->fetch].dtype, p->tv[R->fetch].data, fr * c);
   }
   if (!R->grad) return XD_OK;
-  /* reverse mode: gradient buffers for the tensors on the path, zeroed */
+  /* reverse mode: gradient buffers for the tensors on the path, each zeroed right before
+   * the first backward that reads or accumulates into it (zd), while it is about to be in
+   * cache anyway, rather than all of them up front */
   xd_tensor_t *gt = xd_calloc(g->nt + 1, sizeof *gt);
-  if (!gt) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory computing gradients");
+  unsigned char *zd = xd_calloc(g->nt + 1, 1);
+  if (!gt || !zd) {
+    xd_free(gt);
+    xd_free(zd);
+    return xd_error_set(err, XD_ENOMEM, NULL, "out of memory computing gradients");
+  }
   unsigned char *gp = gmem;
   size_t es = xd_dtype_size(p->fdt);
   for (size_t i = 0; i < g->nt; i++)
     if (R->need[i]) {
       gt[i] = p->tv[i];
       gt[i].data = gp;
-      size_t n = xd_tensor_numel(&gt[i]);
-      memset(gp, 0, n * es);
-      gp += align_up(n * es);
+      gp += align_up(xd_tensor_numel(&gt[i]) * es);
     }
+  zd[R->out] = 1; /* the seed below writes all of it */
   void *bscr = gp;
   if (p->fdt == XD_DT_F64) {
     double *seed = gt[R->out].data;
@@ -472,6 +478,7 @@ static int run_chunk(const run_t *R, plan_t *p, size_t row0, size_t c, unsigned 
       memcpy(seed, r->seed + row0 * orow, orow * c * sizeof *seed);
     } else if ((rc = r->seed_fn(r->seed_ctx, row0, c, p->tv[R->out].data, seed)) != XD_OK) {
       xd_free(gt);
+      xd_free(zd);
       return xd_error_set(err, rc, NULL, "the gradient seed could not be formed");
     }
   } else { /* float run, double output stage (after the backward scratch) */
@@ -483,6 +490,7 @@ static int run_chunk(const run_t *R, plan_t *p, size_t row0, size_t c, unsigned 
       xd_tensor_convert(XD_DT_F64, outd, p->fdt, p->tv[R->out].data, orow * c);
       if ((rc = r->seed_fn(r->seed_ctx, row0, c, outd, seed)) != XD_OK) {
         xd_free(gt);
+        xd_free(zd);
         return xd_error_set(err, rc, NULL, "the gradient seed could not be formed");
       }
     }
@@ -507,14 +515,24 @@ static int run_chunk(const run_t *R, plan_t *p, size_t row0, size_t c, unsigned 
       xd_error_set(err, rc, NULL, "%s", rc == XD_ETIMEDOUT ? "deadline exceeded" : "canceled");
       break;
     }
+    for (size_t k = 0; k < nd->n_out + nd->n_in; k++) {
+      xd_tensor_t *t = k < nd->n_out ? dp[k] : ap[k - nd->n_out];
+      int32_t id = k < nd->n_out ? nd->out[k] : nd->in[k - nd->n_out];
+      if (t && !zd[id]) {
+        memset(t->data, 0, xd_tensor_numel(t) * es);
+        zd[id] = 1;
+      }
+    }
     if ((rc = nd->op->backward(nd, ip, op, dp, ap, bscr)) != XD_OK)
       xd_graph__node_fail(err, nd, rc, "its gradient could not be computed");
   }
   if (rc == XD_OK) {
     size_t wr = row_of(p, R->wrt);
+    if (!zd[R->wrt]) memset(gt[R->wrt].data, 0, wr * c * es);
     xd_tensor_convert(XD_DT_F64, r->grad + row0 * wr, p->fdt, gt[R->wrt].data, wr * c);
   }
   xd_free(gt);
+  xd_free(zd);
   return rc;
 }
 
