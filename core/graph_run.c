@@ -40,7 +40,10 @@ typedef xd_graph__plan_t plan_t;
 #define FOLD_BUDGET ((size_t)16 << 20) /* bytes of folded values per plan, whatever the file holds */
 #define NONE_OFF ((size_t)-1)
 #define PREFERRED_BYTES ((size_t)4 << 20)       /* a forward chunk's arena, when the batch allows */
-#define PREFERRED_GRAD_BYTES ((size_t)64 << 20) /* a gradient chunk keeps every tensor: larger */
+/* A gradient chunk keeps every tensor on the path (out of cache whatever its size): large
+ * enough that an explanation's rows (IG's 52 rows of a text or an image) run as one chunk,
+ * one GEMM per layer over all of them; 64 MiB split a BERT text's 52 rows in two. */
+#define PREFERRED_GRAD_BYTES ((size_t)256 << 20)
 
 /* ---- a first-fit free list over [0, top) ------------------------------------------------- */
 
@@ -635,6 +638,12 @@ int xd_graph_run(const xd_graph_t *g, const xd_graph_run_t *r, xd_error_t *err) 
       xd_graph__plan_free(&pt);
       if (bt <= limit) break;
       chunk /= 2;
+    }
+    /* a gradient run's chunks of equal size (52 rows in 26 + 26, not 46 + 6): the GEMMs of
+     * a small last chunk cost as much per row as a row at a time */
+    if (R.grad && chunk < n) {
+      size_t k = (n + chunk - 1) / chunk;
+      chunk = (n + k - 1) / k;
     }
   }
   size_t cur = 0, cap = 0;
