@@ -265,46 +265,56 @@ static int binary_forward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, void 
   return XD_OK;
 }
 
-/* One row of the backward of Mul and Div on a side that is not broadcast, v the other
- * operand (stride sv, 0 or 1), y the output: d += g·v (c 0), d += g / v (c 1),
- * d -= g·y / v (c 2). The hot rows of attention and decomposed LayerNorm. */
-#define BWD_ROW(T, NAME)                                                                                 \
-  XD_HOT_LOOP static void NAME(int c, T *restrict d, const T *restrict g, const T *restrict v, size_t sv, \
-                               const T *restrict y, size_t n) {                                         \
-    if (sv) {                                                                                           \
-      if (c == 0) for (size_t e = 0; e < n; e++) d[e] += g[e] * v[e];                                   \
-      else if (c == 1) for (size_t e = 0; e < n; e++) d[e] += g[e] / v[e];                              \
-      else for (size_t e = 0; e < n; e++) d[e] -= g[e] * y[e] / v[e];                                   \
-    } else {                                                                                            \
-      T v0 = v[0];                                                                                      \
-      if (c == 0) for (size_t e = 0; e < n; e++) d[e] += g[e] * v0;                                     \
-      else if (c == 1) for (size_t e = 0; e < n; e++) d[e] += g[e] / v0;                                \
-      else for (size_t e = 0; e < n; e++) d[e] -= g[e] * y[e] / v0;                                     \
-    }                                                                                                   \
+/* One row of the backward of Mul, Div and Pow (x²) on one side, v the other operand (Pow:
+ * the base itself; stride sv, 0 or 1), y the output: the term is g·v (c 0), g / v (c 1),
+ * −g·y / v (c 2) or 2·g·v (c 3); d += term (acc), or d = term (the broadcast side's
+ * per-element terms, summed afterwards). The hot rows of attention and decomposed LayerNorm. */
+#define BWD_LOOPS(EXPR)                                                    \
+  do {                                                                     \
+    if (sv && acc) for (size_t e = 0; e < n; e++) d[e] += EXPR(g[e], v[e], y[e]); \
+    else if (sv) for (size_t e = 0; e < n; e++) d[e] = EXPR(g[e], v[e], y[e]);    \
+    else if (acc) for (size_t e = 0; e < n; e++) d[e] += EXPR(g[e], v0, y[e]);    \
+    else for (size_t e = 0; e < n; e++) d[e] = EXPR(g[e], v0, y[e]);              \
+  } while (0)
+#define BWD_MUL(g, v, y) ((g) * (v))
+#define BWD_DIV(g, v, y) ((g) / (v))
+#define BWD_DIVB(g, v, y) (-((g) * (y)) / (v))
+#define BWD_SQ(g, v, y) (2 * (g) * (v))
+#define BWD_ROW(T, NAME)                                                                                    \
+  XD_HOT_LOOP static void NAME(int c, int acc, T *restrict d, const T *restrict g, const T *restrict v,      \
+                               size_t sv, const T *restrict y, size_t n) {                                 \
+    T v0 = v[0];                                                                                           \
+    switch (c) { /* one loop per case, each vectorized */                                                  \
+    case 0: BWD_LOOPS(BWD_MUL); break;                                                                     \
+    case 1: BWD_LOOPS(BWD_DIV); break;                                                                     \
+    case 2: BWD_LOOPS(BWD_DIVB); break;                                                                    \
+    default: BWD_LOOPS(BWD_SQ); break;                                                                     \
+    }                                                                                                      \
   }
 BWD_ROW(float, bwd_row_f)
 BWD_ROW(double, bwd_row_d)
 
-/* Mul or Div's gradient on a side with the output's shape, row by row through bwd_row;
- * 0 when the other operand's last axis is neither contiguous nor broadcast (the caller's
- * general loop then does it). */
-static int binary_rows(int c, int side, const bc_t *bc, const xd_tensor_t *a, const xd_tensor_t *b,
-                       const xd_tensor_t *y, const xd_tensor_t *g, xd_tensor_t *d) {
-  int vk = c == B_MUL && side ? 0 : 1; /* the other operand: a for Mul's b side, else b */
+/* The terms of Mul, Div or Pow (x²) on `side`, row by row through bwd_row: accumulated into
+ * d (acc, a side with the output's shape) or written to d (the output's shape, to be
+ * summed over the broadcast axes). 0 when the other operand's last axis is neither
+ * contiguous nor broadcast (the caller's general loop then does it). */
+static int binary_rows(int c, int side, int acc, const bc_t *bc, const xd_tensor_t *a, const xd_tensor_t *b,
+                       const xd_tensor_t *y, const xd_tensor_t *g, void *d) {
+  int code = c == B_MUL ? 0 : c == B_POW ? 3 : side ? 2 : 1;
+  int vk = (c == B_MUL && side) || c == B_POW ? 0 : 1; /* the operand the term reads: a or b */
   const xd_tensor_t *v = vk ? b : a;
   size_t r = bc->r, so = r ? bc->st[vk][r - 1] : 0;
-  if (so > 1 || a->dtype != b->dtype) return 0;
-  int code = c == B_MUL ? 0 : side ? 2 : 1;
+  if (so > 1 || a->dtype != b->dtype || !xd_dtype_is_float(a->dtype)) return 0;
   size_t idx[MAXR] = {0}, es = xd_dtype_size(a->dtype);
   for (size_t it = 0, o = 0; it < bc->outer; it++, o += bc->inner) {
     size_t i = 0;
     for (size_t k = 0; k + 1 < r; k++) i += idx[k] * bc->st[vk][k];
     const char *vp = (const char *)v->data + i * es;
     if (a->dtype == XD_DT_F32)
-      bwd_row_f(code, (float *)d->data + o, (const float *)g->data + o, (const float *)vp, so,
+      bwd_row_f(code, acc, (float *)d + o, (const float *)g->data + o, (const float *)vp, so,
                 (const float *)y->data + o, bc->inner);
     else
-      bwd_row_d(code, (double *)d->data + o, (const double *)g->data + o, (const double *)vp, so,
+      bwd_row_d(code, acc, (double *)d + o, (const double *)g->data + o, (const double *)vp, so,
                 (const double *)y->data + o, bc->inner);
     next_row(idx, bc->dims, r);
   }
@@ -336,9 +346,14 @@ static int binary_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_g
       if (xd_tensor_numel(in[side]) == nout && (c == B_SUB || c == B_MUL || c == B_DIV)) {
         /* no broadcast on this side: accumulate in place */
         if (c == B_SUB) for (size_t i = 0; i < nout; i++) D[i] -= G[i];
-        else if (binary_rows(c, side, &bc, a, b, out[0], dout[0], din[side])) continue;
+        else if (binary_rows(c, side, 1, &bc, a, b, out[0], dout[0], din[side]->data)) continue;
         else if (c == B_MUL) BC_FOR(&bc, D[o] += G[o] * (side ? A[i0] : (T)BV(i1)));
         else BC_FOR(&bc, D[o] += side ? -G[o] * Y[o] / (T)BV(i1) : G[o] / (T)BV(i1));
+        continue;
+      }
+      int sq = c == B_POW && !side && xd_tensor_numel(b) == 1 && xd_tensor_get_d(b, 0) == 2.0; /* x² */
+      if ((c == B_MUL || c == B_DIV || sq) && binary_rows(c, side, 0, &bc, a, b, out[0], dout[0], t)) {
+        xd_gop_unbroadcast_add(out[0], t, in[side], din[side]->data);
         continue;
       }
       switch (c) {
