@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/gop.h"
+#include "core/hotloop.h"
 #include "core/graph.h"
 
 #define MAXR XD_TENSOR_MAX_RANK
@@ -274,11 +275,29 @@ static int transpose_forward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, vo
   return XD_OK;
 }
 
+XD_HOT_LOOP static void add_row_f(float *restrict d, const float *restrict g, size_t n) {
+  for (size_t e = 0; e < n; e++) d[e] += g[e];
+}
+XD_HOT_LOOP static void add_row_d(double *restrict d, const double *restrict g, size_t n) {
+  for (size_t e = 0; e < n; e++) d[e] += g[e];
+}
+
 static int transpose_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gtv_t dout, xd_gtv_t din,
                               void *scratch) {
   if (!din[0] || !dout[0]) return XD_OK;
-  size_t perm[MAXR];
-  get_perm((const perm_p *)nd->params, in[0]->rank, perm);
+  size_t perm[MAXR], r = in[0]->rank;
+  get_perm((const perm_p *)nd->params, r, perm);
+  if (r > 1 && perm[r - 1] == r - 1) { /* the last axis stays last (attention's head split): row by row */
+    size_t inner = (size_t)out[0]->dims[r - 1];
+    xd_tensor_t yo = *out[0], xo = *in[0]; /* the same transpose without that axis */
+    yo.rank = xo.rank = r - 1;
+    int f = out[0]->dtype == XD_DT_F32;
+    PERM_FOR(&xo, &yo, perm, {
+      if (f) add_row_f((float *)din[0]->data + i * inner, (const float *)dout[0]->data + o * inner, inner);
+      else add_row_d((double *)din[0]->data + i * inner, (const double *)dout[0]->data + o * inner, inner);
+    });
+    return XD_OK;
+  }
   XD_GOP_FLOAT_T(out[0]->dtype, {
     const T *G = dout[0]->data;
     T *D = din[0]->data;
