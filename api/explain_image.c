@@ -156,8 +156,8 @@ static int img_run(void *state, size_t part, const xd_cancel_t *cancel, xd_error
   int rc = xd_explain_resolve_targets(m, j->X + s * P, c, j->target + s, cancel, err);
   if (rc != XD_OK) return rc;
   if (j->method == METHOD_GRAD_CAM)
-    return xd_imgx_gradcam(m, j->layer, j->K, j->h, j->w, j->relu, j->o.output, j->X + s * P, c, j->target + s,
-                           j->cam + s * j->h * j->w, j->heat + s * HW, cancel, err);
+    return xd_imgx_gradcam(m, j->layer, j->K, j->h, j->w, j->relu, j->o.output, j->o.precision, j->X + s * P, c,
+                           j->target + s, j->cam + s * j->h * j->w, j->heat + s * HW, cancel, err);
   if (j->B)
     for (size_t i = s; i < s + c; i++) {
       double *b = j->B + i * P;
@@ -187,6 +187,7 @@ static json_t *img_encode(void *state, xd_error_t *err) {
   bad |= json_object_set_new(o, "model", json_string(j->entry->name));
   bad |= json_object_set_new(o, "method", json_string(method_names[j->method]));
   bad |= json_object_set_new(o, "output", json_string(j->o.output == XD_OUTPUT_LOGIT ? "logit" : "probability"));
+  bad |= json_object_set_new(o, "precision", json_string(j->o.precision == XD_DT_F64 ? "float64" : "float32"));
   bad |= json_object_set_new(o, "targets", t);
   t = NULL;
   if (j->method == METHOD_GRAD_CAM) {
@@ -304,8 +305,11 @@ static int decode_layer(img_job_t *j, const json_t *body, xd_error_t *err) {
 int xd_gradient_image_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err) {
   static const char *const keys[] = {"model",   "instances",    "instance", "method",     "target",     "output",
                                      "baseline", "blur_sigma",  "steps",    "integration", "samples",   "noise_stddev",
-                                     "seed",    "layer",        "relu",     "render",     "timeout_ms", NULL};
+                                     "seed",    "layer",        "relu",     "render",     "timeout_ms", "precision",
+                                     NULL};
   static const char *const outputs[] = {"probability", "logit", NULL};
+  static const char *const precisions[] = {"float32", "float64", NULL}; /* XD_DT_F32, XD_DT_F64 */
+  int precision = XD_DT_F32;
   const xd_limits_t *lim = xd_api_limits(api);
   int rc = xd_json_check_keys(body, keys, NULL, err);
   if (rc != XD_OK) return rc;
@@ -333,8 +337,10 @@ int xd_gradient_image_decode(xd_api_t *api, const json_t *body, xd_work_t *work,
       (rc = xd_json_opt_double(body, "blur_sigma", 1e-3, 16, &j->blur_sigma, err)) != XD_OK ||
       (rc = xd_json_opt_bool(body, "relu", &j->relu, err)) != XD_OK ||
       (rc = xd_json_opt_bool(body, "render", &j->render, err)) != XD_OK ||
+      (rc = xd_json_opt_enum(body, "precision", precisions, &precision, err)) != XD_OK ||
       (rc = xd_explain_seed(body, &j->o.seed, err)) != XD_OK)
     goto fail;
+  j->o.precision = (xd_dtype_t)precision;
   j->method = method;
   j->o.method = method == METHOD_GRAD_CAM ? XD_GRAD_GRADIENT : (xd_grad_method_t)method;
   j->o.output = (xd_output_kind_t)output;

@@ -1,6 +1,7 @@
 /* explain_text.c — /explain/gradient and /explain/occlusion on text models (API.md
  * Part 2). One part per text: each is one graph run (all IG steps or noisy copies of
- * the text as rows of one double-precision run) or one batch of occluded copies. */
+ * the text as rows of one run, float32 unless "precision" asks for float64) or one
+ * batch of occluded copies. */
 #include <string.h>
 
 #include "api/alloc.h"
@@ -63,6 +64,7 @@ static json_t *tgrad_encode(void *state, xd_error_t *err) {
   if (!j->occlusion) {
     bad |= json_object_set_new(o, "method", json_string(xd_grad_method_names[j->o.method]));
     bad |= json_object_set_new(o, "output", json_string(j->o.output == XD_OUTPUT_LOGIT ? "logit" : "probability"));
+    bad |= json_object_set_new(o, "precision", json_string(j->o.precision == XD_DT_F64 ? "float64" : "float32"));
   }
   bad |= json_object_set_new(o, "targets", t);
   bad |= json_object_set_new(o, "tokens", xd_json_tokens(j->rows, j->n));
@@ -141,9 +143,11 @@ static int text_job_common(xd_api_t *api, const json_t *body, tgrad_job_t *j, xd
 int xd_gradient_text_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err) {
   static const char *const keys[] = {"model",  "instances", "instance", "method",  "target",       "output",
                                      "baseline", "steps",   "integration", "samples", "noise_stddev", "seed",
-                                     "timeout_ms", NULL};
+                                     "timeout_ms", "precision", NULL};
   static const char *const outputs[] = {"probability", "logit", NULL};
   static const char *const bases[] = {"pad", "unk", "zeros", NULL};
+  static const char *const precisions[] = {"float32", "float64", NULL}; /* XD_DT_F32, XD_DT_F64 */
+  int precision = XD_DT_F32;
   const xd_limits_t *lim = xd_api_limits(api);
   int rc = xd_json_check_keys(body, keys, NULL, err);
   if (rc != XD_OK) return rc;
@@ -159,8 +163,10 @@ int xd_gradient_text_decode(xd_api_t *api, const json_t *body, xd_work_t *work, 
       (rc = xd_json_opt_size(body, "steps", 1, lim->max_steps, &j->o.steps, err)) != XD_OK ||
       (rc = xd_json_opt_size(body, "samples", 1, lim->max_samples, &j->o.samples, err)) != XD_OK ||
       (rc = xd_json_opt_double(body, "noise_stddev", 0, 1e6, &j->o.noise_stddev, err)) != XD_OK ||
+      (rc = xd_json_opt_enum(body, "precision", precisions, &precision, err)) != XD_OK ||
       (rc = xd_explain_seed(body, &j->o.seed, err)) != XD_OK)
     goto fail;
+  j->o.precision = (xd_dtype_t)precision;
   const json_t *bv = json_object_get(body, "baseline");
   if (bv && !json_is_null(bv) && !json_is_string(bv)) {
     rc = xd_error_set(err, XD_EINVAL, "baseline", "a text model's baseline must be one of \"pad\", \"unk\" or \"zeros\"");

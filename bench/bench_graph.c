@@ -7,12 +7,14 @@
  * Targets (inputs are fixed pseudo-random values: the time of dense kernels does not depend
  * on them):
  *   cnn_forward_256    models/shapes, 256 images, probabilities, float
- *   cnn_gradient_256   the same plus d p[target] / d input per image (double, as the server
- *                      computes gradients), target = the most probable class
+ *   cnn_gradient_256   the same plus d p[target] / d input per image, forward and backward
+ *                      in float (as the server computes gradients by default; the seed
+ *                      from the logits in double), target = the most probable class
  *   bert_forward_64    models/reviews_bert, 64 sequences of 32 tokens (mask all ones), float
- *   bert_gradient_64   the same plus d p[target] / d token-embedding output (double)
+ *   bert_gradient_64   the same plus d p[target] / d token-embedding output (float)
  *   gru_forward_64     models/reviews_gru, 64 sequences of 20 tokens, float
- *   gru_gradient_64    the same plus the embedding gradient (double)
+ *   gru_gradient_64    the same plus the embedding gradient (float)
+ *   *_gradient_*_f64   the gradient targets in double ("precision": "float64")
  * threads 1: one run at a time; threads 2: two runs at once on two threads (two requests
  * on two workers; a run itself is single-threaded), median over both threads' runs and
  * CPU time per run. Each target runs in its own forked process, so that peak_rss_mb
@@ -38,19 +40,27 @@ static double scale = 1.0;
 typedef struct target {
   const char *id, *label, *onnx;
   int kind; /* 0 image, 1 text with attention mask, 2 text without */
-  int grad;
+  int grad; /* 0 forward only; else the precision of the forward and backward: */
   int64_t rows, seq;
 } target_t;
+enum { FWD = 0, GRAD_F32 = 1, GRAD_F64 = 2 };
 
 static const target_t targets[] = {
     {"cnn_forward_256", "shapes CNN forward, batch 256", "models/shapes/model.onnx", 0, 0, 256, 0},
-    {"cnn_gradient_256", "shapes CNN forward + input gradient, batch 256", "models/shapes/model.onnx", 0, 1, 256, 0},
+    {"cnn_gradient_256", "shapes CNN forward + input gradient, batch 256", "models/shapes/model.onnx", 0, GRAD_F32,
+     256, 0},
+    {"cnn_gradient_256_f64", "shapes CNN forward + input gradient, batch 256, float64", "models/shapes/model.onnx", 0,
+     GRAD_F64, 256, 0},
     {"bert_forward_64", "reviews_bert forward, 64 texts of 32 tokens", "models/reviews_bert/model.onnx", 1, 0, 64, 32},
     {"bert_gradient_64", "reviews_bert forward + embedding gradient, 64 texts of 32 tokens",
-     "models/reviews_bert/model.onnx", 1, 1, 64, 32},
+     "models/reviews_bert/model.onnx", 1, GRAD_F32, 64, 32},
+    {"bert_gradient_64_f64", "reviews_bert forward + embedding gradient, 64 texts of 32 tokens, float64",
+     "models/reviews_bert/model.onnx", 1, GRAD_F64, 64, 32},
     {"gru_forward_64", "reviews_gru forward, 64 texts of 20 tokens", "models/reviews_gru/model.onnx", 2, 0, 64, 20},
     {"gru_gradient_64", "reviews_gru forward + embedding gradient, 64 texts of 20 tokens",
-     "models/reviews_gru/model.onnx", 2, 1, 64, 20},
+     "models/reviews_gru/model.onnx", 2, GRAD_F32, 64, 20},
+    {"gru_gradient_64_f64", "reviews_gru forward + embedding gradient, 64 texts of 20 tokens, float64",
+     "models/reviews_gru/model.onnx", 2, GRAD_F64, 64, 20},
 };
 
 typedef struct work {
@@ -98,7 +108,7 @@ static int run_once(const work_t *w, double *out, double *grad) {
   memset(&r, 0, sizeof r);
   size_t k = w->out_n / (size_t)w->t->rows;
   r.inputs = w->in;
-  r.precision = w->t->grad ? XD_DT_F64 : XD_DT_F32;
+  r.precision = w->t->grad == GRAD_F64 ? XD_DT_F64 : XD_DT_F32;
   r.out = out;
   if (w->t->grad) {
     r.wrt = w->wrt;

@@ -281,18 +281,29 @@ static json_t *graph_line(const char *kind, const char *target, int threads) {
 }
 
 static void graph_models(void) {
-  static const char *t[] = {"cnn_forward_256", "cnn_gradient_256", "bert_forward_64",
-                            "bert_gradient_64", "gru_forward_64", "gru_gradient_64"};
+  /* a "_f64" row (explaind's gradient in double) stands beside PyTorch's float row */
+  static const char *t[][2] = {{"cnn_forward_256", NULL},
+                               {"cnn_gradient_256", NULL},
+                               {"cnn_gradient_256_f64", "cnn_gradient_256"},
+                               {"bert_forward_64", NULL},
+                               {"bert_gradient_64", NULL},
+                               {"bert_gradient_64_f64", "bert_gradient_64"},
+                               {"gru_forward_64", NULL},
+                               {"gru_gradient_64", NULL},
+                               {"gru_gradient_64_f64", "gru_gradient_64"}};
   int any = 0;
   for (size_t j = 0; j < sizeof t / sizeof *t; j++) {
-    json_t *e1 = graph_line("graph", t[j], 1), *e2 = graph_line("graph", t[j], 2);
-    json_t *p1 = graph_line("torch_graph", t[j], 1), *p2 = graph_line("torch_graph", t[j], 2);
+    const char *tt = t[j][1] ? t[j][1] : t[j][0];
+    json_t *e1 = graph_line("graph", t[j][0], 1), *e2 = graph_line("graph", t[j][0], 2);
+    json_t *p1 = graph_line("torch_graph", tt, 1), *p2 = graph_line("torch_graph", tt, 2);
+    if (t[j][1] && !e1) continue;
     if (!e1 && !p1) continue;
     if (!any)
       printf("## Graph models beside PyTorch\n\n"
              "models/shapes, models/reviews_bert, models/reviews_gru (bench/bench_graph.c) and PyTorch %s on the "
              "same architectures and input shapes (bench/graph_torch.py, float32). explaind computes gradients in "
-             "double, PyTorch in float. A run of explaind is single-threaded; \"2 at once\" is two runs on two "
+             "float (forward and backward; the seed from the logits in double), and in double in the rows marked "
+             "float64 (\"precision\": \"float64\"); PyTorch in float. A run of explaind is single-threaded; \"2 at once\" is two runs on two "
              "threads (two requests on two workers), ms per run. PyTorch's 2 threads split one run. CPU ms is "
              "process CPU time per run (independent of other load on the machine). Peak memory is the process's "
              "maximum resident set (PyTorch's includes about %s MB for torch itself).\n\n"

@@ -24,7 +24,8 @@
  *                           tensors are all F32 or all F64. Returns XD_OK or XD_EINVAL
  *                           for a value out of range (a Gather index).
  *   backward(nd, in, out, dout, din, scratch)
- *                           double only. dout[k] is the gradient of output k, or NULL
+ *                           in the run's float type (the tensors' and their gradients'
+ *                           F32 or F64 alike). dout[k] is the gradient of output k, or NULL
  *                           (zero). din[k] is NULL when input k's gradient is not wanted
  *                           (weights, ints), else it ACCUMULATES: din[k] += dL/d in[k]
  *                           (the caller zeroes it once), as core/kern.h's kernels do.
@@ -145,7 +146,21 @@ int xd_gop_axis(int64_t axis, size_t r, const char *what, size_t *out, xd_error_
 /* Fills dims/rank of out from in (same shape), dtype dt. */
 void xd_gop_same(const xd_tensor_t *in, xd_tensor_t *out, xd_dtype_t dt);
 /* Sum-reduces g (shape of `full`) into acc (shape `small`, which broadcasts to full):
- * acc += Σ over the broadcast axes. Double. The backward of every broadcasting op. */
-void xd_gop_unbroadcast_add(const xd_tensor_t *full, const double *g, const xd_tensor_t *small, double *acc);
+ * acc += Σ over the broadcast axes. g and acc are of full's dtype (F32 or F64). The
+ * backward of every broadcasting op. */
+void xd_gop_unbroadcast_add(const xd_tensor_t *full, const void *g, const xd_tensor_t *small, void *acc);
+
+/* Runs the statements with T typedef'd to float when dt is XD_DT_F32, else to double:
+ * one body for the float and the double backward of the light operators. */
+#define XD_GOP_FLOAT_T(dt, ...)   \
+  do {                            \
+    if ((dt) == XD_DT_F32) {      \
+      typedef float T;            \
+      __VA_ARGS__                 \
+    } else {                      \
+      typedef double T;           \
+      __VA_ARGS__                 \
+    }                             \
+  } while (0)
 
 #endif

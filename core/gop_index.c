@@ -1,5 +1,5 @@
 /* gop_index.c — indexing operators: Slice, Gather, Expand, Pad (constant mode). Any
- * element type moves through them; their backward (double) scatters the gradient back,
+ * element type moves through them; their backward (the run's float type) scatters the gradient back,
  * accumulating (gop.h). Starts, ends, pads and shapes must be known at plan time
  * (constants or folded shape computations). References: the ONNX operator specs. */
 #include <math.h>
@@ -162,9 +162,11 @@ static int slice_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gt
   if (!din[0] || !dout[0]) return XD_OK;
   int64_t first[MAXR], step[MAXR], count[MAXR];
   if (slice_geom(nd, in, first, step, count, NULL) != XD_OK) return XD_EINVAL;
-  const double *G = dout[0]->data;
-  double *D = din[0]->data;
-  SLICE_FOR(in[0], out[0], first, step, D[i] += G[o]);
+  XD_GOP_FLOAT_T(out[0]->dtype, {
+    const T *G = dout[0]->data;
+    T *D = din[0]->data;
+    SLICE_FOR(in[0], out[0], first, step, D[i] += G[o]);
+  });
   return XD_OK;
 }
 
@@ -223,13 +225,15 @@ static int gather_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_g
   axis_geom(x, ax, &outer, &inner);
   size_t ni = xd_tensor_numel(ix), dim = (size_t)x->dims[ax];
   const int64_t *I = ix->data;
-  const double *G = dout[0]->data;
-  double *D = din[0]->data;
-  for (size_t o = 0; o < outer; o++)
-    for (size_t k = 0; k < ni; k++) {
-      size_t j = (size_t)(I[k] < 0 ? I[k] + (int64_t)dim : I[k]);
-      for (size_t e = 0; e < inner; e++) D[(o * dim + j) * inner + e] += G[(o * ni + k) * inner + e];
-    }
+  XD_GOP_FLOAT_T(out[0]->dtype, {
+    const T *G = dout[0]->data;
+    T *D = din[0]->data;
+    for (size_t o = 0; o < outer; o++)
+      for (size_t k = 0; k < ni; k++) {
+        size_t j = (size_t)(I[k] < 0 ? I[k] + (int64_t)dim : I[k]);
+        for (size_t e = 0; e < inner; e++) D[(o * dim + j) * inner + e] += G[(o * ni + k) * inner + e];
+      }
+  });
   return XD_OK;
 }
 
@@ -391,11 +395,13 @@ static int pad_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gtv_
   int64_t b[MAXR], e[MAXR];
   double v;
   if (pad_geom(nd, in, b, e, &v, NULL) != XD_OK) return XD_EINVAL;
-  const double *G = dout[0]->data;
-  double *D = din[0]->data;
-  PAD_ROWS(in[0], out[0], b, {
-    if (i >= 0)
-      for (size_t k = 0; k < len; k++) D[(size_t)i + (size_t)src0 + k] += G[o + lo + k];
+  XD_GOP_FLOAT_T(out[0]->dtype, {
+    const T *G = dout[0]->data;
+    T *D = din[0]->data;
+    PAD_ROWS(in[0], out[0], b, {
+      if (i >= 0)
+        for (size_t k = 0; k < len; k++) D[(size_t)i + (size_t)src0 + k] += G[o + lo + k];
+    });
   });
   return XD_OK;
 }

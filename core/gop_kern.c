@@ -4,7 +4,7 @@
  *
  * Each row parses its attributes once into a small struct, rebuilds the kernel's shape
  * from its inputs' dims when it runs (cheap next to the kernel), and dispatches on the
- * run's float type: float32 for predictions, float64 for gradients.
+ * run's float type (float32 or float64), forward and backward alike.
  */
 #include "core/gop.h"
 
@@ -17,6 +17,7 @@
 #define F32(t) ((float *)(t)->data)
 #define F64(t) ((double *)(t)->data)
 #define DATA_D(t) ((t) ? F64(t) : NULL)
+#define DATA_F(t) ((t) ? F32(t) : NULL)
 
 static size_t numel_from(const xd_tensor_t *t, size_t from) {
   size_t n = 1;
@@ -166,8 +167,12 @@ static int conv_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gtv
   xd_conv_shape_t s;
   if (conv_shape(nd, in, &s, NULL)) return XD_EINVAL;
   if (!dout[0]) return XD_OK;
-  xd_conv_backward_d(&s, F64(in[0]), F64(in[1]), F64(dout[0]), DATA_D(din[0]), DATA_D(din[1]),
-                     in[2] ? DATA_D(din[2]) : NULL, scratch);
+  if (in[0]->dtype == XD_DT_F32)
+    xd_conv_backward_f(&s, F32(in[0]), F32(in[1]), F32(dout[0]), DATA_F(din[0]), DATA_F(din[1]),
+                       in[2] ? DATA_F(din[2]) : NULL, scratch);
+  else
+    xd_conv_backward_d(&s, F64(in[0]), F64(in[1]), F64(dout[0]), DATA_D(din[0]), DATA_D(din[1]),
+                       in[2] ? DATA_D(din[2]) : NULL, scratch);
   return XD_OK;
 }
 
@@ -248,7 +253,10 @@ static int convt_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gt
                           void *scratch) {
   xd_convt_shape_t s;
   if (convt_shape(nd, in, &s, NULL)) return XD_EINVAL;
-  if (dout[0])
+  if (dout[0] && in[0]->dtype == XD_DT_F32)
+    xd_convt_backward_f(&s, F32(in[0]), F32(in[1]), F32(dout[0]), DATA_F(din[0]), DATA_F(din[1]),
+                        in[2] ? DATA_F(din[2]) : NULL, scratch);
+  else if (dout[0])
     xd_convt_backward_d(&s, F64(in[0]), F64(in[1]), F64(dout[0]), DATA_D(din[0]), DATA_D(din[1]),
                         in[2] ? DATA_D(din[2]) : NULL, scratch);
   return XD_OK;
@@ -299,7 +307,9 @@ static int maxpool_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_
                             void *scratch) {
   xd_pool_shape_t s;
   if (pool_shape(nd, in, &s, NULL)) return XD_EINVAL;
-  if (dout[0] && din[0]) xd_maxpool_backward_d(&s, F64(in[0]), F64(dout[0]), F64(din[0]));
+  if (!dout[0] || !din[0]) return XD_OK;
+  if (in[0]->dtype == XD_DT_F32) xd_maxpool_backward_f(&s, F32(in[0]), F32(dout[0]), F32(din[0]));
+  else xd_maxpool_backward_d(&s, F64(in[0]), F64(dout[0]), F64(din[0]));
   return XD_OK;
 }
 
@@ -317,7 +327,9 @@ static int avgpool_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_
                             void *scratch) {
   xd_pool_shape_t s;
   if (pool_shape(nd, in, &s, NULL)) return XD_EINVAL;
-  if (dout[0] && din[0]) xd_avgpool_backward_d(&s, F64(dout[0]), F64(din[0]));
+  if (!dout[0] || !din[0]) return XD_OK;
+  if (in[0]->dtype == XD_DT_F32) xd_avgpool_backward_f(&s, F32(dout[0]), F32(din[0]));
+  else xd_avgpool_backward_d(&s, F64(dout[0]), F64(din[0]));
   return XD_OK;
 }
 
@@ -343,7 +355,9 @@ static int gap_forward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, void *sc
 static int gap_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gtv_t dout, xd_gtv_t din,
                         void *scratch) {
   size_t sp = numel_from(in[0], 2), nc = sp ? numel_from(in[0], 0) / sp : 0;
-  if (dout[0] && din[0]) xd_gap_backward_d(nc, sp, F64(dout[0]), F64(din[0]));
+  if (!dout[0] || !din[0]) return XD_OK;
+  if (in[0]->dtype == XD_DT_F32) xd_gap_backward_f(nc, sp, F32(dout[0]), F32(din[0]));
+  else xd_gap_backward_d(nc, sp, F64(dout[0]), F64(din[0]));
   return XD_OK;
 }
 
@@ -375,7 +389,10 @@ static int matmul_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_g
                            void *scratch) {
   xd_matmul_shape_t s;
   if (xd_matmul_shape_init(&s, in[0]->dims, in[0]->rank, in[1]->dims, in[1]->rank, NULL)) return XD_EINVAL;
-  if (dout[0]) xd_matmul_backward_d(&s, F64(in[0]), F64(in[1]), F64(dout[0]), DATA_D(din[0]), DATA_D(din[1]));
+  if (dout[0] && in[0]->dtype == XD_DT_F32)
+    xd_matmul_backward_f(&s, F32(in[0]), F32(in[1]), F32(dout[0]), DATA_F(din[0]), DATA_F(din[1]));
+  else if (dout[0])
+    xd_matmul_backward_d(&s, F64(in[0]), F64(in[1]), F64(dout[0]), DATA_D(din[0]), DATA_D(din[1]));
   return XD_OK;
 }
 
@@ -447,7 +464,10 @@ static int gemm_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gtv
                          void *scratch) {
   xd_gemm_shape_t s;
   if (gemm_shape(nd, in, &s, NULL)) return XD_EINVAL;
-  if (dout[0])
+  if (dout[0] && in[0]->dtype == XD_DT_F32)
+    xd_gemm_backward_f(&s, F32(in[0]), F32(in[1]), F32(dout[0]), DATA_F(din[0]), DATA_F(din[1]),
+                       in[2] ? DATA_F(din[2]) : NULL);
+  else if (dout[0])
     xd_gemm_backward_d(&s, F64(in[0]), F64(in[1]), F64(dout[0]), DATA_D(din[0]), DATA_D(din[1]),
                        in[2] ? DATA_D(din[2]) : NULL);
   return XD_OK;
@@ -502,7 +522,11 @@ static int bn_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gtv_t
   for (size_t k = 1; k < 5; k++)
     if (din[k]) return XD_EUNSUPPORTED; /* the statistics and affine terms are constants here */
   size_t N = (size_t)in[0]->dims[0], C = (size_t)in[0]->dims[1], sp = numel_from(in[0], 2);
-  if (dout[0] && din[0]) xd_batchnorm_backward_d(N, C, sp, p->eps, F64(in[1]), F64(in[4]), F64(dout[0]), F64(din[0]));
+  if (!dout[0] || !din[0]) return XD_OK;
+  if (in[0]->dtype == XD_DT_F32)
+    xd_batchnorm_backward_f(N, C, sp, p->eps, F32(in[1]), F32(in[4]), F32(dout[0]), F32(din[0]));
+  else
+    xd_batchnorm_backward_d(N, C, sp, p->eps, F64(in[1]), F64(in[4]), F64(dout[0]), F64(din[0]));
   return XD_OK;
 }
 
@@ -562,7 +586,10 @@ static int ln_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gtv_t
   if (ln_shape(nd, in, &outer, &n, &axis, NULL)) return XD_EINVAL;
   for (size_t k = 1; k < nd->n_out; k++)
     if (dout[k]) return XD_EUNSUPPORTED; /* a gradient through Mean or InvStdDev */
-  if (dout[0])
+  if (dout[0] && in[0]->dtype == XD_DT_F32)
+    xd_layernorm_backward_f(outer, n, p->eps, F32(in[0]), F32(in[1]), F32(dout[0]), DATA_F(din[0]), DATA_F(din[1]),
+                            in[2] ? DATA_F(din[2]) : NULL);
+  else if (dout[0])
     xd_layernorm_backward_d(outer, n, p->eps, F64(in[0]), F64(in[1]), F64(dout[0]), DATA_D(din[0]), DATA_D(din[1]),
                             in[2] ? DATA_D(din[2]) : NULL);
   return XD_OK;
@@ -619,7 +646,10 @@ static int softmax_run(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, int log_
 static int softmax_back(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gtv_t dout, xd_gtv_t din, int log_) {
   size_t o, n, i;
   if (softmax_dims(nd, in[0], &o, &n, &i, NULL)) return XD_EINVAL;
-  if (dout[0] && din[0])
+  if (!dout[0] || !din[0]) return XD_OK;
+  if (in[0]->dtype == XD_DT_F32)
+    (log_ ? xd_logsoftmax_backward_f : xd_softmax_backward_f)(o, n, i, F32(out[0]), F32(dout[0]), F32(din[0]));
+  else
     (log_ ? xd_logsoftmax_backward_d : xd_softmax_backward_d)(o, n, i, F64(out[0]), F64(dout[0]), F64(din[0]));
   return XD_OK;
 }

@@ -1,7 +1,8 @@
 /* gop_light.c — the light operators: elementwise unary and binary ops with numpy
  * broadcasting, comparisons and Where, Cast, Clip (reductions: gop_reduce.c). Each
  * forward in float and double (and int64 where shape arithmetic needs it), each backward
- * (double) below its forward as the vector-Jacobian product, accumulating into din (gop.h).
+ * (float or double, one body: XD_GOP_FLOAT_T) below its forward as the vector-Jacobian
+ * product, accumulating into din (gop.h).
  * References: the ONNX operator specs, opsets 7–21.
  */
 #include <math.h>
@@ -130,6 +131,13 @@ XD_HOT_LOOP static void relu_f(const float *restrict x, float *restrict y, size_
 XD_HOT_LOOP static void relu_d(const double *restrict x, double *restrict y, size_t n) {
   for (size_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0;
 }
+/* Relu's backward, d += x > 0 ? g : 0: a CNN's most frequent elementwise backward. */
+XD_HOT_LOOP static void relu_bwd_f(const float *restrict x, const float *restrict g, float *restrict d, size_t n) {
+  for (size_t i = 0; i < n; i++) d[i] += x[i] > 0 ? g[i] : 0;
+}
+XD_HOT_LOOP static void relu_bwd_d(const double *restrict x, const double *restrict g, double *restrict d, size_t n) {
+  for (size_t i = 0; i < n; i++) d[i] += x[i] > 0 ? g[i] : 0;
+}
 
 /* ---- binary ops ------------------------------------------------------------------------------ */
 
@@ -257,52 +265,114 @@ static int binary_forward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, void 
   return XD_OK;
 }
 
+/* One row of the backward of Mul, Div and Pow (x²) on one side, v the other operand (Pow:
+ * the base itself; stride sv, 0 or 1), y the output: the term is g·v (c 0), g / v (c 1),
+ * −g·y / v (c 2) or 2·g·v (c 3); d += term (acc), or d = term (the broadcast side's
+ * per-element terms, summed afterwards). The hot rows of attention and decomposed LayerNorm. */
+#define BWD_LOOPS(EXPR)                                                    \
+  do {                                                                     \
+    if (sv && acc) for (size_t e = 0; e < n; e++) d[e] += EXPR(g[e], v[e], y[e]); \
+    else if (sv) for (size_t e = 0; e < n; e++) d[e] = EXPR(g[e], v[e], y[e]);    \
+    else if (acc) for (size_t e = 0; e < n; e++) d[e] += EXPR(g[e], v0, y[e]);    \
+    else for (size_t e = 0; e < n; e++) d[e] = EXPR(g[e], v0, y[e]);              \
+  } while (0)
+#define BWD_MUL(g, v, y) ((g) * (v))
+#define BWD_DIV(g, v, y) ((g) / (v))
+#define BWD_DIVB(g, v, y) (-((g) * (y)) / (v))
+#define BWD_SQ(g, v, y) (2 * (g) * (v))
+#define BWD_ROW(T, NAME)                                                                                    \
+  XD_HOT_LOOP static void NAME(int c, int acc, T *restrict d, const T *restrict g, const T *restrict v,      \
+                               size_t sv, const T *restrict y, size_t n) {                                 \
+    T v0 = v[0];                                                                                           \
+    switch (c) { /* one loop per case, each vectorized */                                                  \
+    case 0: BWD_LOOPS(BWD_MUL); break;                                                                     \
+    case 1: BWD_LOOPS(BWD_DIV); break;                                                                     \
+    case 2: BWD_LOOPS(BWD_DIVB); break;                                                                    \
+    default: BWD_LOOPS(BWD_SQ); break;                                                                     \
+    }                                                                                                      \
+  }
+BWD_ROW(float, bwd_row_f)
+BWD_ROW(double, bwd_row_d)
+
+/* The terms of Mul, Div or Pow (x²) on `side`, row by row through bwd_row: accumulated into
+ * d (acc, a side with the output's shape) or written to d (the output's shape, to be
+ * summed over the broadcast axes). 0 when the other operand's last axis is neither
+ * contiguous nor broadcast (the caller's general loop then does it). */
+static int binary_rows(int c, int side, int acc, const bc_t *bc, const xd_tensor_t *a, const xd_tensor_t *b,
+                       const xd_tensor_t *y, const xd_tensor_t *g, void *d) {
+  int code = c == B_MUL ? 0 : c == B_POW ? 3 : side ? 2 : 1;
+  int vk = (c == B_MUL && side) || c == B_POW ? 0 : 1; /* the operand the term reads: a or b */
+  const xd_tensor_t *v = vk ? b : a;
+  size_t r = bc->r, so = r ? bc->st[vk][r - 1] : 0;
+  if (so > 1 || a->dtype != b->dtype || !xd_dtype_is_float(a->dtype)) return 0;
+  size_t idx[MAXR] = {0}, es = xd_dtype_size(a->dtype);
+  for (size_t it = 0, o = 0; it < bc->outer; it++, o += bc->inner) {
+    size_t i = 0;
+    for (size_t k = 0; k + 1 < r; k++) i += idx[k] * bc->st[vk][k];
+    const char *vp = (const char *)v->data + i * es;
+    if (a->dtype == XD_DT_F32)
+      bwd_row_f(code, acc, (float *)d + o, (const float *)g->data + o, (const float *)vp, so,
+                (const float *)y->data + o, bc->inner);
+    else
+      bwd_row_d(code, acc, (double *)d + o, (const double *)g->data + o, (const double *)vp, so,
+                (const double *)y->data + o, bc->inner);
+    next_row(idx, bc->dims, r);
+  }
+  return 1;
+}
+
 static int binary_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gtv_t dout, xd_gtv_t din,
                            void *scratch) {
   int c = bcode(nd);
   const xd_tensor_t *a = in[0], *b = in[1];
   const xd_tensor_t *ins[2] = {a, b};
-  const double *A = a->data, *Y = out[0]->data, *G = dout[0]->data;
-  double *t = scratch;
   bc_t bc;
   bc_init(&bc, out[0], ins, 2);
-  int bf = b->dtype == XD_DT_F64;
-#define BV(i) (bf ? ((const double *)b->data)[i] : xd_tensor_get_d(b, i))
+  int bf = b->dtype == a->dtype; /* Pow's exponent may have another type */
   size_t nout = xd_tensor_numel(out[0]);
-  for (int side = 0; side < 2; side++) {
-    if (!din[side]) continue;
-    double *D = din[side]->data;
-    if (c == B_ADD || (c == B_SUB && side == 0)) { /* the gradient itself, summed over broadcast axes */
-      xd_gop_unbroadcast_add(out[0], G, in[side], D);
-      continue;
-    }
-    if (xd_tensor_numel(in[side]) == nout) { /* no broadcast on this side: accumulate in place */
-      switch (c) {
-      case B_SUB: for (size_t i = 0; i < nout; i++) D[i] -= G[i]; break;
-      case B_MUL: BC_FOR(&bc, D[o] += G[o] * (side ? A[i0] : BV(i1))); break;
-      case B_DIV: BC_FOR(&bc, D[o] += side ? -G[o] * Y[o] / BV(i1) : G[o] / BV(i1)); break;
-      default: goto general;
+  if (c > B_MAX) return XD_EUNSUPPORTED;
+  /* T is the run's float type (gop.h); math in double where float would lose (pow, log) */
+#define BV(i) (bf ? (double)((const T *)b->data)[i] : xd_tensor_get_d(b, i))
+  XD_GOP_FLOAT_T(a->dtype, {
+    const T *A = a->data, *Y = out[0]->data, *G = dout[0]->data;
+    T *t = scratch;
+    for (int side = 0; side < 2; side++) {
+      if (!din[side]) continue;
+      T *D = din[side]->data;
+      if (c == B_ADD || (c == B_SUB && side == 0)) { /* the gradient itself, summed over broadcast axes */
+        xd_gop_unbroadcast_add(out[0], G, in[side], D);
+        continue;
       }
-      continue;
+      if (xd_tensor_numel(in[side]) == nout && (c == B_SUB || c == B_MUL || c == B_DIV)) {
+        /* no broadcast on this side: accumulate in place */
+        if (c == B_SUB) for (size_t i = 0; i < nout; i++) D[i] -= G[i];
+        else if (binary_rows(c, side, 1, &bc, a, b, out[0], dout[0], din[side]->data)) continue;
+        else if (c == B_MUL) BC_FOR(&bc, D[o] += G[o] * (side ? A[i0] : (T)BV(i1)));
+        else BC_FOR(&bc, D[o] += side ? -G[o] * Y[o] / (T)BV(i1) : G[o] / (T)BV(i1));
+        continue;
+      }
+      int sq = c == B_POW && !side && xd_tensor_numel(b) == 1 && xd_tensor_get_d(b, 0) == 2.0; /* x² */
+      if ((c == B_MUL || c == B_DIV || sq) && binary_rows(c, side, 0, &bc, a, b, out[0], dout[0], t)) {
+        xd_gop_unbroadcast_add(out[0], t, in[side], din[side]->data);
+        continue;
+      }
+      switch (c) {
+      case B_SUB: BC_FOR(&bc, t[o] = side ? -G[o] : G[o]); break;
+      case B_MUL: BC_FOR(&bc, t[o] = G[o] * (side ? A[i0] : (T)BV(i1))); break;
+      case B_DIV: BC_FOR(&bc, t[o] = side ? -G[o] * Y[o] / (T)BV(i1) : G[o] / (T)BV(i1)); break;
+      case B_POW:
+        if (side) BC_FOR(&bc, t[o] = A[i0] > 0 ? (T)(G[o] * (double)Y[o] * log((double)A[i0])) : 0);
+        else
+          BC_FOR(&bc, t[o] = BV(i1) == 2.0 ? 2 * G[o] * A[i0]
+                                           : (T)(G[o] * BV(i1) * pow((double)A[i0], BV(i1) - 1)));
+        break;
+      default: /* Min, Max: to the chosen input; a tie goes to the first */
+        BC_FOR(&bc, t[o] = ((A[i0] == Y[o]) == !side) ? G[o] : 0);
+        break;
+      }
+      xd_gop_unbroadcast_add(out[0], t, in[side], din[side]->data);
     }
-  general:
-    switch (c) {
-    case B_ADD: BC_FOR(&bc, t[o] = G[o]); break;
-    case B_SUB: BC_FOR(&bc, t[o] = side ? -G[o] : G[o]); break;
-    case B_MUL: BC_FOR(&bc, t[o] = G[o] * (side ? A[i0] : BV(i1))); break;
-    case B_DIV: BC_FOR(&bc, t[o] = side ? -G[o] * Y[o] / BV(i1) : G[o] / BV(i1)); break;
-    case B_POW:
-      if (side) BC_FOR(&bc, t[o] = A[i0] > 0 ? G[o] * Y[o] * log(A[i0]) : 0);
-      else BC_FOR(&bc, t[o] = BV(i1) == 2.0 ? 2 * G[o] * A[i0] : G[o] * BV(i1) * pow(A[i0], BV(i1) - 1));
-      break;
-    case B_MIN:
-    case B_MAX: /* to the chosen input; a tie goes to the first */
-      BC_FOR(&bc, t[o] = ((A[i0] == Y[o]) == !side) ? G[o] : 0);
-      break;
-    default: return XD_EUNSUPPORTED;
-    }
-    xd_gop_unbroadcast_add(out[0], t, in[side], din[side]->data);
-  }
+  });
 #undef BV
   return XD_OK;
 }
@@ -344,13 +414,15 @@ static int where_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gt
   bc_t bc;
   bc_init(&bc, out[0], ins, 3);
   const uint8_t *C = in[0]->data;
-  const double *G = dout[0]->data;
-  double *t = scratch;
-  for (int side = 1; side <= 2; side++) {
-    if (!din[side]) continue;
-    BC_FOR(&bc, t[o] = (C[i0] != 0) == (side == 1) ? G[o] : 0);
-    xd_gop_unbroadcast_add(out[0], t, in[side], din[side]->data);
-  }
+  XD_GOP_FLOAT_T(out[0]->dtype, {
+    const T *G = dout[0]->data;
+    T *t = scratch;
+    for (int side = 1; side <= 2; side++) {
+      if (!din[side]) continue;
+      BC_FOR(&bc, t[o] = (C[i0] != 0) == (side == 1) ? G[o] : 0);
+      xd_gop_unbroadcast_add(out[0], t, in[side], din[side]->data);
+    }
+  });
   return XD_OK;
 }
 
@@ -489,42 +561,64 @@ static int unary_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gt
                           void *scratch) {
   const unary_p *p = (const unary_p *)nd->params;
   if (!din[0] || !dout[0]) return XD_OK;
-  const double *X = in[0]->data, *Y = out[0]->data, *G = dout[0]->data;
-  double *D = din[0]->data;
   size_t n = xd_tensor_numel(in[0]);
   double lo = 0, hi = 0;
   if (p->code == U_CLIP) clip_bounds(p, nd, in, &lo, &hi);
-  switch (p->code) {
-  case U_RELU: for (size_t i = 0; i < n; i++) D[i] += X[i] > 0 ? G[i] : 0; break;
-  case U_LEAKY: for (size_t i = 0; i < n; i++) D[i] += X[i] >= 0 ? G[i] : p->alpha * G[i]; break;
-  case U_SIGMOID: for (size_t i = 0; i < n; i++) D[i] += G[i] * Y[i] * (1 - Y[i]); break;
-  case U_TANH: for (size_t i = 0; i < n; i++) D[i] += G[i] * (1 - Y[i] * Y[i]); break;
-  case U_ERF: for (size_t i = 0; i < n; i++) D[i] += G[i] * M_2_SQRTPI * exp(-X[i] * X[i]); break;
-  case U_SQRT: for (size_t i = 0; i < n; i++) D[i] += G[i] * 0.5 / Y[i]; break;
-  case U_NEG: for (size_t i = 0; i < n; i++) D[i] -= G[i]; break;
-  case U_EXP: for (size_t i = 0; i < n; i++) D[i] += G[i] * Y[i]; break;
-  case U_LOG: for (size_t i = 0; i < n; i++) D[i] += G[i] / X[i]; break;
-  case U_ABS: for (size_t i = 0; i < n; i++) D[i] += X[i] > 0 ? G[i] : X[i] < 0 ? -G[i] : 0; break;
-  case U_RECIP: for (size_t i = 0; i < n; i++) D[i] -= G[i] * Y[i] * Y[i]; break;
-  case U_IDENT: for (size_t i = 0; i < n; i++) D[i] += G[i]; break;
-  case U_SOFTPLUS:
-    for (size_t i = 0; i < n; i++) D[i] += G[i] * (X[i] >= 0 ? 1 / (1 + exp(-X[i])) : exp(X[i]) / (1 + exp(X[i])));
-    break;
-  case U_GELU:
-    for (size_t i = 0; i < n; i++) {
-      double x = X[i], d;
-      if (p->tanh_form) {
-        double u = 0.7978845608028654 * (x + 0.044715 * x * x * x), t = tanh(u);
-        d = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * 0.7978845608028654 * (1 + 3 * 0.044715 * x * x);
-      } else {
-        d = 0.5 * (1 + erf(x * M_SQRT1_2)) + x * exp(-0.5 * x * x) * 0.3989422804014327;
-      }
-      D[i] += G[i] * d;
-    }
-    break;
-  case U_CLIP: for (size_t i = 0; i < n; i++) D[i] += X[i] >= lo && X[i] <= hi ? G[i] : 0; break;
-  default: break; /* Floor, Ceil: zero almost everywhere */
+  if (p->code == U_RELU && in[0]->dtype == XD_DT_F32) {
+    relu_bwd_f(in[0]->data, dout[0]->data, din[0]->data, n);
+    return XD_OK;
   }
+  if (p->code == U_RELU && in[0]->dtype == XD_DT_F64) {
+    relu_bwd_d(in[0]->data, dout[0]->data, din[0]->data, n);
+    return XD_OK;
+  }
+  /* T is the run's float type (gop.h); transcendental derivatives in double */
+  XD_GOP_FLOAT_T(in[0]->dtype, {
+    const T *restrict X = in[0]->data, *restrict Y = out[0]->data, *restrict G = dout[0]->data;
+    T *restrict D = din[0]->data;
+    switch (p->code) {
+    case U_RELU: for (size_t i = 0; i < n; i++) D[i] += X[i] > 0 ? G[i] : 0; break;
+    case U_LEAKY: for (size_t i = 0; i < n; i++) D[i] += X[i] >= 0 ? G[i] : (T)p->alpha * G[i]; break;
+    case U_SIGMOID: for (size_t i = 0; i < n; i++) D[i] += G[i] * Y[i] * (1 - Y[i]); break;
+    case U_TANH: for (size_t i = 0; i < n; i++) D[i] += G[i] * (1 - Y[i] * Y[i]); break;
+    case U_ERF:
+      if (sizeof(T) == sizeof(float))
+        for (size_t i = 0; i < n; i++) D[i] += G[i] * (float)M_2_SQRTPI * expf(-(float)X[i] * (float)X[i]);
+      else
+        for (size_t i = 0; i < n; i++) D[i] += (T)(G[i] * M_2_SQRTPI * exp(-(double)X[i] * X[i]));
+      break;
+    case U_SQRT: for (size_t i = 0; i < n; i++) D[i] += (T)(G[i] * 0.5 / Y[i]); break;
+    case U_NEG: for (size_t i = 0; i < n; i++) D[i] -= G[i]; break;
+    case U_EXP: for (size_t i = 0; i < n; i++) D[i] += G[i] * Y[i]; break;
+    case U_LOG: for (size_t i = 0; i < n; i++) D[i] += G[i] / X[i]; break;
+    case U_ABS: for (size_t i = 0; i < n; i++) D[i] += X[i] > 0 ? G[i] : X[i] < 0 ? -G[i] : 0; break;
+    case U_RECIP: for (size_t i = 0; i < n; i++) D[i] -= G[i] * Y[i] * Y[i]; break;
+    case U_IDENT: for (size_t i = 0; i < n; i++) D[i] += G[i]; break;
+    case U_SOFTPLUS:
+      for (size_t i = 0; i < n; i++) {
+        double x = X[i];
+        D[i] += (T)(G[i] * (x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x))));
+      }
+      break;
+    case U_GELU:
+      for (size_t i = 0; i < n; i++) {
+        double x = X[i], d;
+        if (p->tanh_form) {
+          double u = 0.7978845608028654 * (x + 0.044715 * x * x * x), t = tanh(u);
+          d = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * 0.7978845608028654 * (1 + 3 * 0.044715 * x * x);
+        } else if (sizeof(T) == sizeof(float)) { /* float's erff and expf: within float's digits */
+          float xf = (float)x;
+          d = 0.5f * (1 + erff(xf * (float)M_SQRT1_2)) + xf * expf(-0.5f * xf * xf) * 0.3989422804014327f;
+        } else {
+          d = 0.5 * (1 + erf(x * M_SQRT1_2)) + x * exp(-0.5 * x * x) * 0.3989422804014327;
+        }
+        D[i] += (T)(G[i] * d);
+      }
+      break;
+    case U_CLIP: for (size_t i = 0; i < n; i++) D[i] += X[i] >= lo && X[i] <= hi ? G[i] : 0; break;
+    default: break; /* Floor, Ceil: zero almost everywhere */
+    }
+  });
   return XD_OK;
 }
 
@@ -576,9 +670,12 @@ static int cast_forward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, void *s
 static int cast_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gtv_t dout, xd_gtv_t din,
                          void *scratch) {
   if (!din[0] || !dout[0] || !xd_dtype_is_float(in[0]->dtype) || !xd_dtype_is_float(out[0]->dtype)) return XD_OK;
-  const double *G = dout[0]->data;
-  double *D = din[0]->data;
-  for (size_t i = 0, n = xd_tensor_numel(in[0]); i < n; i++) D[i] += G[i];
+  if (in[0]->dtype != out[0]->dtype) return XD_EUNSUPPORTED; /* both are the run's float type */
+  XD_GOP_FLOAT_T(in[0]->dtype, {
+    const T *G = dout[0]->data;
+    T *D = din[0]->data;
+    for (size_t i = 0, n = xd_tensor_numel(in[0]); i < n; i++) D[i] += G[i];
+  });
   return XD_OK;
 }
 

@@ -175,19 +175,26 @@ static int reduce_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_g
   size_t ost[MAXR];
   if (reduce_axes(p, nd, in, red, &noop, NULL) != XD_OK) return XD_EINVAL;
   size_t cnt = reduce_strides(x, red, ost), m = xd_tensor_numel(out[0]);
-  const double *X = x->data, *Y = out[0]->data, *G = dout[0]->data;
-  double *D = din[0]->data;
-  if (noop) {
-    for (size_t i = 0, n = xd_tensor_numel(x); i < n; i++) D[i] += G[i];
-  } else if (p->code == R_MAX || p->code == R_MIN) { /* shared evenly among ties, as torch's amax */
-    double *ties = scratch;
-    for (size_t o = 0; o < m; o++) ties[o] = 0;
-    RED_FOR(x, ost, if (X[i] == Y[o]) ties[o] += 1);
-    RED_FOR(x, ost, if (X[i] == Y[o]) D[i] += G[o] / ties[o]);
-  } else {
-    double s = p->code == R_MEAN ? 1.0 / (double)cnt : 1.0;
-    RED_FOR(x, ost, D[i] += G[o] * s);
-  }
+  /* the run's float type: T (float or double) for the tensors and their gradients */
+#define REDUCE_BWD(T)                                                                                 \
+  do {                                                                                                \
+    const T *X = x->data, *Y = out[0]->data, *G = dout[0]->data;                                      \
+    T *D = din[0]->data;                                                                              \
+    if (noop) {                                                                                       \
+      for (size_t i = 0, n = xd_tensor_numel(x); i < n; i++) D[i] += G[i];                            \
+    } else if (p->code == R_MAX || p->code == R_MIN) { /* shared evenly among ties, as torch's amax */ \
+      double *ties = scratch;                                                                         \
+      for (size_t o = 0; o < m; o++) ties[o] = 0;                                                     \
+      RED_FOR(x, ost, if (X[i] == Y[o]) ties[o] += 1);                                                \
+      RED_FOR(x, ost, if (X[i] == Y[o]) D[i] += (T)(G[o] / ties[o]));                                 \
+    } else {                                                                                          \
+      T s = (T)(p->code == R_MEAN ? 1.0 / (double)cnt : 1.0);                                         \
+      RED_FOR(x, ost, D[i] += G[o] * s);                                                              \
+    }                                                                                                 \
+  } while (0)
+  if (x->dtype == XD_DT_F32) REDUCE_BWD(float);
+  else REDUCE_BWD(double);
+#undef REDUCE_BWD
   return XD_OK;
 }
 

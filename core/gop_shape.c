@@ -1,6 +1,6 @@
 /* gop_shape.c — shape operators: Shape, Reshape, Flatten, Unsqueeze, Squeeze,
  * Transpose, Concat, Split, ConstantOfShape, Range (indexing ones: gop_index.c).
- * Any element type moves through them (they copy bytes); their backward (double) moves
+ * Any element type moves through them (they copy bytes); their backward (the run's float type) moves
  * the gradient back the same way, accumulating (gop.h). Inputs that decide a shape
  * (Reshape's shape, Slice's starts, ...) must be known at plan time: constants or shape
  * computations, which the planner folds. References: the ONNX operator specs.
@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/gop.h"
+#include "core/hotloop.h"
 #include "core/graph.h"
 
 #define MAXR XD_TENSOR_MAX_RANK
@@ -25,9 +26,11 @@ static int need_known(const xd_tensor_t *t, const char *what, xd_error_t *err) {
 static int view_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gtv_t dout, xd_gtv_t din,
                          void *scratch) {
   if (!din[0] || !dout[0]) return XD_OK;
-  const double *G = dout[0]->data;
-  double *D = din[0]->data;
-  for (size_t i = 0, n = xd_tensor_numel(out[0]); i < n; i++) D[i] += G[i];
+  XD_GOP_FLOAT_T(out[0]->dtype, {
+    const T *G = dout[0]->data;
+    T *D = din[0]->data;
+    for (size_t i = 0, n = xd_tensor_numel(out[0]); i < n; i++) D[i] += G[i];
+  });
   return XD_OK;
 }
 
@@ -272,14 +275,34 @@ static int transpose_forward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, vo
   return XD_OK;
 }
 
+XD_HOT_LOOP static void add_row_f(float *restrict d, const float *restrict g, size_t n) {
+  for (size_t e = 0; e < n; e++) d[e] += g[e];
+}
+XD_HOT_LOOP static void add_row_d(double *restrict d, const double *restrict g, size_t n) {
+  for (size_t e = 0; e < n; e++) d[e] += g[e];
+}
+
 static int transpose_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gtv_t dout, xd_gtv_t din,
                               void *scratch) {
   if (!din[0] || !dout[0]) return XD_OK;
-  size_t perm[MAXR];
-  get_perm((const perm_p *)nd->params, in[0]->rank, perm);
-  const double *G = dout[0]->data;
-  double *D = din[0]->data;
-  PERM_FOR(in[0], out[0], perm, D[i] += G[o]);
+  size_t perm[MAXR], r = in[0]->rank;
+  get_perm((const perm_p *)nd->params, r, perm);
+  if (r > 1 && perm[r - 1] == r - 1) { /* the last axis stays last (attention's head split): row by row */
+    size_t inner = (size_t)out[0]->dims[r - 1];
+    xd_tensor_t yo = *out[0], xo = *in[0]; /* the same transpose without that axis */
+    yo.rank = xo.rank = r - 1;
+    int f = out[0]->dtype == XD_DT_F32;
+    PERM_FOR(&xo, &yo, perm, {
+      if (f) add_row_f((float *)din[0]->data + i * inner, (const float *)dout[0]->data + o * inner, inner);
+      else add_row_d((double *)din[0]->data + i * inner, (const double *)dout[0]->data + o * inner, inner);
+    });
+    return XD_OK;
+  }
+  XD_GOP_FLOAT_T(out[0]->dtype, {
+    const T *G = dout[0]->data;
+    T *D = din[0]->data;
+    PERM_FOR(in[0], out[0], perm, D[i] += G[o]);
+  });
   return XD_OK;
 }
 
@@ -368,17 +391,19 @@ static int concat_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_g
   xd_gop_axis(p->axis, out[0]->rank, "axis", &ax, NULL);
   axis_geom(out[0], ax, &outer, &inner);
   size_t dall = (size_t)out[0]->dims[ax];
-  const double *G = dout[0]->data;
-  for (size_t k = 0; k < nd->n_in; k++) {
-    if (!in[k]) continue;
-    size_t dk = (size_t)in[k]->dims[ax];
-    if (din[k]) {
-      double *D = din[k]->data;
-      for (size_t o = 0; o < outer; o++)
-        for (size_t e = 0; e < dk * inner; e++) D[o * dk * inner + e] += G[(o * dall + off) * inner + e];
+  XD_GOP_FLOAT_T(out[0]->dtype, {
+    const T *G = dout[0]->data;
+    for (size_t k = 0; k < nd->n_in; k++) {
+      if (!in[k]) continue;
+      size_t dk = (size_t)in[k]->dims[ax];
+      if (din[k]) {
+        T *D = din[k]->data;
+        for (size_t o = 0; o < outer; o++)
+          for (size_t e = 0; e < dk * inner; e++) D[o * dk * inner + e] += G[(o * dall + off) * inner + e];
+      }
+      off += dk;
     }
-    off += dk;
-  }
+  });
   return XD_OK;
 }
 
@@ -442,16 +467,18 @@ static int split_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gt
   xd_gop_axis(p->axis, in[0]->rank, "axis", &ax, NULL);
   axis_geom(in[0], ax, &outer, &inner);
   size_t dall = (size_t)in[0]->dims[ax];
-  double *D = din[0]->data;
-  for (size_t k = 0; k < nd->n_out; k++) {
-    size_t dk = (size_t)out[k]->dims[ax];
-    if (dout[k]) {
-      const double *G = dout[k]->data;
-      for (size_t o = 0; o < outer; o++)
-        for (size_t e = 0; e < dk * inner; e++) D[(o * dall + off) * inner + e] += G[o * dk * inner + e];
+  XD_GOP_FLOAT_T(in[0]->dtype, {
+    T *D = din[0]->data;
+    for (size_t k = 0; k < nd->n_out; k++) {
+      size_t dk = (size_t)out[k]->dims[ax];
+      if (dout[k]) {
+        const T *G = dout[k]->data;
+        for (size_t o = 0; o < outer; o++)
+          for (size_t e = 0; e < dk * inner; e++) D[(o * dall + off) * inner + e] += G[o * dk * inner + e];
+      }
+      off += dk;
     }
-    off += dk;
-  }
+  });
   return XD_OK;
 }
 

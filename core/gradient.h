@@ -64,6 +64,10 @@ typedef struct xd_grad_opts {
   /* IG: xd_grad_quadrature(integration, steps) computed once by the caller (a request
    * split into many parts), or NULL to compute it per call. Borrowed. */
   const double *alpha, *weights;
+  /* Graph models (images): the type of the batched forward and backward pass, XD_DT_F32
+   * (the zero value, float GEMMs) or XD_DT_F64; the output stage, the seed and the
+   * attributions are double either way. Other families compute in double. */
+  xd_dtype_t precision;
 } xd_grad_opts_t;
 
 /* Quadrature on [0,1] with n points: nodes alpha (n, ascending) and weights w (n) that

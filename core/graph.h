@@ -1,6 +1,6 @@
 /* graph.h — the graph engine: an ONNX graph (CNN, transformer, GRU/LSTM, ...) loaded
  * once and run many times on batches, forward in float or double, and backward (reverse
- * mode, in double) to any named tensor.
+ * mode, in the same precision; the output stage in double) to any named tensor.
  *
  * A graph holds its tensors (graph inputs, initializers kept in float AND double, node
  * outputs), its nodes in topological order and, per tensor, a static description with
@@ -120,7 +120,10 @@ typedef struct xd_graph_run {
    * (consistently across inputs). Float inputs may be F32 or F64 whatever the
    * precision; int64 and bool inputs as declared. */
   const xd_tensor_t *inputs;
-  xd_dtype_t precision; /* XD_DT_F32 (predictions) or XD_DT_F64 (gradients) */
+  /* XD_DT_F32 or XD_DT_F64: the type of the forward and, for a gradient, of the
+   * backward pass and its gradient buffers. Whatever it is, seed_fn sees the output in
+   * double and writes a double seed (converted to the run's type), and grad is double. */
+  xd_dtype_t precision;
   /* The tensor read out, NULL for output 0; its values go to out (n, row) when out is
    * not NULL. */
   const char *output;
@@ -133,7 +136,7 @@ typedef struct xd_graph_run {
    * interpolate the embedding output). */
   const char *override;
   const double *override_values;
-  /* Optional, precision F64 only: grad (n, row of wrt) = d(Σ_j seed[i,j]·output[i,j])
+  /* Optional: grad (n, row of wrt) = d(Σ_j seed[i,j]·output[i,j])
    * / d wrt[i,:] for every row i. wrt is a graph input or any tensor of
    * xd_graph_nodes. The seed (n, row of output) is either given, or written by seed_fn
    * for each chunk of rows [row0, row0+n) after the forward pass, from the output's

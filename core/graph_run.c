@@ -16,10 +16,14 @@
  * Chunks. The arena grows linearly with the batch: planning 1 and 2 rows gives the
  * fixed and per-row bytes, and the batch is split into chunks that fit max_work_memory.
  *
- * Reverse mode (double only). Tensors on a path from `wrt` to `output` need a gradient;
- * the inputs and outputs of the nodes on that path are kept to the end of the forward
- * pass; those nodes run their backward in reverse order, accumulating into zeroed
- * gradient buffers.
+ * Reverse mode (float or double: the run's precision). Tensors on a path from `wrt` to
+ * `output` need a gradient; the inputs and outputs of the nodes on that path are kept to
+ * the end of the forward pass; those nodes run their backward in reverse order,
+ * accumulating into zeroed gradient buffers of the run's float type. The output stage
+ * stays in double whatever the precision: a float run hands seed_fn the output's values
+ * converted to double and converts the double seed it writes to float (a confident
+ * classifier's 1 - p_t is formed from the logits in double, not from float
+ * probabilities), and the gradient comes back converted to double.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -36,7 +40,10 @@ typedef xd_graph__plan_t plan_t;
 #define FOLD_BUDGET ((size_t)16 << 20) /* bytes of folded values per plan, whatever the file holds */
 #define NONE_OFF ((size_t)-1)
 #define PREFERRED_BYTES ((size_t)4 << 20)       /* a forward chunk's arena, when the batch allows */
-#define PREFERRED_GRAD_BYTES ((size_t)64 << 20) /* a gradient chunk keeps every tensor: larger */
+/* A gradient chunk keeps every tensor on the path (out of cache whatever its size): large
+ * enough that an explanation's rows (IG's 52 rows of a text or an image) run as one chunk,
+ * one GEMM per layer over all of them; 64 MiB split a BERT text's 52 rows in two. */
+#define PREFERRED_GRAD_BYTES ((size_t)256 << 20)
 
 /* ---- a first-fit free list over [0, top) ------------------------------------------------- */
 
@@ -362,8 +369,10 @@ static size_t chunk_bytes(const run_t *R, const plan_t *p) {
   size_t b = p->arena;
   if (R->grad) {
     for (size_t i = 0; i < R->g->nt; i++)
-      if (R->need[i]) b += align_up(xd_tensor_numel(&p->tv[i]) * sizeof(double));
+      if (R->need[i]) b += align_up(xd_tensor_numel(&p->tv[i]) * xd_dtype_size(p->fdt));
     b += align_up(p->max_bwd);
+    if (p->fdt != XD_DT_F64) /* the output stage in double: the output's values and the seed */
+      b += 2 * align_up(xd_tensor_numel(&p->tv[R->out]) * sizeof(double));
   }
   return b;
 }
@@ -417,7 +426,7 @@ static int forward_nodes(const xd_graph_t *g, plan_t *p, unsigned char *mem, con
 }
 
 /* One chunk of c rows starting at row0, with plan p and arena mem. */
-static int run_chunk(const run_t *R, plan_t *p, size_t row0, size_t c, unsigned char *mem, double *gmem,
+static int run_chunk(const run_t *R, plan_t *p, size_t row0, size_t c, unsigned char *mem, unsigned char *gmem,
                      xd_error_t *err) {
   const xd_graph_t *g = R->g;
   const xd_graph_run_t *r = R->r;
@@ -446,25 +455,49 @@ static int run_chunk(const run_t *R, plan_t *p, size_t row0, size_t c, unsigned 
     xd_tensor_convert(XD_DT_F64, r->fetch_out + row0 * fr, p->tv[R->fetch].dtype, p->tv[R->fetch].data, fr * c);
   }
   if (!R->grad) return XD_OK;
-  /* reverse mode: gradient buffers for the tensors on the path, zeroed */
+  /* reverse mode: gradient buffers for the tensors on the path, each zeroed right before
+   * the first backward that reads or accumulates into it (zd), while it is about to be in
+   * cache anyway, rather than all of them up front */
   xd_tensor_t *gt = xd_calloc(g->nt + 1, sizeof *gt);
-  if (!gt) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory computing gradients");
-  double *gp = gmem;
+  unsigned char *zd = xd_calloc(g->nt + 1, 1);
+  if (!gt || !zd) {
+    xd_free(gt);
+    xd_free(zd);
+    return xd_error_set(err, XD_ENOMEM, NULL, "out of memory computing gradients");
+  }
+  unsigned char *gp = gmem;
+  size_t es = xd_dtype_size(p->fdt);
   for (size_t i = 0; i < g->nt; i++)
     if (R->need[i]) {
       gt[i] = p->tv[i];
       gt[i].data = gp;
-      size_t n = xd_tensor_numel(&gt[i]);
-      memset(gp, 0, n * sizeof *gp);
-      gp += align_up(n * sizeof(double)) / sizeof(double);
+      gp += align_up(xd_tensor_numel(&gt[i]) * es);
     }
+  zd[R->out] = 1; /* the seed below writes all of it */
   void *bscr = gp;
-  double *seed = gt[R->out].data;
-  if (r->seed) {
-    memcpy(seed, r->seed + row0 * orow, orow * c * sizeof *seed);
-  } else if ((rc = r->seed_fn(r->seed_ctx, row0, c, p->tv[R->out].data, seed)) != XD_OK) {
-    xd_free(gt);
-    return xd_error_set(err, rc, NULL, "the gradient seed could not be formed");
+  if (p->fdt == XD_DT_F64) {
+    double *seed = gt[R->out].data;
+    if (r->seed) {
+      memcpy(seed, r->seed + row0 * orow, orow * c * sizeof *seed);
+    } else if ((rc = r->seed_fn(r->seed_ctx, row0, c, p->tv[R->out].data, seed)) != XD_OK) {
+      xd_free(gt);
+      xd_free(zd);
+      return xd_error_set(err, rc, NULL, "the gradient seed could not be formed");
+    }
+  } else { /* float run, double output stage (after the backward scratch) */
+    double *outd = (double *)(gp + align_up(p->max_bwd)), *seed = outd + align_up(orow * c * sizeof(double)) / sizeof(double);
+    const double *sd = seed;
+    if (r->seed) {
+      sd = r->seed + row0 * orow;
+    } else {
+      xd_tensor_convert(XD_DT_F64, outd, p->fdt, p->tv[R->out].data, orow * c);
+      if ((rc = r->seed_fn(r->seed_ctx, row0, c, outd, seed)) != XD_OK) {
+        xd_free(gt);
+        xd_free(zd);
+        return xd_error_set(err, rc, NULL, "the gradient seed could not be formed");
+      }
+    }
+    xd_tensor_convert(p->fdt, gt[R->out].data, XD_DT_F64, sd, orow * c);
   }
   xd_tensor_t *dp[XD_GRAPH_MAX_IO], *ap[XD_GRAPH_MAX_IO];
   rc = XD_OK;
@@ -485,14 +518,24 @@ static int run_chunk(const run_t *R, plan_t *p, size_t row0, size_t c, unsigned 
       xd_error_set(err, rc, NULL, "%s", rc == XD_ETIMEDOUT ? "deadline exceeded" : "canceled");
       break;
     }
+    for (size_t k = 0; k < nd->n_out + nd->n_in; k++) {
+      xd_tensor_t *t = k < nd->n_out ? dp[k] : ap[k - nd->n_out];
+      int32_t id = k < nd->n_out ? nd->out[k] : nd->in[k - nd->n_out];
+      if (t && !zd[id]) {
+        memset(t->data, 0, xd_tensor_numel(t) * es);
+        zd[id] = 1;
+      }
+    }
     if ((rc = nd->op->backward(nd, ip, op, dp, ap, bscr)) != XD_OK)
       xd_graph__node_fail(err, nd, rc, "its gradient could not be computed");
   }
   if (rc == XD_OK) {
     size_t wr = row_of(p, R->wrt);
-    memcpy(r->grad + row0 * wr, gt[R->wrt].data, wr * c * sizeof(double));
+    if (!zd[R->wrt]) memset(gt[R->wrt].data, 0, wr * c * es);
+    xd_tensor_convert(XD_DT_F64, r->grad + row0 * wr, p->fdt, gt[R->wrt].data, wr * c);
   }
   xd_free(gt);
+  xd_free(zd);
   return rc;
 }
 
@@ -507,7 +550,7 @@ int xd_graph_run(const xd_graph_t *g, const xd_graph_run_t *r, xd_error_t *err) 
   memset(&p2, 0, sizeof p2);
   memset(&pc, 0, sizeof pc);
   unsigned char *mem = NULL;
-  double *gmem = NULL;
+  unsigned char *gmem = NULL;
   int rc;
   if (!r->inputs) return xd_error_set(err, XD_EINVAL, "inputs", "no inputs");
   if (r->precision != XD_DT_F32 && r->precision != XD_DT_F64)
@@ -532,8 +575,8 @@ int xd_graph_run(const xd_graph_t *g, const xd_graph_run_t *r, xd_error_t *err) 
   if (R.over >= 0 && !r->override_values)
     return xd_error_set(err, XD_EINVAL, "override", "override needs override_values");
   R.grad = R.wrt >= 0;
-  if (R.grad && (r->precision != XD_DT_F64 || !r->grad || (!r->seed && !r->seed_fn)))
-    return xd_error_set(err, XD_EINVAL, "wrt", "a gradient needs precision float64, a grad buffer and a seed");
+  if (R.grad && (!r->grad || (!r->seed && !r->seed_fn)))
+    return xd_error_set(err, XD_EINVAL, "wrt", "a gradient needs a grad buffer and a seed");
   if (n == 0) return XD_OK;
   R.keep = xd_calloc(g->nt + 1, 1);
   R.dep = xd_calloc(g->nt + 1, 1);
@@ -596,6 +639,12 @@ int xd_graph_run(const xd_graph_t *g, const xd_graph_run_t *r, xd_error_t *err) 
       if (bt <= limit) break;
       chunk /= 2;
     }
+    /* a gradient run's chunks of equal size (52 rows in 26 + 26, not 46 + 6): the GEMMs of
+     * a small last chunk cost as much per row as a row at a time */
+    if (R.grad && chunk < n) {
+      size_t k = (n + chunk - 1) / chunk;
+      chunk = (n + k - 1) / k;
+    }
   }
   size_t cur = 0, cap = 0;
   for (size_t row0 = 0; row0 < n && rc == XD_OK; row0 += cur) {
@@ -617,7 +666,7 @@ int xd_graph_run(const xd_graph_t *g, const xd_graph_run_t *r, xd_error_t *err) 
           break;
         }
       }
-      gmem = (double *)(mem + align_up(pc.arena));
+      gmem = mem + align_up(pc.arena);
     }
     rc = run_chunk(&R, &pc, row0, c, mem, gmem, err);
   }

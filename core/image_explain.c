@@ -153,7 +153,7 @@ int xd_imgx_gradient(const xd_model_t *m, const xd_grad_opts_t *o, const double 
         memcpy(e, x, P * sizeof *e);
       }
     }
-    rc = xd_model_gradient(m, E, c, tc, o->output, f, G, NULL, cancel, err);
+    rc = xd_model_gradient_prec(m, o->precision, E, c, tc, o->output, f, G, NULL, cancel, err);
     for (size_t q = 0; rc == XD_OK && q < c; q++) {
       size_t r = r0 + q, i = r / per, k = r % per;
       const double *g = G + q * P, *x = X + i * P;
@@ -215,8 +215,8 @@ done:
 /* ---- Grad-CAM ----------------------------------------------------------------------- */
 
 int xd_imgx_gradcam(const xd_model_t *m, const char *layer, size_t K, size_t h, size_t w, int relu,
-                    xd_output_kind_t output, const double *X, size_t n, const size_t *target, double *cam,
-                    double *heat, const xd_cancel_t *cancel, xd_error_t *err) {
+                    xd_output_kind_t output, xd_dtype_t precision, const double *X, size_t n, const size_t *target,
+                    double *cam, double *heat, const xd_cancel_t *cancel, xd_error_t *err) {
   const xd_image_prep_t *p = xd_model_image_prep(m);
   size_t P = xd_model_n_inputs(m), L = K * h * w, hw = h * w;
   size_t cr = chunk_rows(P > L ? P : L);
@@ -230,7 +230,7 @@ int xd_imgx_gradcam(const xd_model_t *m, const char *layer, size_t K, size_t h, 
   for (size_t r0 = 0; r0 < n && rc == XD_OK; r0 += cr) {
     size_t c = n - r0 < cr ? n - r0 : cr;
     memset(dA, 0, xd_mul_size(c, L) * sizeof *dA);
-    rc = xd_model_layer_gradient(m, X + r0 * P, c, target + r0, output, layer, A, dA, NULL, cancel, err);
+    rc = xd_model_layer_gradient(m, precision, X + r0 * P, c, target + r0, output, layer, A, dA, NULL, cancel, err);
     for (size_t q = 0; rc == XD_OK && q < c; q++) {
       double *cm = cam + (r0 + q) * hw;
       memset(cm, 0, hw * sizeof *cm);

@@ -51,10 +51,10 @@ int xd_imgx_gradient(const xd_model_t *m, const xd_grad_opts_t *o, const double 
 
 /* Grad-CAM at `layer` (shape [K][h][w] after the batch, from xd_model_layer_shape):
  * cam (n, h*w) = Σ_k mean_hw(dA_k) · A_k, ReLU when relu; heat (n, H*W) = cam resized
- * bilinearly (align_corners = false). */
+ * bilinearly (align_corners = false). The graph runs in precision (xd_grad_opts_t). */
 int xd_imgx_gradcam(const xd_model_t *m, const char *layer, size_t K, size_t h, size_t w, int relu,
-                    xd_output_kind_t output, const double *X, size_t n, const size_t *target, double *cam,
-                    double *heat, const xd_cancel_t *cancel, xd_error_t *err);
+                    xd_output_kind_t output, xd_dtype_t precision, const double *X, size_t n, const size_t *target,
+                    double *cam, double *heat, const xd_cancel_t *cancel, xd_error_t *err);
 
 /* Windows of occlusion over a row of dims[0..rank) (rank 1 for tabular/text, 3 for
  * images): positions per dim floor((dims-window)/stride)+1. */

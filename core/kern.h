@@ -2,9 +2,9 @@
  * products, GRU, LSTM, normalizations and softmax, on raw arrays with explicit shapes.
  *
  * Semantics are the ONNX operators' (opsets 13–17) as torch.onnx.export emits them; the
- * definitions are written out in docs/kernels.md. Every kernel exists in float (`_f`,
- * the prediction path) and double (`_d`, the gradient path), both generated from one
- * body. Each forward has its backward directly below it in the source; the heavy ones
+ * definitions are written out in docs/kernels.md. Every kernel exists in float (`_f`:
+ * predictions and, by default, gradients) and double (`_d`: gradients on request), both
+ * generated from one body. Each forward has its backward directly below it in the source; the heavy ones
  * (Conv, MatMul, GRU, LSTM) also have a `_naive` twin in plain loops that the tests
  * compare against on awkward shapes.
  *

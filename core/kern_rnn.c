@@ -53,8 +53,8 @@ static size_t step_time(const xd_rnn_shape_t *s, size_t d, size_t k) {
 
 /* tanh in float: glibc's tanhf goes through expm1f and was 60% of a GRU's forward. An
  * odd Taylor polynomial below 1/16 (next term under 1e-12), (1 - e)/(1 + e) with
- * e = exp(-2|v|) above: a few ulp, which the float prediction path can afford (the
- * gradient path runs in double with libm's tanh). */
+ * e = exp(-2|v|) above: a few ulp, which float runs can afford, the float backward
+ * included (the double path runs libm's tanh). */
 static inline float tanh_fast(float v) {
   float a = fabsf(v);
   if (a < 0.0625f) {

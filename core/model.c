@@ -32,8 +32,9 @@ typedef struct family {
   int (*predict)(const xd_model_t *m, const double *X, size_t n, double *out, const xd_cancel_t *cancel,
                  xd_error_t *err);
   /* The graph family's whole-request gradient (xd_model_gradient's contract). */
-  int (*gradient_all)(const xd_model_t *m, const double *E, size_t n, const size_t *target, xd_output_kind_t kind,
-                      double *f, double *G, double *out_all, const xd_cancel_t *cancel, xd_error_t *err);
+  int (*gradient_all)(const xd_model_t *m, xd_dtype_t precision, const double *E, size_t n, const size_t *target,
+                      xd_output_kind_t kind, double *f, double *G, double *out_all, const xd_cancel_t *cancel,
+                      xd_error_t *err);
 } family_t;
 
 struct xd_model {
@@ -557,28 +558,28 @@ static int graph_seed(void *ctx, size_t row0, size_t c, const double *z, double 
   return XD_OK;
 }
 
-static int graph_gradient_all(const xd_model_t *m, const double *E, size_t n, const size_t *target,
-                              xd_output_kind_t kind, double *f, double *G, double *out_all, const xd_cancel_t *cancel,
-                              xd_error_t *err) {
+static int graph_gradient_all(const xd_model_t *m, xd_dtype_t precision, const double *E, size_t n,
+                              const size_t *target, xd_output_kind_t kind, double *f, double *G, double *out_all,
+                              const xd_cancel_t *cancel, xd_error_t *err) {
   if (xd_gmodel_kind(m->gm) != XD_INPUT_IMAGE)
     return xd_error_set(err, XD_EUNSUPPORTED, NULL, "a text model is differentiated at its token embedding");
   graph_seed_t g = {m, target, kind, f, out_all, NULL};
   if (!out_all && m->out_k > 64 && !(g.tmp_all = xd_malloc(m->out_k * sizeof *g.tmp_all)))
     return xd_error_set(err, XD_ENOMEM, NULL, "out of memory computing gradients");
-  int rc = xd_gmodel_gradient_image(m->gm, E, n, graph_seed, &g, G, cancel, err);
+  int rc = xd_gmodel_gradient_image(m->gm, precision, E, n, graph_seed, &g, G, cancel, err);
   xd_free(g.tmp_all);
   return rc;
 }
 
-int xd_model_layer_gradient(const xd_model_t *m, const double *E, size_t n, const size_t *target,
-                            xd_output_kind_t kind, const char *layer, double *A, double *dA, double *f,
-                            const xd_cancel_t *cancel, xd_error_t *err) {
+int xd_model_layer_gradient(const xd_model_t *m, xd_dtype_t precision, const double *E, size_t n,
+                            const size_t *target, xd_output_kind_t kind, const char *layer, double *A, double *dA,
+                            double *f, const xd_cancel_t *cancel, xd_error_t *err) {
   if (!m->gm || xd_gmodel_kind(m->gm) != XD_INPUT_IMAGE)
     return xd_error_set(err, XD_EUNSUPPORTED, "model", "layer gradients are for image models");
   graph_seed_t g = {m, target, kind, f, NULL, NULL};
   if (m->out_k > 64 && !(g.tmp_all = xd_malloc(m->out_k * sizeof *g.tmp_all)))
     return xd_error_set(err, XD_ENOMEM, NULL, "out of memory computing gradients");
-  int rc = xd_gmodel_layer_image(m->gm, E, n, layer, graph_seed, &g, A, dA, cancel, err);
+  int rc = xd_gmodel_layer_image(m->gm, precision, E, n, layer, graph_seed, &g, A, dA, cancel, err);
   xd_free(g.tmp_all);
   return rc;
 }
@@ -851,8 +852,14 @@ int xd_model_predict(const xd_model_t *m, const double *X, size_t n, double *out
 
 int xd_model_gradient(const xd_model_t *m, const double *E, size_t n, const size_t *target, xd_output_kind_t kind,
                       double *f, double *G, double *out_all, const xd_cancel_t *cancel, xd_error_t *err) {
+  return xd_model_gradient_prec(m, XD_DT_F64, E, n, target, kind, f, G, out_all, cancel, err);
+}
+
+int xd_model_gradient_prec(const xd_model_t *m, xd_dtype_t precision, const double *E, size_t n, const size_t *target,
+                           xd_output_kind_t kind, double *f, double *G, double *out_all, const xd_cancel_t *cancel,
+                           xd_error_t *err) {
   if (n == 0) return XD_OK;
-  if (m->fam->gradient_all) return m->fam->gradient_all(m, E, n, target, kind, f, G, out_all, cancel, err);
+  if (m->fam->gradient_all) return m->fam->gradient_all(m, precision, E, n, target, kind, f, G, out_all, cancel, err);
   if (!m->fam->gradient) return xd_error_set(err, XD_EUNSUPPORTED, NULL, "this model family has no gradient");
   /* Blocks of GRAD_BLOCK rows (see there) with one scratch allocation per call. */
   size_t b = n < GRAD_BLOCK ? n : GRAD_BLOCK, ns = gradient_scratch(m, b);

@@ -176,15 +176,22 @@ int xd_model_predict(const xd_model_t *m, const double *X, size_t n, double *out
  * Returns XD_OK, XD_EUNSUPPORTED (no gradient), XD_ENOMEM or a cancel status. */
 int xd_model_gradient(const xd_model_t *m, const double *E, size_t n, const size_t *target, xd_output_kind_t kind,
                       double *f, double *G, double *out_all, const xd_cancel_t *cancel, xd_error_t *err);
+/* As xd_model_gradient, with a graph model's forward and backward pass in precision
+ * (XD_DT_F32: float GEMMs, or XD_DT_F64); the output stage (softmax and its derivative
+ * from the logits), f, G and out_all stay double. Other families compute in double
+ * whatever precision says. xd_model_gradient is this with XD_DT_F64. */
+int xd_model_gradient_prec(const xd_model_t *m, xd_dtype_t precision, const double *E, size_t n, const size_t *target,
+                           xd_output_kind_t kind, double *f, double *G, double *out_all, const xd_cancel_t *cancel,
+                           xd_error_t *err);
 
 /* Image model, Grad-CAM: rows E (n, n_inputs) in double -> A (n, row) the values of the
  * tensor `layer` (a name of xd_graph_nodes) and dA (n, row) = d f[i] / d A[i,:], with f
- * as xd_model_gradient (f may be NULL). xd_model_layer_shape gives the layer's shape after
+ * as xd_model_gradient (f may be NULL), computed in precision as xd_model_gradient_prec. xd_model_layer_shape gives the layer's shape after
  * the batch dimension (*rank <= 3 entries in dims). Returns XD_OK, XD_ENOTFOUND (field
  * "layer"), XD_EUNSUPPORTED (not an image model), XD_ETOOBIG, XD_ENOMEM or a cancel status. */
-int xd_model_layer_gradient(const xd_model_t *m, const double *E, size_t n, const size_t *target,
-                            xd_output_kind_t kind, const char *layer, double *A, double *dA, double *f,
-                            const xd_cancel_t *cancel, xd_error_t *err);
+int xd_model_layer_gradient(const xd_model_t *m, xd_dtype_t precision, const double *E, size_t n,
+                            const size_t *target, xd_output_kind_t kind, const char *layer, double *A, double *dA,
+                            double *f, const xd_cancel_t *cancel, xd_error_t *err);
 int xd_model_layer_shape(const xd_model_t *m, const char *layer, size_t *rank, int64_t dims[3], xd_error_t *err);
 
 /* Text model: n tokenized rows (xd_tokenizer_encode with xd_model_max_length; at least

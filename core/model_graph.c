@@ -276,7 +276,7 @@ int xd_gmodel_forward_image(const xd_gmodel_t *gm, const float *E, size_t n, dou
   return xd_graph_run(gm->s.graph, &r, err);
 }
 
-int xd_gmodel_gradient_image(const xd_gmodel_t *gm, const double *E, size_t n,
+int xd_gmodel_gradient_image(const xd_gmodel_t *gm, xd_dtype_t precision, const double *E, size_t n,
                              int (*seed_fn)(void *ctx, size_t row0, size_t c, const double *z, double *seed), void *ctx,
                              double *G, const xd_cancel_t *cancel, xd_error_t *err) {
   xd_tensor_t in;
@@ -284,7 +284,7 @@ int xd_gmodel_gradient_image(const xd_gmodel_t *gm, const double *E, size_t n,
   in.dtype = XD_DT_F64;
   in.data = (void *)E;
   xd_graph_run_t r = {.inputs = &in,
-                      .precision = XD_DT_F64,
+                      .precision = precision,
                       .output = gm->out_name,
                       .wrt = xd_graph_input(gm->s.graph, 0)->name,
                       .grad = G,
@@ -295,8 +295,8 @@ int xd_gmodel_gradient_image(const xd_gmodel_t *gm, const double *E, size_t n,
   return xd_graph_run(gm->s.graph, &r, err);
 }
 
-/* Grad-CAM: the layer's values and the gradient there in one double run. */
-int xd_gmodel_layer_image(const xd_gmodel_t *gm, const double *E, size_t n, const char *layer,
+/* Grad-CAM: the layer's values and the gradient there in one run. */
+int xd_gmodel_layer_image(const xd_gmodel_t *gm, xd_dtype_t precision, const double *E, size_t n, const char *layer,
                           int (*seed_fn)(void *ctx, size_t row0, size_t c, const double *z, double *seed), void *ctx,
                           double *A, double *dA, const xd_cancel_t *cancel, xd_error_t *err) {
   xd_tensor_t in;
@@ -304,7 +304,7 @@ int xd_gmodel_layer_image(const xd_gmodel_t *gm, const double *E, size_t n, cons
   in.dtype = XD_DT_F64;
   in.data = (void *)E;
   xd_graph_run_t r = {.inputs = &in,
-                      .precision = XD_DT_F64,
+                      .precision = precision,
                       .output = gm->out_name,
                       .fetch = layer,
                       .fetch_out = A,

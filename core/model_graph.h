@@ -47,17 +47,18 @@ char *const *xd_gmodel_background_texts(const xd_gmodel_t *gm, size_t *n);
 int xd_gmodel_forward_image(const xd_gmodel_t *gm, const float *E, size_t n, double *z, const xd_cancel_t *cancel,
                             xd_error_t *err);
 
-/* Image rows E (n, C*H*W) double -> G (n, C*H*W) = d(Σ_j seed[i,j] z[i,j]) / dE[i,:], in
+/* Image rows E (n, C*H*W) double -> G (n, C*H*W) = d(Σ_j seed[i,j] z[i,j]) / dE[i,:],
+ * the forward and backward in precision (XD_DT_F32 or XD_DT_F64), z, the seed and G in
  * double, where seed_fn writes the seed of rows [row0, row0+c) from their z (the
  * engine's seed callback, core/graph.h). */
-int xd_gmodel_gradient_image(const xd_gmodel_t *gm, const double *E, size_t n,
+int xd_gmodel_gradient_image(const xd_gmodel_t *gm, xd_dtype_t precision, const double *E, size_t n,
                              int (*seed_fn)(void *ctx, size_t row0, size_t c, const double *z, double *seed), void *ctx,
                              double *G, const xd_cancel_t *cancel, xd_error_t *err);
 
 /* Image rows E (n, C*H*W) double -> the values A (n, row) of tensor `layer` and dA (n,
  * row) = d(Σ_j seed[i,j] z[i,j]) / dA[i,:] (Grad-CAM). *row (may be NULL) receives the
  * layer's row size and dims its shape after the batch (rank-1 entries, up to 3; *rank). */
-int xd_gmodel_layer_image(const xd_gmodel_t *gm, const double *E, size_t n, const char *layer,
+int xd_gmodel_layer_image(const xd_gmodel_t *gm, xd_dtype_t precision, const double *E, size_t n, const char *layer,
                           int (*seed_fn)(void *ctx, size_t row0, size_t c, const double *z, double *seed), void *ctx,
                           double *A, double *dA, const xd_cancel_t *cancel, xd_error_t *err);
 int xd_gmodel_layer_shape(const xd_gmodel_t *gm, const char *layer, size_t *rank, int64_t *dims, xd_error_t *err);

@@ -186,7 +186,7 @@ int xd_text_grad_explain(const xd_model_t *m, const xd_text_grad_opts_t *o, cons
   }
   /* the embedding rows of x (and of the token baseline) */
   text_inputs(g, ids, mask, types, bid >= 0 ? 2 : 1, L, in);
-  xd_graph_run_t r1 = {.inputs = in, .precision = XD_DT_F64, .output = out_name, .out = z0, .fetch = emb,
+  xd_graph_run_t r1 = {.inputs = in, .precision = o->precision, .output = out_name, .out = z0, .fetch = emb,
                        .fetch_out = E, .cancel = cancel};
   rc = xd_graph_run(g, &r1, err);
   xd_free(z0);
@@ -219,7 +219,7 @@ int xd_text_grad_explain(const xd_model_t *m, const xd_text_grad_opts_t *o, cons
     memset(G, 0, xd_mul_size(c, rowsz) * sizeof *G);
     text_inputs(g, cids, cids + C * L, cids + 2 * C * L, c, L, in);
     seed_ctx_t sc = {m, target, W, o->output, f + s0};
-    xd_graph_run_t r2 = {.inputs = in, .precision = XD_DT_F64, .output = out_name, .override = emb,
+    xd_graph_run_t r2 = {.inputs = in, .precision = o->precision, .output = out_name, .override = emb,
                          .override_values = V, .wrt = emb, .grad = G, .seed_fn = seed_rows, .seed_ctx = &sc,
                          .cancel = cancel};
     if ((rc = xd_graph_run(g, &r2, err)) != XD_OK) break;

@@ -5,9 +5,9 @@
  * with that tensor overridden by the rows to differentiate at, so positional embeddings,
  * the attention mask and everything downstream stay the network's own (Captum's
  * LayerIntegratedGradients on the embedding layer). Every IG step (or noisy copy) of a
- * text is one row of a single double-precision graph run, which the engine chunks by
- * memory; the output (softmax/sigmoid of the float logits) and its derivative are formed
- * in double from the logits. Occlusion replaces (or deletes) one token at a time and
+ * text is one row of a single graph run (float32 by default, float64 on request), which
+ * the engine chunks by memory; the output (softmax/sigmoid of the logits) and its
+ * derivative are formed in double from the logits either way. Occlusion replaces (or deletes) one token at a time and
  * evaluates all variants in one batched xd_model_predict_text call.
  *
  * Pure computation on caller memory; any thread.
@@ -40,6 +40,7 @@ typedef struct xd_text_grad_opts {
   size_t samples;             /* SmoothGrad family */
   double noise_stddev;        /* fraction of the embedding matrix's std */
   uint64_t seed;              /* text i draws from stream i */
+  xd_dtype_t precision;       /* the graph's forward and backward: XD_DT_F32 (0) or XD_DT_F64 */
 } xd_text_grad_opts_t;
 
 /* Bytes of override values and gradients per engine call (32 MiB; tests lower it to make

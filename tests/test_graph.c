@@ -1,7 +1,7 @@
 /* test_graph.c — the graph engine's operators (the rows of core/gop_*.c) through small
  * graphs built as ONNX protobufs (tests/graph_build.h): every differentiable operator's
- * backward against central finite differences in double, float runs against double runs,
- * and the light operators' forward against plain loops. The planner, runs and import are
+ * backward against central finite differences in double, float runs (forward and
+ * backward) against double runs, and the light operators' forward against plain loops. The planner, runs and import are
  * tested in tests/test_graph_engine.c. */
 #include <math.h>
 #include <stdio.h>
@@ -348,6 +348,53 @@ TEST(float_forward_matches_double) {
   }
 }
 
+/* The float backward agrees with the double backward on every case (the default path of
+ * image and text gradients; the double one is checked against finite differences above):
+ * the same seed, every float input's gradient within 1e-4 of the double one, relative to
+ * the gradient's largest element. */
+TEST(float_backward_matches_double) {
+  for (size_t c = 0; c < sizeof gcases / sizeof *gcases; c++) {
+    gb_t b;
+    gb_init(&b, gcases[c].opset);
+    gcases[c].build(&b);
+    xd_error_t err;
+    xd_graph_t *g = load(&b, &err);
+    if (g) {
+      inputs_t in;
+      make_inputs(g, &in, gcases[c].pos, 10);
+      size_t nout = N_BATCH * row_size(g, &in, xd_graph_output(g, 0)->name);
+      double *seed = calloc(nout, 8), worst = 0;
+      for (size_t i = 0; i < nout; i++) seed[i] = urand() - 0.5;
+      for (size_t k = 0; k < in.n; k++) {
+        if (in.t[k].dtype != XD_DT_F64) continue;
+        size_t n = xd_tensor_numel(&in.t[k]);
+        double *gf = calloc(n, 8), *gd = calloc(n, 8), mx = 0;
+        xd_graph_run_t r = {.inputs = in.t, .precision = XD_DT_F32, .wrt = xd_graph_input(g, k)->name, .grad = gf,
+                            .seed = seed};
+        int rc = xd_graph_run(g, &r, &err);
+        CHECK_MSG(rc == XD_OK, "%s: float gradient run: %s", gcases[c].name, err.text);
+        r.precision = XD_DT_F64;
+        r.grad = gd;
+        CHECK(xd_graph_run(g, &r, &err) == XD_OK);
+        for (size_t i = 0; i < n; i++) mx = fmax(mx, fabs(gd[i]));
+        for (size_t i = 0; i < n && rc == XD_OK; i++) {
+          double e = fabs(gf[i] - gd[i]) / (mx + 1e-12);
+          worst = fmax(worst, e);
+          CHECK_MSG(e <= 1e-4, "%s: input %zu element %zu: float %.8g, double %.8g", gcases[c].name, k, i, gf[i], gd[i]);
+          if (e > 1e-4) break;
+        }
+        free(gf);
+        free(gd);
+      }
+      free(seed);
+      free_inputs(&in);
+      if (worst > 1e-5) printf("  %s: float backward within %.1e of double\n", gcases[c].name, worst);
+    }
+    xd_graph_free(g);
+    gb_free(&b);
+  }
+}
+
 /* ---- forward of the light operators against plain loops -------------------------------- */
 
 TEST(unary_forward_matches_libm) {
@@ -490,6 +537,7 @@ int main(void) {
   xd_blas_init();
   RUN(backward_matches_finite_differences);
   RUN(float_forward_matches_double);
+  RUN(float_backward_matches_double);
   RUN(unary_forward_matches_libm);
   RUN(binary_broadcast_matches_loops);
   RUN(shape_ops_match_loops);

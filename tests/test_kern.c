@@ -352,6 +352,38 @@ TEST(pools_match_definition_and_fd) {
   }
 }
 
+/* The 2×2 / stride 2 max pool's backward (a branch-free fast path) against the rule, on
+ * values full of ties: each window's gradient to its first maximum in row-major order,
+ * float and double, exactly. */
+TEST(maxpool_2x2_backward_ties_go_to_the_first) {
+  xd_pool_shape_t s = {.nsp = 2, .N = 2, .C = 3, .in = {6, 8}, .k = {2, 2}, .stride = {2, 2}, .dil = {1, 1}};
+  xd_error_t err;
+  CHECK(xd_pool_shape_init(&s, &err) == XD_OK && s.out[0] == 3 && s.out[1] == 4);
+  size_t nx = 2 * 3 * 48, ny = 2 * 3 * 12;
+  double x[288], g[72], ref[288], dd[288];
+  float xf[288], gf[72], df[288];
+  for (size_t i = 0; i < nx; i++) xf[i] = (float)(x[i] = (double)((i * 7 + i / 5) % 3)); /* 0, 1, 2: ties */
+  for (size_t i = 0; i < ny; i++) gf[i] = (float)(g[i] = 1.0 + (double)i);
+  for (size_t i = 0; i < nx; i++) ref[i] = dd[i] = df[i] = 0.5f; /* accumulates */
+  for (size_t p = 0; p < 6; p++)
+    for (size_t o1 = 0; o1 < 3; o1++)
+      for (size_t o2 = 0; o2 < 4; o2++) {
+        size_t best = p * 48 + 2 * o1 * 8 + 2 * o2;
+        for (size_t a = 0; a < 2; a++)
+          for (size_t b = 0; b < 2; b++) {
+            size_t i = p * 48 + (2 * o1 + a) * 8 + 2 * o2 + b;
+            if (x[i] > x[best]) best = i;
+          }
+        ref[best] += g[p * 12 + o1 * 4 + o2];
+      }
+  xd_maxpool_backward_d(&s, x, g, dd);
+  xd_maxpool_backward_f(&s, xf, gf, df);
+  for (size_t i = 0; i < nx; i++) {
+    CHECK_MSG(dd[i] == ref[i], "double [%zu]: %g vs %g", i, dd[i], ref[i]);
+    CHECK_MSG(df[i] == (float)ref[i], "float [%zu]: %g vs %g", i, (double)df[i], ref[i]);
+  }
+}
+
 TEST(pool_output_sizes_follow_torch) {
   /* torch.nn.MaxPool1d(2, 2, padding=1, ceil_mode=True) on length 5 gives 3, not 4 */
   xd_error_t err;
@@ -678,6 +710,7 @@ int main(void) {
   RUN(conv_shape_rejects_bad_attributes);
   RUN(conv_transpose_fd);
   RUN(pools_match_definition_and_fd);
+  RUN(maxpool_2x2_backward_ties_go_to_the_first);
   RUN(pool_output_sizes_follow_torch);
   RUN(global_average_pool);
   RUN(norms_and_softmax_fd);

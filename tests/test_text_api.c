@@ -58,24 +58,28 @@ TEST(gradient_and_occlusion_match_reference) {
     for (size_t i = 0; i < n; i++)
       json_array_append(texts, json_object_get(json_array_get(json_object_get(R, "instances"), i), "text"));
     json_t *o;
-    int st = post("/explain/gradient", json_pack("{s:s,s:O,s:i}", "model", models[mi], "instances", texts, "steps", 50),
-                  &o, NULL);
-    CHECK(st == 200);
-    json_t *att = json_object_get(o, "attributions"), *tok = json_object_get(o, "tokens");
-    json_t *off = json_object_get(o, "offsets"), *dl = json_object_get(o, "convergence_delta");
-    CHECK(json_array_size(att) == n && json_array_size(tok) == n && json_array_size(off) == n && json_array_size(dl) == n);
-    for (size_t i = 0; i < n && i < json_array_size(att); i++) {
-      json_t *ri = json_array_get(json_object_get(R, "instances"), i);
-      CHECK(json_array_size(json_array_get(att, i)) == json_array_size(json_array_get(tok, i)));
-      CHECK(json_array_size(json_array_get(off, i)) == json_array_size(json_array_get(tok, i)));
-      CHECK(json_integer_value(json_array_get(json_object_get(o, "targets"), i)) ==
-            json_integer_value(json_object_get(ri, "target")));
-      double e = rel(json_array_get(att, i), json_object_get(ri, "integrated_gradients"));
-      CHECK_MSG(e <= 2e-3, "%s text %zu: IG relative error %g", models[mi], i, e);
-      CHECK_NEAR(json_number_value(json_array_get(dl, i)), json_number_value(json_object_get(ri, "convergence_delta")), 1e-6);
+    for (int f64 = 0; f64 < 2; f64++) { /* the default float32 pass, then "precision": "float64" */
+      json_t *body = json_pack("{s:s,s:O,s:i}", "model", models[mi], "instances", texts, "steps", 50);
+      if (f64) json_object_set_new(body, "precision", json_string("float64"));
+      int st = post("/explain/gradient", body, &o, NULL);
+      CHECK(st == 200);
+      CHECK(!strcmp(json_string_value(json_object_get(o, "precision")), f64 ? "float64" : "float32"));
+      json_t *att = json_object_get(o, "attributions"), *tok = json_object_get(o, "tokens");
+      json_t *off = json_object_get(o, "offsets"), *dl = json_object_get(o, "convergence_delta");
+      CHECK(json_array_size(att) == n && json_array_size(tok) == n && json_array_size(off) == n && json_array_size(dl) == n);
+      for (size_t i = 0; i < n && i < json_array_size(att); i++) {
+        json_t *ri = json_array_get(json_object_get(R, "instances"), i);
+        CHECK(json_array_size(json_array_get(att, i)) == json_array_size(json_array_get(tok, i)));
+        CHECK(json_array_size(json_array_get(off, i)) == json_array_size(json_array_get(tok, i)));
+        CHECK(json_integer_value(json_array_get(json_object_get(o, "targets"), i)) ==
+              json_integer_value(json_object_get(ri, "target")));
+        double e = rel(json_array_get(att, i), json_object_get(ri, "integrated_gradients"));
+        CHECK_MSG(e <= 2e-3, "%s text %zu: IG relative error %g", models[mi], i, e);
+        CHECK_NEAR(json_number_value(json_array_get(dl, i)), json_number_value(json_object_get(ri, "convergence_delta")), 1e-6);
+      }
+      json_decref(o);
     }
-    json_decref(o);
-    st = post("/explain/gradient", json_pack("{s:s,s:O,s:s}", "model", models[mi], "instances", texts, "method",
+    int st = post("/explain/gradient", json_pack("{s:s,s:O,s:s}", "model", models[mi], "instances", texts, "method",
                                              "input_x_gradient"), &o, NULL);
     CHECK(st == 200);
     for (size_t i = 0; i < n; i++) {
@@ -180,6 +184,10 @@ TEST(invalid_requests) {
   CHECK(post("/explain/lime", json_pack("{s:s,s:s,s:s}", "model", "reviews_bert", "instance", "ok", "bow", "no"), &o, NULL) ==
         400);
   CHECK(!strcmp(json_string_value(json_object_get(json_object_get(o, "error"), "field")), "bow"));
+  json_decref(o);
+  CHECK(post("/explain/gradient", json_pack("{s:s,s:s,s:s}", "model", "reviews_gru", "instance", "ok", "precision", "half"),
+             &o, NULL) == 400);
+  CHECK(!strcmp(json_string_value(json_object_get(json_object_get(o, "error"), "field")), "precision"));
   json_decref(o);
   const char bad_utf8[] = "{\"model\": \"reviews_bert\", \"instance\": \"caf\xc3\"}";
   xd_http_resp_t r;

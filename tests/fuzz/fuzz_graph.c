@@ -60,6 +60,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         r.seed_fn = seed_ones;
         r.seed_ctx = &row;
         xd_graph_run(g, &r, &err);
+        r.precision = XD_DT_F32; /* the float reverse mode too */
+        xd_graph_run(g, &r, &err);
       }
     }
   }
