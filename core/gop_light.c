@@ -9,6 +9,7 @@
 
 #include "core/gop.h"
 #include "core/hotloop.h"
+#include "core/vmath.h"
 
 #define MAXR XD_TENSOR_MAX_RANK
 
@@ -473,6 +474,10 @@ static int unary_forward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, void *
   } else if (p->code == U_IDENT) {
     memcpy(y->data, x->data, xd_tensor_bytes(x));
     if (nd->n_out > 1) memset(out[1]->data, 1, n);
+  } else if (x->dtype == XD_DT_F32 && (p->code == U_ERF || p->code == U_TANH || p->code == U_SIGMOID ||
+                                        p->code == U_EXP)) { /* vectorized (core/vmath.h) */
+    (p->code == U_ERF ? xd_verf_f : p->code == U_TANH ? xd_vtanh_f : p->code == U_SIGMOID ? xd_vsigmoid_f : xd_vexp_f)(
+        x->data, y->data, n);
   } else if (x->dtype == XD_DT_F32) {
     UNARY_BODY(float, expf, erff, sqrtf, tanhf, logf, fabsf, log1pf);
   } else if (x->dtype == XD_DT_F64) {
