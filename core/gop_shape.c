@@ -266,6 +266,22 @@ static int transpose_forward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, vo
   size_t es = xd_dtype_size(in[0]->dtype);
   const char *X = in[0]->data;
   char *Y = out[0]->data;
+  size_t r = in[0]->rank;
+  if (r >= 2 && perm[r - 1] == r - 1) { /* the last axis stays: contiguous runs of it, one copy each */
+    size_t inner = (size_t)out[0]->dims[r - 1], n = xd_tensor_numel(out[0]), ist[MAXR], st[MAXR], idx[MAXR] = {0};
+    for (size_t d = 0; d < r; d++) ist[d] = xd_tensor_stride(in[0], d);
+    for (size_t d = 0; d < r; d++) st[d] = ist[perm[d]];
+    for (size_t o = 0; inner && o < n; o += inner) {
+      size_t i = 0;
+      for (size_t d = 0; d + 1 < r; d++) i += idx[d] * st[d];
+      memcpy(Y + es * o, X + es * i, es * inner);
+      for (size_t d = r - 1; d-- > 0;) {
+        if (++idx[d] < (size_t)out[0]->dims[d]) break;
+        idx[d] = 0;
+      }
+    }
+    return XD_OK;
+  }
   if (es == 4) PERM_FOR(in[0], out[0], perm, memcpy(Y + 4 * o, X + 4 * i, 4));
   else if (es == 8) PERM_FOR(in[0], out[0], perm, memcpy(Y + 8 * o, X + 8 * i, 8));
   else PERM_FOR(in[0], out[0], perm, Y[o] = X[i]);
