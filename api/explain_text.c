@@ -64,6 +64,7 @@ static json_t *tgrad_encode(void *state, xd_error_t *err) {
     bad |= json_object_set_new(o, "output", json_string(j->o.output == XD_OUTPUT_LOGIT ? "logit" : "probability"));
   }
   bad |= json_object_set_new(o, "targets", t);
+  bad |= xd_json_set_target_names(o, j->entry->model, j->target, j->n) != XD_OK;
   bad |= json_object_set_new(o, "tokens", xd_json_tokens(j->rows, j->n));
   bad |= json_object_set_new(o, "offsets", xd_json_offsets(j->rows, j->n));
   if (j->occlusion || j->o.method == XD_GRAD_INTEGRATED)

@@ -324,6 +324,7 @@ static json_t *tshap_encode(void *state, xd_error_t *err) {
   bad |= json_object_set_new(o, "method", json_string(j->method == XD_SHAP_EXACT ? "exact" : "kernel"));
   bad |= json_object_set_new(o, "link", json_string(xd_shap_link_names[j->link]));
   bad |= json_object_set_new(o, "targets", t);
+  bad |= xd_json_set_target_names(o, j->entry->model, j->target, j->n) != XD_OK;
   bad |= json_object_set_new(o, "tokens", xd_json_tokens(j->rows, j->n));
   bad |= json_object_set_new(o, "words", words);
   bad |= json_object_set_new(o, "expected_value", ev);
