@@ -190,67 +190,80 @@ done:
   return rc;
 }
 
-int xd_text_lime_explain(const xd_model_t *m, const xd_text_words_t *w, const char *text, size_t len,
-                         const xd_text_lime_opts_t *o, const size_t *labels, size_t L, double *probs,
-                         xd_text_lime_out_t *out, const xd_cancel_t *cancel, xd_error_t *err) {
-  size_t n = o->num_samples, d = w->d, K = xd_model_n_outputs(m), R = o->repeats ? o->repeats : 1;
-  if (n < 1) return xd_error_set(err, XD_EINVAL, "num_samples", "must be at least 1");
-  if ((double)n * (double)d > XD_TEXT_MAX_CELLS)
-    return xd_error_set(err, XD_ETOOBIG, "num_samples", "%zu samples x %zu words exceed %.0f cells", n, d,
-                        (double)XD_TEXT_MAX_CELLS);
-  uint8_t *Z = xd_malloc(xd_mul_size(n, d));
-  double *Zd = xd_malloc(xd_mul_size(n, d) * sizeof *Zd), *P = xd_malloc(xd_mul_size(n, K) * sizeof *P);
+int xd_text_lime_sample(const xd_text_words_t *w, const xd_text_lime_opts_t *o, size_t r, uint8_t *Z,
+                        xd_error_t *err) {
+  size_t n = o->num_samples, d = w->d;
+  size_t *idx = xd_malloc((d ? d : 1) * sizeof *idx);
+  if (!idx) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+  xd_rng_t rng;
+  xd_rng_seed_stream(&rng, o->seed, r);
+  memset(Z, 1, d);
+  for (size_t i = 1; i < n; i++) { /* size = randint(1, d+1) distinct features off */
+    uint8_t *z = Z + i * d;
+    memset(z, 1, d);
+    size_t size = 1 + (size_t)xd_rng_below(&rng, d);
+    for (size_t j = 0; j < d; j++) idx[j] = j;
+    for (size_t j = 0; j < size; j++) {
+      size_t k = j + (size_t)xd_rng_below(&rng, d - j), t = idx[j];
+      idx[j] = idx[k];
+      idx[k] = t;
+      z[idx[j]] = 0;
+    }
+  }
+  xd_free(idx);
+  return XD_OK;
+}
+
+size_t xd_text_lime_acc_size(const xd_text_words_t *w, size_t L) { return xd_mul_size(L, 3 * w->d + 3); }
+
+int xd_text_lime_fit(const xd_text_words_t *w, const xd_text_lime_opts_t *o, size_t K, const uint8_t *Z,
+                     const double *P, const size_t *labels, size_t L, double *acc, xd_error_t *err) {
+  size_t n = o->num_samples, d = w->d;
+  double *Zd = xd_malloc(xd_mul_size(n, d) * sizeof *Zd);
   double *dist = xd_malloc(n * sizeof *dist), *y = xd_malloc(n * sizeof *y);
-  size_t *idx = xd_malloc(d * sizeof *idx), *used = xd_malloc(d * sizeof *used);
-  double *coef = xd_malloc(d * sizeof *coef), *acc = xd_calloc(xd_mul_size(L, 3 * d + 3), sizeof *acc);
+  size_t *used = xd_malloc((d ? d : 1) * sizeof *used);
+  double *coef = xd_malloc((d ? d : 1) * sizeof *coef);
   int rc = XD_OK;
-  if (!Z || !Zd || !P || !dist || !y || !idx || !used || !coef || !acc) {
+  if (!Zd || !dist || !y || !used || !coef) {
     rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
     goto done;
   }
-  for (size_t r = 0; r < R && rc == XD_OK; r++) {
-    xd_rng_t rng;
-    xd_rng_seed_stream(&rng, o->seed, r);
-    memset(Z, 1, d);
-    for (size_t i = 1; i < n; i++) { /* size = randint(1, d+1) distinct features off */
-      uint8_t *z = Z + i * d;
-      memset(z, 1, d);
-      size_t size = 1 + (size_t)xd_rng_below(&rng, d);
-      for (size_t j = 0; j < d; j++) idx[j] = j;
-      for (size_t j = 0; j < size; j++) {
-        size_t k = j + (size_t)xd_rng_below(&rng, d - j), t = idx[j];
-        idx[j] = idx[k];
-        idx[k] = t;
-        z[idx[j]] = 0;
-      }
-    }
-    if ((rc = xd_text_words_eval(m, w, text, len, Z, n, o->mask, P, cancel, err)) != XD_OK) break;
-    if (r == 0) memcpy(probs, P, K * sizeof *probs);
-    for (size_t i = 0; i < n; i++) { /* cosine distance to the all-ones row, x 100 */
-      size_t k = 0;
-      for (size_t j = 0; j < d; j++) k += Z[i * d + j], Zd[i * d + j] = Z[i * d + j];
-      dist[i] = k ? (1.0 - sqrt((double)k / (double)d)) * 100.0 : 100.0;
-      if (dist[i] < 0) dist[i] = 0;
-    }
-    for (size_t l = 0; l < L && rc == XD_OK; l++) {
-      for (size_t i = 0; i < n; i++) y[i] = P[i * K + labels[l]];
-      xd_lime_fit_out_t fit = {.used = used, .coef = coef};
-      rc = xd_lime_fit_neighbourhood(n, d, Zd, y, dist, o->kernel_width, o->feature_selection, o->num_features, &fit,
-                                     err);
-      if (rc != XD_OK) break;
-      double *a = acc + l * (3 * d + 3); /* Σcoef (d), Σcoef² (d), selected (d), intercept, score, local_pred */
-      for (size_t j = 0; j < d; j++) {
-        a[j] += coef[j];
-        a[d + j] += coef[j] * coef[j];
-      }
-      for (size_t u = 0; u < fit.n_used; u++) a[2 * d + used[u]] = 1;
-      a[3 * d] += fit.intercept;
-      a[3 * d + 1] += fit.score;
-      a[3 * d + 2] += fit.local_pred;
-    }
+  for (size_t i = 0; i < n; i++) { /* cosine distance to the all-ones row, x 100 */
+    size_t k = 0;
+    for (size_t j = 0; j < d; j++) k += Z[i * d + j], Zd[i * d + j] = Z[i * d + j];
+    dist[i] = k ? (1.0 - sqrt((double)k / (double)d)) * 100.0 : 100.0;
+    if (dist[i] < 0) dist[i] = 0;
   }
-  for (size_t l = 0; rc == XD_OK && l < L; l++) {
-    double *a = acc + l * (3 * d + 3);
+  for (size_t l = 0; l < L && rc == XD_OK; l++) {
+    for (size_t i = 0; i < n; i++) y[i] = P[i * K + labels[l]];
+    xd_lime_fit_out_t fit = {.used = used, .coef = coef};
+    rc = xd_lime_fit_neighbourhood(n, d, Zd, y, dist, o->kernel_width, o->feature_selection, o->num_features, &fit,
+                                   err);
+    if (rc != XD_OK) break;
+    double *a = acc + l * (3 * d + 3); /* Σcoef (d), Σcoef² (d), selected (d), intercept, score, local_pred */
+    for (size_t j = 0; j < d; j++) {
+      a[j] += coef[j];
+      a[d + j] += coef[j] * coef[j];
+    }
+    for (size_t u = 0; u < fit.n_used; u++) a[2 * d + used[u]] = 1;
+    a[3 * d] += fit.intercept;
+    a[3 * d + 1] += fit.score;
+    a[3 * d + 2] += fit.local_pred;
+  }
+done:
+  xd_free(Zd);
+  xd_free(dist);
+  xd_free(y);
+  xd_free(used);
+  xd_free(coef);
+  return rc;
+}
+
+void xd_text_lime_finish(const xd_text_words_t *w, const xd_text_lime_opts_t *o, const double *acc, size_t L,
+                         xd_text_lime_out_t *out) {
+  size_t d = w->d, R = o->repeats ? o->repeats : 1;
+  for (size_t l = 0; l < L; l++) {
+    const double *a = acc + l * (3 * d + 3);
     xd_text_lime_out_t *q = &out[l];
     q->n_used = 0;
     for (size_t j = 0; j < d; j++) {
@@ -269,15 +282,40 @@ int xd_text_lime_explain(const xd_model_t *m, const xd_text_words_t *w, const ch
     q->score = a[3 * d + 1] / (double)R;
     q->local_pred = a[3 * d + 2] / (double)R;
   }
+}
+
+int xd_text_lime_check(const xd_text_words_t *w, const xd_text_lime_opts_t *o, xd_error_t *err) {
+  size_t n = o->num_samples, d = w->d;
+  if (n < 1) return xd_error_set(err, XD_EINVAL, "num_samples", "must be at least 1");
+  if ((double)n * (double)d > XD_TEXT_MAX_CELLS)
+    return xd_error_set(err, XD_ETOOBIG, "num_samples", "%zu samples x %zu words exceed %.0f cells", n, d,
+                        (double)XD_TEXT_MAX_CELLS);
+  return XD_OK;
+}
+
+int xd_text_lime_explain(const xd_model_t *m, const xd_text_words_t *w, const char *text, size_t len,
+                         const xd_text_lime_opts_t *o, const size_t *labels, size_t L, double *probs,
+                         xd_text_lime_out_t *out, const xd_cancel_t *cancel, xd_error_t *err) {
+  size_t n = o->num_samples, d = w->d, K = xd_model_n_outputs(m), R = o->repeats ? o->repeats : 1;
+  int rc = xd_text_lime_check(w, o, err);
+  if (rc != XD_OK) return rc;
+  uint8_t *Z = xd_malloc(xd_mul_size(n, d) + 1);
+  double *P = xd_malloc(xd_mul_size(n, K) * sizeof *P), *acc = xd_calloc(xd_text_lime_acc_size(w, L) + 1, sizeof *acc);
+  if (!Z || !P || !acc) {
+    rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+    goto done;
+  }
+  for (size_t r = 0; r < R && rc == XD_OK; r++) {
+    if ((rc = xd_text_lime_sample(w, o, r, Z, err)) != XD_OK ||
+        (rc = xd_text_words_eval(m, w, text, len, Z, n, o->mask, P, cancel, err)) != XD_OK)
+      break;
+    if (r == 0) memcpy(probs, P, K * sizeof *probs);
+    rc = xd_text_lime_fit(w, o, K, Z, P, labels, L, acc, err);
+  }
+  if (rc == XD_OK) xd_text_lime_finish(w, o, acc, L, out);
 done:
   xd_free(Z);
-  xd_free(Zd);
   xd_free(P);
-  xd_free(dist);
-  xd_free(y);
-  xd_free(idx);
-  xd_free(used);
-  xd_free(coef);
   xd_free(acc);
   return rc;
 }

@@ -72,6 +72,21 @@ typedef struct xd_text_lime_out {
   double *coef, *sd; /* (d) */
 } xd_text_lime_out_t;
 
+/* The steps of xd_text_lime_explain, for callers that spread the evaluation over
+ * several workers (api/explain_text_lime.c): check the sizes; draw repeat r's on/off
+ * rows Z (num_samples, d) from stream r of the seed; (evaluate any slices of them with
+ * xd_text_words_eval into P (num_samples, K)); add the repeat's fits of the L labels into
+ * acc (xd_text_lime_acc_size doubles, zeroed once); after the last repeat, finish: the
+ * means, stds and order into out. */
+int xd_text_lime_check(const xd_text_words_t *w, const xd_text_lime_opts_t *o, xd_error_t *err);
+int xd_text_lime_sample(const xd_text_words_t *w, const xd_text_lime_opts_t *o, size_t r, uint8_t *Z,
+                        xd_error_t *err);
+size_t xd_text_lime_acc_size(const xd_text_words_t *w, size_t L);
+int xd_text_lime_fit(const xd_text_words_t *w, const xd_text_lime_opts_t *o, size_t K, const uint8_t *Z,
+                     const double *P, const size_t *labels, size_t L, double *acc, xd_error_t *err);
+void xd_text_lime_finish(const xd_text_words_t *w, const xd_text_lime_opts_t *o, const double *acc, size_t L,
+                         xd_text_lime_out_t *out);
+
 /* Explains labels (L of them) of one text: out[l] preallocated with d entries each
  * (d = w->d). probs (n_outputs) gets the text's own probabilities. */
 int xd_text_lime_explain(const xd_model_t *m, const xd_text_words_t *w, const char *text, size_t len,
