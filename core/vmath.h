@@ -3,7 +3,7 @@
  *
  * glibc's expf/erff/tanhf are one call per element that no loop vectorizes: they were
  * a quarter to a half of a transformer's or a GRU's float forward. These are branch-free
- * polynomial forms (docs/graph.md, "float transcendental functions"), within a few ulp
+ * polynomial forms (docs/graph.md, "Float transcendental functions"), within a few ulp
  * of the correctly rounded value, every operation a plain IEEE step (no fused
  * multiply-add), so every clone of a loop gives the same bits. The double path (gradients)
  * keeps libm. y may equal x (in place); otherwise they must not overlap.
