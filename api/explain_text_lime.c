@@ -54,6 +54,9 @@ typedef struct tlime_job {
   size_t slices;
   uint8_t **Z;
   double **P;
+  /* split evaluation (SHAP): per text its plan and its rows (coalitions + 2) */
+  xd_shap_plan_t *plans;
+  size_t *nrows;
 } tlime_job_t;
 
 /* Text i's labels (the given ones, or the top_labels most probable classes of the text
@@ -232,6 +235,9 @@ static void tlime_free(void *state) {
   for (size_t i = 0; j->P && i < j->n; i++) xd_free(j->P[i]);
   xd_free(j->Z);
   xd_free(j->P);
+  for (size_t i = 0; j->plans && i < j->n; i++) xd_shap_plan_deinit(&j->plans[i]);
+  xd_free(j->plans);
+  xd_free(j->nrows);
   for (size_t i = 0; j->phi && i < j->n; i++) xd_free(j->phi[i]);
   xd_free(j->phi);
   xd_free(j->target);
@@ -383,22 +389,58 @@ fail:
 
 /* ---- /explain/shap on text ------------------------------------------------------------- */
 
-static int tshap_run(void *state, size_t i, const xd_cancel_t *cancel, xd_error_t *err) {
+/* Text i's target: the given one, or the text's own most probable class. */
+static int shap_target(tlime_job_t *j, size_t i, const xd_cancel_t *cancel, xd_error_t *err) {
+  const xd_model_t *m = j->entry->model;
+  if (j->target[i] != XD_TARGET_PREDICTED) return XD_OK;
+  double *p = j->probs + i * xd_model_n_outputs(m);
+  int rc = xd_model_predict_text(m, &j->rows[i], 1, p, cancel, err);
+  if (rc == XD_OK) j->target[i] = xd_model_argmax(m, p);
+  return rc;
+}
+
+static int tshap_run(void *state, size_t part, const xd_cancel_t *cancel, xd_error_t *err) {
   tlime_job_t *j = state;
   const xd_model_t *m = j->entry->model;
-  if (i >= j->n) return XD_OK;
-  int rc;
-  if (j->target[i] == XD_TARGET_PREDICTED) {
-    double *p = j->probs + i * xd_model_n_outputs(m);
-    if ((rc = xd_model_predict_text(m, &j->rows[i], 1, p, cancel, err)) != XD_OK) return rc;
-    j->target[i] = xd_model_argmax(m, p);
+  if (j->slices > 1) { /* slice s of text i's coalitions */
+    size_t i = part / j->slices, s = part % j->slices, K = xd_model_n_outputs(m);
+    if (i >= j->n) return XD_OK;
+    size_t N = j->nrows[i], k0 = N * s / j->slices, k1 = N * (s + 1) / j->slices, d = j->words[i].d;
+    if (k1 == k0) return XD_OK;
+    return xd_text_words_eval(m, &j->words[i], j->text[i], j->len[i], j->Z[i] + k0 * d, k1 - k0, j->mask,
+                              j->P[i] + k0 * K, cancel, err);
   }
+  size_t i = part;
+  if (i >= j->n) return XD_OK;
+  int rc = shap_target(j, i, cancel, err);
+  if (rc != XD_OK) return rc;
   return xd_text_shap_explain(m, &j->words[i], j->text[i], j->len[i], j->mask, j->method, j->nsamples, j->link,
                               j->o.seed, i, j->target[i], j->phi[i], &j->expected[i], &j->fx[i], cancel, err);
 }
 
+/* Split evaluation: every text's target, plan and coalition rows, before the parts. */
+static int tshap_prepare(void *state, const xd_cancel_t *cancel, xd_error_t *err) {
+  tlime_job_t *j = state;
+  size_t K = xd_model_n_outputs(j->entry->model);
+  int rc = XD_OK;
+  if (j->slices <= 1) return XD_OK;
+  for (size_t i = 0; i < j->n && rc == XD_OK; i++) {
+    if ((rc = shap_target(j, i, cancel, err)) != XD_OK ||
+        (rc = xd_text_shap_plan(&j->words[i], j->method, j->nsamples, j->o.seed, i, &j->plans[i], &j->Z[i],
+                                &j->nrows[i], err)) != XD_OK)
+      break;
+    if (!(j->P[i] = xd_malloc(xd_mul_size(j->nrows[i], K) * sizeof **j->P + 1)))
+      return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+  }
+  return rc;
+}
+
 static json_t *tshap_encode(void *state, xd_error_t *err) {
   tlime_job_t *j = state;
+  for (size_t i = 0; j->slices > 1 && i < j->n; i++) /* split evaluation: the solves, once every slice is in */
+    if (xd_text_shap_solve(&j->plans[i], j->P[i], xd_model_n_outputs(j->entry->model), j->target[i], j->link, j->phi[i],
+                           &j->expected[i], &j->fx[i], NULL, err) != XD_OK)
+      return NULL;
   json_t *o = json_object(), *t = json_array(), *sv = json_array(), *ev = json_array(), *words = json_array();
   int bad = !o || !t || !sv || !ev || !words;
   for (size_t i = 0; !bad && i < j->n; i++) {
@@ -436,8 +478,11 @@ static json_t *tshap_encode(void *state, xd_error_t *err) {
 }
 
 XD_JSON_RESULT_GUARDED(tshap_encode_checked, tshap_encode)
-static const xd_job_ops_t tshap_ops = {
-    .endpoint = "explain_shap", .run = tshap_run, .encode = tshap_encode_checked, .free = tlime_free};
+static const xd_job_ops_t tshap_ops = {.endpoint = "explain_shap",
+                                       .run = tshap_run,
+                                       .encode = tshap_encode_checked,
+                                       .free = tlime_free,
+                                       .prepare = tshap_prepare};
 
 int xd_shap_text_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err) {
   static const char *const keys[] = {"model", "instances", "instance", "target", "nsamples",  "link", "method",
@@ -490,9 +535,35 @@ int xd_shap_text_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_e
     }
   }
   if ((rc = xd_explain_targets(m, body, j->n, j->target, err)) != XD_OK) goto fail;
+  /* few texts: each one's coalitions in fixed slices over the workers (the slice count
+   * from the coalitions the plan will have: every word varies against the all-hidden
+   * background) */
+  j->slices = 1;
+  if (j->n < SPLIT_TEXTS) {
+    size_t maxr = 0, maxd = 0;
+    for (size_t i = 0; i < j->n; i++) {
+      size_t d = j->words[i].d, all = d < 40 ? ((size_t)1 << d) : SIZE_MAX, k;
+      if (j->method == XD_SHAP_EXACT) k = all;
+      else k = d <= 1 ? 0 : (j->nsamples ? j->nsamples : 2 * d + 2048) < all - 2 ? (j->nsamples ? j->nsamples : 2 * d + 2048) : all - 2;
+      maxr = k + 2 > maxr ? k + 2 : maxr;
+      maxd = d > maxd ? d : maxd;
+    }
+    size_t S = maxr / SLICE_ROWS;
+    if (S > 1 && (double)maxr * (double)maxd * (double)j->n <= (double)SPLIT_CELLS) {
+      j->slices = S > MAX_SLICES ? MAX_SLICES : S;
+      j->Z = xd_calloc(j->n, sizeof *j->Z);
+      j->P = xd_calloc(j->n, sizeof *j->P);
+      j->plans = xd_calloc(j->n, sizeof *j->plans);
+      j->nrows = xd_calloc(j->n, sizeof *j->nrows);
+      if (!j->Z || !j->P || !j->plans || !j->nrows) {
+        rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+        goto fail;
+      }
+    }
+  }
   work->ops = &tshap_ops;
   work->state = j;
-  work->n_parts = j->n;
+  work->n_parts = j->n * j->slices;
   work->cost_rows = (uint64_t)j->n * (per + 2);
   work->model = j->entry->name;
   return XD_OK;

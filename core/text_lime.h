@@ -106,3 +106,12 @@ int xd_text_shap_explain(const xd_model_t *m, const xd_text_words_t *w, const ch
                          const char *mask, xd_shap_method_t method, size_t nsamples, xd_shap_link_t link,
                          uint64_t seed, size_t index, size_t target, double *phi, double *expected, double *fx,
                          const xd_cancel_t *cancel, xd_error_t *err);
+
+/* Its steps, for callers that spread the evaluation over workers: the plan (stream index
+ * of seed) and the on/off rows Z (R, d) of every coalition, then nothing kept, then
+ * everything kept (*Z xd_malloc'd, R = pl->K + 2; pl deinit by the caller on success);
+ * then, with P (R, K) their outputs (xd_text_words_eval, any slices), phi, expected, fx. */
+int xd_text_shap_plan(const xd_text_words_t *w, xd_shap_method_t method, size_t nsamples, uint64_t seed,
+                      size_t index, xd_shap_plan_t *pl, uint8_t **Z, size_t *R, xd_error_t *err);
+int xd_text_shap_solve(xd_shap_plan_t *pl, const double *P, size_t K, size_t target, xd_shap_link_t link, double *phi,
+                       double *expected, double *fx, const xd_cancel_t *cancel, xd_error_t *err);

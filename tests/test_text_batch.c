@@ -3,7 +3,8 @@
  * attention mask, equal-length groups without) against the row-by-row reference (each
  * perturbed text rendered, tokenized and predicted alone), and LIME's steps (sample, fit,
  * finish; what a request split over workers runs) against xd_text_lime_explain, and a
- * one-text LIME request (split over the workers) answered the same by 1 and 3 workers. */
+ * one-text LIME or SHAP request (split over the workers) answered the same by 1 and 3
+ * workers. */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -136,12 +137,12 @@ TEST(steps_equal_explain) {
 }
 
 /* POST body to a server started with args; the raw answer (malloc'd) or NULL. */
-static char *answer(const char *const *args, const char *body) {
+static char *answer_at(const char *path, const char *const *args, const char *body) {
   xd_server_t srv;
   if (xd_server_start(&srv, args, NULL) != 0) return NULL;
   xd_http_resp_t r;
   char *out = NULL;
-  if (xd_http(srv.port, "POST", "/explain/lime", "Content-Type: application/json\r\n", body, strlen(body), &r) == 0) {
+  if (xd_http(srv.port, "POST", path, "Content-Type: application/json\r\n", body, strlen(body), &r) == 0) {
     if (r.status == 200) out = strdup(r.body);
     else fprintf(stderr, "  %d %.300s\n", r.status, r.body);
     xd_http_resp_free(&r);
@@ -158,7 +159,7 @@ TEST(split_request_independent_of_workers) {
            "{\"model\":\"reviews_bert\",\"instance\":\"%s\",\"num_samples\":3000,\"repeats\":2,\"seed\":4,"
            "\"labels\":[1],\"num_features\":18}", text);
   const char *w1[] = {"--workers", "1", NULL}, *w3[] = {"--workers", "3", NULL};
-  char *a = answer(w1, body), *b = answer(w3, body);
+  char *a = answer_at("/explain/lime", w1, body), *b = answer_at("/explain/lime", w3, body);
   CHECK(a && b && !strcmp(a, b));
   xd_model_t *m = load("reviews_bert");
   json_t *o = a ? json_loads(a, 0, NULL) : NULL;
@@ -190,9 +191,47 @@ TEST(split_request_independent_of_workers) {
   free(b);
 }
 
+/* Kernel SHAP over the words of one text, its coalitions split over the workers: the
+ * same answer with 1 and 3 workers, equal to the one-piece core path, efficient. */
+TEST(split_shap_independent_of_workers) {
+  char body[512];
+  snprintf(body, sizeof body, "{\"model\":\"reviews_gru\",\"instance\":\"%s\",\"nsamples\":2000,\"seed\":9,\"target\":1}",
+           text);
+  const char *w1[] = {"--workers", "1", NULL}, *w3[] = {"--workers", "3", NULL};
+  char *a = answer_at("/explain/shap", w1, body), *b = answer_at("/explain/shap", w3, body);
+  CHECK(a && b && !strcmp(a, b));
+  xd_model_t *m = load("reviews_gru");
+  json_t *o = a ? json_loads(a, 0, NULL) : NULL;
+  json_t *sv = json_array_get(json_object_get(o, "shap_values"), 0);
+  xd_text_words_t w;
+  xd_error_t err;
+  CHECK(m && xd_text_words_split(text, strlen(text), 1, &w, &err) == XD_OK);
+  if (m && o) {
+    double *phi = calloc(w.d, sizeof *phi), ev = 0, fx = 0, worst = 0, sum = 0;
+    CHECK(xd_text_shap_explain(m, &w, text, strlen(text), NULL, XD_SHAP_KERNEL, 2000, XD_SHAP_LINK_IDENTITY, 9, 0, 1, phi,
+                               &ev, &fx, NULL, &err) == XD_OK);
+    CHECK(json_array_size(sv) == w.d);
+    for (size_t f = 0; f < w.d; f++) {
+      double v = json_number_value(json_array_get(sv, f));
+      worst = fmax(worst, fabs(v - phi[f]));
+      sum += v;
+    }
+    CHECK_MSG(worst <= 1e-6, "split SHAP vs one-piece: %g", worst);
+    double e = json_number_value(json_array_get(json_object_get(o, "expected_value"), 0));
+    CHECK_NEAR(e + sum, fx, 1e-6);
+    free(phi);
+  }
+  xd_text_words_deinit(&w);
+  json_decref(o);
+  xd_model_free(m);
+  free(a);
+  free(b);
+}
+
 int main(void) {
   RUN(batched_equals_row_by_row);
   RUN(steps_equal_explain);
   RUN(split_request_independent_of_workers);
+  RUN(split_shap_independent_of_workers);
   return TEST_REPORT();
 }
