@@ -3,8 +3,8 @@
  * attention mask, equal-length groups without) against the row-by-row reference (each
  * perturbed text rendered, tokenized and predicted alone), and LIME's steps (sample, fit,
  * finish; what a request split over workers runs) against xd_text_lime_explain, and a
- * one-text LIME or SHAP request (split over the workers) answered the same by 1 and 3
- * workers. */
+ * one-text LIME, SHAP or integrated-gradients request (split over the workers) answered
+ * the same by 1 and 3 workers. */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -13,6 +13,8 @@
 
 #include "api/bundle.h"
 #include "core/alloc.h"
+#include "core/gradient.h"
+#include "core/text_explain.h"
 #include "core/text_lime.h"
 #include "core/tokenizer.h"
 #include "tests/harness.h"
@@ -228,10 +230,45 @@ TEST(split_shap_independent_of_workers) {
   free(b);
 }
 
+/* Layer integrated gradients of one text, its 52 rows split over the workers: the same
+ * answer with 1 and 3 workers, equal to the one-piece core path. */
+TEST(split_ig_independent_of_workers) {
+  char body[512];
+  snprintf(body, sizeof body, "{\"model\":\"reviews_bert\",\"instance\":\"%s\",\"steps\":50}", text);
+  const char *w1[] = {"--workers", "1", NULL}, *w3[] = {"--workers", "3", NULL};
+  char *a = answer_at("/explain/gradient", w1, body), *b = answer_at("/explain/gradient", w3, body);
+  CHECK(a && b && !strcmp(a, b));
+  xd_model_t *m = load("reviews_bert");
+  json_t *o = a ? json_loads(a, 0, NULL) : NULL;
+  json_t *at = json_array_get(json_object_get(o, "attributions"), 0);
+  xd_tok_encoding_t enc;
+  xd_error_t err;
+  CHECK(m && xd_tokenizer_encode(xd_model_tokenizer(m), text, strlen(text), xd_model_max_length(m), &enc, &err) == XD_OK);
+  if (m && o) {
+    double alpha[50], wq[50], *attr = calloc(enc.n, sizeof *attr), delta = 0, worst = 0;
+    CHECK(xd_grad_quadrature(XD_GRAD_GAUSSLEGENDRE, 50, alpha, wq, &err) == XD_OK);
+    xd_text_grad_opts_t go = {.method = XD_GRAD_INTEGRATED, .output = XD_OUTPUT_PROBABILITY, .baseline = XD_TEXT_BASE_PAD,
+                              .steps = 50, .alpha = alpha, .weights = wq};
+    size_t t = (size_t)json_integer_value(json_array_get(json_object_get(o, "targets"), 0));
+    CHECK(xd_text_grad_explain(m, &go, &enc, t, 0, attr, &delta, NULL, &err) == XD_OK);
+    CHECK(json_array_size(at) == enc.n);
+    for (size_t k = 0; k < enc.n; k++) worst = fmax(worst, fabs(json_number_value(json_array_get(at, k)) - attr[k]));
+    CHECK_MSG(worst <= 1e-12, "split IG vs one-piece: %g", worst);
+    CHECK_NEAR(json_number_value(json_array_get(json_object_get(o, "convergence_delta"), 0)), delta, 1e-12);
+    free(attr);
+  }
+  if (m) xd_tok_encoding_deinit(&enc);
+  json_decref(o);
+  xd_model_free(m);
+  free(a);
+  free(b);
+}
+
 int main(void) {
   RUN(batched_equals_row_by_row);
   RUN(steps_equal_explain);
   RUN(split_request_independent_of_workers);
   RUN(split_shap_independent_of_workers);
+  RUN(split_ig_independent_of_workers);
   return TEST_REPORT();
 }
