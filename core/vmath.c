@@ -16,6 +16,7 @@
  * exp(−10000); the true value would be subnormal), above 88.7 it is +inf. */
 static inline __attribute__((always_inline)) float exp_core(float x) {
   float xc = x < -87.33f ? -87.33f : x > 88.7f ? 88.7f : x;
+  xc = xc == xc ? xc : 0.0f; /* NaN: no float-to-int conversion of it (undefined); NaN is returned below */
   float t = xc * 1.44269504088896341f + 12582912.0f; /* 1.5·2^23: rounds to an integer */
   float n = t - 12582912.0f;
   float r = xc - n * 0.693359375f;
@@ -33,6 +34,7 @@ static inline __attribute__((always_inline)) float exp_core(float x) {
   memcpy(&s2, &e2, sizeof s2);
   float y = p * s1 * s2;
   y = x < -87.33f ? 0.0f : y;
+  y = x == x ? y : x;
   return x > 88.7f ? __builtin_inff() : y;
 }
 
