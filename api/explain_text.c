@@ -1,7 +1,10 @@
 /* explain_text.c — /explain/gradient and /explain/occlusion on text models (API.md
  * Part 2). One part per text: each is one graph run (all IG steps or noisy copies of
  * the text as rows of one run, float32 unless "precision" asks for float64) or one
- * batch of occluded copies. */
+ * batch of occluded copies. With integrated gradients on fewer than SPLIT_TEXTS texts,
+ * each text's rows are split into fixed slices, one part each (prepare resolves the
+ * targets, encode adds the slices' sums in slice order), so that one text uses every
+ * worker and the answer does not depend on how many there are. */
 #include <string.h>
 
 #include "api/alloc.h"
@@ -10,6 +13,10 @@
 #include "api/graph_rows.h"
 #include "core/alloc.h"
 #include "core/text_explain.h"
+
+#define SPLIT_TEXTS 4
+#define SLICE_ROWS 24 /* IG rows per slice at least (52 rows: 2 slices) */
+#define MAX_SLICES 4
 
 int xd_api_is_text_model(xd_api_t *api, const json_t *body) {
   xd_error_t e;
@@ -32,12 +39,15 @@ typedef struct tgrad_job {
   double *alpha, *wq;
   json_t *warnings;
   uint64_t first; /* row i draws from noise stream first + i (api/job.h set_first_index) */
+  /* split integrated gradients: slices per text; per (text, slice) its sums and row size;
+   * per text every row's explained value */
+  size_t slices;
+  double **acc, **f;
+  size_t *rowsz;
 } tgrad_job_t;
 
-static int tgrad_run(void *state, size_t i, const xd_cancel_t *cancel, xd_error_t *err) {
-  tgrad_job_t *j = state;
+static int resolve_target(tgrad_job_t *j, size_t i, const xd_cancel_t *cancel, xd_error_t *err) {
   const xd_model_t *m = j->entry->model;
-  if (i >= j->n) return XD_OK;
   int rc;
   if (j->target[i] == XD_TARGET_PREDICTED) {
     double p[256];
@@ -46,14 +56,46 @@ static int tgrad_run(void *state, size_t i, const xd_cancel_t *cancel, xd_error_
     if ((rc = xd_model_predict_text(m, &j->rows[i], 1, p, cancel, err)) != XD_OK) return rc;
     j->target[i] = xd_model_argmax(m, p);
   }
+  return XD_OK;
+}
+
+static int tgrad_run(void *state, size_t part, const xd_cancel_t *cancel, xd_error_t *err) {
+  tgrad_job_t *j = state;
+  const xd_model_t *m = j->entry->model;
+  if (j->slices > 1) { /* slice s of text i's rows */
+    size_t i = part / j->slices, s = part % j->slices, R = xd_text_grad_rows(&j->o);
+    if (i >= j->n) return XD_OK;
+    return xd_text_grad_part(m, &j->o, &j->rows[i], j->target[i], (size_t)(j->first + i), R * s / j->slices, R * (s + 1) / j->slices,
+                             &j->acc[part], &j->rowsz[part], j->f[i], cancel, err);
+  }
+  size_t i = part;
+  if (i >= j->n) return XD_OK;
+  int rc = resolve_target(j, i, cancel, err);
+  if (rc != XD_OK) return rc;
   if (j->occlusion)
     return xd_text_occlusion(m, &j->rows[i], j->target[i], j->base, j->o.output, j->attr[i], NULL, cancel, err);
   return xd_text_grad_explain(m, &j->o, &j->rows[i], j->target[i], (size_t)(j->first + i), j->attr[i], j->delta ? &j->delta[i] : NULL,
                               cancel, err);
 }
 
+/* Split integrated gradients: every text's target and row values, before the parts. */
+static int tgrad_prepare(void *state, const xd_cancel_t *cancel, xd_error_t *err) {
+  tgrad_job_t *j = state;
+  if (j->slices <= 1) return XD_OK;
+  for (size_t i = 0; i < j->n; i++) {
+    int rc = resolve_target(j, i, cancel, err);
+    if (rc != XD_OK) return rc;
+    if (!(j->f[i] = xd_calloc(xd_text_grad_rows(&j->o) + 1, sizeof *j->f[i])))
+      return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+  }
+  return XD_OK;
+}
+
 static json_t *tgrad_encode(void *state, xd_error_t *err) {
   tgrad_job_t *j = state;
+  for (size_t i = 0; j->slices > 1 && i < j->n; i++) /* the slices' sums, in slice order */
+    xd_text_grad_finish(&j->o, j->rows[i].n, j->rowsz[i * j->slices], j->acc + i * j->slices, j->slices, j->f[i],
+                        j->attr[i], j->delta ? &j->delta[i] : NULL);
   json_t *o = json_object(), *t = json_array(), *a = json_array();
   int bad = !o || !t || !a;
   for (size_t i = 0; !bad && i < j->n; i++) {
@@ -67,6 +109,7 @@ static json_t *tgrad_encode(void *state, xd_error_t *err) {
     bad |= json_object_set_new(o, "precision", json_string(j->o.precision == XD_DT_F64 ? "float64" : "float32"));
   }
   bad |= json_object_set_new(o, "targets", t);
+  bad |= xd_json_set_target_names(o, j->entry->model, j->target, j->n) != XD_OK;
   bad |= json_object_set_new(o, "tokens", xd_json_tokens(j->rows, j->n));
   bad |= json_object_set_new(o, "offsets", xd_json_offsets(j->rows, j->n));
   if (j->occlusion || j->o.method == XD_GRAD_INTEGRATED)
@@ -104,13 +147,22 @@ static void tgrad_free(void *state) {
   xd_free(j->alpha);
   xd_free(j->wq);
   json_decref(j->warnings);
+  for (size_t i = 0; j->acc && i < j->n * j->slices; i++) xd_free(j->acc[i]);
+  for (size_t i = 0; j->f && i < j->n; i++) xd_free(j->f[i]);
+  xd_free(j->acc);
+  xd_free(j->f);
+  xd_free(j->rowsz);
   xd_free(j);
 }
 
 XD_JSON_RESULT_GUARDED(tgrad_encode_checked, tgrad_encode)
 static void tgrad_set_first(void *state, uint64_t first) { ((tgrad_job_t *)state)->first = first; }
-static const xd_job_ops_t tgrad_ops = {.endpoint = "explain_gradient", .run = tgrad_run, .encode = tgrad_encode_checked,
-                                       .free = tgrad_free, .set_first_index = tgrad_set_first};
+static const xd_job_ops_t tgrad_ops = {.endpoint = "explain_gradient",
+                                       .run = tgrad_run,
+                                       .encode = tgrad_encode_checked,
+                                       .free = tgrad_free,
+                                       .prepare = tgrad_prepare,
+                                       .set_first_index = tgrad_set_first};
 static const xd_job_ops_t tocc_ops = {
     .endpoint = "explain_occlusion", .run = tgrad_run, .encode = tgrad_encode_checked, .free = tgrad_free};
 
@@ -207,9 +259,23 @@ int xd_gradient_text_decode(xd_api_t *api, const json_t *body, xd_work_t *work, 
     j->o.alpha = j->alpha;
     j->o.weights = j->wq;
   }
+  j->slices = 1;
+  if (j->o.method == XD_GRAD_INTEGRATED && j->n < SPLIT_TEXTS) { /* few texts: their rows over the workers */
+    size_t S = xd_text_grad_rows(&j->o) / SLICE_ROWS;
+    if (S > 1) {
+      j->slices = S > MAX_SLICES ? MAX_SLICES : S;
+      j->acc = xd_calloc(j->n * j->slices, sizeof *j->acc);
+      j->rowsz = xd_calloc(j->n * j->slices, sizeof *j->rowsz);
+      j->f = xd_calloc(j->n, sizeof *j->f);
+      if (!j->acc || !j->rowsz || !j->f) {
+        rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+        goto fail;
+      }
+    }
+  }
   work->ops = &tgrad_ops;
   work->state = j;
-  work->n_parts = j->n;
+  work->n_parts = j->n * j->slices;
   work->cost_rows = cost;
   work->model = j->entry->name;
   return XD_OK;

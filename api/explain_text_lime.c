@@ -1,6 +1,10 @@
 /* explain_text_lime.c — /explain/lime on text models (API.md Part 2; lime_text's
- * semantics, core/text_lime.h). One part per text; each part evaluates all its perturbed
- * texts in large batches. */
+ * semantics, core/text_lime.h). With many texts, one part per text, each evaluating all
+ * its perturbed texts in large batches. With few (under SPLIT_TEXTS), each text's
+ * perturbed texts are split into fixed slices, one part each, so that one text uses
+ * every worker: prepare draws every repeat's on/off rows (and resolves top_labels),
+ * the parts evaluate their slices, encode fits. The slices depend only on the request,
+ * so the answer is the same whatever the worker count. */
 #include <stdio.h>
 #include <string.h>
 
@@ -12,6 +16,13 @@
 #include "core/text_lime.h"
 
 #define MAX_LABELS 64
+/* Split a text's evaluation over parts when the request has fewer texts than this, in
+ * slices of at least SLICE_ROWS perturbed texts, at most MAX_SLICES per text, while its
+ * on/off rows fit in SPLIT_CELLS bytes. */
+#define SPLIT_TEXTS 4
+#define SLICE_ROWS 512
+#define MAX_SLICES 8
+#define SPLIT_CELLS ((size_t)1 << 24)
 
 typedef struct tlime_job {
   xd_model_entry_t *entry;
@@ -39,12 +50,20 @@ typedef struct tlime_job {
   double **phi;    /* (n) rows of words[i].d */
   double *expected, *fx;
   uint64_t first; /* instance i draws from stream first + i (api/job.h set_first_index) */
+  /* split evaluation (LIME): parts per text, and per text the on/off rows and outputs of
+   * every repeat, (repeats·num_samples, d) and (·, K) */
+  size_t slices;
+  uint8_t **Z;
+  double **P;
+  /* split evaluation (SHAP): per text its plan and its rows (coalitions + 2) */
+  xd_shap_plan_t *plans;
+  size_t *nrows;
 } tlime_job_t;
 
-static int tlime_run(void *state, size_t i, const xd_cancel_t *cancel, xd_error_t *err) {
-  tlime_job_t *j = state;
+/* Text i's labels (the given ones, or the top_labels most probable classes of the text
+ * itself, its probabilities then in probs) and its answer's arrays. */
+static int text_labels(tlime_job_t *j, size_t i, const xd_cancel_t *cancel, xd_error_t *err) {
   const xd_model_t *m = j->entry->model;
-  if (i >= j->n) return XD_OK;
   size_t K = xd_model_n_outputs(m), d = j->words[i].d, L = j->n_labels ? j->n_labels : j->top_labels;
   int rc = XD_OK;
   size_t *lab = j->lab + i * MAX_LABELS;
@@ -71,8 +90,64 @@ static int tlime_run(void *state, size_t i, const xd_cancel_t *cancel, xd_error_
     out[l].sd = xd_malloc(d * sizeof *out[l].sd);
     if (!out[l].used || !out[l].coef || !out[l].sd) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
   }
-  return xd_text_lime_explain(m, &j->words[i], j->text[i], j->len[i], &j->o, lab, L, j->probs + i * K, out, cancel,
-                              err);
+  return XD_OK;
+}
+
+static int tlime_run(void *state, size_t part, const xd_cancel_t *cancel, xd_error_t *err) {
+  tlime_job_t *j = state;
+  const xd_model_t *m = j->entry->model;
+  size_t K = xd_model_n_outputs(m);
+  if (j->slices > 1) { /* slice s of text i's perturbed texts, over every repeat */
+    size_t i = part / j->slices, s = part % j->slices;
+    if (i >= j->n) return XD_OK;
+    size_t N = j->o.num_samples * j->o.repeats, k0 = N * s / j->slices, k1 = N * (s + 1) / j->slices, d = j->words[i].d;
+    return xd_text_words_eval(m, &j->words[i], j->text[i], j->len[i], j->Z[i] + k0 * d, k1 - k0, j->o.mask,
+                              j->P[i] + k0 * K, cancel, err);
+  }
+  size_t i = part;
+  if (i >= j->n) return XD_OK;
+  int rc = text_labels(j, i, cancel, err);
+  if (rc != XD_OK) return rc;
+  return xd_text_lime_explain(m, &j->words[i], j->text[i], j->len[i], &j->o, j->lab + i * MAX_LABELS, j->nl[i],
+                              j->probs + i * K, j->out + i * MAX_LABELS, cancel, err);
+}
+
+/* Split evaluation: every text's labels and on/off rows, before the parts. */
+static int tlime_prepare(void *state, const xd_cancel_t *cancel, xd_error_t *err) {
+  tlime_job_t *j = state;
+  size_t K = xd_model_n_outputs(j->entry->model), R = j->o.repeats, n = j->o.num_samples;
+  int rc = XD_OK;
+  if (j->slices <= 1) return XD_OK;
+  for (size_t i = 0; i < j->n && rc == XD_OK; i++) {
+    size_t d = j->words[i].d;
+    if ((rc = text_labels(j, i, cancel, err)) != XD_OK || (rc = xd_text_lime_check(&j->words[i], &j->o, err)) != XD_OK)
+      break;
+    j->Z[i] = xd_malloc(xd_mul_size(xd_mul_size(R, n), d) + 1);
+    j->P[i] = xd_malloc(xd_mul_size(xd_mul_size(R, n), K) * sizeof **j->P + 1);
+    if (!j->Z[i] || !j->P[i]) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+    for (size_t r = 0; r < R && rc == XD_OK; r++) rc = xd_text_lime_sample(&j->words[i], &j->o, r, j->Z[i] + r * n * d, err);
+  }
+  return rc;
+}
+
+/* Split evaluation: each text's fits, repeat by repeat, once every slice is evaluated. */
+static int tlime_fit_all(tlime_job_t *j, xd_error_t *err) {
+  size_t K = xd_model_n_outputs(j->entry->model), n = j->o.num_samples;
+  int rc = XD_OK;
+  for (size_t i = 0; i < j->n && rc == XD_OK; i++) {
+    const xd_text_words_t *W = &j->words[i];
+    size_t d = W->d, L = j->nl[i];
+    double *acc = xd_calloc(xd_text_lime_acc_size(W, L) + 1, sizeof *acc);
+    if (!acc) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+    for (size_t r = 0; r < j->o.repeats && rc == XD_OK; r++)
+      rc = xd_text_lime_fit(W, &j->o, K, j->Z[i] + r * n * d, j->P[i] + r * n * K, j->lab + i * MAX_LABELS, L, acc, err);
+    if (rc == XD_OK) {
+      xd_text_lime_finish(W, &j->o, acc, L, j->out + i * MAX_LABELS);
+      memcpy(j->probs + i * K, j->P[i], K * sizeof *j->P[i]); /* the text itself: row 0 of repeat 0 */
+    }
+    xd_free(acc);
+  }
+  return rc;
 }
 
 static json_t *word_json(const tlime_job_t *j, size_t i, size_t f, double w, double sd) {
@@ -93,6 +168,7 @@ static json_t *tlime_encode(void *state, xd_error_t *err) {
   tlime_job_t *j = state;
   const xd_model_t *m = j->entry->model;
   size_t K = xd_model_n_outputs(m);
+  if (j->slices > 1 && tlime_fit_all(j, err) != XD_OK) return NULL;
   json_t *o = json_object(), *ex = json_array();
   int bad = !o || !ex;
   for (size_t i = 0; !bad && i < j->n; i++) {
@@ -156,6 +232,13 @@ static void tlime_free(void *state) {
   xd_tok_rows_free(j->rows, j->n);
   json_decref(j->warnings);
   json_decref(j->body);
+  for (size_t i = 0; j->Z && i < j->n; i++) xd_free(j->Z[i]);
+  for (size_t i = 0; j->P && i < j->n; i++) xd_free(j->P[i]);
+  xd_free(j->Z);
+  xd_free(j->P);
+  for (size_t i = 0; j->plans && i < j->n; i++) xd_shap_plan_deinit(&j->plans[i]);
+  xd_free(j->plans);
+  xd_free(j->nrows);
   for (size_t i = 0; j->phi && i < j->n; i++) xd_free(j->phi[i]);
   xd_free(j->phi);
   xd_free(j->target);
@@ -165,8 +248,11 @@ static void tlime_free(void *state) {
 }
 
 XD_JSON_RESULT_GUARDED(tlime_encode_checked, tlime_encode)
-static const xd_job_ops_t tlime_ops = {
-    .endpoint = "explain_lime", .run = tlime_run, .encode = tlime_encode_checked, .free = tlime_free};
+static const xd_job_ops_t tlime_ops = {.endpoint = "explain_lime",
+                                       .run = tlime_run,
+                                       .encode = tlime_encode_checked,
+                                       .free = tlime_free,
+                                       .prepare = tlime_prepare};
 
 static int decode_labels(const xd_model_t *m, const json_t *body, tlime_job_t *j, xd_error_t *err) {
   json_t *v = json_object_get(body, "labels");
@@ -276,9 +362,24 @@ int xd_lime_text_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_e
   if ((rc = decode_texts(api, body, j, (uint64_t)j->o.num_samples * j->o.repeats, "num_samples", err)) != XD_OK)
     goto fail;
   uint64_t cost = (uint64_t)j->n * j->o.num_samples * j->o.repeats;
+  /* few texts: each one's perturbed texts in fixed slices over the workers */
+  j->slices = 1;
+  if (j->n < SPLIT_TEXTS) {
+    size_t N = j->o.num_samples * j->o.repeats, maxd = 0, S = N / SLICE_ROWS;
+    for (size_t i = 0; i < j->n; i++) maxd = j->words[i].d > maxd ? j->words[i].d : maxd;
+    if (S > 1 && (double)N * (double)maxd * (double)j->n <= (double)SPLIT_CELLS) {
+      j->slices = S > MAX_SLICES ? MAX_SLICES : S;
+      j->Z = xd_calloc(j->n, sizeof *j->Z);
+      j->P = xd_calloc(j->n, sizeof *j->P);
+      if (!j->Z || !j->P) {
+        rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+        goto fail;
+      }
+    }
+  }
   work->ops = &tlime_ops;
   work->state = j;
-  work->n_parts = j->n;
+  work->n_parts = j->n * j->slices;
   work->cost_rows = cost;
   work->model = j->entry->name;
   return XD_OK;
@@ -289,22 +390,58 @@ fail:
 
 /* ---- /explain/shap on text ------------------------------------------------------------- */
 
-static int tshap_run(void *state, size_t i, const xd_cancel_t *cancel, xd_error_t *err) {
+/* Text i's target: the given one, or the text's own most probable class. */
+static int shap_target(tlime_job_t *j, size_t i, const xd_cancel_t *cancel, xd_error_t *err) {
+  const xd_model_t *m = j->entry->model;
+  if (j->target[i] != XD_TARGET_PREDICTED) return XD_OK;
+  double *p = j->probs + i * xd_model_n_outputs(m);
+  int rc = xd_model_predict_text(m, &j->rows[i], 1, p, cancel, err);
+  if (rc == XD_OK) j->target[i] = xd_model_argmax(m, p);
+  return rc;
+}
+
+static int tshap_run(void *state, size_t part, const xd_cancel_t *cancel, xd_error_t *err) {
   tlime_job_t *j = state;
   const xd_model_t *m = j->entry->model;
-  if (i >= j->n) return XD_OK;
-  int rc;
-  if (j->target[i] == XD_TARGET_PREDICTED) {
-    double *p = j->probs + i * xd_model_n_outputs(m);
-    if ((rc = xd_model_predict_text(m, &j->rows[i], 1, p, cancel, err)) != XD_OK) return rc;
-    j->target[i] = xd_model_argmax(m, p);
+  if (j->slices > 1) { /* slice s of text i's coalitions */
+    size_t i = part / j->slices, s = part % j->slices, K = xd_model_n_outputs(m);
+    if (i >= j->n) return XD_OK;
+    size_t N = j->nrows[i], k0 = N * s / j->slices, k1 = N * (s + 1) / j->slices, d = j->words[i].d;
+    if (k1 == k0) return XD_OK;
+    return xd_text_words_eval(m, &j->words[i], j->text[i], j->len[i], j->Z[i] + k0 * d, k1 - k0, j->mask,
+                              j->P[i] + k0 * K, cancel, err);
   }
+  size_t i = part;
+  if (i >= j->n) return XD_OK;
+  int rc = shap_target(j, i, cancel, err);
+  if (rc != XD_OK) return rc;
   return xd_text_shap_explain(m, &j->words[i], j->text[i], j->len[i], j->mask, j->method, j->nsamples, j->link,
                               j->o.seed, (size_t)(j->first + i), j->target[i], j->phi[i], &j->expected[i], &j->fx[i], cancel, err);
 }
 
+/* Split evaluation: every text's target, plan and coalition rows, before the parts. */
+static int tshap_prepare(void *state, const xd_cancel_t *cancel, xd_error_t *err) {
+  tlime_job_t *j = state;
+  size_t K = xd_model_n_outputs(j->entry->model);
+  int rc = XD_OK;
+  if (j->slices <= 1) return XD_OK;
+  for (size_t i = 0; i < j->n && rc == XD_OK; i++) {
+    if ((rc = shap_target(j, i, cancel, err)) != XD_OK ||
+        (rc = xd_text_shap_plan(&j->words[i], j->method, j->nsamples, j->o.seed, (size_t)(j->first + i), &j->plans[i], &j->Z[i],
+                                &j->nrows[i], err)) != XD_OK)
+      break;
+    if (!(j->P[i] = xd_malloc(xd_mul_size(j->nrows[i], K) * sizeof **j->P + 1)))
+      return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+  }
+  return rc;
+}
+
 static json_t *tshap_encode(void *state, xd_error_t *err) {
   tlime_job_t *j = state;
+  for (size_t i = 0; j->slices > 1 && i < j->n; i++) /* split evaluation: the solves, once every slice is in */
+    if (xd_text_shap_solve(&j->plans[i], j->P[i], xd_model_n_outputs(j->entry->model), j->target[i], j->link, j->phi[i],
+                           &j->expected[i], &j->fx[i], NULL, err) != XD_OK)
+      return NULL;
   json_t *o = json_object(), *t = json_array(), *sv = json_array(), *ev = json_array(), *words = json_array();
   int bad = !o || !t || !sv || !ev || !words;
   for (size_t i = 0; !bad && i < j->n; i++) {
@@ -325,6 +462,7 @@ static json_t *tshap_encode(void *state, xd_error_t *err) {
   bad |= json_object_set_new(o, "method", json_string(j->method == XD_SHAP_EXACT ? "exact" : "kernel"));
   bad |= json_object_set_new(o, "link", json_string(xd_shap_link_names[j->link]));
   bad |= json_object_set_new(o, "targets", t);
+  bad |= xd_json_set_target_names(o, j->entry->model, j->target, j->n) != XD_OK;
   bad |= json_object_set_new(o, "tokens", xd_json_tokens(j->rows, j->n));
   bad |= json_object_set_new(o, "words", words);
   bad |= json_object_set_new(o, "expected_value", ev);
@@ -342,8 +480,12 @@ static json_t *tshap_encode(void *state, xd_error_t *err) {
 
 XD_JSON_RESULT_GUARDED(tshap_encode_checked, tshap_encode)
 static void tshap_set_first(void *state, uint64_t first) { ((tlime_job_t *)state)->first = first; }
-static const xd_job_ops_t tshap_ops = {.endpoint = "explain_shap", .run = tshap_run, .encode = tshap_encode_checked,
-                                       .free = tlime_free, .set_first_index = tshap_set_first};
+static const xd_job_ops_t tshap_ops = {.endpoint = "explain_shap",
+                                       .run = tshap_run,
+                                       .encode = tshap_encode_checked,
+                                       .free = tlime_free,
+                                       .prepare = tshap_prepare,
+                                       .set_first_index = tshap_set_first};
 
 int xd_shap_text_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err) {
   static const char *const keys[] = {"model", "instances", "instance", "target", "nsamples",  "link", "method",
@@ -396,9 +538,35 @@ int xd_shap_text_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_e
     }
   }
   if ((rc = xd_explain_targets(m, body, j->n, j->target, err)) != XD_OK) goto fail;
+  /* few texts: each one's coalitions in fixed slices over the workers (the slice count
+   * from the coalitions the plan will have: every word varies against the all-hidden
+   * background) */
+  j->slices = 1;
+  if (j->n < SPLIT_TEXTS) {
+    size_t maxr = 0, maxd = 0;
+    for (size_t i = 0; i < j->n; i++) {
+      size_t d = j->words[i].d, all = d < 40 ? ((size_t)1 << d) : SIZE_MAX, k;
+      if (j->method == XD_SHAP_EXACT) k = all;
+      else k = d <= 1 ? 0 : (j->nsamples ? j->nsamples : 2 * d + 2048) < all - 2 ? (j->nsamples ? j->nsamples : 2 * d + 2048) : all - 2;
+      maxr = k + 2 > maxr ? k + 2 : maxr;
+      maxd = d > maxd ? d : maxd;
+    }
+    size_t S = maxr / SLICE_ROWS;
+    if (S > 1 && (double)maxr * (double)maxd * (double)j->n <= (double)SPLIT_CELLS) {
+      j->slices = S > MAX_SLICES ? MAX_SLICES : S;
+      j->Z = xd_calloc(j->n, sizeof *j->Z);
+      j->P = xd_calloc(j->n, sizeof *j->P);
+      j->plans = xd_calloc(j->n, sizeof *j->plans);
+      j->nrows = xd_calloc(j->n, sizeof *j->nrows);
+      if (!j->Z || !j->P || !j->plans || !j->nrows) {
+        rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+        goto fail;
+      }
+    }
+  }
   work->ops = &tshap_ops;
   work->state = j;
-  work->n_parts = j->n;
+  work->n_parts = j->n * j->slices;
   work->cost_rows = (uint64_t)j->n * (per + 2);
   work->model = j->entry->name;
   return XD_OK;

@@ -111,6 +111,25 @@ done:
   return rc;
 }
 
+/* "target_names" as the other explainers give it: the class each target's margin belongs
+ * to — with one margin (binary) the log-odds of class 1, else class g's own margin.
+ * Regression answers have none. */
+static int tree_target_names(json_t *o, const tree_job_t *j) {
+  const xd_model_t *m = j->entry->model;
+  char *const *cls = xd_model_classes(m);
+  if (xd_model_task(m) != XD_TASK_CLASSIFICATION || !cls) return XD_OK;
+  size_t G = xd_trees_n_groups(j->t), k = xd_model_n_outputs(m);
+  json_t *a = json_array();
+  for (size_t i = 0; a && i < j->n; i++) {
+    size_t c = G == 1 ? 1 : j->target[i];
+    if (json_array_append_new(a, c < k ? json_string(cls[c]) : json_null())) {
+      json_decref(a);
+      a = NULL;
+    }
+  }
+  return a && json_object_set_new(o, "target_names", a) == 0 ? XD_OK : XD_ENOMEM;
+}
+
 static json_t *tree_encode(void *state, xd_error_t *err) {
   tree_job_t *j = state;
   size_t d = j->d;
@@ -138,6 +157,7 @@ static json_t *tree_encode(void *state, xd_error_t *err) {
   bad |= json_object_set_new(o, "output", json_string(output_names[j->output]));
   bad |= json_object_set_new(o, "targets", t);
   t = NULL;
+  bad |= tree_target_names(o, j) != XD_OK;
   bad |= json_object_set_new(o, "features", names);
   names = NULL;
   bad |= json_object_set_new(o, "expected_value", xd_json_reals(j->expected, j->n));

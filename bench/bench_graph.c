@@ -21,7 +21,16 @@
  * (ru_maxrss) is its own; load_rss_mb is the resident memory once the graph is loaded.
  *
  * Usage (from the repository root): bench_graph [TARGET]; BENCH_SCALE=0.2 shortens the
- * budgets. Built by `make bench` into $(BUILD)/bench/bench_graph. */
+ * budgets. Built by `make bench` into $(BUILD)/bench/bench_graph.
+ *
+ * bench_graph --text-flops TEXT counts instead of timing: for each demo text model, the
+ * floating-point operations (xd_graph_flops_per_row, multiply-adds as two) of one forward
+ * pass on TEXT's tokens, and of the 5,000 perturbed texts LIME (seed 0, bow, words removed)
+ * evaluates on it, each at its own token count — the work floor of the text-explanation
+ * benchmark (bench/run.sh section 2b; bench_report's "Text explanations" table):
+ *   {"kind":"text_flops","model":...,"tokens":L,"forward_flop":F,"lime_samples":5000,
+ *    "lime_flop":..,"lime_mean_tokens":..} */
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,9 +40,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/bundle.h"
 #include "core/alloc.h"
 #include "core/graph.h"
 #include "core/mat.h"
+#include "core/model.h"
+#include "core/rng.h"
+#include "core/text_lime.h"
+#include "core/tokenizer.h"
 
 static double scale = 1.0;
 
@@ -254,7 +268,85 @@ static int bench_one(const target_t *t, int threads) {
   return 0;
 }
 
+/* FLOPs of one forward pass of g on one text of L tokens (every graph input (1, L)). */
+static double flops_at(const xd_graph_t *g, size_t L) {
+  static int64_t ids[4096], mask[4096];
+  xd_tensor_t in[3];
+  for (size_t k = 0; k < L && k < 4096; k++) ids[k] = 1, mask[k] = 1;
+  for (size_t i = 0; i < xd_graph_n_inputs(g) && i < 3; i++)
+    in[i] = (xd_tensor_t){XD_DT_I64, 2, {1, (int64_t)L}, i == 0 ? ids : mask};
+  double f = NAN;
+  xd_error_t err;
+  if (xd_graph_flops_per_row(g, in, &f, &err) != XD_OK) return NAN;
+  return f;
+}
+
+/* One model: the text's forward FLOPs and LIME's 5,000 perturbed texts (xd_text_lime_explain's
+ * sampling: row 0 the text itself, then randint(1, d) distinct words removed). */
+static int text_flops(const char *name, const char *text) {
+  char path[256];
+  snprintf(path, sizeof path, "models/%s/model.json", name);
+  xd_model_t *m = NULL;
+  xd_error_t err;
+  char sha[65];
+  if (xd_bundle_load_file(path, &m, sha, &err) != XD_OK) {
+    fprintf(stderr, "bench_graph: %s: %s\n", path, err.text);
+    return 1;
+  }
+  const xd_graph_t *g = xd_model_graph(m);
+  const xd_tokenizer_t *tok = xd_model_tokenizer(m);
+  size_t len = strlen(text), maxlen = xd_model_max_length(m), n = 5000;
+  xd_tok_encoding_t enc;
+  xd_text_words_t w;
+  if (!g || !tok || xd_tokenizer_encode(tok, text, len, maxlen, &enc, &err) != XD_OK ||
+      xd_text_words_split(text, len, 1, &w, &err) != XD_OK) {
+    fprintf(stderr, "bench_graph: %s: %s\n", name, err.text);
+    xd_model_free(m);
+    return 1;
+  }
+  size_t L = enc.n, d = w.d;
+  xd_tok_encoding_deinit(&enc);
+  double fl[4097] = {0}, lime = 0, toks = 0;
+  uint8_t *z = malloc(d);
+  size_t *idx = malloc(d * sizeof *idx);
+  char *buf = malloc(len + 1);
+  xd_rng_t rng;
+  xd_rng_seed_stream(&rng, 0, 0);
+  for (size_t i = 0; i < n; i++) {
+    memset(z, 1, d);
+    if (i > 0) {
+      size_t size = 1 + (size_t)xd_rng_below(&rng, d);
+      for (size_t j = 0; j < d; j++) idx[j] = j;
+      for (size_t j = 0; j < size; j++) {
+        size_t k = j + (size_t)xd_rng_below(&rng, d - j), t = idx[j];
+        idx[j] = idx[k];
+        idx[k] = t;
+        z[idx[j]] = 0;
+      }
+    }
+    size_t bl = xd_text_words_render(&w, text, len, z, NULL, buf);
+    if (xd_tokenizer_encode(tok, buf, bl, maxlen, &enc, &err) != XD_OK) break;
+    size_t l = enc.n ? enc.n : 1; /* a text with no token left is evaluated as one filler token */
+    xd_tok_encoding_deinit(&enc);
+    if (l > 4096) l = 4096;
+    if (fl[l] == 0) fl[l] = flops_at(g, l);
+    lime += fl[l];
+    toks += (double)l;
+  }
+  printf("{\"kind\":\"text_flops\",\"model\":\"%s\",\"tokens\":%zu,\"words\":%zu,\"forward_flop\":%.0f,"
+         "\"lime_samples\":%zu,\"lime_flop\":%.0f,\"lime_mean_tokens\":%.2f}\n",
+         name, L, d, flops_at(g, L), n, lime, toks / (double)n);
+  free(z);
+  free(idx);
+  free(buf);
+  xd_text_words_deinit(&w);
+  xd_model_free(m);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc > 2 && strcmp(argv[1], "--text-flops") == 0)
+    return text_flops("reviews_bert", argv[2]) | text_flops("reviews_gru", argv[2]);
   const char *sc = getenv("BENCH_SCALE");
   if (sc && atof(sc) > 0) scale = atof(sc);
   xd_blas_init();

@@ -402,6 +402,57 @@ static void images(void) {
   printf("\n");
 }
 
+/* Text explanations over HTTP (one ~20-word text, bench/run.sh section 2b) beside
+ * bench/text_torch.py, with the goals and each figure's floor: the FLOPs the method must
+ * spend (bench_graph --text-flops, counted from the graph) at the sgemm peak. */
+static json_t *text_flops_of(const char *model) {
+  size_t i;
+  json_t *l;
+  json_array_foreach(lines, i, l) {
+    const char *k = json_string_value(json_object_get(l, "kind")), *m = json_string_value(json_object_get(l, "model"));
+    if (k && m && !strcmp(k, "text_flops") && !strcmp(m, model)) return l;
+  }
+  return NULL;
+}
+
+static void texts(void) {
+  static const char *models[] = {"reviews_bert", "reviews_gru"};
+  static const char *methods[] = {"ig", "lime"};
+  static const char *what[] = {"layer integrated gradients, 50 steps", "LIME, 5,000 samples"};
+  static const double goal_x[] = {10, 20};
+  if (!segment_line("text_http", "ig_reviews_bert") && !segment_line("text_ref", "ig_reviews_bert")) return;
+  json_t *r0 = segment_line("text_ref", "ig_reviews_bert");
+  printf("## Text explanations (models/reviews_bert and models/reviews_gru, one ~20-word text)\n\n"
+         "Median wall time of 5 HTTP requests (curl, after a warm-up, server with --workers 2) beside "
+         "`bench/text_torch.py` (PyTorch float32, %d thread(s): Captum-style layer integrated gradients in one "
+         "batch; lime_text's algorithm with the classifier on padded batches). The floor is the work the method "
+         "needs at the single-core sgemm peak (%s GFLOP/s, \"Machine peak\"), from the FLOPs counted on the graph "
+         "(`bench_graph --text-flops`: multiply-adds as two, other nodes one per output element): integrated "
+         "gradients 50 steps × 3 forward passes (forward and backward) on the text's tokens; LIME the forward "
+         "passes of its 5,000 perturbed texts, each at its own token count. On 2 cores the floor halves (one "
+         "request's work split over both).\n\n",
+         r0 ? (int)num(r0, "threads") : 0, f3(peak_s));
+  printf("| model | method | tokens | explaind ms (HTTP) | reference ms | speedup | goal | GFLOP | floor ms, 1 core | "
+         "floor ms, 2 cores | explaind ÷ floor (1 core) | speedup at the 1-core floor |\n"
+         "|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  for (size_t i = 0; i < 2; i++)
+    for (size_t j = 0; j < 2; j++) {
+      char id[64];
+      snprintf(id, sizeof id, "%s_%s", methods[j], models[i]);
+      json_t *m = segment_line("text_http", id), *r = segment_line("text_ref", id), *f = text_flops_of(models[i]);
+      double a = num(m, "median_ms"), b = num(r, "median_ms");
+      double flop = j == 0 ? 3 * 50 * num(f, "forward_flop") : num(f, "lime_flop");
+      double floor1 = flop / (peak_s * 1e6);
+      printf("| %s | %s | %s | %s | %s | %s | %s %.0fx | %s | %s | %s | %s | %s |\n", models[i], what[j],
+             j == 0 ? f3(num(f, "tokens")) : f3(num(f, "lime_mean_tokens")), f3(a), f3(b), fx(b / a),
+             met(b / a >= goal_x[j], m && r), goal_x[j], f3(flop / 1e9), f3(floor1), f3(floor1 / 2), fx(a / floor1),
+             fx(b / floor1));
+    }
+  printf("\nLIME's tokens column is the mean token count of its perturbed texts. \"speedup at the 1-core "
+         "floor\" is the most a single-core answer could reach: a goal above it needs the request's work on "
+         "both cores or less work, not faster kernels.\n\n");
+}
+
 static void goal(const char *what, const char *measured, int ok, int known) {
   printf("| %s | %s | %s |\n", what, measured, met(ok, known));
 }
@@ -549,6 +600,7 @@ int main(int argc, char **argv) {
   segmentation();
   jobs();
   images();
+  texts();
   status();
   json_decref(lines);
   return 0;

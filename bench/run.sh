@@ -256,6 +256,9 @@ if start_server 2; then
     text_time "lime_$m" /explain/lime "{\"model\":\"$m\",\"instance\":\"$TEXT_BENCH\",\"num_samples\":5000,\"seed\":0,\"labels\":[1]}"
   done
   stop_server
+  # the work floor of each figure: the models' FLOPs on this text and on LIME's perturbed texts
+  "$GRAPH" --text-flops "$TEXT_BENCH" >> "$RES" 2> "$WORK/text_flops.err" ||
+    note "{\"kind\":\"error\",\"what\":\"bench_graph --text-flops failed: $(jstr "$(tail -n 3 "$WORK/text_flops.err")")\"}"
   if /usr/bin/python3 -c 'import torch, sklearn, onnx' 2>/dev/null; then
     /usr/bin/python3 bench/text_torch.py 5 >> "$RES" 2> "$WORK/text_ref.err" ||
       note "{\"kind\":\"error\",\"what\":\"text_torch.py failed: $(jstr "$(tail -n 3 "$WORK/text_ref.err")")\"}"

@@ -10,6 +10,7 @@
 
 #include "core/gop.h"
 #include "core/hotloop.h"
+#include "core/vmath.h"
 
 #define MAXR XD_TENSOR_MAX_RANK
 
@@ -125,6 +126,94 @@ ROW_OP(double, row_op_d)
     }                                                                                     \
   } while (0)
 
+/* The same over `rows` rows: y (rows, n) from a and b, row r of a at a + r·sar (element
+ * stride sae, 0 or 1) and of b at b + r·sbr (sbe): a whole broadcast block in one call (a
+ * call per short row cost more than the row: LayerNorm's x − mean, a bias over tokens). */
+#define ROWS2_OP(T, NAME)                                                                                  \
+  XD_HOT_LOOP static void NAME(int c, const T *restrict a, size_t sar, size_t sae, const T *restrict b,     \
+                               size_t sbr, size_t sbe, T *restrict y, size_t rows, size_t n) {              \
+    for (size_t r = 0; r < rows; r++) {                                                                    \
+      const T *restrict ar = a + r * sar, *restrict br = b + r * sbr;                                      \
+      T *restrict yr = y + r * n;                                                                          \
+      if (sae && sbe) {                                                                                    \
+        switch (c) {                                                                                       \
+        case B_ADD: for (size_t e = 0; e < n; e++) yr[e] = ar[e] + br[e]; break;                           \
+        case B_SUB: for (size_t e = 0; e < n; e++) yr[e] = ar[e] - br[e]; break;                           \
+        case B_MUL: for (size_t e = 0; e < n; e++) yr[e] = ar[e] * br[e]; break;                           \
+        default: for (size_t e = 0; e < n; e++) yr[e] = ar[e] / br[e]; break;                              \
+        }                                                                                                  \
+      } else if (sae) {                                                                                    \
+        T v = br[0];                                                                                       \
+        switch (c) {                                                                                       \
+        case B_ADD: for (size_t e = 0; e < n; e++) yr[e] = ar[e] + v; break;                               \
+        case B_SUB: for (size_t e = 0; e < n; e++) yr[e] = ar[e] - v; break;                               \
+        case B_MUL: for (size_t e = 0; e < n; e++) yr[e] = ar[e] * v; break;                               \
+        default: for (size_t e = 0; e < n; e++) yr[e] = ar[e] / v; break;                                  \
+        }                                                                                                  \
+      } else {                                                                                             \
+        T v = ar[0];                                                                                       \
+        switch (c) {                                                                                       \
+        case B_ADD: for (size_t e = 0; e < n; e++) yr[e] = v + br[e * sbe]; break;                         \
+        case B_SUB: for (size_t e = 0; e < n; e++) yr[e] = v - br[e * sbe]; break;                         \
+        case B_MUL: for (size_t e = 0; e < n; e++) yr[e] = v * br[e * sbe]; break;                         \
+        default: for (size_t e = 0; e < n; e++) yr[e] = v / br[e * sbe]; break;                            \
+        }                                                                                                  \
+      }                                                                                                    \
+    }                                                                                                      \
+  }
+ROWS2_OP(float, rows2_f)
+ROWS2_OP(double, rows2_d)
+
+/* Add/Sub/Mul/Div of float a and b (strides in bc) by blocks: the output's axes of size
+ * 1 dropped, neighbours that both inputs broadcast alike merged (contiguous inputs), the
+ * last two merged axes one rows2 call, the axes before them walked. 0 when the pattern
+ * does not fit (an innermost axis both inputs broadcast): the caller's general loop. */
+static int binary_blocks(int c, const bc_t *bc, const void *a, const void *b, void *y, int dbl) {
+  size_t k = 0, dim[MAXR], sa[MAXR], sb[MAXR];
+  for (size_t d = 0; d < bc->r; d++) {
+    if (bc->dims[d] == 1) continue;
+    size_t pa = bc->st[0][d] != 0, pb = bc->st[1][d] != 0;
+    if (k && (sa[k - 1] != 0) == pa && (sb[k - 1] != 0) == pb) { /* same pattern: one axis */
+      dim[k - 1] *= (size_t)bc->dims[d];
+      sa[k - 1] = bc->st[0][d];
+      sb[k - 1] = bc->st[1][d];
+      continue;
+    }
+    dim[k] = (size_t)bc->dims[d];
+    sa[k] = bc->st[0][d];
+    sb[k] = bc->st[1][d];
+    k++;
+  }
+  if (k == 0) { /* one element */
+    dim[0] = 1;
+    sa[0] = sb[0] = 1;
+    k = 1;
+  }
+  if (!sa[k - 1] && !sb[k - 1]) return 0;
+  size_t n = dim[k - 1], sae = sa[k - 1] ? 1 : 0, sbe = sb[k - 1] ? 1 : 0;
+  size_t rows = k >= 2 ? dim[k - 2] : 1, sar = k >= 2 ? sa[k - 2] : 0, sbr = k >= 2 ? sb[k - 2] : 0;
+  size_t outer_r = k >= 2 ? k - 2 : 0, outer = 1, idx[MAXR] = {0};
+  for (size_t d = 0; d < outer_r; d++) outer *= dim[d];
+  for (size_t it = 0; it < outer; it++) {
+    size_t ia = 0, ib = 0;
+    for (size_t d = 0; d < outer_r; d++) {
+      ia += idx[d] * sa[d];
+      ib += idx[d] * sb[d];
+    }
+    if (dbl)
+      rows2_d(c, (const double *)a + ia, sar, sae, (const double *)b + ib, sbr, sbe, (double *)y + it * rows * n,
+              rows, n);
+    else
+      rows2_f(c, (const float *)a + ia, sar, sae, (const float *)b + ib, sbr, sbe, (float *)y + it * rows * n, rows,
+              n);
+    for (size_t d = outer_r; d-- > 0;) {
+      if (++idx[d] < dim[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return 1;
+}
+
 XD_HOT_LOOP static void relu_f(const float *restrict x, float *restrict y, size_t n) {
   for (size_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0;
 }
@@ -218,6 +307,16 @@ static int binary_forward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, void 
     default: COMPARE(uint8_t); break;
     }
     return XD_OK;
+  }
+  if (c <= B_DIV && a->dtype == b->dtype && xd_dtype_is_float(a->dtype) &&
+      binary_blocks(c, &bc, a->data, b->data, out[0]->data, a->dtype == XD_DT_F64))
+    return XD_OK;
+  if (c == B_POW && xd_dtype_is_float(a->dtype) && b->dtype == a->dtype && xd_tensor_numel(b) == 1 &&
+      xd_tensor_get_d(b, 0) == 2.0 && xd_tensor_numel(a) == xd_tensor_numel(out[0])) { /* x² = x·x, as below */
+    const xd_tensor_t *aa[2] = {a, a};
+    bc_t sq;
+    bc_init(&sq, out[0], aa, 2);
+    if (binary_blocks(B_MUL, &sq, a->data, a->data, out[0]->data, a->dtype == XD_DT_F64)) return XD_OK;
   }
   int rowable = c <= B_DIV && a->dtype == b->dtype && (bc.r == 0 || bc.st[0][bc.r - 1] || bc.st[1][bc.r - 1]);
   if (rowable && a->dtype == XD_DT_F32) {
@@ -545,6 +644,10 @@ static int unary_forward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, void *
   } else if (p->code == U_IDENT) {
     memcpy(y->data, x->data, xd_tensor_bytes(x));
     if (nd->n_out > 1) memset(out[1]->data, 1, n);
+  } else if (x->dtype == XD_DT_F32 && (p->code == U_ERF || p->code == U_TANH || p->code == U_SIGMOID ||
+                                        p->code == U_EXP)) { /* vectorized (core/vmath.h) */
+    (p->code == U_ERF ? xd_verf_f : p->code == U_TANH ? xd_vtanh_f : p->code == U_SIGMOID ? xd_vsigmoid_f : xd_vexp_f)(
+        x->data, y->data, n);
   } else if (x->dtype == XD_DT_F32) {
     UNARY_BODY(float, expf, erff, sqrtf, tanhf, logf, fabsf, log1pf);
   } else if (x->dtype == XD_DT_F64) {

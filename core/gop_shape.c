@@ -263,12 +263,54 @@ static int transpose_infer(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_g
     }                                                                                 \
   } while (0)
 
+/* Output rows of `inner` elements, row k from input offset Σ idx[d]·st[d] (idx row k's
+ * index over the output's leading axes): a transpose that keeps the last axis. Floats
+ * copy inline (the attention heads' runs are 16 floats: a memcpy call each cost more). */
+XD_HOT_LOOP static void runs_f(const float *restrict X, float *restrict Y, size_t n, size_t inner, const size_t *st,
+                               const int64_t *dims, size_t r) {
+  size_t idx[MAXR] = {0};
+  for (size_t o = 0; o < n; o += inner) {
+    size_t i = 0;
+    for (size_t d = 0; d + 1 < r; d++) i += idx[d] * st[d];
+    for (size_t e = 0; e < inner; e++) Y[o + e] = X[i + e];
+    for (size_t d = r - 1; d-- > 0;) {
+      if (++idx[d] < (size_t)dims[d]) break;
+      idx[d] = 0;
+    }
+  }
+}
+
+static void runs_bytes(const char *X, char *Y, size_t es, size_t n, size_t inner, const size_t *st, const int64_t *dims,
+                       size_t r) {
+  size_t idx[MAXR] = {0};
+  for (size_t o = 0; inner && o < n; o += inner) {
+    size_t i = 0;
+    for (size_t d = 0; d + 1 < r; d++) i += idx[d] * st[d];
+    memcpy(Y + es * o, X + es * i, es * inner);
+    for (size_t d = r - 1; d-- > 0;) {
+      if (++idx[d] < (size_t)dims[d]) break;
+      idx[d] = 0;
+    }
+  }
+}
+
 static int transpose_forward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, void *scratch) {
   size_t perm[MAXR];
   get_perm((const perm_p *)nd->params, in[0]->rank, perm);
   size_t es = xd_dtype_size(in[0]->dtype);
   const char *X = in[0]->data;
   char *Y = out[0]->data;
+  size_t r = in[0]->rank;
+  if (r >= 2 && perm[r - 1] == r - 1) { /* the last axis stays: contiguous runs of it, one copy each */
+    size_t inner = (size_t)out[0]->dims[r - 1], n = xd_tensor_numel(out[0]), ist[MAXR], st[MAXR];
+    for (size_t d = 0; d < r; d++) ist[d] = xd_tensor_stride(in[0], d);
+    for (size_t d = 0; d < r; d++) st[d] = ist[perm[d]];
+    if (es == 4 && inner)
+      runs_f((const float *)X, (float *)Y, n, inner, st, out[0]->dims, r);
+    else
+      runs_bytes(X, Y, es, n, inner, st, out[0]->dims, r);
+    return XD_OK;
+  }
   if (es == 4) PERM_FOR(in[0], out[0], perm, memcpy(Y + 4 * o, X + 4 * i, 4));
   else if (es == 8) PERM_FOR(in[0], out[0], perm, memcpy(Y + 8 * o, X + 8 * i, 8));
   else PERM_FOR(in[0], out[0], perm, Y[o] = X[i]);

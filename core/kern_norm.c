@@ -3,20 +3,24 @@
  *
  * Statistics are accumulated in double in both types (a float sum over a long row loses
  * digits the reference frameworks keep). Softmax subtracts the row maximum first, so
- * exp never overflows. The float and double kernels come from one body,
+ * exp never overflows; the float forward takes its exponentials with core/vmath.h. The float and double kernels come from one body,
  * core/kern_norm.inc, included twice.
  */
 #include "core/kern.h"
 
 #include <math.h>
 
+#include "core/vmath.h"
+
 #define T float
 #define F(name) name##_f
 #define EXPT expf
+#define VEXP xd_vexp_f /* the float forward's exponentials, vectorized (core/vmath.h) */
 #include "core/kern_norm.inc"
 #undef T
 #undef F
 #undef EXPT
+#undef VEXP
 
 #define T double
 #define F(name) name##_d

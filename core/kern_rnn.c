@@ -21,6 +21,7 @@
 
 #include "core/hotloop.h"
 #include "core/mat.h"
+#include "core/vmath.h"
 
 int xd_rnn_shape_init(const xd_rnn_shape_t *s, xd_error_t *err) {
   if (s->seq == 0 || s->batch == 0 || s->input == 0 || s->hidden == 0)
@@ -71,6 +72,8 @@ static inline float tanh_fast(float v) {
 #define GEMM xd_sgemm
 #define EXP expf
 #define TANH tanh_fast
+#define VSIG xd_vsigmoid_f /* GRU gates: core/vmath.h */
+#define VTANH xd_vtanh_f
 #include "core/kern_rnn.inc"
 #undef T
 #undef F
@@ -78,6 +81,8 @@ static inline float tanh_fast(float v) {
 #undef GEMM
 #undef EXP
 #undef TANH
+#undef VSIG
+#undef VTANH
 
 #define T double
 #define F(name) name##_d

@@ -116,9 +116,12 @@ static double embedding_std(const xd_model_t *m, const double *ex, size_t cnt) {
   return cnt ? sqrt(s2 / (double)cnt) : 0;
 }
 
-int xd_text_grad_explain(const xd_model_t *m, const xd_text_grad_opts_t *o, const xd_tok_encoding_t *row,
-                         size_t target, size_t index, double *attr, double *delta, const xd_cancel_t *cancel,
-                         xd_error_t *err) {
+/* Rows [r0, r1) of the R rows of one text (xd_text_grad_rows): their explained values go
+ * to f[r], and *acc (xd_malloc'd, 4·rowsz doubles: Σ w·g (or Σ g), Σ g², e_x, e_b) gets
+ * their sums in row order and the text's embedding rows; *rowsz = tokens × d. */
+static int grad_rows(const xd_model_t *m, const xd_text_grad_opts_t *o, const xd_tok_encoding_t *row, size_t target,
+                     size_t index, size_t r0, size_t r1, double **acc, size_t *rowsz_out, double *f,
+                     const xd_cancel_t *cancel, xd_error_t *err) {
   const xd_graph_t *g = xd_model_graph(m);
   const char *emb = xd_model_embedding(m);
   const xd_tokenizer_t *tok = xd_model_tokenizer(m);
@@ -139,9 +142,10 @@ int xd_text_grad_explain(const xd_model_t *m, const xd_text_grad_opts_t *o, cons
       return xd_error_set(err, XD_EINVAL, "baseline", "the tokenizer has no %s token; use \"zeros\"",
                           xd_text_base_names[o->baseline]);
   }
-  size_t R = xd_text_grad_rows(o), R0 = 2; /* x and the token baseline; the chunks get their own */
+  size_t R = r1 - r0, R0 = 2; /* x and the token baseline; the chunks get their own */
+  *acc = NULL;
   int64_t *ids = xd_malloc(xd_mul_size(R0, L) * 3 * sizeof *ids);
-  double *E = NULL, *V = NULL, *G = NULL, *f = NULL;
+  double *E = NULL, *V = NULL, *G = NULL;
   int rc = XD_OK;
   if (!ids) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
   int64_t *mask = ids + R0 * L, *types = mask + R0 * L;
@@ -162,33 +166,31 @@ int xd_text_grad_explain(const xd_model_t *m, const xd_text_grad_opts_t *o, cons
     rc = xd_error_set(err, XD_EUNSUPPORTED, "model", "the embedding tensor '%s' is not [batch][tokens][d]", emb);
     goto done;
   }
-  size_t d = rowsz / L;
+  *rowsz_out = rowsz;
   if (rowsz > TEXT_MAX_ROW) {
     rc = xd_error_set(err, XD_ETOOBIG, "instances", "one text's embedding (%zu tokens x %zu) is too large to explain",
-                      L, d);
+                      L, rowsz / L);
     goto done;
   }
   /* rows go to the engine in chunks whose override and gradient stay under xd_text_chunk_bytes */
   size_t C = xd_text_chunk_bytes / (2 * sizeof(double) * rowsz);
   C = C < 1 ? 1 : C > R ? R : C;
-  E = xd_calloc(xd_mul_size(2, rowsz), sizeof *E); /* e_x, e_b */
+  *acc = xd_calloc(xd_mul_size(4, rowsz), sizeof **acc); /* Σ w·g (or Σ g), Σ g², e_x, e_b */
   V = xd_malloc(xd_mul_size(C, rowsz) * sizeof *V);
   G = xd_malloc(xd_mul_size(C, rowsz) * sizeof *G);
-  f = xd_calloc(R, sizeof *f);
-  double *S1 = xd_calloc(rowsz, sizeof *S1), *S2 = xd_calloc(rowsz, sizeof *S2); /* Σ w·g (or Σ g), Σ g² */
   double *z0 = xd_malloc(2 * W * sizeof *z0);
-  if (!E || !V || !G || !f || !z0 || !S1 || !S2) {
+  if (!*acc || !V || !G || !z0) {
     xd_free(z0);
-    xd_free(S1);
-    xd_free(S2);
     rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
     goto done;
   }
+  double *S1 = *acc, *S2 = S1 + rowsz;
+  E = S2 + rowsz;
   /* the embedding rows of x (and of the token baseline) */
   text_inputs(g, ids, mask, types, bid >= 0 ? 2 : 1, L, in);
-  xd_graph_run_t r1 = {.inputs = in, .precision = o->precision, .output = out_name, .out = z0, .fetch = emb,
-                       .fetch_out = E, .cancel = cancel};
-  rc = xd_graph_run(g, &r1, err);
+  xd_graph_run_t run1 = {.inputs = in, .precision = o->precision, .output = out_name, .out = z0, .fetch = emb,
+                         .fetch_out = E, .cancel = cancel};
+  rc = xd_graph_run(g, &run1, err);
   xd_free(z0);
   int64_t *cids = rc == XD_OK ? xd_malloc(xd_mul_size(xd_mul_size(C, L), 3 * sizeof *cids)) : NULL;
   if (rc == XD_OK && !cids) rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
@@ -205,7 +207,7 @@ int xd_text_grad_explain(const xd_model_t *m, const xd_text_grad_opts_t *o, cons
   for (size_t s0 = 0; rc == XD_OK && s0 < R; s0 += C) {
     size_t c = R - s0 < C ? R - s0 : C;
     for (size_t i = 0; i < c; i++) { /* row r: an IG point, the baseline, x; a noisy copy; or x */
-      size_t r = s0 + i;
+      size_t r = r0 + s0 + i;
       double *v = V + i * rowsz;
       if (ig && r < o->steps)
         for (size_t k = 0; k < rowsz; k++) v[k] = eb[k] + o->alpha[r] * (ex[k] - eb[k]);
@@ -218,13 +220,13 @@ int xd_text_grad_explain(const xd_model_t *m, const xd_text_grad_opts_t *o, cons
     }
     memset(G, 0, xd_mul_size(c, rowsz) * sizeof *G);
     text_inputs(g, cids, cids + C * L, cids + 2 * C * L, c, L, in);
-    seed_ctx_t sc = {m, target, W, o->output, f + s0};
+    seed_ctx_t sc = {m, target, W, o->output, f + r0 + s0};
     xd_graph_run_t r2 = {.inputs = in, .precision = o->precision, .output = out_name, .override = emb,
                          .override_values = V, .wrt = emb, .grad = G, .seed_fn = seed_rows, .seed_ctx = &sc,
                          .cancel = cancel};
     if ((rc = xd_graph_run(g, &r2, err)) != XD_OK) break;
     for (size_t i = 0; i < c; i++) {
-      size_t r = s0 + i;
+      size_t r = r0 + s0 + i;
       const double *gr = G + i * rowsz;
       if (ig && r >= o->steps) continue; /* the baseline and x: their outputs only */
       double w = ig ? o->weights[r] : 1;
@@ -234,7 +236,27 @@ int xd_text_grad_explain(const xd_model_t *m, const xd_text_grad_opts_t *o, cons
       }
     }
   }
-  for (size_t t = 0; rc == XD_OK && t < L; t++) {
+  xd_free(cids);
+done:
+  xd_free(ids);
+  xd_free(V);
+  xd_free(G);
+  if (rc != XD_OK) {
+    xd_free(*acc);
+    *acc = NULL;
+  }
+  return rc;
+}
+
+void xd_text_grad_finish(const xd_text_grad_opts_t *o, size_t L, size_t rowsz, double *const *acc, size_t parts,
+                         const double *f, double *attr, double *delta) {
+  size_t R = xd_text_grad_rows(o), d = rowsz / L;
+  int ig = o->method == XD_GRAD_INTEGRATED;
+  double *S1 = acc[0], *S2 = acc[0] + rowsz;
+  const double *ex = acc[0] + 2 * rowsz, *eb = ex + rowsz;
+  for (size_t p = 1; p < parts; p++) /* the parts' sums, in part order */
+    for (size_t k = 0; k < 2 * rowsz; k++) S1[k] += acc[p][k];
+  for (size_t t = 0; t < L; t++) {
     double a = 0, ss = 0;
     for (size_t k = 0; k < d; k++) {
       size_t q = t * d + k;
@@ -250,20 +272,30 @@ int xd_text_grad_explain(const xd_model_t *m, const xd_text_grad_opts_t *o, cons
     }
     attr[t] = o->method == XD_GRAD_SALIENCY ? sqrt(ss) : a;
   }
-  xd_free(S1);
-  xd_free(S2);
-  xd_free(cids);
-  if (rc != XD_OK) goto done;
   if (ig && delta) {
     double sum = 0;
     for (size_t t = 0; t < L; t++) sum += attr[t];
     *delta = sum - (f[o->steps + 1] - f[o->steps]);
   }
-done:
-  xd_free(ids);
-  xd_free(E);
-  xd_free(V);
-  xd_free(G);
+}
+
+int xd_text_grad_part(const xd_model_t *m, const xd_text_grad_opts_t *o, const xd_tok_encoding_t *row, size_t target,
+                      size_t index, size_t r0, size_t r1, double **acc, size_t *rowsz, double *f,
+                      const xd_cancel_t *cancel, xd_error_t *err) {
+  if (o->method != XD_GRAD_INTEGRATED && (r0 != 0 || r1 != xd_text_grad_rows(o))) /* noise draws are sequential */
+    return xd_error_set(err, XD_EINVAL, NULL, "only integrated gradients split a text's rows");
+  return grad_rows(m, o, row, target, index, r0, r1, acc, rowsz, f, cancel, err);
+}
+
+int xd_text_grad_explain(const xd_model_t *m, const xd_text_grad_opts_t *o, const xd_tok_encoding_t *row,
+                         size_t target, size_t index, double *attr, double *delta, const xd_cancel_t *cancel,
+                         xd_error_t *err) {
+  size_t R = xd_text_grad_rows(o), rowsz = 0;
+  double *f = xd_calloc(R + 1, sizeof *f), *acc = NULL;
+  if (!f) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+  int rc = grad_rows(m, o, row, target, index, 0, R, &acc, &rowsz, f, cancel, err);
+  if (rc == XD_OK) xd_text_grad_finish(o, row->n, rowsz, &acc, 1, f, attr, delta);
+  xd_free(acc);
   xd_free(f);
   return rc;
 }

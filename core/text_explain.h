@@ -59,6 +59,18 @@ int xd_text_grad_explain(const xd_model_t *m, const xd_text_grad_opts_t *o, cons
                          size_t target, size_t index, double *attr, double *delta, const xd_cancel_t *cancel,
                          xd_error_t *err);
 
+/* The same in parts, for callers that spread one text over workers (integrated gradients
+ * only: other methods take r0 = 0, r1 = all rows): rows [r0, r1) of the text's
+ * xd_text_grad_rows rows, their explained values into f[r] (f has all rows), *acc
+ * (xd_malloc'd, 4·rowsz doubles, the caller frees) their sums and the embedding rows,
+ * *rowsz = tokens × embedding width. Then finish: acc of parts 0..parts-1 (in that order;
+ * acc[0] is summed into) -> attr (tokens) and delta (may be NULL). */
+int xd_text_grad_part(const xd_model_t *m, const xd_text_grad_opts_t *o, const xd_tok_encoding_t *row, size_t target,
+                      size_t index, size_t r0, size_t r1, double **acc, size_t *rowsz, double *f,
+                      const xd_cancel_t *cancel, xd_error_t *err);
+void xd_text_grad_finish(const xd_text_grad_opts_t *o, size_t L, size_t rowsz, double *const *acc, size_t parts,
+                         const double *f, double *attr, double *delta);
+
 /* Occlusion, window 1, stride 1: attr[i] = f(x) − f(x with token i replaced by the pad or
  * unknown token, or deleted), every position including the special tokens; *fx gets
  * f(x) (may be NULL). Output is the probability of target (or its logit). */

@@ -190,67 +190,80 @@ done:
   return rc;
 }
 
-int xd_text_lime_explain(const xd_model_t *m, const xd_text_words_t *w, const char *text, size_t len,
-                         const xd_text_lime_opts_t *o, const size_t *labels, size_t L, double *probs,
-                         xd_text_lime_out_t *out, const xd_cancel_t *cancel, xd_error_t *err) {
-  size_t n = o->num_samples, d = w->d, K = xd_model_n_outputs(m), R = o->repeats ? o->repeats : 1;
-  if (n < 1) return xd_error_set(err, XD_EINVAL, "num_samples", "must be at least 1");
-  if ((double)n * (double)d > XD_TEXT_MAX_CELLS)
-    return xd_error_set(err, XD_ETOOBIG, "num_samples", "%zu samples x %zu words exceed %.0f cells", n, d,
-                        (double)XD_TEXT_MAX_CELLS);
-  uint8_t *Z = xd_malloc(xd_mul_size(n, d));
-  double *Zd = xd_malloc(xd_mul_size(n, d) * sizeof *Zd), *P = xd_malloc(xd_mul_size(n, K) * sizeof *P);
+int xd_text_lime_sample(const xd_text_words_t *w, const xd_text_lime_opts_t *o, size_t r, uint8_t *Z,
+                        xd_error_t *err) {
+  size_t n = o->num_samples, d = w->d;
+  size_t *idx = xd_malloc((d ? d : 1) * sizeof *idx);
+  if (!idx) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+  xd_rng_t rng;
+  xd_rng_seed_stream(&rng, o->seed, r);
+  memset(Z, 1, d);
+  for (size_t i = 1; i < n; i++) { /* size = randint(1, d+1) distinct features off */
+    uint8_t *z = Z + i * d;
+    memset(z, 1, d);
+    size_t size = 1 + (size_t)xd_rng_below(&rng, d);
+    for (size_t j = 0; j < d; j++) idx[j] = j;
+    for (size_t j = 0; j < size; j++) {
+      size_t k = j + (size_t)xd_rng_below(&rng, d - j), t = idx[j];
+      idx[j] = idx[k];
+      idx[k] = t;
+      z[idx[j]] = 0;
+    }
+  }
+  xd_free(idx);
+  return XD_OK;
+}
+
+size_t xd_text_lime_acc_size(const xd_text_words_t *w, size_t L) { return xd_mul_size(L, 3 * w->d + 3); }
+
+int xd_text_lime_fit(const xd_text_words_t *w, const xd_text_lime_opts_t *o, size_t K, const uint8_t *Z,
+                     const double *P, const size_t *labels, size_t L, double *acc, xd_error_t *err) {
+  size_t n = o->num_samples, d = w->d;
+  double *Zd = xd_malloc(xd_mul_size(n, d) * sizeof *Zd);
   double *dist = xd_malloc(n * sizeof *dist), *y = xd_malloc(n * sizeof *y);
-  size_t *idx = xd_malloc(d * sizeof *idx), *used = xd_malloc(d * sizeof *used);
-  double *coef = xd_malloc(d * sizeof *coef), *acc = xd_calloc(xd_mul_size(L, 3 * d + 3), sizeof *acc);
+  size_t *used = xd_malloc((d ? d : 1) * sizeof *used);
+  double *coef = xd_malloc((d ? d : 1) * sizeof *coef);
   int rc = XD_OK;
-  if (!Z || !Zd || !P || !dist || !y || !idx || !used || !coef || !acc) {
+  if (!Zd || !dist || !y || !used || !coef) {
     rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
     goto done;
   }
-  for (size_t r = 0; r < R && rc == XD_OK; r++) {
-    xd_rng_t rng;
-    xd_rng_seed_stream(&rng, o->seed, r);
-    memset(Z, 1, d);
-    for (size_t i = 1; i < n; i++) { /* size = randint(1, d+1) distinct features off */
-      uint8_t *z = Z + i * d;
-      memset(z, 1, d);
-      size_t size = 1 + (size_t)xd_rng_below(&rng, d);
-      for (size_t j = 0; j < d; j++) idx[j] = j;
-      for (size_t j = 0; j < size; j++) {
-        size_t k = j + (size_t)xd_rng_below(&rng, d - j), t = idx[j];
-        idx[j] = idx[k];
-        idx[k] = t;
-        z[idx[j]] = 0;
-      }
-    }
-    if ((rc = xd_text_words_eval(m, w, text, len, Z, n, o->mask, P, cancel, err)) != XD_OK) break;
-    if (r == 0) memcpy(probs, P, K * sizeof *probs);
-    for (size_t i = 0; i < n; i++) { /* cosine distance to the all-ones row, x 100 */
-      size_t k = 0;
-      for (size_t j = 0; j < d; j++) k += Z[i * d + j], Zd[i * d + j] = Z[i * d + j];
-      dist[i] = k ? (1.0 - sqrt((double)k / (double)d)) * 100.0 : 100.0;
-      if (dist[i] < 0) dist[i] = 0;
-    }
-    for (size_t l = 0; l < L && rc == XD_OK; l++) {
-      for (size_t i = 0; i < n; i++) y[i] = P[i * K + labels[l]];
-      xd_lime_fit_out_t fit = {.used = used, .coef = coef};
-      rc = xd_lime_fit_neighbourhood(n, d, Zd, y, dist, o->kernel_width, o->feature_selection, o->num_features, &fit,
-                                     err);
-      if (rc != XD_OK) break;
-      double *a = acc + l * (3 * d + 3); /* Σcoef (d), Σcoef² (d), selected (d), intercept, score, local_pred */
-      for (size_t j = 0; j < d; j++) {
-        a[j] += coef[j];
-        a[d + j] += coef[j] * coef[j];
-      }
-      for (size_t u = 0; u < fit.n_used; u++) a[2 * d + used[u]] = 1;
-      a[3 * d] += fit.intercept;
-      a[3 * d + 1] += fit.score;
-      a[3 * d + 2] += fit.local_pred;
-    }
+  for (size_t i = 0; i < n; i++) { /* cosine distance to the all-ones row, x 100 */
+    size_t k = 0;
+    for (size_t j = 0; j < d; j++) k += Z[i * d + j], Zd[i * d + j] = Z[i * d + j];
+    dist[i] = k ? (1.0 - sqrt((double)k / (double)d)) * 100.0 : 100.0;
+    if (dist[i] < 0) dist[i] = 0;
   }
-  for (size_t l = 0; rc == XD_OK && l < L; l++) {
-    double *a = acc + l * (3 * d + 3);
+  for (size_t l = 0; l < L && rc == XD_OK; l++) {
+    for (size_t i = 0; i < n; i++) y[i] = P[i * K + labels[l]];
+    xd_lime_fit_out_t fit = {.used = used, .coef = coef};
+    rc = xd_lime_fit_neighbourhood(n, d, Zd, y, dist, o->kernel_width, o->feature_selection, o->num_features, &fit,
+                                   err);
+    if (rc != XD_OK) break;
+    double *a = acc + l * (3 * d + 3); /* Σcoef (d), Σcoef² (d), selected (d), intercept, score, local_pred */
+    for (size_t j = 0; j < d; j++) {
+      a[j] += coef[j];
+      a[d + j] += coef[j] * coef[j];
+    }
+    for (size_t u = 0; u < fit.n_used; u++) a[2 * d + used[u]] = 1;
+    a[3 * d] += fit.intercept;
+    a[3 * d + 1] += fit.score;
+    a[3 * d + 2] += fit.local_pred;
+  }
+done:
+  xd_free(Zd);
+  xd_free(dist);
+  xd_free(y);
+  xd_free(used);
+  xd_free(coef);
+  return rc;
+}
+
+void xd_text_lime_finish(const xd_text_words_t *w, const xd_text_lime_opts_t *o, const double *acc, size_t L,
+                         xd_text_lime_out_t *out) {
+  size_t d = w->d, R = o->repeats ? o->repeats : 1;
+  for (size_t l = 0; l < L; l++) {
+    const double *a = acc + l * (3 * d + 3);
     xd_text_lime_out_t *q = &out[l];
     q->n_used = 0;
     for (size_t j = 0; j < d; j++) {
@@ -269,33 +282,56 @@ int xd_text_lime_explain(const xd_model_t *m, const xd_text_words_t *w, const ch
     q->score = a[3 * d + 1] / (double)R;
     q->local_pred = a[3 * d + 2] / (double)R;
   }
+}
+
+int xd_text_lime_check(const xd_text_words_t *w, const xd_text_lime_opts_t *o, xd_error_t *err) {
+  size_t n = o->num_samples, d = w->d;
+  if (n < 1) return xd_error_set(err, XD_EINVAL, "num_samples", "must be at least 1");
+  if ((double)n * (double)d > XD_TEXT_MAX_CELLS)
+    return xd_error_set(err, XD_ETOOBIG, "num_samples", "%zu samples x %zu words exceed %.0f cells", n, d,
+                        (double)XD_TEXT_MAX_CELLS);
+  return XD_OK;
+}
+
+int xd_text_lime_explain(const xd_model_t *m, const xd_text_words_t *w, const char *text, size_t len,
+                         const xd_text_lime_opts_t *o, const size_t *labels, size_t L, double *probs,
+                         xd_text_lime_out_t *out, const xd_cancel_t *cancel, xd_error_t *err) {
+  size_t n = o->num_samples, d = w->d, K = xd_model_n_outputs(m), R = o->repeats ? o->repeats : 1;
+  int rc = xd_text_lime_check(w, o, err);
+  if (rc != XD_OK) return rc;
+  uint8_t *Z = xd_malloc(xd_mul_size(n, d) + 1);
+  double *P = xd_malloc(xd_mul_size(n, K) * sizeof *P), *acc = xd_calloc(xd_text_lime_acc_size(w, L) + 1, sizeof *acc);
+  if (!Z || !P || !acc) {
+    rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+    goto done;
+  }
+  for (size_t r = 0; r < R && rc == XD_OK; r++) {
+    if ((rc = xd_text_lime_sample(w, o, r, Z, err)) != XD_OK ||
+        (rc = xd_text_words_eval(m, w, text, len, Z, n, o->mask, P, cancel, err)) != XD_OK)
+      break;
+    if (r == 0) memcpy(probs, P, K * sizeof *probs);
+    rc = xd_text_lime_fit(w, o, K, Z, P, labels, L, acc, err);
+  }
+  if (rc == XD_OK) xd_text_lime_finish(w, o, acc, L, out);
 done:
   xd_free(Z);
-  xd_free(Zd);
   xd_free(P);
-  xd_free(dist);
-  xd_free(y);
-  xd_free(idx);
-  xd_free(used);
-  xd_free(coef);
   xd_free(acc);
   return rc;
 }
 
-int xd_text_shap_explain(const xd_model_t *m, const xd_text_words_t *w, const char *text, size_t len,
-                         const char *mask, xd_shap_method_t method, size_t nsamples, xd_shap_link_t link,
-                         uint64_t seed, size_t index, size_t target, double *phi, double *expected, double *fx,
-                         const xd_cancel_t *cancel, xd_error_t *err) {
-  size_t d = w->d, K = xd_model_n_outputs(m);
+int xd_text_shap_plan(const xd_text_words_t *w, xd_shap_method_t method, size_t nsamples, uint64_t seed,
+                      size_t index, xd_shap_plan_t *pl, uint8_t **Zout, size_t *Rout, xd_error_t *err) {
+  size_t d = w->d;
+  memset(pl, 0, sizeof *pl);
+  *Zout = NULL;
+  *Rout = 0;
   if (method == XD_SHAP_EXACT && d > XD_SHAP_EXACT_MAX)
     return xd_error_set(err, XD_EINVAL, "method", "exact Shapley values need at most %d words; this text has %zu",
                         XD_SHAP_EXACT_MAX, d);
   double *x = xd_malloc(d * sizeof *x), bgw = 1;
   double *bgx = xd_calloc(d, sizeof *bgx); /* the background: every word hidden */
-  xd_shap_plan_t pl;
-  memset(&pl, 0, sizeof pl);
   uint8_t *Z = NULL;
-  double *P = NULL;
   int rc = XD_OK;
   if (!x || !bgx) {
     rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
@@ -305,36 +341,63 @@ int xd_text_shap_explain(const xd_model_t *m, const xd_text_words_t *w, const ch
   xd_shap_bg_t bg = {.n = 1, .d = d, .X = bgx, .w = &bgw};
   xd_rng_t rng;
   xd_rng_seed_stream(&rng, seed, index);
-  if ((rc = xd_shap_plan_init(&pl, method == XD_SHAP_EXACT ? XD_SHAP_EXACT : XD_SHAP_KERNEL, x, &bg, nsamples, &rng,
+  if ((rc = xd_shap_plan_init(pl, method == XD_SHAP_EXACT ? XD_SHAP_EXACT : XD_SHAP_KERNEL, x, &bg, nsamples, &rng,
                               err)) != XD_OK)
     goto done;
-  size_t R = pl.K + 2; /* the coalitions, then nothing kept, then everything kept */
+  size_t R = pl->K + 2; /* the coalitions, then nothing kept, then everything kept */
   if ((double)R * (double)d > XD_TEXT_MAX_CELLS) {
     rc = xd_error_set(err, XD_ETOOBIG, "nsamples", "%zu coalitions x %zu words exceed %.0f cells", R, d,
                       (double)XD_TEXT_MAX_CELLS);
     goto done;
   }
-  Z = xd_calloc(xd_mul_size(R, d), 1);
-  P = xd_malloc(xd_mul_size(R, K) * sizeof *P);
-  if (!Z || !P) {
+  if (!(Z = xd_calloc(xd_mul_size(R, d) + 1, 1))) {
     rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
     goto done;
   }
-  for (size_t k = 0; k < pl.K; k++)
-    for (size_t q = 0; q < pl.M; q++) {
-      int on = pl.masks ? pl.masks[k * pl.M + q] : (int)((k >> q) & 1);
-      Z[k * d + pl.varying[q]] = (uint8_t)on;
+  for (size_t k = 0; k < pl->K; k++)
+    for (size_t q = 0; q < pl->M; q++) {
+      int on = pl->masks ? pl->masks[k * pl->M + q] : (int)((k >> q) & 1);
+      Z[k * d + pl->varying[q]] = (uint8_t)on;
     }
   memset(Z + (R - 1) * d, 1, d);
-  if ((rc = xd_text_words_eval(m, w, text, len, Z, R, mask, P, cancel, err)) != XD_OK) goto done;
-  for (size_t k = 0; k < pl.K; k++) pl.ey[k] = P[k * K + target];
-  *expected = P[(R - 2) * K + target];
-  *fx = P[(R - 1) * K + target];
-  rc = xd_shap_plan_solve(&pl, link, *fx, *expected, 0, phi, cancel, err);
+  *Zout = Z;
+  *Rout = R;
+  Z = NULL;
 done:
-  xd_shap_plan_deinit(&pl);
   xd_free(x);
   xd_free(bgx);
+  xd_free(Z);
+  if (rc != XD_OK) xd_shap_plan_deinit(pl);
+  return rc;
+}
+
+int xd_text_shap_solve(xd_shap_plan_t *pl, const double *P, size_t K, size_t target, xd_shap_link_t link, double *phi,
+                       double *expected, double *fx, const xd_cancel_t *cancel, xd_error_t *err) {
+  size_t R = pl->K + 2;
+  for (size_t k = 0; k < pl->K; k++) pl->ey[k] = P[k * K + target];
+  *expected = P[(R - 2) * K + target];
+  *fx = P[(R - 1) * K + target];
+  return xd_shap_plan_solve(pl, link, *fx, *expected, 0, phi, cancel, err);
+}
+
+int xd_text_shap_explain(const xd_model_t *m, const xd_text_words_t *w, const char *text, size_t len,
+                         const char *mask, xd_shap_method_t method, size_t nsamples, xd_shap_link_t link,
+                         uint64_t seed, size_t index, size_t target, double *phi, double *expected, double *fx,
+                         const xd_cancel_t *cancel, xd_error_t *err) {
+  size_t K = xd_model_n_outputs(m), R = 0;
+  xd_shap_plan_t pl;
+  uint8_t *Z = NULL;
+  double *P = NULL;
+  int rc = xd_text_shap_plan(w, method, nsamples, seed, index, &pl, &Z, &R, err);
+  if (rc != XD_OK) return rc;
+  if (!(P = xd_malloc(xd_mul_size(R, K) * sizeof *P))) {
+    rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+    goto done;
+  }
+  if ((rc = xd_text_words_eval(m, w, text, len, Z, R, mask, P, cancel, err)) != XD_OK) goto done;
+  rc = xd_text_shap_solve(&pl, P, K, target, link, phi, expected, fx, cancel, err);
+done:
+  xd_shap_plan_deinit(&pl);
   xd_free(Z);
   xd_free(P);
   return rc;

@@ -72,6 +72,21 @@ typedef struct xd_text_lime_out {
   double *coef, *sd; /* (d) */
 } xd_text_lime_out_t;
 
+/* The steps of xd_text_lime_explain, for callers that spread the evaluation over
+ * several workers (api/explain_text_lime.c): check the sizes; draw repeat r's on/off
+ * rows Z (num_samples, d) from stream r of the seed; (evaluate any slices of them with
+ * xd_text_words_eval into P (num_samples, K)); add the repeat's fits of the L labels into
+ * acc (xd_text_lime_acc_size doubles, zeroed once); after the last repeat, finish: the
+ * means, stds and order into out. */
+int xd_text_lime_check(const xd_text_words_t *w, const xd_text_lime_opts_t *o, xd_error_t *err);
+int xd_text_lime_sample(const xd_text_words_t *w, const xd_text_lime_opts_t *o, size_t r, uint8_t *Z,
+                        xd_error_t *err);
+size_t xd_text_lime_acc_size(const xd_text_words_t *w, size_t L);
+int xd_text_lime_fit(const xd_text_words_t *w, const xd_text_lime_opts_t *o, size_t K, const uint8_t *Z,
+                     const double *P, const size_t *labels, size_t L, double *acc, xd_error_t *err);
+void xd_text_lime_finish(const xd_text_words_t *w, const xd_text_lime_opts_t *o, const double *acc, size_t L,
+                         xd_text_lime_out_t *out);
+
 /* Explains labels (L of them) of one text: out[l] preallocated with d entries each
  * (d = w->d). probs (n_outputs) gets the text's own probabilities. */
 int xd_text_lime_explain(const xd_model_t *m, const xd_text_words_t *w, const char *text, size_t len,
@@ -91,3 +106,12 @@ int xd_text_shap_explain(const xd_model_t *m, const xd_text_words_t *w, const ch
                          const char *mask, xd_shap_method_t method, size_t nsamples, xd_shap_link_t link,
                          uint64_t seed, size_t index, size_t target, double *phi, double *expected, double *fx,
                          const xd_cancel_t *cancel, xd_error_t *err);
+
+/* Its steps, for callers that spread the evaluation over workers: the plan (stream index
+ * of seed) and the on/off rows Z (R, d) of every coalition, then nothing kept, then
+ * everything kept (*Z xd_malloc'd, R = pl->K + 2; pl deinit by the caller on success);
+ * then, with P (R, K) their outputs (xd_text_words_eval, any slices), phi, expected, fx. */
+int xd_text_shap_plan(const xd_text_words_t *w, xd_shap_method_t method, size_t nsamples, uint64_t seed,
+                      size_t index, xd_shap_plan_t *pl, uint8_t **Z, size_t *R, xd_error_t *err);
+int xd_text_shap_solve(xd_shap_plan_t *pl, const double *P, size_t K, size_t target, xd_shap_link_t link, double *phi,
+                       double *expected, double *fx, const xd_cancel_t *cancel, xd_error_t *err);

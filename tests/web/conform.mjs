@@ -174,6 +174,14 @@ await check('explain/shap', 'post', '/explain/shap', { model: 'iris', instance: 
 await check('importance', 'post', '/importance', { model: 'iris', seed: 0 }, { status: 200 });
 await check('importance garson', 'post', '/importance', { model: 'iris', method: 'garson' }, { status: 200 });
 await check('explain/pdp', 'post', '/explain/pdp', { model: 'iris', features: [0], grid_resolution: 5 }, { status: 200 });
+// Text models (a string instance) and tree SHAP: their answers conform to the same schemas.
+const review = 'the acting was superb but the ending was dull';
+const names = (j) => (Array.isArray(j.target_names) && j.target_names.length === 1 ? '' : 'no target_names');
+await check('explain/gradient text', 'post', '/explain/gradient', { model: 'reviews_gru', instance: review, steps: 8, baseline: 'unk' }, { status: 200, expect: names });
+await check('explain/occlusion text', 'post', '/explain/occlusion', { model: 'reviews_gru', instance: review, baseline: 'delete' }, { status: 200 });
+await check('explain/lime text', 'post', '/explain/lime', { model: 'reviews_gru', instance: review, num_samples: 64, bow: false, mask_string: 'UNK', seed: 1 }, { status: 200 });
+await check('explain/shap text', 'post', '/explain/shap', { model: 'reviews_gru', instance: review, nsamples: 32, bow: true, mask_string: null, seed: 1 }, { status: 200, expect: names });
+await check('explain/shap tree', 'post', '/explain/shap', { model: 'credit_xgb', instance: [35, 52000, 0.3, 'employed', 'north', 0] }, { status: 200, expect: names });
 
 // Documents, metrics and the V2 routes.
 await check('openapi.json', 'get', '/openapi.json', undefined, { status: 200, expect: (j) => (j.openapi ? '' : 'not an OpenAPI document') });
