@@ -231,37 +231,47 @@ TEST(split_shap_independent_of_workers) {
 }
 
 /* Layer integrated gradients of one text, its 52 rows split over the workers: the same
- * answer with 1 and 3 workers, equal to the one-piece core path. */
+ * answer with 1 and 3 workers, in either precision. In float64 it equals the one-piece
+ * core path to 1e-12 (the slices add the same terms); in float32 the slices are separate,
+ * smaller graph runs whose float rounding differs from one run's, so it equals the
+ * one-piece path to float accuracy. */
 TEST(split_ig_independent_of_workers) {
-  char body[512];
-  snprintf(body, sizeof body, "{\"model\":\"reviews_bert\",\"instance\":\"%s\",\"steps\":50}", text);
-  const char *w1[] = {"--workers", "1", NULL}, *w3[] = {"--workers", "3", NULL};
-  char *a = answer_at("/explain/gradient", w1, body), *b = answer_at("/explain/gradient", w3, body);
-  CHECK(a && b && !strcmp(a, b));
   xd_model_t *m = load("reviews_bert");
-  json_t *o = a ? json_loads(a, 0, NULL) : NULL;
-  json_t *at = json_array_get(json_object_get(o, "attributions"), 0);
   xd_tok_encoding_t enc;
   xd_error_t err;
   CHECK(m && xd_tokenizer_encode(xd_model_tokenizer(m), text, strlen(text), xd_model_max_length(m), &enc, &err) == XD_OK);
-  if (m && o) {
-    double alpha[50], wq[50], *attr = calloc(enc.n, sizeof *attr), delta = 0, worst = 0;
-    CHECK(xd_grad_quadrature(XD_GRAD_GAUSSLEGENDRE, 50, alpha, wq, &err) == XD_OK);
-    xd_text_grad_opts_t go = {.method = XD_GRAD_INTEGRATED, .output = XD_OUTPUT_PROBABILITY, .baseline = XD_TEXT_BASE_PAD,
-                              .steps = 50, .alpha = alpha, .weights = wq};
-    size_t t = (size_t)json_integer_value(json_array_get(json_object_get(o, "targets"), 0));
-    CHECK(xd_text_grad_explain(m, &go, &enc, t, 0, attr, &delta, NULL, &err) == XD_OK);
-    CHECK(json_array_size(at) == enc.n);
-    for (size_t k = 0; k < enc.n; k++) worst = fmax(worst, fabs(json_number_value(json_array_get(at, k)) - attr[k]));
-    CHECK_MSG(worst <= 1e-12, "split IG vs one-piece: %g", worst);
-    CHECK_NEAR(json_number_value(json_array_get(json_object_get(o, "convergence_delta"), 0)), delta, 1e-12);
-    free(attr);
+  for (int p64 = 1; p64 >= 0; p64--) {
+    char body[512];
+    snprintf(body, sizeof body, "{\"model\":\"reviews_bert\",\"instance\":\"%s\",\"steps\":50,\"precision\":\"%s\"}", text,
+             p64 ? "float64" : "float32");
+    const char *w1[] = {"--workers", "1", NULL}, *w3[] = {"--workers", "3", NULL};
+    char *a = answer_at("/explain/gradient", w1, body), *b = answer_at("/explain/gradient", w3, body);
+    CHECK(a && b && !strcmp(a, b));
+    json_t *o = a ? json_loads(a, 0, NULL) : NULL;
+    json_t *at = json_array_get(json_object_get(o, "attributions"), 0);
+    if (m && o) {
+      double alpha[50], wq[50], *attr = calloc(enc.n, sizeof *attr), delta = 0, worst = 0, scale = 0;
+      CHECK(xd_grad_quadrature(XD_GRAD_GAUSSLEGENDRE, 50, alpha, wq, &err) == XD_OK);
+      xd_text_grad_opts_t go = {.method = XD_GRAD_INTEGRATED, .output = XD_OUTPUT_PROBABILITY, .baseline = XD_TEXT_BASE_PAD,
+                                .steps = 50, .alpha = alpha, .weights = wq, .precision = p64 ? XD_DT_F64 : XD_DT_F32};
+      size_t t = (size_t)json_integer_value(json_array_get(json_object_get(o, "targets"), 0));
+      CHECK(xd_text_grad_explain(m, &go, &enc, t, 0, attr, &delta, NULL, &err) == XD_OK);
+      CHECK(json_array_size(at) == enc.n);
+      for (size_t k = 0; k < enc.n; k++) {
+        worst = fmax(worst, fabs(json_number_value(json_array_get(at, k)) - attr[k]));
+        scale = fmax(scale, fabs(attr[k]));
+      }
+      double tol = p64 ? 1e-12 : 1e-5 * scale;
+      CHECK_MSG(worst <= tol, "%s split IG vs one-piece: %g (tolerance %g)", p64 ? "float64" : "float32", worst, tol);
+      CHECK_NEAR(json_number_value(json_array_get(json_object_get(o, "convergence_delta"), 0)), delta, p64 ? 1e-12 : 1e-5 * scale);
+      free(attr);
+    }
+    json_decref(o);
+    free(a);
+    free(b);
   }
   if (m) xd_tok_encoding_deinit(&enc);
-  json_decref(o);
   xd_model_free(m);
-  free(a);
-  free(b);
 }
 
 int main(void) {
