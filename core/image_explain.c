@@ -212,6 +212,81 @@ done:
   return rc;
 }
 
+int xd_imgx_gradient_range(const xd_model_t *m, const xd_grad_opts_t *o, const double *x, size_t target, const double *b,
+                           size_t row, size_t k0, size_t k1, double *sum, double *sum2, double *fxb,
+                           const xd_cancel_t *cancel, xd_error_t *err) {
+  size_t P = xd_model_n_inputs(m), cr = chunk_rows(P), ig = o->method == XD_GRAD_INTEGRATED;
+  if (k1 <= k0) return XD_OK;
+  if (cr > k1 - k0) cr = k1 - k0;
+  double *E = xd_malloc(xd_mul_size(cr, P) * sizeof *E), *G = xd_malloc(xd_mul_size(cr, P) * sizeof *G);
+  double *f = xd_malloc(cr * sizeof *f);
+  size_t *tc = xd_malloc(cr * sizeof *tc);
+  int rc = XD_OK;
+  if (!E || !G || !f || !tc) {
+    rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory computing gradients");
+    goto done;
+  }
+  for (size_t q = 0; q < cr; q++) tc[q] = target;
+  xd_rng_t rng;
+  double sd = 0;
+  if (!ig) { /* the instance's stream, advanced past the copies of earlier ranges */
+    xd_rng_seed_stream(&rng, o->seed, row);
+    double lo = x[0], hi = x[0];
+    for (size_t v = 1; v < P; v++) {
+      lo = x[v] < lo ? x[v] : lo;
+      hi = x[v] > hi ? x[v] : hi;
+    }
+    sd = o->noise_stddev * (hi - lo);
+    for (size_t skip = 0; skip < k0 * P; skip++) (void)xd_rng_normal(&rng);
+  }
+  for (size_t r0 = k0; r0 < k1 && rc == XD_OK; r0 += cr) {
+    size_t c = k1 - r0 < cr ? k1 - r0 : cr;
+    for (size_t q = 0; q < c; q++) {
+      size_t k = r0 + q;
+      double *e = E + q * P;
+      if (ig && k < o->steps)
+        for (size_t v = 0; v < P; v++) e[v] = b[v] + o->alpha[k] * (x[v] - b[v]);
+      else if (ig) memcpy(e, k == o->steps ? x : b, P * sizeof *e);
+      else
+        for (size_t v = 0; v < P; v++) e[v] = x[v] + sd * xd_rng_normal(&rng);
+    }
+    rc = xd_model_gradient(m, E, c, tc, o->output, f, G, NULL, cancel, err);
+    for (size_t q = 0; rc == XD_OK && q < c; q++) {
+      size_t k = r0 + q;
+      const double *g = G + q * P;
+      if (ig && k < o->steps)
+        for (size_t v = 0; v < P; v++) sum[v] += o->weights[k] * g[v];
+      else if (ig) fxb[k - o->steps] = f[q];
+      else
+        for (size_t v = 0; v < P; v++) {
+          sum[v] += g[v];
+          sum2[v] += g[v] * g[v];
+        }
+    }
+  }
+done:
+  xd_free(E);
+  xd_free(G);
+  xd_free(f);
+  xd_free(tc);
+  return rc;
+}
+
+void xd_imgx_gradient_finish(const xd_grad_opts_t *o, size_t P, const double *x, const double *b, const double *sum,
+                             const double *sum2, const double *fxb, double *attr, double *delta) {
+  if (o->method == XD_GRAD_INTEGRATED) {
+    double s = 0;
+    for (size_t v = 0; v < P; v++) s += (attr[v] = sum[v] * (x[v] - b[v]));
+    if (delta) *delta = s - (fxb[0] - fxb[1]);
+    return;
+  }
+  double inv = 1.0 / (double)o->samples;
+  for (size_t v = 0; v < P; v++) {
+    double mu = sum[v] * inv, sq = sum2[v] * inv;
+    attr[v] = o->method == XD_GRAD_SMOOTHGRAD ? mu : o->method == XD_GRAD_SMOOTHGRAD_SQ ? sq : sq - mu * mu;
+  }
+}
+
 /* ---- Grad-CAM ----------------------------------------------------------------------- */
 
 int xd_imgx_gradcam(const xd_model_t *m, const char *layer, size_t K, size_t h, size_t w, int relu,
@@ -333,4 +408,50 @@ done:
   xd_free(fx);
   xd_free(cnt);
   return rc;
+}
+
+int xd_imgx_occlusion_eval(const xd_model_t *m, const xd_occl_plan_t *p, const double *x, size_t target,
+                           const double *b, size_t k0, size_t k1, double *f, const xd_cancel_t *cancel,
+                           xd_error_t *err) {
+  size_t d = p->dims[0] * p->dims[1] * p->dims[2], K = xd_model_n_outputs(m), cr = chunk_rows(d);
+  if (k1 <= k0) return XD_OK;
+  if (cr > k1 - k0) cr = k1 - k0;
+  double *R = xd_malloc(xd_mul_size(cr, d) * sizeof *R), *out = xd_malloc(xd_mul_size(cr, K) * sizeof *out);
+  int rc = R && out ? XD_OK : xd_error_set(err, XD_ENOMEM, NULL, "out of memory computing occlusion");
+  for (size_t r0 = k0; r0 < k1 && rc == XD_OK; r0 += cr) {
+    size_t c = k1 - r0 < cr ? k1 - r0 : cr;
+    for (size_t q = 0; q < c; q++) {
+      double *e = R + q * d;
+      memcpy(e, x, d * sizeof *e);
+      if (r0 + q > 0) FOR_WINDOW(p, r0 + q - 1, v, e[v] = b[v]);
+    }
+    rc = xd_model_predict(m, R, c, out, cancel, err);
+    for (size_t q = 0; rc == XD_OK && q < c; q++) f[r0 + q - k0] = out[q * K + target];
+  }
+  xd_free(R);
+  xd_free(out);
+  return rc;
+}
+
+/* Windows of plan p covering position pos of dim k. */
+static size_t covering(const xd_occl_plan_t *p, size_t k, size_t pos) {
+  size_t n = 0;
+  for (size_t w = 0; w < p->count[k]; w++) n += w * p->stride[k] <= pos && pos < w * p->stride[k] + p->window[k];
+  return n;
+}
+
+void xd_imgx_occlusion_combine(const xd_occl_plan_t *p, const double *f, double *attr) {
+  size_t d = p->dims[0] * p->dims[1] * p->dims[2];
+  memset(attr, 0, d * sizeof *attr);
+  for (size_t wi = 0; wi < p->n_windows; wi++) {
+    double diff = f[0] - f[wi + 1];
+    FOR_WINDOW(p, wi, v, attr[v] += diff);
+  }
+  for (size_t a = 0; a < p->dims[0]; a++)
+    for (size_t bb = 0; bb < p->dims[1]; bb++)
+      for (size_t c = 0; c < p->dims[2]; c++) {
+        double cnt = (double)(covering(p, 0, a) * covering(p, 1, bb) * covering(p, 2, c));
+        size_t v = (a * p->dims[1] + bb) * p->dims[2] + c;
+        attr[v] = cnt > 0 ? attr[v] / cnt : 0;
+      }
 }
