@@ -1,7 +1,11 @@
 /* explain_lime_image.c — /explain/lime on image models (API.md Part 2; core/lime_image.h):
  * segments given ("segments": one [H][W] map for every instance or one per instance) or
  * computed ("segmentation": quickshift, slic or grid, core/segment.h), lime_image's
- * sampling and tabular LIME's surrogate. One part per instance. */
+ * sampling and tabular LIME's surrogate. One part per instance; or, for one instance of
+ * one run (repeats 1) whose samples are enough work (xd_work_split), `split` sub-parts:
+ * prepare segments the image, builds the fudged image and draws the samples, each
+ * sub-part evaluates a contiguous range of the samples into its own rows of Y, and
+ * encode fits the surrogate once, so the answer does not depend on the workers. */
 #include <math.h>
 #include <string.h>
 
@@ -35,6 +39,9 @@ typedef struct limg_job {
   size_t *target;             /* (n) */
   double *phi;                /* (n, HW): S[i] values used per row */
   double *expected, *fx;      /* (n) */
+  /* LIME of one instance split into sub-parts (split > 1): built by prepare */
+  size_t split;
+  double *fz, *Z, *dist, *Y;  /* (P), (num_samples, S), (num_samples), (num_samples, K) */
 } limg_job_t;
 
 int xd_api_is_image_model(xd_api_t *api, const json_t *body) {
@@ -61,8 +68,59 @@ static int segment_instance(limg_job_t *j, size_t i, const xd_cancel_t *cancel, 
   return rc;
 }
 
+/* Split path: the instance's segments, fudged image and samples, once. */
+static int limg_prepare(void *state, const xd_cancel_t *cancel, xd_error_t *err) {
+  limg_job_t *j = state;
+  if (j->split < 2) return XD_OK;
+  const xd_model_t *m = j->entry->model;
+  int rc = j->seg_given ? XD_OK : segment_instance(j, 0, cancel, err);
+  if (rc != XD_OK) return rc;
+  size_t S = j->S[0], n = j->o.num_samples, K = xd_model_n_outputs(m);
+  j->fz = xd_malloc(j->P * sizeof *j->fz);
+  j->Z = xd_malloc(xd_mul_size(n, S ? S : 1) * sizeof *j->Z);
+  j->dist = xd_malloc(n * sizeof *j->dist);
+  j->Y = xd_malloc(xd_mul_size(n, K) * sizeof *j->Y);
+  if (!j->fz || !j->Z || !j->dist || !j->Y || xd_lime_image_fudge(m, j->X, j->seg, S, j->o.hide, j->fz) != XD_OK)
+    return xd_error_set(err, XD_ENOMEM, NULL, "out of memory explaining an image with LIME");
+  xd_lime_image_sample(n, S, j->o.seed, 0, j->Z, j->dist); /* instance 0, run 0: stream 0 */
+  return XD_OK;
+}
+
+/* Split path: sub-part k evaluates samples [a, b). */
+static int limg_run_split(limg_job_t *j, size_t k, const xd_cancel_t *cancel, xd_error_t *err) {
+  size_t a, b, K = xd_model_n_outputs(j->entry->model);
+  xd_work_range(j->o.num_samples, j->split, k, &a, &b);
+  return xd_lime_image_eval(j->entry->model, j->X, j->fz, j->seg, j->S[0], j->Z, a, b, j->Y + a * K, cancel, err);
+}
+
+/* Split path, at encode: labels (the top ones from the samples' first row, the instance
+ * itself), the model's output and the surrogate per label, once. */
+static int limg_fit_split(limg_job_t *j, xd_error_t *err) {
+  size_t K = xd_model_n_outputs(j->entry->model), nl = j->n_labels, S = j->S[0], *lab = j->lab;
+  memcpy(j->pred, j->Y, K * sizeof *j->pred);
+  if (!j->top_labels) memcpy(lab, j->labels, nl * sizeof *lab);
+  for (size_t l = 0; j->top_labels && l < nl; l++) {
+    size_t best = SIZE_MAX;
+    for (size_t k = 0; k < K; k++) {
+      int taken = 0;
+      for (size_t q = 0; q < l; q++) taken |= lab[q] == k;
+      if (!taken && (best == SIZE_MAX || j->pred[k] > j->pred[best])) best = k;
+    }
+    lab[l] = best;
+  }
+  xd_lime_image_opts_t o = j->o;
+  if (o.num_features > S) o.num_features = S;
+  for (size_t l = 0; l < nl; l++) {
+    j->res[l].label = lab[l];
+    if (!(j->res[l].coef = xd_calloc(S ? S : 1, sizeof *j->res[l].coef)))
+      return xd_error_set(err, XD_ENOMEM, NULL, "out of memory explaining an image with LIME");
+  }
+  return xd_lime_image_fit(&o, S, j->Z, j->Y, K, j->dist, lab, nl, 1, j->res, err);
+}
+
 static int limg_run(void *state, size_t i, const xd_cancel_t *cancel, xd_error_t *err) {
   limg_job_t *j = state;
+  if (j->split > 1) return limg_run_split(j, i, cancel, err);
   const xd_model_t *m = j->entry->model;
   size_t K = xd_model_n_outputs(m);
   int rc = XD_OK;
@@ -141,6 +199,7 @@ static json_t *limg_encode(void *state, xd_error_t *err) {
   const xd_image_prep_t *p = xd_model_image_prep(m);
   char *const *cls = xd_model_classes(m);
   size_t K = xd_model_n_outputs(m);
+  if (j->split > 1 && limg_fit_split(j, err) != XD_OK) return NULL;
   json_t *body = json_object(), *exps = json_array(), *imgs = j->render ? json_array() : NULL;
   int bad = !body || !exps || (j->render && !imgs);
   bad |= json_object_set_new(body, "model", json_string(j->entry->name));
@@ -255,12 +314,17 @@ static void limg_free(void *state) {
   xd_free(j->phi);
   xd_free(j->expected);
   xd_free(j->fx);
+  xd_free(j->fz);
+  xd_free(j->Z);
+  xd_free(j->dist);
+  xd_free(j->Y);
   xd_free(j);
 }
 
 XD_JSON_RESULT_GUARDED(limg_encode_checked, limg_encode)
 static const xd_job_ops_t limg_ops = {
-    .endpoint = "explain_lime", .run = limg_run, .encode = limg_encode_checked, .free = limg_free};
+    .endpoint = "explain_lime", .run = limg_run, .encode = limg_encode_checked, .free = limg_free,
+    .prepare = limg_prepare};
 static const xd_job_ops_t simg_ops = {
     .endpoint = "explain_shap", .run = limg_run, .encode = limg_encode_checked, .free = limg_free};
 
@@ -490,9 +554,11 @@ int xd_lime_image_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_
     goto fail;
   }
   if ((rc = decode_segmentation(j, body, err)) != XD_OK) goto fail;
+  /* one instance's samples on several workers when they are enough work */
+  if (j->n == 1 && j->o.repeats == 1) j->split = xd_work_split(xd_work_cost(j->o.num_samples, xd_model_row_cost(m)));
   work->ops = &limg_ops;
   work->state = j;
-  work->n_parts = j->n;
+  work->n_parts = j->split > 1 ? j->split : j->n;
   work->cost_rows = (uint64_t)work_rows;
   work->model = j->entry->name;
   return XD_OK;
