@@ -145,60 +145,84 @@ static void compose(const double *x, const double *fz, const int32_t *seg, const
     for (size_t v = 0; v < HW; v++) e[c * HW + v] = on[seg[v]] ? x[c * HW + v] : fz[c * HW + v];
 }
 
-int xd_shap_image_explain(const xd_model_t *m, const double *x, const int32_t *segments, size_t S,
-                          const double *hide, size_t nsamples, uint64_t seed, size_t instance_index, size_t target,
-                          double *phi, double *expected, double *fx, const xd_cancel_t *cancel, xd_error_t *err) {
+int xd_shap_image_plan(size_t S, size_t nsamples, uint64_t seed, size_t instance_index, xd_shap_plan_t *pl,
+                       xd_error_t *err) {
+  memset(pl, 0, sizeof *pl);
+  double *ones = xd_malloc((S ? S : 1) * sizeof *ones), *zeros = xd_calloc(S ? S : 1, sizeof *zeros), w1 = 1;
+  int rc = ones && zeros ? XD_OK : xd_error_set(err, XD_ENOMEM, NULL, "out of memory explaining an image with Kernel SHAP");
+  if (rc == XD_OK) {
+    for (size_t s = 0; s < S; s++) ones[s] = 1;
+    /* the players: segments; "x" all ones against one background row of zeros */
+    xd_shap_bg_t bg = {1, S, zeros, &w1};
+    xd_rng_t rng;
+    xd_rng_seed_stream(&rng, seed, instance_index);
+    rc = xd_shap_plan_init(pl, XD_SHAP_KERNEL, ones, &bg, nsamples, &rng, err);
+  }
+  xd_free(ones);
+  xd_free(zeros);
+  return rc;
+}
+
+int xd_shap_image_eval(const xd_model_t *m, const double *x, const double *fz, const int32_t *segments, size_t S,
+                       const xd_shap_plan_t *pl, size_t target, size_t r0, size_t r1, double *y,
+                       const xd_cancel_t *cancel, xd_error_t *err) {
   const xd_image_prep_t *p = xd_model_image_prep(m);
   size_t C = p->channels, HW = p->height * p->width, P = C * HW, K = xd_model_n_outputs(m);
   size_t cr = XD_IMGX_CHUNK_VALUES / P ? XD_IMGX_CHUNK_VALUES / P : 1;
-  double *ones = xd_malloc(S * sizeof *ones), *zeros = xd_calloc(S, sizeof *zeros), w1 = 1;
-  double *fz = xd_malloc(P * sizeof *fz), *E = xd_malloc(xd_mul_size(cr, P) * sizeof *E);
-  double *Y = xd_malloc(xd_mul_size(cr, K) * sizeof *Y);
+  if (r1 <= r0) return XD_OK;
+  if (cr > r1 - r0) cr = r1 - r0;
+  double *E = xd_malloc(xd_mul_size(cr, P) * sizeof *E), *Y = xd_malloc(xd_mul_size(cr, K) * sizeof *Y);
   unsigned char *on = xd_malloc(S ? S : 1);
-  xd_shap_plan_t pl;
-  memset(&pl, 0, sizeof pl);
-  int rc = XD_OK;
-  if (!ones || !zeros || !fz || !E || !Y || !on || xd_lime_image_fudge(m, x, segments, S, hide, fz) != XD_OK) {
-    rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory explaining an image with Kernel SHAP");
-    goto done;
-  }
-  for (size_t s = 0; s < S; s++) ones[s] = 1;
-  /* the players: segments; "x" all ones against one background row of zeros */
-  xd_shap_bg_t bg = {1, S, zeros, &w1};
-  xd_rng_t rng;
-  xd_rng_seed_stream(&rng, seed, instance_index);
-  if ((rc = xd_shap_plan_init(&pl, XD_SHAP_KERNEL, ones, &bg, nsamples, &rng, err)) != XD_OK) goto done;
-  /* rows: everything shown, everything hidden, then the coalitions */
-  size_t total = pl.K + 2;
-  for (size_t r0 = 0; r0 < total && rc == XD_OK; r0 += cr) {
-    size_t c = total - r0 < cr ? total - r0 : cr;
+  int rc = E && Y && on ? XD_OK : xd_error_set(err, XD_ENOMEM, NULL, "out of memory explaining an image with Kernel SHAP");
+  for (size_t a = r0; a < r1 && rc == XD_OK; a += cr) {
+    size_t c = r1 - a < cr ? r1 - a : cr;
     for (size_t q = 0; q < c; q++) {
-      size_t r = r0 + q;
+      size_t r = a + q;
       if (r < 2) {
         memset(on, r == 0, S);
       } else {
         memset(on, 0, S);
-        for (size_t k = 0; k < pl.M; k++) on[pl.varying[k]] = pl.masks[(r - 2) * pl.M + k];
+        for (size_t k = 0; k < pl->M; k++) on[pl->varying[k]] = pl->masks[(r - 2) * pl->M + k];
       }
       compose(x, fz, segments, on, C, HW, E + q * P);
     }
     rc = xd_model_predict(m, E, c, Y, cancel, err);
-    for (size_t q = 0; rc == XD_OK && q < c; q++) {
-      size_t r = r0 + q;
-      double f = Y[q * K + target];
-      if (r == 0) *fx = f;
-      else if (r == 1) *expected = f;
-      else pl.ey[r - 2] = f;
-    }
+    for (size_t q = 0; rc == XD_OK && q < c; q++) y[a + q - r0] = Y[q * K + target];
   }
-  if (rc == XD_OK) rc = xd_shap_plan_solve(&pl, XD_SHAP_LINK_IDENTITY, *fx, *expected, 0, phi, cancel, err);
-done:
-  xd_shap_plan_deinit(&pl);
-  xd_free(ones);
-  xd_free(zeros);
-  xd_free(fz);
   xd_free(E);
   xd_free(Y);
   xd_free(on);
+  return rc;
+}
+
+int xd_shap_image_explain(const xd_model_t *m, const double *x, const int32_t *segments, size_t S,
+                          const double *hide, size_t nsamples, uint64_t seed, size_t instance_index, size_t target,
+                          double *phi, double *expected, double *fx, const xd_cancel_t *cancel, xd_error_t *err) {
+  size_t P = xd_model_n_inputs(m);
+  double *fz = xd_malloc(P * sizeof *fz), *y = NULL;
+  xd_shap_plan_t pl;
+  memset(&pl, 0, sizeof pl);
+  int rc = XD_OK;
+  if (!fz || xd_lime_image_fudge(m, x, segments, S, hide, fz) != XD_OK) {
+    rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory explaining an image with Kernel SHAP");
+    goto done;
+  }
+  if ((rc = xd_shap_image_plan(S, nsamples, seed, instance_index, &pl, err)) != XD_OK) goto done;
+  /* rows: everything shown, everything hidden, then the coalitions */
+  if (!(y = xd_malloc((pl.K + 2) * sizeof *y))) {
+    rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory explaining an image with Kernel SHAP");
+    goto done;
+  }
+  rc = xd_shap_image_eval(m, x, fz, segments, S, &pl, target, 0, pl.K + 2, y, cancel, err);
+  if (rc == XD_OK) {
+    *fx = y[0];
+    *expected = y[1];
+    memcpy(pl.ey, y + 2, pl.K * sizeof *y);
+    rc = xd_shap_plan_solve(&pl, XD_SHAP_LINK_IDENTITY, *fx, *expected, 0, phi, cancel, err);
+  }
+done:
+  xd_shap_plan_deinit(&pl);
+  xd_free(fz);
+  xd_free(y);
   return rc;
 }

@@ -23,6 +23,7 @@
 
 #include "core/lime.h"
 #include "core/model.h"
+#include "core/shap.h"
 
 typedef struct xd_lime_image_opts {
   size_t num_samples, num_features, repeats;
@@ -74,5 +75,16 @@ int xd_lime_image_fit(const xd_lime_image_opts_t *o, size_t S, const double *Z, 
 int xd_shap_image_explain(const xd_model_t *m, const double *x, const int32_t *segments, size_t S,
                           const double *hide, size_t nsamples, uint64_t seed, size_t instance_index, size_t target,
                           double *phi, double *expected, double *fx, const xd_cancel_t *cancel, xd_error_t *err);
+
+/* The steps of xd_shap_image_explain, for a run split into sub-parts on several workers:
+ *   plan   the coalitions (pl, release with xd_shap_plan_deinit) of stream instance_index;
+ *   eval   y (r1 - r0) = f_t of rows [r0, r1) of pl->K + 2: row 0 every segment shown,
+ *          row 1 every segment hidden (fz), row 2 + k coalition k (any split of the rows);
+ *   then   pl->ey = y[2..], xd_shap_plan_solve with fx = y[0], expected = y[1]. */
+int xd_shap_image_plan(size_t S, size_t nsamples, uint64_t seed, size_t instance_index, xd_shap_plan_t *pl,
+                       xd_error_t *err);
+int xd_shap_image_eval(const xd_model_t *m, const double *x, const double *fz, const int32_t *segments, size_t S,
+                       const xd_shap_plan_t *pl, size_t target, size_t r0, size_t r1, double *y,
+                       const xd_cancel_t *cancel, xd_error_t *err);
 
 #endif

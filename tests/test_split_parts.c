@@ -2,7 +2,8 @@
  * xd_work_split) gives the same bytes however it is run: in process with the parts in
  * order and in reverse order, and over HTTP by the real server with 1 and with 2
  * workers. Every split endpoint on the demo CNN (models/shapes): integrated gradients,
- * SmoothGrad, occlusion, LIME (top labels and given labels). Each request is checked to be
+ * SmoothGrad, VarGrad, occlusion, LIME (top labels and given labels), Kernel SHAP over
+ * segments. Each request is checked to be
  * split (more than one part for one instance), so the test fails if the split goes away,
  * and the split answer is checked against the unsplit computation of the same request
  * (the same rows, summed in another order: equal within 1e-9 relative). */
@@ -46,6 +47,8 @@ static const split_case_t cases[] = {
      "\"num_samples\":1000,\"seed\":0,\"segmentation\":{\"method\":\"grid\",\"size\":8}"},
     {"lime 700 samples, given labels", "/explain/lime", xd_lime_decode,
      "\"num_samples\":700,\"seed\":5,\"labels\":[2,0],\"segmentation\":{\"method\":\"slic\"}"},
+    {"kernel shap over 16 segments, auto", "/explain/shap", xd_shap_decode,
+     "\"seed\":2,\"segmentation\":{\"method\":\"grid\",\"size\":8}"},
 };
 #define N_CASES (sizeof cases / sizeof *cases)
 
@@ -166,15 +169,16 @@ TEST(in_process_order_does_not_matter) {
     CHECK_MSG(sd && ans[0] && !strcmp(sd, ans[0]), "%s: xd_api_handle_sync answers differently", cases[c].name);
     /* the unsplit computation: the same instance twice is split per instance only for
      * the gradient and occlusion endpoints; LIME with two instances is one part each */
-    if (sync && cases[c].decode == xd_lime_decode) {
+    if (sync && (cases[c].decode == xd_lime_decode || cases[c].decode == xd_shap_decode)) {
       json_t *b2 = json_loads(text, 0, NULL);
       json_t *inst = json_object_get(b2, "instance");
       json_object_set_new(b2, "instances", json_pack("[O,O]", inst, inst));
       json_object_del(b2, "instance");
       char *t2 = json_dumps(b2, JSON_COMPACT), *two = inline_bytes(cases[c].path, t2);
       json_t *j2 = two ? json_loads(two, 0, NULL) : NULL;
-      json_t *e0 = json_array_get(json_object_get(j2, "explanations"), 0);
-      json_t *s0 = json_array_get(json_object_get(js, "explanations"), 0);
+      const char *key = cases[c].decode == xd_shap_decode ? "shap_values" : "explanations";
+      json_t *e0 = json_array_get(json_object_get(j2, key), 0);
+      json_t *s0 = json_array_get(json_object_get(js, key), 0);
       char *a = e0 ? json_dumps(e0, JSON_COMPACT) : NULL, *b = s0 ? json_dumps(s0, JSON_COMPACT) : NULL;
       double worst = INFINITY;
       CHECK_MSG(a && b && close_answers(a, b, 1e-9, &worst), "%s: split vs unsplit: worst relative difference %g",
