@@ -416,19 +416,35 @@ int xd_imgx_occlusion_eval(const xd_model_t *m, const xd_occl_plan_t *p, const d
   size_t d = p->dims[0] * p->dims[1] * p->dims[2], K = xd_model_n_outputs(m), cr = chunk_rows(d);
   if (k1 <= k0) return XD_OK;
   if (cr > k1 - k0) cr = k1 - k0;
-  double *R = xd_malloc(xd_mul_size(cr, d) * sizeof *R), *out = xd_malloc(xd_mul_size(cr, K) * sizeof *out);
-  int rc = R && out ? XD_OK : xd_error_set(err, XD_ENOMEM, NULL, "out of memory computing occlusion");
+  /* image models: rows in float, as the graph runs them (x and b rounded once); others
+   * (tabular FeatureAblation) in double */
+  int img = xd_model_input_kind(m) == XD_INPUT_IMAGE;
+  double *R = img ? NULL : xd_malloc(xd_mul_size(cr, d) * sizeof *R), *out = xd_malloc(xd_mul_size(cr, K) * sizeof *out);
+  float *F = img ? xd_malloc((xd_mul_size(cr, d) + 2 * d) * sizeof *F) : NULL, *xf = F ? F + cr * d : NULL;
+  float *bf = xf ? xf + d : NULL;
+  int rc = (img ? F != NULL : R != NULL) && out ? XD_OK : xd_error_set(err, XD_ENOMEM, NULL, "out of memory computing occlusion");
+  for (size_t v = 0; rc == XD_OK && img && v < d; v++) {
+    xf[v] = (float)x[v];
+    bf[v] = (float)b[v];
+  }
   for (size_t r0 = k0; r0 < k1 && rc == XD_OK; r0 += cr) {
     size_t c = k1 - r0 < cr ? k1 - r0 : cr;
     for (size_t q = 0; q < c; q++) {
-      double *e = R + q * d;
-      memcpy(e, x, d * sizeof *e);
-      if (r0 + q > 0) FOR_WINDOW(p, r0 + q - 1, v, e[v] = b[v]);
+      if (img) {
+        float *e = F + q * d;
+        memcpy(e, xf, d * sizeof *e);
+        if (r0 + q > 0) FOR_WINDOW(p, r0 + q - 1, v, e[v] = bf[v]);
+      } else {
+        double *e = R + q * d;
+        memcpy(e, x, d * sizeof *e);
+        if (r0 + q > 0) FOR_WINDOW(p, r0 + q - 1, v, e[v] = b[v]);
+      }
     }
-    rc = xd_model_predict(m, R, c, out, cancel, err);
+    rc = img ? xd_model_predict_image_f32(m, F, c, out, cancel, err) : xd_model_predict(m, R, c, out, cancel, err);
     for (size_t q = 0; rc == XD_OK && q < c; q++) f[r0 + q - k0] = out[q * K + target];
   }
   xd_free(R);
+  xd_free(F);
   xd_free(out);
   return rc;
 }

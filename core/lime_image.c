@@ -60,23 +60,30 @@ int xd_lime_image_eval(const xd_model_t *m, const double *x, const double *fz, c
   size_t cr = XD_IMGX_CHUNK_VALUES / P ? XD_IMGX_CHUNK_VALUES / P : 1;
   if (r1 <= r0) return XD_OK;
   if (cr > r1 - r0) cr = r1 - r0;
-  double *E = xd_malloc(xd_mul_size(cr, P) * sizeof *E);
-  if (!E) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory explaining an image with LIME");
-  int rc = XD_OK;
+  /* rows in float, as the graph runs them: x and the fudged image rounded once */
+  float *E = xd_malloc((xd_mul_size(cr, P) + 2 * P) * sizeof *E), *xf = E ? E + cr * P : NULL, *ff = xf ? xf + P : NULL;
+  unsigned char *on = xd_malloc(HW);
+  int rc = E && on ? XD_OK : xd_error_set(err, XD_ENOMEM, NULL, "out of memory explaining an image with LIME");
+  for (size_t k = 0; rc == XD_OK && k < P; k++) {
+    xf[k] = (float)x[k];
+    ff[k] = (float)fz[k];
+  }
   for (size_t a = r0; a < r1 && rc == XD_OK; a += cr) {
     size_t c = r1 - a < cr ? r1 - a : cr;
     for (size_t q = 0; q < c; q++) {
       const double *z = Z + (a + q) * S;
-      double *e = E + q * P;
-      for (size_t ch = 0; ch < C; ch++)
-        for (size_t v = 0; v < HW; v++) {
-          size_t k = ch * HW + v;
-          e[k] = z[seg[v]] != 0 ? x[k] : fz[k];
-        }
+      float *e = E + q * P;
+      for (size_t v = 0; v < HW; v++) on[v] = z[seg[v]] != 0;
+      for (size_t ch = 0; ch < C; ch++) {
+        const float *xc = xf + ch * HW, *fc = ff + ch * HW;
+        float *ec = e + ch * HW;
+        for (size_t v = 0; v < HW; v++) ec[v] = on[v] ? xc[v] : fc[v];
+      }
     }
-    rc = xd_model_predict(m, E, c, Y + (a - r0) * K, cancel, err);
+    rc = xd_model_predict_image_f32(m, E, c, Y + (a - r0) * K, cancel, err);
   }
   xd_free(E);
+  xd_free(on);
   return rc;
 }
 
@@ -138,13 +145,6 @@ done:
   return rc;
 }
 
-/* Coalition rows: segment s shown when on[s], else fudged. */
-static void compose(const double *x, const double *fz, const int32_t *seg, const unsigned char *on, size_t C, size_t HW,
-                    double *e) {
-  for (size_t c = 0; c < C; c++)
-    for (size_t v = 0; v < HW; v++) e[c * HW + v] = on[seg[v]] ? x[c * HW + v] : fz[c * HW + v];
-}
-
 int xd_shap_image_plan(size_t S, size_t nsamples, uint64_t seed, size_t instance_index, xd_shap_plan_t *pl,
                        xd_error_t *err) {
   memset(pl, 0, sizeof *pl);
@@ -171,9 +171,15 @@ int xd_shap_image_eval(const xd_model_t *m, const double *x, const double *fz, c
   size_t cr = XD_IMGX_CHUNK_VALUES / P ? XD_IMGX_CHUNK_VALUES / P : 1;
   if (r1 <= r0) return XD_OK;
   if (cr > r1 - r0) cr = r1 - r0;
-  double *E = xd_malloc(xd_mul_size(cr, P) * sizeof *E), *Y = xd_malloc(xd_mul_size(cr, K) * sizeof *Y);
+  /* rows in float, as the graph runs them: x and the fudged image rounded once */
+  float *E = xd_malloc((xd_mul_size(cr, P) + 2 * P) * sizeof *E), *xf = E ? E + cr * P : NULL, *ff = xf ? xf + P : NULL;
+  double *Y = xd_malloc(xd_mul_size(cr, K) * sizeof *Y);
   unsigned char *on = xd_malloc(S ? S : 1);
   int rc = E && Y && on ? XD_OK : xd_error_set(err, XD_ENOMEM, NULL, "out of memory explaining an image with Kernel SHAP");
+  for (size_t k = 0; rc == XD_OK && k < P; k++) {
+    xf[k] = (float)x[k];
+    ff[k] = (float)fz[k];
+  }
   for (size_t a = r0; a < r1 && rc == XD_OK; a += cr) {
     size_t c = r1 - a < cr ? r1 - a : cr;
     for (size_t q = 0; q < c; q++) {
@@ -184,9 +190,11 @@ int xd_shap_image_eval(const xd_model_t *m, const double *x, const double *fz, c
         memset(on, 0, S);
         for (size_t k = 0; k < pl->M; k++) on[pl->varying[k]] = pl->masks[(r - 2) * pl->M + k];
       }
-      compose(x, fz, segments, on, C, HW, E + q * P);
+      float *e = E + q * P;
+      for (size_t ch = 0; ch < C; ch++)
+        for (size_t v = 0; v < HW; v++) e[ch * HW + v] = on[segments[v]] ? xf[ch * HW + v] : ff[ch * HW + v];
     }
-    rc = xd_model_predict(m, E, c, Y, cancel, err);
+    rc = xd_model_predict_image_f32(m, E, c, Y, cancel, err);
     for (size_t q = 0; rc == XD_OK && q < c; q++) y[a + q - r0] = Y[q * K + target];
   }
   xd_free(E);
