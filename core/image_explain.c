@@ -366,47 +366,16 @@ int xd_occl_plan(xd_occl_plan_t *p, size_t rank, const size_t *dims, const size_
 int xd_imgx_occlusion(const xd_model_t *m, const xd_occl_plan_t *p, const double *X, size_t n,
                       const size_t *target, const double *B, double *attr, const xd_cancel_t *cancel,
                       xd_error_t *err) {
-  size_t d = p->dims[0] * p->dims[1] * p->dims[2], K = xd_model_n_outputs(m), per = p->n_windows + 1;
-  size_t total = n * per, cr = chunk_rows(d);
-  if (cr > total) cr = total;
-  double *R = xd_malloc(xd_mul_size(cr, d) * sizeof *R), *out = xd_malloc(xd_mul_size(cr, K) * sizeof *out);
-  double *fx = xd_malloc(n * sizeof *fx), *cnt = xd_calloc(d, sizeof *cnt);
-  int rc = XD_OK;
-  if (!R || !out || !fx || !cnt) {
-    rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory computing occlusion");
-    goto done;
+  /* per instance: its n_windows + 1 rows in batches (xd_imgx_occlusion_eval), then the
+   * attributions from their outputs, as a request split into sub-parts computes them */
+  size_t d = p->dims[0] * p->dims[1] * p->dims[2], per = p->n_windows + 1;
+  double *f = xd_malloc(per * sizeof *f);
+  int rc = f ? XD_OK : xd_error_set(err, XD_ENOMEM, NULL, "out of memory computing occlusion");
+  for (size_t i = 0; i < n && rc == XD_OK; i++) {
+    rc = xd_imgx_occlusion_eval(m, p, X + i * d, target[i], B + i * d, 0, per, f, cancel, err);
+    if (rc == XD_OK) xd_imgx_occlusion_combine(p, f, attr + i * d);
   }
-  for (size_t wi = 0; wi < p->n_windows; wi++) FOR_WINDOW(p, wi, v, cnt[v] += 1);
-  memset(attr, 0, xd_mul_size(n, d) * sizeof *attr);
-  /* Row 0 of each instance is the instance itself; f_t(x) comes first in its order. */
-  for (size_t r0 = 0; r0 < total && rc == XD_OK; r0 += cr) {
-    size_t c = total - r0 < cr ? total - r0 : cr;
-    for (size_t q = 0; q < c; q++) {
-      size_t r = r0 + q, i = r / per, k = r % per;
-      double *e = R + q * d;
-      memcpy(e, X + i * d, d * sizeof *e);
-      if (k > 0) FOR_WINDOW(p, k - 1, v, e[v] = B[i * d + v]);
-    }
-    rc = xd_model_predict(m, R, c, out, cancel, err);
-    for (size_t q = 0; rc == XD_OK && q < c; q++) {
-      size_t r = r0 + q, i = r / per, k = r % per;
-      double ft = out[q * K + target[i]];
-      if (k == 0) {
-        fx[i] = ft;
-        continue;
-      }
-      double diff = fx[i] - ft;
-      double *a = attr + i * d;
-      FOR_WINDOW(p, k - 1, v, a[v] += diff);
-    }
-  }
-  for (size_t i = 0; rc == XD_OK && i < n; i++)
-    for (size_t v = 0; v < d; v++) attr[i * d + v] = cnt[v] > 0 ? attr[i * d + v] / cnt[v] : 0;
-done:
-  xd_free(R);
-  xd_free(out);
-  xd_free(fx);
-  xd_free(cnt);
+  xd_free(f);
   return rc;
 }
 
