@@ -1,6 +1,11 @@
 /* explain_text.c — /explain/gradient and /explain/occlusion on text models (API.md
  * Part 2). One part per text: each is one graph run (all IG steps or noisy copies of
- * the text as rows of one double-precision run) or one batch of occluded copies. */
+ * the text as rows of one double-precision run) or one batch of occluded copies. When a
+ * text's IG steps or noisy copies (SmoothGrad, SmoothGrad²) are enough work
+ * (xd_work_split), each text is instead `split` sub-parts over contiguous ranges of its
+ * rows: prepare resolves the targets, each sub-part writes its range's share of the
+ * attributions and delta into its own slots, and encode adds the shares in sub-part
+ * order, so the answer does not depend on the workers. */
 #include <string.h>
 
 #include "api/alloc.h"
@@ -30,13 +35,15 @@ typedef struct tgrad_job {
   double *delta;  /* (n) IG */
   double *alpha, *wq;
   json_t *warnings;
+  size_t split;   /* sub-parts per text (1: one part per text) */
+  double **pattr; /* (n * split) the sub-parts' shares of attr, rows[i].n each */
+  double *pdelta; /* (n * split) their shares of delta (IG) */
 } tgrad_job_t;
 
-static int tgrad_run(void *state, size_t i, const xd_cancel_t *cancel, xd_error_t *err) {
-  tgrad_job_t *j = state;
+/* Text i's target when "predicted". */
+static int tgrad_target(tgrad_job_t *j, size_t i, const xd_cancel_t *cancel, xd_error_t *err) {
   const xd_model_t *m = j->entry->model;
-  if (i >= j->n) return XD_OK;
-  int rc;
+  int rc = XD_OK;
   if (j->target[i] == XD_TARGET_PREDICTED) {
     double p[256];
     size_t K = xd_model_n_outputs(m);
@@ -44,6 +51,34 @@ static int tgrad_run(void *state, size_t i, const xd_cancel_t *cancel, xd_error_
     if ((rc = xd_model_predict_text(m, &j->rows[i], 1, p, cancel, err)) != XD_OK) return rc;
     j->target[i] = xd_model_argmax(m, p);
   }
+  return rc;
+}
+
+/* Split path: every text's target, once, before the sub-parts. */
+static int tgrad_prepare(void *state, const xd_cancel_t *cancel, xd_error_t *err) {
+  tgrad_job_t *j = state;
+  int rc = XD_OK;
+  for (size_t i = 0; j->split > 1 && rc == XD_OK && i < j->n; i++) rc = tgrad_target(j, i, cancel, err);
+  return rc;
+}
+
+/* Split path: the share of rows [a, b) of text i's rows. */
+static int tgrad_run_split(tgrad_job_t *j, size_t part, const xd_cancel_t *cancel, xd_error_t *err) {
+  size_t i = part / j->split;
+  xd_text_grad_opts_t o = j->o;
+  xd_work_range(xd_text_grad_rows(&o), j->split, part % j->split, &o.rows_begin, &o.rows_end);
+  if (o.rows_end <= o.rows_begin) return XD_OK; /* an empty range: its share stays 0 */
+  return xd_text_grad_explain(j->entry->model, &o, &j->rows[i], j->target[i], i, j->pattr[part],
+                              j->pdelta ? &j->pdelta[part] : NULL, cancel, err);
+}
+
+static int tgrad_run(void *state, size_t i, const xd_cancel_t *cancel, xd_error_t *err) {
+  tgrad_job_t *j = state;
+  if (j->split > 1) return tgrad_run_split(j, i, cancel, err);
+  const xd_model_t *m = j->entry->model;
+  if (i >= j->n) return XD_OK;
+  int rc = tgrad_target(j, i, cancel, err);
+  if (rc != XD_OK) return rc;
   if (j->occlusion)
     return xd_text_occlusion(m, &j->rows[i], j->target[i], j->base, j->o.output, j->attr[i], NULL, cancel, err);
   return xd_text_grad_explain(m, &j->o, &j->rows[i], j->target[i], i, j->attr[i], j->delta ? &j->delta[i] : NULL,
@@ -52,6 +87,12 @@ static int tgrad_run(void *state, size_t i, const xd_cancel_t *cancel, xd_error_
 
 static json_t *tgrad_encode(void *state, xd_error_t *err) {
   tgrad_job_t *j = state;
+  for (size_t i = 0; j->split > 1 && i < j->n; i++) /* the shares added in sub-part order */
+    for (size_t k = 0; k < j->split; k++) {
+      const double *pa = j->pattr[i * j->split + k];
+      for (size_t t = 0; t < j->rows[i].n; t++) j->attr[i][t] = k ? j->attr[i][t] + pa[t] : pa[t];
+      if (j->delta) j->delta[i] = k ? j->delta[i] + j->pdelta[i * j->split + k] : j->pdelta[i * j->split + k];
+    }
   json_t *o = json_object(), *t = json_array(), *a = json_array();
   int bad = !o || !t || !a;
   for (size_t i = 0; !bad && i < j->n; i++) {
@@ -100,13 +141,17 @@ static void tgrad_free(void *state) {
   xd_free(j->delta);
   xd_free(j->alpha);
   xd_free(j->wq);
+  for (size_t p = 0; j->pattr && p < j->n * j->split; p++) xd_free(j->pattr[p]);
+  xd_free(j->pattr);
+  xd_free(j->pdelta);
   json_decref(j->warnings);
   xd_free(j);
 }
 
 XD_JSON_RESULT_GUARDED(tgrad_encode_checked, tgrad_encode)
 static const xd_job_ops_t tgrad_ops = {
-    .endpoint = "explain_gradient", .run = tgrad_run, .encode = tgrad_encode_checked, .free = tgrad_free};
+    .endpoint = "explain_gradient", .run = tgrad_run, .encode = tgrad_encode_checked, .free = tgrad_free,
+    .prepare = tgrad_prepare};
 static const xd_job_ops_t tocc_ops = {
     .endpoint = "explain_occlusion", .run = tgrad_run, .encode = tgrad_encode_checked, .free = tgrad_free};
 
@@ -199,9 +244,24 @@ int xd_gradient_text_decode(xd_api_t *api, const json_t *body, xd_work_t *work, 
     j->o.alpha = j->alpha;
     j->o.weights = j->wq;
   }
+  /* a text's IG steps / noisy copies on several workers when they are enough work (a row
+   * costed at the model's longest text); VarGrad's variance does not add up by ranges */
+  if (j->o.method == XD_GRAD_INTEGRATED || j->o.method == XD_GRAD_SMOOTHGRAD || j->o.method == XD_GRAD_SMOOTHGRAD_SQ)
+    j->split = xd_work_split(xd_work_cost(xd_text_grad_rows(&j->o), xd_model_row_cost(j->entry->model)));
+  if (j->split > 1) {
+    size_t parts = j->n * j->split;
+    j->pattr = xd_calloc(parts, sizeof *j->pattr);
+    j->pdelta = j->delta ? xd_calloc(parts, sizeof *j->pdelta) : NULL;
+    int bad = !j->pattr || (j->delta && !j->pdelta);
+    for (size_t p = 0; !bad && p < parts; p++) bad = !(j->pattr[p] = xd_calloc(j->rows[p / j->split].n, sizeof **j->pattr));
+    if (bad) {
+      rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+      goto fail;
+    }
+  }
   work->ops = &tgrad_ops;
   work->state = j;
-  work->n_parts = j->n;
+  work->n_parts = j->split > 1 ? j->n * j->split : j->n;
   work->cost_rows = cost;
   work->model = j->entry->name;
   return XD_OK;

@@ -170,6 +170,7 @@ int xd_text_grad_explain(const xd_model_t *m, const xd_text_grad_opts_t *o, cons
   }
   /* rows go to the engine in chunks whose override and gradient stay under xd_text_chunk_bytes */
   size_t C = xd_text_chunk_bytes / (2 * sizeof(double) * rowsz);
+  size_t rb = o->rows_end ? o->rows_begin : 0, re = o->rows_end && o->rows_end < R ? o->rows_end : R;
   C = C < 1 ? 1 : C > R ? R : C;
   E = xd_calloc(xd_mul_size(2, rowsz), sizeof *E); /* e_x, e_b */
   V = xd_malloc(xd_mul_size(C, rowsz) * sizeof *V);
@@ -202,8 +203,10 @@ int xd_text_grad_explain(const xd_model_t *m, const xd_text_grad_opts_t *o, cons
   double sd = o->method >= XD_GRAD_SMOOTHGRAD ? o->noise_stddev * embedding_std(m, ex, rowsz) : 0;
   xd_rng_t rng;
   xd_rng_seed_stream(&rng, o->seed, index);
-  for (size_t s0 = 0; rc == XD_OK && s0 < R; s0 += C) {
-    size_t c = R - s0 < C ? R - s0 : C;
+  for (size_t k = 0; o->method >= XD_GRAD_SMOOTHGRAD && k < rb * rowsz; k++) /* the copies of earlier ranges */
+    (void)xd_rng_normal(&rng);
+  for (size_t s0 = rb; rc == XD_OK && s0 < re; s0 += C) {
+    size_t c = re - s0 < C ? re - s0 : C;
     for (size_t i = 0; i < c; i++) { /* row r: an IG point, the baseline, x; a noisy copy; or x */
       size_t r = s0 + i;
       double *v = V + i * rowsz;

@@ -40,6 +40,12 @@ typedef struct xd_text_grad_opts {
   size_t samples;             /* SmoothGrad family */
   double noise_stddev;        /* fraction of the embedding matrix's std */
   uint64_t seed;              /* text i draws from stream i */
+  /* Rows [rows_begin, rows_end) of the text's xd_text_grad_rows only (rows_end 0: all), for
+   * a text split into sub-parts on several workers: attr and delta are then the range's
+   * share, and the shares of contiguous ranges covering every row add up to the whole
+   * (IG, SmoothGrad and SmoothGrad² are linear in the summed gradients, and f(x), f(b)
+   * count in the range holding their rows; not VarGrad, whose variance is not). */
+  size_t rows_begin, rows_end;
 } xd_text_grad_opts_t;
 
 /* Bytes of override values and gradients per engine call (32 MiB; tests lower it to make

@@ -3,7 +3,7 @@
  * order and in reverse order, and over HTTP by the real server with 1 and with 2
  * workers. Every split endpoint on the demo CNN (models/shapes): integrated gradients,
  * SmoothGrad, VarGrad, occlusion, LIME (top labels and given labels), Kernel SHAP over
- * segments. Each request is checked to be
+ * segments; and on the text models integrated gradients and SmoothGrad. Each request is checked to be
  * split (more than one part for one instance), so the test fails if the split goes away,
  * and the split answer is checked against the unsplit computation of the same request
  * (the same rows, summed in another order: equal within 1e-9 relative). */
@@ -18,6 +18,7 @@
 #include "api/graph_rows.h"
 #include "api/registry.h"
 #include "core/image_explain.h"
+#include "core/text_explain.h"
 #include "core/alloc.h"
 #include "core/mat.h"
 #include "tests/harness.h"
@@ -49,12 +50,20 @@ static const split_case_t cases[] = {
      "\"num_samples\":700,\"seed\":5,\"labels\":[2,0],\"segmentation\":{\"method\":\"slic\"}"},
     {"kernel shap over 16 segments, auto", "/explain/shap", xd_shap_decode,
      "\"seed\":2,\"segmentation\":{\"method\":\"grid\",\"size\":8}"},
+    /* text models: a whole body (starts with '{') */
+    {"text integrated gradients, reviews_bert", "/explain/gradient", xd_gradient_decode,
+     "{\"model\":\"reviews_bert\",\"instance\":\"a truly wonderful film, though the ending drags\",\"steps\":50}"},
+    {"text smoothgrad, reviews_gru", "/explain/gradient", xd_gradient_decode,
+     "{\"model\":\"reviews_gru\",\"instance\":\"dull plot but great acting\",\"method\":\"smoothgrad\","
+     "\"samples\":60,\"seed\":4}"},
 };
+#define FIRST_TEXT 7 /* cases from here on are text models */
 #define N_CASES (sizeof cases / sizeof *cases)
 
 static char *image_b64;
 
 static char *body_text(const split_case_t *c) {
+  if (c->extra[0] == '{') return strdup(c->extra);
   size_t cap = strlen(image_b64) + strlen(c->extra) + 128;
   char *s = malloc(cap);
   snprintf(s, cap, "{\"model\":\"shapes\",\"instance\":{\"b64\":\"%s\"},%s}", image_b64, c->extra);
@@ -268,6 +277,71 @@ TEST(split_equals_unsplit_within_rounding) {
   }
 }
 
+/* Text: the split shares added up equal xd_text_grad_explain over every row at once
+ * within 1e-9 relative (attributions and IG's delta). */
+TEST(text_split_equals_unsplit_within_rounding) {
+  for (size_t c = FIRST_TEXT; c < N_CASES; c++) {
+    char *t = body_text(&cases[c]);
+    json_t *body = json_loads(t, 0, NULL);
+    char *a = inline_bytes(cases[c].path, t);
+    json_t *ja = a ? json_loads(a, 0, NULL) : NULL;
+    xd_error_t err;
+    xd_error_clear(&err);
+    xd_model_entry_t *e = xd_api_model(api, body, &err);
+    xd_tok_encoding_t *rows = NULL;
+    size_t n = 0;
+    json_t *warn = json_array();
+    CHECK(e && xd_json_text_rows(e->model, body, 1, 1, &rows, &n, warn, &err) == XD_OK && n == 1);
+    if (!e || !rows || !ja) {
+      xd_model_entry_release(e);
+      continue;
+    }
+    xd_text_grad_opts_t o;
+    memset(&o, 0, sizeof o);
+    o.output = XD_OUTPUT_PROBABILITY;
+    o.baseline = XD_TEXT_BASE_PAD;
+    double alpha[50], w[50], delta = 0;
+    if (c == FIRST_TEXT) {
+      o.method = XD_GRAD_INTEGRATED;
+      o.steps = 50;
+      CHECK(xd_grad_quadrature(XD_GRAD_GAUSSLEGENDRE, 50, alpha, w, &err) == XD_OK);
+      o.alpha = alpha;
+      o.weights = w;
+    } else {
+      o.method = XD_GRAD_SMOOTHGRAD;
+      o.samples = 60;
+      o.noise_stddev = 0.1;
+      o.seed = 4;
+    }
+    size_t target = (size_t)json_integer_value(json_array_get(json_object_get(ja, "targets"), 0));
+    double *attr = xd_calloc(rows[0].n, sizeof *attr);
+    int rc = xd_text_grad_explain(e->model, &o, &rows[0], target, 0, attr, &delta, NULL, &err);
+    CHECK_MSG(rc == XD_OK, "%s: %s", cases[c].name, err.text);
+    json_t *ref = json_pack("{s:o}", "attributions", xd_json_chw_test(attr, rows[0].n));
+    json_t *got = json_pack("{s:O}", "attributions", json_array_get(json_object_get(ja, "attributions"), 0));
+    char *rt = json_dumps(ref, JSON_COMPACT), *gt = json_dumps(got, JSON_COMPACT);
+    double worst = INFINITY;
+    CHECK_MSG(close_answers(gt, rt, 1e-9, &worst), "%s: split vs one call: worst relative difference %g",
+              cases[c].name, worst);
+    if (c == FIRST_TEXT) {
+      double d = json_number_value(json_array_get(json_object_get(ja, "convergence_delta"), 0));
+      CHECK_MSG(fabs(d - delta) <= 1e-9 * fmax(1, fabs(delta)) + 1e-12, "text IG delta %g vs %g", d, delta);
+    }
+    free(rt);
+    free(gt);
+    json_decref(ref);
+    json_decref(got);
+    xd_free(attr);
+    xd_tok_rows_free(rows, n);
+    json_decref(warn);
+    xd_model_entry_release(e);
+    json_decref(ja);
+    free(a);
+    json_decref(body);
+    free(t);
+  }
+}
+
 /* The real server with 1 and 2 workers answers every split request with the same bytes
  * as in process. */
 TEST(workers_1_and_2_answer_the_same_bytes) {
@@ -315,6 +389,7 @@ int main(void) {
   json_decref(g);
   RUN(in_process_order_does_not_matter);
   RUN(split_equals_unsplit_within_rounding);
+  RUN(text_split_equals_unsplit_within_rounding);
   RUN(workers_1_and_2_answer_the_same_bytes);
   free(image_b64);
   xd_api_free(api);
