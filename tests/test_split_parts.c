@@ -16,6 +16,7 @@
 #include "api/endpoints.h"
 #include "api/context.h"
 #include "api/graph_rows.h"
+#include "api/job.h"
 #include "api/registry.h"
 #include "core/image_explain.h"
 #include "core/text_explain.h"
@@ -342,6 +343,51 @@ TEST(text_split_equals_unsplit_within_rounding) {
   }
 }
 
+/* Split jobs under allocation failure: decode, prepare, the parts and encode either
+ * succeed or fail cleanly with an error code (no crash; no leak under ASan). */
+TEST(split_jobs_survive_allocation_failures) {
+  static const split_case_t small[] = {
+      {"ig", "/explain/gradient", xd_gradient_decode, "\"steps\":20"},
+      {"occlusion", "/explain/occlusion", xd_occlusion_decode, "\"window\":[3,8,8],\"strides\":[3,4,4]"},
+      {"lime", "/explain/lime", xd_lime_decode, "\"num_samples\":40,\"segmentation\":{\"method\":\"grid\",\"size\":8}"},
+      {"shap", "/explain/shap", xd_shap_decode, "\"nsamples\":40,\"segmentation\":{\"method\":\"grid\",\"size\":8}"},
+      {"text ig", "/explain/gradient", xd_gradient_decode,
+       "{\"model\":\"reviews_gru\",\"instance\":\"dull plot\",\"steps\":30}"},
+  };
+  for (size_t c = 0; c < sizeof small / sizeof *small; c++) {
+    char *t = body_text(&small[c]);
+    json_t *body = json_loads(t, 0, NULL);
+    int ok = 0, failed = 0, split = 0;
+    /* every early allocation, then ever sparser (a graph run allocates per layer) until
+     * one run has every allocation it needs */
+    for (long n = 1; n < 1000000 && !ok; n = n < 60 ? n + 1 : n + n / 8) {
+      xd_work_t w;
+      memset(&w, 0, sizeof w);
+      xd_error_t err;
+      xd_error_clear(&err);
+      xd_alloc_fail_after(n);
+      int rc = small[c].decode(api, body, &w, &err);
+      json_t *out = NULL;
+      if (rc == XD_OK) {
+        split |= w.n_parts > 1;
+        out = xd_work_run_inline(&w, NULL, &err);
+        w.ops->free(w.state);
+      }
+      xd_alloc_fail_after(0);
+      if (out) {
+        ok++;
+      } else {
+        failed++;
+        CHECK_MSG(err.code != XD_OK, "%s: failed without an error code", small[c].name);
+      }
+      json_decref(out);
+    }
+    CHECK_MSG(ok > 0 && failed > 0 && split, "%s: %d ok, %d failed, split %d", small[c].name, ok, failed, split);
+    json_decref(body);
+    free(t);
+  }
+}
+
 /* The real server with 1 and 2 workers answers every split request with the same bytes
  * as in process. */
 TEST(workers_1_and_2_answer_the_same_bytes) {
@@ -390,6 +436,7 @@ int main(void) {
   RUN(in_process_order_does_not_matter);
   RUN(split_equals_unsplit_within_rounding);
   RUN(text_split_equals_unsplit_within_rounding);
+  RUN(split_jobs_survive_allocation_failures);
   RUN(workers_1_and_2_answer_the_same_bytes);
   free(image_b64);
   xd_api_free(api);
