@@ -171,7 +171,7 @@ int xd_text_grad_explain(const xd_model_t *m, const xd_text_grad_opts_t *o, cons
   /* rows go to the engine in chunks whose override and gradient stay under xd_text_chunk_bytes */
   size_t C = xd_text_chunk_bytes / (2 * sizeof(double) * rowsz);
   size_t rb = o->rows_end ? o->rows_begin : 0, re = o->rows_end && o->rows_end < R ? o->rows_end : R;
-  C = C < 1 ? 1 : C > R ? R : C;
+  C = C < 1 ? 1 : C > re - rb && re > rb ? re - rb : C;
   E = xd_calloc(xd_mul_size(2, rowsz), sizeof *E); /* e_x, e_b */
   V = xd_malloc(xd_mul_size(C, rowsz) * sizeof *V);
   G = xd_malloc(xd_mul_size(C, rowsz) * sizeof *G);
