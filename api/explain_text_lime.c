@@ -1,6 +1,9 @@
 /* explain_text_lime.c — /explain/lime on text models (API.md Part 2; lime_text's
  * semantics, core/text_lime.h). One part per text; each part evaluates all its perturbed
- * texts in large batches. */
+ * texts in large batches. For one text of one run (repeats 1) whose samples are enough
+ * work (xd_work_split), `split` sub-parts instead: prepare picks the labels and draws the
+ * samples, each sub-part evaluates a contiguous range of them into its own rows, and
+ * encode fits the surrogate once, so the answer does not depend on the workers. */
 #include <stdio.h>
 #include <string.h>
 
@@ -38,12 +41,15 @@ typedef struct tlime_job {
   size_t *target;  /* (n) */
   double **phi;    /* (n) rows of words[i].d */
   double *expected, *fx;
+  /* LIME of one text split into sub-parts (split > 1): built by prepare */
+  size_t split;
+  uint8_t *Z;      /* (num_samples, d) on/off rows */
+  double *P;       /* (num_samples, K) their outputs, filled by the sub-parts */
 } tlime_job_t;
 
-static int tlime_run(void *state, size_t i, const xd_cancel_t *cancel, xd_error_t *err) {
-  tlime_job_t *j = state;
+/* Text i's labels (given, or its top ones) and its answer's arrays. */
+static int tlime_labels(tlime_job_t *j, size_t i, const xd_cancel_t *cancel, xd_error_t *err) {
   const xd_model_t *m = j->entry->model;
-  if (i >= j->n) return XD_OK;
   size_t K = xd_model_n_outputs(m), d = j->words[i].d, L = j->n_labels ? j->n_labels : j->top_labels;
   int rc = XD_OK;
   size_t *lab = j->lab + i * MAX_LABELS;
@@ -70,8 +76,40 @@ static int tlime_run(void *state, size_t i, const xd_cancel_t *cancel, xd_error_
     out[l].sd = xd_malloc(d * sizeof *out[l].sd);
     if (!out[l].used || !out[l].coef || !out[l].sd) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
   }
-  return xd_text_lime_explain(m, &j->words[i], j->text[i], j->len[i], &j->o, lab, L, j->probs + i * K, out, cancel,
-                              err);
+  return XD_OK;
+}
+
+/* Split path: the text's labels and samples, once. */
+static int tlime_prepare(void *state, const xd_cancel_t *cancel, xd_error_t *err) {
+  tlime_job_t *j = state;
+  if (j->split < 2) return XD_OK;
+  size_t n = j->o.num_samples, d = j->words[0].d, K = xd_model_n_outputs(j->entry->model);
+  int rc = tlime_labels(j, 0, cancel, err);
+  if (rc != XD_OK) return rc;
+  size_t *idx = xd_malloc((d ? d : 1) * sizeof *idx);
+  j->Z = xd_malloc(xd_mul_size(n, d ? d : 1));
+  j->P = xd_malloc(xd_mul_size(n, K) * sizeof *j->P);
+  if (idx && j->Z && j->P) xd_text_lime_sample(n, d, j->o.seed, 0, j->Z, idx); /* repeat 0: stream 0 */
+  xd_free(idx);
+  return idx && j->Z && j->P ? XD_OK : xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+}
+
+static int tlime_run(void *state, size_t i, const xd_cancel_t *cancel, xd_error_t *err) {
+  tlime_job_t *j = state;
+  const xd_model_t *m = j->entry->model;
+  size_t K = xd_model_n_outputs(m);
+  if (j->split > 1) { /* sub-part i: samples [a, b) */
+    size_t a, b, d = j->words[0].d;
+    xd_work_range(j->o.num_samples, j->split, i, &a, &b);
+    return b > a ? xd_text_words_eval(m, &j->words[0], j->text[0], j->len[0], j->Z + a * d, b - a, j->o.mask,
+                                      j->P + a * K, cancel, err)
+                 : XD_OK;
+  }
+  if (i >= j->n) return XD_OK;
+  int rc = tlime_labels(j, i, cancel, err);
+  if (rc != XD_OK) return rc;
+  return xd_text_lime_explain(m, &j->words[i], j->text[i], j->len[i], &j->o, j->lab + i * MAX_LABELS, j->nl[i],
+                              j->probs + i * K, j->out + i * MAX_LABELS, cancel, err);
 }
 
 static json_t *word_json(const tlime_job_t *j, size_t i, size_t f, double w, double sd) {
@@ -92,6 +130,13 @@ static json_t *tlime_encode(void *state, xd_error_t *err) {
   tlime_job_t *j = state;
   const xd_model_t *m = j->entry->model;
   size_t K = xd_model_n_outputs(m);
+  if (j->split > 1) { /* the surrogate, once, on the sub-parts' outputs */
+    xd_text_lime_opts_t o = j->o;
+    o.outputs = j->P;
+    if (xd_text_lime_explain(m, &j->words[0], j->text[0], j->len[0], &o, j->lab, j->nl[0], j->probs, j->out, NULL,
+                             err) != XD_OK)
+      return NULL;
+  }
   json_t *o = json_object(), *ex = json_array();
   int bad = !o || !ex;
   for (size_t i = 0; !bad && i < j->n; i++) {
@@ -152,6 +197,8 @@ static void tlime_free(void *state) {
   xd_free(j->text);
   xd_free(j->len);
   xd_free(j->mask);
+  xd_free(j->Z);
+  xd_free(j->P);
   xd_tok_rows_free(j->rows, j->n);
   json_decref(j->warnings);
   json_decref(j->body);
@@ -165,7 +212,8 @@ static void tlime_free(void *state) {
 
 XD_JSON_RESULT_GUARDED(tlime_encode_checked, tlime_encode)
 static const xd_job_ops_t tlime_ops = {
-    .endpoint = "explain_lime", .run = tlime_run, .encode = tlime_encode_checked, .free = tlime_free};
+    .endpoint = "explain_lime", .run = tlime_run, .encode = tlime_encode_checked, .free = tlime_free,
+    .prepare = tlime_prepare};
 
 static int decode_labels(const xd_model_t *m, const json_t *body, tlime_job_t *j, xd_error_t *err) {
   json_t *v = json_object_get(body, "labels");
@@ -275,9 +323,13 @@ int xd_lime_text_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_e
   if ((rc = decode_texts(api, body, j, (uint64_t)j->o.num_samples * j->o.repeats, "num_samples", err)) != XD_OK)
     goto fail;
   uint64_t cost = (uint64_t)j->n * j->o.num_samples * j->o.repeats;
+  /* one text's samples on several workers when they are enough work (a row costed at the
+   * model's longest text) */
+  if (j->n == 1 && j->o.repeats == 1)
+    j->split = xd_work_split(xd_work_cost(j->o.num_samples, xd_model_row_cost(m)));
   work->ops = &tlime_ops;
   work->state = j;
-  work->n_parts = j->n;
+  work->n_parts = j->split > 1 ? j->split : j->n;
   work->cost_rows = cost;
   work->model = j->entry->name;
   return XD_OK;

@@ -190,6 +190,24 @@ done:
   return rc;
 }
 
+void xd_text_lime_sample(size_t n, size_t d, uint64_t seed, uint64_t stream, uint8_t *Z, size_t *idx) {
+  xd_rng_t rng;
+  xd_rng_seed_stream(&rng, seed, stream);
+  memset(Z, 1, d);
+  for (size_t i = 1; i < n; i++) { /* size = randint(1, d+1) distinct features off */
+    uint8_t *z = Z + i * d;
+    memset(z, 1, d);
+    size_t size = 1 + (size_t)xd_rng_below(&rng, d);
+    for (size_t j = 0; j < d; j++) idx[j] = j;
+    for (size_t j = 0; j < size; j++) {
+      size_t k = j + (size_t)xd_rng_below(&rng, d - j), t = idx[j];
+      idx[j] = idx[k];
+      idx[k] = t;
+      z[idx[j]] = 0;
+    }
+  }
+}
+
 int xd_text_lime_explain(const xd_model_t *m, const xd_text_words_t *w, const char *text, size_t len,
                          const xd_text_lime_opts_t *o, const size_t *labels, size_t L, double *probs,
                          xd_text_lime_out_t *out, const xd_cancel_t *cancel, xd_error_t *err) {
@@ -209,22 +227,9 @@ int xd_text_lime_explain(const xd_model_t *m, const xd_text_words_t *w, const ch
     goto done;
   }
   for (size_t r = 0; r < R && rc == XD_OK; r++) {
-    xd_rng_t rng;
-    xd_rng_seed_stream(&rng, o->seed, r);
-    memset(Z, 1, d);
-    for (size_t i = 1; i < n; i++) { /* size = randint(1, d+1) distinct features off */
-      uint8_t *z = Z + i * d;
-      memset(z, 1, d);
-      size_t size = 1 + (size_t)xd_rng_below(&rng, d);
-      for (size_t j = 0; j < d; j++) idx[j] = j;
-      for (size_t j = 0; j < size; j++) {
-        size_t k = j + (size_t)xd_rng_below(&rng, d - j), t = idx[j];
-        idx[j] = idx[k];
-        idx[k] = t;
-        z[idx[j]] = 0;
-      }
-    }
-    if ((rc = xd_text_words_eval(m, w, text, len, Z, n, o->mask, P, cancel, err)) != XD_OK) break;
+    xd_text_lime_sample(n, d, o->seed, r, Z, idx);
+    if (o->outputs && R == 1) memcpy(P, o->outputs, xd_mul_size(n, K) * sizeof *P);
+    else if ((rc = xd_text_words_eval(m, w, text, len, Z, n, o->mask, P, cancel, err)) != XD_OK) break;
     if (r == 0) memcpy(probs, P, K * sizeof *probs);
     for (size_t i = 0; i < n; i++) { /* cosine distance to the all-ones row, x 100 */
       size_t k = 0;

@@ -60,7 +60,15 @@ typedef struct xd_text_lime_opts {
   const char *mask;     /* NULL: remove */
   uint64_t seed;        /* repeat r uses stream r */
   size_t repeats;
+  /* (num_samples, n_outputs) the model's outputs on repeat 0's rows (xd_text_lime_sample,
+   * evaluated elsewhere with xd_text_words_eval: a text split into sub-parts on several
+   * workers; repeats 1 only), or NULL: evaluated here. */
+  const double *outputs;
 } xd_text_lime_opts_t;
+
+/* Repeat `stream`'s on/off rows Z (n, d) as xd_text_lime_explain draws them: row 0 all
+ * on, row i randint(1, d+1) distinct features off. idx: d scratch. */
+void xd_text_lime_sample(size_t n, size_t d, uint64_t seed, uint64_t stream, uint8_t *Z, size_t *idx);
 
 /* One label's explanation: coef (d) mean over repeats, sd (d) their std (population),
  * intercept/score/local_pred means; used (d) the features of the first repeat's

