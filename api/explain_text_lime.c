@@ -4,6 +4,7 @@
  * work (xd_work_split), `split` sub-parts instead: prepare picks the labels and draws the
  * samples, each sub-part evaluates a contiguous range of them into its own rows, and
  * encode fits the surrogate once, so the answer does not depend on the workers. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -43,8 +44,9 @@ typedef struct tlime_job {
   double *expected, *fx;
   /* LIME of one text split into sub-parts (split > 1): built by prepare */
   size_t split;
-  uint8_t *Z;      /* (num_samples, d) on/off rows */
+  uint8_t *Z;      /* (num_samples, d) on/off rows (Kernel SHAP: (pl.K + 2, d)) */
   double *P;       /* (num_samples, K) their outputs, filled by the sub-parts */
+  xd_shap_plan_t pl; /* Kernel SHAP split: the coalitions */
 } tlime_job_t;
 
 /* Text i's labels (given, or its top ones) and its answer's arrays. */
@@ -199,6 +201,7 @@ static void tlime_free(void *state) {
   xd_free(j->mask);
   xd_free(j->Z);
   xd_free(j->P);
+  xd_shap_plan_deinit(&j->pl);
   xd_tok_rows_free(j->rows, j->n);
   json_decref(j->warnings);
   json_decref(j->body);
@@ -340,22 +343,50 @@ fail:
 
 /* ---- /explain/shap on text ------------------------------------------------------------- */
 
-static int tshap_run(void *state, size_t i, const xd_cancel_t *cancel, xd_error_t *err) {
-  tlime_job_t *j = state;
+static int tshap_target(tlime_job_t *j, size_t i, const xd_cancel_t *cancel, xd_error_t *err) {
   const xd_model_t *m = j->entry->model;
-  if (i >= j->n) return XD_OK;
-  int rc;
+  int rc = XD_OK;
   if (j->target[i] == XD_TARGET_PREDICTED) {
     double *p = j->probs + i * xd_model_n_outputs(m);
     if ((rc = xd_model_predict_text(m, &j->rows[i], 1, p, cancel, err)) != XD_OK) return rc;
     j->target[i] = xd_model_argmax(m, p);
   }
+  return rc;
+}
+
+/* Split path (one text): its target, the coalitions and their rows, once. */
+static int tshap_prepare(void *state, const xd_cancel_t *cancel, xd_error_t *err) {
+  tlime_job_t *j = state;
+  if (j->split < 2) return XD_OK;
+  int rc = tshap_target(j, 0, cancel, err);
+  if (rc == XD_OK) rc = xd_text_shap_rows(j->words[0].d, j->method, j->nsamples, j->o.seed, 0, &j->pl, &j->Z, err);
+  if (rc == XD_OK && !(j->P = xd_malloc(xd_mul_size(j->pl.K + 2, xd_model_n_outputs(j->entry->model)) * sizeof *j->P)))
+    rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+  return rc;
+}
+
+static int tshap_run(void *state, size_t i, const xd_cancel_t *cancel, xd_error_t *err) {
+  tlime_job_t *j = state;
+  const xd_model_t *m = j->entry->model;
+  if (j->split > 1) { /* sub-part i: rows [a, b) of the coalitions' */
+    size_t a, b, d = j->words[0].d, K = xd_model_n_outputs(m);
+    xd_work_range(j->pl.K + 2, j->split, i, &a, &b);
+    return b > a ? xd_text_words_eval(m, &j->words[0], j->text[0], j->len[0], j->Z + a * d, b - a, j->mask,
+                                      j->P + a * K, cancel, err)
+                 : XD_OK;
+  }
+  if (i >= j->n) return XD_OK;
+  int rc = tshap_target(j, i, cancel, err);
+  if (rc != XD_OK) return rc;
   return xd_text_shap_explain(m, &j->words[i], j->text[i], j->len[i], j->mask, j->method, j->nsamples, j->link,
                               j->o.seed, i, j->target[i], j->phi[i], &j->expected[i], &j->fx[i], cancel, err);
 }
 
 static json_t *tshap_encode(void *state, xd_error_t *err) {
   tlime_job_t *j = state;
+  if (j->split > 1 && xd_text_shap_solve(&j->pl, j->P, xd_model_n_outputs(j->entry->model), j->target[0], j->link,
+                                         j->phi[0], &j->expected[0], &j->fx[0], NULL, err) != XD_OK)
+    return NULL;
   json_t *o = json_object(), *t = json_array(), *sv = json_array(), *ev = json_array(), *words = json_array();
   int bad = !o || !t || !sv || !ev || !words;
   for (size_t i = 0; !bad && i < j->n; i++) {
@@ -393,7 +424,8 @@ static json_t *tshap_encode(void *state, xd_error_t *err) {
 
 XD_JSON_RESULT_GUARDED(tshap_encode_checked, tshap_encode)
 static const xd_job_ops_t tshap_ops = {
-    .endpoint = "explain_shap", .run = tshap_run, .encode = tshap_encode_checked, .free = tlime_free};
+    .endpoint = "explain_shap", .run = tshap_run, .encode = tshap_encode_checked, .free = tlime_free,
+    .prepare = tshap_prepare};
 
 int xd_shap_text_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_error_t *err) {
   static const char *const keys[] = {"model", "instances", "instance", "target", "nsamples",  "link", "method",
@@ -446,9 +478,17 @@ int xd_shap_text_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_e
     }
   }
   if ((rc = xd_explain_targets(m, body, j->n, j->target, err)) != XD_OK) goto fail;
+  /* one text's coalitions on several workers when they are enough work: their count as
+   * the plan will have it (kernel: nsamples or 2d + 2048, at most 2^d - 2; exact: 2^d) */
+  if (j->n == 1) {
+    size_t d = j->words[0].d;
+    double rows = j->method == XD_SHAP_EXACT ? ldexp(1, (int)d) : (double)(j->nsamples ? j->nsamples : 2 * d + 2048);
+    if (j->method != XD_SHAP_EXACT && d < 60 && rows > ldexp(1, (int)d) - 2) rows = ldexp(1, (int)d) - 2;
+    j->split = xd_work_split(xd_work_cost((uint64_t)rows + 2, xd_model_row_cost(m)));
+  }
   work->ops = &tshap_ops;
   work->state = j;
-  work->n_parts = j->n;
+  work->n_parts = j->split > 1 ? j->split : j->n;
   work->cost_rows = (uint64_t)j->n * (per + 2);
   work->model = j->entry->name;
   return XD_OK;

@@ -287,20 +287,16 @@ done:
   return rc;
 }
 
-int xd_text_shap_explain(const xd_model_t *m, const xd_text_words_t *w, const char *text, size_t len,
-                         const char *mask, xd_shap_method_t method, size_t nsamples, xd_shap_link_t link,
-                         uint64_t seed, size_t index, size_t target, double *phi, double *expected, double *fx,
-                         const xd_cancel_t *cancel, xd_error_t *err) {
-  size_t d = w->d, K = xd_model_n_outputs(m);
+int xd_text_shap_rows(size_t d, xd_shap_method_t method, size_t nsamples, uint64_t seed, size_t index,
+                      xd_shap_plan_t *pl, uint8_t **Zout, xd_error_t *err) {
+  memset(pl, 0, sizeof *pl);
+  *Zout = NULL;
   if (method == XD_SHAP_EXACT && d > XD_SHAP_EXACT_MAX)
     return xd_error_set(err, XD_EINVAL, "method", "exact Shapley values need at most %d words; this text has %zu",
                         XD_SHAP_EXACT_MAX, d);
-  double *x = xd_malloc(d * sizeof *x), bgw = 1;
-  double *bgx = xd_calloc(d, sizeof *bgx); /* the background: every word hidden */
-  xd_shap_plan_t pl;
-  memset(&pl, 0, sizeof pl);
+  double *x = xd_malloc((d ? d : 1) * sizeof *x), bgw = 1;
+  double *bgx = xd_calloc(d ? d : 1, sizeof *bgx); /* the background: every word hidden */
   uint8_t *Z = NULL;
-  double *P = NULL;
   int rc = XD_OK;
   if (!x || !bgx) {
     rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
@@ -310,36 +306,57 @@ int xd_text_shap_explain(const xd_model_t *m, const xd_text_words_t *w, const ch
   xd_shap_bg_t bg = {.n = 1, .d = d, .X = bgx, .w = &bgw};
   xd_rng_t rng;
   xd_rng_seed_stream(&rng, seed, index);
-  if ((rc = xd_shap_plan_init(&pl, method == XD_SHAP_EXACT ? XD_SHAP_EXACT : XD_SHAP_KERNEL, x, &bg, nsamples, &rng,
+  if ((rc = xd_shap_plan_init(pl, method == XD_SHAP_EXACT ? XD_SHAP_EXACT : XD_SHAP_KERNEL, x, &bg, nsamples, &rng,
                               err)) != XD_OK)
     goto done;
-  size_t R = pl.K + 2; /* the coalitions, then nothing kept, then everything kept */
+  size_t R = pl->K + 2; /* the coalitions, then nothing kept, then everything kept */
   if ((double)R * (double)d > XD_TEXT_MAX_CELLS) {
     rc = xd_error_set(err, XD_ETOOBIG, "nsamples", "%zu coalitions x %zu words exceed %.0f cells", R, d,
                       (double)XD_TEXT_MAX_CELLS);
     goto done;
   }
-  Z = xd_calloc(xd_mul_size(R, d), 1);
-  P = xd_malloc(xd_mul_size(R, K) * sizeof *P);
-  if (!Z || !P) {
+  if (!(Z = xd_calloc(xd_mul_size(R, d ? d : 1), 1))) {
     rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
     goto done;
   }
-  for (size_t k = 0; k < pl.K; k++)
-    for (size_t q = 0; q < pl.M; q++) {
-      int on = pl.masks ? pl.masks[k * pl.M + q] : (int)((k >> q) & 1);
-      Z[k * d + pl.varying[q]] = (uint8_t)on;
+  for (size_t k = 0; k < pl->K; k++)
+    for (size_t q = 0; q < pl->M; q++) {
+      int on = pl->masks ? pl->masks[k * pl->M + q] : (int)((k >> q) & 1);
+      Z[k * d + pl->varying[q]] = (uint8_t)on;
     }
   memset(Z + (R - 1) * d, 1, d);
-  if ((rc = xd_text_words_eval(m, w, text, len, Z, R, mask, P, cancel, err)) != XD_OK) goto done;
-  for (size_t k = 0; k < pl.K; k++) pl.ey[k] = P[k * K + target];
-  *expected = P[(R - 2) * K + target];
-  *fx = P[(R - 1) * K + target];
-  rc = xd_shap_plan_solve(&pl, link, *fx, *expected, 0, phi, cancel, err);
+  *Zout = Z;
 done:
-  xd_shap_plan_deinit(&pl);
+  if (rc != XD_OK) xd_shap_plan_deinit(pl);
   xd_free(x);
   xd_free(bgx);
+  return rc;
+}
+
+int xd_text_shap_solve(xd_shap_plan_t *pl, const double *P, size_t K, size_t target, xd_shap_link_t link, double *phi,
+                       double *expected, double *fx, const xd_cancel_t *cancel, xd_error_t *err) {
+  size_t R = pl->K + 2;
+  for (size_t k = 0; k < pl->K; k++) pl->ey[k] = P[k * K + target];
+  *expected = P[(R - 2) * K + target];
+  *fx = P[(R - 1) * K + target];
+  return xd_shap_plan_solve(pl, link, *fx, *expected, 0, phi, cancel, err);
+}
+
+int xd_text_shap_explain(const xd_model_t *m, const xd_text_words_t *w, const char *text, size_t len,
+                         const char *mask, xd_shap_method_t method, size_t nsamples, xd_shap_link_t link,
+                         uint64_t seed, size_t index, size_t target, double *phi, double *expected, double *fx,
+                         const xd_cancel_t *cancel, xd_error_t *err) {
+  size_t K = xd_model_n_outputs(m);
+  xd_shap_plan_t pl;
+  uint8_t *Z = NULL;
+  double *P = NULL;
+  int rc = xd_text_shap_rows(w->d, method, nsamples, seed, index, &pl, &Z, err);
+  if (rc != XD_OK) return rc;
+  size_t R = pl.K + 2;
+  if (!(P = xd_malloc(xd_mul_size(R, K) * sizeof *P))) rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
+  if (rc == XD_OK) rc = xd_text_words_eval(m, w, text, len, Z, R, mask, P, cancel, err);
+  if (rc == XD_OK) rc = xd_text_shap_solve(&pl, P, K, target, link, phi, expected, fx, cancel, err);
+  xd_shap_plan_deinit(&pl);
   xd_free(Z);
   xd_free(P);
   return rc;

@@ -99,3 +99,13 @@ int xd_text_shap_explain(const xd_model_t *m, const xd_text_words_t *w, const ch
                          const char *mask, xd_shap_method_t method, size_t nsamples, xd_shap_link_t link,
                          uint64_t seed, size_t index, size_t target, double *phi, double *expected, double *fx,
                          const xd_cancel_t *cancel, xd_error_t *err);
+
+/* The steps of xd_text_shap_explain, for a text split into sub-parts on several workers:
+ *   rows   the plan pl (xd_shap_plan_deinit) and *Z, pl->K + 2 rows of d on/off bytes (the
+ *          coalitions, then nothing kept, then everything kept; xd_free), to be evaluated
+ *          by xd_text_words_eval in any ranges into P (pl->K + 2, n_outputs);
+ *   solve  phi, *expected, *fx from P for output target. */
+int xd_text_shap_rows(size_t d, xd_shap_method_t method, size_t nsamples, uint64_t seed, size_t index,
+                      xd_shap_plan_t *pl, uint8_t **Z, xd_error_t *err);
+int xd_text_shap_solve(xd_shap_plan_t *pl, const double *P, size_t K, size_t target, xd_shap_link_t link, double *phi,
+                       double *expected, double *fx, const xd_cancel_t *cancel, xd_error_t *err);

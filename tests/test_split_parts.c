@@ -60,6 +60,9 @@ static const split_case_t cases[] = {
     {"text lime 1000 samples, reviews_bert", "/explain/lime", xd_lime_decode,
      "{\"model\":\"reviews_bert\",\"instance\":\"a truly wonderful film, though the ending drags\","
      "\"num_samples\":1000,\"seed\":6}"},
+    {"text kernel shap, reviews_bert", "/explain/shap", xd_shap_decode,
+     "{\"model\":\"reviews_bert\",\"instance\":\"a truly wonderful film, though the ending drags on and on\","
+     "\"seed\":3,\"nsamples\":300}"},
 };
 #define FIRST_TEXT 7 /* cases from here on are text models */
 #define N_CASES (sizeof cases / sizeof *cases)
@@ -180,8 +183,8 @@ TEST(in_process_order_does_not_matter) {
     json_t *js = sync ? json_loads(sync, 0, NULL) : NULL;
     char *sd = js ? json_dumps(js, JSON_COMPACT) : NULL;
     CHECK_MSG(sd && ans[0] && !strcmp(sd, ans[0]), "%s: xd_api_handle_sync answers differently", cases[c].name);
-    /* the unsplit computation: the same instance twice is split per instance only for
-     * the gradient and occlusion endpoints; LIME with two instances is one part each */
+    /* the unsplit computation: LIME and Kernel SHAP with two instances are one part per
+     * instance, and the first draws what a single instance draws */
     if (sync && (cases[c].decode == xd_lime_decode || cases[c].decode == xd_shap_decode)) {
       json_t *b2 = json_loads(text, 0, NULL);
       json_t *inst = json_object_get(b2, "instance");
@@ -193,8 +196,10 @@ TEST(in_process_order_does_not_matter) {
       json_t *e0 = json_array_get(json_object_get(j2, key), 0);
       json_t *s0 = json_array_get(json_object_get(js, key), 0);
       char *a = e0 ? json_dumps(e0, JSON_COMPACT) : NULL, *b = s0 ? json_dumps(s0, JSON_COMPACT) : NULL;
-      double worst = INFINITY;
-      CHECK_MSG(a && b && close_answers(a, b, 1e-9, &worst), "%s: split vs unsplit: worst relative difference %g",
+      /* text rows go to the model in padded batches whose make-up follows the range, and
+       * float sums over a different padding round differently: 1e-6 there */
+      double worst = INFINITY, tol = c >= FIRST_TEXT ? 1e-6 : 1e-9;
+      CHECK_MSG(a && b && close_answers(a, b, tol, &worst), "%s: split vs unsplit: worst relative difference %g",
                 cases[c].name, worst);
       free(a);
       free(b);
@@ -358,6 +363,8 @@ TEST(split_jobs_survive_allocation_failures) {
        "{\"model\":\"reviews_gru\",\"instance\":\"dull plot\",\"steps\":30}"},
       {"text lime", "/explain/lime", xd_lime_decode,
        "{\"model\":\"reviews_gru\",\"instance\":\"dull plot, fine cast\",\"num_samples\":200}"},
+      {"text shap", "/explain/shap", xd_shap_decode,
+       "{\"model\":\"reviews_gru\",\"instance\":\"dull plot, fine cast, slow end\",\"nsamples\":100}"},
   };
   for (size_t c = 0; c < sizeof small / sizeof *small; c++) {
     char *t = body_text(&small[c]);
