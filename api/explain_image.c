@@ -3,7 +3,11 @@
  * occlusion endpoint shares.
  *
  * One part per PART_ROWS instances: each part is a single batched computation over all
- * its IG steps / noisy copies (core/image_explain.c chunks them to bounded memory). */
+ * its IG steps / noisy copies (core/image_explain.c chunks them to bounded memory). When
+ * an instance's IG steps or noisy copies are enough work (xd_work_split), each instance
+ * is instead split into `split` sub-parts over contiguous ranges of its rows; prepare
+ * resolves targets and baselines, the sub-parts write their own partial sums, and encode
+ * adds them in sub-part order, so the answer does not depend on the workers. */
 #include "api/explain_image.h"
 
 #include <string.h>
@@ -144,10 +148,67 @@ typedef struct img_job {
   int relu, render;
   double *cam; /* (n, h*w) */
   uint64_t first; /* row i draws from noise stream first + i (api/job.h set_first_index) */
+  size_t split;        /* sub-parts per instance (1: PART_ROWS instances per part) */
+  double *sum, *sum2;  /* (n * split, P) partial sums of the sub-parts */
+  double *fxb;         /* (n * split, 2) IG f(x), f(b) of the sub-part holding those rows */
 } img_job_t;
+
+/* Instance i's IG baseline into B (both paths). */
+static int img_baseline(img_job_t *j, size_t i, xd_error_t *err) {
+  double *b = j->B + i * j->P;
+  int rc = xd_imgx_baseline(j->entry->model, j->base, j->X + i * j->P, j->blur_sigma, j->brow, b, err);
+  if (rc == XD_OK && j->base == XD_IMGX_ZERO)
+    for (size_t v = 0; v < j->P; v++) b[v] = j->base_value;
+  return rc;
+}
+
+/* Split path: targets and baselines of every instance, once, before the sub-parts. */
+static int img_prepare(void *state, const xd_cancel_t *cancel, xd_error_t *err) {
+  img_job_t *j = state;
+  if (j->split < 2) return XD_OK;
+  int rc = xd_explain_resolve_targets(j->entry->model, j->X, j->n, j->target, cancel, err);
+  for (size_t i = 0; rc == XD_OK && j->B && i < j->n; i++) rc = img_baseline(j, i, err);
+  return rc;
+}
+
+/* Split path: sub-part k of instance i, over rows [a, b) of the instance's rows. */
+static int img_run_split(img_job_t *j, size_t part, const xd_cancel_t *cancel, xd_error_t *err) {
+  size_t i = part / j->split, k = part % j->split, a, b, P = j->P;
+  xd_work_range(xd_grad_rows_per_instance(&j->o), j->split, k, &a, &b);
+  return xd_imgx_gradient_range(j->entry->model, &j->o, j->X + i * P, j->target[i], j->B ? j->B + i * P : NULL, (size_t)(j->first + i), a,
+                                b, j->sum + part * P, j->sum2 ? j->sum2 + part * P : NULL, j->fxb + part * 2, cancel,
+                                err);
+}
+
+/* Split path: the sub-parts' sums added in sub-part order, then attributions and heatmaps. */
+static void img_combine(img_job_t *j) {
+  const xd_image_prep_t *p = xd_model_image_prep(j->entry->model);
+  size_t P = j->P, HW = p->height * p->width, K = j->split;
+  for (size_t i = 0; i < j->n; i++) {
+    double *s = j->sum + i * K * P, *s2 = j->sum2 ? j->sum2 + i * K * P : NULL, fxb[2] = {0, 0};
+    for (size_t k = 1; k < K; k++)
+      for (size_t v = 0; v < P; v++) {
+        s[v] += s[k * P + v];
+        if (s2) s2[v] += s2[k * P + v];
+      }
+    /* f(x) and f(b): set by the sub-part holding those rows, 0 in the others (exact sums) */
+    for (size_t k = 0; k < K; k++) {
+      fxb[0] += j->fxb[(i * K + k) * 2];
+      fxb[1] += j->fxb[(i * K + k) * 2 + 1];
+    }
+    xd_imgx_gradient_finish(&j->o, P, j->X + i * P, j->B ? j->B + i * P : NULL, s, s2, fxb, j->attr + i * P,
+                            j->delta ? j->delta + i : NULL);
+    for (size_t v = 0; v < HW; v++) {
+      double t = 0;
+      for (size_t ch = 0; ch < p->channels; ch++) t += j->attr[i * P + ch * HW + v];
+      j->heat[i * HW + v] = t;
+    }
+  }
+}
 
 static int img_run(void *state, size_t part, const xd_cancel_t *cancel, xd_error_t *err) {
   img_job_t *j = state;
+  if (j->split > 1) return img_run_split(j, part, cancel, err);
   const xd_model_t *m = j->entry->model;
   const xd_image_prep_t *p = xd_model_image_prep(m);
   size_t s = part * PART_ROWS, P = j->P, HW = p->height * p->width;
@@ -158,13 +219,8 @@ static int img_run(void *state, size_t part, const xd_cancel_t *cancel, xd_error
   if (j->method == METHOD_GRAD_CAM)
     return xd_imgx_gradcam(m, j->layer, j->K, j->h, j->w, j->relu, j->o.output, j->o.precision, j->X + s * P, c,
                            j->target + s, j->cam + s * j->h * j->w, j->heat + s * HW, cancel, err);
-  if (j->B)
-    for (size_t i = s; i < s + c; i++) {
-      double *b = j->B + i * P;
-      if ((rc = xd_imgx_baseline(m, j->base, j->X + i * P, j->blur_sigma, j->brow, b, err)) != XD_OK) return rc;
-      if (j->base == XD_IMGX_ZERO)
-        for (size_t v = 0; v < P; v++) b[v] = j->base_value;
-    }
+  for (size_t i = s; j->B && i < s + c; i++)
+    if ((rc = img_baseline(j, i, err)) != XD_OK) return rc;
   rc = xd_imgx_gradient(m, &j->o, j->X + s * P, c, j->target + s, j->B ? j->B + s * P : NULL, (size_t)(j->first + s), j->attr + s * P,
                         j->delta ? j->delta + s : NULL, cancel, err);
   for (size_t i = s; rc == XD_OK && i < s + c; i++)
@@ -180,6 +236,7 @@ static json_t *img_encode(void *state, xd_error_t *err) {
   img_job_t *j = state;
   const xd_model_t *m = j->entry->model;
   const xd_image_prep_t *p = xd_model_image_prep(m);
+  if (j->split > 1) img_combine(j);
   json_t *o = json_object(), *t = json_array();
   int bad = !o || !t;
   for (size_t i = 0; !bad && i < j->n; i++) bad |= json_array_append_new(t, json_integer((json_int_t)j->target[i]));
@@ -252,13 +309,20 @@ static void img_free(void *state) {
   xd_free(j->wq);
   xd_free(j->layer);
   xd_free(j->cam);
+  xd_free(j->sum);
+  xd_free(j->sum2);
+  xd_free(j->fxb);
   xd_free(j);
 }
 
 XD_JSON_RESULT_GUARDED(img_encode_checked, img_encode)
 static void img_set_first(void *state, uint64_t first) { ((img_job_t *)state)->first = first; }
-static const xd_job_ops_t img_ops = {.endpoint = "explain_gradient", .run = img_run, .encode = img_encode_checked,
-                                     .free = img_free, .set_first_index = img_set_first};
+static const xd_job_ops_t img_ops = {.endpoint = "explain_gradient",
+                                     .run = img_run,
+                                     .encode = img_encode_checked,
+                                     .free = img_free,
+                                     .prepare = img_prepare,
+                                     .set_first_index = img_set_first};
 
 /* "layer": a name of the graph's nodes (default: the last Conv after its activation). */
 static int decode_layer(img_job_t *j, const json_t *body, xd_error_t *err) {
@@ -385,9 +449,18 @@ int xd_gradient_image_decode(xd_api_t *api, const json_t *body, xd_work_t *work,
                                        &j->base_value, &j->brow, err)) != XD_OK)
       goto fail;
   }
+  /* IG steps / noisy copies of one instance on several workers when they are enough work */
+  j->split = per > 1 && method != METHOD_GRAD_CAM ? xd_work_split(xd_work_cost(per, xd_model_row_cost(m))) : 1;
+  if (j->split > 1) {
+    size_t parts = j->n * j->split;
+    j->sum = xd_calloc(xd_mul_size(parts, j->P), sizeof *j->sum);
+    j->fxb = xd_calloc(xd_mul_size(parts, 2), sizeof *j->fxb);
+    if (method >= XD_GRAD_SMOOTHGRAD) j->sum2 = xd_calloc(xd_mul_size(parts, j->P), sizeof *j->sum2);
+    if (!j->sum || !j->fxb || (method >= XD_GRAD_SMOOTHGRAD && !j->sum2)) goto nomem;
+  }
   work->ops = &img_ops;
   work->state = j;
-  work->n_parts = (j->n + PART_ROWS - 1) / PART_ROWS;
+  work->n_parts = j->split > 1 ? j->n * j->split : (j->n + PART_ROWS - 1) / PART_ROWS;
   work->cost_rows = cost;
   work->model = j->entry->name;
   return XD_OK;

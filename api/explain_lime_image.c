@@ -1,7 +1,13 @@
 /* explain_lime_image.c — /explain/lime on image models (API.md Part 2; core/lime_image.h):
  * segments given ("segments": one [H][W] map for every instance or one per instance) or
  * computed ("segmentation": quickshift, slic or grid, core/segment.h), lime_image's
- * sampling and tabular LIME's surrogate. One part per instance. */
+ * sampling and tabular LIME's surrogate. One part per instance; or, for one instance of
+ * one run (repeats 1) whose samples are enough work (xd_work_split), `split` sub-parts:
+ * prepare segments the image, builds the fudged image and draws the samples, each
+ * sub-part evaluates a contiguous range of the samples into its own rows of Y, and
+ * encode fits the surrogate once, so the answer does not depend on the workers. Kernel
+ * SHAP over segments (/explain/shap) splits the same way: prepare draws the coalitions,
+ * the sub-parts evaluate ranges of them, encode solves once. */
 #include <math.h>
 #include <string.h>
 
@@ -36,6 +42,10 @@ typedef struct limg_job {
   double *phi;                /* (n, HW): S[i] values used per row */
   double *expected, *fx;      /* (n) */
   uint64_t first; /* instance i draws from stream first + i (api/job.h set_first_index) */
+  /* LIME of one instance split into sub-parts (split > 1): built by prepare */
+  size_t split;
+  double *fz, *Z, *dist, *Y;  /* (P), (num_samples, S), (num_samples), (num_samples, K) */
+  xd_shap_plan_t pl;          /* Kernel SHAP split: the coalitions; Y (pl.K + 2) their f_t */
 } limg_job_t;
 
 int xd_api_is_image_model(xd_api_t *api, const json_t *body) {
@@ -62,8 +72,74 @@ static int segment_instance(limg_job_t *j, size_t i, const xd_cancel_t *cancel, 
   return rc;
 }
 
+/* Split path: the instance's segments, fudged image and samples (or coalitions), once. */
+static int limg_prepare(void *state, const xd_cancel_t *cancel, xd_error_t *err) {
+  limg_job_t *j = state;
+  if (j->split < 2) return XD_OK;
+  const xd_model_t *m = j->entry->model;
+  int rc = j->seg_given ? XD_OK : segment_instance(j, 0, cancel, err);
+  if (rc != XD_OK) return rc;
+  if (j->shap) {
+    if ((rc = xd_explain_resolve_targets(m, j->X, 1, j->target, cancel, err)) != XD_OK ||
+        (rc = xd_shap_image_plan(j->S[0], j->nsamples, j->o.seed, (size_t)j->first, &j->pl, err)) != XD_OK)
+      return rc;
+    j->fz = xd_malloc(j->P * sizeof *j->fz);
+    j->Y = xd_malloc((j->pl.K + 2) * sizeof *j->Y);
+    if (!j->fz || !j->Y || xd_lime_image_fudge(m, j->X, j->seg, j->S[0], j->o.hide, j->fz) != XD_OK)
+      return xd_error_set(err, XD_ENOMEM, NULL, "out of memory explaining an image with Kernel SHAP");
+    return XD_OK;
+  }
+  size_t S = j->S[0], n = j->o.num_samples, K = xd_model_n_outputs(m);
+  j->fz = xd_malloc(j->P * sizeof *j->fz);
+  j->Z = xd_malloc(xd_mul_size(n, S ? S : 1) * sizeof *j->Z);
+  j->dist = xd_malloc(n * sizeof *j->dist);
+  j->Y = xd_malloc(xd_mul_size(n, K) * sizeof *j->Y);
+  if (!j->fz || !j->Z || !j->dist || !j->Y || xd_lime_image_fudge(m, j->X, j->seg, S, j->o.hide, j->fz) != XD_OK)
+    return xd_error_set(err, XD_ENOMEM, NULL, "out of memory explaining an image with LIME");
+  xd_lime_image_sample(n, S, j->o.seed, (size_t)j->first, j->Z, j->dist); /* the instance's run 0: its stream */
+  return XD_OK;
+}
+
+/* Split path: sub-part k evaluates samples [a, b). */
+static int limg_run_split(limg_job_t *j, size_t k, const xd_cancel_t *cancel, xd_error_t *err) {
+  size_t a, b, K = xd_model_n_outputs(j->entry->model);
+  if (j->shap) {
+    xd_work_range(j->pl.K + 2, j->split, k, &a, &b);
+    return xd_shap_image_eval(j->entry->model, j->X, j->fz, j->seg, j->S[0], &j->pl, j->target[0], a, b, j->Y + a,
+                              cancel, err);
+  }
+  xd_work_range(j->o.num_samples, j->split, k, &a, &b);
+  return xd_lime_image_eval(j->entry->model, j->X, j->fz, j->seg, j->S[0], j->Z, a, b, j->Y + a * K, cancel, err);
+}
+
+/* Split path, at encode: labels (the top ones from the samples' first row, the instance
+ * itself), the model's output and the surrogate per label, once. */
+static int limg_fit_split(limg_job_t *j, xd_error_t *err) {
+  size_t K = xd_model_n_outputs(j->entry->model), nl = j->n_labels, S = j->S[0], *lab = j->lab;
+  memcpy(j->pred, j->Y, K * sizeof *j->pred);
+  if (!j->top_labels) memcpy(lab, j->labels, nl * sizeof *lab);
+  for (size_t l = 0; j->top_labels && l < nl; l++) {
+    size_t best = SIZE_MAX;
+    for (size_t k = 0; k < K; k++) {
+      int taken = 0;
+      for (size_t q = 0; q < l; q++) taken |= lab[q] == k;
+      if (!taken && (best == SIZE_MAX || j->pred[k] > j->pred[best])) best = k;
+    }
+    lab[l] = best;
+  }
+  xd_lime_image_opts_t o = j->o;
+  if (o.num_features > S) o.num_features = S;
+  for (size_t l = 0; l < nl; l++) {
+    j->res[l].label = lab[l];
+    if (!(j->res[l].coef = xd_calloc(S ? S : 1, sizeof *j->res[l].coef)))
+      return xd_error_set(err, XD_ENOMEM, NULL, "out of memory explaining an image with LIME");
+  }
+  return xd_lime_image_fit(&o, S, j->Z, j->Y, K, j->dist, lab, nl, 1, j->res, err);
+}
+
 static int limg_run(void *state, size_t i, const xd_cancel_t *cancel, xd_error_t *err) {
   limg_job_t *j = state;
+  if (j->split > 1) return limg_run_split(j, i, cancel, err);
   const xd_model_t *m = j->entry->model;
   size_t K = xd_model_n_outputs(m);
   int rc = XD_OK;
@@ -142,6 +218,14 @@ static json_t *limg_encode(void *state, xd_error_t *err) {
   const xd_image_prep_t *p = xd_model_image_prep(m);
   char *const *cls = xd_model_classes(m);
   size_t K = xd_model_n_outputs(m);
+  if (j->split > 1 && !j->shap && limg_fit_split(j, err) != XD_OK) return NULL;
+  if (j->split > 1 && j->shap) { /* the coalitions' values into the plan, solved once */
+    j->fx[0] = j->Y[0];
+    j->expected[0] = j->Y[1];
+    if (j->pl.K) memcpy(j->pl.ey, j->Y + 2, j->pl.K * sizeof *j->Y);
+    if (xd_shap_plan_solve(&j->pl, XD_SHAP_LINK_IDENTITY, j->fx[0], j->expected[0], 0, j->phi, NULL, err) != XD_OK)
+      return NULL;
+  }
   json_t *body = json_object(), *exps = json_array(), *imgs = j->render ? json_array() : NULL;
   int bad = !body || !exps || (j->render && !imgs);
   bad |= json_object_set_new(body, "model", json_string(j->entry->name));
@@ -256,15 +340,28 @@ static void limg_free(void *state) {
   xd_free(j->phi);
   xd_free(j->expected);
   xd_free(j->fx);
+  xd_free(j->fz);
+  xd_free(j->Z);
+  xd_free(j->dist);
+  xd_free(j->Y);
+  xd_shap_plan_deinit(&j->pl);
   xd_free(j);
 }
 
 XD_JSON_RESULT_GUARDED(limg_encode_checked, limg_encode)
 static void limg_set_first(void *state, uint64_t first) { ((limg_job_t *)state)->first = first; }
-static const xd_job_ops_t limg_ops = {.endpoint = "explain_lime", .run = limg_run, .encode = limg_encode_checked,
-                                      .free = limg_free, .set_first_index = limg_set_first};
-static const xd_job_ops_t simg_ops = {.endpoint = "explain_shap", .run = limg_run, .encode = limg_encode_checked,
-                                      .free = limg_free, .set_first_index = limg_set_first};
+static const xd_job_ops_t limg_ops = {.endpoint = "explain_lime",
+                                      .run = limg_run,
+                                      .encode = limg_encode_checked,
+                                      .free = limg_free,
+                                      .prepare = limg_prepare,
+                                      .set_first_index = limg_set_first};
+static const xd_job_ops_t simg_ops = {.endpoint = "explain_shap",
+                                      .run = limg_run,
+                                      .encode = limg_encode_checked,
+                                      .free = limg_free,
+                                      .prepare = limg_prepare,
+                                      .set_first_index = limg_set_first};
 
 /* One [H][W] map at v into seg; labels 0..S-1 without gaps. */
 static int decode_map(const json_t *v, const char *field, size_t H, size_t W, int32_t *seg, size_t *S,
@@ -410,9 +507,12 @@ int xd_shap_image_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_
   if ((rc = xd_explain_targets(m, body, j->n, j->target, err)) != XD_OK ||
       (rc = decode_segmentation(j, body, err)) != XD_OK)
     goto fail;
+  /* one instance's coalitions on several workers when they are enough work (auto: on the
+   * admission bound, as S is known only once segmented) */
+  if (xd_work_request_rows(work, j->n) == 1) j->split = xd_work_split(xd_work_cost((uint64_t)per, xd_model_row_cost(m)));
   work->ops = &simg_ops;
   work->state = j;
-  work->n_parts = j->n;
+  work->n_parts = j->split > 1 ? j->split : j->n;
   work->cost_rows = (uint64_t)work_rows;
   work->model = j->entry->name;
   return XD_OK;
@@ -492,9 +592,11 @@ int xd_lime_image_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_
     goto fail;
   }
   if ((rc = decode_segmentation(j, body, err)) != XD_OK) goto fail;
+  /* one instance's samples on several workers when they are enough work */
+  if (xd_work_request_rows(work, j->n) == 1 && j->o.repeats == 1) j->split = xd_work_split(xd_work_cost(j->o.num_samples, xd_model_row_cost(m)));
   work->ops = &limg_ops;
   work->state = j;
-  work->n_parts = j->n;
+  work->n_parts = j->split > 1 ? j->split : j->n;
   work->cost_rows = (uint64_t)work_rows;
   work->model = j->entry->name;
   return XD_OK;

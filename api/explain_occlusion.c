@@ -3,7 +3,11 @@
  * feature per window). Computation in core/image_explain.c: every occluded copy of every
  * instance is a row of large xd_model_predict batches, differences taken in double.
  *
- * One part per PART_ROWS instances. */
+ * One part per PART_ROWS instances; or, when an instance's windows are enough work
+ * (xd_work_split), `split` sub-parts per instance over contiguous ranges of its rows
+ * (x itself, then the windows): prepare resolves targets and baselines, each sub-part
+ * writes f_t of its rows into its own slots, and encode combines them per instance, so
+ * the answer does not depend on the workers. */
 #include <string.h>
 
 #include "api/alloc.h"
@@ -28,42 +32,71 @@ typedef struct occl_job {
   double *brow; /* image: (P) given baseline image; tabular: (d) baseline row */
   int base_mean, render;
   double *attr, *heat;
+  size_t split; /* sub-parts per instance (1: PART_ROWS instances per part) */
+  double *f;    /* split: (n, n_windows + 1) f_t of every row */
 } occl_job_t;
+
+static int occl_baseline(occl_job_t *j, size_t i, xd_error_t *err) {
+  double *b = j->B + i * j->d;
+  if (j->kind == XD_INPUT_TABULAR) {
+    memcpy(b, j->brow, j->d * sizeof *b);
+    return XD_OK;
+  }
+  int rc = xd_imgx_baseline(j->entry->model, j->base, j->X + i * j->d, j->blur_sigma, j->brow, b, err);
+  if (rc == XD_OK && j->base == XD_IMGX_ZERO)
+    for (size_t v = 0; v < j->d; v++) b[v] = j->base_value;
+  return rc;
+}
+
+/* The heatmap of image instance i: attributions summed over channels. */
+static void occl_heat(occl_job_t *j, size_t i) {
+  size_t C = j->plan.dims[0], HW = j->plan.dims[1] * j->plan.dims[2], d = j->d;
+  for (size_t v = 0; v < HW; v++) {
+    double t = 0;
+    for (size_t ch = 0; ch < C; ch++) t += j->attr[i * d + ch * HW + v];
+    j->heat[i * HW + v] = t;
+  }
+}
+
+/* Split path: targets and baselines of every instance, once, before the sub-parts. */
+static int occl_prepare(void *state, const xd_cancel_t *cancel, xd_error_t *err) {
+  occl_job_t *j = state;
+  if (j->split < 2) return XD_OK;
+  int rc = xd_explain_resolve_targets(j->entry->model, j->X, j->n, j->target, cancel, err);
+  for (size_t i = 0; rc == XD_OK && i < j->n; i++) rc = occl_baseline(j, i, err);
+  return rc;
+}
+
+/* Split path: sub-part k of instance i evaluates its rows [a, b). */
+static int occl_run_split(occl_job_t *j, size_t part, const xd_cancel_t *cancel, xd_error_t *err) {
+  size_t i = part / j->split, rows = j->plan.n_windows + 1, a, b;
+  xd_work_range(rows, j->split, part % j->split, &a, &b);
+  return xd_imgx_occlusion_eval(j->entry->model, &j->plan, j->X + i * j->d, j->target[i], j->B + i * j->d, a, b,
+                                j->f + i * rows + a, cancel, err);
+}
 
 static int occl_run(void *state, size_t part, const xd_cancel_t *cancel, xd_error_t *err) {
   occl_job_t *j = state;
+  if (j->split > 1) return occl_run_split(j, part, cancel, err);
   const xd_model_t *m = j->entry->model;
   size_t s = part * PART_ROWS, d = j->d;
   if (s >= j->n) return XD_OK;
   size_t c = j->n - s < PART_ROWS ? j->n - s : PART_ROWS;
   int rc = xd_explain_resolve_targets(m, j->X + s * d, c, j->target + s, cancel, err);
+  for (size_t i = s; rc == XD_OK && i < s + c; i++) rc = occl_baseline(j, i, err);
   if (rc != XD_OK) return rc;
-  for (size_t i = s; i < s + c; i++) {
-    double *b = j->B + i * d;
-    if (j->kind == XD_INPUT_TABULAR) {
-      memcpy(b, j->brow, d * sizeof *b);
-    } else {
-      if ((rc = xd_imgx_baseline(m, j->base, j->X + i * d, j->blur_sigma, j->brow, b, err)) != XD_OK) return rc;
-      if (j->base == XD_IMGX_ZERO)
-        for (size_t v = 0; v < d; v++) b[v] = j->base_value;
-    }
-  }
   rc = xd_imgx_occlusion(m, &j->plan, j->X + s * d, c, j->target + s, j->B + s * d, j->attr + s * d, cancel, err);
-  if (rc == XD_OK && j->kind == XD_INPUT_IMAGE) {
-    size_t C = j->plan.dims[0], HW = j->plan.dims[1] * j->plan.dims[2];
-    for (size_t i = s; i < s + c; i++)
-      for (size_t v = 0; v < HW; v++) {
-        double t = 0;
-        for (size_t ch = 0; ch < C; ch++) t += j->attr[i * d + ch * HW + v];
-        j->heat[i * HW + v] = t;
-      }
-  }
+  for (size_t i = s; rc == XD_OK && j->kind == XD_INPUT_IMAGE && i < s + c; i++) occl_heat(j, i);
   return rc;
 }
 
 static json_t *occl_encode(void *state, xd_error_t *err) {
   occl_job_t *j = state;
   const xd_model_t *m = j->entry->model;
+  for (size_t i = 0; j->split > 1 && i < j->n; i++) {
+    xd_imgx_occlusion_combine(&j->plan, j->f + i * (j->plan.n_windows + 1), j->attr + i * j->d);
+    if (j->kind == XD_INPUT_IMAGE) occl_heat(j, i);
+  }
   json_t *o = json_object(), *t = json_array(), *win = json_array(), *str = json_array();
   int bad = !o || !t || !win || !str;
   for (size_t i = 0; !bad && i < j->n; i++) bad |= json_array_append_new(t, json_integer((json_int_t)j->target[i]));
@@ -128,12 +161,14 @@ static void occl_free(void *state) {
   xd_free(j->brow);
   xd_free(j->attr);
   xd_free(j->heat);
+  xd_free(j->f);
   xd_free(j);
 }
 
 XD_JSON_RESULT_GUARDED(occl_encode_checked, occl_encode)
 static const xd_job_ops_t occl_ops = {
-    .endpoint = "explain_occlusion", .run = occl_run, .encode = occl_encode_checked, .free = occl_free};
+    .endpoint = "explain_occlusion", .run = occl_run, .encode = occl_encode_checked, .free = occl_free,
+    .prepare = occl_prepare};
 
 /* "window" / "strides": a list of rank positive integers, or (rank 1) one integer. */
 static int decode_dims(const json_t *body, const char *key, size_t rank, size_t *out, xd_error_t *err) {
@@ -249,9 +284,12 @@ int xd_occlusion_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_e
   } else if ((rc = tabular_baseline(j, body, err)) != XD_OK) {
     goto fail;
   }
+  /* one instance's windows on several workers when they are enough work */
+  j->split = xd_work_split(xd_work_cost(j->plan.n_windows + 1, xd_model_row_cost(m)));
+  if (j->split > 1 && !(j->f = xd_calloc(xd_mul_size(j->n, j->plan.n_windows + 1), sizeof *j->f))) goto nomem;
   work->ops = &occl_ops;
   work->state = j;
-  work->n_parts = (j->n + PART_ROWS - 1) / PART_ROWS;
+  work->n_parts = j->split > 1 ? j->n * j->split : (j->n + PART_ROWS - 1) / PART_ROWS;
   work->cost_rows = cost;
   work->model = j->entry->name;
   return XD_OK;

@@ -260,7 +260,7 @@ int xd_gradient_text_decode(xd_api_t *api, const json_t *body, xd_work_t *work, 
     j->o.weights = j->wq;
   }
   j->slices = 1;
-  if (j->o.method == XD_GRAD_INTEGRATED && j->n < SPLIT_TEXTS) { /* few texts: their rows over the workers */
+  if (j->o.method == XD_GRAD_INTEGRATED && xd_work_request_rows(work, j->n) < SPLIT_TEXTS) { /* few texts: their rows over the workers */
     size_t S = xd_text_grad_rows(&j->o) / SLICE_ROWS;
     if (S > 1) {
       j->slices = S > MAX_SLICES ? MAX_SLICES : S;

@@ -1,6 +1,6 @@
 /* explain_text_lime.c — /explain/lime on text models (API.md Part 2; lime_text's
  * semantics, core/text_lime.h). With many texts, one part per text, each evaluating all
- * its perturbed texts in large batches. With few (under SPLIT_TEXTS), each text's
+ * its perturbed texts in large batches. With one text (under SPLIT_TEXTS), its
  * perturbed texts are split into fixed slices, one part each, so that one text uses
  * every worker: prepare draws every repeat's on/off rows (and resolves top_labels),
  * the parts evaluate their slices, encode fits. The slices depend only on the request,
@@ -18,8 +18,10 @@
 #define MAX_LABELS 64
 /* Split a text's evaluation over parts when the request has fewer texts than this, in
  * slices of at least SLICE_ROWS perturbed texts, at most MAX_SLICES per text, while its
- * on/off rows fit in SPLIT_CELLS bytes. */
-#define SPLIT_TEXTS 4
+ * on/off rows fit in SPLIT_CELLS bytes. One text only: the slice count is read off the
+ * request's texts, and a batch job's chunk must cut its text as the whole request does
+ * (xd_work_request_rows), which it can when the whole request is that one text. */
+#define SPLIT_TEXTS 2
 #define SLICE_ROWS 512
 #define MAX_SLICES 8
 #define SPLIT_CELLS ((size_t)1 << 24)
@@ -364,7 +366,7 @@ int xd_lime_text_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_e
   uint64_t cost = (uint64_t)j->n * j->o.num_samples * j->o.repeats;
   /* few texts: each one's perturbed texts in fixed slices over the workers */
   j->slices = 1;
-  if (j->n < SPLIT_TEXTS) {
+  if (xd_work_request_rows(work, j->n) < SPLIT_TEXTS) {
     size_t N = j->o.num_samples * j->o.repeats, maxd = 0, S = N / SLICE_ROWS;
     for (size_t i = 0; i < j->n; i++) maxd = j->words[i].d > maxd ? j->words[i].d : maxd;
     if (S > 1 && (double)N * (double)maxd * (double)j->n <= (double)SPLIT_CELLS) {
@@ -542,7 +544,7 @@ int xd_shap_text_decode(xd_api_t *api, const json_t *body, xd_work_t *work, xd_e
    * from the coalitions the plan will have: every word varies against the all-hidden
    * background) */
   j->slices = 1;
-  if (j->n < SPLIT_TEXTS) {
+  if (xd_work_request_rows(work, j->n) < SPLIT_TEXTS) {
     size_t maxr = 0, maxd = 0;
     for (size_t i = 0; i < j->n; i++) {
       size_t d = j->words[i].d, all = d < 40 ? ((size_t)1 << d) : SIZE_MAX, k;

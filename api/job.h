@@ -74,12 +74,43 @@ typedef struct xd_work {
   int64_t timeout_ms; /* request's own "timeout_ms", 0 = server default */
   int low_priority;   /* background work (batch jobs): the pool hands its parts out only
                          when no interactive job is waiting for a worker */
+  /* Set by the caller before decode (0 for a request): the number of instances of the
+   * whole request whose slice this body is (a batch job's chunk or shard). A decoder
+   * whose way of cutting an instance's work depends on how many instances there are
+   * decides with xd_work_request_rows, so that a slice cuts each instance exactly as the
+   * whole request does, and its answers equal the whole request's bit for bit. */
+  size_t request_rows;
 } xd_work_t;
+
+/* The instance count the way of cutting work is decided by: the whole request's. */
+static inline size_t xd_work_request_rows(const xd_work_t *w, size_t n) { return w->request_rows ? w->request_rows : n; }
 
 /* rows model rows of a model whose row costs row_cost dense rows (xd_model_row_cost), in
  * the unit of cost_rows; saturates instead of wrapping. */
 static inline uint64_t xd_work_cost(uint64_t rows, uint64_t row_cost) {
   return row_cost && rows > UINT64_MAX / row_cost ? UINT64_MAX : rows * row_cost;
+}
+
+/* One instance's work split into sub-parts (a single large explanation on several
+ * workers). The count is decided by the work alone (cost, as cost_rows: model rows x
+ * row cost), never by the number of workers, so the answer is the same whatever ran it:
+ * 1 below 2 x XD_WORK_SPLIT_COST, 2 from it, XD_WORK_SPLIT_MAX (4) from 4x it, so that
+ * every sub-part has at least XD_WORK_SPLIT_COST. A sub-part
+ * below XD_WORK_SPLIT_COST (~1 ms of one core on a 32x32 CNN) would cost more to hand out
+ * and to add up than it saves. Endpoints that split add the sub-parts' partial results in
+ * sub-part order (docs/serving.md, "One request on several workers"). */
+#define XD_WORK_SPLIT_COST 4096u
+#define XD_WORK_SPLIT_MAX 4u
+static inline size_t xd_work_split(uint64_t cost) {
+  return cost >= (uint64_t)XD_WORK_SPLIT_MAX * XD_WORK_SPLIT_COST ? XD_WORK_SPLIT_MAX
+         : cost >= 2u * (uint64_t)XD_WORK_SPLIT_COST               ? 2
+                                                                    : 1;
+}
+
+/* Sub-part k of K over n items: [*a, *b), contiguous, in order, sizes differing by at most 1. */
+static inline void xd_work_range(size_t n, size_t K, size_t k, size_t *a, size_t *b) {
+  *a = n * k / K;
+  *b = n * (k + 1) / K;
 }
 
 /* Runs every prepare part in order, prepare, every part in order and encode, on the calling thread (tests, and small

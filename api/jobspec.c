@@ -418,6 +418,7 @@ int xd_jobspec_chunk(xd_api_t *api, const xd_jobspec_t *s, size_t first, size_t 
     json_decref(part);
   }
   memset(work, 0, sizeof *work);
+  work->request_rows = s->total; /* cut each row's work as the whole request would */
   if (rc == XD_OK) rc = s->ep->decode(api, body, work, err);
   json_decref(body);
   json_decref(rows);

@@ -20,7 +20,7 @@
  * CPU time per run. Each target runs in its own forked process, so that peak_rss_mb
  * (ru_maxrss) is its own; load_rss_mb is the resident memory once the graph is loaded.
  *
- * Usage (from the repository root): bench_graph [TARGET]; BENCH_SCALE=0.2 shortens the
+ * Usage (from the repository root): bench_graph [TARGET | --floors]; BENCH_SCALE=0.2 shortens the
  * budgets. Built by `make bench` into $(BUILD)/bench/bench_graph.
  *
  * bench_graph --text-flops TEXT counts instead of timing: for each demo text model, the
@@ -43,6 +43,7 @@
 #include "api/bundle.h"
 #include "core/alloc.h"
 #include "core/graph.h"
+#include "core/lime_image.h"
 #include "core/mat.h"
 #include "core/model.h"
 #include "core/rng.h"
@@ -344,9 +345,47 @@ static int text_flops(const char *name, const char *text) {
   return 0;
 }
 
+/* --floors: what the image-explanation floors of bench_report need, one JSON line: the
+ * shapes CNN's FLOPs per image counted from its graph (Conv, Gemm, MatMul: 2 per
+ * multiply-add; xd_graph_flops_per_row), and how many distinct rows LIME's 1,000 samples
+ * over 16 segments with seed 0 are (the request of bench/run.sh section 2c): a model
+ * need evaluate each distinct row only once. */
+static int floors(void) {
+  size_t len = 0;
+  void *bytes = slurp("models/shapes/model.onnx", &len);
+  xd_graph_t *g = NULL;
+  xd_error_t err;
+  xd_error_clear(&err);
+  if (!bytes || xd_graph_from_onnx(bytes, len, &g, &err) != XD_OK) {
+    fprintf(stderr, "bench_graph --floors: models/shapes/model.onnx: %s\n", err.text);
+    free(bytes);
+    return 1;
+  }
+  free(bytes);
+  float x[3 * 32 * 32] = {0};
+  xd_tensor_t in = {XD_DT_F32, 4, {1, 3, 32, 32}, x};
+  double flops = 0;
+  int rc = xd_graph_flops_per_row(g, &in, &flops, &err);
+  xd_graph_free(g);
+  if (rc != XD_OK) return 1;
+  enum { N = 1000, S = 16 };
+  static double Z[N * S], dist[N];
+  xd_lime_image_sample(N, S, 0, 0, Z, dist);
+  size_t distinct = 0;
+  for (size_t i = 0; i < N; i++) {
+    int seen = 0;
+    for (size_t k = 0; k < i && !seen; k++) seen = !memcmp(Z + i * S, Z + k * S, S * sizeof *Z);
+    distinct += !seen;
+  }
+  printf("{\"kind\":\"image_floors\",\"model\":\"shapes\",\"flop_per_image\":%.0f,\"lime_1000_distinct\":%zu}\n",
+         flops, distinct);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc > 2 && strcmp(argv[1], "--text-flops") == 0)
     return text_flops("reviews_bert", argv[2]) | text_flops("reviews_gru", argv[2]);
+  if (argc > 1 && strcmp(argv[1], "--floors") == 0) return floors();
   const char *sc = getenv("BENCH_SCALE");
   if (sc && atof(sc) > 0) scale = atof(sc);
   xd_blas_init();

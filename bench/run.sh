@@ -269,18 +269,41 @@ fi
 
 # ---- 2c. image explanations: one 32x32 RGB image over HTTP beside torch/numpy references ----
 IMG_B64=$(sed -n 's/.*"images":\["\([^"]*\)".*/\1/p' tests/golden/image_explain/shapes.json)
+# image_time KIND ID PATH BODY: median of 5 requests after a warm-up; the server's CPU time
+# per request (utime + stime of the process over the 5, from /proc: the machine may be
+# busy); and the median over the 5 of the busiest server thread's CPU time during the
+# request (/proc/PID/task/*/schedstat, ns): its critical path, what the wall time would be
+# on idle cores apart from HTTP, which shows one request split over the workers.
+task_cpu() { for t in /proc/$SERVER_PID/task/*; do echo "${t##*/} $(cut -d' ' -f1 "$t/schedstat" 2>/dev/null || echo 0)"; done | sort; }
 image_time() {
-  curl -s -o /dev/null --max-time 120 "$URL$2" -H 'Content-Type: application/json' -d "$3"
+  curl -s -o /dev/null --max-time 120 "$URL$3" -H 'Content-Type: application/json' -d "$4"
+  c0=$(awk '{print $14 + $15}' "/proc/$SERVER_PID/stat")
+  : > "$WORK/img_wall"
+  : > "$WORK/img_crit"
   for i in 1 2 3 4 5; do
-    curl -s -o /dev/null -w '%{time_total}\n' --max-time 120 "$URL$2" -H 'Content-Type: application/json' -d "$3"
-  done | sort -n | sed -n 3p | awk -v id="$1" '{printf "{\"kind\":\"image_http\",\"id\":\"%s\",\"median_ms\":%.2f}\n", id, $1 * 1000}' >> "$RES"
+    task_cpu > "$WORK/t0"
+    curl -s -o /dev/null -w '%{time_total}\n' --max-time 120 "$URL$3" -H 'Content-Type: application/json' -d "$4" >> "$WORK/img_wall"
+    task_cpu > "$WORK/t1"
+    join "$WORK/t0" "$WORK/t1" | awk '{d = ($3 - $2) / 1e6; if (d > m) m = d} END {printf "%.3f\n", m}' >> "$WORK/img_crit"
+  done
+  c1=$(awk '{print $14 + $15}' "/proc/$SERVER_PID/stat")
+  med=$(sort -n "$WORK/img_wall" | sed -n 3p)
+  crit=$(sort -n "$WORK/img_crit" | sed -n 3p)
+  awk -v k="$1" -v id="$2" -v m="$med" -v cr="$crit" -v c="$((c1 - c0))" -v hz="$(getconf CLK_TCK)" -v w="$SERVER_WORKERS" \
+    'BEGIN {printf "{\"kind\":\"%s\",\"id\":\"%s\",\"workers\":%d,\"median_ms\":%.2f,\"cpu_ms\":%.1f,\"critical_ms\":%.2f}\n", k, id, w, m * 1000, c * 1000 / hz / 5, cr}' >> "$RES"
+}
+image_cases() {
+  IMG="{\"b64\":\"$IMG_B64\"}"
+  image_time "$1" ig_50 /explain/gradient "{\"model\":\"shapes\",\"instance\":$IMG,\"steps\":50}"
+  image_time "$1" occlusion_4x4_s2 /explain/occlusion "{\"model\":\"shapes\",\"instance\":$IMG}"
+  image_time "$1" lime_1000 /explain/lime "{\"model\":\"shapes\",\"instance\":$IMG,\"num_samples\":1000,\"seed\":0,\"segmentation\":{\"method\":\"grid\",\"size\":8}}"
 }
 if [ -n "$IMG_B64" ] && start_server 1; then
-  log "image explanations over HTTP (IG 50 steps, occlusion 4x4 stride 2, LIME 1000 samples)"
-  IMG="{\"b64\":\"$IMG_B64\"}"
-  image_time ig_50 /explain/gradient "{\"model\":\"shapes\",\"instance\":$IMG,\"steps\":50}"
-  image_time occlusion_4x4_s2 /explain/occlusion "{\"model\":\"shapes\",\"instance\":$IMG}"
-  image_time lime_1000 /explain/lime "{\"model\":\"shapes\",\"instance\":$IMG,\"num_samples\":1000,\"seed\":0,\"segmentation\":{\"method\":\"grid\",\"size\":8}}"
+  log "image explanations over HTTP (IG 50 steps, occlusion 4x4 stride 2, LIME 1000 samples), 1 then 2 workers"
+  "$GRAPH" --floors >> "$RES" 2>> "$WORK/graph.err"
+  image_cases image_http
+  stop_server
+  start_server 2 && image_cases image_http_w2
   stop_server
   if /usr/bin/python3 -c 'import torch, sklearn, onnx, PIL' 2>/dev/null; then
     /usr/bin/python3 tools/image_explain_reference.py --bench >> "$RES" 2> "$WORK/image_ref.err" ||

@@ -96,120 +96,131 @@ static size_t rows_per(const xd_grad_opts_t *o) {
   return 1;
 }
 
+/* One instance at a time: an instance's rows are never evaluated in one batch with another
+ * instance's, because the engine's float results may depend on a batch's make-up (BLAS
+ * picks kernels by size). So an instance's attributions depend on the instance and the
+ * options only — not on which other instances share the request, a job's chunk or a
+ * shard (api/jobspec.h promises a job's lines equal the synchronous answer, bit for bit). */
 int xd_imgx_gradient(const xd_model_t *m, const xd_grad_opts_t *o, const double *X, size_t n, const size_t *target,
                      const double *B, size_t row0, double *attr, double *delta, const xd_cancel_t *cancel,
                      xd_error_t *err) {
-  size_t P = xd_model_n_inputs(m), per = rows_per(o), total = n * per, cr = chunk_rows(P);
-  double *alpha = (double *)o->alpha, *wq = (double *)o->weights, *own = NULL;
-  if (o->method == XD_GRAD_INTEGRATED && (!alpha || !wq)) {
+  size_t P = xd_model_n_inputs(m);
+  xd_grad_opts_t oo = *o;
+  double *own = NULL;
+  if (o->method == XD_GRAD_INTEGRATED && (!o->alpha || !o->weights)) {
     own = xd_malloc(2 * o->steps * sizeof *own);
     if (!own) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory computing gradients");
-    alpha = own;
-    wq = own + o->steps;
-    int rc = xd_grad_quadrature(o->integration, o->steps, alpha, wq, err);
+    int rc = xd_grad_quadrature(o->integration, o->steps, own, own + o->steps, err);
     if (rc != XD_OK) {
       xd_free(own);
       return rc;
     }
+    oo.alpha = own;
+    oo.weights = own + o->steps;
   }
-  if (cr > total) cr = total;
-  double *E = xd_malloc(xd_mul_size(cr, P) * sizeof *E), *G = xd_malloc(xd_mul_size(cr, P) * sizeof *G);
-  double *f = xd_malloc(cr * sizeof *f), *fx = xd_calloc(n, sizeof *fx), *fb = xd_calloc(n, sizeof *fb);
-  double *sum2 = o->method >= XD_GRAD_SMOOTHGRAD ? xd_calloc(xd_mul_size(n, P), sizeof *sum2) : NULL;
-  size_t *tc = xd_malloc(cr * sizeof *tc);
+  int several = o->method == XD_GRAD_INTEGRATED || o->method >= XD_GRAD_SMOOTHGRAD; /* rows per instance */
+  double *sum = xd_calloc(P, sizeof *sum), *sum2 = several ? xd_calloc(P, sizeof *sum2) : NULL, f = 0;
   int rc = XD_OK;
-  if (!E || !G || !f || !fx || !fb || !tc || (o->method >= XD_GRAD_SMOOTHGRAD && !sum2)) {
+  if (!sum || (several && !sum2)) {
     rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory computing gradients");
     goto done;
   }
-  memset(attr, 0, xd_mul_size(n, P) * sizeof *attr);
-  xd_rng_t rng;
-  size_t rng_row = SIZE_MAX;
-  double sd = 0;
-  for (size_t r0 = 0; r0 < total && rc == XD_OK; r0 += cr) {
-    size_t c = total - r0 < cr ? total - r0 : cr;
-    for (size_t q = 0; q < c; q++) {
-      size_t r = r0 + q, i = r / per, k = r % per;
-      const double *x = X + i * P, *b = B ? B + i * P : NULL;
-      double *e = E + q * P;
-      tc[q] = target[i];
-      if (o->method == XD_GRAD_INTEGRATED) {
-        if (k < o->steps)
-          for (size_t v = 0; v < P; v++) e[v] = b[v] + alpha[k] * (x[v] - b[v]);
-        else memcpy(e, k == o->steps ? x : b, P * sizeof *e);
-      } else if (o->method >= XD_GRAD_SMOOTHGRAD) {
-        if (rng_row != i) { /* row i's noise: stream row0 + i, its samples in order */
-          xd_rng_seed_stream(&rng, o->seed, row0 + i);
-          rng_row = i;
-          double lo = x[0], hi = x[0];
-          for (size_t v = 1; v < P; v++) {
-            lo = x[v] < lo ? x[v] : lo;
-            hi = x[v] > hi ? x[v] : hi;
-          }
-          sd = o->noise_stddev * (hi - lo);
-        }
-        for (size_t v = 0; v < P; v++) e[v] = x[v] + sd * xd_rng_normal(&rng);
-      } else {
-        memcpy(e, x, P * sizeof *e);
-      }
-    }
-    rc = xd_model_gradient_prec(m, o->precision, E, c, tc, o->output, f, G, NULL, cancel, err);
-    for (size_t q = 0; rc == XD_OK && q < c; q++) {
-      size_t r = r0 + q, i = r / per, k = r % per;
-      const double *g = G + q * P, *x = X + i * P;
-      double *a = attr + i * P;
-      switch (o->method) {
-      case XD_GRAD_SALIENCY:
-        for (size_t v = 0; v < P; v++) a[v] = fabs(g[v]);
-        break;
-      case XD_GRAD_GRADIENT:
-        memcpy(a, g, P * sizeof *a);
-        break;
-      case XD_GRAD_INPUT_X_GRADIENT:
-        for (size_t v = 0; v < P; v++) a[v] = x[v] * g[v];
-        break;
-      case XD_GRAD_INTEGRATED:
-        if (k < o->steps)
-          for (size_t v = 0; v < P; v++) a[v] += wq[k] * g[v];
-        else if (k == o->steps) fx[i] = f[q];
-        else fb[i] = f[q];
-        break;
-      default: {
-        double *s2 = sum2 + i * P;
-        for (size_t v = 0; v < P; v++) {
-          a[v] += g[v];
-          s2[v] += g[v] * g[v];
-        }
-      }
-      }
-    }
-  }
-  if (rc != XD_OK) goto done;
-  for (size_t i = 0; i < n; i++) {
-    double *a = attr + i * P;
+  for (size_t i = 0; i < n && rc == XD_OK; i++) {
     const double *x = X + i * P, *b = B ? B + i * P : NULL;
-    if (o->method == XD_GRAD_INTEGRATED) {
-      double s = 0;
-      for (size_t v = 0; v < P; v++) s += (a[v] *= x[v] - b[v]);
-      if (delta) delta[i] = s - (fx[i] - fb[i]);
-    } else if (o->method >= XD_GRAD_SMOOTHGRAD) {
-      double inv = 1.0 / (double)o->samples, *s2 = sum2 + i * P;
-      for (size_t v = 0; v < P; v++) {
-        double mu = a[v] * inv, sq = s2[v] * inv;
-        a[v] = o->method == XD_GRAD_SMOOTHGRAD ? mu : o->method == XD_GRAD_SMOOTHGRAD_SQ ? sq : sq - mu * mu;
-      }
+    double *a = attr + i * P;
+    if (several) {
+      double fxb[2] = {0, 0};
+      memset(sum, 0, P * sizeof *sum);
+      memset(sum2, 0, P * sizeof *sum2);
+      rc = xd_imgx_gradient_range(m, &oo, x, target[i], b, row0 + i, 0, rows_per(o), sum, sum2, fxb, cancel, err);
+      if (rc == XD_OK) xd_imgx_gradient_finish(&oo, P, x, b, sum, sum2, fxb, a, delta ? delta + i : NULL);
+      continue;
     }
+    if ((rc = xd_model_gradient_prec(m, o->precision, x, 1, &target[i], o->output, &f, sum, NULL, cancel, err)) != XD_OK)
+      break;
+    for (size_t v = 0; v < P; v++)
+      a[v] = o->method == XD_GRAD_SALIENCY ? fabs(sum[v]) : o->method == XD_GRAD_INPUT_X_GRADIENT ? x[v] * sum[v] : sum[v];
   }
 done:
   xd_free(own);
+  xd_free(sum);
+  xd_free(sum2);
+  return rc;
+}
+
+int xd_imgx_gradient_range(const xd_model_t *m, const xd_grad_opts_t *o, const double *x, size_t target, const double *b,
+                           size_t row, size_t k0, size_t k1, double *sum, double *sum2, double *fxb,
+                           const xd_cancel_t *cancel, xd_error_t *err) {
+  size_t P = xd_model_n_inputs(m), cr = chunk_rows(P), ig = o->method == XD_GRAD_INTEGRATED;
+  if (k1 <= k0) return XD_OK;
+  if (cr > k1 - k0) cr = k1 - k0;
+  double *E = xd_malloc(xd_mul_size(cr, P) * sizeof *E), *G = xd_malloc(xd_mul_size(cr, P) * sizeof *G);
+  double *f = xd_malloc(cr * sizeof *f);
+  size_t *tc = xd_malloc(cr * sizeof *tc);
+  int rc = XD_OK;
+  if (!E || !G || !f || !tc) {
+    rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory computing gradients");
+    goto done;
+  }
+  for (size_t q = 0; q < cr; q++) tc[q] = target;
+  xd_rng_t rng;
+  double sd = 0;
+  if (!ig) { /* the instance's stream, advanced past the copies of earlier ranges */
+    xd_rng_seed_stream(&rng, o->seed, row);
+    double lo = x[0], hi = x[0];
+    for (size_t v = 1; v < P; v++) {
+      lo = x[v] < lo ? x[v] : lo;
+      hi = x[v] > hi ? x[v] : hi;
+    }
+    sd = o->noise_stddev * (hi - lo);
+    for (size_t skip = 0; skip < k0 * P; skip++) (void)xd_rng_normal(&rng);
+  }
+  for (size_t r0 = k0; r0 < k1 && rc == XD_OK; r0 += cr) {
+    size_t c = k1 - r0 < cr ? k1 - r0 : cr;
+    for (size_t q = 0; q < c; q++) {
+      size_t k = r0 + q;
+      double *e = E + q * P;
+      if (ig && k < o->steps)
+        for (size_t v = 0; v < P; v++) e[v] = b[v] + o->alpha[k] * (x[v] - b[v]);
+      else if (ig) memcpy(e, k == o->steps ? x : b, P * sizeof *e);
+      else
+        for (size_t v = 0; v < P; v++) e[v] = x[v] + sd * xd_rng_normal(&rng);
+    }
+    rc = xd_model_gradient_prec(m, o->precision, E, c, tc, o->output, f, G, NULL, cancel, err);
+    for (size_t q = 0; rc == XD_OK && q < c; q++) {
+      size_t k = r0 + q;
+      const double *g = G + q * P;
+      if (ig && k < o->steps)
+        for (size_t v = 0; v < P; v++) sum[v] += o->weights[k] * g[v];
+      else if (ig) fxb[k - o->steps] = f[q];
+      else
+        for (size_t v = 0; v < P; v++) {
+          sum[v] += g[v];
+          sum2[v] += g[v] * g[v];
+        }
+    }
+  }
+done:
   xd_free(E);
   xd_free(G);
   xd_free(f);
-  xd_free(fx);
-  xd_free(fb);
-  xd_free(sum2);
   xd_free(tc);
   return rc;
+}
+
+void xd_imgx_gradient_finish(const xd_grad_opts_t *o, size_t P, const double *x, const double *b, const double *sum,
+                             const double *sum2, const double *fxb, double *attr, double *delta) {
+  if (o->method == XD_GRAD_INTEGRATED) {
+    double s = 0;
+    for (size_t v = 0; v < P; v++) s += (attr[v] = sum[v] * (x[v] - b[v]));
+    if (delta) *delta = s - (fxb[0] - fxb[1]);
+    return;
+  }
+  double inv = 1.0 / (double)o->samples;
+  for (size_t v = 0; v < P; v++) {
+    double mu = sum[v] * inv, sq = sum2[v] * inv;
+    attr[v] = o->method == XD_GRAD_SMOOTHGRAD ? mu : o->method == XD_GRAD_SMOOTHGRAD_SQ ? sq : sq - mu * mu;
+  }
 }
 
 /* ---- Grad-CAM ----------------------------------------------------------------------- */
@@ -219,8 +230,9 @@ int xd_imgx_gradcam(const xd_model_t *m, const char *layer, size_t K, size_t h, 
                     double *cam, double *heat, const xd_cancel_t *cancel, xd_error_t *err) {
   const xd_image_prep_t *p = xd_model_image_prep(m);
   size_t P = xd_model_n_inputs(m), L = K * h * w, hw = h * w;
-  size_t cr = chunk_rows(P > L ? P : L);
-  if (cr > n) cr = n;
+  /* one image per run, as in xd_imgx_gradient: an image's map never depends on the
+   * other images of the request */
+  size_t cr = 1;
   double *A = xd_malloc(xd_mul_size(cr, L) * sizeof *A), *dA = xd_malloc(xd_mul_size(cr, L) * sizeof *dA);
   int rc = XD_OK;
   if (!A || !dA) {
@@ -291,46 +303,77 @@ int xd_occl_plan(xd_occl_plan_t *p, size_t rank, const size_t *dims, const size_
 int xd_imgx_occlusion(const xd_model_t *m, const xd_occl_plan_t *p, const double *X, size_t n,
                       const size_t *target, const double *B, double *attr, const xd_cancel_t *cancel,
                       xd_error_t *err) {
-  size_t d = p->dims[0] * p->dims[1] * p->dims[2], K = xd_model_n_outputs(m), per = p->n_windows + 1;
-  size_t total = n * per, cr = chunk_rows(d);
-  if (cr > total) cr = total;
-  double *R = xd_malloc(xd_mul_size(cr, d) * sizeof *R), *out = xd_malloc(xd_mul_size(cr, K) * sizeof *out);
-  double *fx = xd_malloc(n * sizeof *fx), *cnt = xd_calloc(d, sizeof *cnt);
-  int rc = XD_OK;
-  if (!R || !out || !fx || !cnt) {
-    rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory computing occlusion");
-    goto done;
+  /* per instance: its n_windows + 1 rows in batches (xd_imgx_occlusion_eval), then the
+   * attributions from their outputs, as a request split into sub-parts computes them */
+  size_t d = p->dims[0] * p->dims[1] * p->dims[2], per = p->n_windows + 1;
+  double *f = xd_malloc(per * sizeof *f);
+  int rc = f ? XD_OK : xd_error_set(err, XD_ENOMEM, NULL, "out of memory computing occlusion");
+  for (size_t i = 0; i < n && rc == XD_OK; i++) {
+    rc = xd_imgx_occlusion_eval(m, p, X + i * d, target[i], B + i * d, 0, per, f, cancel, err);
+    if (rc == XD_OK) xd_imgx_occlusion_combine(p, f, attr + i * d);
   }
-  for (size_t wi = 0; wi < p->n_windows; wi++) FOR_WINDOW(p, wi, v, cnt[v] += 1);
-  memset(attr, 0, xd_mul_size(n, d) * sizeof *attr);
-  /* Row 0 of each instance is the instance itself; f_t(x) comes first in its order. */
-  for (size_t r0 = 0; r0 < total && rc == XD_OK; r0 += cr) {
-    size_t c = total - r0 < cr ? total - r0 : cr;
-    for (size_t q = 0; q < c; q++) {
-      size_t r = r0 + q, i = r / per, k = r % per;
-      double *e = R + q * d;
-      memcpy(e, X + i * d, d * sizeof *e);
-      if (k > 0) FOR_WINDOW(p, k - 1, v, e[v] = B[i * d + v]);
-    }
-    rc = xd_model_predict(m, R, c, out, cancel, err);
-    for (size_t q = 0; rc == XD_OK && q < c; q++) {
-      size_t r = r0 + q, i = r / per, k = r % per;
-      double ft = out[q * K + target[i]];
-      if (k == 0) {
-        fx[i] = ft;
-        continue;
-      }
-      double diff = fx[i] - ft;
-      double *a = attr + i * d;
-      FOR_WINDOW(p, k - 1, v, a[v] += diff);
-    }
-  }
-  for (size_t i = 0; rc == XD_OK && i < n; i++)
-    for (size_t v = 0; v < d; v++) attr[i * d + v] = cnt[v] > 0 ? attr[i * d + v] / cnt[v] : 0;
-done:
-  xd_free(R);
-  xd_free(out);
-  xd_free(fx);
-  xd_free(cnt);
+  xd_free(f);
   return rc;
+}
+
+int xd_imgx_occlusion_eval(const xd_model_t *m, const xd_occl_plan_t *p, const double *x, size_t target,
+                           const double *b, size_t k0, size_t k1, double *f, const xd_cancel_t *cancel,
+                           xd_error_t *err) {
+  size_t d = p->dims[0] * p->dims[1] * p->dims[2], K = xd_model_n_outputs(m), cr = chunk_rows(d);
+  if (k1 <= k0) return XD_OK;
+  if (cr > k1 - k0) cr = k1 - k0;
+  /* image models: rows in float, as the graph runs them (x and b rounded once); others
+   * (tabular FeatureAblation) in double */
+  int img = xd_model_input_kind(m) == XD_INPUT_IMAGE;
+  double *R = img ? NULL : xd_malloc(xd_mul_size(cr, d) * sizeof *R), *out = xd_malloc(xd_mul_size(cr, K) * sizeof *out);
+  float *F = img ? xd_malloc((xd_mul_size(cr, d) + 2 * d) * sizeof *F) : NULL, *xf = F ? F + cr * d : NULL;
+  float *bf = xf ? xf + d : NULL;
+  int rc = (img ? F != NULL : R != NULL) && out ? XD_OK : xd_error_set(err, XD_ENOMEM, NULL, "out of memory computing occlusion");
+  for (size_t v = 0; rc == XD_OK && img && v < d; v++) {
+    xf[v] = (float)x[v];
+    bf[v] = (float)b[v];
+  }
+  for (size_t r0 = k0; r0 < k1 && rc == XD_OK; r0 += cr) {
+    size_t c = k1 - r0 < cr ? k1 - r0 : cr;
+    for (size_t q = 0; q < c; q++) {
+      if (img) {
+        float *e = F + q * d;
+        memcpy(e, xf, d * sizeof *e);
+        if (r0 + q > 0) FOR_WINDOW(p, r0 + q - 1, v, e[v] = bf[v]);
+      } else {
+        double *e = R + q * d;
+        memcpy(e, x, d * sizeof *e);
+        if (r0 + q > 0) FOR_WINDOW(p, r0 + q - 1, v, e[v] = b[v]);
+      }
+    }
+    rc = img ? xd_model_predict_image_f32(m, F, c, out, cancel, err) : xd_model_predict(m, R, c, out, cancel, err);
+    for (size_t q = 0; rc == XD_OK && q < c; q++) f[r0 + q - k0] = out[q * K + target];
+  }
+  xd_free(R);
+  xd_free(F);
+  xd_free(out);
+  return rc;
+}
+
+/* Windows of plan p covering position pos of dim k. */
+static size_t covering(const xd_occl_plan_t *p, size_t k, size_t pos) {
+  size_t n = 0;
+  for (size_t w = 0; w < p->count[k]; w++) n += w * p->stride[k] <= pos && pos < w * p->stride[k] + p->window[k];
+  return n;
+}
+
+void xd_imgx_occlusion_combine(const xd_occl_plan_t *p, const double *f, double *attr) {
+  size_t d = p->dims[0] * p->dims[1] * p->dims[2];
+  memset(attr, 0, d * sizeof *attr);
+  for (size_t wi = 0; wi < p->n_windows; wi++) {
+    double diff = f[0] - f[wi + 1];
+    FOR_WINDOW(p, wi, v, attr[v] += diff);
+  }
+  for (size_t a = 0; a < p->dims[0]; a++)
+    for (size_t bb = 0; bb < p->dims[1]; bb++)
+      for (size_t c = 0; c < p->dims[2]; c++) {
+        double cnt = (double)(covering(p, 0, a) * covering(p, 1, bb) * covering(p, 2, c));
+        size_t v = (a * p->dims[1] + bb) * p->dims[2] + c;
+        attr[v] = cnt > 0 ? attr[v] / cnt : 0;
+      }
 }

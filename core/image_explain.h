@@ -44,10 +44,27 @@ int xd_imgx_baseline(const xd_model_t *m, xd_imgx_baseline_t kind, const double 
 /* The gradient family on n rows X (n, P): o as for tabular rows (core/gradient.h) except
  * that noise_stddev is a fraction of each instance's value range (max - min). B (n, P):
  * IG baselines per row (ignored otherwise). attr (n, P); delta (n) or NULL: IG
- * convergence delta. row0: X's first row in the request (noise streams). */
+ * convergence delta. row0: X's first row in the request (noise streams). Each instance's
+ * rows run apart from every other instance's, so an instance's answer depends on it and
+ * o only (not on the other rows of X), bit for bit. */
 int xd_imgx_gradient(const xd_model_t *m, const xd_grad_opts_t *o, const double *X, size_t n, const size_t *target,
                      const double *B, size_t row0, double *attr, double *delta, const xd_cancel_t *cancel,
                      xd_error_t *err);
+
+/* One instance's gradient rows [k0, k1) of xd_grad_rows_per_instance(o) (IG: the steps,
+ * then x, then b; SmoothGrad family: the noisy copies in stream order), for a request
+ * split into sub-parts that run on several workers. Adds to sum (P) Σ w_k g_k (IG) or
+ * Σ g_k, to sum2 (P, SmoothGrad family only) Σ g_k²; fxb[0] = f_t(x), fxb[1] = f_t(b)
+ * when their IG rows are in range. row: the instance's noise stream (as row0 + i).
+ * IG needs o->alpha and o->weights. */
+int xd_imgx_gradient_range(const xd_model_t *m, const xd_grad_opts_t *o, const double *x, size_t target, const double *b,
+                           size_t row, size_t k0, size_t k1, double *sum, double *sum2, double *fxb,
+                           const xd_cancel_t *cancel, xd_error_t *err);
+/* attr (P) from the sums of every range added in range order (sum, sum2, fxb as above):
+ * IG: sum · (x − b) and delta = Σ attr − (f(x) − f(b)); SmoothGrad family: the mean, the
+ * mean square or the variance. attr may be sum. */
+void xd_imgx_gradient_finish(const xd_grad_opts_t *o, size_t P, const double *x, const double *b, const double *sum,
+                             const double *sum2, const double *fxb, double *attr, double *delta);
 
 /* Grad-CAM at `layer` (shape [K][h][w] after the batch, from xd_model_layer_shape):
  * cam (n, h*w) = Σ_k mean_hw(dA_k) · A_k, ReLU when relu; heat (n, H*W) = cam resized
@@ -77,5 +94,14 @@ int xd_occl_plan(xd_occl_plan_t *p, size_t rank, const size_t *dims, const size_
 int xd_imgx_occlusion(const xd_model_t *m, const xd_occl_plan_t *p, const double *X, size_t n,
                       const size_t *target, const double *B, double *attr, const xd_cancel_t *cancel,
                       xd_error_t *err);
+
+/* One instance's occlusion rows [k0, k1) of n_windows + 1 (row 0: x itself; row 1 + w:
+ * x with window w at the baseline b) evaluated: f[k - k0] = f_t(row k). For a request
+ * split into sub-parts; xd_imgx_occlusion_combine turns every row's f into attr. */
+int xd_imgx_occlusion_eval(const xd_model_t *m, const xd_occl_plan_t *p, const double *x, size_t target,
+                           const double *b, size_t k0, size_t k1, double *f, const xd_cancel_t *cancel,
+                           xd_error_t *err);
+/* attr (d) of one instance from f (n_windows + 1) as xd_imgx_occlusion computes it. */
+void xd_imgx_occlusion_combine(const xd_occl_plan_t *p, const double *f, double *attr);
 
 #endif

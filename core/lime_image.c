@@ -17,7 +17,8 @@ void xd_lime_image_free(xd_lime_image_label_t *out, size_t n_labels) {
 }
 
 /* The fudged image: segment means per channel, or hide everywhere. */
-static int fudge(const xd_model_t *m, const double *x, const int32_t *seg, size_t S, const double *hide, double *fz) {
+int xd_lime_image_fudge(const xd_model_t *m, const double *x, const int32_t *seg, size_t S, const double *hide,
+                        double *fz) {
   const xd_image_prep_t *p = xd_model_image_prep(m);
   size_t C = p->channels, HW = p->height * p->width;
   if (hide) {
@@ -40,142 +41,196 @@ static int fudge(const xd_model_t *m, const double *x, const int32_t *seg, size_
   return XD_OK;
 }
 
-int xd_lime_image_explain(const xd_model_t *m, const xd_lime_image_opts_t *o, const double *x, const int32_t *segments,
-                          size_t S, const size_t *labels, size_t n_labels, size_t instance_index,
-                          xd_lime_image_label_t *out, double *pred, const xd_cancel_t *cancel, xd_error_t *err) {
+void xd_lime_image_sample(size_t n, size_t S, uint64_t seed, uint64_t stream, double *Z, double *dist) {
+  xd_rng_t rng;
+  xd_rng_seed_stream(&rng, seed, stream);
+  for (size_t i = 0; i < n; i++) {
+    double on = 0;
+    for (size_t s = 0; s < S; s++) on += (Z[i * S + s] = i == 0 ? 1.0 : (double)xd_rng_below(&rng, 2));
+    /* cosine distance to the all-ones row; a zero row has similarity 0 */
+    dist[i] = on > 0 ? 1.0 - on / (sqrt(on) * sqrt((double)S)) : 1.0;
+    if (dist[i] < 0) dist[i] = 0;
+  }
+}
+
+int xd_lime_image_eval(const xd_model_t *m, const double *x, const double *fz, const int32_t *seg, size_t S,
+                       const double *Z, size_t r0, size_t r1, double *Y, const xd_cancel_t *cancel, xd_error_t *err) {
   const xd_image_prep_t *p = xd_model_image_prep(m);
-  size_t C = p->channels, HW = p->height * p->width, P = C * HW, n = o->num_samples, K = xd_model_n_outputs(m);
-  size_t cr = XD_IMGX_CHUNK_VALUES / P ? XD_IMGX_CHUNK_VALUES / P : 1, R = o->repeats ? o->repeats : 1;
-  if (cr > n) cr = n;
-  memset(out, 0, n_labels * sizeof *out);
-  double *fz = xd_malloc(P * sizeof *fz), *Z = xd_malloc(xd_mul_size(n, S) * sizeof *Z);
-  double *Y = xd_malloc(xd_mul_size(n, K) * sizeof *Y), *E = xd_malloc(xd_mul_size(cr, P) * sizeof *E);
-  double *dist = xd_malloc(n * sizeof *dist), *y = xd_malloc(n * sizeof *y);
-  double *coef = xd_malloc(S * sizeof *coef);
-  size_t *used = xd_malloc(S * sizeof *used);
-  int rc = XD_OK;
-  if (!fz || !Z || !Y || !E || !dist || !y || !coef || !used || fudge(m, x, segments, S, o->hide, fz) != XD_OK) {
-    rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory explaining an image with LIME");
-    goto done;
+  size_t C = p->channels, HW = p->height * p->width, P = C * HW, K = xd_model_n_outputs(m);
+  size_t cr = XD_IMGX_CHUNK_VALUES / P ? XD_IMGX_CHUNK_VALUES / P : 1;
+  if (r1 <= r0) return XD_OK;
+  if (cr > r1 - r0) cr = r1 - r0;
+  /* rows in float, as the graph runs them: x and the fudged image rounded once */
+  float *E = xd_malloc((xd_mul_size(cr, P) + 2 * P) * sizeof *E), *xf = E ? E + cr * P : NULL, *ff = xf ? xf + P : NULL;
+  unsigned char *on = xd_malloc(HW);
+  int rc = E && on ? XD_OK : xd_error_set(err, XD_ENOMEM, NULL, "out of memory explaining an image with LIME");
+  for (size_t k = 0; rc == XD_OK && k < P; k++) {
+    xf[k] = (float)x[k];
+    ff[k] = (float)fz[k];
   }
-  for (size_t l = 0; l < n_labels; l++) {
-    out[l].label = labels[l];
-    if (!(out[l].coef = xd_calloc(S, sizeof *out[l].coef))) {
-      rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory explaining an image with LIME");
-      goto done;
-    }
-  }
-  for (size_t r = 0; r < R && rc == XD_OK; r++) {
-    xd_rng_t rng;
-    xd_rng_seed_stream(&rng, o->seed, (uint64_t)instance_index * R + r);
-    for (size_t i = 0; i < n; i++) {
-      double on = 0;
-      for (size_t s = 0; s < S; s++) on += (Z[i * S + s] = i == 0 ? 1.0 : (double)xd_rng_below(&rng, 2));
-      /* cosine distance to the all-ones row; a zero row has similarity 0 */
-      dist[i] = on > 0 ? 1.0 - on / (sqrt(on) * sqrt((double)S)) : 1.0;
-      if (dist[i] < 0) dist[i] = 0;
-    }
-    for (size_t r0 = 0; r0 < n && rc == XD_OK; r0 += cr) {
-      size_t c = n - r0 < cr ? n - r0 : cr;
-      for (size_t q = 0; q < c; q++) {
-        const double *z = Z + (r0 + q) * S;
-        double *e = E + q * P;
-        for (size_t ch = 0; ch < C; ch++)
-          for (size_t v = 0; v < HW; v++) {
-            size_t k = ch * HW + v;
-            e[k] = z[segments[v]] != 0 ? x[k] : fz[k];
-          }
+  for (size_t a = r0; a < r1 && rc == XD_OK; a += cr) {
+    size_t c = r1 - a < cr ? r1 - a : cr;
+    for (size_t q = 0; q < c; q++) {
+      const double *z = Z + (a + q) * S;
+      float *e = E + q * P;
+      for (size_t v = 0; v < HW; v++) on[v] = z[seg[v]] != 0;
+      for (size_t ch = 0; ch < C; ch++) {
+        const float *xc = xf + ch * HW, *fc = ff + ch * HW;
+        float *ec = e + ch * HW;
+        for (size_t v = 0; v < HW; v++) ec[v] = on[v] ? xc[v] : fc[v];
       }
-      rc = xd_model_predict(m, E, c, Y + r0 * K, cancel, err);
     }
-    if (rc != XD_OK) break;
-    if (pred && r == 0) memcpy(pred, Y, K * sizeof *pred);
-    for (size_t l = 0; l < n_labels && rc == XD_OK; l++) {
-      for (size_t i = 0; i < n; i++) y[i] = Y[i * K + labels[l]];
-      xd_lime_fit_out_t fo = {0, 0, 0, 0, used, coef};
-      rc = xd_lime_fit_neighbourhood(n, S, Z, y, dist, o->kernel_width, o->feature_selection, o->num_features, &fo,
-                                     err);
-      if (rc != XD_OK) break;
-      for (size_t s = 0; s < S; s++) out[l].coef[s] += coef[s] / (double)R;
-      out[l].intercept += fo.intercept / (double)R;
-      out[l].score += fo.score / (double)R;
-      out[l].local_pred += fo.local_pred / (double)R;
-    }
+    rc = xd_model_predict_image_f32(m, E, c, Y + (a - r0) * K, cancel, err);
   }
-done:
-  if (rc != XD_OK) xd_lime_image_free(out, n_labels);
-  xd_free(fz);
-  xd_free(Z);
-  xd_free(Y);
   xd_free(E);
-  xd_free(dist);
+  xd_free(on);
+  return rc;
+}
+
+int xd_lime_image_fit(const xd_lime_image_opts_t *o, size_t S, const double *Z, const double *Y, size_t K,
+                      const double *dist, const size_t *labels, size_t n_labels, size_t runs,
+                      xd_lime_image_label_t *out, xd_error_t *err) {
+  size_t n = o->num_samples;
+  double *y = xd_malloc(n * sizeof *y), *coef = xd_malloc((S ? S : 1) * sizeof *coef);
+  size_t *used = xd_malloc((S ? S : 1) * sizeof *used);
+  int rc = y && coef && used ? XD_OK : xd_error_set(err, XD_ENOMEM, NULL, "out of memory explaining an image with LIME");
+  for (size_t l = 0; l < n_labels && rc == XD_OK; l++) {
+    for (size_t i = 0; i < n; i++) y[i] = Y[i * K + labels[l]];
+    xd_lime_fit_out_t fo = {0, 0, 0, 0, used, coef};
+    rc = xd_lime_fit_neighbourhood(n, S, Z, y, dist, o->kernel_width, o->feature_selection, o->num_features, &fo, err);
+    if (rc != XD_OK) break;
+    for (size_t s = 0; s < S; s++) out[l].coef[s] += coef[s] / (double)runs;
+    out[l].intercept += fo.intercept / (double)runs;
+    out[l].score += fo.score / (double)runs;
+    out[l].local_pred += fo.local_pred / (double)runs;
+  }
   xd_free(y);
   xd_free(coef);
   xd_free(used);
   return rc;
 }
 
-/* Coalition rows: segment s shown when on[s], else fudged. */
-static void compose(const double *x, const double *fz, const int32_t *seg, const unsigned char *on, size_t C, size_t HW,
-                    double *e) {
-  for (size_t c = 0; c < C; c++)
-    for (size_t v = 0; v < HW; v++) e[c * HW + v] = on[seg[v]] ? x[c * HW + v] : fz[c * HW + v];
+int xd_lime_image_explain(const xd_model_t *m, const xd_lime_image_opts_t *o, const double *x, const int32_t *segments,
+                          size_t S, const size_t *labels, size_t n_labels, size_t instance_index,
+                          xd_lime_image_label_t *out, double *pred, const xd_cancel_t *cancel, xd_error_t *err) {
+  size_t P = xd_model_n_inputs(m), n = o->num_samples, K = xd_model_n_outputs(m), R = o->repeats ? o->repeats : 1;
+  memset(out, 0, n_labels * sizeof *out);
+  double *fz = xd_malloc(P * sizeof *fz), *Z = xd_malloc(xd_mul_size(n, S) * sizeof *Z);
+  double *Y = xd_malloc(xd_mul_size(n, K) * sizeof *Y), *dist = xd_malloc(n * sizeof *dist);
+  int rc = XD_OK;
+  if (!fz || !Z || !Y || !dist || xd_lime_image_fudge(m, x, segments, S, o->hide, fz) != XD_OK) {
+    rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory explaining an image with LIME");
+    goto done;
+  }
+  for (size_t l = 0; l < n_labels; l++) {
+    out[l].label = labels[l];
+    if (!(out[l].coef = xd_calloc(S ? S : 1, sizeof *out[l].coef))) {
+      rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory explaining an image with LIME");
+      goto done;
+    }
+  }
+  for (size_t r = 0; r < R && rc == XD_OK; r++) {
+    xd_lime_image_sample(n, S, o->seed, (uint64_t)instance_index * R + r, Z, dist);
+    rc = xd_lime_image_eval(m, x, fz, segments, S, Z, 0, n, Y, cancel, err);
+    if (rc != XD_OK) break;
+    if (pred && r == 0) memcpy(pred, Y, K * sizeof *pred);
+    rc = xd_lime_image_fit(o, S, Z, Y, K, dist, labels, n_labels, R, out, err);
+  }
+done:
+  if (rc != XD_OK) xd_lime_image_free(out, n_labels);
+  xd_free(fz);
+  xd_free(Z);
+  xd_free(Y);
+  xd_free(dist);
+  return rc;
+}
+
+int xd_shap_image_plan(size_t S, size_t nsamples, uint64_t seed, size_t instance_index, xd_shap_plan_t *pl,
+                       xd_error_t *err) {
+  memset(pl, 0, sizeof *pl);
+  double *ones = xd_malloc((S ? S : 1) * sizeof *ones), *zeros = xd_calloc(S ? S : 1, sizeof *zeros), w1 = 1;
+  int rc = ones && zeros ? XD_OK : xd_error_set(err, XD_ENOMEM, NULL, "out of memory explaining an image with Kernel SHAP");
+  if (rc == XD_OK) {
+    for (size_t s = 0; s < S; s++) ones[s] = 1;
+    /* the players: segments; "x" all ones against one background row of zeros */
+    xd_shap_bg_t bg = {1, S, zeros, &w1};
+    xd_rng_t rng;
+    xd_rng_seed_stream(&rng, seed, instance_index);
+    rc = xd_shap_plan_init(pl, XD_SHAP_KERNEL, ones, &bg, nsamples, &rng, err);
+  }
+  xd_free(ones);
+  xd_free(zeros);
+  return rc;
+}
+
+int xd_shap_image_eval(const xd_model_t *m, const double *x, const double *fz, const int32_t *segments, size_t S,
+                       const xd_shap_plan_t *pl, size_t target, size_t r0, size_t r1, double *y,
+                       const xd_cancel_t *cancel, xd_error_t *err) {
+  const xd_image_prep_t *p = xd_model_image_prep(m);
+  size_t C = p->channels, HW = p->height * p->width, P = C * HW, K = xd_model_n_outputs(m);
+  size_t cr = XD_IMGX_CHUNK_VALUES / P ? XD_IMGX_CHUNK_VALUES / P : 1;
+  if (r1 <= r0) return XD_OK;
+  if (cr > r1 - r0) cr = r1 - r0;
+  /* rows in float, as the graph runs them: x and the fudged image rounded once */
+  float *E = xd_malloc((xd_mul_size(cr, P) + 2 * P) * sizeof *E), *xf = E ? E + cr * P : NULL, *ff = xf ? xf + P : NULL;
+  double *Y = xd_malloc(xd_mul_size(cr, K) * sizeof *Y);
+  unsigned char *on = xd_malloc(S ? S : 1);
+  int rc = E && Y && on ? XD_OK : xd_error_set(err, XD_ENOMEM, NULL, "out of memory explaining an image with Kernel SHAP");
+  for (size_t k = 0; rc == XD_OK && k < P; k++) {
+    xf[k] = (float)x[k];
+    ff[k] = (float)fz[k];
+  }
+  for (size_t a = r0; a < r1 && rc == XD_OK; a += cr) {
+    size_t c = r1 - a < cr ? r1 - a : cr;
+    for (size_t q = 0; q < c; q++) {
+      size_t r = a + q;
+      if (r < 2) {
+        memset(on, r == 0, S);
+      } else {
+        memset(on, 0, S);
+        for (size_t k = 0; k < pl->M; k++) on[pl->varying[k]] = pl->masks[(r - 2) * pl->M + k];
+      }
+      float *e = E + q * P;
+      for (size_t ch = 0; ch < C; ch++)
+        for (size_t v = 0; v < HW; v++) e[ch * HW + v] = on[segments[v]] ? xf[ch * HW + v] : ff[ch * HW + v];
+    }
+    rc = xd_model_predict_image_f32(m, E, c, Y, cancel, err);
+    for (size_t q = 0; rc == XD_OK && q < c; q++) y[a + q - r0] = Y[q * K + target];
+  }
+  xd_free(E);
+  xd_free(Y);
+  xd_free(on);
+  return rc;
 }
 
 int xd_shap_image_explain(const xd_model_t *m, const double *x, const int32_t *segments, size_t S,
                           const double *hide, size_t nsamples, uint64_t seed, size_t instance_index, size_t target,
                           double *phi, double *expected, double *fx, const xd_cancel_t *cancel, xd_error_t *err) {
-  const xd_image_prep_t *p = xd_model_image_prep(m);
-  size_t C = p->channels, HW = p->height * p->width, P = C * HW, K = xd_model_n_outputs(m);
-  size_t cr = XD_IMGX_CHUNK_VALUES / P ? XD_IMGX_CHUNK_VALUES / P : 1;
-  double *ones = xd_malloc(S * sizeof *ones), *zeros = xd_calloc(S, sizeof *zeros), w1 = 1;
-  double *fz = xd_malloc(P * sizeof *fz), *E = xd_malloc(xd_mul_size(cr, P) * sizeof *E);
-  double *Y = xd_malloc(xd_mul_size(cr, K) * sizeof *Y);
-  unsigned char *on = xd_malloc(S ? S : 1);
+  size_t P = xd_model_n_inputs(m);
+  double *fz = xd_malloc(P * sizeof *fz), *y = NULL;
   xd_shap_plan_t pl;
   memset(&pl, 0, sizeof pl);
   int rc = XD_OK;
-  if (!ones || !zeros || !fz || !E || !Y || !on || fudge(m, x, segments, S, hide, fz) != XD_OK) {
+  if (!fz || xd_lime_image_fudge(m, x, segments, S, hide, fz) != XD_OK) {
     rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory explaining an image with Kernel SHAP");
     goto done;
   }
-  for (size_t s = 0; s < S; s++) ones[s] = 1;
-  /* the players: segments; "x" all ones against one background row of zeros */
-  xd_shap_bg_t bg = {1, S, zeros, &w1};
-  xd_rng_t rng;
-  xd_rng_seed_stream(&rng, seed, instance_index);
-  if ((rc = xd_shap_plan_init(&pl, XD_SHAP_KERNEL, ones, &bg, nsamples, &rng, err)) != XD_OK) goto done;
+  if ((rc = xd_shap_image_plan(S, nsamples, seed, instance_index, &pl, err)) != XD_OK) goto done;
   /* rows: everything shown, everything hidden, then the coalitions */
-  size_t total = pl.K + 2;
-  for (size_t r0 = 0; r0 < total && rc == XD_OK; r0 += cr) {
-    size_t c = total - r0 < cr ? total - r0 : cr;
-    for (size_t q = 0; q < c; q++) {
-      size_t r = r0 + q;
-      if (r < 2) {
-        memset(on, r == 0, S);
-      } else {
-        memset(on, 0, S);
-        for (size_t k = 0; k < pl.M; k++) on[pl.varying[k]] = pl.masks[(r - 2) * pl.M + k];
-      }
-      compose(x, fz, segments, on, C, HW, E + q * P);
-    }
-    rc = xd_model_predict(m, E, c, Y, cancel, err);
-    for (size_t q = 0; rc == XD_OK && q < c; q++) {
-      size_t r = r0 + q;
-      double f = Y[q * K + target];
-      if (r == 0) *fx = f;
-      else if (r == 1) *expected = f;
-      else pl.ey[r - 2] = f;
-    }
+  if (!(y = xd_malloc((pl.K + 2) * sizeof *y))) {
+    rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory explaining an image with Kernel SHAP");
+    goto done;
   }
-  if (rc == XD_OK) rc = xd_shap_plan_solve(&pl, XD_SHAP_LINK_IDENTITY, *fx, *expected, 0, phi, cancel, err);
+  rc = xd_shap_image_eval(m, x, fz, segments, S, &pl, target, 0, pl.K + 2, y, cancel, err);
+  if (rc == XD_OK) {
+    *fx = y[0];
+    *expected = y[1];
+    memcpy(pl.ey, y + 2, pl.K * sizeof *y);
+    rc = xd_shap_plan_solve(&pl, XD_SHAP_LINK_IDENTITY, *fx, *expected, 0, phi, cancel, err);
+  }
 done:
   xd_shap_plan_deinit(&pl);
-  xd_free(ones);
-  xd_free(zeros);
   xd_free(fz);
-  xd_free(E);
-  xd_free(Y);
-  xd_free(on);
+  xd_free(y);
   return rc;
 }

@@ -23,6 +23,7 @@
 
 #include "core/lime.h"
 #include "core/model.h"
+#include "core/shap.h"
 
 typedef struct xd_lime_image_opts {
   size_t num_samples, num_features, repeats;
@@ -48,6 +49,22 @@ int xd_lime_image_explain(const xd_model_t *m, const xd_lime_image_opts_t *o, co
                           xd_lime_image_label_t *out, double *pred, const xd_cancel_t *cancel, xd_error_t *err);
 void xd_lime_image_free(xd_lime_image_label_t *out, size_t n_labels);
 
+/* The steps of xd_lime_image_explain, for a run split into sub-parts on several workers
+ * (one run, n = num_samples rows; Y rows are the model's outputs, K per row):
+ *   fudge    the fudged image fz (P); XD_OK or XD_ENOMEM;
+ *   sample   Z (n, S) bits and dist (n) of the run drawing from stream `stream` of seed;
+ *   eval     Y (r1 - r0, K) = the model on rows [r0, r1) of Z (any split of the rows);
+ *   fit      per label, the surrogate over every row, added / runs into out[l] (whose
+ *            coef the caller allocated, S each) with out[l].label = labels[l]. */
+int xd_lime_image_fudge(const xd_model_t *m, const double *x, const int32_t *seg, size_t S, const double *hide,
+                        double *fz);
+void xd_lime_image_sample(size_t n, size_t S, uint64_t seed, uint64_t stream, double *Z, double *dist);
+int xd_lime_image_eval(const xd_model_t *m, const double *x, const double *fz, const int32_t *seg, size_t S,
+                       const double *Z, size_t r0, size_t r1, double *Y, const xd_cancel_t *cancel, xd_error_t *err);
+int xd_lime_image_fit(const xd_lime_image_opts_t *o, size_t S, const double *Z, const double *Y, size_t K,
+                      const double *dist, const size_t *labels, size_t n_labels, size_t runs,
+                      xd_lime_image_label_t *out, xd_error_t *err);
+
 /* Kernel SHAP over the same superpixels (players = segments; a hidden segment takes the
  * fudged image's values, as in LIME): shap's coalitions and efficiency-constrained
  * weighted least squares (core/shap.h, identity link) with v(∅) = f_t(everything
@@ -58,5 +75,16 @@ void xd_lime_image_free(xd_lime_image_label_t *out, size_t n_labels);
 int xd_shap_image_explain(const xd_model_t *m, const double *x, const int32_t *segments, size_t S,
                           const double *hide, size_t nsamples, uint64_t seed, size_t instance_index, size_t target,
                           double *phi, double *expected, double *fx, const xd_cancel_t *cancel, xd_error_t *err);
+
+/* The steps of xd_shap_image_explain, for a run split into sub-parts on several workers:
+ *   plan   the coalitions (pl, release with xd_shap_plan_deinit) of stream instance_index;
+ *   eval   y (r1 - r0) = f_t of rows [r0, r1) of pl->K + 2: row 0 every segment shown,
+ *          row 1 every segment hidden (fz), row 2 + k coalition k (any split of the rows);
+ *   then   pl->ey = y[2..], xd_shap_plan_solve with fx = y[0], expected = y[1]. */
+int xd_shap_image_plan(size_t S, size_t nsamples, uint64_t seed, size_t instance_index, xd_shap_plan_t *pl,
+                       xd_error_t *err);
+int xd_shap_image_eval(const xd_model_t *m, const double *x, const double *fz, const int32_t *segments, size_t S,
+                       const xd_shap_plan_t *pl, size_t target, size_t r0, size_t r1, double *y,
+                       const xd_cancel_t *cancel, xd_error_t *err);
 
 #endif

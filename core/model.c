@@ -536,6 +536,22 @@ static int graph_predict(const xd_model_t *m, const double *X, size_t n, double 
   return rc;
 }
 
+int xd_model_predict_image_f32(const xd_model_t *m, const float *E, size_t n, double *out, const xd_cancel_t *cancel,
+                               xd_error_t *err) {
+  if (!m->gm || xd_gmodel_kind(m->gm) != XD_INPUT_IMAGE)
+    return xd_error_set(err, XD_EUNSUPPORTED, NULL, "float rows are for image models (xd_model_predict)");
+  size_t b = n < FWD_BLOCK ? n : FWD_BLOCK, d = m->n_inputs;
+  double *z = n ? xd_malloc(xd_mul_size(b, m->out_k) * sizeof *z) : NULL;
+  int rc = z || !n ? XD_OK : xd_error_set(err, XD_ENOMEM, NULL, "out of memory evaluating the model");
+  for (size_t s = 0; s < n && rc == XD_OK; s += b) { /* graph_predict's blocks, without the copy */
+    size_t c = n - s < b ? n - s : b;
+    rc = xd_gmodel_forward_image(m->gm, E + s * d, c, z, cancel, err);
+    if (rc == XD_OK) output_stage(m, NULL, z, c, out + s * m->n_outputs);
+  }
+  xd_free(z);
+  return rc;
+}
+
 typedef struct graph_seed {
   const xd_model_t *m;
   const size_t *target;

@@ -166,6 +166,13 @@ void xd_model_encode_d(const xd_model_t *m, const double *X, size_t n, double *E
 int xd_model_predict(const xd_model_t *m, const double *X, size_t n, double *out, const xd_cancel_t *cancel,
                      xd_error_t *err);
 
+/* As xd_model_predict for an image model, on rows already in float (n, n_inputs), as
+ * the graph runs them: the same outputs as xd_model_predict on the doubles these floats
+ * round, without the double rows and their copy (occlusion and LIME build many rows per
+ * instance). XD_EUNSUPPORTED for other models. */
+int xd_model_predict_image_f32(const xd_model_t *m, const float *E, size_t n, double *out, const xd_cancel_t *cancel,
+                               xd_error_t *err);
+
 /* Encoded rows E (n, n_inputs), double precision end to end:
  *   f[i]      = output target[i] of row i (probability/value, or logit), and
  *   G[i, :]   = d f[i] / d E[i, :]   (n, n_inputs).
