@@ -46,7 +46,6 @@
 #include "core/lime_image.h"
 #include "core/mat.h"
 #include "core/model.h"
-#include "core/rng.h"
 #include "core/text_lime.h"
 #include "core/tokenizer.h"
 
@@ -308,23 +307,20 @@ static int text_flops(const char *name, const char *text) {
   size_t L = enc.n, d = w.d;
   xd_tok_encoding_deinit(&enc);
   double fl[4097] = {0}, lime = 0, toks = 0;
-  uint8_t *z = malloc(d);
-  size_t *idx = malloc(d * sizeof *idx);
+  /* LIME's own on/off rows (seed 0, repeat 0), so the floor counts the texts it evaluates */
+  xd_text_lime_opts_t lo = {.num_samples = n, .seed = 0, .repeats = 1};
+  uint8_t *Z = malloc(n * (d ? d : 1));
   char *buf = malloc(len + 1);
-  xd_rng_t rng;
-  xd_rng_seed_stream(&rng, 0, 0);
+  if (!Z || !buf || xd_text_lime_sample(&w, &lo, 0, Z, &err) != XD_OK) {
+    fprintf(stderr, "bench_graph: %s: LIME's samples could not be drawn\n", name);
+    free(Z);
+    free(buf);
+    xd_text_words_deinit(&w);
+    xd_model_free(m);
+    return 1;
+  }
   for (size_t i = 0; i < n; i++) {
-    memset(z, 1, d);
-    if (i > 0) {
-      size_t size = 1 + (size_t)xd_rng_below(&rng, d);
-      for (size_t j = 0; j < d; j++) idx[j] = j;
-      for (size_t j = 0; j < size; j++) {
-        size_t k = j + (size_t)xd_rng_below(&rng, d - j), t = idx[j];
-        idx[j] = idx[k];
-        idx[k] = t;
-        z[idx[j]] = 0;
-      }
-    }
+    const uint8_t *z = Z + i * d;
     size_t bl = xd_text_words_render(&w, text, len, z, NULL, buf);
     if (xd_tokenizer_encode(tok, buf, bl, maxlen, &enc, &err) != XD_OK) break;
     size_t l = enc.n ? enc.n : 1; /* a text with no token left is evaluated as one filler token */
@@ -337,8 +333,7 @@ static int text_flops(const char *name, const char *text) {
   printf("{\"kind\":\"text_flops\",\"model\":\"%s\",\"tokens\":%zu,\"words\":%zu,\"forward_flop\":%.0f,"
          "\"lime_samples\":%zu,\"lime_flop\":%.0f,\"lime_mean_tokens\":%.2f}\n",
          name, L, d, flops_at(g, L), n, lime, toks / (double)n);
-  free(z);
-  free(idx);
+  free(Z);
   free(buf);
   xd_text_words_deinit(&w);
   xd_model_free(m);
