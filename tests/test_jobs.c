@@ -1055,6 +1055,16 @@ TEST(image_and_text_shards_equal_the_synchronous_answer) {
   two_shards_equal_sync(s.port, spec, grad_keys, 4);
   json_decref(spec);
   json_decref(texts);
+  /* two texts, a shard each: one text alone would have its 1,100 perturbed texts split over
+   * parts; a shard of the two-text request must not (xd_work_t.request_rows), or its
+   * batches, and their float rounding, would not be the request's */
+  texts = json_pack("[ss]", "a great film with a fine cast", "dull and far too long, the plot makes no sense");
+  spec = json_pack("{s:s, s:s, s:O, s:i, s:i, s:[i]}", "endpoint", "/explain/lime", "model", "reviews_bert", "instances", texts,
+                   "num_samples", 1100, "seed", 12, "labels", 1);
+  static const char *const tlime_keys[] = {"explanations", "tokens", NULL};
+  two_shards_equal_sync(s.port, spec, tlime_keys, 2);
+  json_decref(spec);
+  json_decref(texts);
   json_decref(rows);
   json_decref(segs);
   json_decref(g);
