@@ -453,7 +453,9 @@ static void texts(void) {
          "batch; lime_text's algorithm with the classifier on padded batches). The floor is the work the method "
          "needs at the single-core sgemm peak (%s GFLOP/s, \"Machine peak\"), from the FLOPs counted on the graph "
          "(`bench_graph --text-flops`: multiply-adds as two, other nodes one per output element): integrated "
-         "gradients 50 steps × 3 forward passes (forward and backward) on the text's tokens; LIME the forward "
+         "gradients 52 rows (50 steps, the text, the baseline) × 2 forward passes on the text's tokens (the forward, "
+         "and a backward pass to each layer's input, of the forward's size; no weight gradient), as for images; "
+         "LIME the forward "
          "passes of its 5,000 perturbed texts, each at its own token count. On 2 cores the floor halves (one "
          "request's work split over both).\n\n",
          r0 ? (int)num(r0, "threads") : 0, f3(peak_s));
@@ -466,7 +468,7 @@ static void texts(void) {
       snprintf(id, sizeof id, "%s_%s", methods[j], models[i]);
       json_t *m = segment_line("text_http", id), *r = segment_line("text_ref", id), *f = text_flops_of(models[i]);
       double a = num(m, "median_ms"), b = num(r, "median_ms");
-      double flop = j == 0 ? 3 * 50 * num(f, "forward_flop") : num(f, "lime_flop");
+      double flop = j == 0 ? 2 * 52 * num(f, "forward_flop") : num(f, "lime_flop");
       double floor1 = flop / (peak_s * 1e6);
       printf("| %s | %s | %s | %s | %s | %s | %s %.0fx | %s | %s | %s | %s | %s |\n", models[i], what[j],
              j == 0 ? f3(num(f, "tokens")) : f3(num(f, "lime_mean_tokens")), f3(a), f3(b), fx(b / a),
