@@ -53,17 +53,23 @@ void xd_lime_image_sample(size_t n, size_t S, uint64_t seed, uint64_t stream, do
   }
 }
 
-int xd_lime_image_eval(const xd_model_t *m, const double *x, const double *fz, const int32_t *seg, size_t S,
-                       const double *Z, size_t r0, size_t r1, double *Y, const xd_cancel_t *cancel, xd_error_t *err) {
+/* Rows [r0, r1) of a segment-masking explanation into Y (r1 - r0, K), built in float as
+ * the graph runs them (x and the fudged image fz rounded once): row r shows the segments
+ * on_of(ctx, r, on) switches on (S flags) from x and the others from fz. LIME's samples and
+ * Kernel SHAP's coalitions differ only in on_of. */
+typedef void (*seg_on_fn)(const void *ctx, size_t r, unsigned char *on);
+
+static int masked_eval(const xd_model_t *m, const double *x, const double *fz, const int32_t *seg, size_t S,
+                       seg_on_fn on_of, const void *ctx, size_t r0, size_t r1, double *Y, const xd_cancel_t *cancel,
+                       xd_error_t *err) {
   const xd_image_prep_t *p = xd_model_image_prep(m);
   size_t C = p->channels, HW = p->height * p->width, P = C * HW, K = xd_model_n_outputs(m);
   size_t cr = XD_IMGX_CHUNK_VALUES / P ? XD_IMGX_CHUNK_VALUES / P : 1;
   if (r1 <= r0) return XD_OK;
   if (cr > r1 - r0) cr = r1 - r0;
-  /* rows in float, as the graph runs them: x and the fudged image rounded once */
   float *E = xd_malloc((xd_mul_size(cr, P) + 2 * P) * sizeof *E), *xf = E ? E + cr * P : NULL, *ff = xf ? xf + P : NULL;
-  unsigned char *on = xd_malloc(HW);
-  int rc = E && on ? XD_OK : xd_error_set(err, XD_ENOMEM, NULL, "out of memory explaining an image with LIME");
+  unsigned char *on = xd_malloc((S ? S : 1) + HW), *px = on ? on + (S ? S : 1) : NULL;
+  int rc = E && on ? XD_OK : xd_error_set(err, XD_ENOMEM, NULL, "out of memory explaining an image by its segments");
   for (size_t k = 0; rc == XD_OK && k < P; k++) {
     xf[k] = (float)x[k];
     ff[k] = (float)fz[k];
@@ -71,13 +77,13 @@ int xd_lime_image_eval(const xd_model_t *m, const double *x, const double *fz, c
   for (size_t a = r0; a < r1 && rc == XD_OK; a += cr) {
     size_t c = r1 - a < cr ? r1 - a : cr;
     for (size_t q = 0; q < c; q++) {
-      const double *z = Z + (a + q) * S;
       float *e = E + q * P;
-      for (size_t v = 0; v < HW; v++) on[v] = z[seg[v]] != 0;
+      on_of(ctx, a + q, on);
+      for (size_t v = 0; v < HW; v++) px[v] = on[seg[v]]; /* once per pixel, then per channel */
       for (size_t ch = 0; ch < C; ch++) {
         const float *xc = xf + ch * HW, *fc = ff + ch * HW;
         float *ec = e + ch * HW;
-        for (size_t v = 0; v < HW; v++) ec[v] = on[v] ? xc[v] : fc[v];
+        for (size_t v = 0; v < HW; v++) ec[v] = px[v] ? xc[v] : fc[v];
       }
     }
     rc = xd_model_predict_image_f32(m, E, c, Y + (a - r0) * K, cancel, err);
@@ -85,6 +91,22 @@ int xd_lime_image_eval(const xd_model_t *m, const double *x, const double *fz, c
   xd_free(E);
   xd_free(on);
   return rc;
+}
+
+typedef struct lime_rows {
+  const double *Z;
+  size_t S;
+} lime_rows_t;
+
+static void lime_on(const void *ctx, size_t r, unsigned char *on) { /* LIME: sample r's on/off row */
+  const lime_rows_t *l = ctx;
+  for (size_t s = 0; s < l->S; s++) on[s] = l->Z[r * l->S + s] != 0;
+}
+
+int xd_lime_image_eval(const xd_model_t *m, const double *x, const double *fz, const int32_t *seg, size_t S,
+                       const double *Z, size_t r0, size_t r1, double *Y, const xd_cancel_t *cancel, xd_error_t *err) {
+  lime_rows_t l = {Z, S};
+  return masked_eval(m, x, fz, seg, S, lime_on, &l, r0, r1, Y, cancel, err);
 }
 
 int xd_lime_image_fit(const xd_lime_image_opts_t *o, size_t S, const double *Z, const double *Y, size_t K,
@@ -163,43 +185,32 @@ int xd_shap_image_plan(size_t S, size_t nsamples, uint64_t seed, size_t instance
   return rc;
 }
 
+typedef struct shap_rows {
+  const xd_shap_plan_t *pl;
+  size_t S;
+} shap_rows_t;
+
+static void shap_on(const void *ctx, size_t r, unsigned char *on) { /* all on, all off, then the coalitions */
+  const shap_rows_t *h = ctx;
+  if (r < 2) {
+    memset(on, r == 0, h->S);
+    return;
+  }
+  memset(on, 0, h->S);
+  for (size_t k = 0; k < h->pl->M; k++) on[h->pl->varying[k]] = h->pl->masks[(r - 2) * h->pl->M + k];
+}
+
 int xd_shap_image_eval(const xd_model_t *m, const double *x, const double *fz, const int32_t *segments, size_t S,
                        const xd_shap_plan_t *pl, size_t target, size_t r0, size_t r1, double *y,
                        const xd_cancel_t *cancel, xd_error_t *err) {
-  const xd_image_prep_t *p = xd_model_image_prep(m);
-  size_t C = p->channels, HW = p->height * p->width, P = C * HW, K = xd_model_n_outputs(m);
-  size_t cr = XD_IMGX_CHUNK_VALUES / P ? XD_IMGX_CHUNK_VALUES / P : 1;
+  size_t K = xd_model_n_outputs(m);
   if (r1 <= r0) return XD_OK;
-  if (cr > r1 - r0) cr = r1 - r0;
-  /* rows in float, as the graph runs them: x and the fudged image rounded once */
-  float *E = xd_malloc((xd_mul_size(cr, P) + 2 * P) * sizeof *E), *xf = E ? E + cr * P : NULL, *ff = xf ? xf + P : NULL;
-  double *Y = xd_malloc(xd_mul_size(cr, K) * sizeof *Y);
-  unsigned char *on = xd_malloc(S ? S : 1);
-  int rc = E && Y && on ? XD_OK : xd_error_set(err, XD_ENOMEM, NULL, "out of memory explaining an image with Kernel SHAP");
-  for (size_t k = 0; rc == XD_OK && k < P; k++) {
-    xf[k] = (float)x[k];
-    ff[k] = (float)fz[k];
-  }
-  for (size_t a = r0; a < r1 && rc == XD_OK; a += cr) {
-    size_t c = r1 - a < cr ? r1 - a : cr;
-    for (size_t q = 0; q < c; q++) {
-      size_t r = a + q;
-      if (r < 2) {
-        memset(on, r == 0, S);
-      } else {
-        memset(on, 0, S);
-        for (size_t k = 0; k < pl->M; k++) on[pl->varying[k]] = pl->masks[(r - 2) * pl->M + k];
-      }
-      float *e = E + q * P;
-      for (size_t ch = 0; ch < C; ch++)
-        for (size_t v = 0; v < HW; v++) e[ch * HW + v] = on[segments[v]] ? xf[ch * HW + v] : ff[ch * HW + v];
-    }
-    rc = xd_model_predict_image_f32(m, E, c, Y, cancel, err);
-    for (size_t q = 0; rc == XD_OK && q < c; q++) y[a + q - r0] = Y[q * K + target];
-  }
-  xd_free(E);
+  double *Y = xd_malloc(xd_mul_size(r1 - r0, K) * sizeof *Y);
+  if (!Y) return xd_error_set(err, XD_ENOMEM, NULL, "out of memory explaining an image with Kernel SHAP");
+  shap_rows_t h = {pl, S};
+  int rc = masked_eval(m, x, fz, segments, S, shap_on, &h, r0, r1, Y, cancel, err);
+  for (size_t r = 0; rc == XD_OK && r < r1 - r0; r++) y[r] = Y[r * K + target];
   xd_free(Y);
-  xd_free(on);
   return rc;
 }
 
