@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "core/hotloop.h"
+#include "core/kern_conv_direct.h"
 #include "core/kern_geo.h"
 #include "core/mat.h"
 
@@ -163,12 +164,37 @@ static void valid_run(size_t in, size_t out, size_t st, size_t p0, size_t off, s
 
 size_t xd_conv_scratch(const xd_conv_shape_t *s) {
   geo_t g = geo_of(s);
+  size_t direct = xd_convd_scratch(s); /* the float direct kernel's, where it fits */
   /* col (ck, nb·osp), unless direct with one image per GEMM; ytmp (Mg, nb·osp) when nb > 1 */
-  if (g.Cg == 1 && !g.direct) return 1; /* depthwise runs direct loops */
+  if (g.Cg == 1 && !g.direct) return direct + 1; /* depthwise runs direct loops */
   size_t cols = g.nb > 1 ? g.nb * g.osp : g.qt * g.out[2];
   size_t col = (g.direct && g.nb == 1) ? 0 : g.ck * cols;
   size_t tmp = g.nb > 1 ? g.Mg * cols : 0;
-  return col + tmp + 1;
+  return (col + tmp > direct ? col + tmp : direct) + 1;
+}
+
+/* Float convolutions with stride 1 run the direct kernel where it fits
+ * (core/kern_conv_direct.c): on small planes im2col's copies cost as much as the
+ * arithmetic. Double keeps im2col + GEMM: it is the exactness path, not the fast one. */
+static int direct_forward_f(const xd_conv_shape_t *s, const float *x, const float *w, const float *b, float *y,
+                            float *scratch) {
+  if (!xd_convd_fits(s, 0)) return 0;
+  xd_convd_forward(s, x, w, b, y, scratch, XD_CONVD_AUTO);
+  return 1;
+}
+static int direct_dx_f(const xd_conv_shape_t *s, const float *w, const float *dy, float *dx, float *scratch) {
+  if (!xd_convd_fits(s, 1)) return 0;
+  xd_convd_backward_dx(s, w, dy, dx, scratch, XD_CONVD_AUTO);
+  return 1;
+}
+static int direct_forward_d(const xd_conv_shape_t *s, const double *x, const double *w, const double *b,
+                            double *y, double *scratch) {
+  (void)s, (void)x, (void)w, (void)b, (void)y, (void)scratch;
+  return 0;
+}
+static int direct_dx_d(const xd_conv_shape_t *s, const double *w, const double *dy, double *dx, double *scratch) {
+  (void)s, (void)w, (void)dy, (void)dx, (void)scratch;
+  return 0;
 }
 
 /* ---- the two types -------------------------------------------------------------------- */
