@@ -11,6 +11,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/hotloop.h"
 #include "core/kern_geo.h"
 
 int xd_pool_shape_init(xd_pool_shape_t *s, xd_error_t *err) {
