@@ -28,35 +28,36 @@
 #define XD_CONVD_UNROLL
 #endif
 
-/* Largest tile of positions (QV·VL) of any variant, plus the widest kernel: the zero tail
+/* Largest tile of positions (QV·VL) of any shape, plus the widest kernel: the zero tail
  * after each padded plane that a tile overrunning the last output row may read. */
-#define CONVD_TAIL 128
+#define CONVD_TAIL 176
 /* Floats of padded input at most (8 MB): larger images take im2col's bands of rows. */
 #define CONVD_MAX_PLANES (1u << 21)
 #define CONVD_MAX_K 11
 #define CONVD_MAX_MB 8
-#define CONVD_MAX_QB 96
+#define CONVD_MAX_TILE 512 /* floats of the largest tile, MB·QV·VL (5·5·16) */
 
 typedef void (*tile_fn)(const float *, size_t, size_t, size_t, size_t, size_t, const float *, float *);
 
-/* ---- the tile kernels: portable, AVX2 and AVX-512, each in a wide and a narrow shape ---- */
+/* ---- the tile kernels: portable, AVX2 and AVX-512, in several shapes ------------------ */
 
+/* Every shape keeps its MB·QV accumulators, QV inputs and a weight in the variant's
+ * registers (16 for SSE2 and AVX2, 32 for AVX-512); run() takes the shape that wastes the
+ * least on the layer's channel count and row length (core/kern_conv_direct.inc). */
 #define TILE_ATTR
 #define VL 4
 #define MB 4
 #define QV 3
-#define TILE tile_portable_wide
+#define TILE tile_portable_4x3
 #include "core/kern_conv_direct.inc"
-#undef MB
-#undef QV
-#undef TILE
 #define MB 2
 #define QV 5
-#define TILE tile_portable_narrow
+#define TILE tile_portable_2x5
 #include "core/kern_conv_direct.inc"
-#undef MB
-#undef QV
-#undef TILE
+#define MB 6
+#define QV 2
+#define TILE tile_portable_6x2
+#include "core/kern_conv_direct.inc"
 #undef VL
 #undef TILE_ATTR
 
@@ -66,18 +67,16 @@ typedef void (*tile_fn)(const float *, size_t, size_t, size_t, size_t, size_t, c
 #define VL 8
 #define MB 4
 #define QV 3
-#define TILE tile_avx2_wide
+#define TILE tile_avx2_4x3
 #include "core/kern_conv_direct.inc"
-#undef MB
-#undef QV
-#undef TILE
 #define MB 2
 #define QV 5
-#define TILE tile_avx2_narrow
+#define TILE tile_avx2_2x5
 #include "core/kern_conv_direct.inc"
-#undef MB
-#undef QV
-#undef TILE
+#define MB 6
+#define QV 2
+#define TILE tile_avx2_6x2
+#include "core/kern_conv_direct.inc"
 #undef VL
 #undef TILE_ATTR
 
@@ -85,18 +84,28 @@ typedef void (*tile_fn)(const float *, size_t, size_t, size_t, size_t, size_t, c
 #define VL 16
 #define MB 8
 #define QV 3
-#define TILE tile_avx512_wide
+#define TILE tile_avx512_8x3
 #include "core/kern_conv_direct.inc"
-#undef MB
-#undef QV
-#undef TILE
+#define MB 6
+#define QV 4
+#define TILE tile_avx512_6x4
+#include "core/kern_conv_direct.inc"
+#define MB 5
+#define QV 5
+#define TILE tile_avx512_5x5
+#include "core/kern_conv_direct.inc"
 #define MB 4
 #define QV 6
-#define TILE tile_avx512_narrow
+#define TILE tile_avx512_4x6
 #include "core/kern_conv_direct.inc"
-#undef MB
-#undef QV
-#undef TILE
+#define MB 3
+#define QV 7
+#define TILE tile_avx512_3x7
+#include "core/kern_conv_direct.inc"
+#define MB 2
+#define QV 10
+#define TILE tile_avx512_2x10
+#include "core/kern_conv_direct.inc"
 #undef VL
 #undef TILE_ATTR
 #else
@@ -104,24 +113,37 @@ typedef void (*tile_fn)(const float *, size_t, size_t, size_t, size_t, size_t, c
 #endif
 
 typedef struct tile_kind {
-  size_t mb, qb; /* output channels and positions per tile */
+  size_t mb, qv, vl; /* output channels, vectors of positions, floats per vector */
   tile_fn fn;
 } tile_kind_t;
 
-/* (MB, QV, VL) as the tile was compiled with (core/kern_conv_direct.inc) */
-#define KIND(mb, qv, vl, fn) {(mb), (qv) * (vl), (fn)}
-
-/* One row per instruction set: the wide tile, and the narrow one for few output channels
- * (the input gradient of a first layer has 3, which an 8-channel tile would mostly waste). */
-static const struct {
-  tile_kind_t wide, narrow;
-} variants[] = {
-    [XD_CONVD_PORTABLE] = {KIND(4, 3, 4, tile_portable_wide), KIND(2, 5, 4, tile_portable_narrow)},
+#define CONVD_KINDS 6
+/* Each instruction set's shapes, as compiled above; the first is the default. */
+static const tile_kind_t kinds[][CONVD_KINDS] = {
+    [XD_CONVD_PORTABLE] = {{4, 3, 4, tile_portable_4x3}, {2, 5, 4, tile_portable_2x5}, {6, 2, 4, tile_portable_6x2}},
 #if CONVD_X86
-    [XD_CONVD_AVX2] = {KIND(4, 3, 8, tile_avx2_wide), KIND(2, 5, 8, tile_avx2_narrow)},
-    [XD_CONVD_AVX512] = {KIND(8, 3, 16, tile_avx512_wide), KIND(4, 6, 16, tile_avx512_narrow)},
+    [XD_CONVD_AVX2] = {{4, 3, 8, tile_avx2_4x3}, {2, 5, 8, tile_avx2_2x5}, {6, 2, 8, tile_avx2_6x2}},
+    [XD_CONVD_AVX512] = {{8, 3, 16, tile_avx512_8x3},
+                         {6, 4, 16, tile_avx512_6x4},
+                         {5, 5, 16, tile_avx512_5x5},
+                         {4, 6, 16, tile_avx512_4x6},
+                         {3, 7, 16, tile_avx512_3x7},
+                         {2, 10, 16, tile_avx512_2x10}},
 #endif
 };
+
+/* The shape with the fewest multiply-adds for Mo output channels over nq positions,
+ * counting the rounding up of both to whole tiles (ties: the earlier, squarer shape). */
+static const tile_kind_t *pick_kind(int isa, size_t Mo, size_t nq) {
+  const tile_kind_t *best = &kinds[isa][0];
+  size_t best_cost = (size_t)-1;
+  for (int i = 0; i < CONVD_KINDS && kinds[isa][i].fn; i++) {
+    const tile_kind_t *k = &kinds[isa][i];
+    size_t nv = (nq + k->vl - 1) / k->vl, cost = (Mo + k->mb - 1) / k->mb * k->mb * ((nv + k->qv - 1) / k->qv * k->qv);
+    if (cost < best_cost) best = k, best_cost = cost;
+  }
+  return best;
+}
 
 int xd_convd_isa_available(int isa) {
   switch (isa) {
@@ -191,7 +213,7 @@ int xd_convd_fits(const xd_conv_shape_t *s, int backward) {
 static size_t dir_scratch(const xd_conv_shape_t *s, int backward) {
   if (!xd_convd_fits(s, backward)) return 0;
   dgeo_t g = dgeo_of(s, backward);
-  size_t mpad = (g.Mo + CONVD_MAX_MB - 1) / CONVD_MAX_MB * CONVD_MAX_MB;
+  size_t mpad = g.Mo + CONVD_MAX_MB - 1; /* whole tiles of any shape's MB */
   return g.Ci * g.P + mpad * g.Ci * g.kh * g.kw;
 }
 
@@ -217,72 +239,74 @@ static void pack_weights(const dgeo_t *g, const float *w, int backward, size_t m
         }
 }
 
-/* One image's Ci planes (H, W) -> padded planes (Hp, Wp) with stride P, zero elsewhere:
- * one pass, row by row (rows are short: plain loops, no memcpy/memset calls). */
-XD_HOT_LOOP static void pad_image(const dgeo_t *g, const float *restrict x, float *restrict xp) {
+/* One image's Ci planes (H, W) -> the data rows of the padded planes (Hp, Wp), stride P.
+ * The zeros around them (padding, the tail) are written once per call, before the first
+ * image, and no image's copy touches them. Rows are short: plain loops, no memcpy calls. */
+XD_HOT_LOOP static void pad_image(const dgeo_t *g, const float *restrict x, float *restrict xp, int first) {
   size_t Wp = g->Wp, r0 = g->pt, c0 = g->pl;
   size_t rows = g->Hp > r0 ? g->Hp - r0 : 0, cols = Wp > c0 ? Wp - c0 : 0;
   if (rows > g->H) rows = g->H;
   if (cols > g->W) cols = g->W;
+  if (first)
+    for (size_t i = 0; i < g->Ci * g->P; i++) xp[i] = 0;
   for (size_t c = 0; c < g->Ci; c++) {
-    float *pc = xp + c * g->P;
+    float *pc = xp + c * g->P + r0 * Wp + c0;
     const float *xc = x + c * g->H * g->W;
-    for (size_t r = 0; r < g->Hp; r++) {
-      float *pr = pc + r * Wp;
-      if (r < r0 || r >= r0 + rows) {
-        for (size_t j = 0; j < Wp; j++) pr[j] = 0;
-        continue;
-      }
-      const float *xr = xc + (r - r0) * g->W;
-      for (size_t j = 0; j < c0; j++) pr[j] = 0;
-      for (size_t j = 0; j < cols; j++) pr[c0 + j] = xr[j];
-      for (size_t j = c0 + cols; j < Wp; j++) pr[j] = 0;
-    }
-    for (size_t j = g->Hp * Wp; j < g->P; j++) pc[j] = 0;
+    for (size_t r = 0; r < rows; r++)
+      for (size_t j = 0; j < cols; j++) pc[r * Wp + j] = xc[r * g->W + j];
   }
 }
 
-/* y (n) = t (n) + bias, and y (n) += t (n): vectorized (-O2 alone leaves them scalar). */
-XD_HOT_LOOP static void copy_bias_run(float *restrict y, const float *restrict t, float bias, size_t n) {
-  for (size_t i = 0; i < n; i++) y[i] = t[i] + bias;
-}
-XD_HOT_LOOP static void add_run(float *restrict y, const float *restrict t, size_t n) {
-  for (size_t i = 0; i < n; i++) y[i] += t[i];
+/* A tile (mn of its rows, each positions q0..q1-1 of the extended rows, qb apart) into y's
+ * planes (OH, OW): y = t + bias (accumulate 0) or y += t (1); positions with j >= OW lie
+ * past the row's end and are dropped. */
+XD_HOT_LOOP static void store_tile(const dgeo_t *g, const float *restrict tile, size_t qb, size_t mn, size_t q0,
+                                   size_t q1, const float *bias, float *restrict ym, int accumulate) {
+  size_t Wp = g->Wp, OW = g->OW, osp = g->OH * OW, i0 = q0 / Wp, j0 = q0 % Wp; /* one division a tile */
+  for (size_t r = 0; r < mn; r++, ym += osp) {
+    float bv = bias ? bias[r] : 0;
+    const float *t = tile + r * qb;
+    for (size_t q = q0, i = i0, j = j0; q < q1; i++, j = 0) { /* one run per output row */
+      size_t end = q + (Wp - j) < q1 ? q + (Wp - j) : q1;
+      if (j < OW) {
+        size_t len = end - q < OW - j ? end - q : OW - j;
+        float *o = ym + i * OW + j;
+        const float *tq = t + (q - q0);
+        size_t k = 0; /* whole 8-float chunks first: fixed-length loops vectorize without a tail */
+        if (accumulate) {
+          for (; k + 8 <= len; k += 8)
+            for (size_t l = 0; l < 8; l++) o[k + l] += tq[k + l];
+          for (; k < len; k++) o[k] += tq[k];
+        } else {
+          for (; k + 8 <= len; k += 8)
+            for (size_t l = 0; l < 8; l++) o[k + l] = tq[k + l] + bv;
+          for (; k < len; k++) o[k] = tq[k] + bv;
+        }
+      }
+      q = end;
+    }
+  }
 }
 
 /* y (N, Mo, OH, OW) = bias + conv (accumulate 0) or += conv (accumulate 1). */
 static void run(const dgeo_t *g, const float *x, const float *w, int backward, const float *bias, float *y,
                 int accumulate, float *scratch, int isa) {
-  isa = pick_isa(isa);
-  const tile_kind_t *tk = g->Mo <= variants[isa].narrow.mb ? &variants[isa].narrow : &variants[isa].wide;
-  size_t mb = tk->mb, qb = tk->qb, taps = g->kh * g->kw, nq = g->OH * g->Wp;
+  size_t nq = g->OH * g->Wp, taps = g->kh * g->kw;
+  const tile_kind_t *tk = pick_kind(pick_isa(isa), g->Mo, nq);
+  size_t mb = tk->mb, qb = tk->qv * tk->vl;
   float *xp = scratch, *wp = scratch + g->Ci * g->P;
-  float tile[CONVD_MAX_MB * CONVD_MAX_QB];
+  float tile[CONVD_MAX_TILE];
   pack_weights(g, w, backward, mb, wp);
   for (size_t n = 0; n < g->N; n++) {
-    pad_image(g, x + n * g->Ci * g->H * g->W, xp);
+    pad_image(g, x + n * g->Ci * g->H * g->W, xp, n == 0);
     float *yn = y + n * g->Mo * g->OH * g->OW;
     for (size_t m0 = 0; m0 < g->Mo; m0 += mb) {
       const float *wb = wp + (m0 / mb) * g->Ci * taps * mb;
       size_t mn = g->Mo - m0 < mb ? g->Mo - m0 : mb;
       for (size_t q0 = 0; q0 < nq; q0 += qb) {
         tk->fn(xp + q0, g->P, g->Ci, g->kh, g->kw, g->Wp, wb, tile);
-        size_t q1 = nq - q0 < qb ? nq : q0 + qb;
-        for (size_t r = 0; r < mn; r++) {
-          float *ym = yn + (m0 + r) * g->OH * g->OW, bv = bias ? bias[m0 + r] : 0;
-          for (size_t q = q0; q < q1;) { /* one run per output row; j >= OW lies past its end */
-            size_t i = q / g->Wp, j = q % g->Wp, end = (i + 1) * g->Wp < q1 ? (i + 1) * g->Wp : q1;
-            if (j < g->OW) {
-              size_t len = end - q < g->OW - j ? end - q : g->OW - j;
-              const float *t = tile + r * qb + (q - q0);
-              if (accumulate)
-                add_run(ym + i * g->OW + j, t, len);
-              else
-                copy_bias_run(ym + i * g->OW + j, t, bv, len);
-            }
-            q = end;
-          }
-        }
+        store_tile(g, tile, qb, mn, q0, nq - q0 < qb ? nq : q0 + qb, bias ? bias + m0 : NULL,
+                   yn + m0 * g->OH * g->OW, accumulate);
       }
     }
   }

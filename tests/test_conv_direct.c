@@ -1,6 +1,6 @@
 /* test_conv_direct.c — the float direct convolution (core/kern_conv_direct.h): every
- * instruction set this CPU has, in both tile shapes (few and many output channels), on
- * awkward shapes, forward and input gradient, against the double direct-loop twin; the
+ * instruction set this CPU has, in every tile shape it picks (the cases below make each
+ * variant pick each of its shapes at least once), on awkward shapes, forward and input gradient, against the double direct-loop twin; the
  * AVX2 and AVX-512 variants agree bit for bit; and which shapes it takes. */
 #include <stdio.h>
 #include <string.h>
@@ -23,6 +23,7 @@ static const dcase_t cases[] = {
     {2, 1, 2, 20, {6, 6}, {2, 2}, {1, 1}, {0, 0}},    /* even kernel, padded at the start only */
     {2, 2, 32, 64, {8, 8}, {3, 3}, {1, 1}, {1, 1}},   /* the demo CNN's last layer */
     {2, 1, 7, 5, {3, 40}, {3, 7}, {0, 3}, {2, 3}},    /* wider than a tile, padded rows at the end */
+    {1, 2, 3, 6, {6}, {3}, {1}, {1}},                 /* six outputs on one short row */
 };
 
 static xd_conv_shape_t shape_of(const dcase_t *c) {
