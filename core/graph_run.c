@@ -364,12 +364,61 @@ static size_t row_of(const plan_t *p, int32_t t) {
   return x->dims[0] ? xd_tensor_numel(x) / (size_t)x->dims[0] : 0;
 }
 
+/* 1 when node nd's backward runs: a gradient reaches one of its outputs and one of its
+ * inputs needs one. */
+static int runs_backward(const run_t *R, const xd_gnode_t *nd) {
+  int want_out = 0, want_in = 0;
+  for (size_t k = 0; k < nd->n_out; k++) want_out |= nd->out[k] >= 0 && R->need[nd->out[k]];
+  for (size_t k = 0; k < nd->n_in; k++) want_in |= nd->in[k] >= 0 && R->need[nd->in[k]];
+  return want_out && want_in;
+}
+
+/* Where each gradient buffer lies in the gradient region (goff, nt entries; NONE_OFF for
+ * tensors off the path), and the region's bytes; 0 when out of memory. A tensor's gradient
+ * is live from the backward of its last consumer (the first to run in reverse order) to
+ * that of its producer, after which nothing reads it, so buffers are reused as the
+ * backward walks up: a transformer's many elementwise steps then share a few buffers that
+ * stay in cache, instead of each holding its own for the whole pass. wrt's gradient, the
+ * answer, is never released. */
+static size_t grad_layout(const run_t *R, const plan_t *p, size_t *goff) {
+  const xd_graph_t *g = R->g;
+  size_t es = xd_dtype_size(p->fdt);
+  freelist_t fl = {.cap = g->nt + 2};
+  if (!(fl.b = xd_calloc(fl.cap, sizeof *fl.b))) return 0;
+  for (size_t i = 0; i < g->nt; i++) goff[i] = NONE_OFF;
+  goff[R->out] = fl_alloc(&fl, xd_tensor_numel(&p->tv[R->out]) * es); /* the seed */
+  for (size_t j = g->nn; j-- > 0;) {
+    const xd_gnode_t *nd = &g->nodes[j];
+    if (!runs_backward(R, nd)) continue;
+    for (size_t k = 0; k < nd->n_in; k++) {
+      int32_t t = nd->in[k];
+      if (t >= 0 && R->need[t] && goff[t] == NONE_OFF) goff[t] = fl_alloc(&fl, xd_tensor_numel(&p->tv[t]) * es);
+    }
+    for (size_t k = 0; k < nd->n_out; k++) { /* its producer is done: the gradient is dead */
+      int32_t t = nd->out[k];
+      int dup = 0;
+      for (size_t q = 0; q < k; q++) dup |= nd->out[q] == t;
+      if (t >= 0 && R->need[t] && t != R->wrt && goff[t] != NONE_OFF && !dup)
+        fl_free(&fl, goff[t], xd_tensor_numel(&p->tv[t]) * es);
+    }
+  }
+  for (size_t i = 0; i < g->nt; i++) /* on the path but never written (none today): own place */
+    if (R->need[i] && goff[i] == NONE_OFF) goff[i] = fl_alloc(&fl, xd_tensor_numel(&p->tv[i]) * es);
+  size_t bytes = fl.peak ? fl.peak : ALIGN;
+  xd_free(fl.b);
+  return bytes;
+}
+
 /* Bytes one chunk needs with plan p. */
 static size_t chunk_bytes(const run_t *R, const plan_t *p) {
   size_t b = p->arena;
   if (R->grad) {
-    for (size_t i = 0; i < R->g->nt; i++)
-      if (R->need[i]) b += align_up(xd_tensor_numel(&p->tv[i]) * xd_dtype_size(p->fdt));
+    size_t *goff = xd_malloc((R->g->nt + 1) * sizeof *goff), gb = goff ? grad_layout(R, p, goff) : 0;
+    xd_free(goff);
+    if (!gb) /* out of memory: the bound without reuse */
+      for (size_t i = 0; i < R->g->nt; i++)
+        if (R->need[i]) gb += align_up(xd_tensor_numel(&p->tv[i]) * xd_dtype_size(p->fdt));
+    b += align_up(gb);
     b += align_up(p->max_bwd);
     if (p->fdt != XD_DT_F64) /* the output stage in double: the output's values and the seed */
       b += 2 * align_up(xd_tensor_numel(&p->tv[R->out]) * sizeof(double));
@@ -460,19 +509,21 @@ static int run_chunk(const run_t *R, plan_t *p, size_t row0, size_t c, unsigned 
    * cache anyway, rather than all of them up front */
   xd_tensor_t *gt = xd_calloc(g->nt + 1, sizeof *gt);
   unsigned char *zd = xd_calloc(g->nt + 1, 1);
-  if (!gt || !zd) {
+  size_t *goff = xd_malloc((g->nt + 1) * sizeof *goff), gbytes = goff ? grad_layout(R, p, goff) : 0;
+  if (!gt || !zd || !gbytes) {
     xd_free(gt);
     xd_free(zd);
+    xd_free(goff);
     return xd_error_set(err, XD_ENOMEM, NULL, "out of memory computing gradients");
   }
-  unsigned char *gp = gmem;
-  size_t es = xd_dtype_size(p->fdt);
   for (size_t i = 0; i < g->nt; i++)
     if (R->need[i]) {
       gt[i] = p->tv[i];
-      gt[i].data = gp;
-      gp += align_up(xd_tensor_numel(&gt[i]) * es);
+      gt[i].data = gmem + goff[i];
     }
+  xd_free(goff);
+  unsigned char *gp = gmem + align_up(gbytes);
+  size_t es = xd_dtype_size(p->fdt);
   zd[R->out] = 1; /* the seed below writes all of it */
   void *bscr = gp;
   if (p->fdt == XD_DT_F64) {
@@ -503,10 +554,7 @@ static int run_chunk(const run_t *R, plan_t *p, size_t row0, size_t c, unsigned 
   rc = XD_OK;
   for (size_t j = g->nn; j-- > 0 && rc == XD_OK;) {
     const xd_gnode_t *nd = &g->nodes[j];
-    int want_out = 0, want_in = 0;
-    for (size_t k = 0; k < nd->n_out; k++) want_out |= nd->out[k] >= 0 && R->need[nd->out[k]];
-    for (size_t k = 0; k < nd->n_in; k++) want_in |= nd->in[k] >= 0 && R->need[nd->in[k]];
-    if (!want_out || !want_in) continue;
+    if (!runs_backward(R, nd)) continue;
     if (!nd->op->backward) {
       rc = xd_graph__node_fail(err, nd, XD_EUNSUPPORTED, "has no gradient, and the gradient path goes through it");
       break;
