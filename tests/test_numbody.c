@@ -311,6 +311,34 @@ TEST(shortest_reals_match_printf_on_random_doubles) {
   CHECK_MSG(differ == 0 && n > 290000, "%d of %d differ from printf's", differ, n);
 }
 
+/* Around every power of ten the fast digit path spans (and past its ends), and exact
+ * decimal ties: where a wrong exponent guess or a rounding at the edge would show. */
+TEST(shortest_reals_at_powers_of_ten_and_ties) {
+  int differ = 0;
+  for (int k = -14; k <= 46; k++) {
+    double p = pow(10, k), xs[6] = {p, nextafter(p, 0), nextafter(p, INFINITY), p * 0.99999999999999994,
+                                    p * 5.5, -p * 1.25};
+    for (int i = 0; i < 6; i++) {
+      char mine[32], ref[32];
+      xd_json_format_real(xs[i], mine);
+      reference(xs[i], ref);
+      if (strcmp(mine, ref) != 0 && differ++ < 5) CHECK_MSG(0, "%.17g: %s, printf %s", xs[i], mine, ref);
+    }
+  }
+  /* halves at the 17th digit: 2^-k has an exact decimal expansion */
+  for (int k = 1; k <= 60; k++) {
+    double x = ldexp(1.0, -k) + 1.0, y = ldexp(3.0, -k) * 1e5;
+    char mine[32], ref[32];
+    xd_json_format_real(x, mine);
+    reference(x, ref);
+    if (strcmp(mine, ref) != 0 && differ++ < 5) CHECK_MSG(0, "%.17g: %s, printf %s", x, mine, ref);
+    xd_json_format_real(y, mine);
+    reference(y, ref);
+    if (strcmp(mine, ref) != 0 && differ++ < 5) CHECK_MSG(0, "%.17g: %s, printf %s", y, mine, ref);
+  }
+  CHECK(differ == 0);
+}
+
 int main(void) {
   xd_api_alloc_init();
   RUN(numbers_read_as_jansson_reads_them);
@@ -320,5 +348,6 @@ int main(void) {
   RUN(predict_answer_prints_shortest_numbers);
   RUN(shortest_reals);
   RUN(shortest_reals_match_printf_on_random_doubles);
+  RUN(shortest_reals_at_powers_of_ten_and_ties);
   return TEST_REPORT();
 }
