@@ -1,15 +1,21 @@
 /* kern_rnn.c — ONNX GRU and LSTM (layout 0, default activations), forward and backward.
  *
  * Fast path, per direction: the input projection of every time step is one GEMM,
- * X (seq·batch, input) · Wᵀ, with the biases folded in; each step then does one GEMM
- * over the batch, H_prev (batch, hidden) · Rᵀ, and the gate arithmetic. GRU without
- * linear_before_reset needs r before its candidate's recurrent product, so it makes two
- * GEMMs per step (z and r, then h on r ⊙ H_prev).
+ * X (seq·batch, input) · Wᵀ, with the biases folded in; each step then does one product
+ * over the batch, H_prev (batch, hidden) · Rᵀ, and the gate arithmetic. The step's
+ * product is small (torch's text GRUs: 50 rows, 96 × 32), so for hidden widths that
+ * fill vectors it is a register-blocked kernel here (F(mm) in kern_rnn.inc), not a
+ * BLAS call that would spend as long packing as multiplying; a GRU step with
+ * linear_before_reset then takes its three activations in one pass (xd_vgru_step_f).
+ * GRU without linear_before_reset needs r before its candidate's recurrent product, so
+ * it makes two products per step (z and r, then h on r ⊙ H_prev).
  *
  * Backward recomputes the forward of one direction into scratch, keeping each step's
  * gate activations and states by time index, then walks time backwards collecting the
  * gates' pre-activation gradients for every step; dX, dW, dR and the biases then come
- * from one GEMM each over all steps (backpropagation through time).
+ * from one GEMM each over all steps (backpropagation through time). Given the forward's
+ * Y (the graph keeps it), a GRU with linear_before_reset knows every H_prev already:
+ * the recomputation is then one product over all steps, not seq dependent ones.
  *
  * The naive twins compute every gate unit with its own dot products. The float and
  * double kernels come from one body, core/kern_rnn.inc, included twice.
@@ -37,10 +43,10 @@ int xd_rnn_shape_init(const xd_rnn_shape_t *s, xd_error_t *err) {
  * extra per-step state (GRU: its candidate's recurrent term; LSTM: the cell after the
  * step), the hidden state before each step and after the last, one step's
  * recurrent product; for backward the gates' gradients, two (batch, hidden) carries, a
- * temporary and a row of zeros. */
+ * temporary and a row of zeros; R of one direction transposed. */
 static size_t rnn_scratch(const xd_rnn_shape_t *s, size_t G, size_t extra_states) {
   size_t SB = s->seq * s->batch, B = s->batch, h = s->hidden;
-  return SB * G * h * 2 + SB * h * extra_states + (SB + B) * h + B * G * h + 4 * B * h;
+  return SB * G * h * 2 + SB * h * extra_states + (SB + B) * h + B * G * h + 4 * B * h + G * h * h;
 }
 
 size_t xd_gru_scratch(const xd_rnn_shape_t *s) { return rnn_scratch(s, 3, 1); }
@@ -74,6 +80,7 @@ static inline float tanh_fast(float v) {
 #define TANH tanh_fast
 #define VSIG xd_vsigmoid_f /* GRU gates: core/vmath.h */
 #define VTANH xd_vtanh_f
+#define VGRU xd_vgru_step_f
 #include "core/kern_rnn.inc"
 #undef T
 #undef F
@@ -83,6 +90,7 @@ static inline float tanh_fast(float v) {
 #undef TANH
 #undef VSIG
 #undef VTANH
+#undef VGRU
 
 #define T double
 #define F(name) name##_d
