@@ -43,10 +43,10 @@ int xd_rnn_shape_init(const xd_rnn_shape_t *s, xd_error_t *err) {
  * extra per-step state (GRU: its candidate's recurrent term; LSTM: the cell after the
  * step), the hidden state before each step and after the last, one step's
  * recurrent product; for backward the gates' gradients, two (batch, hidden) carries, a
- * temporary and a row of zeros; R of one direction transposed. */
+ * temporary and a row of zeros; R and W of one direction transposed. */
 static size_t rnn_scratch(const xd_rnn_shape_t *s, size_t G, size_t extra_states) {
   size_t SB = s->seq * s->batch, B = s->batch, h = s->hidden;
-  return SB * G * h * 2 + SB * h * extra_states + (SB + B) * h + B * G * h + 4 * B * h + G * h * h;
+  return SB * G * h * 2 + SB * h * extra_states + (SB + B) * h + B * G * h + 4 * B * h + G * h * (h + s->input);
 }
 
 size_t xd_gru_scratch(const xd_rnn_shape_t *s) { return rnn_scratch(s, 3, 1); }
