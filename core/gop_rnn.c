@@ -116,6 +116,7 @@ int xd_gop__rnn_infer(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gop_en
   }
   size_t n = p->lstm ? xd_lstm_scratch(&s) : xd_gru_scratch(&s);
   env->scratch = env->scratch_bwd = n * xd_dtype_size(env->fdt);
+  env->scratch_kept = !p->lstm; /* the GRU's backward reads the gates its forward left there */
   return XD_OK;
 }
 
@@ -150,9 +151,6 @@ int xd_gop__rnn_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gtv
   int any = 0;
   for (size_t k = 0; k < nd->n_out && k < 3; k++) any |= dout[k] != NULL;
   if (!any) return XD_OK;
-  /* Y, kept from the forward (graph_run keeps the outputs of nodes on the path): the
-   * GRU's backward then recomputes its gates from it without walking the steps */
-#define YOUT(type) (nd->n_out > 0 && nd->out[0] >= 0 ? (const type *)out[0]->data : NULL)
   if (in[0]->dtype == XD_DT_F32) {
 #define DIN(k) (nd->n_in > (k) && in[k] ? PF(din[k]) : NULL)
 #define DOUT(k) (nd->n_out > (k) ? PF(dout[k]) : NULL)
@@ -160,8 +158,8 @@ int xd_gop__rnn_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gtv
       xd_lstm_backward_f(&s, PF(in[0]), PF(in[1]), PF(in[2]), PF(IN(3)), PF(IN(7)), PF(IN(5)), PF(IN(6)), DOUT(0),
                          DOUT(1), DOUT(2), DIN(0), DIN(1), DIN(2), DIN(3), DIN(7), DIN(5), DIN(6), scratch);
     else
-      xd_gru_backward_f(&s, PF(in[0]), PF(in[1]), PF(in[2]), PF(IN(3)), PF(IN(5)), YOUT(float), DOUT(0), DOUT(1),
-                        DIN(0), DIN(1), DIN(2), DIN(3), DIN(5), scratch);
+      xd_gru_backward_f(&s, PF(in[0]), PF(in[1]), PF(in[2]), PF(IN(3)), PF(IN(5)), DOUT(0), DOUT(1), DIN(0), DIN(1),
+                        DIN(2), DIN(3), DIN(5), scratch, 1);
     return XD_OK;
 #undef DIN
 #undef DOUT
@@ -172,10 +170,9 @@ int xd_gop__rnn_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gtv
     xd_lstm_backward_d(&s, PD(in[0]), PD(in[1]), PD(in[2]), PD(IN(3)), PD(IN(7)), PD(IN(5)), PD(IN(6)), DOUT(0),
                        DOUT(1), DOUT(2), DIN(0), DIN(1), DIN(2), DIN(3), DIN(7), DIN(5), DIN(6), scratch);
   else
-    xd_gru_backward_d(&s, PD(in[0]), PD(in[1]), PD(in[2]), PD(IN(3)), PD(IN(5)), YOUT(double), DOUT(0), DOUT(1),
-                      DIN(0), DIN(1), DIN(2), DIN(3), DIN(5), scratch);
+    xd_gru_backward_d(&s, PD(in[0]), PD(in[1]), PD(in[2]), PD(IN(3)), PD(IN(5)), DOUT(0), DOUT(1), DIN(0), DIN(1),
+                      DIN(2), DIN(3), DIN(5), scratch, 1);
   return XD_OK;
 #undef DIN
 #undef DOUT
-#undef YOUT
 }

@@ -13,9 +13,10 @@
  * Backward recomputes the forward of one direction into scratch, keeping each step's
  * gate activations and states by time index, then walks time backwards collecting the
  * gates' pre-activation gradients for every step; dX, dW, dR and the biases then come
- * from one GEMM each over all steps (backpropagation through time). Given the forward's
- * Y (the graph keeps it), a GRU with linear_before_reset knows every H_prev already:
- * the recomputation is then one product over all steps, not seq dependent ones.
+ * from one GEMM each over all steps (backpropagation through time). A GRU's forward
+ * leaves every direction's gates and states in its own slot of scratch, and the graph
+ * keeps that scratch for the backward of the same rows (xd_gop_env_t.scratch_kept): the
+ * backward then starts from them instead of recomputing the forward.
  *
  * The naive twins compute every gate unit with its own dot products. The float and
  * double kernels come from one body, core/kern_rnn.inc, included twice.
@@ -39,18 +40,21 @@ int xd_rnn_shape_init(const xd_rnn_shape_t *s, xd_error_t *err) {
   return XD_OK;
 }
 
-/* Per-direction scratch, in elements, with G gates: time-indexed gate activations, an
- * extra per-step state (GRU: its candidate's recurrent term; LSTM: the cell after the
- * step), the hidden state before each step and after the last, one step's
- * recurrent product; for backward the gates' gradients, two (batch, hidden) carries, a
- * temporary and a row of zeros; R and W of one direction transposed. */
-static size_t rnn_scratch(const xd_rnn_shape_t *s, size_t G, size_t extra_states) {
+/* Scratch, in elements, with G gates: shared by the directions the gates' gradients, one
+ * step's recurrent product, two (batch, hidden) carries, a temporary and a row of zeros,
+ * R and W of one direction transposed; then `slots` sets of states, each the
+ * time-indexed gate activations, an extra per-step state (GRU: its candidate's recurrent
+ * term; LSTM: the cell after the step), the hidden state before each step and after the
+ * last. A GRU has a slot per direction: its forward leaves every direction's states for
+ * the backward. */
+static size_t rnn_scratch(const xd_rnn_shape_t *s, size_t G, size_t extra_states, size_t slots) {
   size_t SB = s->seq * s->batch, B = s->batch, h = s->hidden;
-  return SB * G * h * 2 + SB * h * extra_states + (SB + B) * h + B * G * h + 4 * B * h + G * h * (h + s->input);
+  size_t shared = SB * G * h + B * G * h + 4 * B * h + G * h * (h + s->input);
+  return shared + slots * (SB * G * h + SB * h * extra_states + (SB + B) * h);
 }
 
-size_t xd_gru_scratch(const xd_rnn_shape_t *s) { return rnn_scratch(s, 3, 1); }
-size_t xd_lstm_scratch(const xd_rnn_shape_t *s) { return rnn_scratch(s, 4, 1); }
+size_t xd_gru_scratch(const xd_rnn_shape_t *s) { return rnn_scratch(s, 3, 1, s->ndir); }
+size_t xd_lstm_scratch(const xd_rnn_shape_t *s) { return rnn_scratch(s, 4, 1, 1); }
 
 /* Time index of processing step k for direction d. */
 static size_t step_time(const xd_rnn_shape_t *s, size_t d, size_t k) {

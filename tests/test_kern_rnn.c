@@ -106,7 +106,7 @@ static void rnn_case_run(const rnn_case_t *k, int lstm, size_t ci) {
     xd_lstm_backward_d(&c.s, c.x, c.w, c.r, c.b, c.p, c.h0, c.c0, c.gy, c.gyh, c.gyc, dx, dw, dr, db, dp, dh0, dc0,
                        c.scr);
   else
-    xd_gru_backward_d(&c.s, c.x, c.w, c.r, c.b, c.h0, NULL, c.gy, c.gyh, dx, dw, dr, db, dh0, c.scr);
+    xd_gru_backward_d(&c.s, c.x, c.w, c.r, c.b, c.h0, c.gy, c.gyh, dx, dw, dr, db, dh0, c.scr, 0);
   const char *what = lstm ? "lstm" : "gru";
   CHECK_MSG(fd_check(rnn_loss, &c, c.x, nx, dx, 40) < FD_TOL, "%s case %zu dx", what, ci);
   CHECK_MSG(fd_check(rnn_loss, &c, c.w, nw, dw, 40) < FD_TOL, "%s case %zu dw", what, ci);
@@ -121,7 +121,7 @@ static void rnn_case_run(const rnn_case_t *k, int lstm, size_t ci) {
     xd_lstm_backward_d(&c.s, c.x, c.w, c.r, c.b, c.p, c.h0, c.c0, NULL, c.gyh, NULL, dx2, NULL, NULL, NULL, NULL,
                        NULL, NULL, c.scr);
   else
-    xd_gru_backward_d(&c.s, c.x, c.w, c.r, c.b, c.h0, NULL, NULL, c.gyh, dx2, NULL, NULL, NULL, NULL, c.scr);
+    xd_gru_backward_d(&c.s, c.x, c.w, c.r, c.b, c.h0, NULL, c.gyh, dx2, NULL, NULL, NULL, NULL, c.scr, 0);
   for (size_t i = 0; i < nx; i++) dx2[i] -= dx[i];
   double *keep_gy = c.gy, *keep_gyc = c.gyc;
   c.gy = dzeros(c.ny);
@@ -131,24 +131,24 @@ static void rnn_case_run(const rnn_case_t *k, int lstm, size_t ci) {
   xd_free(c.gyc);
   c.gy = keep_gy;
   c.gyc = keep_gyc;
-  if (!lstm) { /* backward given the forward's y: the same gradients, double and float */
+  if (!lstm) { /* backward from the states the forward left in scratch: the same gradients */
     rnn_loss(&c);
     double *ex = dzeros(nx), *ew = dzeros(nw), *er = dzeros(nr), *eb = dzeros(nb), *eh0 = dzeros(c.nh);
-    xd_gru_backward_d(&c.s, c.x, c.w, c.r, c.b, c.h0, c.y, c.gy, c.gyh, ex, ew, er, eb, eh0, c.scr);
-    CHECK_MSG(max_rel_diff_dd(ex, dx, nx) < 1e-12, "gru case %zu dx given y", ci);
-    CHECK_MSG(max_rel_diff_dd(ew, dw, nw) < 1e-12, "gru case %zu dw given y", ci);
-    CHECK_MSG(max_rel_diff_dd(er, dr, nr) < 1e-12, "gru case %zu dr given y", ci);
-    if (c.b) CHECK_MSG(max_rel_diff_dd(eb, db, nb) < 1e-12, "gru case %zu db given y", ci);
-    if (c.h0) CHECK_MSG(max_rel_diff_dd(eh0, dh0, c.nh) < 1e-12, "gru case %zu dh0 given y", ci);
+    xd_gru_backward_d(&c.s, c.x, c.w, c.r, c.b, c.h0, c.gy, c.gyh, ex, ew, er, eb, eh0, c.scr, 1);
+    CHECK_MSG(max_rel_diff_dd(ex, dx, nx) < 1e-12, "gru case %zu dx from kept states", ci);
+    CHECK_MSG(max_rel_diff_dd(ew, dw, nw) < 1e-12, "gru case %zu dw from kept states", ci);
+    CHECK_MSG(max_rel_diff_dd(er, dr, nr) < 1e-12, "gru case %zu dr from kept states", ci);
+    if (c.b) CHECK_MSG(max_rel_diff_dd(eb, db, nb) < 1e-12, "gru case %zu db from kept states", ci);
+    if (c.h0) CHECK_MSG(max_rel_diff_dd(eh0, dh0, c.nh) < 1e-12, "gru case %zu dh0 from kept states", ci);
     float *gyf = fcopy(c.gy, c.ny), *gyhf = fcopy(c.gyh, c.nh), *fx1 = xd_calloc(nx, 4), *fx2 = xd_calloc(nx, 4),
           *fr1 = xd_calloc(nr, 4), *fr2 = xd_calloc(nr, 4);
+    xd_gru_backward_f(&c.s, xf, wf, rf, bf, h0f, gyf, gyhf, fx1, NULL, fr1, NULL, NULL, sf, 0);
     xd_gru_forward_f(&c.s, xf, wf, rf, bf, h0f, yf, yhf, sf);
-    xd_gru_backward_f(&c.s, xf, wf, rf, bf, h0f, NULL, gyf, gyhf, fx1, NULL, fr1, NULL, NULL, sf);
-    xd_gru_backward_f(&c.s, xf, wf, rf, bf, h0f, yf, gyf, gyhf, fx2, NULL, fr2, NULL, NULL, sf);
-    CHECK_MSG(max_rel_diff_fd(fx2, dx, nx) < 1e-4, "gru case %zu float dx given y", ci);
+    xd_gru_backward_f(&c.s, xf, wf, rf, bf, h0f, gyf, gyhf, fx2, NULL, fr2, NULL, NULL, sf, 1);
     CHECK_MSG(max_rel_diff_fd(fx1, dx, nx) < 1e-4, "gru case %zu float dx", ci);
-    CHECK_MSG(max_rel_diff_fd(fr2, dr, nr) < 1e-4, "gru case %zu float dr given y", ci);
     CHECK_MSG(max_rel_diff_fd(fr1, dr, nr) < 1e-4, "gru case %zu float dr", ci);
+    CHECK_MSG(!memcmp(fx1, fx2, nx * 4) && !memcmp(fr1, fr2, nr * 4), "gru case %zu float: kept states, other bits",
+              ci);
     double *all2[] = {ex, ew, er, eb, eh0};
     for (size_t i = 0; i < sizeof all2 / sizeof *all2; i++) xd_free(all2[i]);
     float *all2f[] = {gyf, gyhf, fx1, fx2, fr1, fr2};
