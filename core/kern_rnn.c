@@ -24,6 +24,7 @@
 #include "core/kern.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "core/hotloop.h"
@@ -53,7 +54,21 @@ static size_t rnn_scratch(const xd_rnn_shape_t *s, size_t G, size_t extra_states
   return shared + slots * (SB * G * h + SB * h * extra_states + (SB + B) * h);
 }
 
-size_t xd_gru_scratch(const xd_rnn_shape_t *s) { return rnn_scratch(s, 3, 1, s->ndir); }
+/* A GRU's forward also finds the distinct rows of X (a text model's X repeats a few token
+ * embeddings: LIME's thousands of perturbed texts hold a text's twenty words) and projects
+ * only those: hash slots (a power of two, at least twice the rows) and per row its distinct
+ * index, as uint32, then the distinct rows themselves. */
+static size_t xrows_cap(size_t SB) {
+  size_t P = 16;
+  while (P < 2 * SB) P *= 2;
+  return P;
+}
+static size_t xrows_scratch(const xd_rnn_shape_t *s) {
+  size_t SB = s->seq * s->batch;
+  return xrows_cap(SB) + SB + 1 + SB * s->input; /* (in elements of 4 bytes or more) */
+}
+
+size_t xd_gru_scratch(const xd_rnn_shape_t *s) { return rnn_scratch(s, 3, 1, s->ndir) + xrows_scratch(s); }
 size_t xd_lstm_scratch(const xd_rnn_shape_t *s) { return rnn_scratch(s, 4, 1, 1); }
 
 /* Time index of processing step k for direction d. */

@@ -169,6 +169,35 @@ TEST(lstm_matches_naive_and_fd) {
   for (size_t ci = 0; ci < sizeof rnn_cases / sizeof *rnn_cases; ci++) rnn_case_run(&rnn_cases[ci], 1, ci);
 }
 
+/* X made of a few repeated rows (token embeddings), which the GRU's forward projects once
+ * each: the same outputs as the naive twin, and its backward from the kept states gives
+ * the bits of one that recomputes the forward (projecting X whole). */
+TEST(gru_repeated_rows) {
+  xd_rnn_shape_t s = {5, 6, 4, 32, 2, 0, 1};
+  size_t G = 3 * s.hidden, nx = s.seq * s.batch * s.input, nw = s.ndir * G * s.input, nr = s.ndir * G * s.hidden,
+         nb = s.ndir * 2 * G, ny = s.seq * s.ndir * s.batch * s.hidden, nh = s.ndir * s.batch * s.hidden;
+  double *x = dvec(nx), *w = dvec(nw), *r = dvec(nr), *b = dvec(nb), *yn = dzeros(ny), *yhn = dzeros(nh);
+  for (size_t i = 0; i < s.seq * s.batch; i++) /* rows 0, 1, 2 of three words, over and over */
+    memcpy(x + i * s.input, x + (i * 7 % 3) * s.input, s.input * sizeof *x);
+  xd_gru_forward_d_naive(&s, x, w, r, b, NULL, yn, yhn);
+  size_t nscr = xd_gru_scratch(&s);
+  double *scr = dzeros(nscr), *y = dzeros(ny), *yh = dzeros(nh);
+  xd_gru_forward_d(&s, x, w, r, b, NULL, y, yh, scr);
+  CHECK(max_rel_diff_dd(y, yn, ny) < 1e-13 && max_rel_diff_dd(yh, yhn, nh) < 1e-13);
+  float *xf = fcopy(x, nx), *wf = fcopy(w, nw), *rf = fcopy(r, nr), *bf = fcopy(b, nb), *yf = xd_malloc(ny * 4),
+        *yhf = xd_malloc(nh * 4), *sf = xd_malloc(nscr * 4), *gyhf = fcopy(yn, nh), *d1 = xd_calloc(nx, 4),
+        *d2 = xd_calloc(nx, 4);
+  xd_gru_forward_f(&s, xf, wf, rf, bf, NULL, yf, yhf, sf);
+  CHECK(max_rel_diff_fd(yf, yn, ny) < 1e-5 && max_rel_diff_fd(yhf, yhn, nh) < 1e-5);
+  xd_gru_backward_f(&s, xf, wf, rf, bf, NULL, NULL, gyhf, d1, NULL, NULL, NULL, NULL, sf, 1);
+  xd_gru_backward_f(&s, xf, wf, rf, bf, NULL, NULL, gyhf, d2, NULL, NULL, NULL, NULL, sf, 0);
+  CHECK(!memcmp(d1, d2, nx * 4));
+  double *all[] = {x, w, r, b, yn, yhn, scr, y, yh};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++) xd_free(all[i]);
+  float *allf[] = {xf, wf, rf, bf, yf, yhf, sf, gyhf, d1, d2};
+  for (size_t i = 0; i < sizeof allf / sizeof *allf; i++) xd_free(allf[i]);
+}
+
 TEST(rnn_shape_rejects) {
   xd_error_t err;
   xd_rnn_shape_t s = {3, 2, 4, 5, 2, 1, 0};
@@ -183,6 +212,7 @@ int main(void) {
   xd_rng_seed(&rng, 20261203);
   RUN(gru_matches_naive_and_fd);
   RUN(lstm_matches_naive_and_fd);
+  RUN(gru_repeated_rows);
   RUN(rnn_shape_rejects);
   return TEST_REPORT();
 }
