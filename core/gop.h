@@ -24,7 +24,8 @@
  *                           tensors are all F32 or all F64. Returns XD_OK or XD_EINVAL
  *                           for a value out of range (a Gather index).
  *   backward(nd, in, out, dout, din, scratch)
- *                           in the run's float type (the tensors' and their gradients'
+ *                           runs after the forward of the same chunk (scratch: the forward's
+ *                           own region when infer set env->scratch_kept); in the run's float type (the tensors' and their gradients'
  *                           F32 or F64 alike). dout[k] is the gradient of output k, or NULL
  *                           (zero). din[k] is NULL when input k's gradient is not wanted
  *                           (weights, ints), else it ACCUMULATES: din[k] += dL/d in[k]
@@ -103,6 +104,10 @@ typedef struct xd_gop_env {
   xd_dtype_t fdt;     /* the run's float type: XD_DT_F32 or XD_DT_F64 */
   size_t scratch;     /* out: forward scratch bytes */
   size_t scratch_bwd; /* out: backward scratch bytes */
+  int scratch_kept;   /* out: the backward reads what the forward left in its scratch (a
+                       * recurrent layer's gates): a run that keeps the node's outputs (a
+                       * gradient pass) keeps that region to the end and hands it to the
+                       * backward as its scratch, max(scratch, scratch_bwd) bytes */
 } xd_gop_env_t;
 
 typedef xd_tensor_t *const *xd_gtv_t; /* an array of tensor pointers, entries may be NULL */

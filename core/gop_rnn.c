@@ -116,6 +116,7 @@ int xd_gop__rnn_infer(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gop_en
   }
   size_t n = p->lstm ? xd_lstm_scratch(&s) : xd_gru_scratch(&s);
   env->scratch = env->scratch_bwd = n * xd_dtype_size(env->fdt);
+  env->scratch_kept = !p->lstm; /* the GRU's backward reads the gates its forward left there */
   return XD_OK;
 }
 
@@ -158,7 +159,7 @@ int xd_gop__rnn_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gtv
                          DOUT(1), DOUT(2), DIN(0), DIN(1), DIN(2), DIN(3), DIN(7), DIN(5), DIN(6), scratch);
     else
       xd_gru_backward_f(&s, PF(in[0]), PF(in[1]), PF(in[2]), PF(IN(3)), PF(IN(5)), DOUT(0), DOUT(1), DIN(0), DIN(1),
-                        DIN(2), DIN(3), DIN(5), scratch);
+                        DIN(2), DIN(3), DIN(5), scratch, 1);
     return XD_OK;
 #undef DIN
 #undef DOUT
@@ -170,7 +171,7 @@ int xd_gop__rnn_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gtv
                        DOUT(1), DOUT(2), DIN(0), DIN(1), DIN(2), DIN(3), DIN(7), DIN(5), DIN(6), scratch);
   else
     xd_gru_backward_d(&s, PD(in[0]), PD(in[1]), PD(in[2]), PD(IN(3)), PD(IN(5)), DOUT(0), DOUT(1), DIN(0), DIN(1),
-                      DIN(2), DIN(3), DIN(5), scratch);
+                      DIN(2), DIN(3), DIN(5), scratch, 1);
   return XD_OK;
 #undef DIN
 #undef DOUT

@@ -77,6 +77,7 @@ typedef struct xd_graph__plan {
   size_t *off;         /* arena offset of runtime tensors, SIZE_MAX: none */
   size_t *scr_off;     /* per node: forward scratch offset in the arena */
   size_t *scr_bwd;     /* per node: backward scratch bytes */
+  unsigned char *scr_kept; /* per node: its scratch lives on for its backward (xd_gop_env_t) */
   int32_t *last;       /* per tensor: last node reading it (or nn when kept) */
   unsigned char *keep; /* per tensor: kept to the end of the run */
   size_t arena;        /* bytes */

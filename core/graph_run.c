@@ -111,6 +111,7 @@ void xd_graph__plan_free(plan_t *p) {
   xd_free(p->off);
   xd_free(p->scr_off);
   xd_free(p->scr_bwd);
+  xd_free(p->scr_kept);
   xd_free(p->last);
   xd_free(p->keep);
   memset(p, 0, sizeof *p);
@@ -174,14 +175,15 @@ int xd_graph__plan(const xd_graph_t *g, const xd_tensor_t *inputs, size_t batch,
   p->off = xd_malloc((nt + 1) * sizeof *p->off);
   p->scr_off = xd_malloc((nn + 1) * sizeof *p->scr_off);
   p->scr_bwd = xd_calloc(nn + 1, sizeof *p->scr_bwd);
+  p->scr_kept = xd_calloc(nn + 1, 1);
   p->last = xd_malloc((nt + 1) * sizeof *p->last);
   p->keep = xd_calloc(nt + 1, 1);
   xd_tensor_t **ip = xd_calloc(2 * XD_GRAPH_MAX_IO, sizeof *ip), **op = ip ? ip + XD_GRAPH_MAX_IO : NULL;
   xd_tensor_t *spare = xd_calloc(XD_GRAPH_MAX_IO, sizeof *spare);
   freelist_t fl = {.cap = nt + nn + 8};
   fl.b = xd_calloc(fl.cap, sizeof *fl.b);
-  if (!p->tv || !p->known || !p->owned || !p->off || !p->scr_off || !p->scr_bwd || !p->last || !p->keep || !ip ||
-      !spare || !fl.b) {
+  if (!p->tv || !p->known || !p->owned || !p->off || !p->scr_off || !p->scr_bwd || !p->scr_kept || !p->last ||
+      !p->keep || !ip || !spare || !fl.b) {
     rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory planning the graph");
     goto done;
   }
@@ -256,7 +258,9 @@ int xd_graph__plan(const xd_graph_t *g, const xd_tensor_t *inputs, size_t batch,
     }
     p->scr_off[j] = env.scratch; /* bytes for now; an offset once placed */
     p->scr_bwd[j] = env.scratch_bwd;
-    if (env.scratch_bwd > p->max_bwd) p->max_bwd = env.scratch_bwd;
+    p->scr_kept[j] = env.scratch_kept != 0;
+    if (env.scratch_kept && env.scratch_bwd > env.scratch) p->scr_off[j] = env.scratch_bwd;
+    if (env.scratch_bwd > p->max_bwd && !env.scratch_kept) p->max_bwd = env.scratch_bwd;
     for (size_t k = 0; k < nd->n_in; k++)
       if (nd->in[k] >= 0) p->last[nd->in[k]] = (int32_t)j;
   }
@@ -275,7 +279,10 @@ int xd_graph__plan(const xd_graph_t *g, const xd_tensor_t *inputs, size_t batch,
     }
     size_t sb = p->scr_off[j];
     p->scr_off[j] = fl_alloc(&fl, sb);
-    fl_free(&fl, p->scr_off[j], sb);
+    int kept = 0; /* a scratch its backward reads lives as long as the node's kept outputs */
+    for (size_t k = 0; k < nd->n_out && p->scr_kept[j]; k++) kept |= nd->out[k] >= 0 && p->keep[nd->out[k]];
+    p->scr_kept[j] = (unsigned char)kept;
+    if (!kept) fl_free(&fl, p->scr_off[j], sb);
     for (size_t k = 0; k < nd->n_in; k++) {
       int32_t t = nd->in[k];
       if (t < 0 || p->off[t] == NONE_OFF || p->keep[t] || p->last[t] != (int32_t)j) continue;
@@ -574,7 +581,7 @@ static int run_chunk(const run_t *R, plan_t *p, size_t row0, size_t c, unsigned 
         zd[id] = 1;
       }
     }
-    if ((rc = nd->op->backward(nd, ip, op, dp, ap, bscr)) != XD_OK)
+    if ((rc = nd->op->backward(nd, ip, op, dp, ap, p->scr_kept[j] ? mem + p->scr_off[j] : bscr)) != XD_OK)
       xd_graph__node_fail(err, nd, rc, "its gradient could not be computed");
   }
   if (rc == XD_OK) {

@@ -230,13 +230,16 @@ void xd_gru_forward_f(const xd_rnn_shape_t *s, const float *x, const float *w, c
 void xd_gru_forward_d(const xd_rnn_shape_t *s, const double *x, const double *w, const double *r, const double *b,
                       const double *h0, double *y, double *yh, double *scratch);
 /* dy (seq,ndir,batch,hidden) or NULL, dyh (ndir,batch,hidden) or NULL
- * -> dx, dw, dr, db, dh0 += (shapes of x, w, r, b, h0); each may be NULL */
+ * -> dx, dw, dr, db, dh0 += (shapes of x, w, r, b, h0); each may be NULL. kept 1: scratch
+ * still holds what xd_gru_forward left there for these same inputs (its gates and
+ * states, which the backward then reads instead of recomputing, and overwrites in part);
+ * kept 0: any scratch, the forward is recomputed. */
 void xd_gru_backward_f(const xd_rnn_shape_t *s, const float *x, const float *w, const float *r, const float *b,
                        const float *h0, const float *dy, const float *dyh, float *dx, float *dw, float *dr,
-                       float *db, float *dh0, float *scratch);
+                       float *db, float *dh0, float *scratch, int kept);
 void xd_gru_backward_d(const xd_rnn_shape_t *s, const double *x, const double *w, const double *r,
                        const double *b, const double *h0, const double *dy, const double *dyh, double *dx,
-                       double *dw, double *dr, double *db, double *dh0, double *scratch);
+                       double *dw, double *dr, double *db, double *dh0, double *scratch, int kept);
 void xd_gru_forward_f_naive(const xd_rnn_shape_t *s, const float *x, const float *w, const float *r,
                             const float *b, const float *h0, float *y, float *yh);
 void xd_gru_forward_d_naive(const xd_rnn_shape_t *s, const double *x, const double *w, const double *r,

@@ -230,10 +230,13 @@ static int grad_rows(const xd_model_t *m, const xd_text_grad_opts_t *o, const xd
       const double *gr = G + i * rowsz;
       if (ig && r >= o->steps) continue; /* the baseline and x: their outputs only */
       double w = ig ? o->weights[r] : 1;
-      for (size_t k = 0; k < rowsz; k++) {
-        S1[k] += w * gr[k];
-        S2[k] += gr[k] * gr[k];
-      }
+      if (o->method >= XD_GRAD_SMOOTHGRAD) /* Σ g² is SmoothGrad²'s and VarGrad's only */
+        for (size_t k = 0; k < rowsz; k++) {
+          S1[k] += w * gr[k];
+          S2[k] += gr[k] * gr[k];
+        }
+      else
+        for (size_t k = 0; k < rowsz; k++) S1[k] += w * gr[k];
     }
   }
   xd_free(cids);

@@ -149,27 +149,59 @@ size_t xd_text_words_render(const xd_text_words_t *w, const char *text, size_t l
   return o;
 }
 
+/* first[i] <- the first row of Z (n, d) equal to row i (i itself when none is). LIME
+ * draws few distinct rows where it removes one or two words, or keeps one or two (about
+ * a fifth of 5,000 samples on an 18-word text), and a perturbed text's outputs do not
+ * depend on the texts evaluated beside it: each is evaluated once. Open addressing on
+ * an FNV-1a hash of the row; XD_ENOMEM. */
+static int first_rows(const uint8_t *Z, size_t n, size_t d, size_t *first) {
+  size_t cap = 16;
+  while (cap < 2 * n) cap *= 2;
+  size_t *slot = xd_calloc(cap, sizeof *slot); /* row + 1, 0 empty */
+  if (!slot) return XD_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    const uint8_t *z = Z + i * d;
+    uint64_t hv = 14695981039346656037u;
+    for (size_t k = 0; k < d; k++) hv = (hv ^ z[k]) * 1099511628211u;
+    size_t q = (size_t)(hv ^ hv >> 29) & (cap - 1);
+    while (slot[q] && memcmp(Z + (slot[q] - 1) * d, z, d)) q = (q + 1) & (cap - 1);
+    if (!slot[q]) slot[q] = i + 1;
+    first[i] = slot[q] - 1;
+  }
+  xd_free(slot);
+  return XD_OK;
+}
+
 int xd_text_words_eval(const xd_model_t *m, const xd_text_words_t *w, const char *text, size_t len,
                        const uint8_t *Z, size_t n, const char *mask, double *P, const xd_cancel_t *cancel,
                        xd_error_t *err) {
   const xd_tokenizer_t *tok = xd_model_tokenizer(m);
   if (!tok) return xd_error_set(err, XD_EUNSUPPORTED, "model", "not a text model");
   size_t K = xd_model_n_outputs(m), ml = mask ? strlen(mask) : 0, maxlen = xd_model_max_length(m);
-  size_t b = n < EVAL_CHUNK ? n : EVAL_CHUNK;
+  size_t b = n < EVAL_CHUNK ? n : EVAL_CHUNK, nu = 0;
   char *buf = xd_malloc(len + w->n_pieces * ml + 1);
   xd_tok_encoding_t *enc = xd_calloc(b, sizeof *enc), *use = xd_calloc(b, sizeof *use);
+  size_t *first = xd_malloc((n ? n : 1) * sizeof *first), *uniq = xd_malloc((n ? n : 1) * sizeof *uniq);
+  double *PU = xd_malloc(xd_mul_size(n ? n : 1, K) * sizeof *PU); /* the distinct rows' outputs */
   int64_t fill_id = xd_tokenizer_pad_id(tok);
   uint32_t zero_type = 0;
   if (fill_id < 0) fill_id = xd_tokenizer_unk_id(tok);
   int rc = XD_OK;
-  if (!buf || !enc || !use) {
+  if (!buf || !enc || !use || !first || !uniq || !PU || first_rows(Z, n, w->d, first) != XD_OK) {
     rc = xd_error_set(err, XD_ENOMEM, NULL, "out of memory");
     goto done;
   }
-  for (size_t s = 0; s < n && rc == XD_OK; s += b) {
-    size_t c = n - s < b ? n - s : b, done_i = 0;
+  for (size_t i = 0; i < n; i++) /* first[i] becomes the index of its distinct row */
+    if (first[i] == i) {
+      uniq[nu] = i;
+      first[i] = nu++;
+    } else {
+      first[i] = first[first[i]];
+    }
+  for (size_t s = 0; s < nu && rc == XD_OK; s += b) {
+    size_t c = nu - s < b ? nu - s : b, done_i = 0;
     for (; done_i < c && rc == XD_OK; done_i++) {
-      size_t bl = xd_text_words_render(w, text, len, Z + (s + done_i) * w->d, mask, buf);
+      size_t bl = xd_text_words_render(w, text, len, Z + uniq[s + done_i] * w->d, mask, buf);
       rc = xd_tokenizer_encode(tok, buf, bl, maxlen, &enc[done_i], err);
       use[done_i] = enc[done_i];
       if (rc == XD_OK && enc[done_i].n == 0) { /* nothing left: one filler token */
@@ -178,15 +210,19 @@ int xd_text_words_eval(const xd_model_t *m, const xd_text_words_t *w, const char
         use[done_i].type_ids = &zero_type;
       }
     }
-    if (rc == XD_OK) rc = xd_model_predict_text(m, use, c, P + s * K, cancel, err);
+    if (rc == XD_OK) rc = xd_model_predict_text(m, use, c, PU + s * K, cancel, err);
     for (size_t i = 0; i < done_i; i++) xd_tok_encoding_deinit(&enc[i]);
     memset(enc, 0, b * sizeof *enc);
   }
+  for (size_t i = 0; rc == XD_OK && i < n; i++) memcpy(P + i * K, PU + first[i] * K, K * sizeof *P);
   if (rc != XD_OK && err && !err->field[0]) snprintf(err->field, sizeof err->field, "instances");
 done:
   xd_free(buf);
   xd_free(enc);
   xd_free(use);
+  xd_free(first);
+  xd_free(uniq);
+  xd_free(PU);
   return rc;
 }
 

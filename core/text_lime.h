@@ -9,8 +9,9 @@
  * all its positions; without, every word position is a feature. A perturbed text is the
  * raw string with the pieces of the off features removed, or each replaced by mask.
  *
- * Evaluation: every perturbed text is tokenized once and all of them go to
- * xd_model_predict_text in large chunks (padded batches, or equal-length groups). A text
+ * Evaluation: every distinct perturbed text is tokenized once and all of them go to
+ * xd_model_predict_text in large chunks (padded batches, or equal-length groups); a
+ * repeated on/off row takes its first occurrence's outputs. A text
  * left with no tokens is evaluated as the single pad (else unknown) token.
  * Pure computation on caller memory; any thread.
  */

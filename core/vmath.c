@@ -38,6 +38,31 @@ static inline __attribute__((always_inline)) float exp_core(float x) {
   return x > 88.7f ? __builtin_inff() : y;
 }
 
+/* exp_core for x ≤ 0 (or NaN), the arguments of sigmoid and tanh: 2^n with n ≥ −126 is one
+ * normal power of two, so the upper clamp, the split of 2^n and the +inf case go. Same
+ * bits as exp_core: p·2^n is rounded once either way. */
+static inline __attribute__((always_inline)) float expneg_core(float x) {
+  float xc = x < -87.33f ? -87.33f : x;
+  xc = xc == xc ? xc : 0.0f;
+  float t = xc * 1.44269504088896341f + 12582912.0f;
+  float n = t - 12582912.0f;
+  float r = xc - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.0f;
+  int32_t e = ((int32_t)n + 127) << 23;
+  float s;
+  memcpy(&s, &e, sizeof s);
+  float y = p * s;
+  y = x < -87.33f ? 0.0f : y;
+  return x == x ? y : x;
+}
+
 float xd_exp1_f(float x) { return exp_core(x); }
 
 XD_HOT_LOOP void xd_vexp_f(const float *x, float *y, size_t n) {
@@ -46,24 +71,48 @@ XD_HOT_LOOP void xd_vexp_f(const float *x, float *y, size_t n) {
 }
 
 /* 1/(1 + e^−x) for x ≥ 0, e^x/(1 + e^x) below: never e of a large positive number. */
+static inline __attribute__((always_inline)) float sigmoid_core(float v) {
+  float a = v < 0 ? v : -v, e = expneg_core(a), s = 1.0f / (1.0f + e);
+  return v >= 0 ? s : e * s;
+}
+
 XD_HOT_LOOP void xd_vsigmoid_f(const float *x, float *y, size_t n) {
 #pragma GCC ivdep
-  for (size_t i = 0; i < n; i++) {
-    float v = x[i], a = v < 0 ? v : -v, e = exp_core(a), s = 1.0f / (1.0f + e);
-    y[i] = v >= 0 ? s : e * s;
-  }
+  for (size_t i = 0; i < n; i++) y[i] = sigmoid_core(x[i]);
 }
 
 /* tanh: its odd Taylor polynomial to x⁹ below 1/4 (the next term is under 0.2 ulp),
  * (1 − e)/(1 + e) with e = exp(−2|x|) above. */
+static inline __attribute__((always_inline)) float tanh_core(float v) {
+  float a = v < 0 ? -v : v, v2 = v * v;
+  float small = v * (1.0f + v2 * (-1.0f / 3 + v2 * (2.0f / 15 + v2 * (-17.0f / 315 + v2 * (62.0f / 2835)))));
+  float e = expneg_core(-2 * a), t = (1 - e) / (1 + e);
+  t = v < 0 ? -t : t;
+  return a < 0.25f ? small : t;
+}
+
 XD_HOT_LOOP void xd_vtanh_f(const float *x, float *y, size_t n) {
 #pragma GCC ivdep
-  for (size_t i = 0; i < n; i++) {
-    float v = x[i], a = v < 0 ? -v : v, v2 = v * v;
-    float small = v * (1.0f + v2 * (-1.0f / 3 + v2 * (2.0f / 15 + v2 * (-17.0f / 315 + v2 * (62.0f / 2835)))));
-    float e = exp_core(-2 * a), t = (1 - e) / (1 + e);
-    t = v < 0 ? -t : t;
-    y[i] = a < 0.25f ? small : t;
+  for (size_t i = 0; i < n; i++) y[i] = tanh_core(x[i]);
+}
+
+/* A step's activations in one call per step rather than two per batch row: per row, one
+ * loop over z and r (independent sigmoids, which overlap well), then one over the
+ * candidate's tanh, which needs r, and the new state. */
+XD_HOT_LOOP void xd_vgru_step_f(size_t rows, size_t h, float *g, const float *hr, const float *rbh, const float *hp,
+                                float *st, float *hn) {
+  for (size_t i = 0; i < rows; i++) {
+    float *restrict gi = g + i * 3 * h, *restrict si = st + i * h, *restrict ni = hn + i * h;
+    const float *restrict ri = hr + i * 3 * h, *restrict pi = hp + i * h;
+#pragma GCC ivdep
+    for (size_t j = 0; j < 2 * h; j++) gi[j] = sigmoid_core(gi[j] + ri[j]);
+#pragma GCC ivdep
+    for (size_t j = 0; j < h; j++) {
+      float z = gi[j], r = gi[h + j], n = ri[2 * h + j] + rbh[j], c = tanh_core(gi[2 * h + j] + r * n);
+      gi[2 * h + j] = c;
+      si[j] = n;
+      ni[j] = (1 - z) * c + z * pi[j];
+    }
   }
 }
 

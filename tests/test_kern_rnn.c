@@ -25,6 +25,10 @@ static const rnn_case_t rnn_cases[] = {
     {3, 2, 4, 3, 2, 0, 0, 0, 1, 0}, /* bidirectional, no bias */
     {4, 2, 3, 2, 1, 1, 1, 1, 1, 1}, /* reverse */
     {1, 1, 1, 1, 1, 0, 0, 1, 1, 1}, /* one of everything */
+    /* hidden widths the step kernel (F(mm) in core/kern_rnn.inc) takes itself rather than
+     * handing to GEMM; batch 5: a block of 4 rows and one row alone */
+    {3, 5, 4, 32, 2, 0, 1, 1, 1, 0}, /* torch's bidirectional GRU */
+    {3, 5, 2, 16, 1, 1, 0, 1, 0, 1}, /* ONNX default, reverse, no bias */
 };
 
 typedef struct rnn_ctx {
@@ -102,7 +106,7 @@ static void rnn_case_run(const rnn_case_t *k, int lstm, size_t ci) {
     xd_lstm_backward_d(&c.s, c.x, c.w, c.r, c.b, c.p, c.h0, c.c0, c.gy, c.gyh, c.gyc, dx, dw, dr, db, dp, dh0, dc0,
                        c.scr);
   else
-    xd_gru_backward_d(&c.s, c.x, c.w, c.r, c.b, c.h0, c.gy, c.gyh, dx, dw, dr, db, dh0, c.scr);
+    xd_gru_backward_d(&c.s, c.x, c.w, c.r, c.b, c.h0, c.gy, c.gyh, dx, dw, dr, db, dh0, c.scr, 0);
   const char *what = lstm ? "lstm" : "gru";
   CHECK_MSG(fd_check(rnn_loss, &c, c.x, nx, dx, 40) < FD_TOL, "%s case %zu dx", what, ci);
   CHECK_MSG(fd_check(rnn_loss, &c, c.w, nw, dw, 40) < FD_TOL, "%s case %zu dw", what, ci);
@@ -117,7 +121,7 @@ static void rnn_case_run(const rnn_case_t *k, int lstm, size_t ci) {
     xd_lstm_backward_d(&c.s, c.x, c.w, c.r, c.b, c.p, c.h0, c.c0, NULL, c.gyh, NULL, dx2, NULL, NULL, NULL, NULL,
                        NULL, NULL, c.scr);
   else
-    xd_gru_backward_d(&c.s, c.x, c.w, c.r, c.b, c.h0, NULL, c.gyh, dx2, NULL, NULL, NULL, NULL, c.scr);
+    xd_gru_backward_d(&c.s, c.x, c.w, c.r, c.b, c.h0, NULL, c.gyh, dx2, NULL, NULL, NULL, NULL, c.scr, 0);
   for (size_t i = 0; i < nx; i++) dx2[i] -= dx[i];
   double *keep_gy = c.gy, *keep_gyc = c.gyc;
   c.gy = dzeros(c.ny);
@@ -127,6 +131,29 @@ static void rnn_case_run(const rnn_case_t *k, int lstm, size_t ci) {
   xd_free(c.gyc);
   c.gy = keep_gy;
   c.gyc = keep_gyc;
+  if (!lstm) { /* backward from the states the forward left in scratch: the same gradients */
+    rnn_loss(&c);
+    double *ex = dzeros(nx), *ew = dzeros(nw), *er = dzeros(nr), *eb = dzeros(nb), *eh0 = dzeros(c.nh);
+    xd_gru_backward_d(&c.s, c.x, c.w, c.r, c.b, c.h0, c.gy, c.gyh, ex, ew, er, eb, eh0, c.scr, 1);
+    CHECK_MSG(max_rel_diff_dd(ex, dx, nx) < 1e-12, "gru case %zu dx from kept states", ci);
+    CHECK_MSG(max_rel_diff_dd(ew, dw, nw) < 1e-12, "gru case %zu dw from kept states", ci);
+    CHECK_MSG(max_rel_diff_dd(er, dr, nr) < 1e-12, "gru case %zu dr from kept states", ci);
+    if (c.b) CHECK_MSG(max_rel_diff_dd(eb, db, nb) < 1e-12, "gru case %zu db from kept states", ci);
+    if (c.h0) CHECK_MSG(max_rel_diff_dd(eh0, dh0, c.nh) < 1e-12, "gru case %zu dh0 from kept states", ci);
+    float *gyf = fcopy(c.gy, c.ny), *gyhf = fcopy(c.gyh, c.nh), *fx1 = xd_calloc(nx, 4), *fx2 = xd_calloc(nx, 4),
+          *fr1 = xd_calloc(nr, 4), *fr2 = xd_calloc(nr, 4);
+    xd_gru_backward_f(&c.s, xf, wf, rf, bf, h0f, gyf, gyhf, fx1, NULL, fr1, NULL, NULL, sf, 0);
+    xd_gru_forward_f(&c.s, xf, wf, rf, bf, h0f, yf, yhf, sf);
+    xd_gru_backward_f(&c.s, xf, wf, rf, bf, h0f, gyf, gyhf, fx2, NULL, fr2, NULL, NULL, sf, 1);
+    CHECK_MSG(max_rel_diff_fd(fx1, dx, nx) < 1e-4, "gru case %zu float dx", ci);
+    CHECK_MSG(max_rel_diff_fd(fr1, dr, nr) < 1e-4, "gru case %zu float dr", ci);
+    CHECK_MSG(!memcmp(fx1, fx2, nx * 4) && !memcmp(fr1, fr2, nr * 4), "gru case %zu float: kept states, other bits",
+              ci);
+    double *all2[] = {ex, ew, er, eb, eh0};
+    for (size_t i = 0; i < sizeof all2 / sizeof *all2; i++) xd_free(all2[i]);
+    float *all2f[] = {gyf, gyhf, fx1, fx2, fr1, fr2};
+    for (size_t i = 0; i < sizeof all2f / sizeof *all2f; i++) xd_free(all2f[i]);
+  }
   double *all[] = {c.x, c.w, c.r, c.b, c.p, c.h0, c.c0, c.y, c.yh, c.yc, c.gy, c.gyh, c.gyc, c.scr, yn, yhn, ycn,
                    dx, dw, dr, db, dp, dh0, dc0, dx2};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++) xd_free(all[i]);
@@ -140,6 +167,35 @@ TEST(gru_matches_naive_and_fd) {
 
 TEST(lstm_matches_naive_and_fd) {
   for (size_t ci = 0; ci < sizeof rnn_cases / sizeof *rnn_cases; ci++) rnn_case_run(&rnn_cases[ci], 1, ci);
+}
+
+/* X made of a few repeated rows (token embeddings), which the GRU's forward projects once
+ * each: the same outputs as the naive twin, and its backward from the kept states gives
+ * the bits of one that recomputes the forward (projecting X whole). */
+TEST(gru_repeated_rows) {
+  xd_rnn_shape_t s = {5, 6, 4, 32, 2, 0, 1};
+  size_t G = 3 * s.hidden, nx = s.seq * s.batch * s.input, nw = s.ndir * G * s.input, nr = s.ndir * G * s.hidden,
+         nb = s.ndir * 2 * G, ny = s.seq * s.ndir * s.batch * s.hidden, nh = s.ndir * s.batch * s.hidden;
+  double *x = dvec(nx), *w = dvec(nw), *r = dvec(nr), *b = dvec(nb), *yn = dzeros(ny), *yhn = dzeros(nh);
+  for (size_t i = 0; i < s.seq * s.batch; i++) /* rows 0, 1, 2 of three words, over and over */
+    memcpy(x + i * s.input, x + (i * 7 % 3) * s.input, s.input * sizeof *x);
+  xd_gru_forward_d_naive(&s, x, w, r, b, NULL, yn, yhn);
+  size_t nscr = xd_gru_scratch(&s);
+  double *scr = dzeros(nscr), *y = dzeros(ny), *yh = dzeros(nh);
+  xd_gru_forward_d(&s, x, w, r, b, NULL, y, yh, scr);
+  CHECK(max_rel_diff_dd(y, yn, ny) < 1e-13 && max_rel_diff_dd(yh, yhn, nh) < 1e-13);
+  float *xf = fcopy(x, nx), *wf = fcopy(w, nw), *rf = fcopy(r, nr), *bf = fcopy(b, nb), *yf = xd_malloc(ny * 4),
+        *yhf = xd_malloc(nh * 4), *sf = xd_malloc(nscr * 4), *gyhf = fcopy(yn, nh), *d1 = xd_calloc(nx, 4),
+        *d2 = xd_calloc(nx, 4);
+  xd_gru_forward_f(&s, xf, wf, rf, bf, NULL, yf, yhf, sf);
+  CHECK(max_rel_diff_fd(yf, yn, ny) < 1e-5 && max_rel_diff_fd(yhf, yhn, nh) < 1e-5);
+  xd_gru_backward_f(&s, xf, wf, rf, bf, NULL, NULL, gyhf, d1, NULL, NULL, NULL, NULL, sf, 1);
+  xd_gru_backward_f(&s, xf, wf, rf, bf, NULL, NULL, gyhf, d2, NULL, NULL, NULL, NULL, sf, 0);
+  CHECK(!memcmp(d1, d2, nx * 4));
+  double *all[] = {x, w, r, b, yn, yhn, scr, y, yh};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++) xd_free(all[i]);
+  float *allf[] = {xf, wf, rf, bf, yf, yhf, sf, gyhf, d1, d2};
+  for (size_t i = 0; i < sizeof allf / sizeof *allf; i++) xd_free(allf[i]);
 }
 
 TEST(rnn_shape_rejects) {
@@ -156,6 +212,7 @@ int main(void) {
   xd_rng_seed(&rng, 20261203);
   RUN(gru_matches_naive_and_fd);
   RUN(lstm_matches_naive_and_fd);
+  RUN(gru_repeated_rows);
   RUN(rnn_shape_rejects);
   return TEST_REPORT();
 }

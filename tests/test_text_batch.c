@@ -1,6 +1,6 @@
 /* test_text_batch.c — the batched evaluation of perturbed texts (core/text_lime.h's
- * xd_text_words_eval: every text tokenized once, length-sorted padded batches with an
- * attention mask, equal-length groups without) against the row-by-row reference (each
+ * xd_text_words_eval: every distinct text tokenized once, length-sorted padded batches
+ * with an attention mask, equal-length groups without) against the row-by-row reference (each
  * perturbed text rendered, tokenized and predicted alone), and LIME's steps (sample, fit,
  * finish; what a request split over workers runs) against xd_text_lime_explain, and a
  * one-text LIME, SHAP or integrated-gradients request (split over the workers) answered
@@ -87,6 +87,17 @@ TEST(batched_equals_row_by_row) {
       double worst = 0;
       for (size_t i = 0; i < n * K; i++) worst = fmax(worst, fabs(P[i] - Q[i]));
       CHECK_MSG(worst <= 2e-6, "%s mask %d: batched vs row by row differ by %g", models[mi], masked, worst);
+      /* repeated rows (evaluated once) get their first occurrence's outputs */
+      size_t dup = 0, same = 0;
+      for (size_t i = 1; i < n; i++)
+        for (size_t k = 0; k < i; k++)
+          if (!memcmp(Z + i * w.d, Z + k * w.d, w.d)) {
+            dup++;
+            same += !memcmp(P + i * K, P + k * K, K * sizeof *P);
+            break;
+          }
+      CHECK_MSG(dup > 10 && same == dup, "%s mask %d: %zu repeated rows, %zu with their first's outputs", models[mi],
+                masked, dup, same);
       /* slices, as the parts of a split request evaluate them */
       size_t cut[4] = {0, 123, 456, n};
       for (int s = 0; s < 3; s++)

@@ -1,6 +1,7 @@
 /* test_vmath.c — core/vmath.h: the vectorized float exp, sigmoid, tanh and erf against
  * libm in double (ulp bounds), their special values, and that the array form (a
- * vectorized clone) gives the same bits as the scalar form and as an unaligned tail. */
+ * vectorized clone) gives the same bits as the scalar form and as an unaligned tail;
+ * the fused GRU step gives the bits of the separate functions. */
 #include <math.h>
 #include <string.h>
 
@@ -83,9 +84,42 @@ TEST(same_bits) {
   }
 }
 
+/* xd_vgru_step_f: the bits of xd_vsigmoid_f and xd_vtanh_f on the same sums, and the
+ * state update, on rows of h = 20 units (a vector body and a remainder). */
+TEST(gru_step_same_bits) {
+  enum { R = 3, H = 20, G = 3 * H };
+  float g[R * G], g0[R * G], hr[R * G], rbh[H], hp[R * H], st[R * H], hn[R * H];
+  for (size_t i = 0; i < R * G; i++) {
+    g[i] = g0[i] = -6 + 0.21f * (float)(i % 57);
+    hr[i] = 3 - 0.13f * (float)(i % 41);
+  }
+  for (size_t j = 0; j < H; j++) rbh[j] = 0.05f * (float)j - 0.4f;
+  for (size_t i = 0; i < R * H; i++) hp[i] = 0.9f - 0.017f * (float)i;
+  xd_vgru_step_f(R, H, g, hr, rbh, hp, st, hn);
+  int same = 1;
+  for (size_t i = 0; i < R; i++) {
+    float zr[2 * H], c[H];
+    for (size_t j = 0; j < 2 * H; j++) zr[j] = g0[i * G + j] + hr[i * G + j];
+    xd_vsigmoid_f(zr, zr, 2 * H);
+    for (size_t j = 0; j < H; j++) {
+      float n = hr[i * G + 2 * H + j] + rbh[j];
+      same &= memcmp(&n, &st[i * H + j], sizeof n) == 0;
+      c[j] = g0[i * G + 2 * H + j] + zr[H + j] * n;
+    }
+    xd_vtanh_f(c, c, H);
+    same &= memcmp(zr, g + i * G, sizeof zr) == 0 && memcmp(c, g + i * G + 2 * H, sizeof c) == 0;
+    for (size_t j = 0; j < H; j++) {
+      float z = zr[j], want = (1 - z) * c[j] + z * hp[i * H + j];
+      same &= memcmp(&want, &hn[i * H + j], sizeof want) == 0;
+    }
+  }
+  CHECK(same);
+}
+
 int main(void) {
   RUN(accuracy);
   RUN(special_values);
   RUN(same_bits);
+  RUN(gru_step_same_bits);
   return TEST_REPORT();
 }
