@@ -231,7 +231,12 @@ TEST(in_process_order_does_not_matter) {
 
 /* The split gradient and occlusion answers against core/image_explain.c computing every
  * row of the instance in one call (xd_imgx_gradient, xd_imgx_occlusion): the same rows,
- * summed in another order, so equal within 1e-9 relative. */
+ * summed in another order, so the gradients (asked in float64) equal within 1e-9
+ * relative. Occlusion has no precision: its forward is float32, and its rows go through
+ * graph runs of other sizes split than whole; OpenBLAS rounds a row's product
+ * differently with the batch's row count (rows in a partial group of 4, and in the
+ * transposed case others too), so a logit may move by an ulp and the answers agree to
+ * float32's rounding of the probabilities (1e-6 of the largest attribution), no closer. */
 TEST(split_equals_unsplit_within_rounding) {
   for (size_t c = 0; c < 4; c++) {
     char *t = cases[c].decode == xd_occlusion_decode ? body_text(&cases[c]) : body_text_f64(&cases[c]);
@@ -276,8 +281,8 @@ TEST(split_equals_unsplit_within_rounding) {
     char *rt = json_dumps(ref, JSON_COMPACT);
     json_t *got = json_pack("{s:O}", "attributions", json_object_get(ja, "attributions"));
     char *gt = json_dumps(got, JSON_COMPACT);
-    double worst = INFINITY;
-    CHECK_MSG(close_answers(gt, rt, 1e-9, &worst), "%s: split vs one call: worst relative difference %g",
+    double worst = INFINITY, tol = cases[c].decode == xd_occlusion_decode ? 1e-6 : 1e-9;
+    CHECK_MSG(close_answers(gt, rt, tol, &worst), "%s: split vs one call: worst relative difference %g",
               cases[c].name, worst);
     if (c == 0) {
       double d = json_number_value(json_array_get(json_object_get(ja, "convergence_delta"), 0));
@@ -335,8 +340,8 @@ TEST(text_split_equals_unsplit_within_rounding) {
     json_t *ref = json_pack("{s:o}", "attributions", xd_json_chw_test(attr, rows[0].n));
     json_t *got = json_pack("{s:O}", "attributions", json_array_get(json_object_get(ja, "attributions"), 0));
     char *rt = json_dumps(ref, JSON_COMPACT), *gt = json_dumps(got, JSON_COMPACT);
-    double worst = INFINITY;
-    CHECK_MSG(close_answers(gt, rt, 1e-9, &worst), "%s: split vs one call: worst relative difference %g",
+    double worst = INFINITY, tol = cases[c].decode == xd_occlusion_decode ? 1e-6 : 1e-9;
+    CHECK_MSG(close_answers(gt, rt, tol, &worst), "%s: split vs one call: worst relative difference %g",
               cases[c].name, worst);
     double d = json_number_value(json_array_get(json_object_get(ja, "convergence_delta"), 0));
     CHECK_MSG(fabs(d - delta) <= 1e-9 * fmax(1, fabs(delta)) + 1e-12, "text IG delta %g vs %g", d, delta);
