@@ -139,6 +139,7 @@ static const tile_kind_t *pick_kind(int isa, size_t Mo, size_t nq) {
   size_t best_cost = (size_t)-1;
   for (int i = 0; i < CONVD_KINDS && kinds[isa][i].fn; i++) {
     const tile_kind_t *k = &kinds[isa][i];
+    if (k->mb * k->qv * k->vl > CONVD_MAX_TILE || k->qv * k->vl + CONVD_MAX_K > CONVD_TAIL) continue; /* never */
     size_t nv = (nq + k->vl - 1) / k->vl, cost = (Mo + k->mb - 1) / k->mb * k->mb * ((nv + k->qv - 1) / k->qv * k->qv);
     if (cost < best_cost) best = k, best_cost = cost;
   }
