@@ -9,14 +9,9 @@
 /* A fused multiply-add would round once where the default clone rounds twice. */
 #pragma GCC optimize("fp-contract=off")
 
-/* exp(x): n = round(x / ln 2), r = x − n·ln 2 in two parts (Cody–Waite), exp(r) by the
- * degree-6 polynomial of Cephes' expf on [−ln2/2, ln2/2], times 2^n as two exact powers
- * of two built in the exponent bits (2^n alone overflows the bits at n = 128). x is
- * clamped to [−87.33, 88.7]; below −87.33 the answer is 0 (a masked attention score,
- * exp(−10000); the true value would be subnormal), above 88.7 it is +inf. */
-static inline __attribute__((always_inline)) float exp_core(float x) {
-  float xc = x < -87.33f ? -87.33f : x > 88.7f ? 88.7f : x;
-  xc = xc == xc ? xc : 0.0f; /* NaN: no float-to-int conversion of it (undefined); NaN is returned below */
+/* exp's shared middle: n = round(xc / ln 2) (returned in *n) and exp(r) for r = xc − n·ln 2
+ * in two parts (Cody–Waite), by the degree-6 polynomial of Cephes' expf. */
+static inline __attribute__((always_inline)) float exp_reduced(float xc, float *n_out) {
   float t = xc * 1.44269504088896341f + 12582912.0f; /* 1.5·2^23: rounds to an integer */
   float n = t - 12582912.0f;
   float r = xc - n * 0.693359375f;
@@ -27,7 +22,19 @@ static inline __attribute__((always_inline)) float exp_core(float x) {
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
-  p = p * (r * r) + r + 1.0f;
+  *n_out = n;
+  return p * (r * r) + r + 1.0f;
+}
+
+/* exp(x): n = round(x / ln 2), r = x − n·ln 2 in two parts (Cody–Waite), exp(r) by the
+ * degree-6 polynomial of Cephes' expf on [−ln2/2, ln2/2], times 2^n as two exact powers
+ * of two built in the exponent bits (2^n alone overflows the bits at n = 128). x is
+ * clamped to [−87.33, 88.7]; below −87.33 the answer is 0 (a masked attention score,
+ * exp(−10000); the true value would be subnormal), above 88.7 it is +inf. */
+static inline __attribute__((always_inline)) float exp_core(float x) {
+  float xc = x < -87.33f ? -87.33f : x > 88.7f ? 88.7f : x;
+  xc = xc == xc ? xc : 0.0f; /* NaN: no float-to-int conversion of it (undefined); NaN is returned below */
+  float n, p = exp_reduced(xc, &n);
   int32_t ni = (int32_t)n, n1 = ni / 2, e1 = (n1 + 127) << 23, e2 = (ni - n1 + 127) << 23;
   float s1, s2;
   memcpy(&s1, &e1, sizeof s1);
@@ -44,17 +51,7 @@ static inline __attribute__((always_inline)) float exp_core(float x) {
 static inline __attribute__((always_inline)) float expneg_core(float x) {
   float xc = x < -87.33f ? -87.33f : x;
   xc = xc == xc ? xc : 0.0f;
-  float t = xc * 1.44269504088896341f + 12582912.0f;
-  float n = t - 12582912.0f;
-  float r = xc - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * (r * r) + r + 1.0f;
+  float n, p = exp_reduced(xc, &n);
   int32_t e = ((int32_t)n + 127) << 23;
   float s;
   memcpy(&s, &e, sizeof s);
