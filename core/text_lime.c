@@ -152,7 +152,8 @@ size_t xd_text_words_render(const xd_text_words_t *w, const char *text, size_t l
 /* first[i] <- the first row of Z (n, d) equal to row i (i itself when none is). LIME
  * draws few distinct rows where it removes one or two words, or keeps one or two (about
  * a fifth of 5,000 samples on an 18-word text), and a perturbed text's outputs do not
- * depend on the texts evaluated beside it: each is evaluated once. Open addressing on
+ * depend on the texts evaluated beside it (but for float rounding: BLAS may round a row
+ * differently with the batch's size, ~1e-10 of the weights): each is evaluated once. Open addressing on
  * an FNV-1a hash of the row; XD_ENOMEM. */
 static int first_rows(const uint8_t *Z, size_t n, size_t d, size_t *first) {
   size_t cap = 16;
