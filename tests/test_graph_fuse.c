@@ -163,13 +163,14 @@ done:
 
 enum { LN_EXACT, LN_SHARED_MEAN, LN_OTHER_AXIS, LN_POW3, LN_OUTPUT_INTERMEDIATE, LN_SWAPPED_OPERANDS, LN_OPSET18 };
 
-/* x (N, 3, 4) -> LayerNorm chain -> y; variant v changes one thing. */
-static void ln_chain(gb_t *b, int v) {
+/* x (N, 3, W) -> LayerNorm chain -> y; variant v changes one thing. */
+static void ln_chain_w(gb_t *b, int v, int64_t W) {
   gb_init(b, v == LN_OPSET18 ? 18 : 13);
-  gb_input(b, "x", GB_FLOAT, 3, X3);
-  static const float gamma[4] = {1.5f, -0.5f, 0.75f, 2}, beta[4] = {0.1f, 0.2f, -0.3f, 0.4f};
-  gb_init_f(b, "gamma", 1, (int64_t[]){4}, gamma);
-  gb_init_f(b, "beta", 1, (int64_t[]){4}, beta);
+  gb_input(b, "x", GB_FLOAT, 3, (int64_t[]){-1, 3, W});
+  float gamma[512], beta[512];
+  for (int64_t j = 0; j < W && j < 512; j++) gamma[j] = (float)(1.5 * cos(0.9 * (double)j)), beta[j] = (float)(0.3 * sin((double)j));
+  gb_init_f(b, "gamma", 1, (int64_t[]){W}, gamma);
+  gb_init_f(b, "beta", 1, (int64_t[]){W}, beta);
   gb_init_f(b, "two", 0, NULL, (float[]){v == LN_POW3 ? 3.0f : 2.0f});
   gb_init_f(b, "eps", 0, NULL, (float[]){1e-5f});
   Onnx__NodeProto *r1, *r2;
@@ -195,12 +196,14 @@ static void ln_chain(gb_t *b, int v) {
   if (v == LN_OUTPUT_INTERMEDIATE) gb_output(b, "n");
 }
 
+static void ln_chain(gb_t *b, int v) { ln_chain_w(b, v, 4); }
+
 enum { GE_EXACT, GE_SWAPPED, GE_WRONG_ROOT, GE_HALF_WRONG, GE_ERF_SHARED };
 
-/* x (N, 3, 4) -> GELU chain -> y. */
-static void gelu_chain(gb_t *b, int v) {
+/* x (N, 3, W) -> GELU chain -> y. */
+static void gelu_chain_w(gb_t *b, int v, int64_t W) {
   gb_init(b, 13);
-  gb_input(b, "x", GB_FLOAT, 3, X3);
+  gb_input(b, "x", GB_FLOAT, 3, (int64_t[]){-1, 3, W});
   gb_init_f(b, "rt2", 0, NULL, (float[]){v == GE_WRONG_ROOT ? 1.5f : 1.4142135381698608f});
   gb_init_f(b, "one", 0, NULL, (float[]){1});
   gb_init_f(b, "half", 0, NULL, (float[]){v == GE_HALF_WRONG ? 0.25f : 0.5f});
@@ -213,8 +216,10 @@ static void gelu_chain(gb_t *b, int v) {
   gb_output(b, "y");
 }
 
+static void gelu_chain(gb_t *b, int v) { gelu_chain_w(b, v, 4); }
+
 /* Loads b's graph as written and fused; checks the fused count and equal outputs (every
- * output) and gradients at x, in double. */
+ * output) and gradients at x, in double and in float. */
 static void same_answers(gb_t *b, const char *what, const char *op, size_t want_fused) {
   size_t len;
   uint8_t *bytes = gb_pack(b, &len);
@@ -227,26 +232,30 @@ static void same_answers(gb_t *b, const char *what, const char *op, size_t want_
   inputs_t in;
   rng_state = 777;
   make_inputs(a, &in, 0, 0);
+  size_t nx = xd_tensor_numel(&in.t[0]);
   for (size_t o = 0; o < xd_graph_n_outputs(a); o++) {
     const char *name = xd_graph_output(a, o)->name;
     size_t row = row_size(a, &in, name);
     CHECK(row > 0 && row == row_size(f, &in, name));
     double *ya = calloc(N_BATCH * row, 8), *yf = calloc(N_BATCH * row, 8);
-    double *ga = calloc(N_BATCH * 12, 8), *gf = calloc(N_BATCH * 12, 8), *seed = calloc(N_BATCH * row, 8);
+    double *ga = calloc(nx, 8), *gf = calloc(nx, 8), *seed = calloc(N_BATCH * row, 8);
     for (size_t i = 0; i < N_BATCH * row; i++) seed[i] = sin(1.0 + (double)i);
-    for (int v = 0; v < 2; v++) {
-      xd_graph_run_t r = {.inputs = in.t, .precision = XD_DT_F64, .output = name, .out = v ? yf : ya,
-                          .wrt = "x", .grad = v ? gf : ga, .seed = seed};
-      xd_error_t err;
-      CHECK_MSG(xd_graph_run(v ? f : a, &r, &err) == XD_OK, "%s: %s", what, err.text);
+    for (int prec = 0; prec < 2; prec++) {
+      for (int v = 0; v < 2; v++) {
+        xd_graph_run_t r = {.inputs = in.t, .precision = prec ? XD_DT_F64 : XD_DT_F32, .output = name,
+                            .out = v ? yf : ya, .wrt = "x", .grad = v ? gf : ga, .seed = seed};
+        xd_error_t err;
+        CHECK_MSG(xd_graph_run(v ? f : a, &r, &err) == XD_OK, "%s: %s", what, err.text);
+      }
+      double dy = 0, dg = 0;
+      for (size_t i = 0; i < N_BATCH * row; i++) dy = fmax(dy, fabs(ya[i] - yf[i]));
+      for (size_t i = 0; i < nx; i++) dg = fmax(dg, fabs(ga[i] - gf[i]));
+      /* left as written: the same graph, the same numbers; fused: within the float
+       * rounding of the chain's constants (sqrt 2) in double, of float in float */
+      double tol = !want_fused ? 0 : prec ? 1e-7 : 2e-5;
+      CHECK_MSG(dy <= tol && dg <= tol, "%s output %s, %s: values differ by %g, gradients by %g", what, name,
+                prec ? "double" : "float", dy, dg);
     }
-    double dy = 0, dg = 0;
-    for (size_t i = 0; i < N_BATCH * row; i++) dy = fmax(dy, fabs(ya[i] - yf[i]));
-    for (size_t i = 0; i < N_BATCH * 12; i++) dg = fmax(dg, fabs(ga[i] - gf[i]));
-    /* left as written: the same graph, the same numbers; fused: within the float
-     * rounding of the chain's constants (sqrt 2) */
-    double tol = want_fused ? 1e-7 : 0;
-    CHECK_MSG(dy <= tol && dg <= tol, "%s output %s: values differ by %g, gradients by %g", what, name, dy, dg);
     free(ya), free(yf), free(ga), free(gf), free(seed);
   }
   free_inputs(&in);
@@ -302,11 +311,30 @@ TEST(gelu_chains) {
   }
 }
 
+/* Rows of other widths: the LayerNorm kernel's partial sums with a tail (not a multiple of
+ * four), and Gelu's float blocks of 256 with a tail. */
+TEST(other_widths) {
+  static const int64_t widths[] = {1, 7, 37, 300};
+  for (size_t k = 0; k < sizeof widths / sizeof *widths; k++) {
+    char what[64];
+    gb_t b;
+    snprintf(what, sizeof what, "layernorm width %lld", (long long)widths[k]);
+    ln_chain_w(&b, LN_EXACT, widths[k]);
+    same_answers(&b, what, "LayerNormalization", 1);
+    gb_free(&b);
+    snprintf(what, sizeof what, "gelu width %lld", (long long)widths[k]);
+    gelu_chain_w(&b, GE_EXACT, widths[k]);
+    same_answers(&b, what, "Gelu", 1);
+    gb_free(&b);
+  }
+}
+
 int main(void) {
   RUN(bert_chains_become_layernorm_and_gelu);
   RUN(bert_fused_answers_equal_unfused);
   RUN(layernorm_exact_chains_fuse);
   RUN(layernorm_near_misses_stay);
   RUN(gelu_chains);
+  RUN(other_widths);
   return TEST_REPORT();
 }
