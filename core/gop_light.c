@@ -623,6 +623,32 @@ static int unary_infer(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gop_e
     }                                                                                    \
   } while (0)
 
+/* Gelu's erf form in float with the vectorized erf and exp (core/vmath.h), as the Erf
+ * node of a decomposed GELU has them: one scalar double erf per element cost more than the
+ * matrix product before it. Forward: y = 0.5·x·(1 + erf(x/√2)). */
+XD_VEC_LOOP static void gelu_erf_f(const float *restrict x, float *restrict y, size_t n) {
+  for (size_t i = 0; i < n; i++) y[i] = x[i] * (float)M_SQRT1_2;
+  xd_verf_f(y, y, n);
+  for (size_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1 + y[i]);
+}
+
+/* d += g·(0.5·(1 + erf(x/√2)) + x·φ(x)), in blocks with the erf and exp on the stack. */
+XD_VEC_LOOP static void gelu_erf_bwd_f(const float *restrict x, const float *restrict g, float *restrict d, size_t n) {
+  float e[256], q[256];
+  for (size_t i0 = 0; i0 < n; i0 += 256) {
+    size_t m = n - i0 < 256 ? n - i0 : 256;
+    const float *xb = x + i0;
+    for (size_t i = 0; i < m; i++) {
+      e[i] = xb[i] * (float)M_SQRT1_2;
+      q[i] = -0.5f * xb[i] * xb[i];
+    }
+    xd_verf_f(e, e, m);
+    xd_vexp_f(q, q, m);
+    for (size_t i = 0; i < m; i++)
+      d[i0 + i] += g[i0 + i] * (0.5f * (1 + e[i]) + xb[i] * q[i] * 0.3989422804014327f);
+  }
+}
+
 static void clip_bounds(const unary_p *p, const xd_gnode_t *nd, xd_gtv_t in, double *lo, double *hi) {
   *lo = p->lo;
   *hi = p->hi;
@@ -644,6 +670,8 @@ static int unary_forward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, void *
   } else if (p->code == U_IDENT) {
     memcpy(y->data, x->data, xd_tensor_bytes(x));
     if (nd->n_out > 1) memset(out[1]->data, 1, n);
+  } else if (x->dtype == XD_DT_F32 && p->code == U_GELU && !p->tanh_form) {
+    gelu_erf_f(x->data, y->data, n);
   } else if (x->dtype == XD_DT_F32 && (p->code == U_ERF || p->code == U_TANH || p->code == U_SIGMOID ||
                                         p->code == U_EXP)) { /* vectorized (core/vmath.h) */
     (p->code == U_ERF ? xd_verf_f : p->code == U_TANH ? xd_vtanh_f : p->code == U_SIGMOID ? xd_vsigmoid_f : xd_vexp_f)(
@@ -673,6 +701,10 @@ static int unary_backward(const xd_gnode_t *nd, xd_gtv_t in, xd_gtv_t out, xd_gt
   }
   if (p->code == U_RELU && in[0]->dtype == XD_DT_F64) {
     relu_bwd_d(in[0]->data, dout[0]->data, din[0]->data, n);
+    return XD_OK;
+  }
+  if (p->code == U_GELU && !p->tanh_form && in[0]->dtype == XD_DT_F32) {
+    gelu_erf_bwd_f(in[0]->data, dout[0]->data, din[0]->data, n);
     return XD_OK;
   }
   /* T is the run's float type (gop.h); transcendental derivatives in double */

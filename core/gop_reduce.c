@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/gop.h"
+#include "core/gop_reduce.h"
 #include "core/hotloop.h"
 
 #define MAXR XD_TENSOR_MAX_RANK
@@ -235,3 +236,21 @@ const xd_gop_t xd_gop_reduce_rows[] = {
     RED("ReduceMin"),
     {.name = NULL},
 };
+
+/* ---- for load-time rewrites (gop_reduce.h) ------------------------------------------------- */
+
+int xd_gop_reduce_is_mean_last(const xd_gnode_t *nd, const xd_tensor_t *axes_in, size_t rank) {
+  if (!nd->op || strcmp(nd->op->name, "ReduceMean") != 0 || rank == 0) return 0;
+  const reduce_p *p = (const reduce_p *)nd->params;
+  if (!p->keepdims) return 0;
+  size_t na = p->naxes;
+  int64_t ax = na ? p->axes[0] : 0;
+  if (p->from_input) {
+    if (nd->n_in < 2 || nd->in[1] < 0 || !axes_in || !axes_in->data || axes_in->dtype != XD_DT_I64) return 0;
+    na = xd_tensor_numel(axes_in);
+    if (na == 1) ax = xd_tensor_get_i(axes_in, 0);
+  } else if (nd->n_in > 1 && nd->in[1] >= 0) {
+    return 0; /* an axes input the opset does not read: not the plain form */
+  }
+  return na == 1 && (ax == -1 || ax == (int64_t)rank - 1);
+}

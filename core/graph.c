@@ -422,7 +422,7 @@ static int fold_static_shapes(xd_graph_t *g, size_t *n, xd_error_t *err) {
   return XD_OK;
 }
 
-int xd_graph__finish(xd_graph_t *g, int check_rows, xd_error_t *err) {
+int xd_graph__finish(xd_graph_t *g, int flags, xd_error_t *err) {
   int rc = toposort(g, err);
   if (rc == XD_OK) rc = fold_constants(g, err);
   if (rc == XD_OK) rc = describe(g, err);
@@ -432,7 +432,10 @@ int xd_graph__finish(xd_graph_t *g, int check_rows, xd_error_t *err) {
     rc = fold_constants(g, err);
     if (rc == XD_OK) rc = describe(g, err);
   }
-  if (rc == XD_OK && check_rows) rc = rows_independent(g, err);
+  size_t nfused = 0; /* the shapes are known now: fuse, then describe what is left */
+  if (rc == XD_OK && !(flags & XD_GRAPH__NO_FUSE)) rc = xd_graph__fuse(g, &nfused, err);
+  if (rc == XD_OK && nfused) rc = describe(g, err);
+  if (rc == XD_OK && (flags & XD_GRAPH__CHECK_ROWS)) rc = rows_independent(g, err);
   if (rc != XD_OK) return rc;
   g->layer = xd_calloc(g->nt + 1, sizeof *g->layer);
   if (!g->layer) return xd_error_set(err, XD_ENOMEM, "onnx", "out of memory");

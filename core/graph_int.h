@@ -54,13 +54,25 @@ struct xd_graph {
 /* graph.c */
 int32_t xd_graph__lookup(const xd_graph_t *g, const char *name); /* -1 when absent */
 int xd_graph__names_build(xd_graph_t *g, xd_error_t *err); /* XD_OK, XD_EFORMAT (a name twice), XD_ENOMEM */
+/* Load flags (0: neither). */
+#define XD_GRAPH__CHECK_ROWS 1 /* check that the rows of a batch do not interact */
+#define XD_GRAPH__NO_FUSE 2    /* keep LayerNorm and GELU chains as written (graph_fuse.c) */
 /* Sorts g's nodes topologically, checks every input is defined, rejects cycles, folds
- * constant nodes, probes the shapes (infos, symbols, batch axes, final op) and, when
- * check_rows, that the rows of a batch do not interact. */
-int xd_graph__finish(xd_graph_t *g, int check_rows, xd_error_t *err);
-/* xd_graph_from_onnx, with the check that rows do not interact optional (check_rows 0:
- * operator tests that run graphs as ONNX Runtime would, never in batches). */
-int xd_graph__load(const void *bytes, size_t len, int check_rows, xd_graph_t **out, xd_error_t *err);
+ * constant nodes, probes the shapes (infos, symbols, batch axes, final op), fuses
+ * LayerNorm and GELU chains unless XD_GRAPH__NO_FUSE, and with XD_GRAPH__CHECK_ROWS
+ * checks that the rows of a batch do not interact. */
+int xd_graph__finish(xd_graph_t *g, int flags, xd_error_t *err);
+/* xd_graph_from_onnx (which passes XD_GRAPH__CHECK_ROWS) with the flags given: without
+ * the rows check, operator tests run graphs as ONNX Runtime would, never in batches;
+ * XD_GRAPH__NO_FUSE: tests compare the fused graph with the one as written. */
+int xd_graph__load(const void *bytes, size_t len, int flags, xd_graph_t **out, xd_error_t *err);
+
+/* graph_fuse.c: rewrites each exact decomposed LayerNorm chain into one
+ * LayerNormalization node and each decomposed GELU (erf form) into one Gelu node, after
+ * the first description of shapes; the chains' intermediate tensors are dropped (tensor
+ * ids renumbered, names rebuilt). *nfused: chains rewritten (the caller then describes
+ * the graph again). XD_OK or XD_ENOMEM. */
+int xd_graph__fuse(xd_graph_t *g, size_t *nfused, xd_error_t *err);
 /* Sets err for node nd: field "onnx", text "nodes[12] (Conv 'conv1'): ...". */
 int xd_graph__node_fail(xd_error_t *err, const xd_gnode_t *nd, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -19,4 +19,12 @@
 #define XD_HOT_LOOP /* clang vectorizes at -O2 and has no optimize attribute */
 #endif
 
+/* Loops with a multiply then an add that an FMA would fuse (different bits on AVX2
+ * machines): vectorized for the baseline (SSE2, which has no FMA) only, never cloned. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define XD_VEC_LOOP __attribute__((optimize("tree-vectorize", "no-tree-loop-distribute-patterns")))
+#else
+#define XD_VEC_LOOP
+#endif
+
 #endif

@@ -10,6 +10,7 @@
 
 #include <math.h>
 
+#include "core/hotloop.h"
 #include "core/vmath.h"
 
 #define T float

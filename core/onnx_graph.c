@@ -157,7 +157,7 @@ static int constant_attr(const Onnx__AttributeProto *a, xd_tensor_t *t, double *
 
 typedef struct build {
   xd_graph_t *g;
-  int check_rows;
+  int flags; /* XD_GRAPH__CHECK_ROWS, XD_GRAPH__NO_FUSE */
   size_t cap_t;
   xd_error_t *err;
 } build_t;
@@ -450,14 +450,14 @@ static int build(build_t *b, const Onnx__ModelProto *m) {
       return gfail(b->err, XD_EFORMAT, "graph output '%.80s' is not computed by any node", str(gp->output[i]->name));
     g->out[g->n_out++] = id;
   }
-  return xd_graph__finish(g, b->check_rows, b->err);
+  return xd_graph__finish(g, b->flags, b->err);
 }
 
 int xd_graph_from_onnx(const void *bytes, size_t len, xd_graph_t **out, xd_error_t *err) {
-  return xd_graph__load(bytes, len, 1, out, err);
+  return xd_graph__load(bytes, len, XD_GRAPH__CHECK_ROWS, out, err);
 }
 
-int xd_graph__load(const void *bytes, size_t len, int check_rows, xd_graph_t **out, xd_error_t *err) {
+int xd_graph__load(const void *bytes, size_t len, int flags, xd_graph_t **out, xd_error_t *err) {
   *out = NULL;
   Onnx__ModelProto *m;
   int rc = xd_onnx__read(bytes, len, &m, err);
@@ -467,7 +467,7 @@ int xd_graph__load(const void *bytes, size_t len, int check_rows, xd_graph_t **o
     xd_onnx__release(m);
     return gfail(err, XD_ENOMEM, "out of memory");
   }
-  build_t b = {.g = g, .err = err, .check_rows = check_rows};
+  build_t b = {.g = g, .err = err, .flags = flags};
   g->fold_budget = ((size_t)64 << 20) + 4 * len; /* folded constants: a few times what the file holds */
   rc = build(&b, m);
   xd_onnx__release(m);
