@@ -1,7 +1,11 @@
 /* kern_conv.c — ONNX Conv and ConvTranspose, forward and backward: im2col + GEMM, and a
  * direct-loop twin.
  *
- * The fast path lowers each group of each image to one matrix product: the input patch
+ * Float convolutions with stride 1, one group and dilation 1 go to the register-blocked
+ * direct kernel instead (core/kern_conv_direct.c, forward and input gradient); the rest,
+ * double, and the weight gradient take the lowering below.
+ *
+ * The lowering turns each group of each image into one matrix product: the input patch
  * under every kernel position is copied into a column matrix col (C/group·ksp, osp)
  * (im2col), and y_g (M/group, osp) = w_g (M/group, C/group·ksp) · col. When the output of
  * one image is small, several images share one column matrix (nb·osp columns) so that
